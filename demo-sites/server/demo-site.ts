@@ -1,0 +1,72 @@
+import { readFileSync } from 'node:fs'
+import path from 'node:path'
+import { serveStatic } from '@hono/node-server/serve-static'
+import { Hono } from 'hono'
+import { createPassportClient } from './passport-client.ts'
+
+export interface DemoSiteOptions {
+  id: string
+  /** Public origin of this site, e.g. http://news.localhost:8081. */
+  origin: string
+  /** Public origin of the passport (what browsers load). */
+  passportOrigin: string
+  /** Where this backend reaches the passport (Node does not resolve *.localhost). */
+  passportInternalUrl: string
+  clientSecret: string
+  authkey: string
+  /** How the page loads the SDK: the one-line script tag, or the ES module bundled into the page. */
+  sdk: 'script' | 'module'
+  /** Built pages (vite output: dist/sites). */
+  distDir: string
+}
+
+function escapeAttr(value: string): string {
+  return value.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`)
+}
+
+/**
+ * A demo site's own small backend: serves its page and `GET /api/me`, which turns the
+ * passport token into a user through the passport's introspection endpoint.
+ */
+export function createDemoSiteApp(options: DemoSiteOptions): Hono {
+  const app = new Hono()
+  const passport = createPassportClient({
+    internalUrl: options.passportInternalUrl,
+    clientId: options.id,
+    clientSecret: options.clientSecret,
+  })
+  const template = readFileSync(path.join(options.distDir, options.id, 'index.html'), 'utf8')
+  const sdkTags =
+    options.sdk === 'script'
+      ? `<script src="${escapeAttr(options.passportOrigin)}/passport.js" data-authkey="${escapeAttr(options.authkey)}"></script>`
+      : `<meta name="passport-origin" content="${escapeAttr(options.passportOrigin)}"><meta name="passport-authkey" content="${escapeAttr(options.authkey)}">`
+  const page = template.replace('<!-- passport-sdk -->', sdkTags)
+  const csp = [
+    "default-src 'self'",
+    `script-src 'self' ${options.passportOrigin}`,
+    `frame-src ${options.passportOrigin}`,
+    "connect-src 'self'",
+    "img-src 'self' data:",
+    "frame-ancestors 'none'",
+    "base-uri 'none'",
+  ].join('; ')
+
+  app.get('/', (c) => {
+    c.header('Content-Security-Policy', csp)
+    c.header('Cache-Control', 'no-store')
+    c.header('Link', `<${options.passportOrigin}>; rel=preconnect`)
+    return c.html(page)
+  })
+  app.use('/assets/*', serveStatic({ root: options.distDir }))
+
+  app.get('/api/me', async (c) => {
+    c.header('Cache-Control', 'no-store')
+    const auth = c.req.header('Authorization') ?? ''
+    const token = auth.startsWith('Bearer ') ? auth.slice(7) : ''
+    if (!token) return c.json({ error: 'invalid_token', reason: 'missing' }, 401)
+    const result = await passport.verify(token)
+    if (!result.active) return c.json({ error: 'invalid_token', reason: result.reason }, 401)
+    return c.json({ user: result.username, name: result.name, sub: result.sub })
+  })
+  return app
+}

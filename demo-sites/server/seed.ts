@@ -1,0 +1,33 @@
+import { hashPassword } from '../../passport-server/src/auth/password.ts'
+import type { AppDeps } from '../../passport-server/src/deps.ts'
+import { ensureSite, type RegisteredSite } from '../../passport-server/src/services/registry.ts'
+
+export const DEMO_USERS = [
+  { username: 'alice', name: 'Alice', password: 'alice-password-1' },
+  { username: 'bob', name: 'Bob', password: 'bob-password-1' },
+] as const
+
+/**
+ * Demo data, created by `npm start` only (the production start creates none): two users and
+ * the two demo sites. Each start gives the sites fresh client secrets, handed to their
+ * backends in memory; nothing secret is written anywhere but the store (as hashes).
+ */
+export async function seedDemo(
+  deps: AppDeps,
+  sites: { news: string; shop: string },
+): Promise<{ news: RegisteredSite; shop: RegisteredSite }> {
+  for (const user of DEMO_USERS) {
+    if (await deps.store.users.findByUsername(user.username)) continue
+    await deps.store.users.create({
+      id: `u_${crypto.randomUUID()}`,
+      username: user.username,
+      name: user.name,
+      passwordHash: await hashPassword(user.password, deps.config.scryptCost),
+      createdAt: deps.clock.now(),
+    })
+  }
+  return {
+    news: await ensureSite(deps, { id: 'news', name: 'News', origins: [sites.news] }),
+    shop: await ensureSite(deps, { id: 'shop', name: 'Shop', origins: [sites.shop] }),
+  }
+}

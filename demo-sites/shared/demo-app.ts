@@ -1,0 +1,78 @@
+import type { EndReason, Passport, PassportState } from '../../passport-frame/src/embed/index.ts'
+
+/** What a demo site tells its user when a sign-in ends. */
+export const SIGNED_OUT_MESSAGES: Record<EndReason, string> = {
+  replaced: 'You were signed out because your account signed in on another device.',
+  signed_out: 'You were signed out on another site.',
+  expired: 'Your session timed out.',
+  revoked: 'Your sign-in was revoked.',
+  unknown: 'You were signed out.',
+}
+
+interface Me {
+  user: string
+  name: string
+}
+
+/**
+ * The demo page: asks the SDK for the site-bound token, asks its own backend who that is, and
+ * shows "Signed in as …" or a "Sign in" button. All text goes through textContent.
+ */
+export function mountDemo(passport: Passport, root: HTMLElement): void {
+  const status = document.createElement('p')
+  status.id = 'status'
+  status.setAttribute('role', 'status')
+  const message = document.createElement('p')
+  message.id = 'message'
+  message.className = 'message'
+  const button = document.createElement('button')
+  button.type = 'button'
+  root.replaceChildren(status, message, button)
+
+  let signedOutLocally = false
+  const showSignedOut = (reason: EndReason | null) => {
+    status.textContent = 'You are not signed in.'
+    message.textContent = signedOutLocally ? 'You signed out.' : reason ? SIGNED_OUT_MESSAGES[reason] : ''
+    message.hidden = message.textContent === ''
+    button.textContent = 'Sign in'
+    button.onclick = () => void passport.login()
+    button.disabled = false
+  }
+  const showSignedIn = (me: Me) => {
+    status.textContent = `Signed in as ${me.user}`
+    message.textContent = `Welcome back, ${me.name}.`
+    message.hidden = false
+    button.textContent = 'Sign out'
+    button.disabled = false
+    button.onclick = async () => {
+      button.disabled = true
+      signedOutLocally = true
+      await passport.logout().catch(() => undefined)
+    }
+  }
+
+  let generation = 0
+  const refresh = async (state: PassportState) => {
+    const mine = ++generation
+    if (state.status === 'loading') {
+      status.textContent = 'Checking your sign-in…'
+      return
+    }
+    if (state.status === 'signed_out') return showSignedOut(state.reason)
+    let token: string
+    try {
+      token = await passport.getToken()
+    } catch {
+      return // the SDK moved to signed_out and told onChange
+    }
+    const res = await fetch('/api/me', { headers: { Authorization: `Bearer ${token}` } })
+    if (mine !== generation) return
+    if (res.ok) return showSignedIn((await res.json()) as Me)
+    // Our backend says no: ask the passport why (it also drops the dead token and emits the change).
+    const check = await passport.check().catch(() => null)
+    if (check?.valid) showSignedOut(null)
+  }
+
+  passport.onChange((state) => void refresh(state))
+  void refresh(passport.state)
+}

@@ -1,0 +1,10 @@
+import { createPassport } from '../../passport-frame/src/embed/index.ts'
+import { mountDemo } from '../shared/demo-app.ts'
+
+// Shop uses the SDK as an ES module, bundled into its own page script.
+const meta = (name: string) => document.querySelector<HTMLMetaElement>(`meta[name="${name}"]`)?.content ?? ''
+const passport = createPassport({
+  authkey: meta('passport-authkey'),
+  passportOrigin: meta('passport-origin'),
+})
+mountDemo(passport, document.getElementById('app') as HTMLElement)

@@ -1,0 +1,111 @@
+import path from 'node:path'
+import { serve } from '@hono/node-server'
+import { resolveConfig } from '../passport-server/src/config.ts'
+import { consoleLogger, silentLogger } from '../passport-server/src/deps.ts'
+import { createDeps, listen, type PassportServer } from '../passport-server/src/server.ts'
+import { createDemoSiteApp } from './server/demo-site.ts'
+import { createHostileSiteApp } from './server/hostile-site.ts'
+import { DEMO_USERS, seedDemo } from './server/seed.ts'
+
+const root = path.resolve(import.meta.dirname, '..')
+
+export interface DemoPorts {
+  passport: number
+  news: number
+  shop: number
+  /** evil.localhost, for tests; not started when undefined. */
+  evil?: number
+}
+
+export interface RunningDemo {
+  urls: { passport: string; news: string; shop: string; evil?: string }
+  passport: PassportServer
+  close(): Promise<void>
+}
+
+function listenApp(fetch: (req: Request) => Response | Promise<Response>, port: number) {
+  return new Promise<ReturnType<typeof serve>>((resolve) => {
+    const server = serve({ fetch, port, hostname: '127.0.0.1' }, () => resolve(server))
+  })
+}
+
+/** The passport and the demo sites in one process, each on its own port and hostname. */
+export async function startDemo(input: {
+  ports: DemoPorts
+  dataDir: string
+  quiet?: boolean
+}): Promise<RunningDemo> {
+  const { ports } = input
+  const urls = {
+    passport: `http://passport.localhost:${ports.passport}`,
+    news: `http://news.localhost:${ports.news}`,
+    shop: `http://shop.localhost:${ports.shop}`,
+    ...(ports.evil ? { evil: `http://evil.localhost:${ports.evil}` } : {}),
+  }
+  const config = resolveConfig({ issuer: urls.passport, assetsDir: path.join(root, 'dist/passport') })
+  const deps = await createDeps({
+    config,
+    storeFile: path.join(input.dataDir, 'passport.sqlite'),
+    log: input.quiet ? silentLogger : consoleLogger,
+  })
+  const seeded = await seedDemo(deps, { news: urls.news, shop: urls.shop })
+  const passport = await listen(deps, ports.passport, '127.0.0.1')
+  const distDir = path.join(root, 'dist/sites')
+  const site = (id: 'news' | 'shop', sdk: 'script' | 'module') =>
+    createDemoSiteApp({
+      id,
+      origin: urls[id],
+      passportOrigin: urls.passport,
+      passportInternalUrl: passport.internalUrl,
+      clientSecret: seeded[id].clientSecret,
+      authkey: seeded[id].authkey,
+      sdk,
+      distDir,
+    })
+  const servers = [
+    await listenApp(site('news', 'script').fetch, ports.news),
+    await listenApp(site('shop', 'module').fetch, ports.shop),
+  ]
+  if (ports.evil) {
+    const hostile = createHostileSiteApp({
+      passportOrigin: urls.passport,
+      newsAuthkey: seeded.news.authkey,
+      distDir,
+    })
+    servers.push(await listenApp(hostile.fetch, ports.evil))
+  }
+  return {
+    urls,
+    passport,
+    close: async () => {
+      for (const s of servers) s.close()
+      await passport.close()
+    },
+  }
+}
+
+if (import.meta.main) {
+  const env = process.env
+  const demo = await startDemo({
+    ports: {
+      passport: Number(env.PASSPORT_PORT ?? 8080),
+      news: Number(env.NEWS_PORT ?? 8081),
+      shop: Number(env.SHOP_PORT ?? 8082),
+      ...(env.EVIL_PORT ? { evil: Number(env.EVIL_PORT) } : {}),
+    },
+    dataDir: path.resolve(env.PASSPORT_DATA_DIR ?? 'data'),
+    quiet: env.PASSPORT_QUIET === '1',
+  })
+  console.log(`
+Passport demo is up:
+  passport  ${demo.urls.passport}
+  News      ${demo.urls.news}
+  Shop      ${demo.urls.shop}${demo.urls.evil ? `\n  evil      ${demo.urls.evil}` : ''}
+
+Demo users: ${DEMO_USERS.map((u) => `${u.username} / ${u.password}`).join(', ')}
+Open News, sign in, then open Shop. Ctrl-C stops.
+`)
+  const stop = () => void demo.close().then(() => process.exit(0))
+  process.on('SIGINT', stop)
+  process.on('SIGTERM', stop)
+}

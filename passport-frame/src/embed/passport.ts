@@ -1,0 +1,256 @@
+import { readAuthkeySite } from '../protocol/authkey-hint.ts'
+import { type EndReason, isEndReason } from '../protocol/codes.ts'
+import type { FrameReply } from '../protocol/messages.ts'
+import { parseExactOrigin } from '../protocol/origins.ts'
+import { createFrameClient, type FrameClient, PassportClientError } from './frame-client.ts'
+import { createHintStore } from './hint.ts'
+import { pkceChallenge, randomToken } from './pkce.ts'
+
+export { PassportClientError }
+
+export interface PassportOptions {
+  /** The site's authkey, as printed by `passport site add`. */
+  authkey: string
+  /** Origin of the passport server, e.g. `https://passport.example.com`. */
+  passportOrigin: string
+  /** Registered redirect URI the passport returns to. Default: this origin + `/`. */
+  redirectUri?: string
+  /** Leave silently for the passport when this site has no sign-in yet. Default true. */
+  silent?: boolean
+  /** After a silent attempt found no sign-in, wait this long before another. Default 60. */
+  silentRetrySeconds?: number
+}
+
+export type PassportState =
+  | { status: 'loading' }
+  | { status: 'signed_in'; expiresAt: number }
+  | { status: 'signed_out'; reason: EndReason | null }
+
+export interface CheckResult {
+  valid: boolean
+  reason: EndReason | null
+  expiresAt: number | null
+  serverTime: number
+}
+
+export interface Passport {
+  readonly siteId: string
+  /** The current state; `ready` resolves once it is no longer `loading`. */
+  readonly state: PassportState
+  readonly ready: Promise<PassportState>
+  /** The site-bound token for this site. Rejects with `PassportClientError` (`login_required`, …). */
+  getToken(): Promise<string>
+  /** Asks the passport whether the current token is still valid, and why not. */
+  check(): Promise<CheckResult>
+  /** Goes to the passport sign-in page; comes back signed in. */
+  login(): Promise<never>
+  /** Ends the passport session (on every site) and forgets the token here. */
+  logout(): Promise<void>
+  /** Called on every state change; returns an unsubscribe function. */
+  onChange(listener: (state: PassportState) => void): () => void
+  destroy(): void
+}
+
+/**
+ * Connects a page to the passport.
+ *
+ * @example
+ * const passport = createPassport({ authkey, passportOrigin: 'https://passport.example.com' })
+ * passport.onChange((state) => render(state))
+ * const token = await passport.getToken() // send it to your backend
+ */
+export function createPassport(options: PassportOptions): Passport {
+  const siteId = readAuthkeySite(options.authkey)
+  if (!siteId) throw new PassportClientError('invalid_authkey')
+  const passportOrigin = parseExactOrigin(options.passportOrigin)
+  if (!passportOrigin) throw new PassportClientError('invalid_request')
+  const redirectUri = options.redirectUri ?? `${location.origin}/`
+  const silentRetryMs = (options.silentRetrySeconds ?? 60) * 1000
+  const store = createHintStore(siteId)
+  const listeners = new Set<(state: PassportState) => void>()
+
+  let state: PassportState = { status: 'loading' }
+  let current: { token: string; expiresAt: number } | null = null
+  let frame: FrameClient | null = null
+  let hello: Promise<FrameReply> | null = null
+
+  const setState = (next: PassportState) => {
+    state = next
+    if (next.status === 'signed_in') store.writeHint({ status: 'signed_in', expiresAt: next.expiresAt })
+    if (next.status === 'signed_out') {
+      current = null
+      store.writeHint({ status: 'signed_out', reason: next.reason, at: Date.now() })
+    }
+    for (const listener of listeners) listener(next)
+  }
+  const signedIn = (reply: FrameReply): PassportState => {
+    if (reply.type !== 'token_response') throw new PassportClientError('server_error')
+    current = { token: reply.token, expiresAt: reply.expiresAt }
+    setState({ status: 'signed_in', expiresAt: reply.expiresAt })
+    return state
+  }
+  const signedOut = (reason: EndReason | null | undefined): PassportState => {
+    setState({ status: 'signed_out', reason: reason ?? null })
+    return state
+  }
+
+  const ask = (body: Parameters<FrameClient['request']>[0]): Promise<FrameReply> => {
+    if (!frame) {
+      frame = createFrameClient({
+        passportOrigin,
+        frameUrl: `${passportOrigin}/frame/${siteId}`,
+        onEvent: (event) => signedOut(event.reason),
+      })
+      hello = frame.request({ type: 'hello', authkey: options.authkey })
+    }
+    const client = frame
+    return (hello as Promise<FrameReply>).then(() => client.request(body))
+  }
+
+  /** Top-level trip to the passport; `silent` asks it to answer at once, never with a form. */
+  const leaveForPassport = async (silent: boolean): Promise<never> => {
+    const codeVerifier = randomToken()
+    const pendingState = randomToken()
+    store.putPending({
+      state: pendingState,
+      codeVerifier,
+      redirectUri,
+      returnTo: location.href.split('#')[0] as string,
+    })
+    const url = new URL('/authorize', passportOrigin)
+    url.search = new URLSearchParams({
+      response_type: 'code',
+      response_mode: 'fragment',
+      client_id: siteId,
+      redirect_uri: redirectUri,
+      state: pendingState,
+      code_challenge: await pkceChallenge(codeVerifier),
+      code_challenge_method: 'S256',
+      ...(silent ? { prompt: 'none' } : {}),
+    }).toString()
+    if (silent) {
+      store.markSilentAttempt(Date.now())
+      location.replace(url) // no history entry: Back never lands on the passport hop
+    } else {
+      location.assign(url)
+    }
+    return new Promise<never>(() => {}) // the page is going away
+  }
+
+  /** The passport's answer in this URL's fragment, if it is one we are waiting for. */
+  const takeCallback = () => {
+    if (!location.hash.includes('state=')) return null
+    const params = new URLSearchParams(location.hash.slice(1))
+    const returnedState = params.get('state')
+    if (!returnedState || !(params.has('code') || params.has('error'))) return null
+    history.replaceState(history.state, '', location.href.split('#')[0])
+    const pending = store.takePending()
+    const iss = params.get('iss')
+    if (!pending || pending.state !== returnedState || (iss !== null && iss !== passportOrigin)) return null
+    return { pending, code: params.get('code'), error: params.get('error'), reason: params.get('reason') }
+  }
+
+  const start = async (): Promise<PassportState> => {
+    const callback = takeCallback()
+    if (callback?.code) {
+      try {
+        signedIn(
+          await ask({
+            type: 'code_exchange',
+            code: callback.code,
+            codeVerifier: callback.pending.codeVerifier,
+            redirectUri: callback.pending.redirectUri,
+          }),
+        )
+        if (callback.pending.returnTo !== location.href.split('#')[0])
+          location.replace(callback.pending.returnTo)
+        return state
+      } catch (err) {
+        return signedOut(err instanceof PassportClientError ? err.reason : null)
+      }
+    }
+    if (callback) return signedOut(isEndReason(callback.reason) ? callback.reason : null)
+
+    const hint = store.readHint()
+    const silentAllowed = options.silent !== false && Date.now() - store.lastSilentAttempt() > silentRetryMs
+    if (hint?.status === 'signed_in' && hint.expiresAt > Date.now()) {
+      // Fast revisit: the frame answers from its cache, no passport round trip.
+      try {
+        return signedIn(await ask({ type: 'token_request' }))
+      } catch (err) {
+        if (silentAllowed && err instanceof PassportClientError && err.code === 'login_required') {
+          return leaveForPassport(true)
+        }
+        return signedOut(err instanceof PassportClientError ? err.reason : null)
+      }
+    }
+    // No sign-in known here: one silent trip, at most once per `silentRetrySeconds` for this
+    // site across tabs, so a signed-out visitor can never be caught in a redirect loop.
+    if (silentAllowed) return leaveForPassport(true)
+    // Signed out here: where the browser lets the frame see the passport session, it can still
+    // sign this site in without any navigation.
+    try {
+      return signedIn(await ask({ type: 'token_request' }))
+    } catch {
+      return signedOut(hint?.status === 'signed_out' ? hint.reason : null)
+    }
+  }
+
+  const ready = start()
+
+  return {
+    siteId,
+    get state() {
+      return state
+    },
+    ready,
+    getToken: async () => {
+      await ready
+      if (current && current.expiresAt > Date.now() + 30_000) return current.token
+      if (state.status !== 'signed_in') {
+        throw new PassportClientError(
+          'login_required',
+          state.status === 'signed_out' ? (state.reason ?? undefined) : undefined,
+        )
+      }
+      try {
+        const reply = await ask({ type: 'token_request' })
+        signedIn(reply)
+        return (current as unknown as { token: string }).token
+      } catch (err) {
+        if (err instanceof PassportClientError) signedOut(err.reason)
+        throw err
+      }
+    },
+    check: async () => {
+      await ready
+      const reply = await ask({ type: 'check' })
+      if (reply.type !== 'check_response') throw new PassportClientError('server_error')
+      if (!reply.valid) signedOut(reply.reason)
+      return {
+        valid: reply.valid,
+        reason: reply.reason,
+        expiresAt: reply.expiresAt,
+        serverTime: reply.serverTime,
+      }
+    },
+    login: () => leaveForPassport(false),
+    logout: async () => {
+      try {
+        await ask({ type: 'logout' })
+      } finally {
+        signedOut('signed_out')
+      }
+    },
+    onChange: (listener) => {
+      listeners.add(listener)
+      return () => listeners.delete(listener)
+    },
+    destroy: () => {
+      frame?.destroy()
+      frame = null
+      hello = null
+      listeners.clear()
+    },
+  }
+}

@@ -1,0 +1,170 @@
+import { readAuthkeySite } from '../protocol/authkey-hint.ts'
+import type { EndReason, ErrorCode } from '../protocol/codes.ts'
+import { parsePageRequest } from '../protocol/guards.ts'
+import type { FrameMessage, PageRequest } from '../protocol/messages.ts'
+import { isAllowedOrigin } from '../protocol/origins.ts'
+import { FrameApiError, type ServerApi, type TokenAnswer } from './server-api.ts'
+import type { TokenCache } from './token-cache.ts'
+
+export interface FrameSite {
+  id: string
+  origins: string[]
+}
+
+/** The slice of `window` the agent uses; a fake one in unit tests. */
+export interface FrameWindow {
+  parent: { postMessage(message: unknown, targetOrigin: string): void }
+  addEventListener(type: 'message', listener: (event: MessageEvent) => void): void
+}
+
+export interface FrameAgentDeps {
+  site: FrameSite
+  win: FrameWindow
+  api: ServerApi
+  cache: TokenCache
+  /** Whether the browser lets this frame send the passport's own cookies (third-party cookies allowed). */
+  canSeeCookies: () => Promise<boolean>
+  now?: () => number
+  log?: (event: string, detail?: Record<string, unknown>) => void
+}
+
+/**
+ * The passport frame's message handling: the site's token broker.
+ *
+ * Inbound order of checks (penpal, auth0 runIframe): `event.source` must be our parent, then
+ * `event.origin` must byte-equal one of the site's registered origins, then the message must
+ * be one of the known shapes. A sender failing the first two gets no reply at all: telling an
+ * unregistered origin anything would be telling it something. Every reply goes to the exact
+ * origin bound at `hello`, never to '*'.
+ */
+export function createFrameAgent(deps: FrameAgentDeps): void {
+  const { site, win, api, cache } = deps
+  const now = deps.now ?? (() => Date.now())
+  const log = deps.log ?? (() => {})
+  let bound: { origin: string; authkey: string } | null = null
+  let queue: Promise<void> = Promise.resolve()
+
+  const reply = (origin: string, message: FrameMessage) => win.parent.postMessage(message, origin)
+  const replyError = (origin: string, id: string, code: ErrorCode, reason?: EndReason) =>
+    reply(origin, { v: 1, type: 'error', id, code, ...(reason ? { reason } : {}) })
+
+  const remember = (answer: TokenAnswer) => {
+    cache.write({
+      token: answer.token,
+      expiresAt: answer.expiresAt,
+      clockOffsetMs: answer.serverTime - now(),
+    })
+    return answer
+  }
+
+  const handle = async (msg: PageRequest, origin: string): Promise<void> => {
+    if (msg.type === 'hello') {
+      if (readAuthkeySite(msg.authkey) !== site.id) {
+        replyError(origin, msg.id, 'invalid_authkey')
+        return
+      }
+      bound = { origin, authkey: msg.authkey }
+      reply(origin, { v: 1, type: 'ready', id: msg.id, hasToken: cache.read() !== null })
+      return
+    }
+    if (!bound) {
+      replyError(origin, msg.id, 'invalid_request')
+      return
+    }
+    const { authkey } = bound
+    try {
+      switch (msg.type) {
+        case 'token_request': {
+          const cached = cache.read()
+          if (cached) {
+            reply(origin, {
+              v: 1,
+              type: 'token_response',
+              id: msg.id,
+              token: cached.token,
+              expiresAt: cached.expiresAt,
+            })
+            return
+          }
+          // With third-party cookies allowed the frame can sign in from the passport session
+          // directly; where they are blocked it does not even try (no pointless request).
+          if (!(await deps.canSeeCookies())) {
+            replyError(origin, msg.id, 'login_required')
+            return
+          }
+          const answer = remember(await api.tokenFromSession(authkey))
+          reply(origin, {
+            v: 1,
+            type: 'token_response',
+            id: msg.id,
+            token: answer.token,
+            expiresAt: answer.expiresAt,
+          })
+          return
+        }
+        case 'code_exchange': {
+          const answer = remember(
+            await api.exchangeCode(authkey, msg.code, msg.codeVerifier, msg.redirectUri),
+          )
+          reply(origin, {
+            v: 1,
+            type: 'token_response',
+            id: msg.id,
+            token: answer.token,
+            expiresAt: answer.expiresAt,
+          })
+          return
+        }
+        case 'check': {
+          const cached = cache.read()
+          if (!cached) {
+            reply(origin, {
+              v: 1,
+              type: 'check_response',
+              id: msg.id,
+              valid: false,
+              reason: 'unknown',
+              expiresAt: null,
+              serverTime: now(),
+            })
+            return
+          }
+          const answer = await api.check(authkey, cached.token)
+          if (!answer.valid) cache.clear()
+          reply(origin, { v: 1, type: 'check_response', id: msg.id, ...answer })
+          return
+        }
+        case 'logout': {
+          const cached = cache.read()
+          cache.clear()
+          if (cached) await api.logout(authkey, cached.token)
+          reply(origin, { v: 1, type: 'logged_out', id: msg.id })
+          return
+        }
+      }
+    } catch (err) {
+      if (err instanceof FrameApiError) replyError(origin, msg.id, err.code, err.reason)
+      else replyError(origin, msg.id, 'server_error')
+    }
+  }
+
+  win.addEventListener('message', (event: MessageEvent) => {
+    if (event.source !== win.parent || (win.parent as unknown) === win) {
+      log('pm_source_rejected')
+      return
+    }
+    if (!isAllowedOrigin(event.origin, site.origins) || (bound && bound.origin !== event.origin)) {
+      log('pm_origin_rejected', { origin: event.origin })
+      return
+    }
+    const msg = parsePageRequest(event.data)
+    if (!msg) {
+      log('pm_schema_rejected')
+      const id = (event.data as { id?: unknown } | null)?.id
+      if (typeof id === 'string' && id.length <= 64) replyError(event.origin, id, 'invalid_request')
+      return
+    }
+    // One message at a time, in order: a token request never overtakes the exchange before it.
+    queue = queue.then(() => handle(msg, event.origin))
+  })
+}

@@ -1,0 +1,85 @@
+import { type EndReason, ErrorCode, isEndReason } from '../protocol/codes.ts'
+
+/** A failure the frame passes on to the page: a stable code, and a reason where there is one. */
+export class FrameApiError extends Error {
+  readonly code: ErrorCode
+  readonly reason: EndReason | undefined
+  constructor(code: ErrorCode, reason?: EndReason) {
+    super(code)
+    this.code = code
+    this.reason = reason
+  }
+}
+
+export interface TokenAnswer {
+  token: string
+  expiresAt: number
+  serverTime: number
+}
+export interface CheckAnswer {
+  valid: boolean
+  reason: EndReason | null
+  expiresAt: number | null
+  serverTime: number
+}
+
+const knownCodes: ReadonlySet<string> = new Set(Object.values(ErrorCode))
+
+/** The frame's calls to its own origin. Same-origin fetches: the server refuses anyone else. */
+export function createServerApi(origin: string, fetchImpl: typeof fetch = fetch.bind(globalThis)) {
+  const post = async (path: string, body: Record<string, string>): Promise<Record<string, unknown>> => {
+    let res: Response
+    try {
+      res = await fetchImpl(`${origin}${path}`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify(body),
+        credentials: 'include', // the passport cookie, where the browser sends it to frames
+        cache: 'no-store',
+      })
+    } catch {
+      throw new FrameApiError('temporarily_unavailable')
+    }
+    const json = (await res.json().catch(() => ({}))) as Record<string, unknown>
+    if (!res.ok) {
+      const code =
+        typeof json.error === 'string' && knownCodes.has(json.error)
+          ? (json.error as ErrorCode)
+          : 'server_error'
+      throw new FrameApiError(code, isEndReason(json.reason) ? json.reason : undefined)
+    }
+    return json
+  }
+  const toToken = (json: Record<string, unknown>): TokenAnswer => ({
+    token: String(json.access_token),
+    expiresAt: Number(json.expires_at),
+    serverTime: Number(json.server_time),
+  })
+  return {
+    exchangeCode: async (authkey: string, code: string, codeVerifier: string, redirectUri: string) =>
+      toToken(
+        await post('/api/frame/token', {
+          grant_type: 'authorization_code',
+          authkey,
+          code,
+          code_verifier: codeVerifier,
+          redirect_uri: redirectUri,
+        }),
+      ),
+    tokenFromSession: async (authkey: string) =>
+      toToken(await post('/api/frame/token', { grant_type: 'session', authkey })),
+    check: async (authkey: string, token: string): Promise<CheckAnswer> => {
+      const json = await post('/api/frame/check', { authkey, token })
+      return {
+        valid: json.valid === true,
+        reason: isEndReason(json.reason) ? json.reason : null,
+        expiresAt: typeof json.expires_at === 'number' ? json.expires_at : null,
+        serverTime: Number(json.server_time),
+      }
+    },
+    logout: async (authkey: string, token: string) => {
+      await post('/api/frame/logout', { authkey, token })
+    },
+  }
+}
+export type ServerApi = ReturnType<typeof createServerApi>

@@ -1,0 +1,82 @@
+import { ErrorCode, isEndReason } from './codes.ts'
+import {
+  type FrameMessage,
+  MAX_FIELD_LENGTH,
+  MAX_ID_LENGTH,
+  type PageRequest,
+  PROTOCOL_VERSION,
+} from './messages.ts'
+
+const errorCodes: ReadonlySet<string> = new Set(Object.values(ErrorCode))
+
+function isPlainRecord(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false
+  const proto = Object.getPrototypeOf(value)
+  return proto === Object.prototype || proto === null
+}
+
+function isShortString(value: unknown, max = MAX_FIELD_LENGTH): value is string {
+  return typeof value === 'string' && value.length > 0 && value.length <= max
+}
+
+function hasOnly(record: Record<string, unknown>, keys: readonly string[]): boolean {
+  return Object.keys(record).every((key) => keys.includes(key))
+}
+
+function isEnvelope(value: unknown): value is Record<string, unknown> & { type: string } {
+  return isPlainRecord(value) && value.v === PROTOCOL_VERSION && isShortString(value.type, MAX_ID_LENGTH)
+}
+
+/**
+ * Validates a message a page sent to the frame. Unknown types, extra keys, oversized or
+ * non-string fields are all rejected: the frame acts only on the exact shapes it knows.
+ */
+export function parsePageRequest(value: unknown): PageRequest | null {
+  if (!isEnvelope(value) || !isShortString(value.id, MAX_ID_LENGTH)) return null
+  switch (value.type) {
+    case 'hello':
+      return hasOnly(value, ['v', 'type', 'id', 'authkey']) && isShortString(value.authkey)
+        ? (value as PageRequest)
+        : null
+    case 'token_request':
+    case 'check':
+    case 'logout':
+      return hasOnly(value, ['v', 'type', 'id']) ? (value as PageRequest) : null
+    case 'code_exchange':
+      return hasOnly(value, ['v', 'type', 'id', 'code', 'codeVerifier', 'redirectUri']) &&
+        isShortString(value.code, 256) &&
+        isShortString(value.codeVerifier, 256) &&
+        isShortString(value.redirectUri, 2048)
+        ? (value as PageRequest)
+        : null
+    default:
+      return null
+  }
+}
+
+/** Validates a message the frame sent to a page. */
+export function parseFrameMessage(value: unknown): FrameMessage | null {
+  if (!isEnvelope(value)) return null
+  if (value.type === 'session_event') {
+    return value.event === 'signed_out' && isEndReason(value.reason) ? (value as FrameMessage) : null
+  }
+  if (!isShortString(value.id, MAX_ID_LENGTH)) return null
+  switch (value.type) {
+    case 'ready':
+      return typeof value.hasToken === 'boolean' ? (value as FrameMessage) : null
+    case 'token_response':
+      return isShortString(value.token) && typeof value.expiresAt === 'number'
+        ? (value as FrameMessage)
+        : null
+    case 'check_response':
+      return typeof value.valid === 'boolean' && typeof value.serverTime === 'number'
+        ? (value as FrameMessage)
+        : null
+    case 'logged_out':
+      return value as FrameMessage
+    case 'error':
+      return typeof value.code === 'string' && errorCodes.has(value.code) ? (value as FrameMessage) : null
+    default:
+      return null
+  }
+}

@@ -1,0 +1,5 @@
+export * from './authkey-hint.ts'
+export * from './codes.ts'
+export * from './guards.ts'
+export * from './messages.ts'
+export * from './origins.ts'

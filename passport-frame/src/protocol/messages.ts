@@ -1,0 +1,50 @@
+import type { EndReason, ErrorCode } from './codes.ts'
+
+/**
+ * The postMessage protocol between a site's page (the SDK) and the passport frame.
+ * Every message is `{ v: 1, type, id, ... }`; `type` is snake_case.
+ *
+ * @example
+ * // page -> frame
+ * frame.postMessage({ v: 1, type: 'hello', id: 'r1', authkey }, passportOrigin)
+ */
+export const PROTOCOL_VERSION = 1
+
+/** Page -> frame requests. */
+export type HelloRequest = { v: 1; type: 'hello'; id: string; authkey: string }
+export type TokenRequest = { v: 1; type: 'token_request'; id: string }
+export type CodeExchangeRequest = {
+  v: 1
+  type: 'code_exchange'
+  id: string
+  code: string
+  codeVerifier: string
+  redirectUri: string
+}
+export type CheckRequest = { v: 1; type: 'check'; id: string }
+export type LogoutRequest = { v: 1; type: 'logout'; id: string }
+export type PageRequest = HelloRequest | TokenRequest | CodeExchangeRequest | CheckRequest | LogoutRequest
+
+/** Frame -> page replies (each carries the `id` of the request it answers). */
+export type ReadyReply = { v: 1; type: 'ready'; id: string; hasToken: boolean }
+export type TokenReply = { v: 1; type: 'token_response'; id: string; token: string; expiresAt: number }
+export type CheckReply = {
+  v: 1
+  type: 'check_response'
+  id: string
+  valid: boolean
+  reason: EndReason | null
+  expiresAt: number | null
+  serverTime: number
+}
+export type LoggedOutReply = { v: 1; type: 'logged_out'; id: string }
+export type ErrorReply = { v: 1; type: 'error'; id: string; code: ErrorCode; reason?: EndReason }
+export type FrameReply = ReadyReply | TokenReply | CheckReply | LoggedOutReply | ErrorReply
+
+/** Frame -> page events, not tied to a request. */
+export type SessionEvent = { v: 1; type: 'session_event'; event: 'signed_out'; reason: EndReason }
+export type FrameMessage = FrameReply | SessionEvent
+
+/** Upper bounds the guards enforce before looking at anything else. */
+export const MAX_ID_LENGTH = 64
+export const MAX_FIELD_LENGTH = 4096

@@ -1,0 +1,33 @@
+import { Hono } from 'hono'
+import type { AppDeps } from './deps.ts'
+import { createErrorHandler, errorBody } from './errors.ts'
+import { limitBody } from './middleware/body.ts'
+import { securityHeaders } from './middleware/security-headers.ts'
+import { authorizeRoutes } from './routes/authorize.ts'
+import { frameRoutes } from './routes/frame.ts'
+import { frameApiRoutes } from './routes/frame-api.ts'
+import { siteApiRoutes } from './routes/site-api.ts'
+import { wellKnownRoutes } from './routes/well-known.ts'
+
+/**
+ * Builds the passport HTTP app from its dependencies. No listening, no globals, no environment:
+ * `main.ts` does those, tests call `app.request()` directly.
+ *
+ * @example
+ * const app = createApp({ config, store, keys, clock: systemClock, events, log })
+ * const res = await app.request('/.well-known/jwks.json')
+ */
+export function createApp(deps: AppDeps): Hono {
+  const app = new Hono()
+  app.use(securityHeaders())
+  app.use(limitBody(deps.config.maxBodyBytes))
+  app.route('/', authorizeRoutes(deps))
+  app.route('/', frameRoutes(deps))
+  app.route('/', frameApiRoutes(deps))
+  app.route('/', siteApiRoutes(deps))
+  app.route('/', wellKnownRoutes(deps))
+  app.get('/', (c) => c.text('Passport is running. Sites embed /passport.js.'))
+  app.notFound((c) => c.json(errorBody('not_found'), 404))
+  app.onError(createErrorHandler(deps.log))
+  return app
+}

@@ -1,0 +1,47 @@
+import { randomBytes, type ScryptOptions, scrypt, timingSafeEqual } from 'node:crypto'
+
+const KEY_LENGTH = 32
+const R = 8
+const P = 1
+
+function scryptAsync(password: string, salt: Buffer, options: ScryptOptions): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    scrypt(password.normalize('NFKC'), salt, KEY_LENGTH, options, (err, key) =>
+      err ? reject(err) : resolve(key),
+    )
+  })
+}
+
+function maxmem(n: number): number {
+  return 128 * n * R * 2
+}
+
+/** `scrypt$N$r$p$salt$hash`, base64url parts. The password itself is never stored or logged. */
+export async function hashPassword(password: string, cost: number): Promise<string> {
+  const salt = randomBytes(16)
+  const key = await scryptAsync(password, salt, { N: cost, r: R, p: P, maxmem: maxmem(cost) })
+  return ['scrypt', cost, R, P, salt.toString('base64url'), key.toString('base64url')].join('$')
+}
+
+export async function verifyPassword(password: string, stored: string): Promise<boolean> {
+  const [scheme, n, r, p, salt, hash] = stored.split('$')
+  if (scheme !== 'scrypt' || !salt || !hash) return false
+  const N = Number(n)
+  const expected = Buffer.from(hash, 'base64url')
+  const actual = await scryptAsync(password, Buffer.from(salt, 'base64url'), {
+    N,
+    r: Number(r),
+    p: Number(p),
+    maxmem: maxmem(N),
+  })
+  // Constant-time compare: the time taken must not tell how much of the hash matched.
+  return actual.length === expected.length && timingSafeEqual(actual, expected)
+}
+
+/**
+ * A hash of a random password at the same cost. Checking an unknown username against it
+ * takes as long as a real check, so response time does not reveal which usernames exist.
+ */
+export function createDummyHash(cost: number): Promise<string> {
+  return hashPassword(randomBytes(16).toString('base64url'), cost)
+}

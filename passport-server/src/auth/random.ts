@@ -1,0 +1,16 @@
+import { createHash, randomBytes } from 'node:crypto'
+
+/** 256 bits of randomness, URL-safe. Used for session cookies, codes and client secrets. */
+export function randomSecret(): string {
+  return randomBytes(32).toString('base64url')
+}
+
+/** What the store keeps instead of a bearer secret: a leaked table does not hand out sessions. */
+export function sha256(value: string): string {
+  return createHash('sha256').update(value).digest('base64url')
+}
+
+/** PKCE S256 (RFC 7636): BASE64URL(SHA256(ASCII(code_verifier))). */
+export function pkceChallenge(verifier: string): string {
+  return sha256(verifier)
+}

@@ -1,0 +1,116 @@
+import { parseArgs } from 'node:util'
+import { hashPassword } from './auth/password.ts'
+import type { AppDeps } from './deps.ts'
+import { PassportError } from './errors.ts'
+import { issueAuthkey, registerSite } from './services/registry.ts'
+
+export const CLI_USAGE = `usage: npm run passport -- <command>
+
+  site add --id ID --origin ORIGIN [--origin ORIGIN …] [--name NAME]
+           [--redirect-uri URI …] [--login-mode password] [--token-ttl SECONDS]
+           [--one-device-per-site true|false]
+      Registers a site (or replaces its config) and prints its authkey and client secret.
+      Replacing a site's config voids its earlier authkeys.
+  site list                       Lists registered sites.
+  site remove ID                  Removes a site; its authkeys stop working at once.
+  site authkey ID                 Prints a fresh authkey for a site (same version).
+  user add USERNAME [--name NAME] Creates a user; reads the password from standard input.`
+
+export interface CliIo {
+  out: (line: string) => void
+  readSecret: () => Promise<string>
+}
+
+/** Runs one CLI command against the given dependencies. Returns the process exit code. */
+export async function runCli(deps: AppDeps, argv: string[], io: CliIo): Promise<number> {
+  const [noun, verb, ...rest] = argv
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: {
+      id: { type: 'string' },
+      name: { type: 'string' },
+      origin: { type: 'string', multiple: true },
+      'redirect-uri': { type: 'string', multiple: true },
+      'login-mode': { type: 'string', multiple: true },
+      'token-ttl': { type: 'string' },
+      'one-device-per-site': { type: 'string' },
+    },
+  })
+  try {
+    if (noun === 'site' && verb === 'add') {
+      const ttl = values['token-ttl']
+      const oneDevice = values['one-device-per-site']
+      if (oneDevice !== undefined && oneDevice !== 'true' && oneDevice !== 'false') {
+        throw new PassportError('invalid_request', '--one-device-per-site takes true or false')
+      }
+      const { site, authkey, clientSecret } = await registerSite(deps, {
+        id: values.id ?? '',
+        origins: values.origin ?? [],
+        ...(values.name ? { name: values.name } : {}),
+        ...(values['redirect-uri'] ? { redirectUris: values['redirect-uri'] } : {}),
+        ...(values['login-mode'] ? { loginModes: values['login-mode'] } : {}),
+        ...(ttl ? { tokenTtlSeconds: Number(ttl) } : {}),
+        ...(oneDevice ? { oneDevicePerSite: oneDevice === 'true' } : {}),
+      })
+      io.out(`site ${site.id} registered (version ${site.authkeyVersion})`)
+      io.out(`origins:       ${site.origins.join(' ')}`)
+      io.out(`redirect URIs: ${site.redirectUris.join(' ')}`)
+      io.out(`authkey:       ${authkey}`)
+      io.out(`client id:     ${site.id}`)
+      io.out(`client secret: ${clientSecret}   (shown once; the site backend uses it for introspection)`)
+      return 0
+    }
+    if (noun === 'site' && verb === 'list') {
+      const sites = await deps.store.sites.list()
+      if (sites.length === 0) io.out('no sites registered')
+      for (const s of sites) {
+        io.out(
+          `${s.id}\t${s.name}\t${s.origins.join(',')}\tttl=${s.tokenTtlSeconds}s\tone-device=${s.oneDevicePerSite}\tv${s.authkeyVersion}`,
+        )
+      }
+      return 0
+    }
+    if (noun === 'site' && verb === 'remove' && positionals[0]) {
+      const removed = await deps.store.sites.remove(positionals[0])
+      io.out(removed ? `site ${positionals[0]} removed` : `no site ${positionals[0]}`)
+      return removed ? 0 : 1
+    }
+    if (noun === 'site' && verb === 'authkey' && positionals[0]) {
+      const site = await deps.store.sites.get(positionals[0])
+      if (!site) {
+        io.out(`no site ${positionals[0]}`)
+        return 1
+      }
+      io.out(await issueAuthkey(deps, site))
+      return 0
+    }
+    if (noun === 'user' && verb === 'add' && positionals[0]) {
+      const username = positionals[0]
+      if (!/^[a-z0-9._-]{1,64}$/i.test(username))
+        throw new PassportError('invalid_request', 'usernames are 1-64 of a-z, 0-9, . _ -')
+      if (await deps.store.users.findByUsername(username))
+        throw new PassportError('invalid_request', `user ${username} exists`)
+      const password = (await io.readSecret()).trim()
+      if (password.length < 8)
+        throw new PassportError('invalid_request', 'passwords need at least 8 characters')
+      await deps.store.users.create({
+        id: `u_${crypto.randomUUID()}`,
+        username,
+        name: values.name?.slice(0, 64) || username,
+        passwordHash: await hashPassword(password, deps.config.scryptCost),
+        createdAt: deps.clock.now(),
+      })
+      io.out(`user ${username} created`)
+      return 0
+    }
+  } catch (err) {
+    if (err instanceof PassportError) {
+      io.out(`error: ${err.code}: ${err.description ?? ''}`)
+      return 1
+    }
+    throw err
+  }
+  io.out(CLI_USAGE)
+  return 2
+}

@@ -1,0 +1,46 @@
+import { parseExactOrigin } from '../../passport-frame/src/protocol/origins.ts'
+
+/** What an operator may set. Every field but `issuer` has a default. */
+export interface PassportOptions {
+  /** Public origin of the passport, e.g. `https://passport.example.com`. Tokens carry it as `iss`. */
+  issuer: string
+  /** Absolute lifetime of a passport session (the browser's sign-in). Default 30 days. */
+  sessionTtlSeconds?: number
+  /** Lifetime of a one-time authorization code. Default 60 s. */
+  codeTtlSeconds?: number
+  /** Largest request body accepted on any endpoint. Default 16 KiB. */
+  maxBodyBytes?: number
+  /** scrypt cost parameter N for password hashes. Default 2^15. */
+  scryptCost?: number
+  /** Where the built frame and SDK files are (vite output). */
+  assetsDir?: string
+}
+
+export type ResolvedConfig = Readonly<Required<PassportOptions>>
+
+export const defaults = {
+  sessionTtlSeconds: 30 * 24 * 3600,
+  codeTtlSeconds: 60,
+  maxBodyBytes: 16 * 1024,
+  scryptCost: 2 ** 15,
+  assetsDir: new URL('../../dist/passport/', import.meta.url).pathname,
+} satisfies Omit<ResolvedConfig, 'issuer'>
+
+/**
+ * Fills in defaults, validates, freezes. Throws at start-up on a bad value rather than failing
+ * on the first request.
+ *
+ * @example
+ * const config = resolveConfig({ issuer: 'http://passport.localhost:8080' })
+ */
+export function resolveConfig(options: PassportOptions): ResolvedConfig {
+  const config = { ...defaults, ...options }
+  if (parseExactOrigin(config.issuer) === null) {
+    throw new Error(`issuer must be an exact origin like https://passport.example.com, got ${config.issuer}`)
+  }
+  for (const key of ['sessionTtlSeconds', 'codeTtlSeconds', 'maxBodyBytes', 'scryptCost'] as const) {
+    if (!Number.isInteger(config[key]) || config[key] <= 0)
+      throw new Error(`${key} must be a positive integer`)
+  }
+  return Object.freeze(config)
+}

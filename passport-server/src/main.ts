@@ -1,0 +1,43 @@
+import path from 'node:path'
+import { runCli } from './cli.ts'
+import { resolveConfig } from './config.ts'
+import { consoleLogger, silentLogger } from './deps.ts'
+import { createDeps, listen } from './server.ts'
+
+/**
+ * The only place that reads the environment.
+ *
+ *   PASSPORT_PORT      port to listen on (default 8080)
+ *   PASSPORT_HOST      address to bind (default 127.0.0.1)
+ *   PASSPORT_ISSUER    public origin (default http://passport.localhost:$PASSPORT_PORT)
+ *   PASSPORT_DATA_DIR  where the SQLite store lives (default ./data)
+ *
+ * `node main.ts` serves; `node main.ts site …|user …` runs a CLI command (see cli.ts).
+ */
+const env = process.env
+const port = Number(env.PASSPORT_PORT ?? 8080)
+const host = env.PASSPORT_HOST ?? '127.0.0.1'
+const config = resolveConfig({ issuer: env.PASSPORT_ISSUER ?? `http://passport.localhost:${port}` })
+const storeFile = path.resolve(env.PASSPORT_DATA_DIR ?? 'data', 'passport.sqlite')
+const args = process.argv.slice(2)
+
+if (args.length > 0) {
+  const deps = await createDeps({ config, storeFile, log: silentLogger })
+  const code = await runCli(deps, args, {
+    out: (line) => console.log(line),
+    readSecret: async () => {
+      let text = ''
+      for await (const chunk of process.stdin) text += chunk
+      return text
+    },
+  })
+  await deps.store.close()
+  process.exit(code)
+} else {
+  const deps = await createDeps({ config, storeFile, log: consoleLogger })
+  const server = await listen(deps, port, host)
+  console.log(`passport listening on ${server.internalUrl}, public at ${config.issuer}`)
+  const stop = () => void server.close().then(() => process.exit(0))
+  process.on('SIGINT', stop)
+  process.on('SIGTERM', stop)
+}

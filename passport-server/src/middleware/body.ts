@@ -1,0 +1,57 @@
+import type { Context, MiddlewareHandler } from 'hono'
+import { bodyLimit } from 'hono/body-limit'
+import { PassportError } from '../errors.ts'
+
+/** Refuses oversized bodies with 413 before any handler reads them (declared or chunked). */
+export function limitBody(maxSize: number): MiddlewareHandler {
+  return bodyLimit({
+    maxSize,
+    onError: () => {
+      throw new PassportError('payload_too_large', `request bodies are limited to ${maxSize} bytes`)
+    },
+  })
+}
+
+function mediaType(c: Context): string {
+  return (c.req.header('Content-Type') ?? '').split(';')[0]?.trim().toLowerCase() ?? ''
+}
+
+/** A form body as single-valued fields. Repeated fields are an error (RFC 6749 §3.1). */
+export async function readForm(c: Context): Promise<Record<string, string>> {
+  if (mediaType(c) !== 'application/x-www-form-urlencoded') {
+    throw new PassportError('unsupported_media_type', 'expected application/x-www-form-urlencoded')
+  }
+  const params = new URLSearchParams(await c.req.text())
+  const out: Record<string, string> = Object.create(null)
+  for (const [key, value] of params) {
+    if (key in out) throw new PassportError('invalid_request', `repeated parameter: ${key.slice(0, 32)}`)
+    out[key] = value
+  }
+  return out
+}
+
+/** A JSON object body. Anything else (arrays, scalars, malformed text) is `invalid_request`. */
+export async function readJsonObject(c: Context): Promise<Record<string, unknown>> {
+  if (mediaType(c) !== 'application/json') {
+    throw new PassportError('unsupported_media_type', 'expected application/json')
+  }
+  let value: unknown
+  try {
+    value = JSON.parse(await c.req.text())
+  } catch {
+    throw new PassportError('invalid_request', 'the body is not valid JSON')
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new PassportError('invalid_request', 'the body must be a JSON object')
+  }
+  return value as Record<string, unknown>
+}
+
+/** A required string field of bounded length. */
+export function requireString(body: Record<string, unknown>, name: string, maxLength = 4096): string {
+  const value = Object.hasOwn(body, name) ? body[name] : undefined
+  if (typeof value !== 'string' || value.length === 0 || value.length > maxLength) {
+    throw new PassportError('invalid_request', `missing or invalid parameter: ${name}`)
+  }
+  return value
+}

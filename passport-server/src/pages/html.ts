@@ -1,0 +1,36 @@
+import { createHash } from 'node:crypto'
+
+/** Escapes text for HTML element content and double-quoted attributes. */
+export function escapeHtml(value: string): string {
+  return value.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`)
+}
+
+/** A CSP source for an inline script or style, by the SHA-256 of its exact text. */
+export function inlineHash(content: string): string {
+  return `'sha256-${createHash('sha256').update(content).digest('base64')}'`
+}
+
+const STYLE = `body{font:16px/1.5 system-ui,sans-serif;margin:0;background:#f4f5f7;color:#1d2330}
+main{max-width:22rem;margin:10vh auto;background:#fff;padding:2rem;border-radius:12px;box-shadow:0 2px 12px #0002}
+h1{font-size:1.3rem;margin:0 0 1rem}label{display:block;margin:.8rem 0 .2rem;font-weight:600}
+input{width:100%;box-sizing:border-box;padding:.55rem;border:1px solid #b8bfcc;border-radius:6px;font:inherit}
+button{margin-top:1.2rem;width:100%;padding:.6rem;border:0;border-radius:6px;background:#2557d6;color:#fff;font:inherit;font-weight:600;cursor:pointer}
+.error{color:#a3161c;background:#fdecec;padding:.5rem .7rem;border-radius:6px}
+.notice{color:#5a4300;background:#fff6d6;padding:.5rem .7rem;border-radius:6px}
+.site{color:#5b6475;font-size:.9rem}`
+const STYLE_HASH = inlineHash(STYLE)
+
+/**
+ * A complete passport page. Its CSP allows no script at all, only its own inline style, and
+ * forbids framing: sign-in pages must never be overlaid by another site.
+ */
+export function renderPage(input: { title: string; body: string; formAction?: string[] }): {
+  html: string
+  csp: string
+} {
+  const formAction = ["'self'", ...(input.formAction ?? [])].join(' ')
+  return {
+    html: `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>${escapeHtml(input.title)}</title><style>${STYLE}</style></head><body><main>${input.body}</main></body></html>`,
+    csp: `default-src 'none'; style-src ${STYLE_HASH}; form-action ${formAction}; frame-ancestors 'none'; base-uri 'none'`,
+  }
+}

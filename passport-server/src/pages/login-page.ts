@@ -1,0 +1,50 @@
+import type { EndReason } from '../../../passport-frame/src/protocol/codes.ts'
+import { escapeHtml, renderPage } from './html.ts'
+
+export interface AuthorizeParams {
+  clientId: string
+  redirectUri: string
+  state: string
+  codeChallenge: string
+}
+
+const notices: Partial<Record<EndReason, string>> = {
+  replaced:
+    'You were signed out because your account signed in on another device. Sign in again to continue here.',
+}
+
+/** The sign-in form. Every dynamic value is escaped; the page runs no script. */
+export function renderLoginPage(input: {
+  siteName: string
+  params: AuthorizeParams
+  csrf: string
+  username?: string
+  error?: string
+  notice?: EndReason
+  redirectOrigin: string
+}): { html: string; csp: string } {
+  const hidden = (name: string, value: string) =>
+    `<input type="hidden" name="${name}" value="${escapeHtml(value)}">`
+  const notice = input.notice && notices[input.notice]
+  return renderPage({
+    title: 'Sign in · Passport',
+    // After a successful POST the passport redirects to the site; form-action must allow it.
+    formAction: [input.redirectOrigin],
+    body: `<h1>Sign in</h1><p class="site">to continue to <strong>${escapeHtml(input.siteName)}</strong></p>
+${notice ? `<p class="notice" role="status">${escapeHtml(notice)}</p>` : ''}
+${input.error ? `<p class="error" role="alert">${escapeHtml(input.error)}</p>` : ''}
+<form method="post" action="/login">
+${hidden('csrf', input.csrf)}${hidden('client_id', input.params.clientId)}${hidden('redirect_uri', input.params.redirectUri)}${hidden('state', input.params.state)}${hidden('code_challenge', input.params.codeChallenge)}
+<label for="username">Username</label><input id="username" name="username" autocomplete="username" required maxlength="64" value="${escapeHtml(input.username ?? '')}" autofocus>
+<label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required maxlength="256">
+<button type="submit">Sign in</button>
+</form>`,
+  })
+}
+
+export function renderErrorPage(message: string): { html: string; csp: string } {
+  return renderPage({
+    title: 'Sign-in error · Passport',
+    body: `<h1>This sign-in request cannot be completed</h1><p class="error" role="alert">${escapeHtml(message)}</p>`,
+  })
+}

@@ -1,0 +1,109 @@
+import { type Context, Hono } from 'hono'
+import { getCookie } from 'hono/cookie'
+import type { AppDeps } from '../deps.ts'
+import { PassportError } from '../errors.ts'
+import { readJsonObject, requireString } from '../middleware/body.ts'
+import { redeemCode } from '../services/codes.ts'
+import { checkSiteToken, type MintedToken, mintSiteToken } from '../services/minting.ts'
+import { resolveAuthkey } from '../services/registry.ts'
+import { CROSS_SITE_COOKIE, endSession, findLiveSession, SESSION_COOKIE } from '../services/sessions.ts'
+import { verifySiteToken } from '../tokens/site-token.ts'
+
+/**
+ * The frame's API. Only the passport's own frame may call it: requests must be same-origin
+ * (the frame runs on the passport origin), which a page on any other site cannot forge.
+ */
+export function frameApiRoutes(deps: AppDeps): Hono {
+  const app = new Hono()
+
+  app.use('/api/frame/*', async (c, next) => {
+    const fetchSite = c.req.header('Sec-Fetch-Site')
+    if (
+      c.req.header('Origin') !== deps.config.issuer ||
+      (fetchSite !== undefined && fetchSite !== 'same-origin')
+    ) {
+      deps.log('malicious_cors', { origin: c.req.header('Origin')?.slice(0, 100) })
+      throw new PassportError('origin_not_allowed', 'only the passport frame may call this endpoint')
+    }
+    c.header('Cache-Control', 'no-store')
+    await next()
+  })
+
+  const tokenResponse = (c: Context, minted: MintedToken) =>
+    c.json({
+      access_token: minted.token,
+      token_type: 'Bearer',
+      expires_in: Math.floor((minted.expiresAt - deps.clock.now()) / 1000),
+      expires_at: minted.expiresAt,
+      server_time: deps.clock.now(),
+    })
+
+  app.post('/api/frame/token', async (c) => {
+    const body = await readJsonObject(c)
+    const grantType = requireString(body, 'grant_type', 64)
+    const site = await resolveAuthkey(deps, body.authkey)
+
+    if (grantType === 'authorization_code') {
+      const code = await redeemCode(deps, {
+        site,
+        code: requireString(body, 'code', 256),
+        codeVerifier: requireString(body, 'code_verifier', 256),
+        redirectUri: requireString(body, 'redirect_uri', 2048),
+      })
+      const session = await deps.store.sessions.get(code.sessionId)
+      if (!session || session.endedAt !== null || session.expiresAt <= deps.clock.now()) {
+        throw new PassportError('invalid_grant', 'the sign-in behind this code has ended')
+      }
+      return tokenResponse(c, await mintSiteToken(deps, site, session))
+    }
+
+    if (grantType === 'session') {
+      // Reaches here with a cookie only where the browser sends third-party cookies to the frame.
+      const session = await findLiveSession(
+        deps,
+        getCookie(c, CROSS_SITE_COOKIE) ?? getCookie(c, SESSION_COOKIE),
+      )
+      if (!session) throw new PassportError('login_required', 'no passport session is visible here')
+      const exclusion = await deps.store.sessions.exclusion(session.id, site.id)
+      if (exclusion) {
+        throw new PassportError('login_required', 'this device must sign in again on this site', {
+          extra: { reason: exclusion.reason },
+        })
+      }
+      return tokenResponse(c, await mintSiteToken(deps, site, session))
+    }
+
+    throw new PassportError('invalid_request', 'unsupported grant_type')
+  })
+
+  app.post('/api/frame/check', async (c) => {
+    const body = await readJsonObject(c)
+    const site = await resolveAuthkey(deps, body.authkey)
+    const status = await checkSiteToken(deps, requireString(body, 'token'), site.id)
+    return c.json({
+      valid: status.valid,
+      reason: status.valid ? null : status.reason,
+      expires_at: status.valid ? status.record.expiresAt : status.expiresAt,
+      server_time: deps.clock.now(),
+    })
+  })
+
+  app.post('/api/frame/logout', async (c) => {
+    const body = await readJsonObject(c)
+    const site = await resolveAuthkey(deps, body.authkey)
+    // A replaced or revoked token still identifies its session well enough to sign it out;
+    // only a token we did not sign for this site, or one long expired, is refused.
+    const verified = await verifySiteToken(deps.keys, requireString(body, 'token'), {
+      issuer: deps.config.issuer,
+      audience: site.id,
+      nowMs: deps.clock.now(),
+    })
+    if (!verified.ok) throw new PassportError('invalid_token', 'the token is not valid for this site')
+    const session = await deps.store.sessions.get(verified.claims.sid)
+    if (session) await endSession(deps, session, 'signed_out')
+    c.header('Set-Login', 'logged-out')
+    return c.json({ signed_out: true })
+  })
+
+  return app
+}

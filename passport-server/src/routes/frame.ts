@@ -1,0 +1,57 @@
+import { readFile } from 'node:fs/promises'
+import path from 'node:path'
+import { Hono } from 'hono'
+import type { AppDeps } from '../deps.ts'
+import { PassportError } from '../errors.ts'
+import { renderFramePage } from '../pages/frame-page.ts'
+
+/** Built browser files served from the passport origin (vite output in `config.assetsDir`). */
+const PUBLIC_SCRIPTS = {
+  '/passport.js': 'passport.js', // the SDK for a classic <script> tag
+  '/passport.mjs': 'passport.mjs', // the SDK as an ES module
+  '/frame.js': 'frame.js', // the frame's own code, loaded only by /frame/:site
+} as const
+
+export function frameRoutes(deps: AppDeps): Hono {
+  const app = new Hono()
+  const cache = new Map<string, string>()
+
+  const loadScript = async (file: string): Promise<string> => {
+    const hit = cache.get(file)
+    if (hit !== undefined) return hit
+    try {
+      const text = await readFile(path.join(deps.config.assetsDir, file), 'utf8')
+      cache.set(file, text)
+      return text
+    } catch {
+      deps.log('asset_missing', { file })
+      throw new PassportError('temporarily_unavailable', 'browser files are not built; run `npm run build`')
+    }
+  }
+
+  for (const [route, file] of Object.entries(PUBLIC_SCRIPTS)) {
+    app.get(route, async (c) => {
+      const body = await loadScript(file)
+      c.header('Content-Type', 'text/javascript; charset=utf-8')
+      c.header('Cache-Control', 'public, max-age=300')
+      if (route !== '/frame.js') {
+        // Sites load the SDK from their own pages: allow cross-origin use of this public code.
+        c.header('Access-Control-Allow-Origin', '*')
+        c.header('Cross-Origin-Resource-Policy', 'cross-origin')
+      }
+      return c.body(body)
+    })
+  }
+
+  app.get('/frame/:siteId', async (c) => {
+    const siteId = c.req.param('siteId')
+    const site = siteId.length <= 64 ? await deps.store.sites.get(siteId) : null
+    if (!site) throw new PassportError('not_found', 'no such site')
+    const page = renderFramePage(site)
+    c.header('Content-Security-Policy', page.csp)
+    c.header('Cache-Control', 'no-store')
+    return c.html(page.html)
+  })
+
+  return app
+}

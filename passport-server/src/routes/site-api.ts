@@ -1,0 +1,60 @@
+import { Hono } from 'hono'
+import type { AppDeps } from '../deps.ts'
+import { PassportError } from '../errors.ts'
+import { readForm } from '../middleware/body.ts'
+import { checkSiteToken } from '../services/minting.ts'
+import { authenticateSite } from '../services/registry.ts'
+
+/** Endpoints for site backends, authenticated with the site's client credentials. */
+export function siteApiRoutes(deps: AppDeps): Hono {
+  const app = new Hono()
+
+  const readTokenParam = (form: Record<string, string>): string => {
+    const token = form.token
+    if (!token || token.length > 8192) throw new PassportError('invalid_request', 'missing token parameter')
+    return token
+  }
+
+  /** RFC 7662 introspection. Another site's token, or a dead one, gets `{active:false}` only. */
+  app.post('/token/introspect', async (c) => {
+    c.header('Cache-Control', 'no-store')
+    const site = await authenticateSite(deps, c.req.header('Authorization'))
+    const status = await checkSiteToken(deps, readTokenParam(await readForm(c)), site.id)
+    if (!status.valid) return c.json({ active: false })
+    const { record } = status
+    const user = await deps.store.users.findById(record.userId)
+    if (!user) return c.json({ active: false })
+    return c.json({
+      active: true,
+      iss: deps.config.issuer,
+      client_id: site.id,
+      aud: site.id,
+      sub: user.id,
+      sid: record.sessionId,
+      jti: record.jti,
+      iat: Math.floor(record.issuedAt / 1000),
+      exp: Math.floor(record.expiresAt / 1000),
+      token_type: 'Bearer',
+      username: user.username,
+      name: user.name,
+    })
+  })
+
+  /**
+   * Validity with the reason, for the site's own tokens: what a site needs to tell its user
+   * why they were signed out. Tokens of other sites are `unknown`.
+   */
+  app.post('/token/status', async (c) => {
+    c.header('Cache-Control', 'no-store')
+    const site = await authenticateSite(deps, c.req.header('Authorization'))
+    const status = await checkSiteToken(deps, readTokenParam(await readForm(c)), site.id)
+    return c.json({
+      valid: status.valid,
+      reason: status.valid ? null : status.reason,
+      expires_at: status.valid ? status.record.expiresAt : status.expiresAt,
+      server_time: deps.clock.now(),
+    })
+  })
+
+  return app
+}

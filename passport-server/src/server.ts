@@ -1,0 +1,69 @@
+import type { Server as HttpServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { serve } from '@hono/node-server'
+import type { Hono } from 'hono'
+import { createApp } from './app.ts'
+import { type Clock, systemClock } from './clock.ts'
+import type { ResolvedConfig } from './config.ts'
+import type { AppDeps } from './deps.ts'
+import type { Logger } from './errors.ts'
+import { createInProcessBus } from './events/bus.ts'
+import { openSqliteStore } from './store/sqlite.ts'
+import { loadOrCreateKeys } from './tokens/keys.ts'
+
+export interface PassportServer {
+  /** Where it listens (internal address, e.g. http://127.0.0.1:8080). */
+  internalUrl: string
+  app: Hono
+  deps: AppDeps
+  close(): Promise<void>
+}
+
+/** Opens the store and keys and returns the dependencies `createApp` needs. */
+export async function createDeps(input: {
+  config: ResolvedConfig
+  storeFile: string
+  log: Logger
+  clock?: Clock
+}): Promise<AppDeps> {
+  const store = openSqliteStore(input.storeFile)
+  return {
+    config: input.config,
+    store,
+    keys: await loadOrCreateKeys(store.secrets),
+    clock: input.clock ?? systemClock,
+    events: createInProcessBus(),
+    log: input.log,
+  }
+}
+
+/**
+ * Listens with timeouts that cut slow clients (slowloris) well before Node's defaults. Sites
+ * and browsers reach it through `*.localhost` names, which Node does not resolve, so it binds
+ * an address.
+ */
+export async function listen(deps: AppDeps, port: number, hostname: string): Promise<PassportServer> {
+  const app = createApp(deps)
+  const server = serve({ fetch: app.fetch, port, hostname }) as HttpServer
+  server.headersTimeout = 15_000
+  server.requestTimeout = 30_000
+  server.maxHeadersCount = 200
+  await new Promise<void>((resolve, reject) => {
+    server.once('listening', () => resolve())
+    server.once('error', reject)
+  })
+  const address = server.address() as AddressInfo
+  deps.log('sys_startup', { issuer: deps.config.issuer, port: address.port })
+  return {
+    internalUrl: `http://${hostname}:${address.port}`,
+    app,
+    deps,
+    close: async () => {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        server.closeAllConnections()
+      })
+      await deps.store.close()
+    },
+  }
+}

@@ -1,0 +1,172 @@
+import { timingSafeEqual } from 'node:crypto'
+import { parseExactOrigin } from '../../../passport-frame/src/protocol/origins.ts'
+import { randomSecret, sha256 } from '../auth/random.ts'
+import type { AppDeps } from '../deps.ts'
+import { PassportError } from '../errors.ts'
+import type { SiteRecord } from '../store/types.ts'
+import { openAuthkey, sealAuthkey } from '../tokens/authkey.ts'
+
+export const LOGIN_MODES = ['password'] as const
+const SITE_ID = /^[a-z0-9][a-z0-9-]{0,62}$/
+
+export interface SiteInput {
+  id: string
+  name?: string
+  origins: string[]
+  redirectUris?: string[]
+  loginModes?: string[]
+  tokenTtlSeconds?: number
+  oneDevicePerSite?: boolean
+}
+
+/** Validates operator input into a site record; throws `invalid_request` naming the field. */
+export function validateSiteInput(
+  input: SiteInput,
+): Omit<SiteRecord, 'authkeyVersion' | 'clientSecretHash' | 'createdAt'> {
+  const bad = (what: string) => new PassportError('invalid_request', what)
+  if (!SITE_ID.test(input.id)) throw bad('site id must be 1-63 of a-z, 0-9 and -')
+  if (input.origins.length === 0) throw bad('a site needs at least one origin')
+  const origins = input.origins.map((o) => {
+    if (parseExactOrigin(o) === null)
+      throw bad(`not an exact origin (scheme://host[:port], no path, no wildcard): ${o}`)
+    return o
+  })
+  const redirectUris = (input.redirectUris?.length ? input.redirectUris : origins.map((o) => `${o}/`)).map(
+    (uri) => {
+      let url: URL
+      try {
+        url = new URL(uri)
+      } catch {
+        throw bad(`not a URL: ${uri}`)
+      }
+      if (!origins.includes(url.origin) || url.hash || url.href !== uri) {
+        throw bad(`redirect URI must be an exact URL on one of the site's origins, without fragment: ${uri}`)
+      }
+      return uri
+    },
+  )
+  const loginModes = input.loginModes?.length ? input.loginModes : [...LOGIN_MODES]
+  for (const mode of loginModes) {
+    if (!(LOGIN_MODES as readonly string[]).includes(mode)) throw bad(`unknown login mode: ${mode}`)
+  }
+  const tokenTtlSeconds = input.tokenTtlSeconds ?? 900
+  if (!Number.isInteger(tokenTtlSeconds) || tokenTtlSeconds < 60 || tokenTtlSeconds > 86400) {
+    throw bad('token lifetime must be 60 to 86400 seconds')
+  }
+  return {
+    id: input.id,
+    name: input.name?.trim() || input.id,
+    origins,
+    redirectUris,
+    loginModes,
+    tokenTtlSeconds,
+    oneDevicePerSite: input.oneDevicePerSite ?? true,
+  }
+}
+
+export interface RegisteredSite {
+  site: SiteRecord
+  /** Shown once; only its hash is stored. */
+  clientSecret: string
+  authkey: string
+}
+
+export function issueAuthkey(deps: Pick<AppDeps, 'keys'>, site: SiteRecord): Promise<string> {
+  return sealAuthkey(deps.keys.authkeyKey, {
+    siteId: site.id,
+    origins: site.origins,
+    version: site.authkeyVersion,
+  })
+}
+
+/** Registers a new site, or replaces the config of an existing one (which voids its old authkeys). */
+export async function registerSite(
+  deps: Pick<AppDeps, 'store' | 'keys' | 'clock'>,
+  input: SiteInput,
+): Promise<RegisteredSite> {
+  const fields = validateSiteInput(input)
+  const clientSecret = randomSecret()
+  const site = await deps.store.transaction(async (tx) => {
+    const existing = await tx.sites.get(fields.id)
+    const record: SiteRecord = {
+      ...fields,
+      authkeyVersion: (existing?.authkeyVersion ?? 0) + 1,
+      clientSecretHash: sha256(clientSecret),
+      createdAt: existing?.createdAt ?? deps.clock.now(),
+    }
+    await (existing ? tx.sites.update(record) : tx.sites.create(record))
+    return record
+  })
+  return { site, clientSecret, authkey: await issueAuthkey(deps, site) }
+}
+
+/**
+ * Registers a site unless it is registered with the same config, in which case only its client
+ * secret is replaced (its authkeys stay valid). Used by the demo, which starts with fresh secrets.
+ */
+export async function ensureSite(
+  deps: Pick<AppDeps, 'store' | 'keys' | 'clock'>,
+  input: SiteInput,
+): Promise<RegisteredSite> {
+  const fields = validateSiteInput(input)
+  const existing = await deps.store.sites.get(fields.id)
+  const configOf = (x: typeof fields) =>
+    JSON.stringify([x.name, x.origins, x.redirectUris, x.loginModes, x.tokenTtlSeconds, x.oneDevicePerSite])
+  const same = existing !== null && configOf(existing) === configOf(fields)
+  if (!existing || !same) return registerSite(deps, input)
+  const clientSecret = randomSecret()
+  const site = { ...existing, clientSecretHash: sha256(clientSecret) }
+  await deps.store.sites.update(site)
+  return { site, clientSecret, authkey: await issueAuthkey(deps, site) }
+}
+
+/**
+ * Opens an authkey and checks it against the live registry: the site must still exist, at the
+ * same version and with the same origins. Any failure is the same `invalid_authkey`.
+ */
+export async function resolveAuthkey(
+  deps: Pick<AppDeps, 'store' | 'keys' | 'log'>,
+  authkey: unknown,
+): Promise<SiteRecord> {
+  const content = typeof authkey === 'string' ? await openAuthkey(deps.keys.authkeyKey, authkey) : null
+  const site = content && (await deps.store.sites.get(content.siteId))
+  if (
+    !content ||
+    !site ||
+    site.authkeyVersion !== content.version ||
+    site.origins.join('\n') !== content.origins.join('\n')
+  ) {
+    deps.log('authkey_invalid', { site: content?.siteId })
+    throw new PassportError('invalid_authkey', 'the authkey is not valid for any registered site')
+  }
+  return site
+}
+
+/** HTTP Basic client authentication of a site backend (RFC 6749 §2.3.1). */
+export async function authenticateSite(
+  deps: Pick<AppDeps, 'store' | 'log'>,
+  authorization: string | undefined,
+): Promise<SiteRecord> {
+  const fail = () => new PassportError('invalid_client', 'site credentials are missing or wrong')
+  if (!authorization?.startsWith('Basic ') || authorization.length > 1024) throw fail()
+  const decoded = Buffer.from(authorization.slice(6), 'base64').toString('utf8')
+  const colon = decoded.indexOf(':')
+  if (colon < 1) throw fail()
+  let id: string
+  let secret: string
+  try {
+    id = decodeURIComponent(decoded.slice(0, colon))
+    secret = decodeURIComponent(decoded.slice(colon + 1))
+  } catch {
+    throw fail()
+  }
+  const site = await deps.store.sites.get(id)
+  // Compare hashes of a 256-bit random secret in constant time; a slow KDF adds nothing here.
+  const expected = Buffer.from(site?.clientSecretHash ?? sha256('no-such-site'))
+  const actual = Buffer.from(sha256(secret))
+  if (!site || expected.length !== actual.length || !timingSafeEqual(expected, actual)) {
+    deps.log('authz_fail', { site: site ? id : undefined })
+    throw fail()
+  }
+  return site
+}

@@ -1,0 +1,67 @@
+import type { EndReason } from '../../../passport-frame/src/protocol/codes.ts'
+import { randomSecret, sha256 } from '../auth/random.ts'
+import type { AppDeps } from '../deps.ts'
+import type { SessionRecord } from '../store/types.ts'
+
+/**
+ * The passport session is the browser's sign-in on the passport origin. Two cookies carry the
+ * same value: a `SameSite=Lax` one for top-level navigations (the path that works with
+ * third-party cookies blocked) and a `SameSite=None` one that reaches the frame where the
+ * browser allows it. Lookups never care which one carried the value.
+ */
+export const SESSION_COOKIE = '__Host-passport_session'
+export const CROSS_SITE_COOKIE = '__Host-passport_xs'
+
+export async function startSession(
+  deps: Pick<AppDeps, 'store' | 'clock' | 'config'>,
+  userId: string,
+  userAgent: string,
+): Promise<{ cookieValue: string; session: SessionRecord }> {
+  const cookieValue = randomSecret()
+  const now = deps.clock.now()
+  const session: SessionRecord = {
+    id: sha256(cookieValue),
+    userId,
+    createdAt: now,
+    expiresAt: now + deps.config.sessionTtlSeconds * 1000,
+    endedAt: null,
+    endReason: null,
+    userAgent: userAgent.slice(0, 256),
+  }
+  await deps.store.sessions.create(session)
+  return { cookieValue, session }
+}
+
+/** The live session a cookie value stands for, or null. Ids we never issued find nothing. */
+export async function findLiveSession(
+  deps: Pick<AppDeps, 'store' | 'clock'>,
+  cookieValue: string | undefined,
+): Promise<SessionRecord | null> {
+  if (!cookieValue || cookieValue.length > 128) return null
+  const session = await deps.store.sessions.get(sha256(cookieValue))
+  if (!session || session.endedAt !== null || session.expiresAt <= deps.clock.now()) return null
+  return session
+}
+
+/** Ends a session and every token it holds, in one transaction, then tells the event bus. */
+export async function endSession(
+  deps: Pick<AppDeps, 'store' | 'clock' | 'events' | 'log'>,
+  session: SessionRecord,
+  reason: EndReason,
+): Promise<void> {
+  const at = deps.clock.now()
+  const ended = await deps.store.transaction(async (tx) => {
+    const changed = await tx.sessions.end(session.id, reason, at)
+    await tx.tokens.revokeSession(session.id, at, reason)
+    return changed
+  })
+  if (!ended) return
+  deps.log('session_logout', { user: session.userId, reason })
+  await deps.events.publish({
+    type: 'session_ended',
+    userId: session.userId,
+    sessionId: session.id,
+    reason,
+    at,
+  })
+}

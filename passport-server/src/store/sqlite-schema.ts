@@ -1,0 +1,67 @@
+/** Schema of the embedded store. `PRAGMA user_version` numbers it for later migrations. */
+export const SCHEMA_VERSION = 1
+
+export const schemaSql = `
+CREATE TABLE IF NOT EXISTS users (
+  id TEXT PRIMARY KEY,
+  username TEXT NOT NULL UNIQUE,
+  name TEXT NOT NULL,
+  password_hash TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sites (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  origins TEXT NOT NULL,
+  redirect_uris TEXT NOT NULL,
+  login_modes TEXT NOT NULL,
+  token_ttl_seconds INTEGER NOT NULL,
+  one_device_per_site INTEGER NOT NULL,
+  authkey_version INTEGER NOT NULL,
+  client_secret_hash TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sessions (
+  id TEXT PRIMARY KEY,
+  user_id TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  ended_at INTEGER,
+  end_reason TEXT,
+  user_agent TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions (user_id);
+CREATE TABLE IF NOT EXISTS site_exclusions (
+  session_id TEXT NOT NULL,
+  site_id TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  PRIMARY KEY (session_id, site_id)
+);
+CREATE TABLE IF NOT EXISTS codes (
+  hash TEXT PRIMARY KEY,
+  site_id TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  session_id TEXT NOT NULL,
+  redirect_uri TEXT NOT NULL,
+  code_challenge TEXT NOT NULL,
+  expires_at INTEGER NOT NULL,
+  used_at INTEGER
+);
+CREATE TABLE IF NOT EXISTS tokens (
+  jti TEXT PRIMARY KEY,
+  site_id TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  session_id TEXT NOT NULL,
+  issued_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  revoked_at INTEGER,
+  revoke_reason TEXT
+);
+CREATE INDEX IF NOT EXISTS tokens_live_by_user_site ON tokens (user_id, site_id) WHERE revoked_at IS NULL;
+CREATE INDEX IF NOT EXISTS tokens_live_by_session ON tokens (session_id) WHERE revoked_at IS NULL;
+CREATE TABLE IF NOT EXISTS secrets (
+  name TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+`

@@ -1,0 +1,318 @@
+import fs from 'node:fs'
+import path from 'node:path'
+import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite'
+import type { EndReason } from '../../../passport-frame/src/protocol/codes.ts'
+import { StoreUnavailableError } from '../errors.ts'
+import { SCHEMA_VERSION, schemaSql } from './sqlite-schema.ts'
+import type {
+  CodeRecord,
+  SessionRecord,
+  SiteExclusion,
+  SiteRecord,
+  Store,
+  StoreTx,
+  TokenRecord,
+  UserRecord,
+} from './types.ts'
+
+type Row = Record<string, SQLInputValue>
+
+// SQLite primary result codes that mean "cannot reach the data" rather than "bad query".
+const UNAVAILABLE_CODES = new Set([5, 6, 8, 10, 11, 13, 14, 26]) // BUSY LOCKED READONLY IOERR CORRUPT FULL CANTOPEN NOTADB
+
+function translateError(err: unknown): unknown {
+  const e = err as { code?: string; errcode?: number }
+  if (e?.code === 'ERR_INVALID_STATE') return new StoreUnavailableError(err)
+  if (e?.code === 'ERR_SQLITE_ERROR' && UNAVAILABLE_CODES.has((e.errcode ?? 0) & 0xff)) {
+    return new StoreUnavailableError(err)
+  }
+  return err
+}
+
+const toSite = (r: Row): SiteRecord => ({
+  id: r.id as string,
+  name: r.name as string,
+  origins: JSON.parse(r.origins as string),
+  redirectUris: JSON.parse(r.redirect_uris as string),
+  loginModes: JSON.parse(r.login_modes as string),
+  tokenTtlSeconds: Number(r.token_ttl_seconds),
+  oneDevicePerSite: r.one_device_per_site === 1,
+  authkeyVersion: Number(r.authkey_version),
+  clientSecretHash: r.client_secret_hash as string,
+  createdAt: Number(r.created_at),
+})
+const siteParams = (s: SiteRecord): Row => ({
+  $id: s.id,
+  $name: s.name,
+  $origins: JSON.stringify(s.origins),
+  $redirect_uris: JSON.stringify(s.redirectUris),
+  $login_modes: JSON.stringify(s.loginModes),
+  $token_ttl_seconds: s.tokenTtlSeconds,
+  $one_device_per_site: s.oneDevicePerSite ? 1 : 0,
+  $authkey_version: s.authkeyVersion,
+  $client_secret_hash: s.clientSecretHash,
+  $created_at: s.createdAt,
+})
+const toUser = (r: Row): UserRecord => ({
+  id: r.id as string,
+  username: r.username as string,
+  name: r.name as string,
+  passwordHash: r.password_hash as string,
+  createdAt: Number(r.created_at),
+})
+const toSession = (r: Row): SessionRecord => ({
+  id: r.id as string,
+  userId: r.user_id as string,
+  createdAt: Number(r.created_at),
+  expiresAt: Number(r.expires_at),
+  endedAt: r.ended_at === null ? null : Number(r.ended_at),
+  endReason: (r.end_reason as EndReason | null) ?? null,
+  userAgent: r.user_agent as string,
+})
+const toCode = (r: Row): CodeRecord => ({
+  hash: r.hash as string,
+  siteId: r.site_id as string,
+  userId: r.user_id as string,
+  sessionId: r.session_id as string,
+  redirectUri: r.redirect_uri as string,
+  codeChallenge: r.code_challenge as string,
+  expiresAt: Number(r.expires_at),
+  usedAt: r.used_at === null ? null : Number(r.used_at),
+})
+const toToken = (r: Row): TokenRecord => ({
+  jti: r.jti as string,
+  siteId: r.site_id as string,
+  userId: r.user_id as string,
+  sessionId: r.session_id as string,
+  issuedAt: Number(r.issued_at),
+  expiresAt: Number(r.expires_at),
+  revokedAt: r.revoked_at === null ? null : Number(r.revoked_at),
+  revokeReason: (r.revoke_reason as EndReason | null) ?? null,
+})
+
+/** Repositories bound to one connection; every method runs synchronously under the hood. */
+function createRepos(db: DatabaseSync): StoreTx {
+  // Prepared once per distinct statement: preparing costs more than most of these queries.
+  const statements = new Map<string, StatementSync>()
+  const stmt = (sql: string): StatementSync => {
+    let s = statements.get(sql)
+    if (!s) {
+      s = db.prepare(sql)
+      statements.set(sql, s)
+    }
+    return s
+  }
+  const one = (sql: string, ...params: SQLInputValue[]): Row | null =>
+    (stmt(sql).get(...params) as Row | undefined) ?? null
+  const run = (sql: string, params: Row | SQLInputValue[] = []) =>
+    Array.isArray(params) ? stmt(sql).run(...params) : stmt(sql).run(params)
+  const all = (sql: string, ...params: SQLInputValue[]): Row[] => stmt(sql).all(...params) as Row[]
+
+  return {
+    users: {
+      create: async (u) => {
+        run('INSERT INTO users (id, username, name, password_hash, created_at) VALUES (?, ?, ?, ?, ?)', [
+          u.id,
+          u.username,
+          u.name,
+          u.passwordHash,
+          u.createdAt,
+        ])
+      },
+      findById: async (id) => {
+        const r = one('SELECT * FROM users WHERE id = ?', id)
+        return r && toUser(r)
+      },
+      findByUsername: async (username) => {
+        const r = one('SELECT * FROM users WHERE username = ?', username)
+        return r && toUser(r)
+      },
+    },
+    sites: {
+      create: async (s) => {
+        run(
+          `INSERT INTO sites (id, name, origins, redirect_uris, login_modes, token_ttl_seconds,
+             one_device_per_site, authkey_version, client_secret_hash, created_at)
+           VALUES ($id, $name, $origins, $redirect_uris, $login_modes, $token_ttl_seconds,
+             $one_device_per_site, $authkey_version, $client_secret_hash, $created_at)`,
+          siteParams(s),
+        )
+      },
+      update: async (s) => {
+        run(
+          `UPDATE sites SET name = $name, origins = $origins, redirect_uris = $redirect_uris,
+             login_modes = $login_modes, token_ttl_seconds = $token_ttl_seconds,
+             one_device_per_site = $one_device_per_site, authkey_version = $authkey_version,
+             client_secret_hash = $client_secret_hash, created_at = $created_at
+           WHERE id = $id`,
+          siteParams(s),
+        )
+      },
+      get: async (id) => {
+        const r = one('SELECT * FROM sites WHERE id = ?', id)
+        return r && toSite(r)
+      },
+      list: async () => all('SELECT * FROM sites ORDER BY id').map(toSite),
+      remove: async (id) => run('DELETE FROM sites WHERE id = ?', [id]).changes > 0,
+    },
+    sessions: {
+      create: async (s) => {
+        run(
+          `INSERT INTO sessions (id, user_id, created_at, expires_at, ended_at, end_reason, user_agent)
+           VALUES (?, ?, ?, ?, ?, ?, ?)`,
+          [s.id, s.userId, s.createdAt, s.expiresAt, s.endedAt, s.endReason, s.userAgent],
+        )
+      },
+      get: async (id) => {
+        const r = one('SELECT * FROM sessions WHERE id = ?', id)
+        return r && toSession(r)
+      },
+      end: async (id, reason, at) =>
+        run('UPDATE sessions SET ended_at = ?, end_reason = ? WHERE id = ? AND ended_at IS NULL', [
+          at,
+          reason,
+          id,
+        ]).changes > 0,
+      exclude: async (x: SiteExclusion) => {
+        run(
+          `INSERT INTO site_exclusions (session_id, site_id, reason, at) VALUES (?, ?, ?, ?)
+           ON CONFLICT (session_id, site_id) DO UPDATE SET reason = excluded.reason, at = excluded.at`,
+          [x.sessionId, x.siteId, x.reason, x.at],
+        )
+      },
+      exclusion: async (sessionId, siteId) => {
+        const r = one('SELECT * FROM site_exclusions WHERE session_id = ? AND site_id = ?', sessionId, siteId)
+        return (
+          r && {
+            sessionId: r.session_id as string,
+            siteId: r.site_id as string,
+            reason: r.reason as EndReason,
+            at: Number(r.at),
+          }
+        )
+      },
+      clearExclusion: async (sessionId, siteId) => {
+        run('DELETE FROM site_exclusions WHERE session_id = ? AND site_id = ?', [sessionId, siteId])
+      },
+    },
+    codes: {
+      create: async (c) => {
+        run(
+          `INSERT INTO codes (hash, site_id, user_id, session_id, redirect_uri, code_challenge, expires_at, used_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+          [c.hash, c.siteId, c.userId, c.sessionId, c.redirectUri, c.codeChallenge, c.expiresAt, c.usedAt],
+        )
+      },
+      consume: async (hash, at) => {
+        const r = one('UPDATE codes SET used_at = ? WHERE hash = ? AND used_at IS NULL RETURNING *', at, hash)
+        return r && toCode(r)
+      },
+    },
+    tokens: {
+      create: async (t) => {
+        run(
+          `INSERT INTO tokens (jti, site_id, user_id, session_id, issued_at, expires_at, revoked_at, revoke_reason)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+          [t.jti, t.siteId, t.userId, t.sessionId, t.issuedAt, t.expiresAt, t.revokedAt, t.revokeReason],
+        )
+      },
+      get: async (jti) => {
+        const r = one('SELECT * FROM tokens WHERE jti = ?', jti)
+        return r && toToken(r)
+      },
+      revokeOtherDevices: async (userId, siteId, keepSessionId, at, reason) =>
+        all(
+          `UPDATE tokens SET revoked_at = ?, revoke_reason = ?
+           WHERE user_id = ? AND site_id = ? AND session_id <> ? AND revoked_at IS NULL RETURNING *`,
+          at,
+          reason,
+          userId,
+          siteId,
+          keepSessionId,
+        ).map(toToken),
+      revokeSession: async (sessionId, at, reason) =>
+        all(
+          `UPDATE tokens SET revoked_at = ?, revoke_reason = ?
+           WHERE session_id = ? AND revoked_at IS NULL RETURNING *`,
+          at,
+          reason,
+          sessionId,
+        ).map(toToken),
+    },
+    secrets: {
+      get: async (name) => {
+        const r = one('SELECT value FROM secrets WHERE name = ?', name)
+        return r ? (r.value as string) : null
+      },
+      putIfAbsent: async (name, value) => {
+        run('INSERT INTO secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING', [name, value])
+        return (one('SELECT value FROM secrets WHERE name = ?', name) as Row).value as string
+      },
+    },
+  }
+}
+
+/** Wraps every async method of every repo so it runs through `guard`. */
+function wrapRepos(repos: StoreTx, guard: <T>(fn: () => Promise<T>) => Promise<T>): StoreTx {
+  const wrapped: Record<string, Record<string, unknown>> = {}
+  for (const [repoName, repo] of Object.entries(repos)) {
+    const methods: Record<string, unknown> = {}
+    for (const [name, fn] of Object.entries(repo as Record<string, (...a: unknown[]) => Promise<unknown>>)) {
+      methods[name] = (...args: unknown[]) => guard(() => fn(...args))
+    }
+    wrapped[repoName] = methods
+  }
+  return wrapped as unknown as StoreTx
+}
+
+/**
+ * The embedded store: one SQLite file (created on first use), or `:memory:` for tests.
+ *
+ * One connection serves the process, so transactions are serialised through a queue: a
+ * statement issued by another request while a transaction awaits would otherwise run inside
+ * it. Calls made outside `transaction` queue behind it too.
+ */
+export function openSqliteStore(file: string): Store {
+  if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true })
+  const db = new DatabaseSync(file)
+  db.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 2000; PRAGMA synchronous = NORMAL;')
+  const version = Number((db.prepare('PRAGMA user_version').get() as Row).user_version)
+  if (version > SCHEMA_VERSION)
+    throw new Error(`store schema ${version} is newer than this server (${SCHEMA_VERSION})`)
+  db.exec(schemaSql)
+  db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`)
+
+  let queue: Promise<unknown> = Promise.resolve()
+  const exclusive = <T>(fn: () => Promise<T>): Promise<T> => {
+    const result = queue.then(async () => {
+      try {
+        return await fn()
+      } catch (err) {
+        throw translateError(err)
+      }
+    })
+    queue = result.catch(() => undefined)
+    return result
+  }
+
+  const raw = createRepos(db)
+  return {
+    ...wrapRepos(raw, exclusive),
+    transaction: (fn) =>
+      exclusive(async () => {
+        db.exec('BEGIN IMMEDIATE')
+        try {
+          const value = await fn(raw)
+          db.exec('COMMIT')
+          return value
+        } catch (err) {
+          if (db.isTransaction) db.exec('ROLLBACK')
+          throw err
+        }
+      }),
+    close: async () => {
+      await queue
+      db.close()
+    },
+  }
+}

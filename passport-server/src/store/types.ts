@@ -1,0 +1,146 @@
+import type { EndReason } from '../../../passport-frame/src/protocol/codes.ts'
+
+/** Times are milliseconds since the epoch throughout the store. */
+
+export interface UserRecord {
+  id: string
+  username: string
+  name: string
+  passwordHash: string
+  createdAt: number
+}
+
+export interface SiteRecord {
+  id: string
+  name: string
+  /** Exact origins allowed to embed the frame and talk to it. */
+  origins: string[]
+  /** Exact redirect targets for the sign-in round trip. */
+  redirectUris: string[]
+  loginModes: string[]
+  tokenTtlSeconds: number
+  /** Newest wins: a sign-in on one device ends the user's tokens on this site on every other. */
+  oneDevicePerSite: boolean
+  /** Bumped on every change to the site; authkeys of an older version stop working. */
+  authkeyVersion: number
+  /** scrypt hash of the site backend's client secret (introspection, status). */
+  clientSecretHash: string
+  createdAt: number
+}
+
+export interface SessionRecord {
+  /** SHA-256 of the cookie value; the value itself is never stored. */
+  id: string
+  userId: string
+  createdAt: number
+  expiresAt: number
+  endedAt: number | null
+  endReason: EndReason | null
+  userAgent: string
+}
+
+export interface CodeRecord {
+  /** SHA-256 of the code. */
+  hash: string
+  siteId: string
+  userId: string
+  sessionId: string
+  redirectUri: string
+  codeChallenge: string
+  expiresAt: number
+  usedAt: number | null
+}
+
+export interface TokenRecord {
+  jti: string
+  siteId: string
+  userId: string
+  sessionId: string
+  issuedAt: number
+  expiresAt: number
+  revokedAt: number | null
+  revokeReason: EndReason | null
+}
+
+/** A session that lost a site to a newer sign-in elsewhere may not take it back silently. */
+export interface SiteExclusion {
+  sessionId: string
+  siteId: string
+  reason: EndReason
+  at: number
+}
+
+export interface UserRepo {
+  create(user: UserRecord): Promise<void>
+  findById(id: string): Promise<UserRecord | null>
+  findByUsername(username: string): Promise<UserRecord | null>
+}
+
+export interface SiteRepo {
+  create(site: SiteRecord): Promise<void>
+  update(site: SiteRecord): Promise<void>
+  get(id: string): Promise<SiteRecord | null>
+  list(): Promise<SiteRecord[]>
+  /** Returns false when there was no such site. */
+  remove(id: string): Promise<boolean>
+}
+
+export interface SessionRepo {
+  create(session: SessionRecord): Promise<void>
+  get(id: string): Promise<SessionRecord | null>
+  /** Ends the session if it is still live; returns false when it already was ended. */
+  end(id: string, reason: EndReason, at: number): Promise<boolean>
+  exclude(exclusion: SiteExclusion): Promise<void>
+  exclusion(sessionId: string, siteId: string): Promise<SiteExclusion | null>
+  clearExclusion(sessionId: string, siteId: string): Promise<void>
+}
+
+export interface CodeRepo {
+  create(code: CodeRecord): Promise<void>
+  /**
+   * Marks the code used and returns it, atomically: of two concurrent calls exactly one gets
+   * the record. A code that is unknown or already used returns null.
+   */
+  consume(hash: string, at: number): Promise<CodeRecord | null>
+}
+
+export interface TokenRepo {
+  create(token: TokenRecord): Promise<void>
+  get(jti: string): Promise<TokenRecord | null>
+  /** Revokes every live token of (user, site) not held by `keepSessionId`; returns them. */
+  revokeOtherDevices(
+    userId: string,
+    siteId: string,
+    keepSessionId: string,
+    at: number,
+    reason: EndReason,
+  ): Promise<TokenRecord[]>
+  /** Revokes every live token of a session; returns them. */
+  revokeSession(sessionId: string, at: number, reason: EndReason): Promise<TokenRecord[]>
+}
+
+export interface SecretRepo {
+  get(name: string): Promise<string | null>
+  /** Stores the value unless one exists; returns whichever value is stored afterwards. */
+  putIfAbsent(name: string, value: string): Promise<string>
+}
+
+export interface StoreTx {
+  users: UserRepo
+  sites: SiteRepo
+  sessions: SessionRepo
+  codes: CodeRepo
+  tokens: TokenRepo
+  secrets: SecretRepo
+}
+
+/**
+ * The persistence boundary. The embedded default is SQLite (`sqlite.ts`); a scale-out
+ * implementation must give the same guarantees: `transaction` is all-or-nothing and
+ * serialisable with respect to other transactions, and every failure to reach the data
+ * surfaces as `StoreUnavailableError` so the app can fail closed.
+ */
+export interface Store extends StoreTx {
+  transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>
+  close(): Promise<void>
+}

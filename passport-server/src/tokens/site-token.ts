@@ -1,0 +1,87 @@
+import { errors, jwtVerify, SignJWT } from 'jose'
+import type { KeySet } from './keys.ts'
+import { SIGNING_ALG } from './keys.ts'
+
+/** RFC 9068 access-token type: a token of another kind can never pass as a site token. */
+export const SITE_TOKEN_TYP = 'at+jwt'
+/** Clock tolerance when checking `exp`/`iat` (requirement: at most 15 s). */
+export const CLOCK_TOLERANCE_SECONDS = 5
+/** Anything longer is not one of ours; refuse it before any parsing or crypto. */
+export const MAX_TOKEN_LENGTH = 2048
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
+
+export interface SiteTokenClaims {
+  iss: string
+  aud: string
+  sub: string
+  sid: string
+  jti: string
+  iat: number
+  exp: number
+}
+
+export interface SiteTokenInput {
+  issuer: string
+  siteId: string
+  userId: string
+  sessionId: string
+  jti: string
+  issuedAtMs: number
+  expiresAtMs: number
+}
+
+export async function signSiteToken(keys: KeySet, input: SiteTokenInput): Promise<string> {
+  return new SignJWT({ sid: input.sessionId })
+    .setProtectedHeader({ alg: SIGNING_ALG, typ: SITE_TOKEN_TYP, kid: keys.current.kid })
+    .setIssuer(input.issuer)
+    .setAudience(input.siteId)
+    .setSubject(input.userId)
+    .setJti(input.jti)
+    .setIssuedAt(Math.floor(input.issuedAtMs / 1000))
+    .setExpirationTime(Math.floor(input.expiresAtMs / 1000))
+    .sign(keys.current.privateKey)
+}
+
+export type VerifyResult =
+  | { ok: true; claims: SiteTokenClaims }
+  | { ok: false; reason: 'malformed' | 'invalid' | 'expired' }
+
+/**
+ * Verifies a site token: one pinned algorithm, our issuer, exactly the expected audience, the
+ * access-token `typ`, required claims, and a key chosen by `kid` from our own set only (never
+ * from `jwk`/`jku`/`x5c` in the header). Every failure becomes a reason value; jose's messages
+ * never leave this function.
+ */
+export async function verifySiteToken(
+  keys: KeySet,
+  token: string,
+  expected: { issuer: string; audience?: string; nowMs: number },
+): Promise<VerifyResult> {
+  if (token.length > MAX_TOKEN_LENGTH || !COMPACT_JWS.test(token)) return { ok: false, reason: 'malformed' }
+  try {
+    const { payload } = await jwtVerify(
+      token,
+      (header) => {
+        const key = typeof header.kid === 'string' ? keys.publicKeys.get(header.kid) : undefined
+        if (!key) throw new errors.JWKSNoMatchingKey()
+        return key
+      },
+      {
+        algorithms: [SIGNING_ALG],
+        issuer: expected.issuer,
+        ...(expected.audience === undefined ? {} : { audience: expected.audience }),
+        typ: SITE_TOKEN_TYP,
+        requiredClaims: ['iss', 'aud', 'sub', 'sid', 'jti', 'iat', 'exp'],
+        clockTolerance: CLOCK_TOLERANCE_SECONDS,
+        currentDate: new Date(expected.nowMs),
+      },
+    )
+    if (typeof payload.aud !== 'string' || typeof payload.sid !== 'string') {
+      return { ok: false, reason: 'invalid' }
+    }
+    return { ok: true, claims: payload as unknown as SiteTokenClaims }
+  } catch (err) {
+    if (err instanceof errors.JWTExpired) return { ok: false, reason: 'expired' }
+    return { ok: false, reason: 'invalid' }
+  }
+}

@@ -1,0 +1,35 @@
+import { defineConfig } from '@playwright/test'
+import { testPorts } from './demo-sites/e2e/fixtures.ts'
+
+const dataDir = '.e2e-data'
+
+export default defineConfig({
+  testDir: 'demo-sites/e2e',
+  testMatch: '*.spec.ts',
+  // One server, one store: specs run one at a time so newest-wins in one cannot touch another.
+  workers: 1,
+  forbidOnly: !!process.env.CI,
+  retries: process.env.CI ? 1 : 0,
+  timeout: 30_000,
+  expect: { timeout: 5_000 },
+  reporter: [['list'], ['json', { outputFile: 'reports/e2e.json' }]],
+  use: { trace: 'retain-on-failure' },
+  projects: [
+    { name: '3pc-blocked', use: { thirdPartyCookies: 'blocked' } as Record<string, unknown> },
+    { name: '3pc-allowed', use: { thirdPartyCookies: 'allowed' } as Record<string, unknown> },
+  ],
+  webServer: {
+    command: `rm -rf ${dataDir} && node demo-sites/start.ts`,
+    url: `http://127.0.0.1:${testPorts.passport}/`,
+    reuseExistingServer: false,
+    timeout: 30_000,
+    env: {
+      PASSPORT_PORT: String(testPorts.passport),
+      NEWS_PORT: String(testPorts.news),
+      SHOP_PORT: String(testPorts.shop),
+      EVIL_PORT: String(testPorts.evil),
+      PASSPORT_DATA_DIR: dataDir,
+      PASSPORT_QUIET: '1',
+    },
+  },
+})

@@ -1,0 +1,50 @@
+import { resolve } from 'node:path'
+import { defineConfig, type UserConfig } from 'vite'
+
+const here = import.meta.dirname
+const frameSrc = resolve(here, 'passport-frame/src')
+
+/**
+ * One config, four builds (`npm run build` runs them all):
+ * - default: the demo sites' pages (multi-page app) into dist/sites/
+ * - `--mode frame`: the frame's script, served by the passport as /frame.js
+ * - `--mode sdk`:   the SDK for a classic <script> tag, served as /passport.js
+ * - `--mode esm`:   the SDK as an ES module, served as /passport.mjs
+ * Each passport file is a single self-contained script (no chunks) with a fixed name, because
+ * sites link to it by URL.
+ */
+const passportFiles: Record<string, { entry: string; format: 'es' | 'iife'; file: string }> = {
+  frame: { entry: `${frameSrc}/frame/main.ts`, format: 'es', file: 'frame.js' },
+  sdk: { entry: `${frameSrc}/embed/script-tag.ts`, format: 'iife', file: 'passport.js' },
+  esm: { entry: `${frameSrc}/embed/index.ts`, format: 'es', file: 'passport.mjs' },
+}
+
+export default defineConfig(({ mode }): UserConfig => {
+  const lib = passportFiles[mode]
+  if (lib) {
+    return {
+      build: {
+        outDir: resolve(here, 'dist/passport'),
+        emptyOutDir: false,
+        target: 'es2022',
+        lib: { entry: lib.entry, formats: [lib.format], name: 'Passport', fileName: () => lib.file },
+      },
+    }
+  }
+  return {
+    root: resolve(here, 'demo-sites'),
+    build: {
+      outDir: resolve(here, 'dist/sites'),
+      emptyOutDir: true,
+      target: 'es2022',
+      modulePreload: { polyfill: false },
+      rollupOptions: {
+        input: {
+          news: resolve(here, 'demo-sites/news/index.html'),
+          shop: resolve(here, 'demo-sites/shop/index.html'),
+          hostile: resolve(here, 'demo-sites/hostile/index.html'),
+        },
+      },
+    },
+  }
+})
