@@ -1,0 +1,162 @@
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { describe, expect, test } from 'vitest'
+import { createApp } from './app.ts'
+import { resolveConfig } from './config.ts'
+import { basicAuth, frameApi, signIn, sitePost } from './test-flows.ts'
+import { createTestWorld, NEWS_ORIGIN, SHOP_ORIGIN } from './test-support.ts'
+
+describe('every response', () => {
+  test('carries nosniff, a restrictive CSP and no referrer by default', async () => {
+    const { app } = await createTestWorld()
+    const res = await app.request('/.well-known/jwks.json')
+    expect(res.headers.get('X-Content-Type-Options')).toBe('nosniff')
+    expect(res.headers.get('Content-Security-Policy')).toBe("default-src 'none'; frame-ancestors 'none'")
+    expect(res.headers.get('Referrer-Policy')).toBe('no-referrer')
+    expect(res.headers.get('Cross-Origin-Resource-Policy')).toBe('same-origin')
+  })
+
+  test('unknown paths are a JSON 404 not_found', async () => {
+    const { app } = await createTestWorld()
+    const res = await app.request('/nope')
+    expect(res.status).toBe(404)
+    expect(await res.json()).toEqual({ error: 'not_found' })
+  })
+})
+
+describe('bad input (I1, I2)', () => {
+  test('an oversized body is 413 payload_too_large before any handler reads it', async () => {
+    const { app, news } = await createTestWorld()
+    const res = await frameApi(app, 'token', {
+      grant_type: 'session',
+      authkey: news.authkey,
+      pad: 'x'.repeat(20_000),
+    })
+    expect(res.status).toBe(413)
+    expect(await res.json()).toMatchObject({ error: 'payload_too_large' })
+  })
+
+  test('a chunked oversized body without Content-Length is also 413', async () => {
+    const { app } = await createTestWorld()
+    const chunk = new TextEncoder().encode('x'.repeat(8192))
+    let sent = 0
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent++ < 4) controller.enqueue(chunk)
+        else controller.close()
+      },
+    })
+    const res = await app.request('/api/frame/token', {
+      method: 'POST',
+      body,
+      headers: {
+        'Content-Type': 'application/json',
+        Origin: 'http://passport.localhost:8080',
+        'Sec-Fetch-Site': 'same-origin',
+      },
+      duplex: 'half', // Node's fetch needs it for stream bodies
+    } as RequestInit & { duplex: 'half' })
+    expect(res.status).toBe(413)
+  })
+
+  test.each([
+    ['truncated', '{"a":'],
+    ['trailing garbage', '{"a":1}x'],
+    ['NaN', '{"a":NaN}'],
+    ['a scalar', '"token"'],
+    ['null', 'null'],
+  ])('malformed JSON (%s) is 400 invalid_request', async (_, body) => {
+    const { app } = await createTestWorld()
+    const res = await frameApi(app, 'check', body)
+    expect(res.status).toBe(400)
+    expect(await res.json()).toMatchObject({ error: 'invalid_request' })
+  })
+
+  test('a __proto__ key cannot pollute prototypes or pass for a field', async () => {
+    const { app } = await createTestWorld()
+    const res = await frameApi(app, 'check', '{"__proto__":{"authkey":"x","token":"y"}}')
+    expect(res.status).toBe(400)
+    expect(({} as Record<string, unknown>).authkey).toBeUndefined()
+  })
+})
+
+describe('fail closed when the store is down (J2)', () => {
+  test('every endpoint that needs the store answers 503 temporarily_unavailable with Retry-After', async () => {
+    const world = await createTestWorld()
+    const { app, news, alice, deps } = world
+    const { token } = await signIn(app, news, alice)
+    await deps.store.close()
+    const answers = [
+      await frameApi(app, 'check', { authkey: news.authkey, token }),
+      await frameApi(app, 'token', { grant_type: 'session', authkey: news.authkey }),
+      await sitePost(app, '/token/introspect', { token }, basicAuth('news', news.clientSecret)),
+      await app.request('/authorize?client_id=news'),
+    ]
+    for (const res of answers) {
+      expect(res.status).toBe(503)
+      expect(res.headers.get('Retry-After')).toBe('1')
+      expect(await res.json()).toEqual({ error: 'temporarily_unavailable' })
+    }
+    expect(deps.logs.map((l) => l.event)).toContain('store_unavailable')
+  })
+})
+
+describe('frame document and scripts', () => {
+  test('the frame may be embedded only by its own site (CSP frame-ancestors, A6)', async () => {
+    const { app } = await createTestWorld()
+    const res = await app.request('/frame/news')
+    expect(res.status).toBe(200)
+    const csp = res.headers.get('Content-Security-Policy') ?? ''
+    expect(csp).toContain(`frame-ancestors ${NEWS_ORIGIN};`)
+    expect(csp).not.toContain(SHOP_ORIGIN)
+    expect(res.headers.get('Cache-Control')).toBe('no-store')
+    expect(await res.text()).toContain('"id":"news"')
+  })
+
+  test('an unknown site has no frame', async () => {
+    const { app } = await createTestWorld()
+    expect((await app.request('/frame/nope')).status).toBe(404)
+    expect((await app.request(`/frame/${'x'.repeat(80)}`)).status).toBe(404)
+  })
+
+  test('the SDK is public cross-origin code; the frame script is not', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'passport-assets-'))
+    for (const f of ['passport.js', 'passport.mjs', 'frame.js'])
+      fs.writeFileSync(path.join(dir, f), `// ${f}`)
+    const world = await createTestWorld()
+    const app = createApp({ ...world.deps, config: resolveConfig({ ...world.deps.config, assetsDir: dir }) })
+    const sdk = await app.request('/passport.js')
+    expect(sdk.status).toBe(200)
+    expect(sdk.headers.get('Content-Type')).toContain('text/javascript')
+    expect(sdk.headers.get('Access-Control-Allow-Origin')).toBe('*')
+    expect(sdk.headers.get('Cross-Origin-Resource-Policy')).toBe('cross-origin')
+    const frame = await app.request('/frame.js')
+    expect(await frame.text()).toBe('// frame.js')
+    expect(frame.headers.get('Access-Control-Allow-Origin')).toBeNull()
+    expect(frame.headers.get('Cross-Origin-Resource-Policy')).toBe('same-origin')
+  })
+
+  test('missing built files are a clear 503, not a crash', async () => {
+    const world = await createTestWorld()
+    const config = resolveConfig({ ...world.deps.config, assetsDir: '/nonexistent-passport-assets' })
+    const res = await createApp({ ...world.deps, config }).request('/passport.js')
+    expect(res.status).toBe(503)
+    expect(await res.json()).toMatchObject({ error: 'temporarily_unavailable' })
+  })
+})
+
+describe('JWKS', () => {
+  test('publishes public Ed25519 keys only, with kid and alg', async () => {
+    const { app } = await createTestWorld()
+    const body = (await (await app.request('/.well-known/jwks.json')).json()) as {
+      keys: Record<string, string>[]
+    }
+    expect(body.keys.length).toBeGreaterThan(0)
+    for (const key of body.keys) {
+      expect(key).toMatchObject({ kty: 'OKP', crv: 'Ed25519', alg: 'EdDSA', use: 'sig' })
+      expect(key.kid).toBeTruthy()
+      expect(key.d).toBeUndefined()
+    }
+  })
+})

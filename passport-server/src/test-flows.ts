@@ -1,0 +1,185 @@
+import type { Hono } from 'hono'
+import { pkceChallenge, randomSecret } from './auth/random.ts'
+import { TEST_ISSUER } from './test-support.ts'
+
+/**
+ * Drives the passport over `app.request()` the way a browser and the frame would, so route
+ * tests read as flows. Cookies are a plain name→value jar; nothing here is used in production.
+ */
+
+export type CookieJar = Map<string, string>
+
+export function cookieHeader(jar: CookieJar): string {
+  return [...jar].map(([k, v]) => `${k}=${v}`).join('; ')
+}
+
+/** Applies a response's Set-Cookie headers to the jar (Max-Age=0 deletes). */
+export function storeCookies(jar: CookieJar, res: Response): void {
+  for (const line of res.headers.getSetCookie()) {
+    const pair = line.split(';')[0] ?? ''
+    const eq = pair.indexOf('=')
+    const name = pair.slice(0, eq).trim()
+    if (/max-age=0/i.test(line)) jar.delete(name)
+    else jar.set(name, pair.slice(eq + 1).trim())
+  }
+}
+
+export interface AuthorizeRequest {
+  clientId: string
+  redirectUri: string
+  state: string
+  verifier: string
+  challenge: string
+}
+
+export function authorizeRequest(clientId: string, redirectUri: string | undefined): AuthorizeRequest {
+  const verifier = randomSecret()
+  return {
+    clientId,
+    redirectUri: redirectUri ?? '',
+    state: randomSecret(),
+    verifier,
+    challenge: pkceChallenge(verifier),
+  }
+}
+
+export function authorizeUrl(req: AuthorizeRequest, extra: Record<string, string> = {}): string {
+  const q = new URLSearchParams({
+    response_type: 'code',
+    client_id: req.clientId,
+    redirect_uri: req.redirectUri,
+    state: req.state,
+    code_challenge: req.challenge,
+    code_challenge_method: 'S256',
+    ...extra,
+  })
+  return `/authorize?${q}`
+}
+
+/** The fragment parameters of a 303 back to the site. */
+export function fragmentOf(res: Response): URLSearchParams {
+  const location = res.headers.get('Location') ?? ''
+  return new URLSearchParams(location.slice(location.indexOf('#') + 1))
+}
+
+/** Opens the login form (getting the CSRF cookie) and posts the credentials, same-origin. */
+export async function postLogin(
+  app: Hono,
+  jar: CookieJar,
+  req: AuthorizeRequest,
+  credentials: { username: string; password: string },
+  headers: Record<string, string> = {},
+): Promise<Response> {
+  const page = await app.request(authorizeUrl(req), { headers: { Cookie: cookieHeader(jar) } })
+  storeCookies(jar, page)
+  const csrf = /name="csrf" value="([^"]+)"/.exec(await page.text())?.[1] ?? ''
+  const body = new URLSearchParams({
+    csrf,
+    client_id: req.clientId,
+    redirect_uri: req.redirectUri,
+    state: req.state,
+    code_challenge: req.challenge,
+    username: credentials.username,
+    password: credentials.password,
+  })
+  const res = await app.request('/login', {
+    method: 'POST',
+    body,
+    headers: {
+      'Content-Type': 'application/x-www-form-urlencoded',
+      Origin: TEST_ISSUER,
+      'Sec-Fetch-Site': 'same-origin',
+      Cookie: cookieHeader(jar),
+      ...headers,
+    },
+  })
+  storeCookies(jar, res)
+  return res
+}
+
+/** A POST from the frame (same-origin on the passport) to its JSON API. */
+export function frameApi(app: Hono, path: string, body: unknown, headers: Record<string, string> = {}) {
+  return app.request(`/api/frame/${path}`, {
+    method: 'POST',
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+    headers: {
+      'Content-Type': 'application/json',
+      Origin: TEST_ISSUER,
+      'Sec-Fetch-Site': 'same-origin',
+      ...headers,
+    },
+  })
+}
+
+export async function exchangeCode(
+  app: Hono,
+  authkey: string,
+  req: AuthorizeRequest,
+  code: string,
+): Promise<Response> {
+  return frameApi(app, 'token', {
+    grant_type: 'authorization_code',
+    authkey,
+    code,
+    code_verifier: req.verifier,
+    redirect_uri: req.redirectUri,
+  })
+}
+
+export interface SignedIn {
+  jar: CookieJar
+  token: string
+  body: { access_token: string; expires_at: number; expires_in: number; server_time: number }
+}
+
+/** The whole first sign-in on one site: login form, code, token. */
+export async function signIn(
+  app: Hono,
+  site: { authkey: string; site: { id: string; redirectUris: string[] } },
+  credentials: { username: string; password: string },
+  jar: CookieJar = new Map(),
+): Promise<SignedIn> {
+  const req = authorizeRequest(site.site.id, site.site.redirectUris[0])
+  const login = await postLogin(app, jar, req, credentials)
+  if (login.status !== 303) throw new Error(`login failed: ${login.status}`)
+  const code = fragmentOf(login).get('code') ?? ''
+  const res = await exchangeCode(app, site.authkey, req, code)
+  if (res.status !== 200) throw new Error(`code exchange failed: ${res.status} ${await res.text()}`)
+  const body = (await res.json()) as SignedIn['body']
+  return { jar, token: body.access_token, body }
+}
+
+/** A second site picked up silently by the same browser (top-level `prompt=none`). */
+export async function silentSignIn(
+  app: Hono,
+  site: { authkey: string; site: { id: string; redirectUris: string[] } },
+  jar: CookieJar,
+): Promise<{ res: Response; token?: string }> {
+  const req = authorizeRequest(site.site.id, site.site.redirectUris[0])
+  const res = await app.request(authorizeUrl(req, { prompt: 'none' }), {
+    headers: { Cookie: cookieHeader(jar) },
+  })
+  const code = fragmentOf(res).get('code')
+  if (!code) return { res }
+  const tokenRes = await exchangeCode(app, site.authkey, req, code)
+  const body = (await tokenRes.json()) as { access_token: string }
+  return { res, token: body.access_token }
+}
+
+export function basicAuth(siteId: string, secret: string): string {
+  return `Basic ${Buffer.from(`${encodeURIComponent(siteId)}:${encodeURIComponent(secret)}`).toString('base64')}`
+}
+
+export function sitePost(app: Hono, path: string, form: Record<string, string>, authorization?: string) {
+  return app.request(path, {
+    method: 'POST',
+    body: new URLSearchParams(form),
+    headers: {
+      'Content-Type': 'application/x-www-form-urlencoded',
+      ...(authorization ? { Authorization: authorization } : {}),
+    },
+  })
+}
+
+/** Matches anything shaped like a JWT/JWE (two or more base64url segments joined by dots). */
+export const COMPACT_TOKEN = /[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\./

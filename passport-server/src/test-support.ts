@@ -1,0 +1,76 @@
+import { createApp } from './app.ts'
+import { hashPassword } from './auth/password.ts'
+import { type FixedClock, fixedClock } from './clock.ts'
+import { resolveConfig } from './config.ts'
+import type { AppDeps } from './deps.ts'
+import { createInProcessBus } from './events/bus.ts'
+import { registerSite, type SiteInput } from './services/registry.ts'
+import { openSqliteStore } from './store/sqlite.ts'
+import type { UserRecord } from './store/types.ts'
+import { loadOrCreateKeys } from './tokens/keys.ts'
+
+/** Test-only wiring: an in-memory store, a clock the test moves, a log the test reads. */
+
+export const TEST_ISSUER = 'http://passport.localhost:8080'
+export const NEWS_ORIGIN = 'http://news.localhost:8081'
+export const SHOP_ORIGIN = 'http://shop.localhost:8082'
+export const EVIL_ORIGIN = 'http://evil.localhost:8083'
+/** 2026-01-01T00:00:00Z: far from any real "now", so a test that reads the system clock shows up. */
+export const T0 = Date.UTC(2026, 0, 1)
+
+export interface LogLine {
+  event: string
+  fields: Record<string, unknown>
+}
+
+export interface TestDeps extends AppDeps {
+  clock: FixedClock
+  logs: LogLine[]
+}
+
+export async function createTestDeps(overrides: { file?: string } = {}): Promise<TestDeps> {
+  const store = openSqliteStore(overrides.file ?? ':memory:')
+  const logs: LogLine[] = []
+  return {
+    config: resolveConfig({ issuer: TEST_ISSUER, scryptCost: 1024 }),
+    store,
+    keys: await loadOrCreateKeys(store.secrets),
+    clock: fixedClock(T0),
+    events: createInProcessBus(),
+    log: (event, fields = {}) => logs.push({ event, fields }),
+    logs,
+  }
+}
+
+export async function addUser(deps: AppDeps, username: string, password = `${username}-password-1`) {
+  const user: UserRecord = {
+    id: `u_${username}`,
+    username,
+    name: username.charAt(0).toUpperCase() + username.slice(1),
+    passwordHash: await hashPassword(password, deps.config.scryptCost),
+    createdAt: deps.clock.now(),
+  }
+  await deps.store.users.create(user)
+  return { ...user, password }
+}
+
+export function addSite(deps: AppDeps, input: Partial<SiteInput> & { id: string }) {
+  const origin = input.id === 'shop' ? SHOP_ORIGIN : NEWS_ORIGIN
+  return registerSite(deps, { origins: [origin], ...input })
+}
+
+/** A full test world: deps, the app, alice and bob, and the News and Shop sites. */
+export async function createTestWorld() {
+  const deps = await createTestDeps()
+  const app = createApp(deps)
+  const alice = await addUser(deps, 'alice')
+  const bob = await addUser(deps, 'bob')
+  const news = await addSite(deps, { id: 'news', origins: [NEWS_ORIGIN] })
+  const shop = await addSite(deps, { id: 'shop', origins: [SHOP_ORIGIN] })
+  return { deps, app, alice, bob, news, shop }
+}
+
+/** Every log line as one string, to assert that no secret was ever written. */
+export function allLogText(logs: LogLine[]): string {
+  return logs.map((l) => JSON.stringify(l)).join('\n')
+}
