@@ -21,12 +21,11 @@ export interface CliIo {
   readSecret: () => Promise<string>
 }
 
-/** Runs one CLI command against the given dependencies. Returns the process exit code. */
-export async function runCli(deps: AppDeps, argv: string[], io: CliIo): Promise<number> {
-  const [noun, verb, ...rest] = argv
-  const { values, positionals } = parseArgs({
-    args: rest,
+function parseCliOptions(args: string[]) {
+  return parseArgs({
+    args,
     allowPositionals: true,
+    strict: true,
     options: {
       id: { type: 'string' },
       name: { type: 'string' },
@@ -37,6 +36,21 @@ export async function runCli(deps: AppDeps, argv: string[], io: CliIo): Promise<
       'one-device-per-site': { type: 'string' },
     },
   })
+}
+
+/** Runs one CLI command against the given dependencies. Returns the process exit code. */
+export async function runCli(deps: AppDeps, argv: string[], io: CliIo): Promise<number> {
+  const [noun, verb, ...rest] = argv
+  let parsed: ReturnType<typeof parseCliOptions>
+  try {
+    parsed = parseCliOptions(rest)
+  } catch (err) {
+    // Unknown option or missing value: say which, then how to call it; change nothing.
+    io.out(`error: ${(err as Error).message}`)
+    io.out(CLI_USAGE)
+    return 2
+  }
+  const { values, positionals } = parsed
   try {
     if (noun === 'site' && verb === 'add') {
       const ttl = values['token-ttl']

@@ -42,5 +42,9 @@ export function resolveConfig(options: PassportOptions): ResolvedConfig {
     if (!Number.isInteger(config[key]) || config[key] <= 0)
       throw new Error(`${key} must be a positive integer`)
   }
+  // scrypt needs a power of two; catching it here beats failing every sign-in later.
+  if (config.scryptCost < 2 || (config.scryptCost & (config.scryptCost - 1)) !== 0) {
+    throw new Error('scryptCost must be a power of two, e.g. 32768')
+  }
   return Object.freeze(config)
 }

@@ -28,12 +28,19 @@ export async function verifyPassword(password: string, stored: string): Promise<
   if (scheme !== 'scrypt' || !salt || !hash) return false
   const N = Number(n)
   const expected = Buffer.from(hash, 'base64url')
-  const actual = await scryptAsync(password, Buffer.from(salt, 'base64url'), {
-    N,
-    r: Number(r),
-    p: Number(p),
-    maxmem: maxmem(N),
-  })
+  let actual: Buffer
+  try {
+    actual = await scryptAsync(password, Buffer.from(salt, 'base64url'), {
+      N,
+      r: Number(r),
+      p: Number(p),
+      maxmem: maxmem(N),
+    })
+  } catch {
+    // Parameters node's scrypt refuses (NaN, N not a power of two, r out of range): a malformed
+    // stored hash verifies nothing; it must not turn a sign-in into a server error.
+    return false
+  }
   // Constant-time compare: the time taken must not tell how much of the hash matched.
   return actual.length === expected.length && timingSafeEqual(actual, expected)
 }

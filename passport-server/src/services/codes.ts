@@ -39,10 +39,11 @@ export async function redeemCode(
 ): Promise<CodeRecord> {
   const fail = () =>
     new PassportError('invalid_grant', 'the code is invalid, expired, used or not for this site')
-  if (input.code.length > 128 || !/^[A-Za-z0-9_-]{43,128}$/.test(input.codeVerifier)) throw fail()
+  if (input.code.length > 128) throw fail()
   const record = await deps.store.codes.consume(sha256(input.code), deps.clock.now())
   if (
     !record ||
+    !/^[A-Za-z0-9_-]{43,128}$/.test(input.codeVerifier) ||
     record.expiresAt <= deps.clock.now() ||
     record.siteId !== input.site.id ||
     record.redirectUri !== input.redirectUri ||

@@ -39,7 +39,9 @@ export function validateSiteInput(
       } catch {
         throw bad(`not a URL: ${uri}`)
       }
-      if (!origins.includes(url.origin) || url.hash || url.href !== uri) {
+      // `url.hash` is '' for a bare trailing '#', so look for the character itself: the response
+      // is sent in the fragment, and a registered one would garble it.
+      if (!origins.includes(url.origin) || uri.includes('#') || url.href !== uri) {
         throw bad(`redirect URI must be an exact URL on one of the site's origins, without fragment: ${uri}`)
       }
       return uri

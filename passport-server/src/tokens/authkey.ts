@@ -33,6 +33,8 @@ export async function openAuthkey(key: webcrypto.CryptoKey, authkey: string): Pr
     const { plaintext, protectedHeader } = await compactDecrypt(authkey, key, {
       keyManagementAlgorithms: ['dir'],
       contentEncryptionAlgorithms: ['A256GCM'],
+      // We never compress authkeys: refuse `zip` outright rather than inflate (decompression bomb).
+      maxDecompressedLength: 0,
     })
     if (protectedHeader.typ !== AUTHKEY_TYP) return null
     const body = JSON.parse(new TextDecoder().decode(plaintext)) as Record<string, unknown>

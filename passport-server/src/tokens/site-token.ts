@@ -8,6 +8,8 @@ export const SITE_TOKEN_TYP = 'at+jwt'
 export const CLOCK_TOLERANCE_SECONDS = 5
 /** Anything longer is not one of ours; refuse it before any parsing or crypto. */
 export const MAX_TOKEN_LENGTH = 2048
+/** No site token lives longer than a day (a site's configured lifetime is at most this). */
+export const MAX_TOKEN_LIFETIME_SECONDS = 86_400
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
 
 export interface SiteTokenClaims {
@@ -74,9 +76,19 @@ export async function verifySiteToken(
         requiredClaims: ['iss', 'aud', 'sub', 'sid', 'jti', 'iat', 'exp'],
         clockTolerance: CLOCK_TOLERANCE_SECONDS,
         currentDate: new Date(expected.nowMs),
+        maxTokenAge: MAX_TOKEN_LIFETIME_SECONDS,
       },
     )
-    if (typeof payload.aud !== 'string' || typeof payload.sid !== 'string') {
+    const nowSeconds = expected.nowMs / 1000
+    if (
+      typeof payload.aud !== 'string' ||
+      typeof payload.sid !== 'string' ||
+      typeof payload.iat !== 'number' ||
+      typeof payload.exp !== 'number' ||
+      // Issued in the future, or valid for longer than any token we mint (B10).
+      payload.iat > nowSeconds + CLOCK_TOLERANCE_SECONDS ||
+      payload.exp - payload.iat > MAX_TOKEN_LIFETIME_SECONDS
+    ) {
       return { ok: false, reason: 'invalid' }
     }
     return { ok: true, claims: payload as unknown as SiteTokenClaims }

@@ -1,0 +1,265 @@
+import { beforeEach, describe, expect, it } from 'vitest'
+import { verifyPassword } from './auth/password.ts'
+import { CLI_USAGE, type CliIo, runCli } from './cli.ts'
+import { authenticateSite, resolveAuthkey } from './services/registry.ts'
+import { createTestDeps, NEWS_ORIGIN, SHOP_ORIGIN, type TestDeps } from './test-support.ts'
+
+const PASSWORD = 'correct horse battery staple'
+
+/** A terminal the test reads: every printed line, and how often the password was asked for. */
+function fakeIo(secret = `${PASSWORD}\n`) {
+  const lines: string[] = []
+  let reads = 0
+  const io: CliIo = {
+    out: (line) => lines.push(line),
+    readSecret: async () => {
+      reads++
+      return secret
+    },
+  }
+  return { io, lines, text: () => lines.join('\n'), reads: () => reads }
+}
+
+/** The value printed after a `label:` line. */
+function printed(lines: string[], label: string): string {
+  const line = lines.find((l) => l.startsWith(`${label}:`)) ?? ''
+  return (
+    line
+      .slice(label.length + 1)
+      .trim()
+      .split(/\s+/)[0] ?? ''
+  )
+}
+
+describe('passport CLI', () => {
+  let deps: TestDeps
+  beforeEach(async () => {
+    deps = await createTestDeps()
+  })
+
+  const run = (argv: string[], t = fakeIo()) => runCli(deps, argv, t.io)
+  const addNews = (t = fakeIo()) => run(['site', 'add', '--id', 'news', '--origin', NEWS_ORIGIN], t)
+
+  describe('site add', () => {
+    it('registers a site and prints a working authkey and client secret', async () => {
+      const t = fakeIo()
+      expect(await addNews(t)).toBe(0)
+      expect(t.lines[0]).toBe('site news registered (version 1)')
+      const site = await deps.store.sites.get('news')
+      expect(site).toMatchObject({
+        origins: [NEWS_ORIGIN],
+        redirectUris: [`${NEWS_ORIGIN}/`],
+        authkeyVersion: 1,
+      })
+      expect((await resolveAuthkey(deps, printed(t.lines, 'authkey'))).id).toBe('news')
+      const secret = printed(t.lines, 'client secret')
+      const basic = `Basic ${Buffer.from(`news:${secret}`).toString('base64')}`
+      expect((await authenticateSite(deps, basic)).id).toBe('news')
+    })
+
+    it('takes every option', async () => {
+      const code = await run([
+        'site',
+        'add',
+        '--id',
+        'shop',
+        '--origin',
+        SHOP_ORIGIN,
+        '--origin',
+        'https://shop.example',
+        '--name',
+        'The Shop',
+        '--redirect-uri',
+        `${SHOP_ORIGIN}/cb`,
+        '--redirect-uri',
+        'https://shop.example/cb',
+        '--login-mode',
+        'password',
+        '--token-ttl',
+        '120',
+        '--one-device-per-site',
+        'false',
+      ])
+      expect(code).toBe(0)
+      expect(await deps.store.sites.get('shop')).toMatchObject({
+        name: 'The Shop',
+        origins: [SHOP_ORIGIN, 'https://shop.example'],
+        redirectUris: [`${SHOP_ORIGIN}/cb`, 'https://shop.example/cb'],
+        loginModes: ['password'],
+        tokenTtlSeconds: 120,
+        oneDevicePerSite: false,
+      })
+    })
+
+    it('replaces the config of an existing site and voids its earlier authkeys', async () => {
+      const first = fakeIo()
+      await addNews(first)
+      const second = fakeIo()
+      expect(await addNews(second)).toBe(0)
+      expect(second.lines[0]).toBe('site news registered (version 2)')
+      await expect(resolveAuthkey(deps, printed(first.lines, 'authkey'))).rejects.toMatchObject({
+        code: 'invalid_authkey',
+      })
+      expect((await resolveAuthkey(deps, printed(second.lines, 'authkey'))).authkeyVersion).toBe(2)
+    })
+
+    it.each<[string, string[]]>([
+      ['no --id', ['--origin', NEWS_ORIGIN]],
+      ['no --origin', ['--id', 'news']],
+      ['a wildcard origin', ['--id', 'news', '--origin', 'http://*.localhost:8081']],
+      [
+        'a redirect URI on another origin',
+        ['--id', 'news', '--origin', NEWS_ORIGIN, '--redirect-uri', `${SHOP_ORIGIN}/`],
+      ],
+      ['a non-numeric --token-ttl', ['--id', 'news', '--origin', NEWS_ORIGIN, '--token-ttl', 'soon']],
+      [
+        'a bad --one-device-per-site',
+        ['--id', 'news', '--origin', NEWS_ORIGIN, '--one-device-per-site', 'yes'],
+      ],
+      ['an unknown --login-mode', ['--id', 'news', '--origin', NEWS_ORIGIN, '--login-mode', 'magic']],
+    ])('fails with %s, prints an error and registers nothing', async (_name, args) => {
+      const t = fakeIo()
+      expect(await run(['site', 'add', ...args], t)).toBe(1)
+      expect(t.lines).toHaveLength(1)
+      expect(t.lines[0]).toMatch(/^error: invalid_request: /)
+      expect(await deps.store.sites.list()).toEqual([])
+    })
+  })
+
+  describe('site list, remove and authkey', () => {
+    it('lists no sites, then every site without its secrets', async () => {
+      const empty = fakeIo()
+      expect(await run(['site', 'list'], empty)).toBe(0)
+      expect(empty.lines).toEqual(['no sites registered'])
+
+      const added = fakeIo()
+      await run(
+        ['site', 'add', '--id', 'shop', '--origin', SHOP_ORIGIN, '--one-device-per-site', 'false'],
+        added,
+      )
+      await addNews()
+      const t = fakeIo()
+      expect(await run(['site', 'list'], t)).toBe(0)
+      expect(t.lines).toEqual([
+        `news\tnews\t${NEWS_ORIGIN}\tttl=900s\tone-device=true\tv1`,
+        `shop\tshop\t${SHOP_ORIGIN}\tttl=900s\tone-device=false\tv1`,
+      ])
+      const shop = await deps.store.sites.get('shop')
+      expect(t.text()).not.toContain(printed(added.lines, 'client secret'))
+      expect(t.text()).not.toContain(shop?.clientSecretHash)
+    })
+
+    it('removes a site, after which its authkey stops working', async () => {
+      const added = fakeIo()
+      await addNews(added)
+      const t = fakeIo()
+      expect(await run(['site', 'remove', 'news'], t)).toBe(0)
+      expect(t.lines).toEqual(['site news removed'])
+      expect(await deps.store.sites.get('news')).toBeNull()
+      await expect(resolveAuthkey(deps, printed(added.lines, 'authkey'))).rejects.toMatchObject({
+        code: 'invalid_authkey',
+      })
+    })
+
+    it('fails to remove an unknown site', async () => {
+      const t = fakeIo()
+      expect(await run(['site', 'remove', 'nope'], t)).toBe(1)
+      expect(t.lines).toEqual(['no site nope'])
+    })
+
+    it('prints a fresh authkey at the same version, keeping the old one valid', async () => {
+      const added = fakeIo()
+      await addNews(added)
+      const t = fakeIo()
+      expect(await run(['site', 'authkey', 'news'], t)).toBe(0)
+      expect(t.lines).toHaveLength(1)
+      const fresh = t.lines[0] ?? ''
+      expect(fresh).not.toBe(printed(added.lines, 'authkey'))
+      expect((await resolveAuthkey(deps, fresh)).authkeyVersion).toBe(1)
+      expect((await resolveAuthkey(deps, printed(added.lines, 'authkey'))).id).toBe('news')
+    })
+
+    it('fails to print an authkey for an unknown site', async () => {
+      const t = fakeIo()
+      expect(await run(['site', 'authkey', 'nope'], t)).toBe(1)
+      expect(t.lines).toEqual(['no site nope'])
+    })
+  })
+
+  describe('user add', () => {
+    it('creates a user with the password read from the io, and never prints it', async () => {
+      const t = fakeIo()
+      expect(await run(['user', 'add', 'alice', '--name', 'Alice A.'], t)).toBe(0)
+      expect(t.reads()).toBe(1)
+      expect(t.lines).toEqual(['user alice created'])
+      const user = await deps.store.users.findByUsername('alice')
+      expect(user).toMatchObject({ username: 'alice', name: 'Alice A.' })
+      expect(user?.passwordHash).not.toContain(PASSWORD)
+      // The trailing newline from standard input is not part of the password.
+      expect(await verifyPassword(PASSWORD, user?.passwordHash ?? '')).toBe(true)
+      expect(t.text()).not.toContain(PASSWORD)
+    })
+
+    it('uses the username as the name by default', async () => {
+      await run(['user', 'add', 'bob'])
+      expect((await deps.store.users.findByUsername('bob'))?.name).toBe('bob')
+    })
+
+    it('refuses a short password without creating the user or printing the password', async () => {
+      const t = fakeIo('short77\n')
+      expect(await run(['user', 'add', 'alice'], t)).toBe(1)
+      expect(t.lines[0]).toMatch(/^error: invalid_request: /)
+      expect(t.text()).not.toContain('short77')
+      expect(await deps.store.users.findByUsername('alice')).toBeNull()
+    })
+
+    it('refuses an existing username before asking for a password', async () => {
+      await run(['user', 'add', 'alice'])
+      const before = await deps.store.users.findByUsername('alice')
+      const t = fakeIo('another password 2')
+      expect(await run(['user', 'add', 'alice'], t)).toBe(1)
+      expect(t.reads()).toBe(0)
+      expect(t.lines[0]).toMatch(/^error: invalid_request: /)
+      expect(await deps.store.users.findByUsername('alice')).toEqual(before)
+    })
+
+    it.each(['../alice', 'al ice', 'a'.repeat(65), 'alice;drop'])(
+      'refuses the username %j before asking for a password',
+      async (username) => {
+        const t = fakeIo()
+        expect(await run(['user', 'add', username], t)).toBe(1)
+        expect(t.reads()).toBe(0)
+        expect(await deps.store.users.findByUsername(username)).toBeNull()
+      },
+    )
+  })
+
+  describe('bad arguments', () => {
+    it.each<[string, string[]]>([
+      ['no command', []],
+      ['an unknown noun', ['frobnicate']],
+      ['a noun without a verb', ['site']],
+      ['an unknown verb', ['site', 'rename', 'news']],
+      ['site remove without an id', ['site', 'remove']],
+      ['site authkey without an id', ['site', 'authkey']],
+      ['user add without a username', ['user', 'add']],
+    ])('prints the usage and exits 2 for %s, changing nothing', async (_name, argv) => {
+      const t = fakeIo()
+      expect(await run(argv, t)).toBe(2)
+      expect(t.lines).toEqual([CLI_USAGE])
+      expect(t.reads()).toBe(0)
+      expect(await deps.store.sites.list()).toEqual([])
+    })
+
+    it.each<[string, string[]]>([
+      ['an unknown option', ['site', 'add', '--id', 'news', '--origin', NEWS_ORIGIN, '--bogus']],
+      ['an option without its value', ['site', 'add', '--id', 'news', '--origin']],
+    ])('names %s, prints the usage, exits 2 and registers nothing', async (_name, argv) => {
+      const t = fakeIo()
+      expect(await run(argv, t)).toBe(2)
+      expect(t.lines[0]).toMatch(/^error: /)
+      expect(t.lines[1]).toBe(CLI_USAGE)
+      expect(await deps.store.sites.list()).toEqual([])
+    })
+  })
+})

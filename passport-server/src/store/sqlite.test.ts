@@ -1,0 +1,362 @@
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { StoreUnavailableError } from '../errors.ts'
+import { T0 } from '../test-support.ts'
+import { openSqliteStore } from './sqlite.ts'
+import { SCHEMA_VERSION } from './sqlite-schema.ts'
+import type { CodeRecord, SiteRecord, Store, TokenRecord, UserRecord } from './types.ts'
+
+const user = (id: string, username = id): UserRecord => ({
+  id,
+  username,
+  name: username,
+  passwordHash: 'scrypt$1024$8$1$salt$hash',
+  createdAt: T0,
+})
+const site = (id: string, over: Partial<SiteRecord> = {}): SiteRecord => ({
+  id,
+  name: id,
+  origins: [`http://${id}.localhost:8081`],
+  redirectUris: [`http://${id}.localhost:8081/`],
+  loginModes: ['password'],
+  tokenTtlSeconds: 900,
+  oneDevicePerSite: true,
+  authkeyVersion: 1,
+  clientSecretHash: 'hash',
+  createdAt: T0,
+  ...over,
+})
+const code = (hash: string): CodeRecord => ({
+  hash,
+  siteId: 'news',
+  userId: 'u_alice',
+  sessionId: 'session-a',
+  redirectUri: 'http://news.localhost:8081/',
+  codeChallenge: 'challenge',
+  expiresAt: T0 + 60_000,
+  usedAt: null,
+})
+const token = (jti: string, over: Partial<TokenRecord> = {}): TokenRecord => ({
+  jti,
+  siteId: 'news',
+  userId: 'u_alice',
+  sessionId: 'session-a',
+  issuedAt: T0,
+  expiresAt: T0 + 900_000,
+  revokedAt: null,
+  revokeReason: null,
+  ...over,
+})
+
+describe('sqlite store', () => {
+  let store: Store
+  const dirs: string[] = []
+  const tempDir = () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'passport-store-'))
+    dirs.push(dir)
+    return dir
+  }
+
+  beforeEach(() => {
+    store = openSqliteStore(':memory:')
+  })
+  afterEach(async () => {
+    await store.close().catch(() => undefined)
+    for (const dir of dirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true })
+  })
+
+  describe('transactions', () => {
+    it('commits every write of a transaction and returns its value', async () => {
+      const value = await store.transaction(async (tx) => {
+        await tx.users.create(user('u_alice'))
+        await tx.sites.create(site('news'))
+        return 'done'
+      })
+      expect(value).toBe('done')
+      expect(await store.users.findById('u_alice')).toEqual(user('u_alice'))
+      expect(await store.sites.get('news')).toEqual(site('news'))
+    })
+
+    it('rolls back every write when the function throws, and rethrows the same error', async () => {
+      const boom = new Error('boom')
+      await expect(
+        store.transaction(async (tx) => {
+          await tx.users.create(user('u_alice'))
+          await tx.sites.create(site('news'))
+          throw boom
+        }),
+      ).rejects.toBe(boom)
+      expect(await store.users.findById('u_alice')).toBeNull()
+      expect(await store.sites.get('news')).toBeNull()
+    })
+
+    it('rolls back earlier writes when a later statement fails', async () => {
+      await expect(
+        store.transaction(async (tx) => {
+          await tx.users.create(user('u_alice'))
+          await tx.users.create(user('u_alice2', 'u_alice')) // duplicate username
+        }),
+      ).rejects.toThrow()
+      expect(await store.users.findById('u_alice')).toBeNull()
+    })
+
+    it('stays usable after a rollback', async () => {
+      await expect(store.transaction(() => Promise.reject(new Error('no')))).rejects.toThrow('no')
+      await store.transaction((tx) => tx.users.create(user('u_bob')))
+      expect(await store.users.findById('u_bob')).not.toBeNull()
+    })
+
+    it('runs calls made outside a transaction after it, so they never see or join its writes', async () => {
+      let release = () => {}
+      const gate = new Promise<void>((resolve) => {
+        release = resolve
+      })
+      const tx = store.transaction(async (t) => {
+        await t.users.create(user('u_alice'))
+        await gate
+        throw new Error('abort')
+      })
+      let readSettled = false
+      const read = store.users.findById('u_alice').finally(() => {
+        readSettled = true
+      })
+      // An outside write issued meanwhile must not be rolled back with the transaction.
+      const write = store.users.create(user('u_bob'))
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      expect(readSettled).toBe(false)
+      release()
+      await expect(tx).rejects.toThrow('abort')
+      expect(await read).toBeNull()
+      await write
+      expect(await store.users.findById('u_bob')).not.toBeNull()
+    })
+  })
+
+  describe('codes', () => {
+    it('lets exactly one of 20 concurrent consumers have a code', async () => {
+      await store.codes.create(code('h1'))
+      const results = await Promise.all(Array.from({ length: 20 }, () => store.codes.consume('h1', T0 + 1)))
+      const winners = results.filter((r) => r !== null)
+      expect(winners).toEqual([{ ...code('h1'), usedAt: T0 + 1 }])
+      expect(await store.codes.consume('h1', T0 + 2)).toBeNull()
+    })
+
+    it('returns null for an unknown code', async () => {
+      expect(await store.codes.consume('nope', T0)).toBeNull()
+    })
+  })
+
+  describe('token revocation', () => {
+    beforeEach(async () => {
+      await store.tokens.create(token('a-news', { sessionId: 'session-a' }))
+      await store.tokens.create(token('b-news', { sessionId: 'session-b' }))
+      await store.tokens.create(token('c-news', { sessionId: 'session-c' }))
+      await store.tokens.create(token('a-shop', { sessionId: 'session-a', siteId: 'shop' }))
+      await store.tokens.create(token('bob-news', { sessionId: 'session-bob', userId: 'u_bob' }))
+      await store.tokens.create(
+        token('a-old', { sessionId: 'session-a', revokedAt: T0 - 1, revokeReason: 'signed_out' }),
+      )
+    })
+
+    it("revokes the user's live tokens on the site held by other sessions, and returns them", async () => {
+      const revoked = await store.tokens.revokeOtherDevices(
+        'u_alice',
+        'news',
+        'session-b',
+        T0 + 5,
+        'replaced',
+      )
+      expect(revoked.map((t) => t.jti).sort()).toEqual(['a-news', 'c-news'])
+      expect(revoked.every((t) => t.revokedAt === T0 + 5 && t.revokeReason === 'replaced')).toBe(true)
+      expect(await store.tokens.get('a-news')).toMatchObject({ revokedAt: T0 + 5, revokeReason: 'replaced' })
+      for (const jti of ['b-news', 'a-shop', 'bob-news']) {
+        expect(await store.tokens.get(jti)).toMatchObject({ revokedAt: null, revokeReason: null })
+      }
+      // An already revoked token keeps its first reason and time.
+      expect(await store.tokens.get('a-old')).toMatchObject({ revokedAt: T0 - 1, revokeReason: 'signed_out' })
+      expect(
+        await store.tokens.revokeOtherDevices('u_alice', 'news', 'session-b', T0 + 6, 'replaced'),
+      ).toEqual([])
+    })
+
+    it('revokes every live token of one session on every site, and only those', async () => {
+      const revoked = await store.tokens.revokeSession('session-a', T0 + 7, 'signed_out')
+      expect(revoked.map((t) => t.jti).sort()).toEqual(['a-news', 'a-shop'])
+      expect(await store.tokens.get('a-shop')).toMatchObject({
+        revokedAt: T0 + 7,
+        revokeReason: 'signed_out',
+      })
+      for (const jti of ['b-news', 'c-news', 'bob-news']) {
+        expect((await store.tokens.get(jti))?.revokedAt).toBeNull()
+      }
+      expect(await store.tokens.get('a-old')).toMatchObject({ revokedAt: T0 - 1 })
+      expect(await store.tokens.revokeSession('session-a', T0 + 8, 'revoked')).toEqual([])
+    })
+  })
+
+  describe('records', () => {
+    it('round-trips sites, including arrays and booleans, lists them by id and removes them', async () => {
+      await store.sites.create(
+        site('shop', { oneDevicePerSite: false, origins: ['http://a:1', 'http://b:2'] }),
+      )
+      await store.sites.create(site('news'))
+      expect(await store.sites.get('shop')).toEqual(
+        site('shop', { oneDevicePerSite: false, origins: ['http://a:1', 'http://b:2'] }),
+      )
+      expect((await store.sites.list()).map((s) => s.id)).toEqual(['news', 'shop'])
+      await store.sites.update(site('news', { authkeyVersion: 2, tokenTtlSeconds: 60 }))
+      expect(await store.sites.get('news')).toMatchObject({ authkeyVersion: 2, tokenTtlSeconds: 60 })
+      expect(await store.sites.remove('news')).toBe(true)
+      expect(await store.sites.remove('news')).toBe(false)
+      expect(await store.sites.get('news')).toBeNull()
+    })
+
+    it('refuses a second user with the same username', async () => {
+      await store.users.create(user('u_1', 'alice'))
+      await expect(store.users.create(user('u_2', 'alice'))).rejects.toThrow()
+      expect(await store.users.findByUsername('alice')).toMatchObject({ id: 'u_1' })
+    })
+
+    it('ends a session once, keeping the first reason', async () => {
+      await store.sessions.create({
+        id: 's1',
+        userId: 'u_alice',
+        createdAt: T0,
+        expiresAt: T0 + 1000,
+        endedAt: null,
+        endReason: null,
+        userAgent: 'test',
+      })
+      expect(await store.sessions.end('s1', 'signed_out', T0 + 1)).toBe(true)
+      expect(await store.sessions.end('s1', 'revoked', T0 + 2)).toBe(false)
+      expect(await store.sessions.get('s1')).toMatchObject({ endedAt: T0 + 1, endReason: 'signed_out' })
+      expect(await store.sessions.end('unknown', 'revoked', T0)).toBe(false)
+    })
+
+    it('records, replaces and clears a site exclusion', async () => {
+      await store.sessions.exclude({ sessionId: 's1', siteId: 'news', reason: 'replaced', at: T0 })
+      await store.sessions.exclude({ sessionId: 's1', siteId: 'news', reason: 'revoked', at: T0 + 1 })
+      expect(await store.sessions.exclusion('s1', 'news')).toEqual({
+        sessionId: 's1',
+        siteId: 'news',
+        reason: 'revoked',
+        at: T0 + 1,
+      })
+      expect(await store.sessions.exclusion('s1', 'shop')).toBeNull()
+      await store.sessions.clearExclusion('s1', 'news')
+      expect(await store.sessions.exclusion('s1', 'news')).toBeNull()
+    })
+
+    it('keeps the first value of a secret', async () => {
+      expect(await store.secrets.get('k')).toBeNull()
+      expect(await store.secrets.putIfAbsent('k', 'first')).toBe('first')
+      expect(await store.secrets.putIfAbsent('k', 'second')).toBe('first')
+      expect(await store.secrets.get('k')).toBe('first')
+    })
+  })
+
+  describe('file store', () => {
+    it('creates the directory, the file and the schema on first open, and keeps data across opens', async () => {
+      const file = path.join(tempDir(), 'nested', 'deeper', 'passport.sqlite')
+      const first = openSqliteStore(file)
+      expect(fs.existsSync(file)).toBe(true)
+      await first.users.create(user('u_alice'))
+      await first.close()
+
+      const db = new DatabaseSync(file, { readOnly: true })
+      expect((db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version).toBe(
+        SCHEMA_VERSION,
+      )
+      const tables = (
+        db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[]
+      )
+        .map((t) => t.name)
+        .sort()
+      expect(tables).toEqual(['codes', 'secrets', 'sessions', 'site_exclusions', 'sites', 'tokens', 'users'])
+      db.close()
+
+      const second = openSqliteStore(file)
+      expect(await second.users.findById('u_alice')).toEqual(user('u_alice'))
+      await second.close()
+    })
+
+    it('refuses to open a store written by a newer schema', () => {
+      const file = path.join(tempDir(), 'passport.sqlite')
+      const db = new DatabaseSync(file)
+      db.exec(`PRAGMA user_version = ${SCHEMA_VERSION + 1}`)
+      db.close()
+      expect(() => openSqliteStore(file)).toThrow(/newer/)
+    })
+
+    it('fails a write transaction with StoreUnavailableError, in bounded time, while another connection holds the lock', async () => {
+      const file = path.join(tempDir(), 'passport.sqlite')
+      const fileStore = openSqliteStore(file)
+      const locker = new DatabaseSync(file)
+      locker.exec('BEGIN EXCLUSIVE')
+      try {
+        // Each blocked call waits out the 2 s busy timeout, so only the transaction path is timed.
+        const started = performance.now()
+        await expect(fileStore.transaction((tx) => tx.users.create(user('u_alice')))).rejects.toBeInstanceOf(
+          StoreUnavailableError,
+        )
+        expect(performance.now() - started).toBeLessThan(3000)
+      } finally {
+        locker.exec('ROLLBACK')
+        locker.close()
+      }
+      // Recovers without a restart once the lock is gone.
+      await fileStore.users.create(user('u_alice'))
+      expect(await fileStore.users.findById('u_alice')).not.toBeNull()
+      await fileStore.close()
+    }, 10_000)
+  })
+
+  describe('after close', () => {
+    it('rejects every operation with StoreUnavailableError (fails closed)', async () => {
+      // Warm some prepared statements first: cached statements must fail too.
+      await store.users.findById('u_alice')
+      await store.tokens.get('j')
+      await store.close()
+      const operations: [string, () => Promise<unknown>][] = [
+        ['users.create', () => store.users.create(user('u_alice'))],
+        ['users.findById', () => store.users.findById('u_alice')],
+        ['users.findByUsername', () => store.users.findByUsername('alice')],
+        ['sites.create', () => store.sites.create(site('news'))],
+        ['sites.update', () => store.sites.update(site('news'))],
+        ['sites.get', () => store.sites.get('news')],
+        ['sites.list', () => store.sites.list()],
+        ['sites.remove', () => store.sites.remove('news')],
+        ['sessions.get', () => store.sessions.get('s')],
+        ['sessions.end', () => store.sessions.end('s', 'revoked', T0)],
+        ['sessions.exclusion', () => store.sessions.exclusion('s', 'news')],
+        [
+          'sessions.exclude',
+          () => store.sessions.exclude({ sessionId: 's', siteId: 'n', reason: 'revoked', at: 0 }),
+        ],
+        ['sessions.clearExclusion', () => store.sessions.clearExclusion('s', 'news')],
+        ['codes.create', () => store.codes.create(code('h'))],
+        ['codes.consume', () => store.codes.consume('h', T0)],
+        ['tokens.create', () => store.tokens.create(token('j'))],
+        ['tokens.get', () => store.tokens.get('j')],
+        [
+          'tokens.revokeOtherDevices',
+          () => store.tokens.revokeOtherDevices('u', 'news', 's', T0, 'replaced'),
+        ],
+        ['tokens.revokeSession', () => store.tokens.revokeSession('s', T0, 'revoked')],
+        ['secrets.get', () => store.secrets.get('k')],
+        ['secrets.putIfAbsent', () => store.secrets.putIfAbsent('k', 'v')],
+        ['transaction', () => store.transaction((tx) => tx.users.findById('u_alice'))],
+      ]
+      for (const [name, operation] of operations) {
+        const outcome = await operation().then(
+          () => 'resolved',
+          (err: unknown) => err,
+        )
+        expect(outcome, name).toBeInstanceOf(StoreUnavailableError)
+      }
+    })
+  })
+})
