@@ -3,6 +3,7 @@ import { verifyPassword } from './auth/password.ts'
 import { CLI_USAGE, type CliIo, runCli } from './cli.ts'
 import { authenticateSite, resolveAuthkey } from './services/registry.ts'
 import { createTestDeps, NEWS_ORIGIN, SHOP_ORIGIN, type TestDeps } from './test-support.ts'
+import { loadOrCreateKeys } from './tokens/keys.ts'
 
 const PASSWORD = 'correct horse battery staple'
 
@@ -141,8 +142,8 @@ describe('passport CLI', () => {
       const t = fakeIo()
       expect(await run(['site', 'list'], t)).toBe(0)
       expect(t.lines).toEqual([
-        `news\tnews\t${NEWS_ORIGIN}\tttl=900s\tone-device=true\tv1`,
-        `shop\tshop\t${SHOP_ORIGIN}\tttl=900s\tone-device=false\tv1`,
+        `news\tnews\t${NEWS_ORIGIN}\tttl=900s\trefresh=300s-before,idle=86400s,max=2592000s\tone-device=true\tv1`,
+        `shop\tshop\t${SHOP_ORIGIN}\tttl=900s\trefresh=300s-before,idle=86400s,max=2592000s\tone-device=false\tv1`,
       ])
       const shop = await deps.store.sites.get('shop')
       expect(t.text()).not.toContain(printed(added.lines, 'client secret'))
@@ -232,6 +233,19 @@ describe('passport CLI', () => {
         expect(await deps.store.users.findByUsername(username)).toBeNull()
       },
     )
+  })
+
+  describe('keys rotate', () => {
+    it('publishes a new signing key that signs after the delay, and prints no secret', async () => {
+      const t = fakeIo()
+      const before = (await loadOrCreateKeys(deps.store.secrets, deps.clock.now())).current.kid
+      expect(await run(['keys', 'rotate'], t)).toBe(0)
+      expect(t.lines[0]).toMatch(/^signing key [0-9a-f-]{36} published; it signs from /)
+      const later = await loadOrCreateKeys(deps.store.secrets, deps.clock.now() + 6 * 60_000)
+      expect(later.current.kid).not.toBe(before)
+      expect(later.jwks.keys.map((k) => k.kid)).toContain(before)
+      expect(t.lines.join('\n')).not.toMatch(/"d"|privateJwk/)
+    })
   })
 
   describe('bad arguments', () => {

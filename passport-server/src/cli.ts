@@ -3,18 +3,22 @@ import { hashPassword } from './auth/password.ts'
 import type { AppDeps } from './deps.ts'
 import { PassportError } from './errors.ts'
 import { issueAuthkey, registerSite } from './services/registry.ts'
+import { rotateSigningKey } from './tokens/keys.ts'
 
 export const CLI_USAGE = `usage: npm run passport -- <command>
 
   site add --id ID --origin ORIGIN [--origin ORIGIN …] [--name NAME]
            [--redirect-uri URI …] [--login-mode password] [--token-ttl SECONDS]
-           [--one-device-per-site true|false]
+           [--one-device-per-site true|false] [--refresh-idle SECONDS]
+           [--refresh-absolute SECONDS] [--refresh-before SECONDS]
       Registers a site (or replaces its config) and prints its authkey and client secret.
       Replacing a site's config voids its earlier authkeys.
   site list                       Lists registered sites.
   site remove ID                  Removes a site; its authkeys stop working at once.
   site authkey ID                 Prints a fresh authkey for a site (same version).
-  user add USERNAME [--name NAME] Creates a user; reads the password from standard input.`
+  user add USERNAME [--name NAME] Creates a user; reads the password from standard input.
+  keys rotate                     Adds a signing key: in the JWKS at once, signing in 5 minutes;
+                                  the old key keeps verifying until its tokens have expired.`
 
 export interface CliIo {
   out: (line: string) => void
@@ -33,6 +37,9 @@ function parseCliOptions(args: string[]) {
       'redirect-uri': { type: 'string', multiple: true },
       'login-mode': { type: 'string', multiple: true },
       'token-ttl': { type: 'string' },
+      'refresh-idle': { type: 'string' },
+      'refresh-absolute': { type: 'string' },
+      'refresh-before': { type: 'string' },
       'one-device-per-site': { type: 'string' },
     },
   })
@@ -65,6 +72,9 @@ export async function runCli(deps: AppDeps, argv: string[], io: CliIo): Promise<
         ...(values['redirect-uri'] ? { redirectUris: values['redirect-uri'] } : {}),
         ...(values['login-mode'] ? { loginModes: values['login-mode'] } : {}),
         ...(ttl ? { tokenTtlSeconds: Number(ttl) } : {}),
+        ...(values['refresh-idle'] ? { refreshIdleSeconds: Number(values['refresh-idle']) } : {}),
+        ...(values['refresh-absolute'] ? { refreshAbsoluteSeconds: Number(values['refresh-absolute']) } : {}),
+        ...(values['refresh-before'] ? { refreshBeforeSeconds: Number(values['refresh-before']) } : {}),
         ...(oneDevice ? { oneDevicePerSite: oneDevice === 'true' } : {}),
       })
       io.out(`site ${site.id} registered (version ${site.authkeyVersion})`)
@@ -80,7 +90,7 @@ export async function runCli(deps: AppDeps, argv: string[], io: CliIo): Promise<
       if (sites.length === 0) io.out('no sites registered')
       for (const s of sites) {
         io.out(
-          `${s.id}\t${s.name}\t${s.origins.join(',')}\tttl=${s.tokenTtlSeconds}s\tone-device=${s.oneDevicePerSite}\tv${s.authkeyVersion}`,
+          `${s.id}\t${s.name}\t${s.origins.join(',')}\tttl=${s.tokenTtlSeconds}s\trefresh=${s.refreshBeforeSeconds}s-before,idle=${s.refreshIdleSeconds}s,max=${s.refreshAbsoluteSeconds}s\tone-device=${s.oneDevicePerSite}\tv${s.authkeyVersion}`,
         )
       }
       return 0
@@ -97,6 +107,14 @@ export async function runCli(deps: AppDeps, argv: string[], io: CliIo): Promise<
         return 1
       }
       io.out(await issueAuthkey(deps, site))
+      return 0
+    }
+    if (noun === 'keys' && verb === 'rotate' && positionals.length === 0) {
+      const rotated = await rotateSigningKey(deps.store, deps.clock.now())
+      io.out(
+        `signing key ${rotated.kid} published; it signs from ${new Date(rotated.activeFrom).toISOString()}`,
+      )
+      if (rotated.dropped.length) io.out(`retired keys removed: ${rotated.dropped.join(' ')}`)
       return 0
     }
     if (noun === 'user' && verb === 'add' && positionals[0]) {

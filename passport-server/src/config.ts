@@ -8,6 +8,8 @@ export interface PassportOptions {
   sessionTtlSeconds?: number
   /** Lifetime of a one-time authorization code. Default 60 s. */
   codeTtlSeconds?: number
+  /** How long a used refresh credential may be presented again for the same answer. Default 10 s. */
+  refreshGraceSeconds?: number
   /** Largest request body accepted on any endpoint. Default 16 KiB. */
   maxBodyBytes?: number
   /** scrypt cost parameter N for password hashes. Default 2^15. */
@@ -21,6 +23,7 @@ export type ResolvedConfig = Readonly<Required<PassportOptions>>
 export const defaults = {
   sessionTtlSeconds: 30 * 24 * 3600,
   codeTtlSeconds: 60,
+  refreshGraceSeconds: 10,
   maxBodyBytes: 16 * 1024,
   scryptCost: 2 ** 15,
   assetsDir: new URL('../../dist/passport/', import.meta.url).pathname,
@@ -38,7 +41,13 @@ export function resolveConfig(options: PassportOptions): ResolvedConfig {
   if (parseExactOrigin(config.issuer) === null) {
     throw new Error(`issuer must be an exact origin like https://passport.example.com, got ${config.issuer}`)
   }
-  for (const key of ['sessionTtlSeconds', 'codeTtlSeconds', 'maxBodyBytes', 'scryptCost'] as const) {
+  for (const key of [
+    'sessionTtlSeconds',
+    'codeTtlSeconds',
+    'refreshGraceSeconds',
+    'maxBodyBytes',
+    'scryptCost',
+  ] as const) {
     if (!Number.isInteger(config[key]) || config[key] <= 0)
       throw new Error(`${key} must be a positive integer`)
   }

@@ -9,7 +9,7 @@ import type { AppDeps } from './deps.ts'
 import type { Logger } from './errors.ts'
 import { createInProcessBus } from './events/bus.ts'
 import { openSqliteStore } from './store/sqlite.ts'
-import { loadOrCreateKeys } from './tokens/keys.ts'
+import { KEY_RELOAD_MS, loadOrCreateKeys, replaceKeys } from './tokens/keys.ts'
 
 export interface PassportServer {
   /** Where it listens (internal address, e.g. http://127.0.0.1:8080). */
@@ -27,11 +27,12 @@ export async function createDeps(input: {
   clock?: Clock
 }): Promise<AppDeps> {
   const store = openSqliteStore(input.storeFile)
+  const clock = input.clock ?? systemClock
   return {
     config: input.config,
     store,
-    keys: await loadOrCreateKeys(store.secrets),
-    clock: input.clock ?? systemClock,
+    keys: await loadOrCreateKeys(store.secrets, clock.now()),
+    clock,
     events: createInProcessBus(),
     log: input.log,
   }
@@ -54,11 +55,20 @@ export async function listen(deps: AppDeps, port: number, hostname: string): Pro
   })
   const address = server.address() as AddressInfo
   deps.log('sys_startup', { issuer: deps.config.issuer, port: address.port })
+  // Picks up keys rotated by the CLI or another instance, and retires old ones, without a restart.
+  const keyReload = setInterval(() => {
+    loadOrCreateKeys(deps.store.secrets, deps.clock.now()).then(
+      (fresh) => replaceKeys(deps.keys, fresh),
+      (err: unknown) => deps.log('key_reload_failed', { cause: String((err as Error)?.message ?? err) }),
+    )
+  }, KEY_RELOAD_MS)
+  keyReload.unref()
   return {
     internalUrl: `http://${hostname}:${address.port}`,
     app,
     deps,
     close: async () => {
+      clearInterval(keyReload)
       await new Promise<void>((resolve) => {
         server.close(() => resolve())
         server.closeAllConnections()

@@ -116,20 +116,33 @@ export async function exchangeCode(
   authkey: string,
   req: AuthorizeRequest,
   code: string,
+  headers: Record<string, string> = {},
 ): Promise<Response> {
-  return frameApi(app, 'token', {
-    grant_type: 'authorization_code',
-    authkey,
-    code,
-    code_verifier: req.verifier,
-    redirect_uri: req.redirectUri,
-  })
+  return frameApi(
+    app,
+    'token',
+    {
+      grant_type: 'authorization_code',
+      authkey,
+      code,
+      code_verifier: req.verifier,
+      redirect_uri: req.redirectUri,
+    },
+    headers,
+  )
 }
 
 export interface SignedIn {
   jar: CookieJar
   token: string
-  body: { access_token: string; expires_at: number; expires_in: number; server_time: number }
+  body: {
+    access_token: string
+    refresh_token: string
+    expires_at: number
+    expires_in: number
+    refresh_at: number
+    server_time: number
+  }
 }
 
 /** The whole first sign-in on one site: login form, code, token. */
@@ -138,12 +151,13 @@ export async function signIn(
   site: { authkey: string; site: { id: string; redirectUris: string[] } },
   credentials: { username: string; password: string },
   jar: CookieJar = new Map(),
+  issuer = TEST_ISSUER,
 ): Promise<SignedIn> {
   const req = authorizeRequest(site.site.id, site.site.redirectUris[0])
-  const login = await postLogin(app, jar, req, credentials)
+  const login = await postLogin(app, jar, req, credentials, { Origin: issuer })
   if (login.status !== 303) throw new Error(`login failed: ${login.status}`)
   const code = fragmentOf(login).get('code') ?? ''
-  const res = await exchangeCode(app, site.authkey, req, code)
+  const res = await exchangeCode(app, site.authkey, req, code, { Origin: issuer })
   if (res.status !== 200) throw new Error(`code exchange failed: ${res.status} ${await res.text()}`)
   const body = (await res.json()) as SignedIn['body']
   return { jar, token: body.access_token, body }

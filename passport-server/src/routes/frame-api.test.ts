@@ -156,6 +156,41 @@ describe('POST /api/frame/token (session grant, third-party cookies allowed)', (
   })
 })
 
+describe('POST /api/frame/token (refresh_token)', () => {
+  const refresh = (app: Parameters<typeof frameApi>[0], authkey: string, refreshToken: string) =>
+    frameApi(app, 'token', { grant_type: 'refresh_token', authkey, refresh_token: refreshToken })
+
+  test('rotates, no-store; a retry gets the byte-identical answer', async () => {
+    const { app, news, alice } = await createTestWorld()
+    const { body } = await signIn(app, news, alice)
+    expect(body.refresh_token).toMatch(/^[A-Za-z0-9_-]{43}$/)
+    expect(body.refresh_at).toBe(body.expires_at - 300_000)
+    const [a, b] = [
+      await refresh(app, news.authkey, body.refresh_token),
+      await refresh(app, news.authkey, body.refresh_token),
+    ]
+    expect(a.status).toBe(200)
+    expect(a.headers.get('Cache-Control')).toBe('no-store')
+    expect(a.headers.get('Content-Type')).toContain('application/json')
+    const text = await a.text()
+    expect(await b.text()).toBe(text)
+    expect(JSON.parse(text).refresh_token).not.toBe(body.refresh_token)
+  })
+
+  test('a refusal says why: invalid_grant with the reason', async () => {
+    const { app, news, alice } = await createTestWorld()
+    const { body, token } = await signIn(app, news, alice)
+    await frameApi(app, 'logout', { authkey: news.authkey, token })
+    const res = await refresh(app, news.authkey, body.refresh_token)
+    expect(res.status).toBe(400)
+    expect(await res.json()).toEqual({
+      error: 'invalid_grant',
+      error_description: 'the refresh credential is not valid',
+      reason: 'signed_out',
+    })
+  })
+})
+
 describe('newest wins across devices', () => {
   test('a sign-in on a second device replaces the first device on that site only', async () => {
     const { app, news, shop, alice, deps } = await createTestWorld()

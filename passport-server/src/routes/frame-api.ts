@@ -4,7 +4,8 @@ import type { AppDeps } from '../deps.ts'
 import { PassportError } from '../errors.ts'
 import { readJsonObject, requireString } from '../middleware/body.ts'
 import { redeemCode } from '../services/codes.ts'
-import { checkSiteToken, type MintedToken, mintSiteToken } from '../services/minting.ts'
+import { checkSiteToken, type MintedGrant, mintSiteToken } from '../services/minting.ts'
+import { refreshSiteGrant } from '../services/refresh.ts'
 import { resolveAuthkey } from '../services/registry.ts'
 import { CROSS_SITE_COOKIE, endSession, findLiveSession, SESSION_COOKIE } from '../services/sessions.ts'
 import { verifySiteToken } from '../tokens/site-token.ts'
@@ -29,14 +30,10 @@ export function frameApiRoutes(deps: AppDeps): Hono {
     await next()
   })
 
-  const tokenResponse = (c: Context, minted: MintedToken) =>
-    c.json({
-      access_token: minted.token,
-      token_type: 'Bearer',
-      expires_in: Math.floor((minted.expiresAt - deps.clock.now()) / 1000),
-      expires_at: minted.expiresAt,
-      server_time: deps.clock.now(),
-    })
+  // The body is built once where the grant is minted: a replayed refresh returns the same bytes.
+  const grantResponse = (c: Context, body: string) =>
+    c.body(body, 200, { 'Content-Type': 'application/json; charset=UTF-8' })
+  const tokenResponse = (c: Context, minted: MintedGrant) => grantResponse(c, minted.body)
 
   app.post('/api/frame/token', async (c) => {
     const body = await readJsonObject(c)
@@ -71,6 +68,10 @@ export function frameApiRoutes(deps: AppDeps): Hono {
         })
       }
       return tokenResponse(c, await mintSiteToken(deps, site, session))
+    }
+
+    if (grantType === 'refresh_token') {
+      return grantResponse(c, await refreshSiteGrant(deps, site, requireString(body, 'refresh_token', 256)))
     }
 
     throw new PassportError('invalid_request', 'unsupported grant_type')

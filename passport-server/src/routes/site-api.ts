@@ -4,6 +4,7 @@ import { PassportError } from '../errors.ts'
 import { readForm } from '../middleware/body.ts'
 import { checkSiteToken } from '../services/minting.ts'
 import { authenticateSite } from '../services/registry.ts'
+import { revokeForSite } from '../services/revocation.ts'
 
 /** Endpoints for site backends, authenticated with the site's client credentials. */
 export function siteApiRoutes(deps: AppDeps): Hono {
@@ -54,6 +55,17 @@ export function siteApiRoutes(deps: AppDeps): Hono {
       expires_at: status.valid ? status.record.expiresAt : status.expiresAt,
       server_time: deps.clock.now(),
     })
+  })
+
+  /**
+   * RFC 7009 revocation: the device behind this site's token loses the site. Always 200 once
+   * the site is authenticated, whatever the token was (the RFC's answer to token scanning).
+   */
+  app.post('/token/revoke', async (c) => {
+    c.header('Cache-Control', 'no-store')
+    const site = await authenticateSite(deps, c.req.header('Authorization'))
+    await revokeForSite(deps, site, readTokenParam(await readForm(c)))
+    return c.body(null, 200)
   })
 
   return app

@@ -1,8 +1,38 @@
 import { Hono } from 'hono'
 import type { AppDeps } from '../deps.ts'
+import { SIGNING_ALG } from '../tokens/keys.ts'
 
+/**
+ * What a site backend needs to verify tokens with standard tools: the discovery document
+ * (OIDC Discovery / RFC 8414) and the JWKS. Both `no-store`: keys rotate, and a stale cached
+ * document is how a rotation breaks a site.
+ */
 export function wellKnownRoutes(deps: AppDeps): Hono {
   const app = new Hono()
+  const issuer = deps.config.issuer
+  const discovery = {
+    issuer,
+    authorization_endpoint: `${issuer}/authorize`,
+    jwks_uri: `${issuer}/.well-known/jwks.json`,
+    introspection_endpoint: `${issuer}/token/introspect`,
+    introspection_endpoint_auth_methods_supported: ['client_secret_basic'],
+    revocation_endpoint: `${issuer}/token/revoke`,
+    revocation_endpoint_auth_methods_supported: ['client_secret_basic'],
+    response_types_supported: ['code'],
+    response_modes_supported: ['fragment'],
+    grant_types_supported: ['authorization_code', 'refresh_token'],
+    code_challenge_methods_supported: ['S256'],
+    subject_types_supported: ['public'],
+    id_token_signing_alg_values_supported: [SIGNING_ALG],
+    // Site-bound access tokens are RFC 9068 JWTs (`typ: at+jwt`), `aud` = the site id.
+    access_token_signing_alg_values_supported: [SIGNING_ALG],
+  }
+  for (const path of ['/.well-known/openid-configuration', '/.well-known/oauth-authorization-server']) {
+    app.get(path, (c) => {
+      c.header('Cache-Control', 'no-store')
+      return c.json(discovery)
+    })
+  }
   app.get('/.well-known/jwks.json', (c) => {
     c.header('Cache-Control', 'no-store')
     return c.json(deps.keys.jwks)

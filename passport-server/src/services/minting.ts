@@ -1,6 +1,8 @@
 import type { EndReason } from '../../../passport-frame/src/protocol/codes.ts'
+import { randomSecret, sha256 } from '../auth/random.ts'
 import type { AppDeps } from '../deps.ts'
-import type { SessionRecord, SiteRecord, TokenRecord } from '../store/types.ts'
+import { PassportError } from '../errors.ts'
+import type { RefreshRecord, SessionRecord, SiteRecord, StoreTx, TokenRecord } from '../store/types.ts'
 import { signSiteToken, verifySiteToken } from '../tokens/site-token.ts'
 
 export interface MintedToken {
@@ -9,29 +11,45 @@ export interface MintedToken {
   expiresAt: number
 }
 
+/** A token with its refresh credential, and the exact answer the frame receives. */
+export interface MintedGrant extends MintedToken {
+  refreshToken: string
+  refreshHash: string
+  /** The JSON response body, built once: a replay within the grace window returns these bytes. */
+  body: string
+}
+
+/** Where a refresh credential sits in its family. A new sign-in starts a new family. */
+export interface FamilySpec {
+  familyId: string
+  generation: number
+  absoluteExpiresAt: number
+}
+
+type MintDeps = Pick<AppDeps, 'store' | 'keys' | 'clock' | 'config' | 'events' | 'log'>
+
 /**
- * Mints a site-bound token for a session. Under the site's one-device policy the same
- * transaction revokes the user's tokens on this site held by every other session and bars
- * those sessions from taking the site back silently: newest wins, atomically.
+ * Inside a transaction: newest wins (under the site's one-device policy, revoke the user's
+ * tokens and refresh credentials on this site held by every other session and bar those
+ * sessions from taking the site back silently), then the new token and refresh credential.
+ * Returns the sessions that lost the site, for the caller to announce after commit.
  */
-export async function mintSiteToken(
-  deps: Pick<AppDeps, 'store' | 'keys' | 'clock' | 'config' | 'events' | 'log'>,
-  site: SiteRecord,
-  session: SessionRecord,
-): Promise<MintedToken> {
-  const issuedAt = deps.clock.now()
+export async function mintInTransaction(
+  deps: Pick<AppDeps, 'keys' | 'config'>,
+  tx: StoreTx,
+  input: { site: SiteRecord; session: SessionRecord; now: number; family: FamilySpec },
+): Promise<{ grant: MintedGrant; replaced: string[] }> {
+  const { site, session, now, family } = input
   const record: TokenRecord = {
     jti: crypto.randomUUID(),
     siteId: site.id,
     userId: session.userId,
     sessionId: session.id,
-    issuedAt,
-    expiresAt: issuedAt + site.tokenTtlSeconds * 1000,
+    issuedAt: now,
+    expiresAt: Math.min(now + site.tokenTtlSeconds * 1000, session.expiresAt),
     revokedAt: null,
     revokeReason: null,
   }
-  // Sign first (CPU only, no state): the transaction then holds the store as briefly as possible.
-  // A token whose record never commits is worthless, since every check looks the record up.
   const token = await signSiteToken(deps.keys, {
     issuer: deps.config.issuer,
     siteId: site.id,
@@ -41,33 +59,110 @@ export async function mintSiteToken(
     issuedAtMs: record.issuedAt,
     expiresAtMs: record.expiresAt,
   })
-  const replaced = await deps.store.transaction(async (tx) => {
-    const live = await tx.sessions.get(session.id)
-    if (!live || live.endedAt !== null) return null
-    const others = site.oneDevicePerSite
-      ? await tx.tokens.revokeOtherDevices(session.userId, site.id, session.id, issuedAt, 'replaced')
-      : []
-    const otherSessions = [...new Set(others.map((t) => t.sessionId))]
-    for (const sessionId of otherSessions) {
-      await tx.sessions.exclude({ sessionId, siteId: site.id, reason: 'replaced', at: issuedAt })
+  const refreshToken = randomSecret()
+  const refresh: RefreshRecord = {
+    hash: sha256(refreshToken),
+    familyId: family.familyId,
+    generation: family.generation,
+    siteId: site.id,
+    userId: session.userId,
+    sessionId: session.id,
+    issuedAt: now,
+    idleExpiresAt: Math.min(now + site.refreshIdleSeconds * 1000, family.absoluteExpiresAt),
+    absoluteExpiresAt: family.absoluteExpiresAt,
+    usedAt: null,
+    successorHash: null,
+    successorSealed: null,
+    revokedAt: null,
+    revokeReason: null,
+  }
+
+  let replaced: string[] = []
+  if (site.oneDevicePerSite) {
+    const others = await tx.tokens.revokeOtherDevices(session.userId, site.id, session.id, now, 'replaced')
+    await tx.refresh.revokeOtherDevices(session.userId, site.id, session.id, now, 'replaced')
+    replaced = [...new Set(others.map((t) => t.sessionId))]
+    for (const sessionId of replaced) {
+      await tx.sessions.exclude({ sessionId, siteId: site.id, reason: 'replaced', at: now })
     }
-    await tx.sessions.clearExclusion(session.id, site.id)
-    await tx.tokens.create(record)
-    return otherSessions
+  }
+  await tx.sessions.clearExclusion(session.id, site.id)
+  await tx.tokens.create(record)
+  await tx.refresh.create(refresh)
+
+  const body = JSON.stringify({
+    access_token: token,
+    token_type: 'Bearer',
+    expires_in: Math.floor((record.expiresAt - now) / 1000),
+    expires_at: record.expiresAt,
+    refresh_token: refreshToken,
+    refresh_at: Math.max(now, record.expiresAt - site.refreshBeforeSeconds * 1000),
+    refresh_expires_at: refresh.idleExpiresAt,
+    server_time: now,
   })
-  if (replaced === null) throw new Error('session ended while minting')
-  deps.log('authn_token_created', { site: site.id, user: session.userId, replaced: replaced.length })
-  for (const sessionId of replaced) {
+  return {
+    grant: {
+      token,
+      jti: record.jti,
+      expiresAt: record.expiresAt,
+      refreshToken,
+      refreshHash: refresh.hash,
+      body,
+    },
+    replaced,
+  }
+}
+
+/** Tells the other devices that lost the site, after the transaction committed. */
+export async function announceReplaced(
+  deps: Pick<AppDeps, 'events'>,
+  input: { userId: string; siteId: string; replaced: string[]; at: number },
+): Promise<void> {
+  for (const sessionId of input.replaced) {
     await deps.events.publish({
       type: 'site_access_ended',
-      userId: session.userId,
+      userId: input.userId,
       sessionId,
-      siteId: site.id,
+      siteId: input.siteId,
       reason: 'replaced',
-      at: issuedAt,
+      at: input.at,
     })
   }
-  return { token, jti: record.jti, expiresAt: record.expiresAt }
+}
+
+/**
+ * A new sign-in of a session on a site: a token and the first refresh credential of a new
+ * family, newest wins, atomically. Refuses a session that has ended meanwhile.
+ */
+export async function mintSiteToken(
+  deps: MintDeps,
+  site: SiteRecord,
+  session: SessionRecord,
+): Promise<MintedGrant> {
+  const now = deps.clock.now()
+  const minted = await deps.store.transaction(async (tx) => {
+    const live = await tx.sessions.get(session.id)
+    if (!live || live.endedAt !== null || live.expiresAt <= now) return null
+    return mintInTransaction(deps, tx, {
+      site,
+      session: live,
+      now,
+      family: {
+        familyId: crypto.randomUUID(),
+        generation: 0,
+        absoluteExpiresAt: Math.min(now + site.refreshAbsoluteSeconds * 1000, live.expiresAt),
+      },
+    })
+  })
+  if (minted === null) throw new PassportError('invalid_grant', 'the sign-in behind this request has ended')
+  deps.log('authn_token_created', { site: site.id, user: session.userId, replaced: minted.replaced.length })
+  await announceReplaced(deps, {
+    userId: session.userId,
+    siteId: site.id,
+    replaced: minted.replaced,
+    at: now,
+  })
+  return minted.grant
 }
 
 export type TokenStatus =

@@ -40,8 +40,29 @@ describe('site registry', () => {
         redirectUris: [`${NEWS_ORIGIN}/`, 'https://news.example/'],
         loginModes: ['password'],
         tokenTtlSeconds: 900,
+        refreshIdleSeconds: 86_400,
+        refreshAbsoluteSeconds: 30 * 86_400,
+        refreshBeforeSeconds: 300,
         oneDevicePerSite: true,
       })
+    })
+
+    it('keeps refresh-before under the token lifetime by default and refuses bad refresh lifetimes', () => {
+      const short = validateSiteInput({ id: 'news', origins: [NEWS_ORIGIN], tokenTtlSeconds: 60 })
+      expect(short.refreshBeforeSeconds).toBe(20)
+      for (const bad of [
+        { refreshBeforeSeconds: 900 },
+        { refreshBeforeSeconds: 5 },
+        { refreshIdleSeconds: 60 },
+        { refreshIdleSeconds: 7200, refreshAbsoluteSeconds: 3600 },
+        { refreshAbsoluteSeconds: 400 * 86_400 },
+        { refreshIdleSeconds: 1000.5 },
+      ]) {
+        expect(
+          () => validateSiteInput({ id: 'news', origins: [NEWS_ORIGIN], ...bad }),
+          JSON.stringify(bad),
+        ).toThrow(PassportError)
+      }
     })
 
     it('keeps valid explicit values', () => {

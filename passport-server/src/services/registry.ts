@@ -16,8 +16,20 @@ export interface SiteInput {
   redirectUris?: string[]
   loginModes?: string[]
   tokenTtlSeconds?: number
+  refreshIdleSeconds?: number
+  refreshAbsoluteSeconds?: number
+  refreshBeforeSeconds?: number
   oneDevicePerSite?: boolean
 }
+
+/** Defaults, documented in the README: 15-minute tokens refreshed 5 minutes early; a device
+ * that has not refreshed for a day, or signed in 30 days ago, signs in to the site again. */
+export const SITE_DEFAULTS = {
+  tokenTtlSeconds: 900,
+  refreshIdleSeconds: 86_400,
+  refreshAbsoluteSeconds: 30 * 86_400,
+  refreshBeforeSeconds: 300,
+} as const
 
 /** Validates operator input into a site record; throws `invalid_request` naming the field. */
 export function validateSiteInput(
@@ -51,9 +63,31 @@ export function validateSiteInput(
   for (const mode of loginModes) {
     if (!(LOGIN_MODES as readonly string[]).includes(mode)) throw bad(`unknown login mode: ${mode}`)
   }
-  const tokenTtlSeconds = input.tokenTtlSeconds ?? 900
+  const tokenTtlSeconds = input.tokenTtlSeconds ?? SITE_DEFAULTS.tokenTtlSeconds
   if (!Number.isInteger(tokenTtlSeconds) || tokenTtlSeconds < 60 || tokenTtlSeconds > 86400) {
     throw bad('token lifetime must be 60 to 86400 seconds')
+  }
+  const refreshBeforeSeconds =
+    input.refreshBeforeSeconds ??
+    Math.min(SITE_DEFAULTS.refreshBeforeSeconds, Math.floor(tokenTtlSeconds / 3))
+  if (
+    !Number.isInteger(refreshBeforeSeconds) ||
+    refreshBeforeSeconds < 10 ||
+    refreshBeforeSeconds >= tokenTtlSeconds
+  ) {
+    throw bad('refresh-before must be at least 10 seconds and less than the token lifetime')
+  }
+  const refreshAbsoluteSeconds = input.refreshAbsoluteSeconds ?? SITE_DEFAULTS.refreshAbsoluteSeconds
+  const refreshIdleSeconds =
+    input.refreshIdleSeconds ?? Math.min(SITE_DEFAULTS.refreshIdleSeconds, refreshAbsoluteSeconds)
+  if (
+    !Number.isInteger(refreshIdleSeconds) ||
+    !Number.isInteger(refreshAbsoluteSeconds) ||
+    refreshIdleSeconds < tokenTtlSeconds ||
+    refreshAbsoluteSeconds < refreshIdleSeconds ||
+    refreshAbsoluteSeconds > 365 * 86_400
+  ) {
+    throw bad('refresh lifetimes: token lifetime ≤ idle ≤ absolute ≤ 365 days, in whole seconds')
   }
   return {
     id: input.id,
@@ -62,6 +96,9 @@ export function validateSiteInput(
     redirectUris,
     loginModes,
     tokenTtlSeconds,
+    refreshIdleSeconds,
+    refreshAbsoluteSeconds,
+    refreshBeforeSeconds,
     oneDevicePerSite: input.oneDevicePerSite ?? true,
   }
 }
@@ -113,7 +150,17 @@ export async function ensureSite(
   const fields = validateSiteInput(input)
   const existing = await deps.store.sites.get(fields.id)
   const configOf = (x: typeof fields) =>
-    JSON.stringify([x.name, x.origins, x.redirectUris, x.loginModes, x.tokenTtlSeconds, x.oneDevicePerSite])
+    JSON.stringify([
+      x.name,
+      x.origins,
+      x.redirectUris,
+      x.loginModes,
+      x.tokenTtlSeconds,
+      x.refreshIdleSeconds,
+      x.refreshAbsoluteSeconds,
+      x.refreshBeforeSeconds,
+      x.oneDevicePerSite,
+    ])
   const same = existing !== null && configOf(existing) === configOf(fields)
   if (!existing || !same) return registerSite(deps, input)
   const clientSecret = randomSecret()

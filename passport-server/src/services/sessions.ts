@@ -53,6 +53,7 @@ export async function endSession(
   const ended = await deps.store.transaction(async (tx) => {
     const changed = await tx.sessions.end(session.id, reason, at)
     await tx.tokens.revokeSession(session.id, at, reason)
+    await tx.refresh.revokeSession(session.id, at, reason)
     return changed
   })
   if (!ended) return

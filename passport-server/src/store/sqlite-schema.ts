@@ -1,5 +1,5 @@
 /** Schema of the embedded store. `PRAGMA user_version` numbers it for later migrations. */
-export const SCHEMA_VERSION = 1
+export const SCHEMA_VERSION = 2
 
 export const schemaSql = `
 CREATE TABLE IF NOT EXISTS users (
@@ -16,6 +16,9 @@ CREATE TABLE IF NOT EXISTS sites (
   redirect_uris TEXT NOT NULL,
   login_modes TEXT NOT NULL,
   token_ttl_seconds INTEGER NOT NULL,
+  refresh_idle_seconds INTEGER NOT NULL DEFAULT 86400,
+  refresh_absolute_seconds INTEGER NOT NULL DEFAULT 2592000,
+  refresh_before_seconds INTEGER NOT NULL DEFAULT 300,
   one_device_per_site INTEGER NOT NULL,
   authkey_version INTEGER NOT NULL,
   client_secret_hash TEXT NOT NULL,
@@ -60,8 +63,35 @@ CREATE TABLE IF NOT EXISTS tokens (
 );
 CREATE INDEX IF NOT EXISTS tokens_live_by_user_site ON tokens (user_id, site_id) WHERE revoked_at IS NULL;
 CREATE INDEX IF NOT EXISTS tokens_live_by_session ON tokens (session_id) WHERE revoked_at IS NULL;
+CREATE TABLE IF NOT EXISTS refresh_tokens (
+  hash TEXT PRIMARY KEY,
+  family_id TEXT NOT NULL,
+  generation INTEGER NOT NULL,
+  site_id TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  session_id TEXT NOT NULL,
+  issued_at INTEGER NOT NULL,
+  idle_expires_at INTEGER NOT NULL,
+  absolute_expires_at INTEGER NOT NULL,
+  used_at INTEGER,
+  successor_hash TEXT,
+  successor_sealed TEXT,
+  revoked_at INTEGER,
+  revoke_reason TEXT
+);
+CREATE INDEX IF NOT EXISTS refresh_by_family ON refresh_tokens (family_id);
+CREATE INDEX IF NOT EXISTS refresh_live_by_session ON refresh_tokens (session_id, site_id) WHERE revoked_at IS NULL;
+CREATE INDEX IF NOT EXISTS refresh_live_by_user_site ON refresh_tokens (user_id, site_id) WHERE revoked_at IS NULL;
 CREATE TABLE IF NOT EXISTS secrets (
   name TEXT PRIMARY KEY,
   value TEXT NOT NULL
 );
 `
+
+/** Steps from one schema version to the next, for stores created by an older server. */
+export const migrations: Record<number, string> = {
+  // 1 → 2: refresh credentials and per-site refresh lifetimes.
+  1: `ALTER TABLE sites ADD COLUMN refresh_idle_seconds INTEGER NOT NULL DEFAULT 86400;
+ALTER TABLE sites ADD COLUMN refresh_absolute_seconds INTEGER NOT NULL DEFAULT 2592000;
+ALTER TABLE sites ADD COLUMN refresh_before_seconds INTEGER NOT NULL DEFAULT 300;`,
+}

@@ -23,6 +23,9 @@ const site = (id: string, over: Partial<SiteRecord> = {}): SiteRecord => ({
   redirectUris: [`http://${id}.localhost:8081/`],
   loginModes: ['password'],
   tokenTtlSeconds: 900,
+  refreshIdleSeconds: 86_400,
+  refreshAbsoluteSeconds: 30 * 86_400,
+  refreshBeforeSeconds: 300,
   oneDevicePerSite: true,
   authkeyVersion: 1,
   clientSecretHash: 'hash',
@@ -275,12 +278,42 @@ describe('sqlite store', () => {
       )
         .map((t) => t.name)
         .sort()
-      expect(tables).toEqual(['codes', 'secrets', 'sessions', 'site_exclusions', 'sites', 'tokens', 'users'])
+      expect(tables).toEqual([
+        'codes',
+        'refresh_tokens',
+        'secrets',
+        'sessions',
+        'site_exclusions',
+        'sites',
+        'tokens',
+        'users',
+      ])
       db.close()
 
       const second = openSqliteStore(file)
       expect(await second.users.findById('u_alice')).toEqual(user('u_alice'))
       await second.close()
+    })
+
+    it('migrates a store of schema 1: sites gain the default refresh lifetimes, refresh table added', async () => {
+      const file = path.join(tempDir(), 'passport.sqlite')
+      const db = new DatabaseSync(file)
+      db.exec(`CREATE TABLE sites (id TEXT PRIMARY KEY, name TEXT NOT NULL, origins TEXT NOT NULL,
+        redirect_uris TEXT NOT NULL, login_modes TEXT NOT NULL, token_ttl_seconds INTEGER NOT NULL,
+        one_device_per_site INTEGER NOT NULL, authkey_version INTEGER NOT NULL,
+        client_secret_hash TEXT NOT NULL, created_at INTEGER NOT NULL);
+        INSERT INTO sites VALUES ('news', 'News', '["http://news.localhost:8081"]', '["http://news.localhost:8081/"]',
+          '["password"]', 900, 1, 1, 'hash', 0);
+        PRAGMA user_version = 1;`)
+      db.close()
+      const migrated = openSqliteStore(file)
+      expect(await migrated.sites.get('news')).toMatchObject({
+        refreshIdleSeconds: 86_400,
+        refreshAbsoluteSeconds: 30 * 86_400,
+        refreshBeforeSeconds: 300,
+      })
+      expect(await migrated.refresh.get('nothing')).toBeNull()
+      await migrated.close()
     })
 
     it('refuses to open a store written by a newer schema', () => {

@@ -3,9 +3,10 @@ import path from 'node:path'
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite'
 import type { EndReason } from '../../../passport-frame/src/protocol/codes.ts'
 import { StoreUnavailableError } from '../errors.ts'
-import { SCHEMA_VERSION, schemaSql } from './sqlite-schema.ts'
+import { migrations, SCHEMA_VERSION, schemaSql } from './sqlite-schema.ts'
 import type {
   CodeRecord,
+  RefreshRecord,
   SessionRecord,
   SiteExclusion,
   SiteRecord,
@@ -36,6 +37,9 @@ const toSite = (r: Row): SiteRecord => ({
   redirectUris: JSON.parse(r.redirect_uris as string),
   loginModes: JSON.parse(r.login_modes as string),
   tokenTtlSeconds: Number(r.token_ttl_seconds),
+  refreshIdleSeconds: Number(r.refresh_idle_seconds),
+  refreshAbsoluteSeconds: Number(r.refresh_absolute_seconds),
+  refreshBeforeSeconds: Number(r.refresh_before_seconds),
   oneDevicePerSite: r.one_device_per_site === 1,
   authkeyVersion: Number(r.authkey_version),
   clientSecretHash: r.client_secret_hash as string,
@@ -48,6 +52,9 @@ const siteParams = (s: SiteRecord): Row => ({
   $redirect_uris: JSON.stringify(s.redirectUris),
   $login_modes: JSON.stringify(s.loginModes),
   $token_ttl_seconds: s.tokenTtlSeconds,
+  $refresh_idle_seconds: s.refreshIdleSeconds,
+  $refresh_absolute_seconds: s.refreshAbsoluteSeconds,
+  $refresh_before_seconds: s.refreshBeforeSeconds,
   $one_device_per_site: s.oneDevicePerSite ? 1 : 0,
   $authkey_version: s.authkeyVersion,
   $client_secret_hash: s.clientSecretHash,
@@ -78,6 +85,22 @@ const toCode = (r: Row): CodeRecord => ({
   codeChallenge: r.code_challenge as string,
   expiresAt: Number(r.expires_at),
   usedAt: r.used_at === null ? null : Number(r.used_at),
+})
+const toRefresh = (r: Row): RefreshRecord => ({
+  hash: r.hash as string,
+  familyId: r.family_id as string,
+  generation: Number(r.generation),
+  siteId: r.site_id as string,
+  userId: r.user_id as string,
+  sessionId: r.session_id as string,
+  issuedAt: Number(r.issued_at),
+  idleExpiresAt: Number(r.idle_expires_at),
+  absoluteExpiresAt: Number(r.absolute_expires_at),
+  usedAt: r.used_at === null ? null : Number(r.used_at),
+  successorHash: (r.successor_hash as string | null) ?? null,
+  successorSealed: (r.successor_sealed as string | null) ?? null,
+  revokedAt: r.revoked_at === null ? null : Number(r.revoked_at),
+  revokeReason: (r.revoke_reason as EndReason | null) ?? null,
 })
 const toToken = (r: Row): TokenRecord => ({
   jti: r.jti as string,
@@ -132,8 +155,10 @@ function createRepos(db: DatabaseSync): StoreTx {
       create: async (s) => {
         run(
           `INSERT INTO sites (id, name, origins, redirect_uris, login_modes, token_ttl_seconds,
+             refresh_idle_seconds, refresh_absolute_seconds, refresh_before_seconds,
              one_device_per_site, authkey_version, client_secret_hash, created_at)
            VALUES ($id, $name, $origins, $redirect_uris, $login_modes, $token_ttl_seconds,
+             $refresh_idle_seconds, $refresh_absolute_seconds, $refresh_before_seconds,
              $one_device_per_site, $authkey_version, $client_secret_hash, $created_at)`,
           siteParams(s),
         )
@@ -142,6 +167,8 @@ function createRepos(db: DatabaseSync): StoreTx {
         run(
           `UPDATE sites SET name = $name, origins = $origins, redirect_uris = $redirect_uris,
              login_modes = $login_modes, token_ttl_seconds = $token_ttl_seconds,
+             refresh_idle_seconds = $refresh_idle_seconds, refresh_absolute_seconds = $refresh_absolute_seconds,
+             refresh_before_seconds = $refresh_before_seconds,
              one_device_per_site = $one_device_per_site, authkey_version = $authkey_version,
              client_secret_hash = $client_secret_hash, created_at = $created_at
            WHERE id = $id`,
@@ -238,6 +265,82 @@ function createRepos(db: DatabaseSync): StoreTx {
           reason,
           sessionId,
         ).map(toToken),
+      revokeSessionSite: async (sessionId, siteId, at, reason) =>
+        all(
+          `UPDATE tokens SET revoked_at = ?, revoke_reason = ?
+           WHERE session_id = ? AND site_id = ? AND revoked_at IS NULL RETURNING *`,
+          at,
+          reason,
+          sessionId,
+          siteId,
+        ).map(toToken),
+    },
+    refresh: {
+      create: async (t) => {
+        run(
+          `INSERT INTO refresh_tokens (hash, family_id, generation, site_id, user_id, session_id, issued_at,
+             idle_expires_at, absolute_expires_at, used_at, successor_hash, successor_sealed, revoked_at, revoke_reason)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          [
+            t.hash,
+            t.familyId,
+            t.generation,
+            t.siteId,
+            t.userId,
+            t.sessionId,
+            t.issuedAt,
+            t.idleExpiresAt,
+            t.absoluteExpiresAt,
+            t.usedAt,
+            t.successorHash,
+            t.successorSealed,
+            t.revokedAt,
+            t.revokeReason,
+          ],
+        )
+      },
+      get: async (hash) => {
+        const r = one('SELECT * FROM refresh_tokens WHERE hash = ?', hash)
+        return r && toRefresh(r)
+      },
+      markRotated: async (hash, at, successorHash, sealed) =>
+        run(
+          `UPDATE refresh_tokens SET used_at = ?, successor_hash = ?, successor_sealed = ?
+           WHERE hash = ? AND used_at IS NULL AND revoked_at IS NULL`,
+          [at, successorHash, sealed, hash],
+        ).changes > 0,
+      revokeFamily: async (familyId, at, reason) =>
+        Number(
+          run(
+            `UPDATE refresh_tokens SET revoked_at = ?, revoke_reason = ?, successor_sealed = NULL
+             WHERE family_id = ? AND revoked_at IS NULL`,
+            [at, reason, familyId],
+          ).changes,
+        ),
+      revokeSession: async (sessionId, at, reason) =>
+        Number(
+          run(
+            `UPDATE refresh_tokens SET revoked_at = ?, revoke_reason = ?, successor_sealed = NULL
+             WHERE session_id = ? AND revoked_at IS NULL`,
+            [at, reason, sessionId],
+          ).changes,
+        ),
+      revokeSessionSite: async (sessionId, siteId, at, reason) =>
+        Number(
+          run(
+            `UPDATE refresh_tokens SET revoked_at = ?, revoke_reason = ?, successor_sealed = NULL
+             WHERE session_id = ? AND site_id = ? AND revoked_at IS NULL`,
+            [at, reason, sessionId, siteId],
+          ).changes,
+        ),
+      revokeOtherDevices: async (userId, siteId, keepSessionId, at, reason) =>
+        Number(
+          run(
+            `UPDATE refresh_tokens SET revoked_at = ?, revoke_reason = ?, successor_sealed = NULL
+             WHERE user_id = ? AND site_id = ? AND session_id <> ? AND revoked_at IS NULL`,
+            [at, reason, userId, siteId, keepSessionId],
+          ).changes,
+        ),
     },
     secrets: {
       get: async (name) => {
@@ -247,6 +350,12 @@ function createRepos(db: DatabaseSync): StoreTx {
       putIfAbsent: async (name, value) => {
         run('INSERT INTO secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING', [name, value])
         return (one('SELECT value FROM secrets WHERE name = ?', name) as Row).value as string
+      },
+      put: async (name, value) => {
+        run(
+          'INSERT INTO secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value',
+          [name, value],
+        )
       },
     },
   }
@@ -279,6 +388,12 @@ export function openSqliteStore(file: string): Store {
   const version = Number((db.prepare('PRAGMA user_version').get() as Row).user_version)
   if (version > SCHEMA_VERSION)
     throw new Error(`store schema ${version} is newer than this server (${SCHEMA_VERSION})`)
+  // A store from an older server is brought up to date step by step, all in one transaction.
+  if (version > 0 && version < SCHEMA_VERSION) {
+    db.exec('BEGIN IMMEDIATE')
+    for (let v = version; v < SCHEMA_VERSION; v++) db.exec(migrations[v] ?? '')
+    db.exec('COMMIT')
+  }
   db.exec(schemaSql)
   db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`)
 

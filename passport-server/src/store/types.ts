@@ -19,6 +19,12 @@ export interface SiteRecord {
   redirectUris: string[]
   loginModes: string[]
   tokenTtlSeconds: number
+  /** A refresh credential unused this long expires (the device must sign in to the site again). */
+  refreshIdleSeconds: number
+  /** No refresh family outlives this, however often it is used (and never the session). */
+  refreshAbsoluteSeconds: number
+  /** The frame refreshes this long before the access token expires. */
+  refreshBeforeSeconds: number
   /** Newest wins: a sign-in on one device ends the user's tokens on this site on every other. */
   oneDevicePerSite: boolean
   /** Bumped on every change to the site; authkeys of an older version stop working. */
@@ -58,6 +64,30 @@ export interface TokenRecord {
   sessionId: string
   issuedAt: number
   expiresAt: number
+  revokedAt: number | null
+  revokeReason: EndReason | null
+}
+
+/**
+ * A rotating refresh credential. Each use yields a successor (generation + 1) in the same
+ * family; the used one keeps the successor's answer, sealed with a key derived from the used
+ * credential itself, so a retry within the grace window gets the identical answer and the
+ * database alone never holds a live credential in clear.
+ */
+export interface RefreshRecord {
+  /** SHA-256 of the credential. */
+  hash: string
+  familyId: string
+  generation: number
+  siteId: string
+  userId: string
+  sessionId: string
+  issuedAt: number
+  idleExpiresAt: number
+  absoluteExpiresAt: number
+  usedAt: number | null
+  successorHash: string | null
+  successorSealed: string | null
   revokedAt: number | null
   revokeReason: EndReason | null
 }
@@ -117,12 +147,37 @@ export interface TokenRepo {
   ): Promise<TokenRecord[]>
   /** Revokes every live token of a session; returns them. */
   revokeSession(sessionId: string, at: number, reason: EndReason): Promise<TokenRecord[]>
+  /** Revokes the live tokens of one session on one site; returns them. */
+  revokeSessionSite(sessionId: string, siteId: string, at: number, reason: EndReason): Promise<TokenRecord[]>
+}
+
+export interface RefreshRepo {
+  create(record: RefreshRecord): Promise<void>
+  get(hash: string): Promise<RefreshRecord | null>
+  /**
+   * Marks an unused credential used and records its successor. Compare-and-swap: returns
+   * false, changing nothing, when it was already used or revoked.
+   */
+  markRotated(hash: string, at: number, successorHash: string, successorSealed: string): Promise<boolean>
+  /** Revokes every live credential of a family; returns how many. */
+  revokeFamily(familyId: string, at: number, reason: EndReason): Promise<number>
+  revokeSession(sessionId: string, at: number, reason: EndReason): Promise<number>
+  revokeSessionSite(sessionId: string, siteId: string, at: number, reason: EndReason): Promise<number>
+  /** Revokes the user's live credentials for a site held by every session but `keepSessionId`. */
+  revokeOtherDevices(
+    userId: string,
+    siteId: string,
+    keepSessionId: string,
+    at: number,
+    reason: EndReason,
+  ): Promise<number>
 }
 
 export interface SecretRepo {
   get(name: string): Promise<string | null>
   /** Stores the value unless one exists; returns whichever value is stored afterwards. */
   putIfAbsent(name: string, value: string): Promise<string>
+  put(name: string, value: string): Promise<void>
 }
 
 export interface StoreTx {
@@ -131,6 +186,7 @@ export interface StoreTx {
   sessions: SessionRepo
   codes: CodeRepo
   tokens: TokenRepo
+  refresh: RefreshRepo
   secrets: SecretRepo
 }
 

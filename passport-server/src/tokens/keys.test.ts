@@ -1,13 +1,18 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { exportJWK, generateKeyPair } from 'jose'
 import { afterEach, describe, expect, it } from 'vitest'
 import { openSqliteStore } from '../store/sqlite.ts'
 import type { Store } from '../store/types.ts'
 import { T0, TEST_ISSUER } from '../test-support.ts'
 import { openAuthkey, sealAuthkey } from './authkey.ts'
-import { loadOrCreateKeys, SIGNING_ALG } from './keys.ts'
+import {
+  KEY_ACTIVATION_DELAY_MS,
+  KEY_RETIRE_AFTER_MS,
+  loadOrCreateKeys,
+  rotateSigningKey,
+  SIGNING_ALG,
+} from './keys.ts'
 import { signSiteToken, verifySiteToken } from './site-token.ts'
 
 const tokenInput = {
@@ -97,37 +102,39 @@ describe('signing and authkey keys', () => {
     })
   })
 
-  it('signs with the newest stored key and still verifies tokens of older stored keys', async () => {
+  it('rotation: the new key is published first, signs after the delay; old tokens verify until retired (J5)', async () => {
     const store = memoryStore()
-    const stored = async () => {
-      const { privateKey } = await generateKeyPair(SIGNING_ALG, { crv: 'Ed25519', extractable: true })
-      return { kid: crypto.randomUUID(), privateJwk: await exportJWK(privateKey) }
-    }
-    const newest = await stored()
-    const older = await stored()
-    await store.secrets.putIfAbsent('signing_keys', JSON.stringify([older]))
-    const before = await loadOrCreateKeys(store.secrets)
-    const oldToken = await signSiteToken(before, tokenInput)
+    const before = await loadOrCreateKeys(store.secrets, T0)
+    const oldToken = await signSiteToken(before, { ...tokenInput, expiresAtMs: T0 + 900_000 })
+    const rotated = await rotateSigningKey(store, T0)
+    expect(rotated.activeFrom).toBe(T0 + KEY_ACTIVATION_DELAY_MS)
 
-    // Rotation: a new key is put in front of the stored list.
-    const fresh = openSqliteStore(':memory:')
-    stores.push(fresh)
-    await fresh.secrets.putIfAbsent('signing_keys', JSON.stringify([newest, older]))
-    await fresh.secrets.putIfAbsent('authkey_key', (await store.secrets.get('authkey_key')) ?? '')
-    const after = await loadOrCreateKeys(fresh.secrets)
+    const published = await loadOrCreateKeys(store.secrets, T0 + 60_000)
+    expect(published.current.kid).toBe(before.current.kid)
+    expect(published.jwks.keys.map((k) => k.kid)).toEqual([rotated.kid, before.current.kid])
 
-    expect(after.current.kid).toBe(newest.kid)
-    expect([...after.publicKeys.keys()]).toEqual([newest.kid, older.kid])
-    expect(after.jwks.keys.map((k) => k.kid)).toEqual([newest.kid, older.kid])
-    expect((await verifySiteToken(after, oldToken, verifyOpts)).ok).toBe(true)
-    const newToken = await signSiteToken(after, tokenInput)
-    expect(JSON.parse(Buffer.from(newToken.split('.')[0] ?? '', 'base64url').toString()).kid).toBe(newest.kid)
-    expect((await verifySiteToken(before, newToken, verifyOpts)).ok).toBe(false)
+    const active = await loadOrCreateKeys(store.secrets, rotated.activeFrom)
+    expect(active.current.kid).toBe(rotated.kid)
+    const newToken = await signSiteToken(active, {
+      ...tokenInput,
+      issuedAtMs: rotated.activeFrom,
+      expiresAtMs: rotated.activeFrom + 60_000,
+    })
+    expect(JSON.parse(Buffer.from(newToken.split('.')[0] ?? '', 'base64url').toString()).kid).toBe(
+      rotated.kid,
+    )
+    expect((await verifySiteToken(active, oldToken, { ...verifyOpts, nowMs: T0 + 800_000 })).ok).toBe(true)
+
+    // A day after the new key took over, no token of the old one can be alive: it leaves the JWKS.
+    const later = rotated.activeFrom + KEY_RETIRE_AFTER_MS
+    const retired = await loadOrCreateKeys(store.secrets, later)
+    expect(retired.jwks.keys.map((k) => k.kid)).toEqual([rotated.kid])
+    expect((await rotateSigningKey(store, later)).dropped).toEqual([before.current.kid])
   })
 
   it('refuses to start with an empty stored key list', async () => {
     const store = memoryStore()
     await store.secrets.putIfAbsent('signing_keys', '[]')
-    await expect(loadOrCreateKeys(store.secrets)).rejects.toThrow('no signing key stored')
+    await expect(loadOrCreateKeys(store.secrets)).rejects.toThrow('no active signing key stored')
   })
 })

@@ -23,48 +23,82 @@ export interface KeySet {
 interface StoredSigningKey {
   kid: string
   privateJwk: JWK
+  /** When it was created (ms). Absent on keys from the first release: treated as 0. */
+  createdAt?: number
+  /** It signs new tokens from this time on (published in the JWKS before that). */
+  activeFrom?: number
 }
 
-async function newSigningKey(): Promise<StoredSigningKey> {
+/**
+ * A rotated key is published this long before it signs anything, so site backends with a
+ * cached JWKS and other passport instances (which reload keys every `KEY_RELOAD_MS`) know it
+ * before the first token signed with it reaches them.
+ */
+export const KEY_ACTIVATION_DELAY_MS = 5 * 60_000
+export const KEY_RELOAD_MS = 30_000
+/** A replaced key verifies for this long after its successor takes over: the longest token life. */
+export const KEY_RETIRE_AFTER_MS = 86_400_000 + 60_000
+
+async function newSigningKey(nowMs: number, activeFrom: number): Promise<StoredSigningKey> {
   const { privateKey } = await generateKeyPair(SIGNING_ALG, { crv: 'Ed25519', extractable: true })
   const privateJwk = await exportJWK(privateKey)
-  return { kid: crypto.randomUUID(), privateJwk }
+  return { kid: crypto.randomUUID(), privateJwk, createdAt: nowMs, activeFrom }
 }
 
 function publicPart(jwk: JWK, kid: string): JWK {
   return { kty: jwk.kty, crv: jwk.crv, x: jwk.x, kid, alg: SIGNING_ALG, use: 'sig' }
 }
 
+/** Newest first. The current key is the newest active one; older ones stay until retired. */
+function liveKeys(stored: StoredSigningKey[], nowMs: number) {
+  const byAge = [...stored].sort((a, b) => (b.activeFrom ?? 0) - (a.activeFrom ?? 0))
+  const currentIndex = byAge.findIndex((k) => (k.activeFrom ?? 0) <= nowMs)
+  if (currentIndex < 0) throw new Error('no active signing key stored')
+  return byAge
+    .filter((_key, i) => {
+      if (i <= currentIndex) return true // the current key, and newer ones not active yet
+      // An older key retired when the key after it became active.
+      const replacedAt = byAge[i - 1]?.activeFrom ?? 0
+      return nowMs < replacedAt + KEY_RETIRE_AFTER_MS
+    })
+    .map((key, i) => ({ key, isCurrent: i === currentIndex }))
+}
+
+const SIGNING_KEYS = 'signing_keys'
+
 /**
  * Loads the signing keys and the authkey key from the store, creating them on first start.
  * `putIfAbsent` makes two instances starting at once agree on one set of keys.
  */
-export async function loadOrCreateKeys(secrets: SecretRepo): Promise<KeySet> {
+export async function loadOrCreateKeys(secrets: SecretRepo, nowMs = Date.now()): Promise<KeySet> {
   const storedKeys = JSON.parse(
-    await secrets.putIfAbsent('signing_keys', JSON.stringify([await newSigningKey()])),
+    await secrets.putIfAbsent(SIGNING_KEYS, JSON.stringify([await newSigningKey(nowMs, 0)])),
   ) as StoredSigningKey[]
   const authkeyRaw = await secrets.putIfAbsent(
     'authkey_key',
     Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64url'),
   )
-  const [newest] = storedKeys
-  if (!newest) throw new Error('no signing key stored')
 
   const publicKeys = new Map<string, webcrypto.CryptoKey>()
   const jwks: JWK[] = []
-  for (const stored of storedKeys) {
-    const pub = publicPart(stored.privateJwk, stored.kid)
-    publicKeys.set(stored.kid, (await importJWK(pub, SIGNING_ALG)) as webcrypto.CryptoKey)
+  let current: SigningKey | null = null
+  for (const { key, isCurrent } of liveKeys(storedKeys, nowMs)) {
+    const pub = publicPart(key.privateJwk, key.kid)
+    publicKeys.set(key.kid, (await importJWK(pub, SIGNING_ALG)) as webcrypto.CryptoKey)
     jwks.push(pub)
+    if (isCurrent) {
+      current = {
+        kid: key.kid,
+        privateKey: (await importJWK(
+          { ...key.privateJwk, alg: SIGNING_ALG },
+          SIGNING_ALG,
+        )) as webcrypto.CryptoKey,
+      }
+    }
   }
+  if (!current) throw new Error('no active signing key stored')
   return {
-    current: {
-      kid: newest.kid,
-      privateKey: (await importJWK(
-        { ...newest.privateJwk, alg: SIGNING_ALG },
-        SIGNING_ALG,
-      )) as webcrypto.CryptoKey,
-    },
+    current,
     publicKeys,
     jwks: { keys: jwks },
     authkeyKey: await crypto.subtle.importKey('raw', Buffer.from(authkeyRaw, 'base64url'), 'AES-GCM', false, [
@@ -72,4 +106,32 @@ export async function loadOrCreateKeys(secrets: SecretRepo): Promise<KeySet> {
       'decrypt',
     ]),
   }
+}
+
+/**
+ * Adds a new signing key, published at once and signing from `now + delay`; drops keys that
+ * retired long enough ago that no token signed with them can still be alive.
+ */
+export async function rotateSigningKey(
+  store: { transaction<T>(fn: (tx: { secrets: SecretRepo }) => Promise<T>): Promise<T> },
+  nowMs: number,
+  delayMs = KEY_ACTIVATION_DELAY_MS,
+): Promise<{ kid: string; activeFrom: number; dropped: string[] }> {
+  const added = await newSigningKey(nowMs, nowMs + delayMs)
+  return store.transaction(async (tx) => {
+    const stored = JSON.parse((await tx.secrets.get(SIGNING_KEYS)) ?? '[]') as StoredSigningKey[]
+    const keep = new Set(liveKeys([added, ...stored], nowMs).map(({ key }) => key.kid))
+    const next = [added, ...stored].filter((k) => keep.has(k.kid))
+    await tx.secrets.put(SIGNING_KEYS, JSON.stringify(next))
+    return {
+      kid: added.kid,
+      activeFrom: nowMs + delayMs,
+      dropped: stored.filter((k) => !keep.has(k.kid)).map((k) => k.kid),
+    }
+  })
+}
+
+/** Copies a freshly loaded key set into the live one the app holds (no restart needed). */
+export function replaceKeys(target: KeySet, source: KeySet): void {
+  Object.assign(target, source)
 }

@@ -57,7 +57,13 @@ export type VerifyResult =
 export async function verifySiteToken(
   keys: KeySet,
   token: string,
-  expected: { issuer: string; audience?: string; nowMs: number },
+  expected: {
+    issuer: string
+    audience?: string
+    nowMs: number
+    /** For revocation: a token expired up to a day ago still names its device. */
+    allowExpired?: boolean
+  },
 ): Promise<VerifyResult> {
   if (token.length > MAX_TOKEN_LENGTH || !COMPACT_JWS.test(token)) return { ok: false, reason: 'malformed' }
   try {
@@ -74,7 +80,7 @@ export async function verifySiteToken(
         ...(expected.audience === undefined ? {} : { audience: expected.audience }),
         typ: SITE_TOKEN_TYP,
         requiredClaims: ['iss', 'aud', 'sub', 'sid', 'jti', 'iat', 'exp'],
-        clockTolerance: CLOCK_TOLERANCE_SECONDS,
+        clockTolerance: expected.allowExpired ? MAX_TOKEN_LIFETIME_SECONDS : CLOCK_TOLERANCE_SECONDS,
         currentDate: new Date(expected.nowMs),
         maxTokenAge: MAX_TOKEN_LIFETIME_SECONDS,
       },

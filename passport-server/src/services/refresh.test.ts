@@ -1,0 +1,178 @@
+import { beforeEach, describe, expect, it } from 'vitest'
+import { sha256 } from '../auth/random.ts'
+import { PassportError } from '../errors.ts'
+import type { SessionEndEvent } from '../events/bus.ts'
+import type { SessionRecord, SiteRecord } from '../store/types.ts'
+import { addSite, addUser, createTestDeps, type TestDeps } from '../test-support.ts'
+import { checkSiteToken, mintSiteToken } from './minting.ts'
+import { refreshSiteGrant } from './refresh.ts'
+import { endSession, startSession } from './sessions.ts'
+
+interface Grant {
+  access_token: string
+  refresh_token: string
+  expires_at: number
+  refresh_at: number
+  refresh_expires_at: number
+  server_time: number
+}
+
+describe('refresh: rotation, idempotent retries, reuse detection, lifetimes', () => {
+  let deps: TestDeps
+  let news: SiteRecord
+  let shop: SiteRecord
+  let session: SessionRecord
+  let events: SessionEndEvent[]
+
+  beforeEach(async () => {
+    deps = await createTestDeps()
+    const alice = await addUser(deps, 'alice')
+    news = (await addSite(deps, { id: 'news' })).site
+    shop = (await addSite(deps, { id: 'shop' })).site
+    session = (await startSession(deps, alice.id, 'device A')).session
+    events = []
+    deps.events.subscribe((e) => events.push(e))
+  })
+
+  const first = async (site = news) => JSON.parse((await mintSiteToken(deps, site, session)).body) as Grant
+  const refresh = async (rt: string, site = news) =>
+    JSON.parse(await refreshSiteGrant(deps, site, rt)) as Grant
+  const refusal = async (rt: string, site = news) => {
+    const err = await refreshSiteGrant(deps, site, rt).then(
+      () => null,
+      (e: unknown) => e,
+    )
+    expect(err).toBeInstanceOf(PassportError)
+    const e = err as PassportError
+    return { code: e.code, reason: e.extra?.reason }
+  }
+  const valid = async (token: string, siteId = 'news') => (await checkSiteToken(deps, token, siteId)).valid
+
+  it('rotates: a new token and a new refresh credential; the old token stays valid until it expires', async () => {
+    const g0 = await first()
+    deps.clock.advance(60_000)
+    const g1 = await refresh(g0.refresh_token)
+    expect(g1.refresh_token).not.toBe(g0.refresh_token)
+    expect(g1.access_token).not.toBe(g0.access_token)
+    expect(await valid(g1.access_token)).toBe(true)
+    expect(await valid(g0.access_token)).toBe(true)
+    expect(g1.expires_at).toBe(deps.clock.now() + 900_000)
+    expect(g1.refresh_at).toBe(g1.expires_at - 300_000)
+    expect(g1.server_time).toBe(deps.clock.now())
+  })
+
+  it('20 parallel refreshes of one credential: one successor, 20 identical answers, still signed in (D1)', async () => {
+    const g0 = await first()
+    const bodies = await Promise.all(
+      Array.from({ length: 20 }, () => refreshSiteGrant(deps, news, g0.refresh_token)),
+    )
+    expect(new Set(bodies).size).toBe(1)
+    const g1 = JSON.parse(bodies[0] as string) as Grant
+    const record = await deps.store.refresh.get(sha256(g0.refresh_token))
+    expect(record?.successorHash).toBe(sha256(g1.refresh_token))
+    expect(await valid(g1.access_token)).toBe(true)
+    // The successor is the family's one live credential, and it works.
+    const g2 = await refresh(g1.refresh_token)
+    expect(await valid(g2.access_token)).toBe(true)
+    expect(events).toEqual([])
+  })
+
+  it('a retry within the grace window gets the byte-identical answer', async () => {
+    const g0 = await first()
+    const a = await refreshSiteGrant(deps, news, g0.refresh_token)
+    deps.clock.advance(9_000)
+    expect(await refreshSiteGrant(deps, news, g0.refresh_token)).toBe(a)
+  })
+
+  it('reuse after the grace window revokes the family and signs the device out of the site (D2)', async () => {
+    const g0 = await first()
+    const shopGrant = await first(shop)
+    const g1 = await refresh(g0.refresh_token)
+    deps.clock.advance(10_001)
+    expect(await refusal(g0.refresh_token)).toEqual({ code: 'invalid_grant', reason: 'revoked' })
+    // Both generations are dead, their access tokens too, and the site cannot come back silently.
+    expect(await refusal(g1.refresh_token)).toEqual({ code: 'invalid_grant', reason: 'revoked' })
+    expect(await checkSiteToken(deps, g1.access_token, 'news')).toMatchObject({
+      valid: false,
+      reason: 'revoked',
+    })
+    expect(await deps.store.sessions.exclusion(session.id, 'news')).toMatchObject({ reason: 'revoked' })
+    expect(deps.logs.map((l) => l.event)).toContain('authn_token_reuse')
+    expect(events).toEqual([
+      expect.objectContaining({
+        type: 'site_access_ended',
+        siteId: 'news',
+        sessionId: session.id,
+        reason: 'revoked',
+      }),
+    ])
+    // Another site of the same session is untouched.
+    expect(await valid(shopGrant.access_token, 'shop')).toBe(true)
+  })
+
+  it('the grace window covers the previous generation only: an older one is reuse (D3)', async () => {
+    const g0 = await first()
+    const g1 = await refresh(g0.refresh_token)
+    const g2 = await refresh(g1.refresh_token)
+    expect(await refusal(g0.refresh_token)).toEqual({ code: 'invalid_grant', reason: 'revoked' })
+    expect(await valid(g2.access_token)).toBe(false)
+  })
+
+  it("another site's credential is refused and its family left alone (D4)", async () => {
+    const g0 = await first()
+    expect(await refusal(g0.refresh_token, shop)).toEqual({ code: 'invalid_grant', reason: 'unknown' })
+    expect(deps.logs.map((l) => l.event)).toContain('authz_fail')
+    expect(await valid((await refresh(g0.refresh_token)).access_token)).toBe(true)
+  })
+
+  it.each(['', 'short', 'x'.repeat(43), `${'a'.repeat(42)}+`])(
+    'an unknown or malformed credential %j is refused',
+    async (rt) => {
+      await first()
+      expect(await refusal(rt)).toEqual({ code: 'invalid_grant', reason: 'unknown' })
+    },
+  )
+
+  it('expires when idle past the idle limit (D6)', async () => {
+    const g0 = await first()
+    deps.clock.advance(news.refreshIdleSeconds * 1000)
+    expect(await refusal(g0.refresh_token)).toEqual({ code: 'invalid_grant', reason: 'expired' })
+  })
+
+  it('never outlives the absolute limit, however often it is used (D6)', async () => {
+    const site = (
+      await addSite(deps, { id: 'tight', refreshIdleSeconds: 3600, refreshAbsoluteSeconds: 7200 })
+    ).site
+    let grant = await first(site)
+    for (let i = 0; i < 3; i++) {
+      deps.clock.advance(1800_000)
+      grant = await refresh(grant.refresh_token, site)
+    }
+    // 5400 s in: the newest credential may not run past 7200 s from the sign-in.
+    expect(grant.refresh_expires_at).toBe(deps.clock.now() - 5400_000 + 7200_000)
+    deps.clock.advance(1800_000)
+    expect(await refusal(grant.refresh_token, site)).toEqual({ code: 'invalid_grant', reason: 'expired' })
+  })
+
+  it('after sign-out: refused with signed_out (D7)', async () => {
+    const g0 = await first()
+    await endSession(deps, session, 'signed_out')
+    expect(await refusal(g0.refresh_token)).toEqual({ code: 'invalid_grant', reason: 'signed_out' })
+  })
+
+  it('after a newer sign-in on another device: refused with replaced', async () => {
+    const g0 = await first()
+    const other = (await startSession(deps, session.userId, 'device B')).session
+    await mintSiteToken(deps, news, other)
+    expect(await refusal(g0.refresh_token)).toEqual({ code: 'invalid_grant', reason: 'replaced' })
+  })
+
+  it('keeps no live credential in clear: the stored successor opens only with the used credential', async () => {
+    const g0 = await first()
+    const g1 = await refresh(g0.refresh_token)
+    const record = await deps.store.refresh.get(sha256(g0.refresh_token))
+    expect(record?.successorSealed).toBeTruthy()
+    expect(record?.successorSealed).not.toContain(g1.refresh_token)
+    expect(JSON.stringify(record)).not.toContain(g0.refresh_token)
+  })
+})

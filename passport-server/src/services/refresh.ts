@@ -1,0 +1,128 @@
+import type { EndReason } from '../../../passport-frame/src/protocol/codes.ts'
+import { sha256 } from '../auth/random.ts'
+import { openForHolder, sealForHolder } from '../auth/seal.ts'
+import type { AppDeps } from '../deps.ts'
+import { PassportError } from '../errors.ts'
+import type { RefreshRecord, SiteRecord } from '../store/types.ts'
+import { announceReplaced, type MintedGrant, mintInTransaction } from './minting.ts'
+
+const REFRESH_TOKEN = /^[A-Za-z0-9_-]{43}$/
+
+type Outcome =
+  | { kind: 'rotated'; grant: MintedGrant; replaced: string[]; record: RefreshRecord }
+  | { kind: 'replay'; body: string }
+  | { kind: 'reuse'; record: RefreshRecord }
+  | { kind: 'refused'; reason: EndReason; wrongSite?: boolean }
+
+function refused(reason: EndReason): PassportError {
+  return new PassportError('invalid_grant', 'the refresh credential is not valid', { extra: { reason } })
+}
+
+/**
+ * Rotates a refresh credential, idempotently, in one transaction:
+ *
+ * - unused and alive: a new token and a successor credential; the used one keeps the
+ *   successor's answer, sealed under itself;
+ * - used, but its successor is still unused and the grace window (default 10 s) has not passed:
+ *   the same answer again, byte for byte (another tab, or a response lost on the way);
+ * - used otherwise (an older generation, or after the grace window): reuse, so the credential
+ *   was copied. The whole family is revoked and the device loses the site.
+ *
+ * Every refusal is `invalid_grant` with the reason the device was signed out.
+ */
+export async function refreshSiteGrant(
+  deps: Pick<AppDeps, 'store' | 'keys' | 'clock' | 'config' | 'events' | 'log'>,
+  site: SiteRecord,
+  presented: string,
+): Promise<string> {
+  if (!REFRESH_TOKEN.test(presented)) throw refused('unknown')
+  const hash = sha256(presented)
+  const now = deps.clock.now()
+  const graceMs = deps.config.refreshGraceSeconds * 1000
+
+  const outcome = await deps.store.transaction(async (tx): Promise<Outcome> => {
+    const record = await tx.refresh.get(hash)
+    if (!record) return { kind: 'refused', reason: 'unknown' }
+    // Another site's credential proves nothing about theft: refuse it, touch nothing (D4).
+    if (record.siteId !== site.id) return { kind: 'refused', reason: 'unknown', wrongSite: true }
+    if (record.revokedAt !== null) return { kind: 'refused', reason: record.revokeReason ?? 'revoked' }
+
+    if (record.usedAt !== null) {
+      const successor = record.successorHash ? await tx.refresh.get(record.successorHash) : null
+      const replayable =
+        now - record.usedAt <= graceMs &&
+        successor !== null &&
+        successor.usedAt === null &&
+        successor.revokedAt === null &&
+        record.successorSealed !== null
+      const body = replayable ? openForHolder(presented, record.successorSealed as string) : null
+      if (body !== null) return { kind: 'replay', body }
+      await tx.refresh.revokeFamily(record.familyId, now, 'revoked')
+      await tx.tokens.revokeSessionSite(record.sessionId, site.id, now, 'revoked')
+      await tx.sessions.exclude({ sessionId: record.sessionId, siteId: site.id, reason: 'revoked', at: now })
+      return { kind: 'reuse', record }
+    }
+
+    if (now >= record.idleExpiresAt || now >= record.absoluteExpiresAt)
+      return { kind: 'refused', reason: 'expired' }
+    const session = await tx.sessions.get(record.sessionId)
+    if (!session || session.endedAt !== null) {
+      return { kind: 'refused', reason: session?.endReason ?? 'signed_out' }
+    }
+    if (session.expiresAt <= now) return { kind: 'refused', reason: 'expired' }
+    const exclusion = await tx.sessions.exclusion(session.id, site.id)
+    if (exclusion) return { kind: 'refused', reason: exclusion.reason }
+
+    const { grant, replaced } = await mintInTransaction(deps, tx, {
+      site,
+      session,
+      now,
+      family: {
+        familyId: record.familyId,
+        generation: record.generation + 1,
+        absoluteExpiresAt: record.absoluteExpiresAt,
+      },
+    })
+    const swapped = await tx.refresh.markRotated(
+      hash,
+      now,
+      grant.refreshHash,
+      sealForHolder(presented, grant.body),
+    )
+    // The transaction read it unused a moment ago; a store that lets this fail is not serialisable.
+    if (!swapped) throw new Error('refresh credential changed inside its transaction')
+    return { kind: 'rotated', grant, replaced, record }
+  })
+
+  switch (outcome.kind) {
+    case 'rotated':
+      await announceReplaced(deps, {
+        userId: outcome.record.userId,
+        siteId: site.id,
+        replaced: outcome.replaced,
+        at: now,
+      })
+      return outcome.grant.body
+    case 'replay':
+      return outcome.body
+    case 'reuse':
+      deps.log('authn_token_reuse', {
+        site: site.id,
+        user: outcome.record.userId,
+        family: outcome.record.familyId,
+        generation: outcome.record.generation,
+      })
+      await deps.events.publish({
+        type: 'site_access_ended',
+        userId: outcome.record.userId,
+        sessionId: outcome.record.sessionId,
+        siteId: site.id,
+        reason: 'revoked',
+        at: now,
+      })
+      throw refused('revoked')
+    case 'refused':
+      if (outcome.wrongSite) deps.log('authz_fail', { site: site.id, what: 'refresh_token_of_another_site' })
+      throw refused(outcome.reason)
+  }
+}

@@ -1,0 +1,51 @@
+import { sha256 } from '../auth/random.ts'
+import type { AppDeps } from '../deps.ts'
+import type { SiteRecord } from '../store/types.ts'
+import { verifySiteToken } from '../tokens/site-token.ts'
+
+/**
+ * RFC 7009 revocation by a site backend: the device behind the token (an access token or a
+ * refresh credential of this site) loses this site, as if the site signed it out: its tokens
+ * and refresh credentials for the site are revoked and it may not come back silently. Tokens
+ * of other sites, unknown or malformed values change nothing (and, per RFC 7009, still get 200).
+ */
+export async function revokeForSite(
+  deps: Pick<AppDeps, 'store' | 'keys' | 'clock' | 'config' | 'events' | 'log'>,
+  site: SiteRecord,
+  token: string,
+): Promise<boolean> {
+  const now = deps.clock.now()
+  let holder: { sessionId: string; userId: string } | null = null
+  if (token.includes('.')) {
+    // An expired token still names its device; only a signature we made for this site counts.
+    const verified = await verifySiteToken(deps.keys, token, {
+      issuer: deps.config.issuer,
+      audience: site.id,
+      nowMs: now,
+      allowExpired: true,
+    })
+    if (verified.ok) holder = { sessionId: verified.claims.sid, userId: verified.claims.sub }
+  } else if (/^[A-Za-z0-9_-]{43}$/.test(token)) {
+    const record = await deps.store.refresh.get(sha256(token))
+    if (record && record.siteId === site.id) holder = { sessionId: record.sessionId, userId: record.userId }
+  }
+  if (!holder) return false
+  const { sessionId, userId } = holder
+  const changed = await deps.store.transaction(async (tx) => {
+    const tokens = await tx.tokens.revokeSessionSite(sessionId, site.id, now, 'revoked')
+    const refresh = await tx.refresh.revokeSessionSite(sessionId, site.id, now, 'revoked')
+    await tx.sessions.exclude({ sessionId, siteId: site.id, reason: 'revoked', at: now })
+    return tokens.length + refresh > 0
+  })
+  if (!changed) return false
+  deps.log('authn_token_revoked', { site: site.id, user: userId })
+  await deps.events.publish({
+    type: 'site_access_ended',
+    userId,
+    sessionId,
+    siteId: site.id,
+    reason: 'revoked',
+    at: now,
+  })
+  return true
+}
