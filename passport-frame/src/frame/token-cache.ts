@@ -26,25 +26,39 @@ export function createTokenCache(
   now = () => Date.now(),
 ): TokenCache {
   const key = `passport:token:${siteId}`
-  let memory: CachedToken | null = null // used when storage is unavailable
+  // Where storage works it is the only source of truth, shared with this site's other tabs: a
+  // logout in one tab must not leave a copy in another frame's memory. The in-memory copy
+  // serves only when there is no storage or it refused the last write.
+  let memory: CachedToken | null = null
+  let memoryOnly = storage === null
+  const isEntry = (e: unknown): e is CachedToken =>
+    typeof e === 'object' &&
+    e !== null &&
+    typeof (e as CachedToken).token === 'string' &&
+    Number.isFinite((e as CachedToken).expiresAt) &&
+    Number.isFinite((e as CachedToken).clockOffsetMs)
   const isFresh = (e: CachedToken) => e.expiresAt - EXPIRY_MARGIN_MS > now() + e.clockOffsetMs
   return {
     read: () => {
-      let entry = memory
-      try {
-        const raw = storage?.getItem(key)
-        if (raw) entry = JSON.parse(raw) as CachedToken
-      } catch {
-        entry = memory
+      let entry: unknown = memory
+      if (!memoryOnly) {
+        try {
+          const raw = storage?.getItem(key)
+          entry = raw ? JSON.parse(raw) : null
+        } catch {
+          entry = memory
+        }
       }
-      return entry && typeof entry.token === 'string' && isFresh(entry) ? entry : null
+      return isEntry(entry) && isFresh(entry) ? entry : null
     },
     write: (entry) => {
       memory = entry
       try {
         storage?.setItem(key, JSON.stringify(entry))
+        memoryOnly = storage === null
       } catch {
         // Storage full or blocked: the in-memory copy still serves this frame.
+        memoryOnly = true
       }
     },
     clear: () => {

@@ -54,28 +54,45 @@ export function parsePageRequest(value: unknown): PageRequest | null {
   }
 }
 
-/** Validates a message the frame sent to a page. */
+/** Validates a message the frame sent to a page: like requests, only the exact known shapes. */
 export function parseFrameMessage(value: unknown): FrameMessage | null {
   if (!isEnvelope(value)) return null
   if (value.type === 'session_event') {
-    return value.event === 'signed_out' && isEndReason(value.reason) ? (value as FrameMessage) : null
+    return hasOnly(value, ['v', 'type', 'event', 'reason']) &&
+      value.event === 'signed_out' &&
+      isEndReason(value.reason)
+      ? (value as FrameMessage)
+      : null
   }
   if (!isShortString(value.id, MAX_ID_LENGTH)) return null
   switch (value.type) {
     case 'ready':
-      return typeof value.hasToken === 'boolean' ? (value as FrameMessage) : null
+      return hasOnly(value, ['v', 'type', 'id', 'hasToken']) && typeof value.hasToken === 'boolean'
+        ? (value as FrameMessage)
+        : null
     case 'token_response':
-      return isShortString(value.token) && typeof value.expiresAt === 'number'
+      return hasOnly(value, ['v', 'type', 'id', 'token', 'expiresAt']) &&
+        isShortString(value.token) &&
+        typeof value.expiresAt === 'number'
         ? (value as FrameMessage)
         : null
     case 'check_response':
-      return typeof value.valid === 'boolean' && typeof value.serverTime === 'number'
+      return hasOnly(value, ['v', 'type', 'id', 'valid', 'reason', 'expiresAt', 'serverTime']) &&
+        typeof value.valid === 'boolean' &&
+        (value.reason === null || isEndReason(value.reason)) &&
+        (value.expiresAt === null || typeof value.expiresAt === 'number') &&
+        typeof value.serverTime === 'number'
         ? (value as FrameMessage)
         : null
     case 'logged_out':
-      return value as FrameMessage
+      return hasOnly(value, ['v', 'type', 'id']) ? (value as FrameMessage) : null
     case 'error':
-      return typeof value.code === 'string' && errorCodes.has(value.code) ? (value as FrameMessage) : null
+      return hasOnly(value, ['v', 'type', 'id', 'code', 'reason']) &&
+        typeof value.code === 'string' &&
+        errorCodes.has(value.code) &&
+        (value.reason === undefined || isEndReason(value.reason))
+        ? (value as FrameMessage)
+        : null
     default:
       return null
   }

@@ -12,6 +12,9 @@ export function parseExactOrigin(value: unknown): string | null {
     return null
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') return null
+  // The URL parser keeps `*` in a host (`http://*.example.com` round-trips), but a CSP
+  // `frame-ancestors` source built from it would be a wildcard: never a registrable origin.
+  if (url.hostname.includes('*')) return null
   // `new URL('http://A.example/').origin` is 'http://a.example': anything that does not
   // round-trip unchanged (case, trailing slash, default port, credentials) is refused.
   return url.origin === value ? value : null

@@ -1,0 +1,477 @@
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { createFrameAgent } from '../frame/agent.ts'
+import type { ServerApi, TokenAnswer } from '../frame/server-api.ts'
+import { createTokenCache } from '../frame/token-cache.ts'
+import {
+  type FakeBrowser,
+  type FakeWindow,
+  fakeAuthkey,
+  installBrowser,
+  MemoryStorage,
+  settle,
+} from '../test-support/fake-window.ts'
+import { createPassport, type Passport, PassportClientError, type PassportState } from './passport.ts'
+import { pkceChallenge } from './pkce.ts'
+
+const PASSPORT = 'http://passport.localhost:8080'
+const NEWS = 'http://news.localhost:8081'
+const authkey = fakeAuthkey('news')
+const LIFETIME_MS = 10 * 60_000
+
+/**
+ * A page on News with the real frame agent running in the iframe the SDK creates; only the
+ * passport server behind the frame is faked.
+ */
+function setup(options: { url?: string; canSeeCookies?: () => Promise<boolean> } = {}) {
+  const frameStorage = new MemoryStorage()
+  const frameCache = createTokenCache('news', frameStorage)
+  const answer = (token: string): TokenAnswer => ({
+    token,
+    expiresAt: Date.now() + LIFETIME_MS,
+    serverTime: Date.now(),
+  })
+  const api = {
+    exchangeCode: vi.fn<ServerApi['exchangeCode']>(async () => answer('tok-from-code')),
+    tokenFromSession: vi.fn<ServerApi['tokenFromSession']>(async () => answer('tok-from-session')),
+    check: vi.fn<ServerApi['check']>(async () => ({
+      valid: true,
+      reason: null,
+      expiresAt: Date.now() + LIFETIME_MS,
+      serverTime: Date.now(),
+    })),
+    logout: vi.fn<ServerApi['logout']>(async () => {}),
+  }
+  const frames: FakeWindow[] = []
+  const browser = installBrowser({
+    url: options.url ?? `${NEWS}/`,
+    onFrame: (win) => {
+      frames.push(win)
+      createFrameAgent({
+        site: { id: 'news', origins: [NEWS] },
+        win,
+        api,
+        cache: frameCache,
+        canSeeCookies: options.canSeeCookies ?? (async () => false),
+      })
+    },
+  })
+  return { browser, api, frames, frameCache }
+}
+
+let browser: FakeBrowser | undefined
+let passport: Passport | undefined
+afterEach(() => {
+  passport?.destroy()
+  browser?.uninstall()
+  passport = undefined
+  browser = undefined
+})
+
+function start(env: ReturnType<typeof setup>, options: Partial<Parameters<typeof createPassport>[0]> = {}) {
+  browser = env.browser
+  passport = createPassport({ authkey, passportOrigin: PASSPORT, ...options })
+  return passport
+}
+
+const waitFor = (check: () => void) => vi.waitFor(check, { timeout: 2000, interval: 2 })
+
+const seedSilentAttempt = (b: FakeBrowser, msAgo: number) =>
+  b.localStorage.setItem('passport:news:silent_at', String(Date.now() - msAgo))
+const seedPending = (b: FakeBrowser, pending: Record<string, string>) =>
+  b.sessionStorage.setItem('passport:news:pending', JSON.stringify(pending))
+const seedHint = (b: FakeBrowser, hint: unknown) =>
+  b.localStorage.setItem('passport:news:hint', JSON.stringify(hint))
+
+const pending = {
+  state: 'state-123',
+  codeVerifier: 'verifier-123',
+  redirectUri: `${NEWS}/`,
+  returnTo: `${NEWS}/article/7`,
+}
+const callbackUrl = (fragment: Record<string, string>) => `${NEWS}/#${new URLSearchParams(fragment)}`
+
+describe('createPassport', () => {
+  it('refuses an authkey without a readable site', () => {
+    const env = setup()
+    browser = env.browser
+    expect(() => createPassport({ authkey: 'garbage', passportOrigin: PASSPORT })).toThrow(
+      expect.objectContaining({ code: 'invalid_authkey' }),
+    )
+  })
+
+  it.each([`${PASSPORT}/`, `${PASSPORT}/frame`, 'http://*.localhost:8080', '*', 'null'])(
+    'refuses the passport origin %j',
+    (passportOrigin) => {
+      const env = setup()
+      browser = env.browser
+      expect(() => createPassport({ authkey, passportOrigin })).toThrow(PassportClientError)
+      expect(env.browser.document.iframes).toHaveLength(0)
+    },
+  )
+})
+
+describe('silent sign-in on a first visit', () => {
+  it('leaves at once for /authorize?prompt=none with PKCE, without creating the frame', async () => {
+    const env = setup({ url: `${NEWS}/article/7?x=1#comments` })
+    const p = start(env)
+    await waitFor(() => expect(env.browser.location.navigations).toHaveLength(1))
+    const nav = env.browser.location.navigations[0] as { kind: string; url: string }
+    expect(nav.kind).toBe('replace') // no history entry for the hop
+    const url = new URL(nav.url)
+    expect(url.origin + url.pathname).toBe(`${PASSPORT}/authorize`)
+    const stored = JSON.parse(env.browser.sessionStorage.getItem('passport:news:pending') as string)
+    expect(stored).toEqual({
+      state: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/),
+      codeVerifier: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/),
+      redirectUri: `${NEWS}/`,
+      returnTo: `${NEWS}/article/7?x=1`,
+    })
+    expect(Object.fromEntries(url.searchParams)).toEqual({
+      response_type: 'code',
+      response_mode: 'fragment',
+      client_id: 'news',
+      redirect_uri: `${NEWS}/`,
+      state: stored.state,
+      code_challenge: await pkceChallenge(stored.codeVerifier),
+      code_challenge_method: 'S256',
+      prompt: 'none',
+    })
+    expect(url.toString()).not.toContain(stored.codeVerifier)
+    expect(url.toString()).not.toContain(authkey) // A13: the authkey stays out of URLs
+    const silentAt = Number(env.browser.localStorage.getItem('passport:news:silent_at'))
+    expect(Math.abs(silentAt - Date.now())).toBeLessThan(5000)
+    expect(env.browser.document.iframes).toHaveLength(0)
+    expect(p.state).toEqual({ status: 'loading' })
+  })
+
+  it('uses the configured redirectUri', async () => {
+    const env = setup()
+    start(env, { redirectUri: `${NEWS}/callback` })
+    await waitFor(() => expect(env.browser.location.navigations).toHaveLength(1))
+    const url = new URL((env.browser.location.navigations[0] as { url: string }).url)
+    expect(url.searchParams.get('redirect_uri')).toBe(`${NEWS}/callback`)
+  })
+
+  it('does not leave again within 60 s of the last silent attempt: it asks the frame and ends signed out', async () => {
+    const env = setup()
+    seedSilentAttempt(env.browser, 10_000)
+    const p = start(env)
+    await expect(p.ready).resolves.toEqual({ status: 'signed_out', reason: null })
+    expect(env.browser.location.navigations).toEqual([])
+    expect(env.browser.document.iframes).toHaveLength(1)
+    expect(env.api.tokenFromSession).not.toHaveBeenCalled() // cookies blocked: the frame does not try
+  })
+
+  it('leaves again once the retry window has passed', async () => {
+    const env = setup()
+    seedSilentAttempt(env.browser, 61_000)
+    start(env)
+    await waitFor(() => expect(env.browser.location.navigations).toHaveLength(1))
+  })
+
+  it('honours silentRetrySeconds', async () => {
+    const short = setup()
+    seedSilentAttempt(short.browser, 10_000)
+    start(short, { silentRetrySeconds: 5 })
+    await waitFor(() => expect(short.browser.location.navigations).toHaveLength(1))
+  })
+
+  it('never leaves with silent: false', async () => {
+    const env = setup()
+    const p = start(env, { silent: false })
+    await expect(p.ready).resolves.toEqual({ status: 'signed_out', reason: null })
+    expect(env.browser.location.navigations).toEqual([])
+  })
+
+  it('signs in without navigating where the frame can see the passport session', async () => {
+    const env = setup({ canSeeCookies: async () => true })
+    seedSilentAttempt(env.browser, 10_000)
+    const p = start(env)
+    await expect(p.ready).resolves.toMatchObject({ status: 'signed_in' })
+    await expect(p.getToken()).resolves.toBe('tok-from-session')
+    expect(env.browser.location.navigations).toEqual([])
+  })
+
+  it('leaves at most once per window: no-session answer, then reload, stays put', async () => {
+    // 1st load: no hint, leaves silently.
+    const env = setup()
+    start(env)
+    await waitFor(() => expect(env.browser.location.navigations).toHaveLength(1))
+    const state = JSON.parse(env.browser.sessionStorage.getItem('passport:news:pending') as string).state
+    passport?.destroy()
+    env.browser.uninstall()
+
+    // The passport answers "no session" in the fragment: signed out, no new trip.
+    const back = setup({ url: callbackUrl({ error: 'login_required', state }) })
+    back.browser.localStorage.setItem(
+      'passport:news:silent_at',
+      env.browser.localStorage.getItem('passport:news:silent_at') as string,
+    )
+    back.browser.sessionStorage.setItem(
+      'passport:news:pending',
+      env.browser.sessionStorage.getItem('passport:news:pending') as string,
+    )
+    const p2 = start(back)
+    await expect(p2.ready).resolves.toEqual({ status: 'signed_out', reason: null })
+    expect(back.browser.location.navigations).toEqual([])
+    passport?.destroy()
+
+    // A reload of the page within the window: still no trip.
+    back.browser.location.href = `${NEWS}/`
+    const p3 = createPassport({ authkey, passportOrigin: PASSPORT })
+    passport = p3
+    await expect(p3.ready).resolves.toMatchObject({ status: 'signed_out' })
+    await settle()
+    expect(back.browser.location.navigations).toEqual([])
+  })
+})
+
+describe('the passport callback in the fragment', () => {
+  it('exchanges the code in the frame, removes the fragment, and returns to the original page', async () => {
+    const env = setup({ url: callbackUrl({ code: 'code-1', state: pending.state, iss: PASSPORT }) })
+    seedPending(env.browser, pending)
+    const p = start(env)
+    await expect(p.ready).resolves.toMatchObject({ status: 'signed_in' })
+    expect(env.api.exchangeCode).toHaveBeenCalledExactlyOnceWith(
+      authkey,
+      'code-1',
+      pending.codeVerifier,
+      pending.redirectUri,
+    )
+    expect(env.browser.history.replaced).toEqual([`${NEWS}/`])
+    expect(env.browser.location.href).toBe(`${NEWS}/`)
+    expect(env.browser.location.navigations).toEqual([{ kind: 'replace', url: pending.returnTo }])
+    expect(env.browser.sessionStorage.getItem('passport:news:pending')).toBeNull() // one use
+    await expect(p.getToken()).resolves.toBe('tok-from-code')
+    expect(env.api.tokenFromSession).not.toHaveBeenCalled()
+  })
+
+  it('removes the fragment before anything can read it later, and keeps the token out of storage', async () => {
+    const env = setup({ url: callbackUrl({ code: 'code-1', state: pending.state }) })
+    seedPending(env.browser, { ...pending, returnTo: `${NEWS}/` })
+    const p = start(env)
+    expect(env.browser.location.href).toBe(`${NEWS}/`) // synchronously, during createPassport
+    await p.ready
+    expect(env.browser.location.navigations).toEqual([]) // already where it started
+    const pageStorage = JSON.stringify([
+      env.browser.localStorage.entries(),
+      env.browser.sessionStorage.entries(),
+    ])
+    expect(pageStorage).not.toContain('tok-from-code')
+    expect(JSON.parse(env.browser.localStorage.getItem('passport:news:hint') as string)).toMatchObject({
+      status: 'signed_in',
+    })
+  })
+
+  it.each([
+    ['a state that does not match', { code: 'attacker-code', state: 'attacker-state' }, pending],
+    ['no pending sign-in in this tab', { code: 'attacker-code', state: pending.state }, null],
+    [
+      'another issuer',
+      { code: 'attacker-code', state: pending.state, iss: 'http://evil.localhost:8083' },
+      pending,
+    ],
+  ])('refuses a code with %s, and never exchanges it', async (_name, fragment, stored) => {
+    const env = setup({ url: callbackUrl(fragment) })
+    if (stored) seedPending(env.browser, stored)
+    seedSilentAttempt(env.browser, 1000) // the trip that came back
+    const p = start(env)
+    await expect(p.ready).resolves.toEqual({ status: 'signed_out', reason: null })
+    expect(env.api.exchangeCode).not.toHaveBeenCalled()
+    expect(env.browser.location.href).toBe(`${NEWS}/`) // fragment removed all the same
+    expect(env.browser.sessionStorage.getItem('passport:news:pending')).toBeNull()
+    expect(env.browser.location.navigations).toEqual([])
+  })
+
+  it("does not use another site's pending sign-in", async () => {
+    const env = setup({ url: callbackUrl({ code: 'c', state: pending.state }) })
+    env.browser.sessionStorage.setItem('passport:shop:pending', JSON.stringify(pending))
+    seedSilentAttempt(env.browser, 1000)
+    const p = start(env)
+    await p.ready
+    expect(env.api.exchangeCode).not.toHaveBeenCalled()
+  })
+
+  it.each([
+    [{ error: 'login_required' }, null],
+    [{ error: 'login_required', reason: 'replaced' }, 'replaced'],
+    [{ error: 'access_denied', reason: '<script>' }, null],
+  ])('ends signed out on an error answer %j, without another trip', async (fragment, reason) => {
+    const env = setup({ url: callbackUrl({ ...fragment, state: pending.state }) })
+    seedPending(env.browser, pending)
+    const p = start(env)
+    await expect(p.ready).resolves.toEqual({ status: 'signed_out', reason })
+    expect(env.browser.location.href).toBe(`${NEWS}/`)
+    expect(env.browser.location.navigations).toEqual([])
+    expect(env.browser.document.iframes).toHaveLength(0)
+  })
+
+  it('ends signed out when the frame refuses the code', async () => {
+    const env = setup({ url: callbackUrl({ code: 'used-code', state: pending.state }) })
+    seedPending(env.browser, pending)
+    const { FrameApiError } = await import('../frame/server-api.ts')
+    env.api.exchangeCode.mockRejectedValue(new FrameApiError('invalid_grant'))
+    const p = start(env)
+    await expect(p.ready).resolves.toEqual({ status: 'signed_out', reason: null })
+    expect(env.browser.location.navigations).toEqual([])
+  })
+
+  it.each([`${NEWS}/#comments`, `${NEWS}/#state=only-state`, `${NEWS}/#code=c`])(
+    'leaves an unrelated fragment alone: %s',
+    async (url) => {
+      const env = setup({ url })
+      seedPending(env.browser, pending)
+      seedSilentAttempt(env.browser, 1000)
+      const p = start(env)
+      await p.ready
+      expect(env.browser.location.href).toBe(url)
+      expect(env.browser.history.replaced).toEqual([])
+      expect(env.api.exchangeCode).not.toHaveBeenCalled()
+      expect(env.browser.sessionStorage.getItem('passport:news:pending')).not.toBeNull()
+    },
+  )
+})
+
+describe('revisit with a signed-in hint', () => {
+  it("is answered from the frame's cache: no navigation, no server call", async () => {
+    const env = setup()
+    seedHint(env.browser, { status: 'signed_in', expiresAt: Date.now() + LIFETIME_MS })
+    env.frameCache.write({ token: 'cached-token', expiresAt: Date.now() + LIFETIME_MS, clockOffsetMs: 0 })
+    const p = start(env)
+    await expect(p.ready).resolves.toMatchObject({ status: 'signed_in' })
+    await expect(p.getToken()).resolves.toBe('cached-token')
+    expect(env.browser.location.navigations).toEqual([])
+    expect(Object.values(env.api).every((fn) => fn.mock.calls.length === 0)).toBe(true)
+  })
+
+  it('leaves silently when the frame has no token any more', async () => {
+    const env = setup()
+    seedHint(env.browser, { status: 'signed_in', expiresAt: Date.now() + LIFETIME_MS })
+    start(env)
+    await waitFor(() => expect(env.browser.location.navigations).toHaveLength(1))
+    expect(env.browser.location.navigations[0]?.url).toContain('prompt=none')
+  })
+
+  it('ends signed out instead when a silent attempt was made within the window', async () => {
+    const env = setup()
+    seedHint(env.browser, { status: 'signed_in', expiresAt: Date.now() + LIFETIME_MS })
+    seedSilentAttempt(env.browser, 1000)
+    const p = start(env)
+    await expect(p.ready).resolves.toEqual({ status: 'signed_out', reason: null })
+    expect(env.browser.location.navigations).toEqual([])
+  })
+})
+
+describe('a signed-in page', () => {
+  async function signedIn(options: { canSeeCookies?: () => Promise<boolean> } = {}) {
+    const env = setup(options)
+    seedHint(env.browser, { status: 'signed_in', expiresAt: Date.now() + LIFETIME_MS })
+    env.frameCache.write({ token: 'cached-token', expiresAt: Date.now() + LIFETIME_MS, clockOffsetMs: 0 })
+    const p = start(env)
+    await p.ready
+    const changes: PassportState[] = []
+    p.onChange((s) => changes.push(s))
+    return { env, p, changes }
+  }
+
+  it('signs out when the frame reports a session event', async () => {
+    const { env, p, changes } = await signedIn()
+    const frame = env.frames[0] as FakeWindow
+    frame.parent.postMessage({ v: 1, type: 'session_event', event: 'signed_out', reason: 'replaced' }, NEWS)
+    await settle()
+    expect(p.state).toEqual({ status: 'signed_out', reason: 'replaced' })
+    expect(changes).toEqual([{ status: 'signed_out', reason: 'replaced' }])
+    expect(JSON.parse(env.browser.localStorage.getItem('passport:news:hint') as string)).toMatchObject({
+      status: 'signed_out',
+      reason: 'replaced',
+    })
+    await expect(p.getToken()).rejects.toMatchObject({ code: 'login_required', reason: 'replaced' })
+  })
+
+  it('ignores a forged session event or token from another window (A8)', async () => {
+    const { env, p, changes } = await signedIn()
+    const evil = installEvilSender(env.browser)
+    evil({ v: 1, type: 'session_event', event: 'signed_out', reason: 'revoked' })
+    evil({ v: 1, type: 'token_response', id: 'p2-guess', token: 'attacker', expiresAt: Date.now() + 1e9 })
+    await settle()
+    expect(p.state).toMatchObject({ status: 'signed_in' })
+    expect(changes).toEqual([])
+    await expect(p.getToken()).resolves.toBe('cached-token')
+  })
+
+  it('logout signs out at the passport through the frame and tells listeners', async () => {
+    const { env, p, changes } = await signedIn()
+    await p.logout()
+    expect(env.api.logout).toHaveBeenCalledExactlyOnceWith(authkey, 'cached-token')
+    expect(env.frameCache.read()).toBeNull()
+    expect(p.state).toEqual({ status: 'signed_out', reason: 'signed_out' })
+    expect(changes).toEqual([{ status: 'signed_out', reason: 'signed_out' }])
+    await expect(p.getToken()).rejects.toMatchObject({ code: 'login_required', reason: 'signed_out' })
+  })
+
+  it('check reports an invalid token and signs out with its reason', async () => {
+    const { env, p } = await signedIn()
+    env.api.check.mockResolvedValue({ valid: false, reason: 'revoked', expiresAt: null, serverTime: 5 })
+    await expect(p.check()).resolves.toEqual({
+      valid: false,
+      reason: 'revoked',
+      expiresAt: null,
+      serverTime: 5,
+    })
+    expect(p.state).toEqual({ status: 'signed_out', reason: 'revoked' })
+  })
+
+  it('onChange returns an unsubscribe function', async () => {
+    const { p } = await signedIn()
+    const seen: PassportState[] = []
+    const off = p.onChange((s) => seen.push(s))
+    off()
+    await p.logout()
+    expect(seen).toEqual([])
+  })
+
+  it('login leaves for the passport with a history entry and no prompt=none', async () => {
+    const { env, p } = await signedIn()
+    void p.login()
+    await waitFor(() => expect(env.browser.location.navigations).toHaveLength(1))
+    const nav = env.browser.location.navigations[0] as { kind: string; url: string }
+    expect(nav.kind).toBe('assign')
+    expect(new URL(nav.url).searchParams.has('prompt')).toBe(false)
+  })
+
+  it('destroy removes the frame and stops listening', async () => {
+    const { env, p } = await signedIn()
+    expect(env.browser.window.listenerCount).toBe(1)
+    p.destroy()
+    expect(env.browser.window.listenerCount).toBe(0)
+    expect(env.browser.document.iframes[0]?.removed).toBe(true)
+  })
+})
+
+describe('token injection while a request is pending (A8)', () => {
+  it('accepts no token from another window, even with the right request id', async () => {
+    let answerCookies: (value: boolean) => void = () => {}
+    const env = setup({ canSeeCookies: () => new Promise<boolean>((resolve) => (answerCookies = resolve)) })
+    seedSilentAttempt(env.browser, 1000)
+    const p = start(env)
+    const frame = await vi.waitFor(() => {
+      const f = env.frames[0]
+      const request = f?.posted.find((m) => (m.message as { type: string }).type === 'token_request')
+      if (!f || !request) throw new Error('no token_request yet')
+      return { f, id: (request.message as { id: string }).id }
+    })
+    const evil = installEvilSender(env.browser)
+    evil({ v: 1, type: 'token_response', id: frame.id, token: 'attacker-token', expiresAt: Date.now() + 1e9 })
+    await settle()
+    expect(p.state).toEqual({ status: 'loading' })
+    answerCookies(false)
+    await expect(p.ready).resolves.toEqual({ status: 'signed_out', reason: null })
+    await expect(p.getToken()).rejects.toMatchObject({ code: 'login_required' })
+  })
+})
+
+/** A window of the passport origin that is not the SDK's iframe (e.g. a popup the attacker opened). */
+function installEvilSender(b: FakeBrowser) {
+  const other = { postMessage() {} }
+  return (data: unknown) => b.window.receive(data, { origin: PASSPORT, source: other })
+}

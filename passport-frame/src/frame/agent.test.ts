@@ -1,0 +1,488 @@
+import { beforeEach, describe, expect, it, type Mock, vi } from 'vitest'
+import { FakeWindow, fakeAuthkey, MemoryStorage, settle } from '../test-support/fake-window.ts'
+import { createFrameAgent } from './agent.ts'
+import { FrameApiError, type ServerApi, type TokenAnswer } from './server-api.ts'
+import { createTokenCache, type TokenCache } from './token-cache.ts'
+
+const NEWS = 'http://news.localhost:8081'
+const NEWS_TLS = 'https://news.example'
+const site = { id: 'news', origins: [NEWS, NEWS_TLS] }
+const authkey = fakeAuthkey('news')
+const T0 = 1_700_000_000_000
+const SKEW = 2_000 // server clock ahead of the browser
+
+function tokenAnswer(token: string, lifetimeMs = 600_000): TokenAnswer {
+  return { token, expiresAt: T0 + SKEW + lifetimeMs, serverTime: T0 + SKEW }
+}
+
+interface Harness {
+  page: FakeWindow
+  frame: FakeWindow
+  api: { [K in keyof ServerApi]: Mock<ServerApi[K]> }
+  cache: TokenCache
+  storage: MemoryStorage
+  canSeeCookies: Mock<() => Promise<boolean>>
+  log: Mock<(event: string, detail?: Record<string, unknown>) => void>
+  clock: { now: number }
+  /** Delivers a message to the frame (from the parent page by default) and lets the agent finish. */
+  send(data: unknown, from?: { origin?: string; source?: unknown }): Promise<void>
+  /** Messages the agent posted to its parent, with their targetOrigin. */
+  replies(): Array<{ message: Record<string, unknown>; targetOrigin: string }>
+  apiCalls(): number
+}
+
+function setup(): Harness {
+  const page = new FakeWindow(NEWS)
+  const frame = new FakeWindow('http://passport.localhost:8080', page)
+  const clock = { now: T0 }
+  const storage = new MemoryStorage()
+  const cache = createTokenCache('news', storage, () => clock.now)
+  const api = {
+    exchangeCode: vi.fn<ServerApi['exchangeCode']>(async () => tokenAnswer('tok-from-code')),
+    tokenFromSession: vi.fn<ServerApi['tokenFromSession']>(async () => tokenAnswer('tok-from-session')),
+    check: vi.fn<ServerApi['check']>(async () => ({
+      valid: true,
+      reason: null,
+      expiresAt: T0 + 600_000,
+      serverTime: T0,
+    })),
+    logout: vi.fn<ServerApi['logout']>(async () => {}),
+  }
+  const canSeeCookies = vi.fn(async () => false)
+  const log = vi.fn<(event: string, detail?: Record<string, unknown>) => void>()
+  createFrameAgent({
+    site,
+    win: frame,
+    api,
+    cache,
+    canSeeCookies,
+    now: () => clock.now,
+    log,
+  })
+  return {
+    page,
+    frame,
+    api,
+    cache,
+    storage,
+    canSeeCookies,
+    log,
+    clock,
+    send: async (data, from = {}) => {
+      frame.receive(data, { origin: from.origin ?? NEWS, source: 'source' in from ? from.source : page })
+      await settle()
+    },
+    replies: () => page.posted as Array<{ message: Record<string, unknown>; targetOrigin: string }>,
+    apiCalls: () => Object.values(api).reduce((n, fn) => n + fn.mock.calls.length, 0),
+  }
+}
+
+const hello = (id = 'h1', key = authkey) => ({ v: 1, type: 'hello', id, authkey: key })
+const tokenRequest = (id = 't1') => ({ v: 1, type: 'token_request', id })
+
+let h: Harness
+beforeEach(() => {
+  h = setup()
+})
+
+describe('hello', () => {
+  it('binds the origin and answers ready to that exact origin', async () => {
+    await h.send(hello())
+    expect(h.replies()).toEqual([
+      { message: { v: 1, type: 'ready', id: 'h1', hasToken: false }, targetOrigin: NEWS },
+    ])
+  })
+
+  it('reports a cached token in ready.hasToken', async () => {
+    h.cache.write({ token: 'cached', expiresAt: T0 + 600_000, clockOffsetMs: 0 })
+    await h.send(hello())
+    expect(h.replies()[0]?.message).toMatchObject({ type: 'ready', hasToken: true })
+  })
+
+  it('refuses an authkey of another site and stays unbound (A11)', async () => {
+    await h.send(hello('h1', fakeAuthkey('shop')))
+    await h.send(tokenRequest())
+    expect(h.replies().map((r) => r.message)).toEqual([
+      { v: 1, type: 'error', id: 'h1', code: 'invalid_authkey' },
+      { v: 1, type: 'error', id: 't1', code: 'invalid_request' },
+    ])
+    expect(h.apiCalls()).toBe(0)
+  })
+
+  it('answers invalid_request to any other request before hello, without calling the server', async () => {
+    h.cache.write({ token: 'cached', expiresAt: T0 + 600_000, clockOffsetMs: 0 })
+    for (const [i, type] of ['token_request', 'check', 'logout'].entries()) {
+      await h.send({ v: 1, type, id: `x${i}` })
+    }
+    await h.send({ v: 1, type: 'code_exchange', id: 'x3', code: 'c', codeVerifier: 'v', redirectUri: 'r' })
+    expect(h.replies().map((r) => r.message)).toEqual(
+      ['x0', 'x1', 'x2', 'x3'].map((id) => ({ v: 1, type: 'error', id, code: 'invalid_request' })),
+    )
+    expect(h.apiCalls()).toBe(0)
+    expect(h.cache.read()?.token).toBe('cached') // logout before hello cleared nothing
+  })
+})
+
+describe('inbound checks', () => {
+  it('ignores a message whose source is not window.parent, even from the registered origin (A4)', async () => {
+    const sibling = new FakeWindow(NEWS, h.page)
+    for (const source of [sibling, h.frame, null, undefined, { postMessage() {} }]) {
+      await h.send(hello(), { source })
+      await h.send(tokenRequest(), { source })
+    }
+    expect(h.replies()).toEqual([])
+    expect(h.apiCalls()).toBe(0)
+    expect(h.log).toHaveBeenCalledWith('pm_source_rejected')
+    expect(h.log).not.toHaveBeenCalledWith('pm_origin_rejected', expect.anything())
+  })
+
+  it('ignores everything when the frame is not inside a parent (top-level frame document)', async () => {
+    const top = new FakeWindow('http://passport.localhost:8080')
+    createFrameAgent({
+      site,
+      win: top,
+      api: h.api,
+      cache: h.cache,
+      canSeeCookies: h.canSeeCookies,
+    })
+    top.receive(hello(), { origin: NEWS, source: top })
+    await settle()
+    expect(top.posted).toEqual([])
+  })
+
+  it.each([
+    'http://evil.localhost:8083',
+    'http://news.localhost:8081.evil.localhost',
+    'http://evil-news.localhost:8081',
+    'https://news.localhost:8081',
+    'http://news.localhost:8082',
+    'http://NEWS.localhost:8081',
+    'http://news.localhost:8081/',
+    'null',
+    '',
+    '*',
+  ])('gives no reply and makes no server call for origin %j (A1, A2, A3)', async (origin) => {
+    h.cache.write({ token: 'cached', expiresAt: T0 + 600_000, clockOffsetMs: 0 })
+    h.canSeeCookies.mockResolvedValue(true)
+    await h.send(hello(), { origin })
+    await h.send(tokenRequest(), { origin })
+    await h.send({ v: 1, type: 'logout', id: 'l1' }, { origin })
+    await h.send({ v: 1, type: 'bogus', id: 'b1' }, { origin }) // not even a schema error reply
+    expect(h.replies()).toEqual([])
+    expect(h.apiCalls()).toBe(0)
+    expect(h.canSeeCookies).not.toHaveBeenCalled()
+    expect(h.cache.read()?.token).toBe('cached')
+    expect(h.log).toHaveBeenCalledWith('pm_origin_rejected', { origin })
+  })
+
+  it('stays silent to an unregistered origin even after a registered one bound the frame', async () => {
+    await h.send(hello())
+    await h.send(tokenRequest(), { origin: 'http://evil.localhost:8083' })
+    expect(h.replies()).toHaveLength(1) // only the ready
+  })
+
+  it('ignores later messages from another registered origin once an origin is bound', async () => {
+    h.cache.write({ token: 'cached', expiresAt: T0 + 600_000, clockOffsetMs: 0 })
+    await h.send(hello('h1'), { origin: NEWS })
+    await h.send(hello('h2'), { origin: NEWS_TLS })
+    await h.send(tokenRequest('t-other'), { origin: NEWS_TLS })
+    await h.send({ v: 1, type: 'bad' as string, id: 'bad-other' }, { origin: NEWS_TLS })
+    await h.send(tokenRequest('t-bound'), { origin: NEWS })
+    expect(h.replies().map((r) => [r.message.id, r.targetOrigin])).toEqual([
+      ['h1', NEWS],
+      ['t-bound', NEWS],
+    ])
+    expect(h.log).toHaveBeenCalledWith('pm_origin_rejected', { origin: NEWS_TLS })
+  })
+
+  it('accepts any registered origin for the first hello', async () => {
+    await h.send(hello(), { origin: NEWS_TLS })
+    expect(h.replies()).toEqual([
+      { message: { v: 1, type: 'ready', id: 'h1', hasToken: false }, targetOrigin: NEWS_TLS },
+    ])
+  })
+})
+
+describe('malformed messages from the bound parent (A9)', () => {
+  beforeEach(async () => {
+    await h.send(hello())
+    h.page.posted.length = 0
+  })
+
+  it.each([
+    ['unknown type', { v: 1, type: 'getToken', id: 'm1' }],
+    ['extra key', { v: 1, type: 'token_request', id: 'm1', site: 'shop' }],
+    ['wrong version', { v: 2, type: 'token_request', id: 'm1' }],
+    ['own __proto__ key', JSON.parse('{"v":1,"type":"token_request","id":"m1","__proto__":{"admin":true}}')],
+    ['oversized field', { v: 1, type: 'hello', id: 'm1', authkey: 'k'.repeat(1024 * 1024) }],
+    ['numeric code', { v: 1, type: 'code_exchange', id: 'm1', code: 1, codeVerifier: 'v', redirectUri: 'r' }],
+  ])('answers invalid_request to the bound origin for %s, and does nothing else', async (_name, data) => {
+    await h.send(data)
+    expect(h.replies()).toEqual([
+      { message: { v: 1, type: 'error', id: 'm1', code: 'invalid_request' }, targetOrigin: NEWS },
+    ])
+    expect(h.apiCalls()).toBe(0)
+    expect(h.log).toHaveBeenCalledWith('pm_schema_rejected')
+    expect(({} as Record<string, unknown>).admin).toBeUndefined()
+  })
+
+  it.each([
+    ['null', null],
+    ['a string', 'token_request'],
+    ['a number', 7],
+    ['an array', [tokenRequest()]],
+    ['no id', { v: 1, type: 'token_request' }],
+    ['a numeric id', { v: 1, type: 'token_request', id: 5 }],
+    ['an id over 64 characters', { v: 1, type: 'token_request', id: 'i'.repeat(65) }],
+    ['an object id', { v: 1, type: 'token_request', id: { evil: true } }],
+  ])('drops %s without a reply', async (_name, data) => {
+    await h.send(data)
+    expect(h.replies()).toEqual([])
+    expect(h.apiCalls()).toBe(0)
+    expect(h.log).toHaveBeenCalledWith('pm_schema_rejected')
+  })
+})
+
+describe('token_request', () => {
+  beforeEach(async () => {
+    await h.send(hello())
+    h.page.posted.length = 0
+  })
+
+  it('answers from a valid cache without calling the server or probing cookies', async () => {
+    h.cache.write({ token: 'cached', expiresAt: T0 + 600_000, clockOffsetMs: 0 })
+    await h.send(tokenRequest())
+    expect(h.replies()).toEqual([
+      {
+        message: { v: 1, type: 'token_response', id: 't1', token: 'cached', expiresAt: T0 + 600_000 },
+        targetOrigin: NEWS,
+      },
+    ])
+    expect(h.apiCalls()).toBe(0)
+    expect(h.canSeeCookies).not.toHaveBeenCalled()
+  })
+
+  it('asks the server when the cached token is within 30 s of expiry, then caches the new one', async () => {
+    h.cache.write({ token: 'stale', expiresAt: T0 + 29_000, clockOffsetMs: 0 })
+    h.canSeeCookies.mockResolvedValue(true)
+    await h.send(tokenRequest('t1'))
+    expect(h.api.tokenFromSession).toHaveBeenCalledExactlyOnceWith(authkey)
+    expect(h.replies()[0]?.message).toEqual({
+      v: 1,
+      type: 'token_response',
+      id: 't1',
+      token: 'tok-from-session',
+      expiresAt: T0 + SKEW + 600_000,
+    })
+    expect(h.cache.read()).toEqual({
+      token: 'tok-from-session',
+      expiresAt: T0 + SKEW + 600_000,
+      clockOffsetMs: SKEW,
+    })
+    await h.send(tokenRequest('t2'))
+    expect(h.api.tokenFromSession).toHaveBeenCalledOnce()
+    expect(h.replies()[1]?.message).toMatchObject({ id: 't2', token: 'tok-from-session' })
+  })
+
+  it('answers login_required without any server call where cookies are blocked', async () => {
+    await h.send(tokenRequest())
+    expect(h.canSeeCookies).toHaveBeenCalledOnce()
+    expect(h.apiCalls()).toBe(0)
+    expect(h.replies()).toEqual([
+      { message: { v: 1, type: 'error', id: 't1', code: 'login_required' }, targetOrigin: NEWS },
+    ])
+  })
+
+  it('passes on the server error code and reason', async () => {
+    h.canSeeCookies.mockResolvedValue(true)
+    h.api.tokenFromSession.mockRejectedValue(new FrameApiError('login_required', 'replaced'))
+    await h.send(tokenRequest())
+    expect(h.replies()[0]?.message).toEqual({
+      v: 1,
+      type: 'error',
+      id: 't1',
+      code: 'login_required',
+      reason: 'replaced',
+    })
+    expect(h.cache.read()).toBeNull()
+  })
+
+  it('answers server_error, with no detail, to an unexpected failure', async () => {
+    h.canSeeCookies.mockResolvedValue(true)
+    h.api.tokenFromSession.mockRejectedValue(new TypeError('secret internal detail'))
+    await h.send(tokenRequest())
+    expect(h.replies()[0]?.message).toEqual({ v: 1, type: 'error', id: 't1', code: 'server_error' })
+  })
+})
+
+describe('code_exchange', () => {
+  const exchange = (id = 'c1') => ({
+    v: 1,
+    type: 'code_exchange',
+    id,
+    code: 'the-code',
+    codeVerifier: 'the-verifier',
+    redirectUri: `${NEWS}/`,
+  })
+
+  beforeEach(async () => {
+    await h.send(hello())
+    h.page.posted.length = 0
+  })
+
+  it('exchanges with the bound authkey, caches the token with the clock offset, and answers', async () => {
+    await h.send(exchange())
+    expect(h.api.exchangeCode).toHaveBeenCalledExactlyOnceWith(
+      authkey,
+      'the-code',
+      'the-verifier',
+      `${NEWS}/`,
+    )
+    expect(h.replies()).toEqual([
+      {
+        message: {
+          v: 1,
+          type: 'token_response',
+          id: 'c1',
+          token: 'tok-from-code',
+          expiresAt: T0 + SKEW + 600_000,
+        },
+        targetOrigin: NEWS,
+      },
+    ])
+    expect(h.cache.read()).toMatchObject({ token: 'tok-from-code', clockOffsetMs: SKEW })
+  })
+
+  it('handles messages one at a time: a token_request never overtakes the exchange before it', async () => {
+    let finish: (answer: TokenAnswer) => void = () => {}
+    h.api.exchangeCode.mockImplementation(() => new Promise<TokenAnswer>((resolve) => (finish = resolve)))
+    h.frame.receive(exchange('c1'), { origin: NEWS, source: h.page })
+    h.frame.receive(tokenRequest('t1'), { origin: NEWS, source: h.page })
+    await settle()
+    expect(h.replies()).toEqual([]) // the token_request waits behind the exchange
+    finish(tokenAnswer('tok-from-code'))
+    await settle()
+    expect(h.replies().map((r) => [r.message.id, r.message.token])).toEqual([
+      ['c1', 'tok-from-code'],
+      ['t1', 'tok-from-code'],
+    ])
+    expect(h.canSeeCookies).not.toHaveBeenCalled()
+    expect(h.api.tokenFromSession).not.toHaveBeenCalled()
+  })
+
+  it('passes on invalid_grant and caches nothing', async () => {
+    h.api.exchangeCode.mockRejectedValue(new FrameApiError('invalid_grant'))
+    await h.send(exchange())
+    expect(h.replies()[0]?.message).toEqual({ v: 1, type: 'error', id: 'c1', code: 'invalid_grant' })
+    expect(h.cache.read()).toBeNull()
+  })
+})
+
+describe('check', () => {
+  beforeEach(async () => {
+    await h.send(hello())
+    h.page.posted.length = 0
+  })
+
+  it('answers not valid without a server call when nothing is cached', async () => {
+    await h.send({ v: 1, type: 'check', id: 'k1' })
+    expect(h.apiCalls()).toBe(0)
+    expect(h.replies()[0]).toEqual({
+      message: {
+        v: 1,
+        type: 'check_response',
+        id: 'k1',
+        valid: false,
+        reason: 'unknown',
+        expiresAt: null,
+        serverTime: T0,
+      },
+      targetOrigin: NEWS,
+    })
+  })
+
+  it('asks the server about the cached token and keeps it while valid', async () => {
+    h.cache.write({ token: 'cached', expiresAt: T0 + 600_000, clockOffsetMs: 0 })
+    await h.send({ v: 1, type: 'check', id: 'k1' })
+    expect(h.api.check).toHaveBeenCalledExactlyOnceWith(authkey, 'cached')
+    expect(h.replies()[0]?.message).toEqual({
+      v: 1,
+      type: 'check_response',
+      id: 'k1',
+      valid: true,
+      reason: null,
+      expiresAt: T0 + 600_000,
+      serverTime: T0,
+    })
+    expect(h.cache.read()?.token).toBe('cached')
+  })
+
+  it('forgets the cached token when the server says it is no longer valid', async () => {
+    h.cache.write({ token: 'cached', expiresAt: T0 + 600_000, clockOffsetMs: 0 })
+    h.api.check.mockResolvedValue({ valid: false, reason: 'replaced', expiresAt: null, serverTime: T0 })
+    await h.send({ v: 1, type: 'check', id: 'k1' })
+    expect(h.replies()[0]?.message).toMatchObject({
+      type: 'check_response',
+      valid: false,
+      reason: 'replaced',
+    })
+    expect(h.cache.read()).toBeNull()
+  })
+})
+
+describe('logout', () => {
+  beforeEach(async () => {
+    await h.send(hello())
+    h.page.posted.length = 0
+  })
+
+  it('clears the cache, signs the token out at the server, and answers logged_out', async () => {
+    h.cache.write({ token: 'cached', expiresAt: T0 + 600_000, clockOffsetMs: 0 })
+    await h.send({ v: 1, type: 'logout', id: 'l1' })
+    expect(h.api.logout).toHaveBeenCalledExactlyOnceWith(authkey, 'cached')
+    expect(h.cache.read()).toBeNull()
+    expect(h.storage.getItem('passport:token:news')).toBeNull()
+    expect(h.replies()).toEqual([{ message: { v: 1, type: 'logged_out', id: 'l1' }, targetOrigin: NEWS }])
+    await h.send(tokenRequest('t-after'))
+    expect(h.replies()[1]?.message).toMatchObject({ type: 'error', id: 't-after', code: 'login_required' })
+  })
+
+  it('answers logged_out without a server call when nothing is cached', async () => {
+    await h.send({ v: 1, type: 'logout', id: 'l1' })
+    expect(h.apiCalls()).toBe(0)
+    expect(h.replies()[0]?.message).toEqual({ v: 1, type: 'logged_out', id: 'l1' })
+  })
+
+  it('still clears the cache when the server refuses, and reports the error', async () => {
+    h.cache.write({ token: 'cached', expiresAt: T0 + 600_000, clockOffsetMs: 0 })
+    h.api.logout.mockRejectedValue(new FrameApiError('temporarily_unavailable'))
+    await h.send({ v: 1, type: 'logout', id: 'l1' })
+    expect(h.cache.read()).toBeNull()
+    expect(h.replies()[0]?.message).toEqual({
+      v: 1,
+      type: 'error',
+      id: 'l1',
+      code: 'temporarily_unavailable',
+    })
+  })
+})
+
+describe('replies (A5)', () => {
+  it('always target the bound origin, never "*"', async () => {
+    h.canSeeCookies.mockResolvedValue(true)
+    await h.send(hello('h', fakeAuthkey('shop')), { origin: NEWS_TLS }) // error before binding
+    await h.send(hello(), { origin: NEWS_TLS })
+    await h.send(tokenRequest())
+    await h.send({ v: 1, type: 'check', id: 'k' }, { origin: NEWS_TLS })
+    await h.send({ v: 1, type: 'bogus', id: 'b' }, { origin: NEWS_TLS })
+    await h.send(
+      { v: 1, type: 'code_exchange', id: 'c', code: 'x', codeVerifier: 'y', redirectUri: 'z' },
+      { origin: NEWS_TLS },
+    )
+    await h.send({ v: 1, type: 'logout', id: 'l' }, { origin: NEWS_TLS })
+    await h.send(tokenRequest('t2'), { origin: NEWS_TLS })
+    const replies = h.replies()
+    expect(replies.map((r) => r.message.id)).toEqual(['h', 'h1', 'k', 'b', 'c', 'l', 't2'])
+    for (const reply of replies) expect(reply.targetOrigin).toBe(NEWS_TLS)
+  })
+})
