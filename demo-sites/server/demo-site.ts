@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { serveStatic } from '@hono/node-server/serve-static'
 import { Hono } from 'hono'
-import { createPassportClient } from './passport-client.ts'
+import { requirePassport } from '../../passport-server/site-sdk/hono.ts'
+import { createSiteVerifier } from '../../passport-server/site-sdk/verify.ts'
 
 export interface DemoSiteOptions {
   id: string
@@ -30,10 +31,14 @@ function escapeAttr(value: string): string {
  */
 export function createDemoSiteApp(options: DemoSiteOptions): Hono {
   const app = new Hono()
-  const passport = createPassportClient({
+  // The demo asks the passport on every request (no cache), so a sign-out or a newer sign-in
+  // elsewhere shows on the very next click; a real site may keep the 5 s default.
+  const verifier = createSiteVerifier({
+    issuer: options.passportOrigin,
     internalUrl: options.passportInternalUrl,
-    clientId: options.id,
+    siteId: options.id,
     clientSecret: options.clientSecret,
+    revocationCacheMs: 0,
   })
   const template = readFileSync(path.join(options.distDir, options.id, 'index.html'), 'utf8')
   const sdkTags =
@@ -59,14 +64,10 @@ export function createDemoSiteApp(options: DemoSiteOptions): Hono {
   })
   app.use('/assets/*', serveStatic({ root: options.distDir }))
 
-  app.get('/api/me', async (c) => {
+  app.get('/api/me', requirePassport(verifier), (c) => {
     c.header('Cache-Control', 'no-store')
-    const auth = c.req.header('Authorization') ?? ''
-    const token = auth.startsWith('Bearer ') ? auth.slice(7) : ''
-    if (!token) return c.json({ error: 'invalid_token', reason: 'missing' }, 401)
-    const result = await passport.verify(token)
-    if (!result.active) return c.json({ error: 'invalid_token', reason: result.reason }, 401)
-    return c.json({ user: result.username, name: result.name, sub: result.sub })
+    const user = c.get('passportUser')
+    return c.json({ user: user.username, name: user.name, sub: user.sub })
   })
   return app
 }

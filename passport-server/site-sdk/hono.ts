@@ -1,0 +1,29 @@
+import type { MiddlewareHandler } from 'hono'
+import type { PassportUser, SiteVerifier } from './verify.ts'
+
+/**
+ * Hono middleware: requires `Authorization: Bearer <passport token>`, puts the user on the
+ * context as `passportUser`, or answers 401 `invalid_token` with the reason (for the page to
+ * tell its user why they were signed out).
+ *
+ * @example
+ * app.use('/api/*', requirePassport(verifier))
+ * app.get('/api/me', (c) => c.json(c.get('passportUser')))
+ */
+export function requirePassport(
+  verifier: SiteVerifier,
+): MiddlewareHandler<{ Variables: { passportUser: PassportUser } }> {
+  return async (c, next) => {
+    const header = c.req.header('Authorization') ?? ''
+    const token = header.startsWith('Bearer ') ? header.slice(7).trim() : ''
+    const result = await verifier.verify(token)
+    if (!result.ok) {
+      c.header('WWW-Authenticate', 'Bearer error="invalid_token"')
+      c.header('Cache-Control', 'no-store')
+      return c.json({ error: 'invalid_token', reason: result.reason }, 401)
+    }
+    c.set('passportUser', result.user)
+    await next()
+    return undefined
+  }
+}
