@@ -82,7 +82,7 @@ describe('request', () => {
     expect(targetOrigin).toBe(PASSPORT)
     expect(message).toMatchObject({ v: 1, type: 'token_request' })
     expect(message.id).toMatch(/^p1-[a-z0-9]+$/)
-    answer({ v: 1, type: 'token_response', id: message.id, token: 't', expiresAt: 1 })
+    answer({ v: 1, type: 'token_response', id: message.id, token: 't', expiresAt: 1, expiresIn: 60_000 })
     await expect(reply).resolves.toMatchObject({ token: 't' })
   })
 
@@ -94,13 +94,14 @@ describe('request', () => {
 
   it('resolves with a reply from the iframe window, the passport origin, and a pending id', async () => {
     const { reply, id } = await start()
-    answer({ v: 1, type: 'token_response', id, token: 'real-token', expiresAt: 123 })
+    answer({ v: 1, type: 'token_response', id, token: 'real-token', expiresAt: 123, expiresIn: 60_000 })
     await expect(reply).resolves.toEqual({
       v: 1,
       type: 'token_response',
       id,
       token: 'real-token',
       expiresAt: 123,
+      expiresIn: 60_000,
     })
   })
 
@@ -108,7 +109,7 @@ describe('request', () => {
     const a = await start({ type: 'token_request' })
     const b = await start({ type: 'check' })
     answer({ v: 1, type: 'check_response', id: b.id, valid: true, reason: null, expiresAt: 5, serverTime: 4 })
-    answer({ v: 1, type: 'token_response', id: a.id, token: 'ta', expiresAt: 1 })
+    answer({ v: 1, type: 'token_response', id: a.id, token: 'ta', expiresAt: 1, expiresIn: 60_000 })
     await expect(a.reply).resolves.toMatchObject({ type: 'token_response', token: 'ta' })
     await expect(b.reply).resolves.toMatchObject({ type: 'check_response', valid: true })
   })
@@ -137,23 +138,40 @@ describe('forged replies are ignored (A8)', () => {
     ['the site origin', () => ({ origin: 'http://news.localhost:8081' })],
   ])('from %s', async (_name, from) => {
     const { reply, id } = await start()
-    answer({ v: 1, type: 'token_response', id, token: 'attacker-token', expiresAt: 1 }, from())
+    answer(
+      { v: 1, type: 'token_response', id, token: 'attacker-token', expiresAt: 1, expiresIn: 60_000 },
+      from(),
+    )
     answer({ v: 1, type: 'error', id, code: 'login_required' }, from())
     answer({ v: 1, type: 'session_event', event: 'signed_out', reason: 'revoked' }, from())
     expect(await isPending(reply)).toBe(true)
     expect(onEvent).not.toHaveBeenCalled()
     // The genuine reply still gets through afterwards: the forged one consumed nothing.
-    answer({ v: 1, type: 'token_response', id, token: 'real-token', expiresAt: 1 })
+    answer({ v: 1, type: 'token_response', id, token: 'real-token', expiresAt: 1, expiresIn: 60_000 })
     await expect(reply).resolves.toMatchObject({ token: 'real-token' })
   })
 
   it('for an id that is not pending (guessed, or already answered)', async () => {
     const { reply, id } = await start()
-    answer({ v: 1, type: 'token_response', id: 'p1-guessed', token: 'attacker-token', expiresAt: 1 })
-    answer({ v: 1, type: 'token_response', id: `${id}x`, token: 'attacker-token', expiresAt: 1 })
+    answer({
+      v: 1,
+      type: 'token_response',
+      id: 'p1-guessed',
+      token: 'attacker-token',
+      expiresAt: 1,
+      expiresIn: 60_000,
+    })
+    answer({
+      v: 1,
+      type: 'token_response',
+      id: `${id}x`,
+      token: 'attacker-token',
+      expiresAt: 1,
+      expiresIn: 60_000,
+    })
     expect(await isPending(reply)).toBe(true)
-    answer({ v: 1, type: 'token_response', id, token: 'real-token', expiresAt: 1 })
-    answer({ v: 1, type: 'token_response', id, token: 'second-answer', expiresAt: 1 })
+    answer({ v: 1, type: 'token_response', id, token: 'real-token', expiresAt: 1, expiresIn: 60_000 })
+    answer({ v: 1, type: 'token_response', id, token: 'second-answer', expiresAt: 1, expiresIn: 60_000 })
     await expect(reply).resolves.toMatchObject({ token: 'real-token' })
   })
 
@@ -161,11 +179,25 @@ describe('forged replies are ignored (A8)', () => {
     ['an unknown type', (id: string) => ({ v: 1, type: 'token', id, token: 'x' })],
     [
       'an extra key',
-      (id: string) => ({ v: 1, type: 'token_response', id, token: 'x', expiresAt: 1, admin: true }),
+      (id: string) => ({
+        v: 1,
+        type: 'token_response',
+        id,
+        token: 'x',
+        expiresAt: 1,
+        expiresIn: 60_000,
+        admin: true,
+      }),
     ],
-    ['a missing token', (id: string) => ({ v: 1, type: 'token_response', id, expiresAt: 1 })],
+    [
+      'a missing token',
+      (id: string) => ({ v: 1, type: 'token_response', id, expiresAt: 1, expiresIn: 60_000 }),
+    ],
     ['an unknown error code', (id: string) => ({ v: 1, type: 'error', id, code: 'nope' })],
-    ['an array', (id: string) => [{ v: 1, type: 'token_response', id, token: 'x', expiresAt: 1 }]],
+    [
+      'an array',
+      (id: string) => [{ v: 1, type: 'token_response', id, token: 'x', expiresAt: 1, expiresIn: 60_000 }],
+    ],
   ])('with %s, even from the frame', async (_name, make) => {
     const { reply, id } = await start()
     answer(make(id))
@@ -194,7 +226,9 @@ describe('timeout', () => {
     expect(await isPending(reply)).toBe(true)
     await vi.advanceTimersByTimeAsync(1)
     await expect(reply).rejects.toMatchObject({ name: 'PassportClientError', code: 'timeout' })
-    expect(() => answer({ v: 1, type: 'token_response', id, token: 'late', expiresAt: 1 })).not.toThrow()
+    expect(() =>
+      answer({ v: 1, type: 'token_response', id, token: 'late', expiresAt: 1, expiresIn: 60_000 }),
+    ).not.toThrow()
   })
 
   it('does not fire once the request was answered', async () => {
@@ -215,7 +249,10 @@ describe('destroy', () => {
     expect(iframe.removed).toBe(true)
     await expect(reply).rejects.toMatchObject({ code: 'timeout' })
     answer({ v: 1, type: 'session_event', event: 'signed_out', reason: 'revoked' }, { source: null })
-    answer({ v: 1, type: 'token_response', id, token: 'late', expiresAt: 1 }, { source: null })
+    answer(
+      { v: 1, type: 'token_response', id, token: 'late', expiresAt: 1, expiresIn: 60_000 },
+      { source: null },
+    )
     expect(onEvent).not.toHaveBeenCalled()
   })
 })

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { createFrameAgent } from '../frame/agent.ts'
-import type { ServerApi, TokenAnswer } from '../frame/server-api.ts'
+import { FrameApiError, type ServerApi, type TokenAnswer } from '../frame/server-api.ts'
 import { createTokenCache } from '../frame/token-cache.ts'
 import {
   type FakeBrowser,
@@ -29,6 +29,9 @@ function setup(options: { url?: string; canSeeCookies?: () => Promise<boolean> }
     token,
     expiresAt: Date.now() + LIFETIME_MS,
     serverTime: Date.now(),
+    refreshToken: 'r'.repeat(43),
+    refreshAt: Date.now() + LIFETIME_MS - 60_000,
+    refreshExpiresAt: Date.now() + 86_400_000,
   })
   const api = {
     exchangeCode: vi.fn<ServerApi['exchangeCode']>(async () => answer('tok-from-code')),
@@ -40,6 +43,7 @@ function setup(options: { url?: string; canSeeCookies?: () => Promise<boolean> }
       serverTime: Date.now(),
     })),
     logout: vi.fn<ServerApi['logout']>(async () => {}),
+    refresh: vi.fn<ServerApi['refresh']>(async () => answer('tok-from-refresh')),
   }
   const frames: FakeWindow[] = []
   const browser = installBrowser({
@@ -52,6 +56,8 @@ function setup(options: { url?: string; canSeeCookies?: () => Promise<boolean> }
         api,
         cache: frameCache,
         canSeeCookies: options.canSeeCookies ?? (async () => false),
+        setTimer: () => 0,
+        clearTimer: () => {},
       })
     },
   })
@@ -392,7 +398,14 @@ describe('a signed-in page', () => {
     const { env, p, changes } = await signedIn()
     const evil = installEvilSender(env.browser)
     evil({ v: 1, type: 'session_event', event: 'signed_out', reason: 'revoked' })
-    evil({ v: 1, type: 'token_response', id: 'p2-guess', token: 'attacker', expiresAt: Date.now() + 1e9 })
+    evil({
+      v: 1,
+      type: 'token_response',
+      id: 'p2-guess',
+      token: 'attacker',
+      expiresAt: Date.now() + 1e9,
+      expiresIn: 60_000,
+    })
     await settle()
     expect(p.state).toMatchObject({ status: 'signed_in' })
     expect(changes).toEqual([])
@@ -407,6 +420,39 @@ describe('a signed-in page', () => {
     expect(p.state).toEqual({ status: 'signed_out', reason: 'signed_out' })
     expect(changes).toEqual([{ status: 'signed_out', reason: 'signed_out' }])
     await expect(p.getToken()).rejects.toMatchObject({ code: 'login_required', reason: 'signed_out' })
+  })
+
+  it('refresh() asks the frame to rotate now and returns the new token', async () => {
+    const { env, p } = await signedIn()
+    env.frameCache.write({
+      token: 'cached-token',
+      expiresAt: Date.now() + LIFETIME_MS,
+      clockOffsetMs: 0,
+      refreshToken: 'r'.repeat(43),
+      refreshAt: Date.now() + LIFETIME_MS - 60_000,
+      refreshExpiresAt: Date.now() + 86_400_000,
+    })
+    await expect(p.refresh()).resolves.toBe('tok-from-refresh')
+    expect(env.api.refresh).toHaveBeenCalledOnce()
+    await expect(p.getToken()).resolves.toBe('tok-from-refresh')
+  })
+
+  it('refresh() refused: signed out with the reason; a network failure keeps the state', async () => {
+    const { env, p } = await signedIn()
+    env.frameCache.write({
+      token: 'cached-token',
+      expiresAt: Date.now() + LIFETIME_MS,
+      clockOffsetMs: 0,
+      refreshToken: 'r'.repeat(43),
+      refreshAt: Date.now() + LIFETIME_MS - 60_000,
+      refreshExpiresAt: Date.now() + 86_400_000,
+    })
+    env.api.refresh.mockRejectedValueOnce(new FrameApiError('temporarily_unavailable'))
+    await expect(p.refresh()).rejects.toMatchObject({ code: 'temporarily_unavailable' })
+    expect(p.state).toMatchObject({ status: 'signed_in' })
+    env.api.refresh.mockRejectedValueOnce(new FrameApiError('invalid_grant', 'replaced'))
+    await expect(p.refresh()).rejects.toMatchObject({ code: 'invalid_grant', reason: 'replaced' })
+    expect(p.state).toEqual({ status: 'signed_out', reason: 'replaced' })
   })
 
   it('check reports an invalid token and signs out with its reason', async () => {
@@ -461,7 +507,14 @@ describe('token injection while a request is pending (A8)', () => {
       return { f, id: (request.message as { id: string }).id }
     })
     const evil = installEvilSender(env.browser)
-    evil({ v: 1, type: 'token_response', id: frame.id, token: 'attacker-token', expiresAt: Date.now() + 1e9 })
+    evil({
+      v: 1,
+      type: 'token_response',
+      id: frame.id,
+      token: 'attacker-token',
+      expiresAt: Date.now() + 1e9,
+      expiresIn: 60_000,
+    })
     await settle()
     expect(p.state).toEqual({ status: 'loading' })
     answerCookies(false)

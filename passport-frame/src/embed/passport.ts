@@ -44,6 +44,8 @@ export interface Passport {
   check(): Promise<CheckResult>
   /** Goes to the passport sign-in page; comes back signed in. */
   login(): Promise<never>
+  /** Refreshes the token now (the frame normally does it on its own, minutes before expiry). */
+  refresh(): Promise<string>
   /** Ends the passport session (on every site) and forgets the token here. */
   logout(): Promise<void>
   /** Called on every state change; returns an unsubscribe function. */
@@ -70,13 +72,16 @@ export function createPassport(options: PassportOptions): Passport {
   const listeners = new Set<(state: PassportState) => void>()
 
   let state: PassportState = { status: 'loading' }
-  let current: { token: string; expiresAt: number } | null = null
+  // `deadline` is on this page's clock (now + the time left by the server's clock), so a wrong
+  // local clock never makes a live token look dead or a dead one look alive.
+  let current: { token: string; deadline: number } | null = null
   let frame: FrameClient | null = null
   let hello: Promise<FrameReply> | null = null
 
   const setState = (next: PassportState) => {
     state = next
-    if (next.status === 'signed_in') store.writeHint({ status: 'signed_in', expiresAt: next.expiresAt })
+    if (next.status === 'signed_in')
+      store.writeHint({ status: 'signed_in', expiresAt: current?.deadline ?? 0 })
     if (next.status === 'signed_out') {
       current = null
       store.writeHint({ status: 'signed_out', reason: next.reason, at: Date.now() })
@@ -85,8 +90,8 @@ export function createPassport(options: PassportOptions): Passport {
   }
   const signedIn = (reply: FrameReply): PassportState => {
     if (reply.type !== 'token_response') throw new PassportClientError('server_error')
-    current = { token: reply.token, expiresAt: reply.expiresAt }
-    setState({ status: 'signed_in', expiresAt: reply.expiresAt })
+    current = { token: reply.token, deadline: Date.now() + reply.expiresIn }
+    setState({ status: 'signed_in', expiresAt: current.deadline })
     return state
   }
   const signedOut = (reason: EndReason | null | undefined): PassportState => {
@@ -173,8 +178,9 @@ export function createPassport(options: PassportOptions): Passport {
 
     const hint = store.readHint()
     const silentAllowed = options.silent !== false && Date.now() - store.lastSilentAttempt() > silentRetryMs
-    if (hint?.status === 'signed_in' && hint.expiresAt > Date.now()) {
-      // Fast revisit: the frame answers from its cache, no passport round trip.
+    if (hint?.status === 'signed_in') {
+      // Fast revisit: the frame answers from its cache (or refreshes from the refresh
+      // credential it keeps), no passport round trip.
       try {
         return signedIn(await ask({ type: 'token_request' }))
       } catch (err) {
@@ -206,7 +212,7 @@ export function createPassport(options: PassportOptions): Passport {
     ready,
     getToken: async () => {
       await ready
-      if (current && current.expiresAt > Date.now() + 30_000) return current.token
+      if (current && current.deadline > Date.now() + 30_000) return current.token
       if (state.status !== 'signed_in') {
         throw new PassportClientError(
           'login_required',
@@ -232,6 +238,22 @@ export function createPassport(options: PassportOptions): Passport {
         reason: reply.reason,
         expiresAt: reply.expiresAt,
         serverTime: reply.serverTime,
+      }
+    },
+    refresh: async () => {
+      await ready
+      try {
+        signedIn(await ask({ type: 'refresh' }))
+        return (current as unknown as { token: string }).token
+      } catch (err) {
+        // Only a dead sign-in signs the page out; a network failure leaves the state as it is.
+        if (
+          err instanceof PassportClientError &&
+          (err.code === 'login_required' || err.code === 'invalid_grant')
+        ) {
+          signedOut(err.reason)
+        }
+        throw err
       }
     },
     login: () => leaveForPassport(false),

@@ -12,7 +12,15 @@ const T0 = 1_700_000_000_000
 const SKEW = 2_000 // server clock ahead of the browser
 
 function tokenAnswer(token: string, lifetimeMs = 600_000): TokenAnswer {
-  return { token, expiresAt: T0 + SKEW + lifetimeMs, serverTime: T0 + SKEW }
+  const expiresAt = T0 + SKEW + lifetimeMs
+  return {
+    token,
+    expiresAt,
+    serverTime: T0 + SKEW,
+    refreshToken: null,
+    refreshAt: expiresAt,
+    refreshExpiresAt: expiresAt,
+  }
 }
 
 interface Harness {
@@ -47,6 +55,7 @@ function setup(): Harness {
       serverTime: T0,
     })),
     logout: vi.fn<ServerApi['logout']>(async () => {}),
+    refresh: vi.fn<ServerApi['refresh']>(async () => tokenAnswer('tok-from-refresh')),
   }
   const canSeeCookies = vi.fn(async () => false)
   const log = vi.fn<(event: string, detail?: Record<string, unknown>) => void>()
@@ -57,6 +66,9 @@ function setup(): Harness {
     cache,
     canSeeCookies,
     now: () => clock.now,
+    // Scheduled refreshes are the refresher's own tests; here only requests drive the agent.
+    setTimer: () => 0,
+    clearTimer: () => {},
     log,
   })
   return {
@@ -254,7 +266,14 @@ describe('token_request', () => {
     await h.send(tokenRequest())
     expect(h.replies()).toEqual([
       {
-        message: { v: 1, type: 'token_response', id: 't1', token: 'cached', expiresAt: T0 + 600_000 },
+        message: {
+          v: 1,
+          type: 'token_response',
+          id: 't1',
+          token: 'cached',
+          expiresAt: T0 + 600_000,
+          expiresIn: 600_000,
+        },
         targetOrigin: NEWS,
       },
     ])
@@ -273,6 +292,7 @@ describe('token_request', () => {
       id: 't1',
       token: 'tok-from-session',
       expiresAt: T0 + SKEW + 600_000,
+      expiresIn: 600_000,
     })
     expect(h.cache.read()).toEqual({
       token: 'tok-from-session',
@@ -346,6 +366,7 @@ describe('code_exchange', () => {
           id: 'c1',
           token: 'tok-from-code',
           expiresAt: T0 + SKEW + 600_000,
+          expiresIn: 600_000,
         },
         targetOrigin: NEWS,
       },
@@ -484,5 +505,78 @@ describe('replies (A5)', () => {
     const replies = h.replies()
     expect(replies.map((r) => r.message.id)).toEqual(['h', 'h1', 'k', 'b', 'c', 'l', 't2'])
     for (const reply of replies) expect(reply.targetOrigin).toBe(NEWS_TLS)
+  })
+})
+
+describe('refresh through the agent', () => {
+  const withRefresh = (token: string, expiresAt: number) => ({
+    token,
+    expiresAt,
+    clockOffsetMs: 0,
+    refreshToken: 'r'.repeat(43),
+    refreshAt: expiresAt - 300_000,
+    refreshExpiresAt: T0 + 86_400_000,
+  })
+
+  it('token_request with an expired token but a live refresh credential refreshes and answers', async () => {
+    h.cache.write(withRefresh('old', T0 - 1_000))
+    await h.send(hello())
+    await h.send(tokenRequest('t1'))
+    expect(h.api.refresh).toHaveBeenCalledExactlyOnceWith(authkey, 'r'.repeat(43))
+    expect(h.replies()[1]?.message).toMatchObject({
+      type: 'token_response',
+      id: 't1',
+      token: 'tok-from-refresh',
+    })
+    expect(h.api.tokenFromSession).not.toHaveBeenCalled()
+  })
+
+  it('a refresh request rotates now, even with a fresh token, and answers the new token', async () => {
+    h.cache.write(withRefresh('fresh', T0 + 600_000))
+    await h.send(hello())
+    await h.send({ v: 1, type: 'refresh', id: 'r1' })
+    expect(h.api.refresh).toHaveBeenCalledOnce()
+    expect(h.replies()[1]).toEqual({
+      message: expect.objectContaining({ type: 'token_response', id: 'r1', token: 'tok-from-refresh' }),
+      targetOrigin: NEWS,
+    })
+  })
+
+  it('a refused refresh tells the page signed_out with the reason, to its exact origin, and forgets the token', async () => {
+    h.cache.write(withRefresh('old', T0 - 1_000))
+    h.api.refresh.mockRejectedValue(new FrameApiError('invalid_grant', 'replaced'))
+    await h.send(hello())
+    await h.send(tokenRequest('t1'))
+    expect(h.replies().slice(1)).toEqual([
+      {
+        message: { v: 1, type: 'session_event', event: 'signed_out', reason: 'replaced' },
+        targetOrigin: NEWS,
+      },
+      {
+        message: { v: 1, type: 'error', id: 't1', code: 'invalid_grant', reason: 'replaced' },
+        targetOrigin: NEWS,
+      },
+    ])
+    expect(h.cache.readRenewable()).toBeNull()
+  })
+
+  it('check with a dead refresh credential answers invalid with the reason', async () => {
+    h.cache.write(withRefresh('old', T0 - 1_000))
+    h.api.refresh.mockRejectedValue(new FrameApiError('invalid_grant', 'signed_out'))
+    await h.send(hello())
+    await h.send({ v: 1, type: 'check', id: 'c1' })
+    expect(h.replies().at(-1)?.message).toMatchObject({
+      type: 'check_response',
+      valid: false,
+      reason: 'signed_out',
+    })
+    expect(h.api.check).not.toHaveBeenCalled()
+  })
+
+  it('logout sends even an expired token, so the session still ends', async () => {
+    h.cache.write(withRefresh('expired-token', T0 - 1_000))
+    await h.send(hello())
+    await h.send({ v: 1, type: 'logout', id: 'l1' })
+    expect(h.api.logout).toHaveBeenCalledExactlyOnceWith(authkey, 'expired-token')
   })
 })

@@ -3,8 +3,9 @@ import type { EndReason, ErrorCode } from '../protocol/codes.ts'
 import { parsePageRequest } from '../protocol/guards.ts'
 import type { FrameMessage, PageRequest } from '../protocol/messages.ts'
 import { isAllowedOrigin } from '../protocol/origins.ts'
+import { createRefresher, type LockManagerLike, toCacheEntry } from './refresher.ts'
 import { FrameApiError, type ServerApi, type TokenAnswer } from './server-api.ts'
-import type { TokenCache } from './token-cache.ts'
+import type { CachedToken, TokenCache } from './token-cache.ts'
 
 export interface FrameSite {
   id: string
@@ -24,7 +25,11 @@ export interface FrameAgentDeps {
   cache: TokenCache
   /** Whether the browser lets this frame send the passport's own cookies (third-party cookies allowed). */
   canSeeCookies: () => Promise<boolean>
+  /** Web Locks of the frame's partition (`navigator.locks`); null where there are none. */
+  locks?: LockManagerLike | null
   now?: () => number
+  setTimer?: (fn: () => void, ms: number) => unknown
+  clearTimer?: (handle: unknown) => void
   log?: (event: string, detail?: Record<string, unknown>) => void
 }
 
@@ -48,13 +53,45 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
   const replyError = (origin: string, id: string, code: ErrorCode, reason?: EndReason) =>
     reply(origin, { v: 1, type: 'error', id, code, ...(reason ? { reason } : {}) })
 
-  const remember = (answer: TokenAnswer) => {
-    cache.write({
-      token: answer.token,
-      expiresAt: answer.expiresAt,
-      clockOffsetMs: answer.serverTime - now(),
-    })
-    return answer
+  const refresher = createRefresher({
+    siteId: site.id,
+    api,
+    cache,
+    authkey: () => bound?.authkey ?? null,
+    locks: deps.locks ?? null,
+    now,
+    ...(deps.setTimer ? { setTimer: deps.setTimer } : {}),
+    ...(deps.clearTimer ? { clearTimer: deps.clearTimer } : {}),
+    log,
+    // The refresh credential died (signed out, replaced, revoked, expired): tell the page now.
+    onSignedOut: (reason) => {
+      if (bound) reply(bound.origin, { v: 1, type: 'session_event', event: 'signed_out', reason })
+    },
+  })
+
+  const remember = (answer: TokenAnswer): CachedToken => {
+    const entry = toCacheEntry(answer, now())
+    cache.write(entry)
+    refresher.schedule()
+    return entry
+  }
+  const tokenReply = (
+    id: string,
+    entry: Pick<CachedToken, 'token' | 'expiresAt' | 'clockOffsetMs'>,
+  ): FrameMessage => ({
+    v: 1,
+    type: 'token_response',
+    id,
+    token: entry.token,
+    expiresAt: entry.expiresAt,
+    expiresIn: Math.max(0, entry.expiresAt - (now() + entry.clockOffsetMs)),
+  })
+  /** A live token: the cached one, else one refreshed from the cached refresh credential. */
+  const liveToken = async (): Promise<CachedToken | null> => {
+    const cached = cache.read()
+    if (cached) return cached
+    if (cache.readRenewable()?.refreshToken) return refresher.refresh(false)
+    return null
   }
 
   const handle = async (msg: PageRequest, origin: string): Promise<void> => {
@@ -64,7 +101,8 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
         return
       }
       bound = { origin, authkey: msg.authkey }
-      reply(origin, { v: 1, type: 'ready', id: msg.id, hasToken: cache.read() !== null })
+      refresher.schedule()
+      reply(origin, { v: 1, type: 'ready', id: msg.id, hasToken: cache.readRenewable() !== null })
       return
     }
     if (!bound) {
@@ -75,15 +113,9 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
     try {
       switch (msg.type) {
         case 'token_request': {
-          const cached = cache.read()
-          if (cached) {
-            reply(origin, {
-              v: 1,
-              type: 'token_response',
-              id: msg.id,
-              token: cached.token,
-              expiresAt: cached.expiresAt,
-            })
+          const live = await liveToken()
+          if (live) {
+            reply(origin, tokenReply(msg.id, live))
             return
           }
           // With third-party cookies allowed the frame can sign in from the passport session
@@ -92,38 +124,34 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
             replyError(origin, msg.id, 'login_required')
             return
           }
-          const answer = remember(await api.tokenFromSession(authkey))
-          reply(origin, {
-            v: 1,
-            type: 'token_response',
-            id: msg.id,
-            token: answer.token,
-            expiresAt: answer.expiresAt,
-          })
+          reply(origin, tokenReply(msg.id, remember(await api.tokenFromSession(authkey))))
           return
         }
         case 'code_exchange': {
-          const answer = remember(
-            await api.exchangeCode(authkey, msg.code, msg.codeVerifier, msg.redirectUri),
-          )
-          reply(origin, {
-            v: 1,
-            type: 'token_response',
-            id: msg.id,
-            token: answer.token,
-            expiresAt: answer.expiresAt,
-          })
+          const entry = remember(await api.exchangeCode(authkey, msg.code, msg.codeVerifier, msg.redirectUri))
+          reply(origin, tokenReply(msg.id, entry))
+          return
+        }
+        case 'refresh': {
+          reply(origin, tokenReply(msg.id, await refresher.refresh(true)))
           return
         }
         case 'check': {
-          const cached = cache.read()
+          let cached: CachedToken | null = null
+          let deadReason: EndReason = 'unknown'
+          try {
+            cached = await liveToken()
+          } catch (err) {
+            if (!(err instanceof FrameApiError && err.code === 'invalid_grant')) throw err
+            deadReason = err.reason ?? 'unknown'
+          }
           if (!cached) {
             reply(origin, {
               v: 1,
               type: 'check_response',
               id: msg.id,
               valid: false,
-              reason: 'unknown',
+              reason: deadReason,
               expiresAt: null,
               serverTime: now(),
             })
@@ -135,7 +163,9 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
           return
         }
         case 'logout': {
-          const cached = cache.read()
+          // Even a token past its expiry still names the session to end.
+          const cached = cache.readRenewable()
+          refresher.stop()
           cache.clear()
           if (cached) await api.logout(authkey, cached.token)
           reply(origin, { v: 1, type: 'logged_out', id: msg.id })

@@ -19,6 +19,8 @@ if (site && window.parent !== window) {
     win: window,
     api: createServerApi(location.origin),
     cache: createTokenCache(site.id, localStorageOrNull()),
+    // Web Locks are partitioned like storage: one lock per site, shared by its tabs' frames.
+    locks: 'locks' in navigator ? navigator.locks : null,
     canSeeCookies: async () => {
       try {
         return await document.hasStorageAccess()

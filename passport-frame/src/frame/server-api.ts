@@ -15,6 +15,12 @@ export interface TokenAnswer {
   token: string
   expiresAt: number
   serverTime: number
+  /** The rotating refresh credential; it never leaves the frame. */
+  refreshToken: string | null
+  /** Server time at which to refresh (a few minutes before `expiresAt`). */
+  refreshAt: number
+  /** Server time after which the refresh credential is dead. */
+  refreshExpiresAt: number
 }
 export interface CheckAnswer {
   valid: boolean
@@ -50,11 +56,21 @@ export function createServerApi(origin: string, fetchImpl: typeof fetch = fetch.
     }
     return json
   }
-  const toToken = (json: Record<string, unknown>): TokenAnswer => ({
-    token: String(json.access_token),
-    expiresAt: Number(json.expires_at),
-    serverTime: Number(json.server_time),
-  })
+  const toToken = (json: Record<string, unknown>): TokenAnswer => {
+    const expiresAt = Number(json.expires_at)
+    const refreshToken = typeof json.refresh_token === 'string' ? json.refresh_token : null
+    return {
+      token: String(json.access_token),
+      expiresAt,
+      serverTime: Number(json.server_time),
+      refreshToken,
+      refreshAt: Number.isFinite(json.refresh_at) ? Number(json.refresh_at) : expiresAt,
+      refreshExpiresAt:
+        refreshToken && Number.isFinite(json.refresh_expires_at)
+          ? Number(json.refresh_expires_at)
+          : expiresAt,
+    }
+  }
   return {
     exchangeCode: async (authkey: string, code: string, codeVerifier: string, redirectUri: string) =>
       toToken(
@@ -68,6 +84,10 @@ export function createServerApi(origin: string, fetchImpl: typeof fetch = fetch.
       ),
     tokenFromSession: async (authkey: string) =>
       toToken(await post('/api/frame/token', { grant_type: 'session', authkey })),
+    refresh: async (authkey: string, refreshToken: string) =>
+      toToken(
+        await post('/api/frame/token', { grant_type: 'refresh_token', authkey, refresh_token: refreshToken }),
+      ),
     check: async (authkey: string, token: string): Promise<CheckAnswer> => {
       const json = await post('/api/frame/check', { authkey, token })
       return {

@@ -9,13 +9,22 @@ export interface CachedToken {
   expiresAt: number
   /** serverTime - Date.now() when the token was received. */
   clockOffsetMs: number
+  /** The rotating refresh credential (absent where the server gave none). */
+  refreshToken?: string
+  /** Server time at which to refresh. */
+  refreshAt?: number
+  /** Server time after which the refresh credential is dead. */
+  refreshExpiresAt?: number
 }
 
 /** Treat a token as gone this long before it really expires, so it never dies in flight. */
 const EXPIRY_MARGIN_MS = 30_000
 
 export interface TokenCache {
+  /** The token, while it is comfortably alive. */
   read(): CachedToken | null
+  /** The entry while its token or its refresh credential is alive: what a refresh starts from. */
+  readRenewable(): CachedToken | null
   write(entry: CachedToken): void
   clear(): void
 }
@@ -36,20 +45,34 @@ export function createTokenCache(
     e !== null &&
     typeof (e as CachedToken).token === 'string' &&
     Number.isFinite((e as CachedToken).expiresAt) &&
-    Number.isFinite((e as CachedToken).clockOffsetMs)
+    Number.isFinite((e as CachedToken).clockOffsetMs) &&
+    ((e as CachedToken).refreshToken === undefined ||
+      (typeof (e as CachedToken).refreshToken === 'string' &&
+        Number.isFinite((e as CachedToken).refreshAt) &&
+        Number.isFinite((e as CachedToken).refreshExpiresAt)))
   const isFresh = (e: CachedToken) => e.expiresAt - EXPIRY_MARGIN_MS > now() + e.clockOffsetMs
+  const isRenewable = (e: CachedToken) =>
+    isFresh(e) || (e.refreshToken !== undefined && (e.refreshExpiresAt ?? 0) > now() + e.clockOffsetMs)
+  const load = (): CachedToken | null => {
+    let entry: unknown = memory
+    if (!memoryOnly) {
+      try {
+        const raw = storage?.getItem(key)
+        entry = raw ? JSON.parse(raw) : null
+      } catch {
+        entry = memory
+      }
+    }
+    return isEntry(entry) ? entry : null
+  }
   return {
     read: () => {
-      let entry: unknown = memory
-      if (!memoryOnly) {
-        try {
-          const raw = storage?.getItem(key)
-          entry = raw ? JSON.parse(raw) : null
-        } catch {
-          entry = memory
-        }
-      }
-      return isEntry(entry) && isFresh(entry) ? entry : null
+      const entry = load()
+      return entry && isFresh(entry) ? entry : null
+    },
+    readRenewable: () => {
+      const entry = load()
+      return entry && isRenewable(entry) ? entry : null
     },
     write: (entry) => {
       memory = entry

@@ -21,7 +21,14 @@ const validRequests = {
 
 const validFrameMessages = {
   ready: { v: 1, type: 'ready', id: 'r1', hasToken: false },
-  token_response: { v: 1, type: 'token_response', id: 'r2', token: 'eyJ.tok', expiresAt: 1_700_000_000_000 },
+  token_response: {
+    v: 1,
+    type: 'token_response',
+    id: 'r2',
+    token: 'eyJ.tok',
+    expiresAt: 1_700_000_000_000,
+    expiresIn: 60_000,
+  },
   check_valid: {
     v: 1,
     type: 'check_response',

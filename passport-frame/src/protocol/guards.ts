@@ -41,6 +41,7 @@ export function parsePageRequest(value: unknown): PageRequest | null {
     case 'token_request':
     case 'check':
     case 'logout':
+    case 'refresh':
       return hasOnly(value, ['v', 'type', 'id']) ? (value as PageRequest) : null
     case 'code_exchange':
       return hasOnly(value, ['v', 'type', 'id', 'code', 'codeVerifier', 'redirectUri']) &&
@@ -71,9 +72,10 @@ export function parseFrameMessage(value: unknown): FrameMessage | null {
         ? (value as FrameMessage)
         : null
     case 'token_response':
-      return hasOnly(value, ['v', 'type', 'id', 'token', 'expiresAt']) &&
+      return hasOnly(value, ['v', 'type', 'id', 'token', 'expiresAt', 'expiresIn']) &&
         isShortString(value.token) &&
-        typeof value.expiresAt === 'number'
+        Number.isFinite(value.expiresAt) &&
+        Number.isFinite(value.expiresIn)
         ? (value as FrameMessage)
         : null
     case 'check_response':

@@ -23,11 +23,28 @@ export type CodeExchangeRequest = {
 }
 export type CheckRequest = { v: 1; type: 'check'; id: string }
 export type LogoutRequest = { v: 1; type: 'logout'; id: string }
-export type PageRequest = HelloRequest | TokenRequest | CodeExchangeRequest | CheckRequest | LogoutRequest
+/** Refresh now, whatever the cached token's remaining life (the manual trigger). */
+export type RefreshRequest = { v: 1; type: 'refresh'; id: string }
+export type PageRequest =
+  | HelloRequest
+  | TokenRequest
+  | CodeExchangeRequest
+  | CheckRequest
+  | LogoutRequest
+  | RefreshRequest
 
 /** Frame -> page replies (each carries the `id` of the request it answers). */
 export type ReadyReply = { v: 1; type: 'ready'; id: string; hasToken: boolean }
-export type TokenReply = { v: 1; type: 'token_response'; id: string; token: string; expiresAt: number }
+export type TokenReply = {
+  v: 1
+  type: 'token_response'
+  id: string
+  token: string
+  /** Server time (ms) of expiry. */
+  expiresAt: number
+  /** Milliseconds left, judged on the server's clock: what the page counts with its own clock. */
+  expiresIn: number
+}
 export type CheckReply = {
   v: 1
   type: 'check_response'
