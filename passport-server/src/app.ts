@@ -6,6 +6,7 @@ import { securityHeaders } from './middleware/security-headers.ts'
 import { authorizeRoutes } from './routes/authorize.ts'
 import { frameRoutes } from './routes/frame.ts'
 import { frameApiRoutes } from './routes/frame-api.ts'
+import { liveInternalRoutes } from './routes/live-internal.ts'
 import { siteApiRoutes } from './routes/site-api.ts'
 import { wellKnownRoutes } from './routes/well-known.ts'
 
@@ -26,6 +27,7 @@ export function createApp(deps: AppDeps): Hono {
   app.route('/', frameApiRoutes(deps))
   app.route('/', siteApiRoutes(deps))
   app.route('/', wellKnownRoutes(deps))
+  app.route('/', liveInternalRoutes(deps))
   app.get('/', (c) => c.text('Passport is running. Sites embed /passport.js.'))
   app.notFound((c) => c.json(errorBody('not_found'), 404))
   app.onError(createErrorHandler(deps.log))

@@ -1,8 +1,10 @@
 import { beforeEach, describe, expect, it } from 'vitest'
 import { verifyPassword } from './auth/password.ts'
 import { CLI_USAGE, type CliIo, runCli } from './cli.ts'
+import type { SessionEndEvent } from './events/bus.ts'
 import { authenticateSite, resolveAuthkey } from './services/registry.ts'
-import { createTestDeps, NEWS_ORIGIN, SHOP_ORIGIN, type TestDeps } from './test-support.ts'
+import { startSession } from './services/sessions.ts'
+import { addUser, createTestDeps, NEWS_ORIGIN, SHOP_ORIGIN, type TestDeps } from './test-support.ts'
 import { loadOrCreateKeys } from './tokens/keys.ts'
 
 const PASSWORD = 'correct horse battery staple'
@@ -233,6 +235,27 @@ describe('passport CLI', () => {
         expect(await deps.store.users.findByUsername(username)).toBeNull()
       },
     )
+  })
+
+  describe('session list and revoke', () => {
+    it("lists the user's sessions and revokes one, which is published like any other end", async () => {
+      const alice = await addUser(deps, 'alice')
+      const { session } = await startSession(deps, alice.id, 'Firefox on Linux')
+      const events: SessionEndEvent[] = []
+      deps.events.subscribe((e) => events.push(e))
+      const list = fakeIo()
+      expect(await run(['session', 'list', '--user', 'alice'], list)).toBe(0)
+      expect(list.lines).toEqual([
+        expect.stringMatching(new RegExp(`^${session.id}\t.*\tlive\tFirefox on Linux$`)),
+      ])
+      const revoke = fakeIo()
+      expect(await run(['session', 'revoke', session.id], revoke)).toBe(0)
+      expect(events).toEqual([expect.objectContaining({ sessionId: session.id, reason: 'revoked' })])
+      expect((await deps.store.sessions.get(session.id))?.endReason).toBe('revoked')
+      const unknown = fakeIo()
+      expect(await run(['session', 'revoke', 'nope'], unknown)).toBe(1)
+      expect(unknown.lines[0]).toMatch(/^error: not_found/)
+    })
   })
 
   describe('keys rotate', () => {

@@ -3,6 +3,7 @@ import { hashPassword } from './auth/password.ts'
 import type { AppDeps } from './deps.ts'
 import { PassportError } from './errors.ts'
 import { issueAuthkey, registerSite } from './services/registry.ts'
+import { endSession } from './services/sessions.ts'
 import { rotateSigningKey } from './tokens/keys.ts'
 
 export const CLI_USAGE = `usage: npm run passport -- <command>
@@ -17,6 +18,8 @@ export const CLI_USAGE = `usage: npm run passport -- <command>
   site remove ID                  Removes a site; its authkeys stop working at once.
   site authkey ID                 Prints a fresh authkey for a site (same version).
   user add USERNAME [--name NAME] Creates a user; reads the password from standard input.
+  session list --user USERNAME    Lists the user's passport sessions (id, device, state).
+  session revoke SESSION_ID       Ends a session; its open tabs are told at once.
   keys rotate                     Adds a signing key: in the JWKS at once, signing in 5 minutes;
                                   the old key keeps verifying until its tokens have expired.`
 
@@ -41,6 +44,7 @@ function parseCliOptions(args: string[]) {
       'refresh-absolute': { type: 'string' },
       'refresh-before': { type: 'string' },
       'one-device-per-site': { type: 'string' },
+      user: { type: 'string' },
     },
   })
 }
@@ -107,6 +111,29 @@ export async function runCli(deps: AppDeps, argv: string[], io: CliIo): Promise<
         return 1
       }
       io.out(await issueAuthkey(deps, site))
+      return 0
+    }
+    if (noun === 'session' && verb === 'list' && values.user) {
+      const user = await deps.store.users.findByUsername(values.user)
+      if (!user) throw new PassportError('not_found', `no user ${values.user}`)
+      const sessions = await deps.store.sessions.listByUser(user.id)
+      if (sessions.length === 0) io.out('no sessions')
+      const now = deps.clock.now()
+      for (const s of sessions) {
+        const state = s.endedAt !== null ? `ended (${s.endReason})` : s.expiresAt <= now ? 'expired' : 'live'
+        io.out(`${s.id}\t${new Date(s.createdAt).toISOString()}\t${state}\t${s.userAgent.slice(0, 60)}`)
+      }
+      return 0
+    }
+    if (noun === 'session' && verb === 'revoke' && positionals[0]) {
+      const session = await deps.store.sessions.get(positionals[0])
+      if (!session) throw new PassportError('not_found', `no session ${positionals[0]}`)
+      if (session.endedAt !== null) {
+        io.out(`session already ended (${session.endReason})`)
+        return 0
+      }
+      await endSession(deps, session, 'revoked')
+      io.out(`session ${session.id} revoked`)
       return 0
     }
     if (noun === 'keys' && verb === 'rotate' && positionals.length === 0) {

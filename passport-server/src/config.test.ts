@@ -12,6 +12,7 @@ describe('resolveConfig', () => {
       refreshGraceSeconds: 10,
       maxBodyBytes: 16 * 1024,
       scryptCost: 2 ** 15,
+      liveValidationSecret: '',
       assetsDir: defaults.assetsDir,
     })
     expect(defaults.assetsDir).toMatch(/\/dist\/passport\/$/)
@@ -25,6 +26,7 @@ describe('resolveConfig', () => {
       refreshGraceSeconds: 5,
       maxBodyBytes: 1024,
       scryptCost: 1024,
+      liveValidationSecret: 'x'.repeat(32),
       assetsDir: '/srv/passport/',
     }
     expect(resolveConfig(options)).toEqual(options)
@@ -68,5 +70,9 @@ describe('resolveConfig', () => {
 
   it.each([1000, 3, 1])('rejects an scryptCost of %d, which is not a power of two above 1', (bad) => {
     expect(() => resolveConfig({ issuer, scryptCost: bad })).toThrow('scryptCost must be a power of two')
+  })
+
+  it('refuses a live validation secret shorter than 32 characters', () => {
+    expect(() => resolveConfig({ issuer, liveValidationSecret: 'short' })).toThrow('liveValidationSecret')
   })
 })

@@ -14,6 +14,11 @@ export interface PassportOptions {
   maxBodyBytes?: number
   /** scrypt cost parameter N for password hashes. Default 2^15. */
   scryptCost?: number
+  /**
+   * Shared secret a WebSocket server running apart uses to validate live tickets at
+   * `POST /internal/live/validate`. Empty (the default): that endpoint does not exist.
+   */
+  liveValidationSecret?: string
   /** Where the built frame and SDK files are (vite output). */
   assetsDir?: string
 }
@@ -26,6 +31,7 @@ export const defaults = {
   refreshGraceSeconds: 10,
   maxBodyBytes: 16 * 1024,
   scryptCost: 2 ** 15,
+  liveValidationSecret: '',
   assetsDir: new URL('../../dist/passport/', import.meta.url).pathname,
 } satisfies Omit<ResolvedConfig, 'issuer'>
 
@@ -50,6 +56,9 @@ export function resolveConfig(options: PassportOptions): ResolvedConfig {
   ] as const) {
     if (!Number.isInteger(config[key]) || config[key] <= 0)
       throw new Error(`${key} must be a positive integer`)
+  }
+  if (config.liveValidationSecret !== '' && config.liveValidationSecret.length < 32) {
+    throw new Error('liveValidationSecret must be at least 32 characters (or empty to disable)')
   }
   // scrypt needs a power of two; catching it here beats failing every sign-in later.
   if (config.scryptCost < 2 || (config.scryptCost & (config.scryptCost - 1)) !== 0) {

@@ -8,6 +8,10 @@ import type { ResolvedConfig } from './config.ts'
 import type { AppDeps } from './deps.ts'
 import type { Logger } from './errors.ts'
 import { createInProcessBus } from './events/bus.ts'
+import { startEventLogTail } from './events/log-tail.ts'
+import { attachLiveServer } from './live/live-server.ts'
+import { startExpirySweeper } from './services/expiry-sweeper.ts'
+import { createStoreTicketValidator } from './services/live-tickets.ts'
 import { openSqliteStore } from './store/sqlite.ts'
 import { KEY_RELOAD_MS, loadOrCreateKeys, replaceKeys } from './tokens/keys.ts'
 
@@ -63,12 +67,18 @@ export async function listen(deps: AppDeps, port: number, hostname: string): Pro
     )
   }, KEY_RELOAD_MS)
   keyReload.unref()
+  const live = attachLiveServer({ server, deps, validator: createStoreTicketValidator(deps) })
+  const stopSweeper = startExpirySweeper(deps)
+  const stopTail = await startEventLogTail(deps)
   return {
     internalUrl: `http://${hostname}:${address.port}`,
     app,
     deps,
     close: async () => {
       clearInterval(keyReload)
+      stopSweeper()
+      stopTail()
+      live.close()
       await new Promise<void>((resolve) => {
         server.close(() => resolve())
         server.closeAllConnections()

@@ -168,6 +168,7 @@ export async function silentSignIn(
   app: Hono,
   site: { authkey: string; site: { id: string; redirectUris: string[] } },
   jar: CookieJar,
+  issuer = TEST_ISSUER,
 ): Promise<{ res: Response; token?: string }> {
   const req = authorizeRequest(site.site.id, site.site.redirectUris[0])
   const res = await app.request(authorizeUrl(req, { prompt: 'none' }), {
@@ -175,7 +176,7 @@ export async function silentSignIn(
   })
   const code = fragmentOf(res).get('code')
   if (!code) return { res }
-  const tokenRes = await exchangeCode(app, site.authkey, req, code)
+  const tokenRes = await exchangeCode(app, site.authkey, req, code, { Origin: issuer })
   const body = (await tokenRes.json()) as { access_token: string }
   return { res, token: body.access_token }
 }

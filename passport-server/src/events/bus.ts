@@ -2,6 +2,8 @@ import type { EndReason } from '../../../passport-frame/src/protocol/codes.ts'
 
 /** Something ended a user's access: a whole session, or one site's tokens on one session. */
 export interface SessionEndEvent {
+  /** Its id in the durable event log (`session_events`): ordered, never reused. */
+  id: number
   type: 'session_ended' | 'site_access_ended'
   userId: string
   sessionId: string

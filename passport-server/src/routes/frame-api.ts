@@ -4,6 +4,7 @@ import type { AppDeps } from '../deps.ts'
 import { PassportError } from '../errors.ts'
 import { readJsonObject, requireString } from '../middleware/body.ts'
 import { redeemCode } from '../services/codes.ts'
+import { issueLiveTicket } from '../services/live-tickets.ts'
 import { checkSiteToken, type MintedGrant, mintSiteToken } from '../services/minting.ts'
 import { refreshSiteGrant } from '../services/refresh.ts'
 import { resolveAuthkey } from '../services/registry.ts'
@@ -75,6 +76,19 @@ export function frameApiRoutes(deps: AppDeps): Hono {
     }
 
     throw new PassportError('invalid_request', 'unsupported grant_type')
+  })
+
+  /** A single-use ticket to open the live channel (the WebSocket at `/live`). */
+  app.post('/api/frame/live-ticket', async (c) => {
+    const body = await readJsonObject(c)
+    const site = await resolveAuthkey(deps, body.authkey)
+    const issued = await issueLiveTicket(deps, site, requireString(body, 'token'))
+    return c.json({
+      ticket: issued.ticket,
+      registration_code: issued.registrationCode,
+      expires_at: issued.expiresAt,
+      last_event_id: issued.lastEventId,
+    })
   })
 
   app.post('/api/frame/check', async (c) => {

@@ -80,6 +80,7 @@ describe('minting site tokens and checking them (newest wins)', () => {
     expect(await deps.store.sessions.exclusion(sessionB.id, 'news')).toBeNull()
     expect(events).toEqual([
       {
+        id: 1,
         type: 'site_access_ended',
         userId: sessionA.userId,
         sessionId: sessionA.id,

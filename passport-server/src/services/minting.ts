@@ -2,7 +2,15 @@ import type { EndReason } from '../../../passport-frame/src/protocol/codes.ts'
 import { randomSecret, sha256 } from '../auth/random.ts'
 import type { AppDeps } from '../deps.ts'
 import { PassportError } from '../errors.ts'
-import type { RefreshRecord, SessionRecord, SiteRecord, StoreTx, TokenRecord } from '../store/types.ts'
+import { publishEvents, recordEvent } from '../events/record.ts'
+import type {
+  RefreshRecord,
+  SessionEventRecord,
+  SessionRecord,
+  SiteRecord,
+  StoreTx,
+  TokenRecord,
+} from '../store/types.ts'
 import { signSiteToken, verifySiteToken } from '../tokens/site-token.ts'
 
 export interface MintedToken {
@@ -38,7 +46,7 @@ export async function mintInTransaction(
   deps: Pick<AppDeps, 'keys' | 'config'>,
   tx: StoreTx,
   input: { site: SiteRecord; session: SessionRecord; now: number; family: FamilySpec },
-): Promise<{ grant: MintedGrant; replaced: string[] }> {
+): Promise<{ grant: MintedGrant; replaced: SessionEventRecord[] }> {
   const { site, session, now, family } = input
   const record: TokenRecord = {
     jti: crypto.randomUUID(),
@@ -77,13 +85,22 @@ export async function mintInTransaction(
     revokeReason: null,
   }
 
-  let replaced: string[] = []
+  const replaced: SessionEventRecord[] = []
   if (site.oneDevicePerSite) {
     const others = await tx.tokens.revokeOtherDevices(session.userId, site.id, session.id, now, 'replaced')
     await tx.refresh.revokeOtherDevices(session.userId, site.id, session.id, now, 'replaced')
-    replaced = [...new Set(others.map((t) => t.sessionId))]
-    for (const sessionId of replaced) {
+    for (const sessionId of new Set(others.map((t) => t.sessionId))) {
       await tx.sessions.exclude({ sessionId, siteId: site.id, reason: 'replaced', at: now })
+      replaced.push(
+        await recordEvent(tx, {
+          type: 'site_access_ended',
+          userId: session.userId,
+          sessionId,
+          siteId: site.id,
+          reason: 'replaced',
+          at: now,
+        }),
+      )
     }
   }
   await tx.sessions.clearExclusion(session.id, site.id)
@@ -113,23 +130,6 @@ export async function mintInTransaction(
   }
 }
 
-/** Tells the other devices that lost the site, after the transaction committed. */
-export async function announceReplaced(
-  deps: Pick<AppDeps, 'events'>,
-  input: { userId: string; siteId: string; replaced: string[]; at: number },
-): Promise<void> {
-  for (const sessionId of input.replaced) {
-    await deps.events.publish({
-      type: 'site_access_ended',
-      userId: input.userId,
-      sessionId,
-      siteId: input.siteId,
-      reason: 'replaced',
-      at: input.at,
-    })
-  }
-}
-
 /**
  * A new sign-in of a session on a site: a token and the first refresh credential of a new
  * family, newest wins, atomically. Refuses a session that has ended meanwhile.
@@ -156,12 +156,7 @@ export async function mintSiteToken(
   })
   if (minted === null) throw new PassportError('invalid_grant', 'the sign-in behind this request has ended')
   deps.log('authn_token_created', { site: site.id, user: session.userId, replaced: minted.replaced.length })
-  await announceReplaced(deps, {
-    userId: session.userId,
-    siteId: site.id,
-    replaced: minted.replaced,
-    at: now,
-  })
+  await publishEvents(deps, minted.replaced)
   return minted.grant
 }
 

@@ -3,15 +3,16 @@ import { sha256 } from '../auth/random.ts'
 import { openForHolder, sealForHolder } from '../auth/seal.ts'
 import type { AppDeps } from '../deps.ts'
 import { PassportError } from '../errors.ts'
-import type { RefreshRecord, SiteRecord } from '../store/types.ts'
-import { announceReplaced, type MintedGrant, mintInTransaction } from './minting.ts'
+import { publishEvents, recordEvent } from '../events/record.ts'
+import type { RefreshRecord, SessionEventRecord, SiteRecord } from '../store/types.ts'
+import { type MintedGrant, mintInTransaction } from './minting.ts'
 
 const REFRESH_TOKEN = /^[A-Za-z0-9_-]{43}$/
 
 type Outcome =
-  | { kind: 'rotated'; grant: MintedGrant; replaced: string[]; record: RefreshRecord }
+  | { kind: 'rotated'; grant: MintedGrant; replaced: SessionEventRecord[]; record: RefreshRecord }
   | { kind: 'replay'; body: string }
-  | { kind: 'reuse'; record: RefreshRecord }
+  | { kind: 'reuse'; record: RefreshRecord; event: SessionEventRecord }
   | { kind: 'refused'; reason: EndReason; wrongSite?: boolean }
 
 function refused(reason: EndReason): PassportError {
@@ -60,7 +61,15 @@ export async function refreshSiteGrant(
       await tx.refresh.revokeFamily(record.familyId, now, 'revoked')
       await tx.tokens.revokeSessionSite(record.sessionId, site.id, now, 'revoked')
       await tx.sessions.exclude({ sessionId: record.sessionId, siteId: site.id, reason: 'revoked', at: now })
-      return { kind: 'reuse', record }
+      const event = await recordEvent(tx, {
+        type: 'site_access_ended',
+        userId: record.userId,
+        sessionId: record.sessionId,
+        siteId: site.id,
+        reason: 'revoked',
+        at: now,
+      })
+      return { kind: 'reuse', record, event }
     }
 
     if (now >= record.idleExpiresAt || now >= record.absoluteExpiresAt)
@@ -96,12 +105,7 @@ export async function refreshSiteGrant(
 
   switch (outcome.kind) {
     case 'rotated':
-      await announceReplaced(deps, {
-        userId: outcome.record.userId,
-        siteId: site.id,
-        replaced: outcome.replaced,
-        at: now,
-      })
+      await publishEvents(deps, outcome.replaced)
       return outcome.grant.body
     case 'replay':
       return outcome.body
@@ -112,14 +116,7 @@ export async function refreshSiteGrant(
         family: outcome.record.familyId,
         generation: outcome.record.generation,
       })
-      await deps.events.publish({
-        type: 'site_access_ended',
-        userId: outcome.record.userId,
-        sessionId: outcome.record.sessionId,
-        siteId: site.id,
-        reason: 'revoked',
-        at: now,
-      })
+      await publishEvents(deps, [outcome.event])
       throw refused('revoked')
     case 'refused':
       if (outcome.wrongSite) deps.log('authz_fail', { site: site.id, what: 'refresh_token_of_another_site' })

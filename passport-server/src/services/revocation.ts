@@ -1,5 +1,6 @@
 import { sha256 } from '../auth/random.ts'
 import type { AppDeps } from '../deps.ts'
+import { publishEvents, recordEvent } from '../events/record.ts'
 import type { SiteRecord } from '../store/types.ts'
 import { verifySiteToken } from '../tokens/site-token.ts'
 
@@ -31,21 +32,22 @@ export async function revokeForSite(
   }
   if (!holder) return false
   const { sessionId, userId } = holder
-  const changed = await deps.store.transaction(async (tx) => {
+  const event = await deps.store.transaction(async (tx) => {
     const tokens = await tx.tokens.revokeSessionSite(sessionId, site.id, now, 'revoked')
     const refresh = await tx.refresh.revokeSessionSite(sessionId, site.id, now, 'revoked')
     await tx.sessions.exclude({ sessionId, siteId: site.id, reason: 'revoked', at: now })
-    return tokens.length + refresh > 0
+    if (tokens.length + refresh === 0) return null
+    return recordEvent(tx, {
+      type: 'site_access_ended',
+      userId,
+      sessionId,
+      siteId: site.id,
+      reason: 'revoked',
+      at: now,
+    })
   })
-  if (!changed) return false
+  if (!event) return false
   deps.log('authn_token_revoked', { site: site.id, user: userId })
-  await deps.events.publish({
-    type: 'site_access_ended',
-    userId,
-    sessionId,
-    siteId: site.id,
-    reason: 'revoked',
-    at: now,
-  })
+  await publishEvents(deps, [event])
   return true
 }

@@ -86,8 +86,12 @@ describe('passport sessions', () => {
       reason: 'signed_out',
     })
     expect((await checkSiteToken(deps, otherShop.token, 'shop')).valid).toBe(true)
+    // Written to the durable log in the same transaction, published with its id.
+    expect(await deps.store.events.since(session.id, 0, 10)).toEqual([
+      expect.objectContaining({ id: 1, reason: 'signed_out' }),
+    ])
     expect(events).toEqual([
-      { type: 'session_ended', userId, sessionId: session.id, reason: 'signed_out', at: T0 + 1000 },
+      { id: 1, type: 'session_ended', userId, sessionId: session.id, reason: 'signed_out', at: T0 + 1000 },
     ])
     expect(deps.logs).toContainEqual({
       event: 'session_logout',

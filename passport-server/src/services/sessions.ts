@@ -1,6 +1,7 @@
 import type { EndReason } from '../../../passport-frame/src/protocol/codes.ts'
 import { randomSecret, sha256 } from '../auth/random.ts'
 import type { AppDeps } from '../deps.ts'
+import { publishEvents, recordEvent } from '../events/record.ts'
 import type { SessionRecord } from '../store/types.ts'
 
 /**
@@ -50,19 +51,21 @@ export async function endSession(
   reason: EndReason,
 ): Promise<void> {
   const at = deps.clock.now()
-  const ended = await deps.store.transaction(async (tx) => {
+  const event = await deps.store.transaction(async (tx) => {
     const changed = await tx.sessions.end(session.id, reason, at)
+    if (!changed) return null
     await tx.tokens.revokeSession(session.id, at, reason)
     await tx.refresh.revokeSession(session.id, at, reason)
-    return changed
+    return recordEvent(tx, {
+      type: 'session_ended',
+      userId: session.userId,
+      sessionId: session.id,
+      siteId: null,
+      reason,
+      at,
+    })
   })
-  if (!ended) return
-  deps.log('session_logout', { user: session.userId, reason })
-  await deps.events.publish({
-    type: 'session_ended',
-    userId: session.userId,
-    sessionId: session.id,
-    reason,
-    at,
-  })
+  if (!event) return
+  deps.log(reason === 'expired' ? 'session_expired' : 'session_logout', { user: session.userId, reason })
+  await publishEvents(deps, [event])
 }

@@ -1,5 +1,5 @@
 /** Schema of the embedded store. `PRAGMA user_version` numbers it for later migrations. */
-export const SCHEMA_VERSION = 2
+export const SCHEMA_VERSION = 3
 
 export const schemaSql = `
 CREATE TABLE IF NOT EXISTS users (
@@ -82,6 +82,27 @@ CREATE TABLE IF NOT EXISTS refresh_tokens (
 CREATE INDEX IF NOT EXISTS refresh_by_family ON refresh_tokens (family_id);
 CREATE INDEX IF NOT EXISTS refresh_live_by_session ON refresh_tokens (session_id, site_id) WHERE revoked_at IS NULL;
 CREATE INDEX IF NOT EXISTS refresh_live_by_user_site ON refresh_tokens (user_id, site_id) WHERE revoked_at IS NULL;
+CREATE TABLE IF NOT EXISTS session_events (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  type TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  session_id TEXT NOT NULL,
+  site_id TEXT,
+  reason TEXT NOT NULL,
+  at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS session_events_by_session ON session_events (session_id, id);
+CREATE TABLE IF NOT EXISTS live_tickets (
+  hash TEXT PRIMARY KEY,
+  code_hash TEXT NOT NULL,
+  jti TEXT NOT NULL,
+  site_id TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  session_id TEXT NOT NULL,
+  expires_at INTEGER NOT NULL,
+  used_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS sessions_live_by_expiry ON sessions (expires_at) WHERE ended_at IS NULL;
 CREATE TABLE IF NOT EXISTS secrets (
   name TEXT PRIMARY KEY,
   value TEXT NOT NULL
@@ -94,4 +115,6 @@ export const migrations: Record<number, string> = {
   1: `ALTER TABLE sites ADD COLUMN refresh_idle_seconds INTEGER NOT NULL DEFAULT 86400;
 ALTER TABLE sites ADD COLUMN refresh_absolute_seconds INTEGER NOT NULL DEFAULT 2592000;
 ALTER TABLE sites ADD COLUMN refresh_before_seconds INTEGER NOT NULL DEFAULT 300;`,
+  // 2 → 3: the session event log and live tickets are new tables, created by the schema itself.
+  2: '',
 }

@@ -280,11 +280,14 @@ describe('sqlite store', () => {
         .sort()
       expect(tables).toEqual([
         'codes',
+        'live_tickets',
         'refresh_tokens',
         'secrets',
+        'session_events',
         'sessions',
         'site_exclusions',
         'sites',
+        'sqlite_sequence',
         'tokens',
         'users',
       ])

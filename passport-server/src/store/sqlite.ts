@@ -6,7 +6,9 @@ import { StoreUnavailableError } from '../errors.ts'
 import { migrations, SCHEMA_VERSION, schemaSql } from './sqlite-schema.ts'
 import type {
   CodeRecord,
+  LiveTicketRecord,
   RefreshRecord,
+  SessionEventRecord,
   SessionRecord,
   SiteExclusion,
   SiteRecord,
@@ -101,6 +103,25 @@ const toRefresh = (r: Row): RefreshRecord => ({
   successorSealed: (r.successor_sealed as string | null) ?? null,
   revokedAt: r.revoked_at === null ? null : Number(r.revoked_at),
   revokeReason: (r.revoke_reason as EndReason | null) ?? null,
+})
+const toEvent = (r: Row): SessionEventRecord => ({
+  id: Number(r.id),
+  type: r.type as SessionEventRecord['type'],
+  userId: r.user_id as string,
+  sessionId: r.session_id as string,
+  siteId: (r.site_id as string | null) ?? null,
+  reason: r.reason as EndReason,
+  at: Number(r.at),
+})
+const toTicket = (r: Row): LiveTicketRecord => ({
+  hash: r.hash as string,
+  codeHash: r.code_hash as string,
+  jti: r.jti as string,
+  siteId: r.site_id as string,
+  userId: r.user_id as string,
+  sessionId: r.session_id as string,
+  expiresAt: Number(r.expires_at),
+  usedAt: r.used_at === null ? null : Number(r.used_at),
 })
 const toToken = (r: Row): TokenRecord => ({
   jti: r.jti as string,
@@ -220,6 +241,56 @@ function createRepos(db: DatabaseSync): StoreTx {
       },
       clearExclusion: async (sessionId, siteId) => {
         run('DELETE FROM site_exclusions WHERE session_id = ? AND site_id = ?', [sessionId, siteId])
+      },
+      listExpired: async (now, limit) =>
+        all(
+          'SELECT * FROM sessions WHERE ended_at IS NULL AND expires_at <= ? ORDER BY expires_at LIMIT ?',
+          now,
+          limit,
+        ).map(toSession),
+      listByUser: async (userId) =>
+        all('SELECT * FROM sessions WHERE user_id = ? ORDER BY created_at DESC', userId).map(toSession),
+    },
+    events: {
+      append: async (e) => {
+        const r = one(
+          `INSERT INTO session_events (type, user_id, session_id, site_id, reason, at)
+           VALUES (?, ?, ?, ?, ?, ?) RETURNING *`,
+          e.type,
+          e.userId,
+          e.sessionId,
+          e.siteId,
+          e.reason,
+          e.at,
+        ) as Row
+        return toEvent(r)
+      },
+      since: async (sessionId, afterId, limit) =>
+        all(
+          'SELECT * FROM session_events WHERE session_id = ? AND id > ? ORDER BY id LIMIT ?',
+          sessionId,
+          afterId,
+          limit,
+        ).map(toEvent),
+      after: async (afterId, limit) =>
+        all('SELECT * FROM session_events WHERE id > ? ORDER BY id LIMIT ?', afterId, limit).map(toEvent),
+      latestId: async () => Number((one('SELECT COALESCE(MAX(id), 0) AS id FROM session_events') as Row).id),
+    },
+    liveTickets: {
+      create: async (t) => {
+        run(
+          `INSERT INTO live_tickets (hash, code_hash, jti, site_id, user_id, session_id, expires_at, used_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+          [t.hash, t.codeHash, t.jti, t.siteId, t.userId, t.sessionId, t.expiresAt, t.usedAt],
+        )
+      },
+      consume: async (hash, at) => {
+        const r = one(
+          'UPDATE live_tickets SET used_at = ? WHERE hash = ? AND used_at IS NULL RETURNING *',
+          at,
+          hash,
+        )
+        return r && toTicket(r)
       },
     },
     codes: {

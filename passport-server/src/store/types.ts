@@ -92,6 +92,37 @@ export interface RefreshRecord {
   revokeReason: EndReason | null
 }
 
+/**
+ * One entry of the durable, ordered log of everything that ended a session or a site's access
+ * on a session. Written in the same transaction as the change, published after commit; a live
+ * connection that missed some resumes from the last id it saw.
+ */
+export interface SessionEventRecord {
+  /** Increasing, never reused. */
+  id: number
+  type: 'session_ended' | 'site_access_ended'
+  userId: string
+  sessionId: string
+  /** Set when only one site's access ended. */
+  siteId: string | null
+  reason: EndReason
+  at: number
+}
+
+/** A single-use ticket that lets a frame open the live channel. */
+export interface LiveTicketRecord {
+  /** SHA-256 of the ticket. */
+  hash: string
+  /** SHA-256 of the registration code issued with it. */
+  codeHash: string
+  jti: string
+  siteId: string
+  userId: string
+  sessionId: string
+  expiresAt: number
+  usedAt: number | null
+}
+
 /** A session that lost a site to a newer sign-in elsewhere may not take it back silently. */
 export interface SiteExclusion {
   sessionId: string
@@ -123,6 +154,9 @@ export interface SessionRepo {
   exclude(exclusion: SiteExclusion): Promise<void>
   exclusion(sessionId: string, siteId: string): Promise<SiteExclusion | null>
   clearExclusion(sessionId: string, siteId: string): Promise<void>
+  /** Sessions past their expiry that nobody has ended yet (the expiry sweeper's work). */
+  listExpired(now: number, limit: number): Promise<SessionRecord[]>
+  listByUser(userId: string): Promise<SessionRecord[]>
 }
 
 export interface CodeRepo {
@@ -173,6 +207,21 @@ export interface RefreshRepo {
   ): Promise<number>
 }
 
+export interface EventRepo {
+  append(event: Omit<SessionEventRecord, 'id'>): Promise<SessionEventRecord>
+  /** Events of a session after `afterId`, oldest first. */
+  since(sessionId: string, afterId: number, limit: number): Promise<SessionEventRecord[]>
+  /** Events of every session after `afterId`, oldest first. */
+  after(afterId: number, limit: number): Promise<SessionEventRecord[]>
+  latestId(): Promise<number>
+}
+
+export interface LiveTicketRepo {
+  create(ticket: LiveTicketRecord): Promise<void>
+  /** Marks the ticket used and returns it, atomically (one winner); null when unknown or used. */
+  consume(hash: string, at: number): Promise<LiveTicketRecord | null>
+}
+
 export interface SecretRepo {
   get(name: string): Promise<string | null>
   /** Stores the value unless one exists; returns whichever value is stored afterwards. */
@@ -187,6 +236,8 @@ export interface StoreTx {
   codes: CodeRepo
   tokens: TokenRepo
   refresh: RefreshRepo
+  events: EventRepo
+  liveTickets: LiveTicketRepo
   secrets: SecretRepo
 }
 

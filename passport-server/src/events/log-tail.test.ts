@@ -1,0 +1,24 @@
+import { describe, expect, it } from 'vitest'
+import { addUser, createTestDeps } from '../test-support.ts'
+import type { SessionEndEvent } from './bus.ts'
+import { startEventLogTail } from './log-tail.ts'
+import { publishEvents } from './record.ts'
+
+describe('event log tail', () => {
+  it('publishes events another process logged, once, and not the ones published here', async () => {
+    const deps = await createTestDeps()
+    await addUser(deps, 'alice')
+    const seen: SessionEndEvent[] = []
+    deps.events.subscribe((e) => seen.push(e))
+    const stop = await startEventLogTail(deps, 10)
+    const base = { userId: 'u_alice', siteId: null, reason: 'revoked' as const, at: deps.clock.now() }
+    // Written by "another process": in the log, never published on this bus.
+    const foreign = await deps.store.events.append({ ...base, type: 'session_ended', sessionId: 's-cli' })
+    // Written and published here.
+    const local = await deps.store.events.append({ ...base, type: 'session_ended', sessionId: 's-here' })
+    await publishEvents(deps, [local])
+    await new Promise((r) => setTimeout(r, 100))
+    stop()
+    expect(seen.map((e) => e.id)).toEqual([local.id, foreign.id])
+  })
+})

@@ -1,0 +1,293 @@
+import { createServer } from 'node:http'
+import net from 'node:net'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import WebSocket from 'ws'
+import { type FixedClock, fixedClock } from '../clock.ts'
+import { resolveConfig } from '../config.ts'
+import type { AppDeps } from '../deps.ts'
+import { createInProcessBus } from '../events/bus.ts'
+import { listen, type PassportServer } from '../server.ts'
+import { createHttpTicketValidator } from '../services/live-tickets.ts'
+import { openSqliteStore } from '../store/sqlite.ts'
+import { frameApi, signIn, silentSignIn } from '../test-flows.ts'
+import { addSite, addUser, type LogLine } from '../test-support.ts'
+import { loadOrCreateKeys } from '../tokens/keys.ts'
+import { attachLiveServer, CLOSE_SESSION_ENDED, LIVE_PROTOCOL } from './live-server.ts'
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo
+      s.close(() => resolve(port))
+    })
+  })
+}
+
+const SECRET = 'v'.repeat(40)
+let server: PassportServer
+let deps: AppDeps & { clock: FixedClock }
+let issuer: string
+let wsBase: string
+let news: Awaited<ReturnType<typeof addSite>>
+let shop: Awaited<ReturnType<typeof addSite>>
+let alice: Awaited<ReturnType<typeof addUser>>
+const logs: LogLine[] = []
+
+beforeAll(async () => {
+  const port = await freePort()
+  issuer = `http://127.0.0.1:${port}`
+  wsBase = `ws://127.0.0.1:${port}/live`
+  const store = openSqliteStore(':memory:')
+  deps = {
+    config: resolveConfig({ issuer, scryptCost: 1024, liveValidationSecret: SECRET }),
+    store,
+    keys: await loadOrCreateKeys(store.secrets),
+    clock: fixedClock(Date.now()),
+    events: createInProcessBus(),
+    log: (event, fields = {}) => logs.push({ event, fields }),
+  }
+  alice = await addUser(deps, 'alice')
+  news = await addSite(deps, { id: 'news' })
+  shop = await addSite(deps, { id: 'shop' })
+  server = await listen(deps, port, '127.0.0.1')
+})
+afterAll(() => server.close())
+
+const api = (path: string, body: unknown) => frameApi(server.app, path, body, { Origin: issuer })
+
+async function ticketFor(site: typeof news, token: string) {
+  const res = await api('live-ticket', { authkey: site.authkey, token })
+  expect(res.status).toBe(200)
+  return (await res.json()) as { ticket: string; registration_code: string; last_event_id: number }
+}
+
+interface Opened {
+  ws: WebSocket
+  messages: Record<string, unknown>[]
+  closed: Promise<{ code: number }>
+}
+
+/** Opens a socket the way the frame does; resolves once open, or rejects with the HTTP status. */
+function connect(
+  input: { ticket?: string; code?: string; site?: string; lastEventId?: number; origin?: string },
+  base = wsBase,
+): Promise<Opened> {
+  const query = new URLSearchParams({
+    ...(input.ticket ? { ticket: input.ticket } : {}),
+    ...(input.site ? { site: input.site } : {}),
+    last_event_id: String(input.lastEventId ?? 0),
+  })
+  const protocols = [LIVE_PROTOCOL, ...(input.code ? [`code.${input.code}`] : [])]
+  const ws = new WebSocket(`${base}?${query}`, protocols, { headers: { Origin: input.origin ?? issuer } })
+  const messages: Record<string, unknown>[] = []
+  ws.on('message', (data) => messages.push(JSON.parse(String(data))))
+  const closed = new Promise<{ code: number }>((resolve) => ws.on('close', (code) => resolve({ code })))
+  return new Promise((resolve, reject) => {
+    ws.on('open', () => resolve({ ws, messages, closed }))
+    ws.on('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)))
+    ws.on('error', reject)
+  })
+}
+
+const until = async (check: () => boolean, ms = 1000) => {
+  const start = Date.now()
+  while (!check()) {
+    if (Date.now() - start > ms) throw new Error('timed out waiting')
+    await new Promise((r) => setTimeout(r, 10))
+  }
+  return Date.now() - start
+}
+
+async function liveOn(site: typeof news, token: string, lastEventId?: number) {
+  const t = await ticketFor(site, token)
+  return connect({
+    ticket: t.ticket,
+    code: t.registration_code,
+    site: site.site.id,
+    lastEventId: lastEventId ?? t.last_event_id,
+  })
+}
+
+describe('live channel: pushed endings', () => {
+  test('a sign-out reaches every socket of the session on every site within a second, then closes', async () => {
+    const { jar, token } = await signIn(server.app, news, alice, new Map(), issuer)
+    const shopToken = (await silentSignIn(server.app, shop, jar, issuer)).token ?? ''
+    const onNews = await liveOn(news, token)
+    const onShop = await liveOn(shop, shopToken)
+    await until(() => onNews.messages.length > 0 && onShop.messages.length > 0)
+    expect(onNews.messages[0]).toMatchObject({ type: 'welcome' })
+
+    await api('logout', { authkey: shop.authkey, token: shopToken })
+    const took = await until(() => onNews.messages.length === 2 && onShop.messages.length === 2)
+    expect(took).toBeLessThan(1000)
+    for (const socket of [onNews, onShop]) {
+      expect(socket.messages[1]).toMatchObject({ type: 'session_event', reason: 'signed_out', site_id: null })
+      expect((await socket.closed).code).toBe(CLOSE_SESSION_ENDED)
+    }
+  })
+
+  test("a newer sign-in on another device ends only that site's socket, with replaced", async () => {
+    const first = await signIn(server.app, news, alice, new Map(), issuer)
+    const firstShop = (await silentSignIn(server.app, shop, first.jar, issuer)).token ?? ''
+    const onNews = await liveOn(news, first.token)
+    const onShop = await liveOn(shop, firstShop)
+    await until(() => onNews.messages.length === 1 && onShop.messages.length === 1)
+    await signIn(server.app, news, alice, new Map(), issuer) // the second device
+    await until(() => onNews.messages.length === 2)
+    expect(onNews.messages[1]).toMatchObject({ type: 'session_event', reason: 'replaced', site_id: 'news' })
+    await new Promise((r) => setTimeout(r, 100))
+    expect(onShop.messages).toHaveLength(1)
+    expect(onShop.ws.readyState).toBe(WebSocket.OPEN)
+    onShop.ws.close()
+  })
+
+  test('resume: an ending that happened while disconnected is delivered once on reconnect', async () => {
+    const { token } = await signIn(server.app, news, alice, new Map(), issuer)
+    const before = await liveOn(news, token)
+    await until(() => before.messages.length === 1)
+    const lastSeen = before.messages[0]?.last_event_id as number
+    // Take the ticket for the reconnect first (the token still works), then drop the socket.
+    const t = await ticketFor(news, token)
+    before.ws.close()
+    await before.closed
+    await api('logout', { authkey: news.authkey, token })
+    const after = await connect({
+      ticket: t.ticket,
+      code: t.registration_code,
+      site: 'news',
+      lastEventId: lastSeen,
+    })
+    await until(() => after.messages.length === 2)
+    expect(after.messages[1]).toMatchObject({ type: 'session_event', reason: 'signed_out' })
+    expect((await after.closed).code).toBe(CLOSE_SESSION_ENDED)
+  })
+})
+
+describe('live channel: refused upgrades (F1-F4)', () => {
+  test.each([
+    ['no ticket', {}, 'HTTP 401'],
+    ['a made-up ticket', { ticket: 'a'.repeat(43), code: 'b'.repeat(43), site: 'news' }, 'HTTP 401'],
+  ])('%s: 401, no connection', async (_, input, expected) => {
+    await expect(connect(input)).rejects.toThrow(expected)
+  })
+
+  test('a hostile Origin: 403 even with a valid ticket, and the ticket is not spent', async () => {
+    const { token } = await signIn(server.app, news, alice, new Map(), issuer)
+    const t = await ticketFor(news, token)
+    const input = { ticket: t.ticket, code: t.registration_code, site: 'news' }
+    await expect(connect({ ...input, origin: 'http://evil.localhost:8083' })).rejects.toThrow('HTTP 403')
+    await expect(connect({ ...input, origin: 'http://news.localhost:8081' })).rejects.toThrow('HTTP 403')
+    const ok = await connect(input)
+    ok.ws.close()
+  })
+
+  test('a reused ticket, a wrong registration code, a ticket for another site: 401', async () => {
+    const { jar, token } = await signIn(server.app, news, alice, new Map(), issuer)
+    const t = await ticketFor(news, token)
+    const ok = await connect({ ticket: t.ticket, code: t.registration_code, site: 'news' })
+    ok.ws.close()
+    await expect(connect({ ticket: t.ticket, code: t.registration_code, site: 'news' })).rejects.toThrow(
+      'HTTP 401',
+    )
+
+    const t2 = await ticketFor(news, token)
+    await expect(connect({ ticket: t2.ticket, code: 'c'.repeat(43), site: 'news' })).rejects.toThrow(
+      'HTTP 401',
+    )
+    // The wrong code spent it: the right code no longer helps.
+    await expect(connect({ ticket: t2.ticket, code: t2.registration_code, site: 'news' })).rejects.toThrow(
+      'HTTP 401',
+    )
+
+    const shopToken = (await silentSignIn(server.app, shop, jar, issuer)).token ?? ''
+    const t3 = await ticketFor(shop, shopToken)
+    await expect(connect({ ticket: t3.ticket, code: t3.registration_code, site: 'news' })).rejects.toThrow(
+      'HTTP 401',
+    )
+  })
+
+  test('an expired ticket: 401', async () => {
+    const { token } = await signIn(server.app, news, alice, new Map(), issuer)
+    const t = await ticketFor(news, token)
+    deps.clock.advance(31_000)
+    try {
+      await expect(connect({ ticket: t.ticket, code: t.registration_code, site: 'news' })).rejects.toThrow(
+        'HTTP 401',
+      )
+    } finally {
+      deps.clock.advance(-31_000)
+    }
+  })
+
+  test('no ticket for a dead token, with the reason: the frame re-checks instead', async () => {
+    const { token } = await signIn(server.app, news, alice, new Map(), issuer)
+    await api('logout', { authkey: news.authkey, token })
+    const res = await api('live-ticket', { authkey: news.authkey, token })
+    expect(res.status).toBe(401)
+    expect(await res.json()).toMatchObject({ error: 'invalid_token', reason: 'signed_out' })
+  })
+
+  test('an oversized message closes with 1009; a flood closes with 1008', async () => {
+    const { token } = await signIn(server.app, news, alice, new Map(), issuer)
+    const big = await liveOn(news, token)
+    big.ws.send('x'.repeat(5000))
+    expect((await big.closed).code).toBe(1009)
+
+    const flood = await liveOn(news, token)
+    for (let i = 0; i < 50; i++) flood.ws.send('{}')
+    expect((await flood.closed).code).toBe(1008)
+    expect(logs.map((l) => l.event)).toContain('ws_closed')
+  })
+
+  test('rejections are logged with a reason and never log the ticket', async () => {
+    await connect({ ticket: 'a'.repeat(43), code: 'b'.repeat(43), site: 'news' }).catch(() => null)
+    const rejected = logs.filter((l) => l.event === 'ws_upgrade_rejected')
+    expect(rejected.map((l) => l.fields.reason)).toContain('invalid_ticket')
+    expect(JSON.stringify(logs)).not.toContain('a'.repeat(43))
+  })
+})
+
+describe('live channel running apart from the passport', () => {
+  test('validates tickets over HTTP with the shared secret; a wrong secret accepts nothing', async () => {
+    const apart = createServer()
+    const port = await freePort()
+    const live = attachLiveServer({
+      server: apart,
+      deps,
+      validator: createHttpTicketValidator({ passportUrl: issuer, secret: SECRET }),
+    })
+    const wrong = createServer()
+    const wrongPort = await freePort()
+    const liveWrong = attachLiveServer({
+      server: wrong,
+      deps,
+      validator: createHttpTicketValidator({ passportUrl: issuer, secret: 'w'.repeat(40) }),
+    })
+    await new Promise<void>((r) => apart.listen(port, '127.0.0.1', r))
+    await new Promise<void>((r) => wrong.listen(wrongPort, '127.0.0.1', r))
+    try {
+      const { token } = await signIn(server.app, news, alice, new Map(), issuer)
+      const t = await ticketFor(news, token)
+      await expect(
+        connect(
+          { ticket: t.ticket, code: t.registration_code, site: 'news' },
+          `ws://127.0.0.1:${wrongPort}/live`,
+        ),
+      ).rejects.toThrow('HTTP 401')
+      const t2 = await ticketFor(news, token)
+      const ok = await connect(
+        { ticket: t2.ticket, code: t2.registration_code, site: 'news' },
+        `ws://127.0.0.1:${port}/live`,
+      )
+      await until(() => ok.messages.length === 1)
+      await api('logout', { authkey: news.authkey, token })
+      await until(() => ok.messages.length === 2)
+      expect(ok.messages[1]).toMatchObject({ type: 'session_event', reason: 'signed_out' })
+    } finally {
+      live.close()
+      liveWrong.close()
+      apart.close()
+      wrong.close()
+    }
+  })
+})

@@ -1,0 +1,204 @@
+import type { Server as HttpServer, IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
+import { type WebSocket, WebSocketServer } from 'ws'
+import type { AppDeps } from '../deps.ts'
+import type { SessionEndEvent } from '../events/bus.ts'
+import type { LiveBinding, LiveTicketValidator } from '../services/live-tickets.ts'
+
+/** Sub-protocol of the live channel; the registration code rides along as `code.<value>`. */
+export const LIVE_PROTOCOL = 'passport.v1'
+export const LIVE_PATH = '/live'
+
+export interface LiveLimits {
+  /** Largest message a client may send (bytes); the server closes with 1009 above it. */
+  maxMessageBytes: number
+  /** Messages a client may send per `rateWindowMs` before it is closed with 1008. */
+  maxMessagesPerWindow: number
+  rateWindowMs: number
+  /** Open connections per user across all their devices and sites. */
+  maxConnectionsPerUser: number
+  /** Ping interval; a connection that missed a whole interval's pong is dropped. */
+  heartbeatMs: number
+  /** Most events replayed to a resuming connection. */
+  maxReplay: number
+}
+
+export const defaultLiveLimits: LiveLimits = {
+  maxMessageBytes: 1024,
+  maxMessagesPerWindow: 20,
+  rateWindowMs: 10_000,
+  maxConnectionsPerUser: 50,
+  heartbeatMs: 30_000,
+  maxReplay: 100,
+}
+
+/** Close codes the frame understands. */
+export const CLOSE_SESSION_ENDED = 4000
+export const CLOSE_RATE_LIMITED = 1008
+
+/** Server → frame messages. */
+export type LiveMessage =
+  | { type: 'welcome'; last_event_id: number }
+  | { type: 'session_event'; id: number; reason: SessionEndEvent['reason']; site_id: string | null }
+
+interface Connection {
+  ws: WebSocket
+  binding: LiveBinding
+  alive: boolean
+}
+
+/**
+ * The live channel: token-authenticated WebSockets at `/live` on the passport's own HTTP server
+ * (or on a server of its own, given a validator that asks the passport over HTTP).
+ *
+ * The upgrade is refused before any WebSocket exists unless the `Origin` is the passport's
+ * (only its frame may connect: 403) and a single-use ticket with its registration code
+ * validates (401). Then the server replays the events of that session it missed since the
+ * last event id the frame saw, and pushes each new one the moment it is published: a session
+ * that ended, or this site's access on it. After an ending event the connection is closed.
+ */
+export function attachLiveServer(input: {
+  server: HttpServer
+  deps: Pick<AppDeps, 'config' | 'store' | 'events' | 'log'>
+  validator: LiveTicketValidator
+  limits?: Partial<LiveLimits>
+}): { close(): void; connectionCount(): number } {
+  const { server, deps, validator } = input
+  const limits = { ...defaultLiveLimits, ...input.limits }
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: limits.maxMessageBytes,
+    perMessageDeflate: false, // compression off: no compression bombs, no CRIME-style leaks
+    handleProtocols: (protocols) => (protocols.has(LIVE_PROTOCOL) ? LIVE_PROTOCOL : false),
+  })
+  const bySession = new Map<string, Set<Connection>>()
+  const perUser = new Map<string, number>()
+
+  const reject = (socket: Duplex, status: 401 | 403 | 404 | 429, reason: string, origin?: string) => {
+    deps.log('ws_upgrade_rejected', { reason, status, ...(origin ? { origin: origin.slice(0, 100) } : {}) })
+    const text = { 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 429: 'Too Many Requests' }[status]
+    socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
+    socket.destroy()
+  }
+
+  const send = (conn: Connection, message: LiveMessage) => {
+    if (conn.ws.readyState === conn.ws.OPEN) conn.ws.send(JSON.stringify(message))
+  }
+
+  const concerns = (event: { siteId?: string | null }, binding: LiveBinding) =>
+    event.siteId === undefined || event.siteId === null || event.siteId === binding.siteId
+
+  const deliver = (
+    conn: Connection,
+    event: { id: number; reason: SessionEndEvent['reason']; siteId?: string | null },
+  ) => {
+    send(conn, { type: 'session_event', id: event.id, reason: event.reason, site_id: event.siteId ?? null })
+    conn.ws.close(CLOSE_SESSION_ENDED, 'session ended')
+  }
+
+  const unsubscribe = deps.events.subscribe((event) => {
+    for (const conn of bySession.get(event.sessionId) ?? []) {
+      if (concerns(event, conn.binding)) deliver(conn, event)
+    }
+  })
+
+  const onConnection = async (ws: WebSocket, binding: LiveBinding, resumeFrom: number) => {
+    const conn: Connection = { ws, binding, alive: true }
+    const set = bySession.get(binding.sessionId) ?? new Set()
+    set.add(conn)
+    bySession.set(binding.sessionId, set)
+    perUser.set(binding.userId, (perUser.get(binding.userId) ?? 0) + 1)
+
+    let windowStart = Date.now()
+    let count = 0
+    ws.on('message', () => {
+      const now = Date.now()
+      if (now - windowStart > limits.rateWindowMs) {
+        windowStart = now
+        count = 0
+      }
+      if (++count > limits.maxMessagesPerWindow) {
+        deps.log('ws_closed', { reason: 'rate_limited', user: binding.userId })
+        ws.close(CLOSE_RATE_LIMITED, 'too many messages')
+      }
+    })
+    ws.on('pong', () => {
+      conn.alive = true
+    })
+    ws.on('close', () => {
+      set.delete(conn)
+      if (set.size === 0) bySession.delete(binding.sessionId)
+      const left = (perUser.get(binding.userId) ?? 1) - 1
+      if (left > 0) perUser.set(binding.userId, left)
+      else perUser.delete(binding.userId)
+    })
+    ws.on('error', () => ws.terminate())
+
+    // Registered first, then the replay: an event published in between is both live and in
+    // the log, and the frame drops the second copy by id (exactly once).
+    const missed = await deps.store.events.since(binding.sessionId, resumeFrom, limits.maxReplay)
+    const latest = await deps.store.events.latestId()
+    send(conn, { type: 'welcome', last_event_id: latest })
+    const ending = missed.find((e) => concerns(e, binding))
+    if (ending) return deliver(conn, ending)
+    // Ended before the point the frame resumes from (it already knows, or never will from us):
+    // close so that it re-checks validity instead of holding a channel for a dead session.
+    const token = await deps.store.tokens.get(binding.jti)
+    const session = await deps.store.sessions.get(binding.sessionId)
+    if (!token || token.revokedAt !== null || !session || session.endedAt !== null) {
+      ws.close(CLOSE_SESSION_ENDED, 'session ended')
+    }
+  }
+
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const url = new URL(req.url ?? '/', 'http://localhost')
+    if (url.pathname !== LIVE_PATH) return reject(socket, 404, 'unknown_path')
+    const origin = req.headers.origin
+    if (origin !== deps.config.issuer) return reject(socket, 403, 'origin_not_allowed', origin)
+    const ticket = url.searchParams.get('ticket') ?? ''
+    const siteId = url.searchParams.get('site') ?? ''
+    const resumeFrom = Number(url.searchParams.get('last_event_id') ?? '0')
+    const protocols = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim())
+    const code = protocols.find((p) => p.startsWith('code.'))?.slice(5) ?? ''
+    if (!ticket || !code || !protocols.includes(LIVE_PROTOCOL)) return reject(socket, 401, 'missing_ticket')
+    if (!Number.isSafeInteger(resumeFrom) || resumeFrom < 0) return reject(socket, 401, 'bad_resume_id')
+    validator.validate({ ticket, registrationCode: code }).then(
+      (binding) => {
+        if (!binding) return reject(socket, 401, 'invalid_ticket')
+        // A ticket works only for the site it was issued for (the frame names its site).
+        if (binding.siteId !== siteId) return reject(socket, 401, 'ticket_for_another_site')
+        if ((perUser.get(binding.userId) ?? 0) >= limits.maxConnectionsPerUser) {
+          return reject(socket, 429, 'too_many_connections')
+        }
+        wss.handleUpgrade(req, socket, head, (ws) => {
+          onConnection(ws, binding, resumeFrom).catch(() => ws.close(1011, 'server error'))
+        })
+      },
+      () => reject(socket, 401, 'validator_unavailable'),
+    )
+  })
+
+  const heartbeat = setInterval(() => {
+    for (const set of bySession.values()) {
+      for (const conn of set) {
+        if (!conn.alive) {
+          conn.ws.terminate()
+          continue
+        }
+        conn.alive = false
+        conn.ws.ping()
+      }
+    }
+  }, limits.heartbeatMs)
+  heartbeat.unref()
+
+  return {
+    close: () => {
+      clearInterval(heartbeat)
+      unsubscribe()
+      for (const set of bySession.values()) for (const conn of set) conn.ws.terminate()
+      wss.close()
+    },
+    connectionCount: () => [...bySession.values()].reduce((n, s) => n + s.size, 0),
+  }
+}

@@ -1,0 +1,34 @@
+import type { AppDeps } from '../deps.ts'
+import { endSession } from './sessions.ts'
+
+/**
+ * Ends sessions that reached their absolute lifetime, so that "timed out" is an event like any
+ * other (logged, pushed to open tabs) rather than something each request discovers alone.
+ * Returns how many it ended.
+ */
+export async function sweepExpiredSessions(
+  deps: Pick<AppDeps, 'store' | 'clock' | 'events' | 'log'>,
+  limit = 500,
+): Promise<number> {
+  const expired = await deps.store.sessions.listExpired(deps.clock.now(), limit)
+  for (const session of expired) await endSession(deps, session, 'expired')
+  return expired.length
+}
+
+export function startExpirySweeper(
+  deps: Pick<AppDeps, 'store' | 'clock' | 'events' | 'log'>,
+  intervalMs = 5_000,
+): () => void {
+  let running = false
+  const timer = setInterval(() => {
+    if (running) return
+    running = true
+    sweepExpiredSessions(deps)
+      .catch((err: unknown) => deps.log('sweeper_failed', { cause: String((err as Error)?.message ?? err) }))
+      .finally(() => {
+        running = false
+      })
+  }, intervalMs)
+  timer.unref()
+  return () => clearInterval(timer)
+}
