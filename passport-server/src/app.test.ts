@@ -109,6 +109,7 @@ describe('frame document and scripts', () => {
     expect(res.status).toBe(200)
     const csp = res.headers.get('Content-Security-Policy') ?? ''
     expect(csp).toContain(`frame-ancestors ${NEWS_ORIGIN};`)
+    expect(csp).toContain("connect-src 'self' ws://passport.localhost:8080;")
     expect(csp).not.toContain(SHOP_ORIGIN)
     expect(res.headers.get('Cache-Control')).toBe('no-store')
     expect(await res.text()).toContain('"id":"news"')

@@ -55,6 +55,11 @@ function setup(): Harness {
       serverTime: T0,
     })),
     logout: vi.fn<ServerApi['logout']>(async () => {}),
+    liveTicket: vi.fn<ServerApi['liveTicket']>(async () => ({
+      ticket: 't'.repeat(43),
+      registrationCode: 'c'.repeat(43),
+      lastEventId: 0,
+    })),
     refresh: vi.fn<ServerApi['refresh']>(async () => tokenAnswer('tok-from-refresh')),
   }
   const canSeeCookies = vi.fn(async () => false)

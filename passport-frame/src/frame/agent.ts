@@ -3,6 +3,7 @@ import type { EndReason, ErrorCode } from '../protocol/codes.ts'
 import { parsePageRequest } from '../protocol/guards.ts'
 import type { FrameMessage, PageRequest } from '../protocol/messages.ts'
 import { isAllowedOrigin } from '../protocol/origins.ts'
+import { createLiveChannel, type LiveDeps } from './live.ts'
 import { createRefresher, type LockManagerLike, toCacheEntry } from './refresher.ts'
 import { FrameApiError, type ServerApi, type TokenAnswer } from './server-api.ts'
 import type { CachedToken, TokenCache } from './token-cache.ts'
@@ -25,6 +26,8 @@ export interface FrameAgentDeps {
   cache: TokenCache
   /** Whether the browser lets this frame send the passport's own cookies (third-party cookies allowed). */
   canSeeCookies: () => Promise<boolean>
+  /** The live channel's browser parts; without them (unit tests) the frame only pulls. */
+  live?: Pick<LiveDeps, 'wsOrigin' | 'openSocket' | 'openChannel' | 'storage'>
   /** Web Locks of the frame's partition (`navigator.locks`); null where there are none. */
   locks?: LockManagerLike | null
   now?: () => number
@@ -64,15 +67,36 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
     ...(deps.clearTimer ? { clearTimer: deps.clearTimer } : {}),
     log,
     // The refresh credential died (signed out, replaced, revoked, expired): tell the page now.
-    onSignedOut: (reason) => {
-      if (bound) reply(bound.origin, { v: 1, type: 'session_event', event: 'signed_out', reason })
-    },
+    onSignedOut: (reason) => signedOut(reason),
   })
+
+  /** The sign-in ended (pushed, or learnt on a refresh or re-check): forget it, tell the page. */
+  const signedOut = (reason: EndReason) => {
+    refresher.stop()
+    cache.clear()
+    if (bound) reply(bound.origin, { v: 1, type: 'session_event', event: 'signed_out', reason })
+  }
+
+  const live = deps.live
+    ? createLiveChannel({
+        ...deps.live,
+        siteId: site.id,
+        token: async () => (await liveToken())?.token ?? null,
+        authkey: () => bound?.authkey ?? null,
+        ticket: (authkey, token) => api.liveTicket(authkey, token),
+        check: (authkey, token) => api.check(authkey, token),
+        locks: deps.locks ?? null,
+        onEnded: signedOut,
+        ...(deps.setTimer ? { setTimer: deps.setTimer } : {}),
+        log,
+      })
+    : null
 
   const remember = (answer: TokenAnswer): CachedToken => {
     const entry = toCacheEntry(answer, now())
     cache.write(entry)
     refresher.schedule()
+    live?.start()
     return entry
   }
   const tokenReply = (
@@ -102,6 +126,7 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
       }
       bound = { origin, authkey: msg.authkey }
       refresher.schedule()
+      if (cache.readRenewable()) live?.start()
       reply(origin, { v: 1, type: 'ready', id: msg.id, hasToken: cache.readRenewable() !== null })
       return
     }
@@ -166,6 +191,7 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
           // Even a token past its expiry still names the session to end.
           const cached = cache.readRenewable()
           refresher.stop()
+          live?.announceEnded('signed_out')
           cache.clear()
           if (cached) await api.logout(authkey, cached.token)
           reply(origin, { v: 1, type: 'logged_out', id: msg.id })

@@ -1,4 +1,5 @@
 import { createFrameAgent, type FrameSite } from './agent.ts'
+import type { ChannelLike, SocketLike } from './live.ts'
 import { createServerApi } from './server-api.ts'
 import { createTokenCache } from './token-cache.ts'
 
@@ -21,6 +22,30 @@ if (site && window.parent !== window) {
     cache: createTokenCache(site.id, localStorageOrNull()),
     // Web Locks are partitioned like storage: one lock per site, shared by its tabs' frames.
     locks: 'locks' in navigator ? navigator.locks : null,
+    live: {
+      wsOrigin: location.origin.replace(/^http/, 'ws'),
+      openSocket: (url, protocols) => {
+        const ws = new WebSocket(url, protocols)
+        const socket: SocketLike = { onmessage: null, onclose: null, close: () => ws.close() }
+        ws.onmessage = (event) => socket.onmessage?.(event)
+        ws.onclose = (event) => socket.onclose?.(event)
+        return socket
+      },
+      openChannel:
+        typeof BroadcastChannel === 'function'
+          ? (name) => {
+              const bc = new BroadcastChannel(name)
+              const channel: ChannelLike = {
+                onmessage: null,
+                postMessage: (message) => bc.postMessage(message),
+                close: () => bc.close(),
+              }
+              bc.onmessage = (event) => channel.onmessage?.(event)
+              return channel
+            }
+          : null,
+      storage: localStorageOrNull(),
+    },
     canSeeCookies: async () => {
       try {
         return await document.hasStorageAccess()

@@ -88,6 +88,14 @@ export function createServerApi(origin: string, fetchImpl: typeof fetch = fetch.
       toToken(
         await post('/api/frame/token', { grant_type: 'refresh_token', authkey, refresh_token: refreshToken }),
       ),
+    liveTicket: async (authkey: string, token: string) => {
+      const json = await post('/api/frame/live-ticket', { authkey, token })
+      return {
+        ticket: String(json.ticket),
+        registrationCode: String(json.registration_code),
+        lastEventId: Number(json.last_event_id) || 0,
+      }
+    },
     check: async (authkey: string, token: string): Promise<CheckAnswer> => {
       const json = await post('/api/frame/check', { authkey, token })
       return {

@@ -10,12 +10,14 @@ export interface FrameSiteConfig {
  * The frame document. Its `frame-ancestors` is exactly the site's registered origins, so a
  * browser refuses to render it inside any other site (and inside any double framing).
  */
-export function renderFramePage(site: SiteRecord): { html: string; csp: string } {
+export function renderFramePage(site: SiteRecord, issuer: string): { html: string; csp: string } {
+  // The live channel: a WebSocket to the passport's own host (ws: or wss: to match http/https).
+  const liveOrigin = issuer.replace(/^http/, 'ws')
   const config: FrameSiteConfig = { id: site.id, origins: site.origins }
   // JSON inside <script type="application/json"> must not be able to close the element.
   const json = JSON.stringify(config).replace(/</g, '\\u003c')
   return {
     html: `<!doctype html><html><head><meta charset="utf-8"><title>Passport</title><script type="application/json" id="passport-site">${json}</script><script type="module" src="/frame.js"></script></head><body></body></html>`,
-    csp: `default-src 'none'; script-src 'self'; connect-src 'self'; frame-ancestors ${site.origins.join(' ')}; base-uri 'none'; form-action 'none'`,
+    csp: `default-src 'none'; script-src 'self'; connect-src 'self' ${liveOrigin}; frame-ancestors ${site.origins.join(' ')}; base-uri 'none'; form-action 'none'`,
   }
 }

@@ -47,7 +47,7 @@ export function frameRoutes(deps: AppDeps): Hono {
     const siteId = c.req.param('siteId')
     const site = siteId.length <= 64 ? await deps.store.sites.get(siteId) : null
     if (!site) throw new PassportError('not_found', 'no such site')
-    const page = renderFramePage(site)
+    const page = renderFramePage(site, deps.config.issuer)
     c.header('Content-Security-Policy', page.csp)
     c.header('Cache-Control', 'no-store')
     return c.html(page.html)

@@ -1,0 +1,75 @@
+import type { Page } from '@playwright/test'
+import { expect, message, signIn, status, test, urls } from './fixtures.ts'
+
+const pushed = { timeout: 1_000 } // the live channel's promise: well under a second, no reload
+
+async function signedInTab(page: Page, url: string) {
+  await page.goto(url)
+  await expect(status(page)).toHaveText('Signed in as alice')
+  return page
+}
+
+test.describe('live channel', () => {
+  test('sign out on Shop: two News tabs and the Shop tab show it within a second, without a reload', async ({
+    browserContext,
+  }) => {
+    const news1 = await browserContext.newPage()
+    await signIn(news1, urls.news, 'alice', 'alice-password-1')
+    await expect(status(news1)).toHaveText('Signed in as alice')
+    const news2 = await signedInTab(await browserContext.newPage(), urls.news)
+    const shop = await signedInTab(await browserContext.newPage(), urls.shop)
+    // Let every frame settle on its channel (leader socket or broadcast listener).
+    await news1.waitForTimeout(500)
+    const navigations: string[] = []
+    for (const page of [news1, news2])
+      page.on('framenavigated', (f) => f === page.mainFrame() && navigations.push(f.url()))
+
+    await shop.getByRole('button', { name: 'Sign out' }).click()
+    await expect(message(shop)).toHaveText('You signed out.')
+    for (const page of [news1, news2]) {
+      await expect(message(page)).toHaveText('You were signed out on another site.', pushed)
+      await expect(page.getByRole('button', { name: 'Sign in' })).toBeVisible()
+    }
+    expect(navigations).toEqual([])
+  })
+
+  test("a sign-in on another device: the first device's News tabs show it within a second", async ({
+    browserContext,
+    newDevice,
+  }) => {
+    const news1 = await browserContext.newPage()
+    await signIn(news1, urls.news, 'alice', 'alice-password-1')
+    await expect(status(news1)).toHaveText('Signed in as alice')
+    const news2 = await signedInTab(await browserContext.newPage(), urls.news)
+    const shop = await signedInTab(await browserContext.newPage(), urls.shop)
+    await news1.waitForTimeout(500)
+
+    const other = await (await newDevice()).newPage()
+    await signIn(other, urls.news, 'alice', 'alice-password-1')
+    await expect(status(other)).toHaveText('Signed in as alice')
+    for (const page of [news1, news2]) {
+      await expect(message(page)).toHaveText(
+        'You were signed out because your account signed in on another device.',
+        pushed,
+      )
+    }
+    // Newest wins per site: Shop on the first device is untouched.
+    await shop.waitForTimeout(300)
+    await expect(status(shop)).toHaveText('Signed in as alice')
+  })
+
+  test('ten News tabs share one socket', async ({ browserContext }) => {
+    const sockets: string[] = []
+    browserContext.on('page', (page) => page.on('websocket', (ws) => sockets.push(ws.url())))
+    const first = await browserContext.newPage()
+    await signIn(first, urls.news, 'alice', 'alice-password-1')
+    await expect(status(first)).toHaveText('Signed in as alice')
+    for (let i = 0; i < 9; i++) await signedInTab(await browserContext.newPage(), urls.news)
+    await first.waitForTimeout(500)
+    expect(sockets).toHaveLength(1)
+    expect(sockets[0]).toMatch(/^ws:\/\/passport\.localhost:\d+\/live\?ticket=/)
+    // The closed leader hands over: another tab opens the one socket.
+    await first.close()
+    await expect.poll(() => sockets.length).toBe(2)
+  })
+})

@@ -1,0 +1,204 @@
+import { type EndReason, isEndReason } from '../protocol/codes.ts'
+import type { LockManagerLike } from './refresher.ts'
+import { FrameApiError } from './server-api.ts'
+
+/** The slices of browser APIs the live channel uses (fakes in unit tests). */
+export interface SocketLike {
+  onmessage: ((event: { data: unknown }) => void) | null
+  onclose: ((event: { code: number }) => void) | null
+  close(): void
+}
+export interface ChannelLike {
+  onmessage: ((event: { data: unknown }) => void) | null
+  postMessage(message: unknown): void
+  close(): void
+}
+
+export interface LiveDeps {
+  siteId: string
+  /** ws:// or wss:// origin of the passport. */
+  wsOrigin: string
+  /** A live token for this site, refreshing if needed; null when there is none. */
+  token: () => Promise<string | null>
+  authkey: () => string | null
+  ticket: (
+    authkey: string,
+    token: string,
+  ) => Promise<{ ticket: string; registrationCode: string; lastEventId: number }>
+  /** Asks whether the token still works, and why not (after a closed channel). */
+  check: (authkey: string, token: string) => Promise<{ valid: boolean; reason: EndReason | null }>
+  openSocket: (url: string, protocols: string[]) => SocketLike
+  openChannel: ((name: string) => ChannelLike) | null
+  locks: LockManagerLike | null
+  /** Partitioned storage for the last event id seen (shared by the site's tabs). */
+  storage: Storage | null
+  /** The sign-in ended: called once per sign-in in every tab of the site. */
+  onEnded: (reason: EndReason) => void
+  setTimer?: (fn: () => void, ms: number) => unknown
+  log?: (event: string, detail?: Record<string, unknown>) => void
+}
+
+const CLOSE_SESSION_ENDED = 4000
+const RETRY_START_MS = 1_000
+const RETRY_MAX_MS = 30_000
+
+/**
+ * The frame's end of the live channel. One socket per site per browser: the frame that holds
+ * the site's Web Lock (partitioned like storage, so "per site") keeps the WebSocket; the
+ * others wait for the lock and hear the news over a BroadcastChannel. When the leader's tab
+ * closes, its lock is released and the next frame takes over. Every reconnect resumes from the
+ * last event id seen, so an ending that happened while disconnected arrives once; if there is
+ * no way to resume (the token died meanwhile), the frame re-checks validity instead.
+ */
+export function createLiveChannel(deps: LiveDeps) {
+  const log = deps.log ?? (() => {})
+  const setTimer = deps.setTimer ?? ((fn, ms) => setTimeout(fn, ms))
+  const lastIdKey = `passport:live:${deps.siteId}`
+  const channel = deps.openChannel?.(`passport-live:${deps.siteId}`) ?? null
+  let started = false
+  let hasEnded = false
+  let stopLeading: (() => void) | null = null
+
+  const readLastId = (): number => {
+    try {
+      return Number(deps.storage?.getItem(lastIdKey) ?? 0) || 0
+    } catch {
+      return 0
+    }
+  }
+  const writeLastId = (id: number) => {
+    try {
+      if (id > readLastId()) deps.storage?.setItem(lastIdKey, String(id))
+    } catch {}
+  }
+
+  /** Once per sign-in per tab, however many paths report it (socket, broadcast, re-check). */
+  const ended = (reason: EndReason, fromBroadcast = false) => {
+    if (hasEnded) return
+    hasEnded = true
+    if (!fromBroadcast) channel?.postMessage({ type: 'ended', reason })
+    stopLeading?.()
+    deps.onEnded(reason)
+  }
+
+  if (channel) {
+    channel.onmessage = (event) => {
+      const data = event.data as { type?: unknown; reason?: unknown }
+      if (data?.type === 'ended' && isEndReason(data.reason)) ended(data.reason, true)
+    }
+  }
+
+  /** Holds one socket until the sign-in ends or the tab goes; reconnects with backoff. */
+  const lead = () =>
+    new Promise<void>((release) => {
+      let socket: SocketLike | null = null
+      let retryMs = RETRY_START_MS
+      let done = false
+      stopLeading = () => {
+        done = true
+        socket?.close()
+        release()
+      }
+      const retry = () => {
+        if (done) return
+        setTimer(() => void connect(), retryMs)
+        retryMs = Math.min(retryMs * 2, RETRY_MAX_MS)
+      }
+      const recheck = async () => {
+        const authkey = deps.authkey()
+        const token = await deps.token().catch(() => null)
+        if (!authkey || !token) return ended('unknown')
+        const answer = await deps.check(authkey, token).catch(() => null)
+        if (answer && !answer.valid) return ended(answer.reason ?? 'unknown')
+        retry()
+      }
+      const connect = async () => {
+        if (done) return
+        const authkey = deps.authkey()
+        let token: string | null
+        try {
+          token = await deps.token()
+        } catch (err) {
+          if (err instanceof FrameApiError && err.code === 'invalid_grant')
+            return ended(err.reason ?? 'unknown')
+          return retry()
+        }
+        if (!authkey || !token) return stopLeading?.()
+        let issued: Awaited<ReturnType<LiveDeps['ticket']>>
+        try {
+          issued = await deps.ticket(authkey, token)
+        } catch (err) {
+          // No ticket for a dead token: that is the news, with its reason.
+          if (err instanceof FrameApiError && err.code === 'invalid_token')
+            return ended(err.reason ?? 'unknown')
+          return retry()
+        }
+        const resumeFrom = readLastId() || issued.lastEventId
+        writeLastId(resumeFrom)
+        const query = new URLSearchParams({
+          ticket: issued.ticket,
+          site: deps.siteId,
+          last_event_id: String(resumeFrom),
+        })
+        socket = deps.openSocket(`${deps.wsOrigin}/live?${query}`, [
+          'passport.v1',
+          `code.${issued.registrationCode}`,
+        ])
+        let gotEnding = false
+        socket.onmessage = (event) => {
+          let msg: { type?: unknown; id?: unknown; reason?: unknown; last_event_id?: unknown }
+          try {
+            msg = JSON.parse(String(event.data))
+          } catch {
+            return
+          }
+          if (msg.type === 'welcome') {
+            retryMs = RETRY_START_MS
+            return
+          }
+          if (msg.type === 'session_event' && typeof msg.id === 'number' && isEndReason(msg.reason)) {
+            writeLastId(msg.id)
+            gotEnding = true
+            ended(msg.reason)
+          }
+        }
+        socket.onclose = (event) => {
+          socket = null
+          if (done || gotEnding) return
+          log('live_closed', { code: event.code })
+          if (event.code === CLOSE_SESSION_ENDED) void recheck()
+          else retry()
+        }
+      }
+      void connect()
+    })
+
+  return {
+    /** Starts taking part (idempotent): lead when the lock is ours, listen meanwhile. */
+    start: () => {
+      hasEnded = false
+      if (started) return
+      started = true
+      const run = async () => {
+        try {
+          await lead()
+        } finally {
+          stopLeading = null
+          started = false
+        }
+      }
+      if (deps.locks) void deps.locks.request(`passport-live:${deps.siteId}`, run)
+      else void run()
+    },
+    stop: () => stopLeading?.(),
+    /** This tab ended the sign-in itself (logout): tell the site's other tabs, stop the socket. */
+    announceEnded: (reason: EndReason) => {
+      if (hasEnded) return
+      hasEnded = true
+      channel?.postMessage({ type: 'ended', reason })
+      stopLeading?.()
+    },
+  }
+}
+
+export type LiveChannel = ReturnType<typeof createLiveChannel>
