@@ -48,7 +48,14 @@ export async function startDemo(input: {
     storeFile: path.join(input.dataDir, 'passport.sqlite'),
     log: input.quiet ? silentLogger : consoleLogger,
   })
-  const seeded = await seedDemo(deps, { news: urls.news, shop: urls.shop })
+  const seeded = await seedDemo(
+    deps,
+    { news: urls.news, shop: urls.shop },
+    {
+      news: `http://127.0.0.1:${ports.news}/backchannel-logout`,
+      shop: `http://127.0.0.1:${ports.shop}/backchannel-logout`,
+    },
+  )
   const passport = await listen(deps, ports.passport, '127.0.0.1')
   const distDir = path.join(root, 'dist/sites')
   const site = (id: 'news' | 'shop', sdk: 'script' | 'module') =>

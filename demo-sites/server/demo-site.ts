@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { serveStatic } from '@hono/node-server/serve-static'
 import { Hono } from 'hono'
-import { requirePassport } from '../../passport-server/site-sdk/hono.ts'
+import { backchannelLogout, requirePassport } from '../../passport-server/site-sdk/hono.ts'
 import { createSiteVerifier } from '../../passport-server/site-sdk/verify.ts'
 
 export interface DemoSiteOptions {
@@ -63,6 +63,10 @@ export function createDemoSiteApp(options: DemoSiteOptions): Hono {
     return c.html(page)
   })
   app.use('/assets/*', serveStatic({ root: options.distDir }))
+
+  // OIDC back-channel logout: the passport tells this backend when a session ends; the verifier
+  // then refuses that session's tokens here at once, whatever else happens.
+  app.post('/backchannel-logout', backchannelLogout(verifier))
 
   app.get('/api/me', requirePassport(verifier), (c) => {
     c.header('Cache-Control', 'no-store')

@@ -15,6 +15,8 @@ export const DEMO_USERS = [
 export async function seedDemo(
   deps: AppDeps,
   sites: { news: string; shop: string },
+  /** Where each demo backend takes back-channel logout tokens (an address Node can reach). */
+  backchannel: { news: string; shop: string },
 ): Promise<{ news: RegisteredSite; shop: RegisteredSite }> {
   for (const user of DEMO_USERS) {
     if (await deps.store.users.findByUsername(user.username)) continue
@@ -27,7 +29,17 @@ export async function seedDemo(
     })
   }
   return {
-    news: await ensureSite(deps, { id: 'news', name: 'News', origins: [sites.news] }),
-    shop: await ensureSite(deps, { id: 'shop', name: 'Shop', origins: [sites.shop] }),
+    news: await ensureSite(deps, {
+      id: 'news',
+      name: 'News',
+      origins: [sites.news],
+      backchannelLogoutUri: backchannel.news,
+    }),
+    shop: await ensureSite(deps, {
+      id: 'shop',
+      name: 'Shop',
+      origins: [sites.shop],
+      backchannelLogoutUri: backchannel.shop,
+    }),
   }
 }

@@ -1,4 +1,4 @@
-import type { MiddlewareHandler } from 'hono'
+import type { Handler, MiddlewareHandler } from 'hono'
 import type { PassportUser, SiteVerifier } from './verify.ts'
 
 /**
@@ -25,5 +25,28 @@ export function requirePassport(
     c.set('passportUser', result.user)
     await next()
     return undefined
+  }
+}
+
+/**
+ * Hono handler for the site's back-channel logout URI: verifies the logout token and answers
+ * 200 (the passport stops retrying), or 400 for anything else (it retries, then gives up).
+ *
+ * @example
+ * app.post('/backchannel-logout', backchannelLogout(verifier))
+ */
+export function backchannelLogout(
+  verifier: SiteVerifier,
+  onLogout: (result: { sub: string; sid: string; reason: string }) => void = () => {},
+): Handler {
+  return async (c) => {
+    c.header('Cache-Control', 'no-store')
+    const type = (c.req.header('Content-Type') ?? '').split(';')[0]?.trim()
+    if (type !== 'application/x-www-form-urlencoded') return c.json({ error: 'invalid_request' }, 400)
+    const form = new URLSearchParams(await c.req.text())
+    const result = await verifier.verifyLogoutToken(form.get('logout_token'))
+    if (!result.ok) return c.json({ error: 'invalid_request' }, 400)
+    onLogout(result)
+    return c.body(null, 200)
   }
 }

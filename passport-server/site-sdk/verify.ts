@@ -41,12 +41,21 @@ export interface PassportUser {
   expiresAt: number
 }
 
-export type VerifyResult =
-  | { ok: true; user: PassportUser }
-  | {
-      ok: false
-      reason: 'missing' | 'invalid' | 'expired' | 'replaced' | 'signed_out' | 'revoked' | 'unknown'
-    }
+export type VerifyFailure =
+  | 'missing'
+  | 'invalid'
+  | 'expired'
+  | 'replaced'
+  | 'signed_out'
+  | 'revoked'
+  | 'unknown'
+export type VerifyResult = { ok: true; user: PassportUser } | { ok: false; reason: VerifyFailure }
+
+export type LogoutResult =
+  | { ok: true; sub: string; sid: string; reason: VerifyFailure }
+  | { ok: false; error: 'invalid' | 'replayed' }
+
+const BACKCHANNEL_LOGOUT_EVENT = 'http://schemas.openid.net/event/backchannel-logout'
 
 const END_REASONS = new Set(['expired', 'replaced', 'signed_out', 'revoked', 'unknown'])
 const MAX_CACHE_ENTRIES = 10_000
@@ -60,6 +69,9 @@ export function createSiteVerifier(options: SiteVerifierOptions) {
   ).toString('base64')}`
   const jwks = createRemoteJWKSet(new URL(`${base}/.well-known/jwks.json`))
   const active = new Map<string, { user: PassportUser; until: number }>()
+  // Sessions the passport said ended (back-channel logout), with why; and logout tokens seen.
+  const endedSessions = new Map<string, VerifyFailure>()
+  const seenLogoutJtis = new Map<string, number>()
 
   const post = async (path: string, token: string) => {
     const res = await fetch(`${base}${path}`, {
@@ -74,6 +86,7 @@ export function createSiteVerifier(options: SiteVerifierOptions) {
   const verify = async (token: string | undefined | null): Promise<VerifyResult> => {
     if (!token) return { ok: false, reason: 'missing' }
     let jti: string
+    let sid: string
     try {
       const { payload } = await jwtVerify(token, jwks, {
         algorithms: ['EdDSA'],
@@ -85,9 +98,12 @@ export function createSiteVerifier(options: SiteVerifierOptions) {
         currentDate: new Date(now()),
       })
       jti = String(payload.jti)
+      sid = String(payload.sid)
     } catch (err) {
       return { ok: false, reason: err instanceof errors.JWTExpired ? 'expired' : 'invalid' }
     }
+    const ended = endedSessions.get(sid)
+    if (ended) return { ok: false, reason: ended }
     const cached = active.get(jti)
     if (cached && cached.until > now()) return { ok: true, user: cached.user }
 
@@ -113,9 +129,52 @@ export function createSiteVerifier(options: SiteVerifierOptions) {
     return { ok: false, reason: reason as 'unknown' }
   }
 
+  /**
+   * Verifies an OIDC back-channel logout token (signature, issuer, this site as audience,
+   * `typ: logout+jwt`, fresh `iat`, the logout event, a `sid`, no `nonce`, not seen before) and
+   * remembers the session as ended, so every later token of it is refused here at once.
+   */
+  const verifyLogoutToken = async (token: string | undefined | null): Promise<LogoutResult> => {
+    if (!token) return { ok: false, error: 'invalid' }
+    let payload: Record<string, unknown>
+    try {
+      ;({ payload } = await jwtVerify(token, jwks, {
+        algorithms: ['EdDSA'],
+        issuer: options.issuer,
+        audience: options.siteId,
+        typ: 'logout+jwt',
+        clockTolerance: 5,
+        maxTokenAge: '3m',
+        requiredClaims: ['iat', 'jti', 'sid', 'sub', 'events'],
+        currentDate: new Date(now()),
+      }))
+    } catch {
+      return { ok: false, error: 'invalid' }
+    }
+    const events = payload.events as Record<string, unknown> | undefined
+    const event = events?.[BACKCHANNEL_LOGOUT_EVENT]
+    if ('nonce' in payload || typeof event !== 'object' || event === null || Array.isArray(event)) {
+      return { ok: false, error: 'invalid' }
+    }
+    const jti = String(payload.jti)
+    for (const [seen, until] of seenLogoutJtis) if (until <= now()) seenLogoutJtis.delete(seen)
+    if (seenLogoutJtis.has(jti)) return { ok: false, error: 'replayed' }
+    seenLogoutJtis.set(jti, now() + 5 * 60_000)
+    const reason =
+      typeof payload.reason === 'string' && END_REASONS.has(payload.reason)
+        ? (payload.reason as VerifyFailure)
+        : 'signed_out'
+    const sid = String(payload.sid)
+    if (endedSessions.size >= MAX_CACHE_ENTRIES) endedSessions.clear()
+    endedSessions.set(sid, reason)
+    active.clear()
+    return { ok: true, sub: String(payload.sub), sid, reason }
+  }
+
   return {
     verify,
-    /** Forget cached answers, e.g. on a pushed revocation or back-channel logout. */
+    verifyLogoutToken,
+    /** Forget cached answers, e.g. on a pushed revocation. */
     forget: (jti?: string) => (jti ? active.delete(jti) : active.clear()),
   }
 }

@@ -12,6 +12,7 @@ export const CLI_USAGE = `usage: npm run passport -- <command>
            [--redirect-uri URI …] [--login-mode password] [--token-ttl SECONDS]
            [--one-device-per-site true|false] [--refresh-idle SECONDS]
            [--refresh-absolute SECONDS] [--refresh-before SECONDS]
+           [--backchannel-logout-uri URL]
       Registers a site (or replaces its config) and prints its authkey and client secret.
       Replacing a site's config voids its earlier authkeys.
   site list                       Lists registered sites.
@@ -43,6 +44,7 @@ function parseCliOptions(args: string[]) {
       'refresh-idle': { type: 'string' },
       'refresh-absolute': { type: 'string' },
       'refresh-before': { type: 'string' },
+      'backchannel-logout-uri': { type: 'string' },
       'one-device-per-site': { type: 'string' },
       user: { type: 'string' },
     },
@@ -79,6 +81,9 @@ export async function runCli(deps: AppDeps, argv: string[], io: CliIo): Promise<
         ...(values['refresh-idle'] ? { refreshIdleSeconds: Number(values['refresh-idle']) } : {}),
         ...(values['refresh-absolute'] ? { refreshAbsoluteSeconds: Number(values['refresh-absolute']) } : {}),
         ...(values['refresh-before'] ? { refreshBeforeSeconds: Number(values['refresh-before']) } : {}),
+        ...(values['backchannel-logout-uri']
+          ? { backchannelLogoutUri: values['backchannel-logout-uri'] }
+          : {}),
         ...(oneDevice ? { oneDevicePerSite: oneDevice === 'true' } : {}),
       })
       io.out(`site ${site.id} registered (version ${site.authkeyVersion})`)

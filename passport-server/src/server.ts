@@ -10,6 +10,7 @@ import type { Logger } from './errors.ts'
 import { createInProcessBus } from './events/bus.ts'
 import { startEventLogTail } from './events/log-tail.ts'
 import { attachLiveServer } from './live/live-server.ts'
+import { startBackchannelLogout } from './services/backchannel-logout.ts'
 import { startExpirySweeper } from './services/expiry-sweeper.ts'
 import { createStoreTicketValidator } from './services/live-tickets.ts'
 import { openSqliteStore } from './store/sqlite.ts'
@@ -70,6 +71,7 @@ export async function listen(deps: AppDeps, port: number, hostname: string): Pro
   const live = attachLiveServer({ server, deps, validator: createStoreTicketValidator(deps) })
   const stopSweeper = startExpirySweeper(deps)
   const stopTail = await startEventLogTail(deps)
+  const stopBackchannel = startBackchannelLogout(deps)
   return {
     internalUrl: `http://${hostname}:${address.port}`,
     app,
@@ -78,6 +80,7 @@ export async function listen(deps: AppDeps, port: number, hostname: string): Pro
       clearInterval(keyReload)
       stopSweeper()
       stopTail()
+      stopBackchannel()
       live.close()
       await new Promise<void>((resolve) => {
         server.close(() => resolve())

@@ -43,6 +43,7 @@ describe('site registry', () => {
         refreshIdleSeconds: 86_400,
         refreshAbsoluteSeconds: 30 * 86_400,
         refreshBeforeSeconds: 300,
+        backchannelLogoutUri: null,
         oneDevicePerSite: true,
       })
     })

@@ -19,6 +19,7 @@ export interface SiteInput {
   refreshIdleSeconds?: number
   refreshAbsoluteSeconds?: number
   refreshBeforeSeconds?: number
+  backchannelLogoutUri?: string | null
   oneDevicePerSite?: boolean
 }
 
@@ -89,6 +90,19 @@ export function validateSiteInput(
   ) {
     throw bad('refresh lifetimes: token lifetime ≤ idle ≤ absolute ≤ 365 days, in whole seconds')
   }
+  let backchannelLogoutUri: string | null = null
+  if (input.backchannelLogoutUri) {
+    let url: URL
+    try {
+      url = new URL(input.backchannelLogoutUri)
+    } catch {
+      throw bad(`not a URL: ${input.backchannelLogoutUri}`)
+    }
+    if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.hash || url.username || url.password) {
+      throw bad('the back-channel logout URI must be an http(s) URL without fragment or credentials')
+    }
+    backchannelLogoutUri = url.href
+  }
   return {
     id: input.id,
     name: input.name?.trim() || input.id,
@@ -99,6 +113,7 @@ export function validateSiteInput(
     refreshIdleSeconds,
     refreshAbsoluteSeconds,
     refreshBeforeSeconds,
+    backchannelLogoutUri,
     oneDevicePerSite: input.oneDevicePerSite ?? true,
   }
 }
@@ -159,6 +174,7 @@ export async function ensureSite(
       x.refreshIdleSeconds,
       x.refreshAbsoluteSeconds,
       x.refreshBeforeSeconds,
+      x.backchannelLogoutUri,
       x.oneDevicePerSite,
     ])
   const same = existing !== null && configOf(existing) === configOf(fields)

@@ -1,5 +1,5 @@
 /** Schema of the embedded store. `PRAGMA user_version` numbers it for later migrations. */
-export const SCHEMA_VERSION = 3
+export const SCHEMA_VERSION = 4
 
 export const schemaSql = `
 CREATE TABLE IF NOT EXISTS users (
@@ -19,6 +19,7 @@ CREATE TABLE IF NOT EXISTS sites (
   refresh_idle_seconds INTEGER NOT NULL DEFAULT 86400,
   refresh_absolute_seconds INTEGER NOT NULL DEFAULT 2592000,
   refresh_before_seconds INTEGER NOT NULL DEFAULT 300,
+  backchannel_logout_uri TEXT,
   one_device_per_site INTEGER NOT NULL,
   authkey_version INTEGER NOT NULL,
   client_secret_hash TEXT NOT NULL,
@@ -117,4 +118,6 @@ ALTER TABLE sites ADD COLUMN refresh_absolute_seconds INTEGER NOT NULL DEFAULT 2
 ALTER TABLE sites ADD COLUMN refresh_before_seconds INTEGER NOT NULL DEFAULT 300;`,
   // 2 → 3: the session event log and live tickets are new tables, created by the schema itself.
   2: '',
+  // 3 → 4: optional back-channel logout URI per site.
+  3: 'ALTER TABLE sites ADD COLUMN backchannel_logout_uri TEXT;',
 }

@@ -26,6 +26,7 @@ const site = (id: string, over: Partial<SiteRecord> = {}): SiteRecord => ({
   refreshIdleSeconds: 86_400,
   refreshAbsoluteSeconds: 30 * 86_400,
   refreshBeforeSeconds: 300,
+  backchannelLogoutUri: null,
   oneDevicePerSite: true,
   authkeyVersion: 1,
   clientSecretHash: 'hash',

@@ -42,6 +42,7 @@ const toSite = (r: Row): SiteRecord => ({
   refreshIdleSeconds: Number(r.refresh_idle_seconds),
   refreshAbsoluteSeconds: Number(r.refresh_absolute_seconds),
   refreshBeforeSeconds: Number(r.refresh_before_seconds),
+  backchannelLogoutUri: (r.backchannel_logout_uri as string | null) ?? null,
   oneDevicePerSite: r.one_device_per_site === 1,
   authkeyVersion: Number(r.authkey_version),
   clientSecretHash: r.client_secret_hash as string,
@@ -57,6 +58,7 @@ const siteParams = (s: SiteRecord): Row => ({
   $refresh_idle_seconds: s.refreshIdleSeconds,
   $refresh_absolute_seconds: s.refreshAbsoluteSeconds,
   $refresh_before_seconds: s.refreshBeforeSeconds,
+  $backchannel_logout_uri: s.backchannelLogoutUri,
   $one_device_per_site: s.oneDevicePerSite ? 1 : 0,
   $authkey_version: s.authkeyVersion,
   $client_secret_hash: s.clientSecretHash,
@@ -176,10 +178,10 @@ function createRepos(db: DatabaseSync): StoreTx {
       create: async (s) => {
         run(
           `INSERT INTO sites (id, name, origins, redirect_uris, login_modes, token_ttl_seconds,
-             refresh_idle_seconds, refresh_absolute_seconds, refresh_before_seconds,
+             refresh_idle_seconds, refresh_absolute_seconds, refresh_before_seconds, backchannel_logout_uri,
              one_device_per_site, authkey_version, client_secret_hash, created_at)
            VALUES ($id, $name, $origins, $redirect_uris, $login_modes, $token_ttl_seconds,
-             $refresh_idle_seconds, $refresh_absolute_seconds, $refresh_before_seconds,
+             $refresh_idle_seconds, $refresh_absolute_seconds, $refresh_before_seconds, $backchannel_logout_uri,
              $one_device_per_site, $authkey_version, $client_secret_hash, $created_at)`,
           siteParams(s),
         )
@@ -189,7 +191,7 @@ function createRepos(db: DatabaseSync): StoreTx {
           `UPDATE sites SET name = $name, origins = $origins, redirect_uris = $redirect_uris,
              login_modes = $login_modes, token_ttl_seconds = $token_ttl_seconds,
              refresh_idle_seconds = $refresh_idle_seconds, refresh_absolute_seconds = $refresh_absolute_seconds,
-             refresh_before_seconds = $refresh_before_seconds,
+             refresh_before_seconds = $refresh_before_seconds, backchannel_logout_uri = $backchannel_logout_uri,
              one_device_per_site = $one_device_per_site, authkey_version = $authkey_version,
              client_secret_hash = $client_secret_hash, created_at = $created_at
            WHERE id = $id`,
@@ -250,6 +252,10 @@ function createRepos(db: DatabaseSync): StoreTx {
         ).map(toSession),
       listByUser: async (userId) =>
         all('SELECT * FROM sessions WHERE user_id = ? ORDER BY created_at DESC', userId).map(toSession),
+      sitesOf: async (sessionId) =>
+        all('SELECT DISTINCT site_id FROM tokens WHERE session_id = ? ORDER BY site_id', sessionId).map(
+          (r) => r.site_id as string,
+        ),
     },
     events: {
       append: async (e) => {

@@ -25,6 +25,8 @@ export interface SiteRecord {
   refreshAbsoluteSeconds: number
   /** The frame refreshes this long before the access token expires. */
   refreshBeforeSeconds: number
+  /** Where the passport POSTs an OIDC back-channel logout token on every session end; or null. */
+  backchannelLogoutUri: string | null
   /** Newest wins: a sign-in on one device ends the user's tokens on this site on every other. */
   oneDevicePerSite: boolean
   /** Bumped on every change to the site; authkeys of an older version stop working. */
@@ -157,6 +159,8 @@ export interface SessionRepo {
   /** Sessions past their expiry that nobody has ended yet (the expiry sweeper's work). */
   listExpired(now: number, limit: number): Promise<SessionRecord[]>
   listByUser(userId: string): Promise<SessionRecord[]>
+  /** Sites this session was ever given a token for. */
+  sitesOf(sessionId: string): Promise<string[]>
 }
 
 export interface CodeRepo {
