@@ -7,6 +7,7 @@ import { resolveConfig } from '../config.ts'
 import type { AppDeps } from '../deps.ts'
 import { createInProcessBus } from '../events/bus.ts'
 import { listen, type PassportServer } from '../server.ts'
+import { sweepExpiredSessions } from '../services/expiry-sweeper.ts'
 import { createHttpTicketValidator } from '../services/live-tickets.ts'
 import { openSqliteStore } from '../store/sqlite.ts'
 import { frameApi, signIn, silentSignIn } from '../test-flows.ts'
@@ -160,6 +161,22 @@ describe('live channel: pushed endings', () => {
     await until(() => after.messages.length === 2)
     expect(after.messages[1]).toMatchObject({ type: 'session_event', reason: 'signed_out' })
     expect((await after.closed).code).toBe(CLOSE_SESSION_ENDED)
+  })
+})
+
+describe('live channel: timeouts', () => {
+  test('a session reaching its lifetime (fake clock) is pushed as expired', async () => {
+    const { token } = await signIn(server.app, news, alice, new Map(), issuer)
+    const socket = await liveOn(news, token)
+    await until(() => socket.messages.length === 1)
+    deps.clock.advance(deps.config.sessionTtlSeconds * 1000)
+    try {
+      await sweepExpiredSessions(deps)
+      await until(() => socket.messages.length === 2)
+      expect(socket.messages[1]).toMatchObject({ type: 'session_event', reason: 'expired' })
+    } finally {
+      deps.clock.advance(-deps.config.sessionTtlSeconds * 1000)
+    }
   })
 })
 

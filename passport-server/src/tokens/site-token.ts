@@ -51,7 +51,9 @@ export async function signSiteToken(keys: KeySet, input: SiteTokenInput): Promis
   }
   const iat = Math.floor(input.issuedAtMs / 1000)
   const exp = Math.floor(input.expiresAtMs / 1000)
-  if (!Number.isFinite(iat) || !Number.isFinite(exp)) throw new TypeError('token times must be finite numbers')
+  if (!Number.isFinite(iat) || !Number.isFinite(exp)) {
+    throw new TypeError('token times must be finite numbers')
+  }
   // The claims in the order jose's builder set them: sid, iss, aud, sub, jti, iat, exp.
   const payload = JSON.stringify({
     sid: input.sessionId,
