@@ -1,4 +1,4 @@
-import type { Page } from '@playwright/test'
+import type { BrowserContext, Page } from '@playwright/test'
 import { expect, message, signIn, status, test, urls } from './fixtures.ts'
 
 const pushed = { timeout: 1_000 } // the live channel's promise: well under a second, no reload
@@ -9,17 +9,23 @@ async function signedInTab(page: Page, url: string) {
   return page
 }
 
+/** Alice signed in, with two News tabs and a Shop tab open, their frames on the live channel. */
+async function twoNewsTabsAndShop(context: BrowserContext) {
+  const news1 = await context.newPage()
+  await signIn(news1, urls.news, 'alice', 'alice-password-1')
+  await expect(status(news1)).toHaveText('Signed in as alice')
+  const news2 = await signedInTab(await context.newPage(), urls.news)
+  const shop = await signedInTab(await context.newPage(), urls.shop)
+  // Let every frame settle on its channel (leader socket or broadcast listener).
+  await news1.waitForTimeout(500)
+  return { news1, news2, shop }
+}
+
 test.describe('live channel', () => {
   test('sign out on Shop: two News tabs and the Shop tab show it within a second, without a reload', async ({
     browserContext,
   }) => {
-    const news1 = await browserContext.newPage()
-    await signIn(news1, urls.news, 'alice', 'alice-password-1')
-    await expect(status(news1)).toHaveText('Signed in as alice')
-    const news2 = await signedInTab(await browserContext.newPage(), urls.news)
-    const shop = await signedInTab(await browserContext.newPage(), urls.shop)
-    // Let every frame settle on its channel (leader socket or broadcast listener).
-    await news1.waitForTimeout(500)
+    const { news1, news2, shop } = await twoNewsTabsAndShop(browserContext)
     const navigations: string[] = []
     for (const page of [news1, news2])
       page.on('framenavigated', (f) => f === page.mainFrame() && navigations.push(f.url()))
@@ -37,13 +43,7 @@ test.describe('live channel', () => {
     browserContext,
     newDevice,
   }) => {
-    const news1 = await browserContext.newPage()
-    await signIn(news1, urls.news, 'alice', 'alice-password-1')
-    await expect(status(news1)).toHaveText('Signed in as alice')
-    const news2 = await signedInTab(await browserContext.newPage(), urls.news)
-    const shop = await signedInTab(await browserContext.newPage(), urls.shop)
-    await news1.waitForTimeout(500)
-
+    const { news1, news2, shop } = await twoNewsTabsAndShop(browserContext)
     const other = await (await newDevice()).newPage()
     await signIn(other, urls.news, 'alice', 'alice-password-1')
     await expect(status(other)).toHaveText('Signed in as alice')

@@ -1,51 +1,24 @@
-import net from 'node:net'
 import { SignJWT } from 'jose'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { type FixedClock, fixedClock } from '../src/clock.ts'
-import { resolveConfig } from '../src/config.ts'
-import type { AppDeps } from '../src/deps.ts'
-import { createInProcessBus } from '../src/events/bus.ts'
-import { listen, type PassportServer } from '../src/server.ts'
+import type { PassportServer } from '../src/server.ts'
 import { startBackchannelLogout } from '../src/services/backchannel-logout.ts'
-import { openSqliteStore } from '../src/store/sqlite.ts'
 import { frameApi, signIn, silentSignIn } from '../src/test-flows.ts'
-import { addSite, addUser } from '../src/test-support.ts'
-import { loadOrCreateKeys } from '../src/tokens/keys.ts'
+import { addSite, addUser, startTestServer, type TestDeps } from '../src/test-support.ts'
 import { BACKCHANNEL_LOGOUT_EVENT, signLogoutToken } from '../src/tokens/logout-token.ts'
 import { createSiteVerifier } from './verify.ts'
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo
-      s.close(() => resolve(port))
-    })
-  })
-}
-
 let server: PassportServer
-let deps: AppDeps & { clock: FixedClock }
+let deps: TestDeps
 let issuer: string
 let news: Awaited<ReturnType<typeof addSite>>
 let shop: Awaited<ReturnType<typeof addSite>>
 let alice: Awaited<ReturnType<typeof addUser>>
 
 beforeAll(async () => {
-  const port = await freePort()
-  issuer = `http://127.0.0.1:${port}`
-  const store = openSqliteStore(':memory:')
-  deps = {
-    config: resolveConfig({ issuer, scryptCost: 1024 }),
-    store,
-    keys: await loadOrCreateKeys(store.secrets),
-    clock: fixedClock(Date.now()),
-    events: createInProcessBus(),
-    log: () => {},
-  }
+  ;({ server, deps, issuer } = await startTestServer())
   alice = await addUser(deps, 'alice')
   news = await addSite(deps, { id: 'news', backchannelLogoutUri: 'http://127.0.0.1:1/news-logout' })
   shop = await addSite(deps, { id: 'shop', backchannelLogoutUri: 'http://127.0.0.1:1/shop-logout' })
-  server = await listen(deps, port, '127.0.0.1')
 })
 afterAll(() => server.close())
 

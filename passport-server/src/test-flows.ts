@@ -62,6 +62,23 @@ export function fragmentOf(res: Response): URLSearchParams {
   return new URLSearchParams(location.slice(location.indexOf('#') + 1))
 }
 
+/** The body of the sign-in form post. */
+export function loginForm(
+  req: AuthorizeRequest,
+  credentials: { username: string; password: string },
+  csrf: string,
+) {
+  return new URLSearchParams({
+    csrf,
+    client_id: req.clientId,
+    redirect_uri: req.redirectUri,
+    state: req.state,
+    code_challenge: req.challenge,
+    username: credentials.username,
+    password: credentials.password,
+  })
+}
+
 /** Opens the login form (getting the CSRF cookie) and posts the credentials, same-origin. */
 export async function postLogin(
   app: Hono,
@@ -73,15 +90,8 @@ export async function postLogin(
   const page = await app.request(authorizeUrl(req), { headers: { Cookie: cookieHeader(jar) } })
   storeCookies(jar, page)
   const csrf = /name="csrf" value="([^"]+)"/.exec(await page.text())?.[1] ?? ''
-  const body = new URLSearchParams({
-    csrf,
-    client_id: req.clientId,
-    redirect_uri: req.redirectUri,
-    state: req.state,
-    code_challenge: req.challenge,
-    username: credentials.username,
-    password: credentials.password,
-  })
+  const body = loginForm(req, credentials, csrf)
+
   const res = await app.request('/login', {
     method: 'POST',
     body,

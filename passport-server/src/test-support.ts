@@ -1,9 +1,11 @@
+import net from 'node:net'
 import { createApp } from './app.ts'
 import { hashPassword } from './auth/password.ts'
 import { type FixedClock, fixedClock } from './clock.ts'
 import { resolveConfig } from './config.ts'
 import type { AppDeps } from './deps.ts'
 import { createInProcessBus } from './events/bus.ts'
+import { listen, type PassportServer } from './server.ts'
 import { registerSite, type SiteInput } from './services/registry.ts'
 import { openSqliteStore } from './store/sqlite.ts'
 import type { UserRecord } from './store/types.ts'
@@ -73,4 +75,36 @@ export async function createTestWorld() {
 /** Every log line as one string, to assert that no secret was ever written. */
 export function allLogText(logs: LogLine[]): string {
   return logs.map((l) => JSON.stringify(l)).join('\n')
+}
+
+/** A port nobody listens on right now (for tests that need a real socket). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo
+      s.close(() => resolve(port))
+    })
+  })
+}
+
+/**
+ * A real passport listening on loopback (HTTP, WebSocket, background jobs), with an in-memory
+ * store and a clock the test moves. Its issuer is its own address, so standard clients work.
+ */
+export async function startTestServer(options: { liveValidationSecret?: string } = {}) {
+  const port = await freePort()
+  const issuer = `http://127.0.0.1:${port}`
+  const store = openSqliteStore(':memory:')
+  const logs: LogLine[] = []
+  const deps: TestDeps = {
+    config: resolveConfig({ issuer, scryptCost: 1024, ...options }),
+    store,
+    keys: await loadOrCreateKeys(store.secrets),
+    clock: fixedClock(Date.now()),
+    events: createInProcessBus(),
+    log: (event, fields = {}) => logs.push({ event, fields }),
+    logs,
+  }
+  const server: PassportServer = await listen(deps, port, '127.0.0.1')
+  return { server, deps, issuer, port, logs }
 }

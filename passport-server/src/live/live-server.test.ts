@@ -1,56 +1,30 @@
 import { createServer } from 'node:http'
-import net from 'node:net'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import WebSocket from 'ws'
-import { type FixedClock, fixedClock } from '../clock.ts'
-import { resolveConfig } from '../config.ts'
-import type { AppDeps } from '../deps.ts'
-import { createInProcessBus } from '../events/bus.ts'
-import { listen, type PassportServer } from '../server.ts'
+import type { PassportServer } from '../server.ts'
 import { sweepExpiredSessions } from '../services/expiry-sweeper.ts'
 import { createHttpTicketValidator } from '../services/live-tickets.ts'
-import { openSqliteStore } from '../store/sqlite.ts'
 import { frameApi, signIn, silentSignIn } from '../test-flows.ts'
-import { addSite, addUser, type LogLine } from '../test-support.ts'
-import { loadOrCreateKeys } from '../tokens/keys.ts'
+import { addSite, addUser, freePort, type LogLine, startTestServer, type TestDeps } from '../test-support.ts'
 import { attachLiveServer, CLOSE_SESSION_ENDED, LIVE_PROTOCOL } from './live-server.ts'
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo
-      s.close(() => resolve(port))
-    })
-  })
-}
 
 const SECRET = 'v'.repeat(40)
 let server: PassportServer
-let deps: AppDeps & { clock: FixedClock }
+let deps: TestDeps
 let issuer: string
 let wsBase: string
 let news: Awaited<ReturnType<typeof addSite>>
 let shop: Awaited<ReturnType<typeof addSite>>
 let alice: Awaited<ReturnType<typeof addUser>>
-const logs: LogLine[] = []
+let logs: LogLine[]
 
 beforeAll(async () => {
-  const port = await freePort()
-  issuer = `http://127.0.0.1:${port}`
-  wsBase = `ws://127.0.0.1:${port}/live`
-  const store = openSqliteStore(':memory:')
-  deps = {
-    config: resolveConfig({ issuer, scryptCost: 1024, liveValidationSecret: SECRET }),
-    store,
-    keys: await loadOrCreateKeys(store.secrets),
-    clock: fixedClock(Date.now()),
-    events: createInProcessBus(),
-    log: (event, fields = {}) => logs.push({ event, fields }),
-  }
+  const started = await startTestServer({ liveValidationSecret: SECRET })
+  ;({ server, deps, issuer, logs } = started)
+  wsBase = `ws://127.0.0.1:${started.port}/live`
   alice = await addUser(deps, 'alice')
   news = await addSite(deps, { id: 'news' })
   shop = await addSite(deps, { id: 'shop' })
-  server = await listen(deps, port, '127.0.0.1')
 })
 afterAll(() => server.close())
 

@@ -5,6 +5,7 @@ import {
   type CookieJar,
   cookieHeader,
   fragmentOf,
+  loginForm,
   postLogin,
   signIn,
   silentSignIn,
@@ -185,15 +186,7 @@ describe('POST /login', () => {
     if (!keepCookie) jar.clear()
     const res = await app.request('/login', {
       method: 'POST',
-      body: new URLSearchParams({
-        csrf,
-        client_id: 'news',
-        redirect_uri: newsRedirect,
-        state: req.state,
-        code_challenge: req.challenge,
-        username: alice.username,
-        password: alice.password,
-      }),
+      body: loginForm(req, alice, csrf),
       headers: {
         'Content-Type': 'application/x-www-form-urlencoded',
         Origin: TEST_ISSUER,
@@ -213,15 +206,7 @@ describe('POST /login', () => {
     const req = authorizeRequest('news', newsRedirect)
     const res = await app.request('/login', {
       method: 'POST',
-      body: new URLSearchParams({
-        csrf: 'b'.repeat(43),
-        client_id: 'news',
-        redirect_uri: newsRedirect,
-        state: req.state,
-        code_challenge: req.challenge,
-        username: alice.username,
-        password: alice.password,
-      }),
+      body: loginForm(req, alice, 'b'.repeat(43)),
       headers: {
         'Content-Type': 'application/x-www-form-urlencoded',
         Origin: TEST_ISSUER,

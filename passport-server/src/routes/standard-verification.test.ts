@@ -1,14 +1,9 @@
-import net from 'node:net'
 import { createRemoteJWKSet, exportJWK, generateKeyPair, jwtVerify, SignJWT } from 'jose'
 import * as oidc from 'openid-client'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { resolveConfig } from '../config.ts'
-import { createInProcessBus } from '../events/bus.ts'
-import { listen, type PassportServer } from '../server.ts'
-import { openSqliteStore } from '../store/sqlite.ts'
+import type { PassportServer } from '../server.ts'
 import { basicAuth, frameApi, signIn, sitePost } from '../test-flows.ts'
-import { addSite, addUser, type LogLine } from '../test-support.ts'
-import { loadOrCreateKeys } from '../tokens/keys.ts'
+import { addSite, addUser, startTestServer } from '../test-support.ts'
 
 /**
  * A site backend in any language verifies tokens with standard tools against a real passport
@@ -16,38 +11,18 @@ import { loadOrCreateKeys } from '../tokens/keys.ts'
  * local verification pinned to one algorithm, issuer and audience.
  */
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo
-      s.close(() => resolve(port))
-    })
-  })
-}
-
 let server: PassportServer
 let issuer: string
 let news: Awaited<ReturnType<typeof addSite>>
 let shop: Awaited<ReturnType<typeof addSite>>
 let alice: Awaited<ReturnType<typeof addUser>>
-const logs: LogLine[] = []
 
 beforeAll(async () => {
-  const port = await freePort()
-  issuer = `http://127.0.0.1:${port}`
-  const store = openSqliteStore(':memory:')
-  const deps = {
-    config: resolveConfig({ issuer, scryptCost: 1024 }),
-    store,
-    keys: await loadOrCreateKeys(store.secrets),
-    clock: { now: () => Date.now() },
-    events: createInProcessBus(),
-    log: (event: string, fields: Record<string, unknown> = {}) => logs.push({ event, fields }),
-  }
-  alice = await addUser(deps, 'alice')
-  news = await addSite(deps, { id: 'news' })
-  shop = await addSite(deps, { id: 'shop' })
-  server = await listen(deps, port, '127.0.0.1')
+  const started = await startTestServer()
+  ;({ server, issuer } = started)
+  alice = await addUser(started.deps, 'alice')
+  news = await addSite(started.deps, { id: 'news' })
+  shop = await addSite(started.deps, { id: 'shop' })
 })
 afterAll(() => server.close())
 

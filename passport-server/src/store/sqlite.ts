@@ -153,6 +153,15 @@ function createRepos(db: DatabaseSync): StoreTx {
   const run = (sql: string, params: Row | SQLInputValue[] = []) =>
     Array.isArray(params) ? stmt(sql).run(...params) : stmt(sql).run(params)
   const all = (sql: string, ...params: SQLInputValue[]): Row[] => stmt(sql).all(...params) as Row[]
+  /** Revokes the live refresh credentials matching `where`; a revoked one keeps no sealed answer. */
+  const revokeRefresh = (where: string, params: SQLInputValue[], at: number, reason: EndReason): number =>
+    Number(
+      run(
+        `UPDATE refresh_tokens SET revoked_at = ?, revoke_reason = ?, successor_sealed = NULL
+         WHERE ${where} AND revoked_at IS NULL`,
+        [at, reason, ...params],
+      ).changes,
+    )
 
   return {
     users: {
@@ -386,37 +395,17 @@ function createRepos(db: DatabaseSync): StoreTx {
            WHERE hash = ? AND used_at IS NULL AND revoked_at IS NULL`,
           [at, successorHash, sealed, hash],
         ).changes > 0,
-      revokeFamily: async (familyId, at, reason) =>
-        Number(
-          run(
-            `UPDATE refresh_tokens SET revoked_at = ?, revoke_reason = ?, successor_sealed = NULL
-             WHERE family_id = ? AND revoked_at IS NULL`,
-            [at, reason, familyId],
-          ).changes,
-        ),
+      revokeFamily: async (familyId, at, reason) => revokeRefresh('family_id = ?', [familyId], at, reason),
       revokeSession: async (sessionId, at, reason) =>
-        Number(
-          run(
-            `UPDATE refresh_tokens SET revoked_at = ?, revoke_reason = ?, successor_sealed = NULL
-             WHERE session_id = ? AND revoked_at IS NULL`,
-            [at, reason, sessionId],
-          ).changes,
-        ),
+        revokeRefresh('session_id = ?', [sessionId], at, reason),
       revokeSessionSite: async (sessionId, siteId, at, reason) =>
-        Number(
-          run(
-            `UPDATE refresh_tokens SET revoked_at = ?, revoke_reason = ?, successor_sealed = NULL
-             WHERE session_id = ? AND site_id = ? AND revoked_at IS NULL`,
-            [at, reason, sessionId, siteId],
-          ).changes,
-        ),
+        revokeRefresh('session_id = ? AND site_id = ?', [sessionId, siteId], at, reason),
       revokeOtherDevices: async (userId, siteId, keepSessionId, at, reason) =>
-        Number(
-          run(
-            `UPDATE refresh_tokens SET revoked_at = ?, revoke_reason = ?, successor_sealed = NULL
-             WHERE user_id = ? AND site_id = ? AND session_id <> ? AND revoked_at IS NULL`,
-            [at, reason, userId, siteId, keepSessionId],
-          ).changes,
+        revokeRefresh(
+          'user_id = ? AND site_id = ? AND session_id <> ?',
+          [userId, siteId, keepSessionId],
+          at,
+          reason,
         ),
     },
     secrets: {
