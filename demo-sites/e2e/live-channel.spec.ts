@@ -72,4 +72,31 @@ test.describe('live channel', () => {
     await first.close()
     await expect.poll(() => sockets.length).toBe(2)
   })
+
+  test('"Your devices": signing the other device out shows on its open tab within a second', async ({
+    browserContext,
+    newDevice,
+  }) => {
+    const mine = await browserContext.newPage()
+    await signIn(mine, urls.news, 'alice', 'alice-password-1')
+    await expect(status(mine)).toHaveText('Signed in as alice')
+    // The demo server is shared by the specs: sign out alice's devices left by earlier ones.
+    await mine.goto(`${urls.passport}/account`)
+    while ((await mine.getByRole('button', { name: 'Sign out this device' }).count()) > 0) {
+      await mine.getByRole('button', { name: 'Sign out this device' }).first().click()
+      await expect(mine.getByText('That device is signed out.')).toBeVisible()
+    }
+    const other = await (await newDevice()).newPage()
+    await signIn(other, urls.shop, 'alice', 'alice-password-1')
+    await expect(status(other)).toHaveText('Signed in as alice')
+    await other.waitForTimeout(500)
+
+    await mine.goto(`${urls.passport}/account`)
+    await expect(mine.getByRole('heading', { name: 'Your devices' })).toBeVisible()
+    await expect(mine.locator('li.device')).toHaveCount(2)
+    await mine.getByRole('button', { name: 'Sign out this device' }).click()
+    await expect(mine.getByText('That device is signed out.')).toBeVisible()
+    await expect(message(other)).toHaveText('Your sign-in was revoked.', pushed)
+    await expect(mine.locator('li.device')).toHaveCount(1)
+  })
 })

@@ -3,6 +3,7 @@ import type { AppDeps } from './deps.ts'
 import { createErrorHandler, errorBody } from './errors.ts'
 import { limitBody } from './middleware/body.ts'
 import { securityHeaders } from './middleware/security-headers.ts'
+import { accountRoutes } from './routes/account.ts'
 import { authorizeRoutes } from './routes/authorize.ts'
 import { frameRoutes } from './routes/frame.ts'
 import { frameApiRoutes } from './routes/frame-api.ts'
@@ -23,6 +24,7 @@ export function createApp(deps: AppDeps): Hono {
   app.use(securityHeaders())
   app.use(limitBody(deps.config.maxBodyBytes))
   app.route('/', authorizeRoutes(deps))
+  app.route('/', accountRoutes(deps))
   app.route('/', frameRoutes(deps))
   app.route('/', frameApiRoutes(deps))
   app.route('/', siteApiRoutes(deps))

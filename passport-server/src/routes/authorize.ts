@@ -1,16 +1,14 @@
-import { timingSafeEqual } from 'node:crypto'
 import { type Context, Hono } from 'hono'
 import { getCookie, setCookie } from 'hono/cookie'
 import { createDummyHash, verifyPassword } from '../auth/password.ts'
-import { randomSecret } from '../auth/random.ts'
 import type { AppDeps } from '../deps.ts'
 import { readForm } from '../middleware/body.ts'
+import { isSameOriginPost, issueCsrf } from '../middleware/csrf.ts'
 import { type AuthorizeParams, renderErrorPage, renderLoginPage } from '../pages/login-page.ts'
 import { issueCode } from '../services/codes.ts'
 import { CROSS_SITE_COOKIE, findLiveSession, SESSION_COOKIE, startSession } from '../services/sessions.ts'
 import type { SessionRecord, SiteRecord } from '../store/types.ts'
 
-const CSRF_COOKIE = '__Host-passport_csrf'
 const CODE_CHALLENGE = /^[A-Za-z0-9_-]{43}$/
 const GENERIC_LOGIN_ERROR = 'Wrong username or password.'
 
@@ -36,12 +34,6 @@ function redirectToSite(c: Context, redirectUri: string, params: Record<string, 
   return c.redirect(`${redirectUri}#${new URLSearchParams(params)}`, 303)
 }
 
-function sameString(a: string, b: string): boolean {
-  const x = Buffer.from(a)
-  const y = Buffer.from(b)
-  return x.length === y.length && timingSafeEqual(x, y)
-}
-
 /**
  * The sign-in round trip: `GET /authorize` (silent with `prompt=none`, or showing the form) and
  * `POST /login`. Both end in a 303 to the site's exact registered redirect URI with a one-time,
@@ -52,13 +44,6 @@ export function authorizeRoutes(deps: AppDeps): Hono {
   let dummyHash: Promise<string> | undefined
 
   const cookieOptions = { path: '/', secure: true, httpOnly: true } as const
-  const issueCsrf = (c: Context): string => {
-    const existing = getCookie(c, CSRF_COOKIE)
-    if (existing && /^[A-Za-z0-9_-]{43}$/.test(existing)) return existing
-    const value = randomSecret()
-    setCookie(c, CSRF_COOKIE, value, { ...cookieOptions, sameSite: 'Strict', maxAge: 3600 })
-    return value
-  }
 
   const showLogin = (
     c: Context,
@@ -134,17 +119,11 @@ export function authorizeRoutes(deps: AppDeps): Hono {
   app.post('/login', async (c) => {
     const form = await readForm(c)
     // Login CSRF: a cross-site form post must not sign the victim into someone else's account.
-    const fetchSite = c.req.header('Sec-Fetch-Site')
-    const origin = c.req.header('Origin')
-    const csrfCookie = getCookie(c, CSRF_COOKIE)
-    if (
-      (fetchSite !== undefined && fetchSite !== 'same-origin') ||
-      (origin !== undefined && origin !== deps.config.issuer) ||
-      !csrfCookie ||
-      !form.csrf ||
-      !sameString(csrfCookie, form.csrf)
-    ) {
-      deps.log('malicious_csrf', { fetchSite, origin })
+    if (!isSameOriginPost(c, form.csrf, deps.config.issuer)) {
+      deps.log('malicious_csrf', {
+        fetchSite: c.req.header('Sec-Fetch-Site'),
+        origin: c.req.header('Origin'),
+      })
       return sendPage(
         c,
         renderErrorPage('This sign-in form expired or came from another site. Start again from the site.'),

@@ -261,6 +261,10 @@ function createRepos(db: DatabaseSync): StoreTx {
         ).map(toSession),
       listByUser: async (userId) =>
         all('SELECT * FROM sessions WHERE user_id = ? ORDER BY created_at DESC', userId).map(toSession),
+      lastActivity: async (sessionId) => {
+        const r = one('SELECT MAX(issued_at) AS at FROM tokens WHERE session_id = ?', sessionId)
+        return r?.at === null || r?.at === undefined ? null : Number(r.at)
+      },
       sitesOf: async (sessionId) =>
         all('SELECT DISTINCT site_id FROM tokens WHERE session_id = ? ORDER BY site_id', sessionId).map(
           (r) => r.site_id as string,

@@ -161,6 +161,8 @@ export interface SessionRepo {
   listByUser(userId: string): Promise<SessionRecord[]>
   /** Sites this session was ever given a token for. */
   sitesOf(sessionId: string): Promise<string[]>
+  /** When this session was last given a token (sign-in on a site or refresh), or null. */
+  lastActivity(sessionId: string): Promise<number | null>
 }
 
 export interface CodeRepo {

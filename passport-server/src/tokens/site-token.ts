@@ -65,7 +65,9 @@ export async function signSiteToken(keys: KeySet, input: SiteTokenInput): Promis
     exp,
   })
   const signingInput = `${header}.${base64url(payload)}`
-  const signature = await crypto.subtle.sign('Ed25519', key.privateKey, utf8.encode(signingInput))
+  // (Typed through the call itself: Node's and the DOM's CryptoKey types differ by name only.)
+  const privateKey = key.privateKey as Parameters<typeof crypto.subtle.sign>[1]
+  const signature = await crypto.subtle.sign('Ed25519', privateKey, utf8.encode(signingInput))
   return `${signingInput}.${Buffer.from(signature).toString('base64url')}`
 }
 
