@@ -1,0 +1,579 @@
+import { generateKeyPairSync, sign as nodeSign } from 'node:crypto'
+import fs from 'node:fs'
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import { exportJWK, generateKeyPair, importJWK, type JWK, jwtVerify, SignJWT } from 'jose'
+
+/**
+ * The child processes of `bench/tokens.ts`, one role each (argv[2]), driven over IPC:
+ *
+ * - `passport`: the real passport server (`listen()` from server.ts) on a temp SQLite file;
+ * - `oidc`: node-oidc-provider 9 with a client_credentials client and introspection;
+ * - `load`: the HTTP load generator (keep-alive agent, N requests in flight, fixed duration);
+ * - `crypto`: in-process sign/verify rates (raw jose, node:crypto, Passport's own paths).
+ *
+ * Every child answers `usage` with its CPU time, exits when the parent goes away (IPC
+ * disconnect), and on a hard deadline in any case, so nothing outlives a run.
+ */
+
+export type Role = 'passport' | 'oidc' | 'load' | 'crypto'
+export interface Usage {
+  cpuUs: number
+  wallMs: number
+}
+
+const HARD_DEADLINE_MS = 10 * 60_000
+/** The passport's public origin (the tokens' `iss`): a name only, the server binds 127.0.0.1. */
+export const BENCH_ISSUER = 'http://passport.localhost:18400'
+const BENCH_SITE_ORIGIN = 'http://news.localhost:18401'
+const OIDC_CLIENT = { id: 'bench', secret: 'bench-client-secret-0123456789abcdef' }
+/** The resource indicator that makes node-oidc-provider issue a JWT (EdDSA) access token. */
+export const OIDC_JWT_RESOURCE = 'urn:bench:api'
+
+const usage = (): Usage => {
+  const u = process.cpuUsage()
+  return { cpuUs: u.user + u.system, wallMs: performance.now() }
+}
+
+type Handler = (args: never) => unknown
+function serveIpc(handlers: Record<string, Handler>, cleanup: () => Promise<void> | void = () => {}) {
+  let stopping = false
+  const stop = async (code: number) => {
+    if (stopping) return
+    stopping = true
+    try {
+      await cleanup()
+    } finally {
+      process.exit(code)
+    }
+  }
+  setTimeout(() => void stop(3), HARD_DEADLINE_MS).unref()
+  process.on('disconnect', () => void stop(0))
+  process.on('message', (raw) => {
+    const { id, op, args } = raw as { id: number; op: string; args: unknown }
+    if (op === 'stop') {
+      process.send?.({ id, result: null }, () => void stop(0))
+      return
+    }
+    const handler = op === 'usage' ? usage : handlers[op]
+    Promise.resolve()
+      .then(() => {
+        if (!handler) throw new Error(`unknown op ${op}`)
+        return (handler as (a: unknown) => unknown)(args)
+      })
+      .then(
+        (result) => process.send?.({ id, result }),
+        (err: unknown) => process.send?.({ id, error: String((err as Error)?.stack ?? err) }),
+      )
+  })
+}
+
+// ---------------------------------------------------------------------------------------------
+// passport
+
+export interface PassportInfo {
+  url: string
+  issuer: string
+  siteId: string
+  authkey: string
+  clientSecret: string
+  /** A live access token of the site, for introspection and verification. */
+  token: string
+  /** One unused refresh credential per lane, each the head of its own family, all alice's. */
+  refreshTokens: string[]
+  /** One per lane too, but each of another user (their own sign-in, session and family). */
+  refreshTokensManyUsers: string[]
+}
+
+export interface PassportRows {
+  /** Rows of alice on the site not revoked: what newest-wins scans on each of her mints. */
+  aliceLiveTokens: number
+  aliceLiveRefresh: number
+  tokens: number
+  refresh: number
+  storeBytes: number
+}
+
+async function startPassport(lanes: number) {
+  const { resolveConfig } = await import('../passport-server/src/config.ts')
+  const { silentLogger } = await import('../passport-server/src/deps.ts')
+  const { createDeps, listen } = await import('../passport-server/src/server.ts')
+  const { addSite, addUser } = await import('../passport-server/src/test-support.ts')
+  const { signIn } = await import('../passport-server/src/test-flows.ts')
+  const { mintSiteToken } = await import('../passport-server/src/services/minting.ts')
+  const { verifySiteToken } = await import('../passport-server/src/tokens/site-token.ts')
+
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'passport-bench-tokens-'))
+  const deps = await createDeps({
+    config: resolveConfig({ issuer: BENCH_ISSUER, scryptCost: 1024 }),
+    storeFile: path.join(dir, 'passport.sqlite'),
+    log: silentLogger,
+  })
+  const alice = await addUser(deps, 'alice')
+  const news = await addSite(deps, { id: 'news', origins: [BENCH_SITE_ORIGIN] })
+  const server = await listen(deps, 0, '127.0.0.1')
+
+  // One real sign-in through the in-process app (login form, code, token exchange) ...
+  const signedIn = await signIn(server.app, news, alice, new Map(), BENCH_ISSUER)
+  const verified = await verifySiteToken(deps.keys, signedIn.token, {
+    issuer: BENCH_ISSUER,
+    audience: news.site.id,
+    nowMs: Date.now(),
+  })
+  if (!verified.ok) throw new Error(`own token does not verify: ${verified.reason}`)
+  const session = await deps.store.sessions.get(verified.claims.sid)
+  if (!session) throw new Error('no session behind the token')
+  // ... then one refresh family per lane, on the same session (so newest-wins revokes nothing):
+  // each lane then chains its own rotations, as a frame does.
+  const refreshTokens: string[] = []
+  for (let i = 0; i < lanes; i++)
+    refreshTokens.push((await mintSiteToken(deps, news.site, session)).refreshToken)
+  // The other shape: one user per lane, each with the refresh credential of their first sign-in.
+  const refreshTokensManyUsers: string[] = []
+  for (let i = 0; i < lanes; i++) {
+    const user = await addUser(deps, `user${i}`)
+    refreshTokensManyUsers.push(
+      (await signIn(server.app, news, user, new Map(), BENCH_ISSUER)).body.refresh_token,
+    )
+  }
+
+  const info: PassportInfo = {
+    url: server.internalUrl,
+    issuer: BENCH_ISSUER,
+    siteId: news.site.id,
+    authkey: news.authkey,
+    clientSecret: news.clientSecret,
+    token: signedIn.token,
+    refreshTokens,
+    refreshTokensManyUsers,
+  }
+  const { DatabaseSync } = await import('node:sqlite')
+  const reader = new DatabaseSync(path.join(dir, 'passport.sqlite'), { readOnly: true })
+  const count = (sql: string) => Number((reader.prepare(sql).get() as { n: number }).n)
+  return {
+    info,
+    rows: (): PassportRows => ({
+      aliceLiveTokens: count(
+        `SELECT count(*) AS n FROM tokens WHERE user_id = '${alice.id}' AND site_id = 'news' AND revoked_at IS NULL`,
+      ),
+      aliceLiveRefresh: count(
+        `SELECT count(*) AS n FROM refresh_tokens WHERE user_id = '${alice.id}' AND site_id = 'news' AND revoked_at IS NULL`,
+      ),
+      tokens: count('SELECT count(*) AS n FROM tokens'),
+      refresh: count('SELECT count(*) AS n FROM refresh_tokens'),
+      storeBytes: dirBytes(dir),
+    }),
+    close: async () => {
+      reader.close()
+      await server.close()
+      fs.rmSync(dir, { recursive: true, force: true })
+    },
+  }
+}
+
+function dirBytes(dir: string): number {
+  let total = 0
+  for (const name of fs.readdirSync(dir)) total += fs.statSync(path.join(dir, name)).size
+  return total
+}
+
+// ---------------------------------------------------------------------------------------------
+// node-oidc-provider
+
+export interface OidcInfo {
+  url: string
+  clientId: string
+  clientSecret: string
+}
+
+async function startOidc() {
+  // Untyped package (no @types wanted for a benchmark): only the constructor and callback are used.
+  const specifier = 'oidc-provider'
+  const { default: Provider } = (await import(specifier)) as {
+    default: new (issuer: string, config: unknown) => { callback(): http.RequestListener }
+  }
+  const { privateKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true })
+  const jwk: JWK = { ...(await exportJWK(privateKey)), alg: 'EdDSA', use: 'sig', kid: 'bench-ed25519' }
+  let handler: http.RequestListener = (_req, res) => res.writeHead(503).end()
+  const server = http.createServer((req, res) => handler(req, res))
+  server.keepAliveTimeout = 30_000
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  const provider = new Provider(url, {
+    clients: [
+      {
+        client_id: OIDC_CLIENT.id,
+        client_secret: OIDC_CLIENT.secret,
+        grant_types: ['client_credentials'],
+        redirect_uris: [],
+        response_types: [],
+        token_endpoint_auth_method: 'client_secret_basic',
+        // The only key is Ed25519; the default (RS256) would have no key to sign with.
+        id_token_signed_response_alg: 'EdDSA',
+      },
+    ],
+    jwks: { keys: [jwk] },
+    cookies: { keys: ['bench-cookie-key-0123456789abcdef'] },
+    // Set explicitly (same as the defaults) so the provider does not print notices about them.
+    ttl: { ClientCredentials: 600 },
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      introspection: {
+        enabled: true,
+        allowedPolicy: async (_ctx: unknown, client: { clientId: string }, token: { clientId: string }) =>
+          token.clientId === client.clientId,
+      },
+      // With `resource=urn:bench:api` the access token is a JWT signed with the Ed25519 key;
+      // without a resource it is opaque (stored in the default in-memory adapter).
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: () => undefined as unknown as string,
+        useGrantedResource: () => true,
+        getResourceServerInfo: (_ctx: unknown, resource: string) => {
+          if (resource !== OIDC_JWT_RESOURCE) throw new Error('unknown resource')
+          return {
+            scope: 'api',
+            audience: OIDC_JWT_RESOURCE,
+            accessTokenFormat: 'jwt',
+            jwt: { sign: { alg: 'EdDSA' } },
+          }
+        },
+      },
+    },
+  })
+  handler = provider.callback()
+  const info: OidcInfo = { url, clientId: OIDC_CLIENT.id, clientSecret: OIDC_CLIENT.secret }
+  return {
+    info,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        server.closeAllConnections()
+      }),
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// load generator
+
+export interface LoadSpec {
+  /** Keeps lane state (the refresh chain) across calls under this name. */
+  name: string
+  url: string
+  headers: Record<string, string>
+  /**
+   * `fixed`: the same body every time. `chain`: a frame's refresh, each lane presenting the
+   * refresh credential the previous answer gave it (`seeds`: one per lane, first call only).
+   * `introspect-fresh`: first fetches a new access token from `tokenUrl` (node-oidc-provider's
+   * in-memory store is an LRU, so a token from an earlier round may be gone), then introspects it.
+   */
+  mode: 'fixed' | 'chain' | 'introspect-fresh'
+  body?: string
+  chain?: { authkey: string; seeds: string[] }
+  fresh?: { tokenUrl: string; tokenBody: string }
+  /** Text every counted answer must contain (e.g. `"active":true`). */
+  expect: string
+  concurrency: number
+  durationMs: number
+}
+
+export interface LoadResult {
+  /** Answers that completed inside the window, status 200 and with the expected text. */
+  ok: number
+  /** Answers of requests still in flight at the deadline, awaited but not counted in `ok`. */
+  drained: number
+  bad: number
+  firstBad?: string
+  windowMs: number
+  /** Window plus drain: what the server worked for. */
+  busyMs: number
+  latencyMs: { p50: number; p90: number; p99: number }
+  loadCpuUs: number
+}
+
+const chains = new Map<string, string[]>()
+
+function post(
+  agent: http.Agent,
+  url: URL,
+  headers: Record<string, string>,
+  body: string,
+): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      url,
+      { method: 'POST', agent, headers: { ...headers, 'Content-Length': Buffer.byteLength(body) } },
+      (res) => {
+        const chunks: Buffer[] = []
+        res.on('data', (c: Buffer) => chunks.push(c))
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }))
+        res.on('error', reject)
+      },
+    )
+    req.on('error', reject)
+    req.end(body)
+  })
+}
+
+async function runLoad(spec: LoadSpec): Promise<LoadResult> {
+  const url = new URL(spec.url)
+  const agent = new http.Agent({ keepAlive: true, maxSockets: spec.concurrency })
+  let lanes = chains.get(spec.name)
+  if (spec.mode === 'chain' && !lanes) {
+    lanes = [...(spec.chain?.seeds ?? [])]
+    if (lanes.length < spec.concurrency) throw new Error('fewer refresh seeds than lanes')
+    chains.set(spec.name, lanes)
+  }
+  let introspected = ''
+  if (spec.mode === 'introspect-fresh' && spec.fresh) {
+    const got = await post(agent, new URL(spec.fresh.tokenUrl), spec.headers, spec.fresh.tokenBody)
+    introspected = (JSON.parse(got.text) as { access_token: string }).access_token
+  }
+  const bodyFor = (lane: number): string => {
+    if (spec.mode === 'chain') {
+      return JSON.stringify({
+        grant_type: 'refresh_token',
+        authkey: spec.chain?.authkey,
+        refresh_token: lanes?.[lane],
+      })
+    }
+    if (spec.mode === 'introspect-fresh') return new URLSearchParams({ token: introspected }).toString()
+    return spec.body ?? ''
+  }
+
+  const latencies: number[] = []
+  let ok = 0
+  let drained = 0
+  let bad = 0
+  let firstBad: string | undefined
+  const cpu0 = process.cpuUsage()
+  const t0 = performance.now()
+  const deadline = t0 + spec.durationMs
+  const lane = async (i: number) => {
+    while (performance.now() < deadline) {
+      const started = performance.now()
+      let status = 0
+      let text = ''
+      try {
+        ;({ status, text } = await post(agent, url, spec.headers, bodyFor(i)))
+      } catch (err) {
+        text = String(err)
+      }
+      const ended = performance.now()
+      const good = status === 200 && text.includes(spec.expect)
+      if (good && spec.mode === 'chain' && lanes) {
+        lanes[i] = (JSON.parse(text) as { refresh_token: string }).refresh_token
+      }
+      if (!good) {
+        bad++
+        firstBad ??= `${status} ${text.slice(0, 200)}`
+        if (spec.mode === 'chain') return // a lane whose chain broke cannot go on
+      } else if (ended <= deadline) {
+        ok++
+        latencies.push(ended - started)
+      } else drained++
+    }
+  }
+  await Promise.all(Array.from({ length: spec.concurrency }, (_, i) => lane(i)))
+  const busyMs = performance.now() - t0
+  const cpu = process.cpuUsage(cpu0)
+  agent.destroy()
+  latencies.sort((a, b) => a - b)
+  const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? 0
+  return {
+    ok,
+    drained,
+    bad,
+    ...(firstBad ? { firstBad } : {}),
+    windowMs: spec.durationMs,
+    busyMs,
+    latencyMs: { p50: q(0.5), p90: q(0.9), p99: q(0.99) },
+    loadCpuUs: cpu.user + cpu.system,
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// in-process crypto
+
+export type CryptoCase =
+  | 'jose.sign'
+  | 'node.sign'
+  | 'passport.sign'
+  | 'jose.verify'
+  | 'passport.verify'
+  | 'sdk.verify'
+
+export interface CryptoResult {
+  ops: number
+  wallMs: number
+  cpuUs: number
+  /** Network requests made while timing (the SDK case must make none). */
+  fetches: number
+}
+
+async function prepareCrypto(passport: PassportInfo) {
+  const { loadOrCreateKeys } = await import('../passport-server/src/tokens/keys.ts')
+  const { signSiteToken, verifySiteToken } = await import('../passport-server/src/tokens/site-token.ts')
+  const { openSqliteStore } = await import('../passport-server/src/store/sqlite.ts')
+  const { createSiteVerifier } = await import('../passport-server/site-sdk/verify.ts')
+
+  // Signing: a fresh Ed25519 key made by the passport's own key code (same type, same import).
+  const ownKeys = await loadOrCreateKeys(openSqliteStore(':memory:').secrets)
+  // node:crypto needs a KeyObject; the passport's CryptoKey is not extractable (and passing a
+  // CryptoKey to node:crypto is deprecated), so the floor gets its own Ed25519 key.
+  const nodeKey = generateKeyPairSync('ed25519').privateKey
+  const now = Date.now()
+  const claims = {
+    issuer: passport.issuer,
+    siteId: passport.siteId,
+    userId: 'u_alice',
+    sessionId: 'f'.repeat(64),
+    jti: crypto.randomUUID(),
+    issuedAtMs: now,
+    expiresAtMs: now + 900_000,
+  }
+  const joseSign = () =>
+    new SignJWT({ sid: claims.sessionId })
+      .setProtectedHeader({ alg: 'EdDSA', typ: 'at+jwt', kid: ownKeys.current.kid })
+      .setIssuer(claims.issuer)
+      .setAudience(claims.siteId)
+      .setSubject(claims.userId)
+      .setJti(claims.jti)
+      .setIssuedAt(Math.floor(claims.issuedAtMs / 1000))
+      .setExpirationTime(Math.floor(claims.expiresAtMs / 1000))
+      .sign(ownKeys.current.privateKey)
+  // The same signing input as a token, signed with node:crypto directly: the floor.
+  const sample = await joseSign()
+  const signingInput = Buffer.from(sample.slice(0, sample.lastIndexOf('.')))
+  // Passport's signer must produce exactly jose's token (Ed25519 signatures are deterministic).
+  const passportSample = await signSiteToken(ownKeys, claims)
+  if (passportSample !== sample)
+    throw new Error('signSiteToken differs from the jose token of the same claims')
+
+  // Verifying: the passport's real token against the passport's published key.
+  const jwks = (await (await fetch(`${passport.url}/.well-known/jwks.json`)).json()) as { keys: JWK[] }
+  const publicKeys = new Map<string, CryptoKey>()
+  for (const k of jwks.keys) publicKeys.set(k.kid as string, (await importJWK(k, 'EdDSA')) as CryptoKey)
+  const serverKeys = { ...ownKeys, publicKeys }
+  const kid = JSON.parse(Buffer.from(passport.token.split('.')[0] as string, 'base64url').toString()).kid
+  const serverKey = publicKeys.get(kid) as CryptoKey
+  const sdk = createSiteVerifier({
+    issuer: passport.issuer,
+    siteId: passport.siteId,
+    clientSecret: passport.clientSecret,
+    internalUrl: passport.url,
+    // A clock frozen at start: the SDK's revocation cache (5 s) stays warm for the whole run,
+    // so what is timed is its local path (jwtVerify against the cached JWKS, then a Map lookup).
+    now: () => now,
+  })
+  let fetches = 0
+  const realFetch = globalThis.fetch
+  globalThis.fetch = ((...args: Parameters<typeof fetch>) => {
+    fetches++
+    return realFetch(...args)
+  }) as typeof fetch
+  const warm = await sdk.verify(passport.token) // fetches the JWKS and introspects once
+  if (!warm.ok) throw new Error(`SDK refused the token: ${warm.reason}`)
+  const check = await verifySiteToken(serverKeys, passport.token, {
+    issuer: passport.issuer,
+    audience: passport.siteId,
+    nowMs: Date.now(),
+  })
+  if (!check.ok) throw new Error(`verifySiteToken refused the token: ${check.reason}`)
+
+  const ops: Record<CryptoCase, () => Promise<unknown> | unknown> = {
+    'jose.sign': joseSign,
+    'node.sign': () => nodeSign(null, signingInput, nodeKey).toString('base64url'),
+    'passport.sign': () => signSiteToken(ownKeys, claims),
+    // Raw jose: the key passed directly, the algorithm pinned, no claim options.
+    'jose.verify': () => jwtVerify(passport.token, serverKey, { algorithms: ['EdDSA'] }),
+    'passport.verify': () =>
+      verifySiteToken(serverKeys, passport.token, {
+        issuer: passport.issuer,
+        audience: passport.siteId,
+        nowMs: Date.now(),
+      }),
+    'sdk.verify': async () => {
+      const r = await sdk.verify(passport.token)
+      if (!r.ok) throw new Error(`SDK refused: ${r.reason}`)
+    },
+  }
+  return { ops, fetchCount: () => fetches }
+}
+
+let crypto$: Awaited<ReturnType<typeof prepareCrypto>> | null = null
+
+async function runCrypto(args: { name: CryptoCase; inFlight: number; durationMs: number }) {
+  if (!crypto$) throw new Error('crypto not prepared')
+  const op = crypto$.ops[args.name]
+  const fetches0 = crypto$.fetchCount()
+  let count = 0
+  const cpu0 = process.cpuUsage()
+  const t0 = performance.now()
+  const deadline = t0 + args.durationMs
+  if (args.inFlight <= 1) {
+    while (performance.now() < deadline) {
+      for (let i = 0; i < 16; i++) await op()
+      count += 16
+    }
+  } else {
+    while (performance.now() < deadline) {
+      await Promise.all(Array.from({ length: args.inFlight }, op))
+      count += args.inFlight
+    }
+  }
+  const wallMs = performance.now() - t0
+  const cpu = process.cpuUsage(cpu0)
+  return {
+    ops: count,
+    wallMs,
+    cpuUs: cpu.user + cpu.system,
+    fetches: crypto$.fetchCount() - fetches0,
+  } satisfies CryptoResult
+}
+
+// ---------------------------------------------------------------------------------------------
+
+if (import.meta.main) {
+  const role = process.argv[2] as Role
+  if (role === 'passport') {
+    let running: Awaited<ReturnType<typeof startPassport>> | null = null
+    serveIpc(
+      {
+        start: async (args: { lanes: number }) => {
+          running = await startPassport(args.lanes)
+          return running.info
+        },
+        rows: () => running?.rows(),
+      },
+      () => running?.close(),
+    )
+  } else if (role === 'oidc') {
+    let running: Awaited<ReturnType<typeof startOidc>> | null = null
+    serveIpc(
+      {
+        start: async () => {
+          running = await startOidc()
+          return running.info
+        },
+      },
+      () => running?.close(),
+    )
+  } else if (role === 'load') {
+    serveIpc({ run: runLoad })
+  } else if (role === 'crypto') {
+    serveIpc({
+      prepare: async (args: { passport: PassportInfo }) => {
+        crypto$ = await prepareCrypto(args.passport)
+        return true
+      },
+      run: runCrypto,
+    })
+  } else {
+    console.error(`unknown role ${role}`)
+    process.exit(2)
+  }
+}

@@ -1,0 +1,679 @@
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import type { Request as PwRequest } from '@playwright/test'
+import { launchProfile } from '../demo-sites/e2e/browser-profile.ts'
+import { startDemo } from '../demo-sites/start.ts'
+import { median, quantile, round, shuffled } from './stats.ts'
+import {
+  type CryptoCase,
+  type CryptoResult,
+  type LoadResult,
+  type LoadSpec,
+  OIDC_JWT_RESOURCE,
+  type OidcInfo,
+  type PassportInfo,
+  type PassportRows,
+  type Role,
+  type Usage,
+} from './tokens-child.ts'
+
+/**
+ * `npm run bench -- tokens`: Passport's token endpoints side by side with node-oidc-provider 9
+ * and raw jose, in one run on one machine, in interleaved rounds (every case once per round, in
+ * shuffled order; figures are medians of per-round ratios).
+ *
+ * HTTP: each server is a child process pinned to core 0 (`taskset`, when there is one), the
+ * load generator another child pinned to core 1; loopback only. In-process crypto runs in a
+ * third child on core 0 while the servers idle. Frame: headless Chromium, postMessage round
+ * trips to the passport frame of the demo, answered from its cache.
+ */
+
+const FRAME_PORTS = { passport: 19180, news: 19181, shop: 19182 }
+const CHILD_FILE = path.join(import.meta.dirname, 'tokens-child.ts')
+const CALL_TIMEOUT_MS = 120_000
+
+export interface TokensOptions {
+  rounds: number
+  httpMs: number
+  cryptoMs: number
+  concurrency: number
+  frameSamples: number
+}
+
+/** BENCH_TOKENS_ONLY=a,b: only the cases whose names start with one of these (for profiling). */
+const only = process.env.BENCH_TOKENS_ONLY?.split(',').filter(Boolean) ?? []
+const selected = (name: string) => only.length === 0 || only.some((prefix) => name.startsWith(prefix))
+
+export function tokensOptionsFromEnv(env = process.env): TokensOptions {
+  return {
+    rounds: Number(env.BENCH_TOKENS_ROUNDS ?? 5),
+    httpMs: Number(env.BENCH_TOKENS_HTTP_MS ?? 3000),
+    cryptoMs: Number(env.BENCH_TOKENS_CRYPTO_MS ?? 1000),
+    concurrency: Number(env.BENCH_TOKENS_CONCURRENCY ?? 32),
+    frameSamples: Number(env.BENCH_TOKENS_FRAME_SAMPLES ?? 200),
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// child processes
+
+interface Child {
+  role: Role
+  call<T>(op: string, args?: unknown): Promise<T>
+  stop(): Promise<void>
+}
+
+function canPin(): boolean {
+  return os.availableParallelism() >= 2 && spawnSync('taskset', ['-c', '0', 'true']).status === 0
+}
+
+function spawnChild(role: Role, core: number | null): Child {
+  // BENCH_TOKENS_CPU_PROF=dir: a V8 CPU profile of the passport server, written when it stops.
+  const prof = process.env.BENCH_TOKENS_CPU_PROF
+  const nodeArgs = [
+    ...(prof && role === 'passport' ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(prof)}`] : []),
+    CHILD_FILE,
+    role,
+  ]
+  const proc: ChildProcess =
+    core === null
+      ? spawn(process.execPath, nodeArgs, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+      : spawn('taskset', ['-c', String(core), process.execPath, ...nodeArgs], {
+          stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        })
+  let next = 0
+  const pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>()
+  let exited = false
+  proc.on('message', (raw) => {
+    const { id, result, error } = raw as { id: number; result?: unknown; error?: string }
+    const p = pending.get(id)
+    if (!p) return
+    pending.delete(id)
+    if (error) p.reject(new Error(`${role}: ${error}`))
+    else p.resolve(result)
+  })
+  proc.on('exit', (code, signal) => {
+    exited = true
+    for (const p of pending.values()) p.reject(new Error(`${role} child exited (${code ?? signal})`))
+    pending.clear()
+  })
+  const call = <T>(op: string, args?: unknown): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      if (exited) return reject(new Error(`${role} child is gone`))
+      const id = next++
+      const timer = setTimeout(() => {
+        pending.delete(id)
+        reject(new Error(`${role}: ${op} timed out`))
+      }, CALL_TIMEOUT_MS)
+      pending.set(id, {
+        resolve: (v) => {
+          clearTimeout(timer)
+          resolve(v as T)
+        },
+        reject: (e) => {
+          clearTimeout(timer)
+          reject(e)
+        },
+      })
+      proc.send({ id, op, args })
+    })
+  return {
+    role,
+    call,
+    stop: async () => {
+      if (exited) return
+      const gone = new Promise<void>((resolve) => proc.once('exit', () => resolve()))
+      await Promise.race([call('stop').catch(() => {}), new Promise((r) => setTimeout(r, 5000))])
+      const killer = setTimeout(() => proc.kill('SIGKILL'), 5000)
+      await gone
+      clearTimeout(killer)
+    },
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// cases
+
+type HttpCase =
+  | 'passport.mint'
+  | 'passport.mint.users'
+  | 'passport.introspect'
+  | 'oidc.token.opaque'
+  | 'oidc.token.jwt'
+  | 'oidc.introspect'
+const HTTP_CASES: HttpCase[] = [
+  'passport.mint',
+  'passport.mint.users',
+  'passport.introspect',
+  'oidc.token.opaque',
+  'oidc.token.jwt',
+  'oidc.introspect',
+]
+const CRYPTO_CASES: { name: CryptoCase; inFlight: number }[] = [
+  { name: 'jose.sign', inFlight: 1 },
+  { name: 'jose.sign', inFlight: 32 },
+  { name: 'node.sign', inFlight: 1 },
+  { name: 'passport.sign', inFlight: 1 },
+  { name: 'passport.sign', inFlight: 32 },
+  { name: 'jose.verify', inFlight: 1 },
+  { name: 'jose.verify', inFlight: 32 },
+  { name: 'passport.verify', inFlight: 1 },
+  { name: 'passport.verify', inFlight: 32 },
+  { name: 'sdk.verify', inFlight: 1 },
+  { name: 'sdk.verify', inFlight: 32 },
+]
+const cryptoKey = (c: { name: CryptoCase; inFlight: number }) => `${c.name} W${c.inFlight}`
+
+export interface HttpSample {
+  reqPerSec: number
+  /** Requests per CPU-second of the server process (all its threads). */
+  reqPerServerCpuSec: number
+  serverCpuUsPerReq: number
+  serverCpuShare: number
+  loadCpuShare: number
+  p50Ms: number
+  p99Ms: number
+  bad: number
+  firstBad?: string
+  /** passport.mint: alice's live token + refresh rows when the case started. */
+  rowsBefore?: number
+}
+export interface CryptoSample {
+  opsPerSec: number
+  opsPerCpuSec: number
+  fetches: number
+}
+
+const basic = (id: string, secret: string) =>
+  `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`
+const FORM = 'application/x-www-form-urlencoded'
+
+function httpSpec(
+  name: HttpCase,
+  p: PassportInfo,
+  o: OidcInfo,
+  opts: { concurrency: number; durationMs: number },
+): LoadSpec {
+  const common = { name, concurrency: opts.concurrency, durationMs: opts.durationMs }
+  const oidcHeaders = { Authorization: basic(o.clientId, o.clientSecret), 'Content-Type': FORM }
+  switch (name) {
+    case 'passport.mint':
+    case 'passport.mint.users':
+      return {
+        ...common,
+        url: `${p.url}/api/frame/token`,
+        // What the frame sends: a same-origin fetch from the passport origin.
+        headers: { 'Content-Type': 'application/json', Origin: p.issuer, 'Sec-Fetch-Site': 'same-origin' },
+        mode: 'chain',
+        chain: {
+          authkey: p.authkey,
+          seeds: name === 'passport.mint' ? p.refreshTokens : p.refreshTokensManyUsers,
+        },
+        expect: '"access_token"',
+      }
+    case 'passport.introspect':
+      return {
+        ...common,
+        url: `${p.url}/token/introspect`,
+        headers: { Authorization: basic(p.siteId, p.clientSecret), 'Content-Type': FORM },
+        mode: 'fixed',
+        body: new URLSearchParams({ token: p.token }).toString(),
+        expect: '"active":true',
+      }
+    case 'oidc.token.opaque':
+      return {
+        ...common,
+        url: `${o.url}/token`,
+        headers: oidcHeaders,
+        mode: 'fixed',
+        body: 'grant_type=client_credentials',
+        expect: '"access_token"',
+      }
+    case 'oidc.token.jwt':
+      return {
+        ...common,
+        url: `${o.url}/token`,
+        headers: oidcHeaders,
+        mode: 'fixed',
+        body: new URLSearchParams({
+          grant_type: 'client_credentials',
+          resource: OIDC_JWT_RESOURCE,
+        }).toString(),
+        expect: '"access_token"',
+      }
+    case 'oidc.introspect':
+      return {
+        ...common,
+        url: `${o.url}/token/introspection`,
+        headers: oidcHeaders,
+        mode: 'introspect-fresh',
+        fresh: { tokenUrl: `${o.url}/token`, tokenBody: 'grant_type=client_credentials' },
+        expect: '"active":true',
+      }
+  }
+}
+
+async function runHttpCase(server: Child, load: Child, spec: LoadSpec): Promise<HttpSample> {
+  const u0 = await server.call<Usage>('usage')
+  const r = await load.call<LoadResult>('run', spec)
+  const u1 = await server.call<Usage>('usage')
+  const serverCpuUs = u1.cpuUs - u0.cpuUs
+  const served = r.ok + r.drained
+  return {
+    reqPerSec: r.ok / (r.windowMs / 1000),
+    reqPerServerCpuSec: served / (serverCpuUs / 1e6),
+    serverCpuUsPerReq: serverCpuUs / served,
+    serverCpuShare: serverCpuUs / 1000 / r.busyMs,
+    loadCpuShare: r.loadCpuUs / 1000 / r.busyMs,
+    p50Ms: r.latencyMs.p50,
+    p99Ms: r.latencyMs.p99,
+    bad: r.bad,
+    ...(r.firstBad ? { firstBad: r.firstBad } : {}),
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// frame cache latency (Chromium)
+
+export interface FrameResult {
+  n: number
+  medianMs: number
+  p90Ms: number
+  minMs: number
+  maxMs: number
+  /** Network requests seen by the page (any frame) during the timed round trips. */
+  requestsDuringTiming: number
+  requestUrls: string[]
+  samplesMs: number[]
+}
+
+async function runFrameBench(samples: number): Promise<FrameResult> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'passport-bench-frame-'))
+  const demo = await startDemo({ ports: FRAME_PORTS, dataDir, quiet: true })
+  const context = await launchProfile('blocked')
+  try {
+    const page = await context.newPage()
+    await page.goto(`${demo.urls.news}/`)
+    await page.getByRole('button', { name: 'Sign in' }).click()
+    await page.getByLabel('Username').fill('alice')
+    await page.getByLabel('Password').fill('alice-password-1')
+    await page.getByRole('button', { name: 'Sign in' }).click()
+    await page.getByText('Signed in as alice').waitFor()
+    await page.waitForLoadState('networkidle')
+
+    let counting = false
+    const seen: string[] = []
+    const onRequest = (r: PwRequest) => {
+      if (counting) seen.push(r.url())
+    }
+    context.on('request', onRequest) // every request of every page and frame of the profile
+    const warmup = 20
+    const run = (args: { passportOrigin: string; count: number; prefix: string }) =>
+      page.evaluate(async ({ passportOrigin, count, prefix }) => {
+        const frame = document.querySelector('iframe')
+        const target = frame?.contentWindow
+        if (!frame || !target || !frame.src.startsWith(passportOrigin)) throw new Error('no passport frame')
+        const ask = (id: string) =>
+          new Promise<{ type: string; token?: string }>((resolve, reject) => {
+            const timer = setTimeout(() => reject(new Error(`no answer to ${id}`)), 5000)
+            const onMessage = (event: MessageEvent) => {
+              if (event.origin !== passportOrigin || event.source !== target || event.data?.id !== id) return
+              clearTimeout(timer)
+              removeEventListener('message', onMessage)
+              resolve(event.data)
+            }
+            addEventListener('message', onMessage)
+            target.postMessage({ v: 1, type: 'token_request', id }, passportOrigin)
+          })
+        const times: number[] = []
+        for (let i = 0; i < count; i++) {
+          const t0 = performance.now()
+          const reply = await ask(`${prefix}${i}`)
+          times.push(performance.now() - t0)
+          if (reply.type !== 'token_response' || !reply.token) throw new Error(`frame answered ${reply.type}`)
+        }
+        return times
+      }, args)
+    await run({ passportOrigin: demo.urls.passport, count: warmup, prefix: 'w' })
+    counting = true
+    const times = await run({ passportOrigin: demo.urls.passport, count: samples, prefix: 'b' })
+    // Let a request the round trips might have started reach the listener before counting.
+    await page.waitForTimeout(300)
+    counting = false
+    const unique = [...new Set(seen)]
+    return {
+      n: times.length,
+      medianMs: round(median(times), 3),
+      p90Ms: round(quantile(times, 0.9), 3),
+      minMs: round(Math.min(...times), 3),
+      maxMs: round(Math.max(...times), 3),
+      requestsDuringTiming: seen.length,
+      requestUrls: unique,
+      samplesMs: times.map((t) => round(t, 3)),
+    }
+  } finally {
+    await context.close()
+    await demo.close()
+    fs.rmSync(dataDir, { recursive: true, force: true })
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// the run
+
+export async function runTokensBench(options: TokensOptions) {
+  const pinned = canPin()
+  const serverCore = pinned ? 0 : null
+  const loadCore = pinned ? 1 : null
+  const started = performance.now()
+  const children: Child[] = []
+  const child = (role: Role, core: number | null) => {
+    const c = spawnChild(role, core)
+    children.push(c)
+    return c
+  }
+  const http: Record<HttpCase, HttpSample[]> = Object.fromEntries(HTTP_CASES.map((c) => [c, []])) as never
+  const inproc: Record<string, CryptoSample[]> = Object.fromEntries(
+    CRYPTO_CASES.map((c) => [cryptoKey(c), []]),
+  )
+  let rowsAtEnd: PassportRows | null = null
+  try {
+    const passport = child('passport', serverCore)
+    const oidc = child('oidc', serverCore)
+    const load = child('load', loadCore)
+    const cryptoChild = child('crypto', serverCore)
+    const p = await passport.call<PassportInfo>('start', { lanes: options.concurrency })
+    const o = await oidc.call<OidcInfo>('start')
+    await cryptoChild.call('prepare', { passport: p })
+    const serverOf = (c: HttpCase) => (c.startsWith('passport') ? passport : oidc)
+
+    // Round 0 is a shorter warm-up (JIT, SQLite pages, connection pools), discarded.
+    for (let r = 0; r <= options.rounds; r++) {
+      const warm = r === 0
+      const httpMs = warm ? Math.ceil(options.httpMs / 3) : options.httpMs
+      const cryptoMs = warm ? Math.ceil(options.cryptoMs / 3) : options.cryptoMs
+      const line: string[] = []
+      const all = shuffled([
+        ...HTTP_CASES.filter(selected).map((c) => ({ kind: 'http' as const, c })),
+        ...CRYPTO_CASES.filter((c) => selected(cryptoKey(c))).map((c) => ({ kind: 'crypto' as const, c })),
+      ])
+      for (const item of all) {
+        if (item.kind === 'http') {
+          const spec = httpSpec(item.c, p, o, { concurrency: options.concurrency, durationMs: httpMs })
+          const before = item.c === 'passport.mint' ? await passport.call<PassportRows>('rows') : undefined
+          const s = await runHttpCase(serverOf(item.c), load, spec)
+          if (before) s.rowsBefore = before.aliceLiveTokens + before.aliceLiveRefresh
+          if (s.bad > 0) throw new Error(`${item.c}: ${s.bad} bad answers, first: ${s.firstBad}`)
+          if (!warm) http[item.c].push(s)
+          line.push(`${item.c} ${Math.round(s.reqPerSec)}/s`)
+        } else {
+          const res = await cryptoChild.call<CryptoResult>('run', { ...item.c, durationMs: cryptoMs })
+          if (item.c.name === 'sdk.verify' && res.fetches > 0)
+            throw new Error('SDK verify went to the network')
+          const s: CryptoSample = {
+            opsPerSec: res.ops / (res.wallMs / 1000),
+            opsPerCpuSec: res.ops / (res.cpuUs / 1e6),
+            fetches: res.fetches,
+          }
+          if (!warm) inproc[cryptoKey(item.c)]?.push(s)
+          line.push(`${cryptoKey(item.c)} ${Math.round(s.opsPerSec)}/s`)
+        }
+      }
+      process.stdout.write(`${warm ? 'warm-up' : `round ${r}/${options.rounds}`}: ${line.join(', ')}\n`)
+    }
+    rowsAtEnd = await passport.call<PassportRows>('rows')
+  } finally {
+    // Whatever happened, every child is told to stop, and killed 5 s later if it has not.
+    await Promise.all(children.map((c) => c.stop()))
+  }
+  const httpSeconds = (performance.now() - started) / 1000
+
+  const frame: FrameResult = selected('frame')
+    ? await runFrameBench(options.frameSamples)
+    : {
+        n: 0,
+        medianMs: Number.NaN,
+        p90Ms: Number.NaN,
+        minMs: Number.NaN,
+        maxMs: Number.NaN,
+        requestsDuringTiming: 0,
+        requestUrls: [],
+        samplesMs: [],
+      }
+  process.stdout.write(
+    `frame: median ${frame.medianMs} ms, p90 ${frame.p90Ms} ms, ${frame.requestsDuringTiming} requests\n`,
+  )
+
+  return summarize({ options, pinned, http, inproc, frame, rowsAtEnd, httpSeconds })
+}
+
+// ---------------------------------------------------------------------------------------------
+// summary
+
+interface Raw {
+  options: TokensOptions
+  pinned: boolean
+  http: Record<HttpCase, HttpSample[]>
+  inproc: Record<string, CryptoSample[]>
+  frame: FrameResult
+  rowsAtEnd: PassportRows | null
+  httpSeconds: number
+}
+
+interface Ratio {
+  name: string
+  /** Median of per-round ratios, wall-clock rates. */
+  wall: number
+  /** Median of per-round ratios of operations per CPU-second (server process / crypto child). */
+  cpu: number
+  perRound: number[]
+  target: number | null
+  met: boolean | null
+}
+
+function summarize(raw: Raw) {
+  const rounds = raw.options.rounds
+  // A case left out (BENCH_TOKENS_ONLY) gives NaN ratios, judged neither way.
+  const none = {
+    reqPerSec: Number.NaN,
+    reqPerServerCpuSec: Number.NaN,
+    opsPerSec: Number.NaN,
+    opsPerCpuSec: Number.NaN,
+  }
+  const h = (c: HttpCase, i: number) => (raw.http[c][i] ?? none) as HttpSample
+  const k = (name: string, i: number) => (raw.inproc[name]?.[i] ?? none) as CryptoSample
+  const ratio = (
+    name: string,
+    target: number | null,
+    num: (i: number) => { wall: number; cpu: number },
+    den: (i: number) => { wall: number; cpu: number },
+  ): Ratio => {
+    const wall: number[] = []
+    const cpu: number[] = []
+    for (let i = 0; i < rounds; i++) {
+      wall.push(num(i).wall / den(i).wall)
+      cpu.push(num(i).cpu / den(i).cpu)
+    }
+    const w = median(wall)
+    return {
+      name,
+      wall: round(w, 3),
+      cpu: round(median(cpu), 3),
+      perRound: wall.map((x) => round(x, 3)),
+      target,
+      met: target === null || Number.isNaN(w) ? null : w >= target,
+    }
+  }
+  const hr = (c: HttpCase) => (i: number) => ({ wall: h(c, i).reqPerSec, cpu: h(c, i).reqPerServerCpuSec })
+  const kr = (name: string) => (i: number) => ({ wall: k(name, i).opsPerSec, cpu: k(name, i).opsPerCpuSec })
+
+  const ratios: Ratio[] = [
+    ratio('mint / node-oidc-provider token (opaque AT)', 3, hr('passport.mint'), hr('oidc.token.opaque')),
+    ratio('mint / node-oidc-provider token (EdDSA JWT AT)', 3, hr('passport.mint'), hr('oidc.token.jwt')),
+    ratio('mint / raw jose EdDSA sign (W32)', 0.5, hr('passport.mint'), kr('jose.sign W32')),
+    ratio('mint / raw jose EdDSA sign (W1)', 0.5, hr('passport.mint'), kr('jose.sign W1')),
+    ratio(
+      'mint, user per lane / node-oidc-provider token (opaque)',
+      3,
+      hr('passport.mint.users'),
+      hr('oidc.token.opaque'),
+    ),
+    ratio(
+      'mint, user per lane / node-oidc-provider token (JWT)',
+      3,
+      hr('passport.mint.users'),
+      hr('oidc.token.jwt'),
+    ),
+    ratio(
+      'mint, user per lane / raw jose EdDSA sign (W32)',
+      0.5,
+      hr('passport.mint.users'),
+      kr('jose.sign W32'),
+    ),
+    ratio(
+      'introspection / node-oidc-provider introspection',
+      2,
+      hr('passport.introspect'),
+      hr('oidc.introspect'),
+    ),
+    ratio('verifySiteToken / raw jose jwtVerify (W1)', 0.8, kr('passport.verify W1'), kr('jose.verify W1')),
+    ratio(
+      'verifySiteToken / raw jose jwtVerify (W32)',
+      0.8,
+      kr('passport.verify W32'),
+      kr('jose.verify W32'),
+    ),
+    ratio(
+      'site SDK verify (cached) / raw jose jwtVerify (W1)',
+      0.8,
+      kr('sdk.verify W1'),
+      kr('jose.verify W1'),
+    ),
+    ratio(
+      'site SDK verify (cached) / raw jose jwtVerify (W32)',
+      0.8,
+      kr('sdk.verify W32'),
+      kr('jose.verify W32'),
+    ),
+    ratio(
+      '(info) Passport signSiteToken / raw jose sign (W1)',
+      null,
+      kr('passport.sign W1'),
+      kr('jose.sign W1'),
+    ),
+    ratio('(info) raw jose sign (W32) / node:crypto sign', null, kr('jose.sign W32'), kr('node.sign W1')),
+    ratio('(info) mint / Passport signSiteToken (W32)', null, hr('passport.mint'), kr('passport.sign W32')),
+  ]
+
+  const httpTable = HTTP_CASES.map((c) => {
+    const xs = raw.http[c]
+    const med = (f: (s: HttpSample) => number, d = 0) => round(median(xs.map(f)), d)
+    return {
+      case: c,
+      reqPerSec: med((s) => s.reqPerSec),
+      perRound: xs.map((s) => Math.round(s.reqPerSec)),
+      rowsBefore: xs.map((s) => s.rowsBefore).filter((x) => x !== undefined),
+      reqPerServerCpuSec: med((s) => s.reqPerServerCpuSec),
+      serverCpuUsPerReq: med((s) => s.serverCpuUsPerReq, 1),
+      serverCpuShare: med((s) => s.serverCpuShare, 2),
+      loadCpuShare: med((s) => s.loadCpuShare, 2),
+      p50Ms: med((s) => s.p50Ms, 2),
+      p99Ms: med((s) => s.p99Ms, 2),
+    }
+  })
+  const cryptoTable = CRYPTO_CASES.map((c) => {
+    const xs = raw.inproc[cryptoKey(c)] ?? []
+    return {
+      case: cryptoKey(c),
+      opsPerSec: round(median(xs.map((s) => s.opsPerSec)), 0),
+      opsPerCpuSec: round(median(xs.map((s) => s.opsPerCpuSec)), 0),
+      perRound: xs.map((s) => Math.round(s.opsPerSec)),
+    }
+  })
+  const frameMet = raw.frame.medianMs <= 2 && raw.frame.requestsDuringTiming === 0
+  return {
+    options: raw.options,
+    pinned: raw.pinned,
+    httpSeconds: round(raw.httpSeconds, 1),
+    passportRowsAtEnd: raw.rowsAtEnd,
+    http: httpTable,
+    inProcess: cryptoTable,
+    frame: { ...raw.frame, targetMs: 2, met: frameMet },
+    ratios,
+    raw: { http: raw.http, inProcess: raw.inproc },
+  }
+}
+
+export type TokensResult = Awaited<ReturnType<typeof runTokensBench>>
+
+const fmt = (x: number) => Math.round(x).toLocaleString('en-US')
+const times = (x: number) => `${x.toFixed(2)}×`
+
+export function tokensMarkdown(result: TokensResult, meta: string): string {
+  const o = result.options
+  const httpRows = result.http
+    .map(
+      (r) =>
+        `| ${r.case} | ${fmt(r.reqPerSec)} | ${fmt(r.reqPerServerCpuSec)} | ${r.serverCpuUsPerReq} | ${Math.round(r.serverCpuShare * 100)}% | ${Math.round(r.loadCpuShare * 100)}% | ${r.p50Ms} | ${r.p99Ms} | ${r.perRound.join(', ')} |`,
+    )
+    .join('\n')
+  const mintRows = (result.http.find((r) => r.case === 'passport.mint')?.rowsBefore ?? [])
+    .map((x) => fmt(x as number))
+    .join(', ')
+  const cryptoRows = result.inProcess
+    .map((r) => `| ${r.case} | ${fmt(r.opsPerSec)} | ${fmt(r.opsPerCpuSec)} | ${r.perRound.join(', ')} |`)
+    .join('\n')
+  const ratioRows = result.ratios
+    .map((r) => {
+      const verdict =
+        r.target === null
+          ? ''
+          : `≥ ${r.target}×: ${r.met === null ? 'not measured' : r.met ? '**met**' : '**not met**'}`
+      return `| ${r.name} | ${times(r.wall)} | ${times(r.cpu)} | ${r.perRound.map((x) => x.toFixed(2)).join(', ')} | ${verdict} |`
+    })
+    .join('\n')
+  const f = result.frame
+  return `# Token endpoints, verification and the frame cache
+
+${meta} Pinned: ${result.pinned ? 'yes (servers and the in-process child on core 0, load generator on core 1)' : 'no (taskset or a second core missing)'}.
+${o.rounds} rounds after a warm-up round; per round every case once, shuffled: HTTP cases ${o.httpMs} ms with ${o.concurrency} requests in flight (keep-alive), in-process cases ${o.cryptoMs} ms. HTTP part took ${result.httpSeconds} s.
+
+## HTTP (one server process on one core)
+
+| case | req/s | req per server CPU-s | server CPU µs/req | server CPU | load-gen CPU | p50 ms | p99 ms | req/s per round |
+|---|---|---|---|---|---|---|---|---|
+${httpRows}
+
+- passport.mint: \`POST /api/frame/token\` with \`grant_type=refresh_token\`, the frame's headers; ${o.concurrency} lanes, each chaining its own refresh family (every request presents the credential the previous answer gave).
+- passport.mint.users: the same with one user per lane (${o.concurrency} users, each with the refresh credential of their own sign-in).
+- Every mint leaves a token row and a refresh row that stay live (not revoked) until sign-out, and newest-wins (\`revokeOtherDevices\`) scans the user's live rows on each mint. alice's live token + refresh rows when each passport.mint case started: ${mintRows}. Rows at the end: ${result.passportRowsAtEnd ? `${fmt(result.passportRowsAtEnd.tokens)} tokens, ${fmt(result.passportRowsAtEnd.refresh)} refresh credentials, store ${(result.passportRowsAtEnd.storeBytes / 2 ** 20).toFixed(1)} MiB` : '?'}.
+- passport.introspect: \`POST /token/introspect\`, Basic site credentials, a live token (signature, then the token row and the user row in SQLite).
+- oidc.*: node-oidc-provider 9.13.3, client_credentials with \`client_secret_basic\`; opaque access token (in-memory adapter), or with \`resource=${OIDC_JWT_RESOURCE}\` an EdDSA (Ed25519) JWT access token. Introspection of an opaque token.
+
+## In-process (one child on one core, Ed25519)
+
+| case (W = operations in flight) | ops/s | ops per CPU-s | ops/s per round |
+|---|---|---|---|
+${cryptoRows}
+
+jose.*: raw jose 6 (\`SignJWT\` with the same header and claims as a site token / \`jwtVerify(token, key, {algorithms})\`). node.sign: \`crypto.sign(null, input, key)\` on the same signing input. passport.sign: \`signSiteToken\`. passport.verify: \`verifySiteToken\` (all its checks). sdk.verify: the site SDK's \`createSiteVerifier().verify()\` with its JWKS fetched and its revocation cache warm (its \`fetch\` calls are counted: none while timing).
+
+## Frame cache answer (headless Chromium)
+
+Signed in on News; ${f.n} sequential \`token_request\` postMessage round trips from the page to the passport frame (after 20 untimed).
+
+| n | median ms | p90 ms | min ms | max ms | network requests while timing |
+|---|---|---|---|---|---|
+| ${f.n} | ${f.medianMs} | ${f.p90Ms} | ${f.minMs} | ${f.maxMs} | ${f.requestsDuringTiming} |
+
+Target ≤ 2 ms (median), answered from the cache with no request: **${f.met ? 'met' : 'not met'}**.
+
+## Ratios (median of per-round ratios)
+
+| ratio | wall req/s | per CPU-second | per round (wall) | target |
+|---|---|---|---|---|
+${ratioRows}
+`
+}
