@@ -15,15 +15,22 @@ export async function sweepExpiredSessions(
   return expired.length
 }
 
+/** Every `intervalMs` ends expired sessions; every `purgeEvery`-th round also purges dead rows. */
 export function startExpirySweeper(
   deps: Pick<AppDeps, 'store' | 'clock' | 'events' | 'log'>,
   intervalMs = 5_000,
+  purgeEvery = 120,
 ): () => void {
   let running = false
+  let round = 0
   const timer = setInterval(() => {
     if (running) return
     running = true
+    round += 1
     sweepExpiredSessions(deps)
+      .then(async () => {
+        if (round % purgeEvery === 0) await deps.store.maintenance.purge(deps.clock.now())
+      })
       .catch((err: unknown) => deps.log('sweeper_failed', { cause: String((err as Error)?.message ?? err) }))
       .finally(() => {
         running = false

@@ -87,9 +87,16 @@ export async function mintInTransaction(
 
   const replaced: SessionEventRecord[] = []
   if (site.oneDevicePerSite) {
-    const others = await tx.tokens.revokeOtherDevices(session.userId, site.id, session.id, now, 'replaced')
-    await tx.refresh.revokeOtherDevices(session.userId, site.id, session.id, now, 'replaced')
-    for (const sessionId of new Set(others.map((t) => t.sessionId))) {
+    const tokens = await tx.tokens.revokeOtherDevices(session.userId, site.id, session.id, now, 'replaced')
+    const credentials = await tx.refresh.revokeOtherDevices(
+      session.userId,
+      site.id,
+      session.id,
+      now,
+      'replaced',
+    )
+    // A device counts as signed in on the site while it holds a live token or refresh credential.
+    for (const sessionId of new Set([...tokens.map((t) => t.sessionId), ...credentials])) {
       await tx.sessions.exclude({ sessionId, siteId: site.id, reason: 'replaced', at: now })
       replaced.push(
         await recordEvent(tx, {

@@ -176,3 +176,33 @@ describe('refresh: rotation, idempotent retries, reuse detection, lifetimes', ()
     expect(JSON.stringify(record)).not.toContain(g0.refresh_token)
   })
 })
+
+describe('newest wins reaches a device through its refresh credential too', () => {
+  it('replaces a device whose access token expired but whose refresh credential is alive', async () => {
+    const deps = await createTestDeps()
+    const alice = await addUser(deps, 'alice')
+    const news = (await addSite(deps, { id: 'news' })).site
+    const a = (await startSession(deps, alice.id, 'device A')).session
+    const b = (await startSession(deps, alice.id, 'device B')).session
+    const first = JSON.parse((await mintSiteToken(deps, news, a)).body) as Grant
+    deps.clock.advance(news.tokenTtlSeconds * 1000 + 1000) // A's token expired, its refresh lives
+    await mintSiteToken(deps, news, b)
+    expect(await deps.store.sessions.exclusion(a.id, 'news')).toMatchObject({ reason: 'replaced' })
+    const err = await refreshSiteGrant(deps, news, first.refresh_token).catch((e: PassportError) => e)
+    expect(err).toMatchObject({ code: 'invalid_grant', extra: { reason: 'replaced' } })
+  })
+
+  it('a replaced device retrying its previous credential is told replaced, not treated as reuse', async () => {
+    const deps = await createTestDeps()
+    const alice = await addUser(deps, 'alice')
+    const news = (await addSite(deps, { id: 'news' })).site
+    const a = (await startSession(deps, alice.id, 'device A')).session
+    const b = (await startSession(deps, alice.id, 'device B')).session
+    const g0 = JSON.parse((await mintSiteToken(deps, news, a)).body) as Grant
+    await refreshSiteGrant(deps, news, g0.refresh_token)
+    await mintSiteToken(deps, news, b)
+    const err = await refreshSiteGrant(deps, news, g0.refresh_token).catch((e: PassportError) => e)
+    expect(err).toMatchObject({ code: 'invalid_grant', extra: { reason: 'replaced' } })
+    expect(deps.logs.map((l) => l.event)).not.toContain('authn_token_reuse')
+  })
+})

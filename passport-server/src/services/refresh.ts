@@ -50,6 +50,8 @@ export async function refreshSiteGrant(
 
     if (record.usedAt !== null) {
       const successor = record.successorHash ? await tx.refresh.get(record.successorHash) : null
+      // The family already ended for another reason (replaced, signed out): say that, nothing more.
+      if (successor?.revokedAt) return { kind: 'refused', reason: successor.revokeReason ?? 'revoked' }
       const replayable =
         now - record.usedAt <= graceMs &&
         successor !== null &&

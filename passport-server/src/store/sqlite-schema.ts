@@ -1,5 +1,5 @@
 /** Schema of the embedded store. `PRAGMA user_version` numbers it for later migrations. */
-export const SCHEMA_VERSION = 4
+export const SCHEMA_VERSION = 5
 
 export const schemaSql = `
 CREATE TABLE IF NOT EXISTS users (
@@ -62,7 +62,8 @@ CREATE TABLE IF NOT EXISTS tokens (
   revoked_at INTEGER,
   revoke_reason TEXT
 );
-CREATE INDEX IF NOT EXISTS tokens_live_by_user_site ON tokens (user_id, site_id) WHERE revoked_at IS NULL;
+CREATE INDEX IF NOT EXISTS tokens_live_by_user_site_expiry ON tokens (user_id, site_id, expires_at) WHERE revoked_at IS NULL;
+CREATE INDEX IF NOT EXISTS tokens_by_expiry ON tokens (expires_at);
 CREATE INDEX IF NOT EXISTS tokens_live_by_session ON tokens (session_id) WHERE revoked_at IS NULL;
 CREATE TABLE IF NOT EXISTS refresh_tokens (
   hash TEXT PRIMARY KEY,
@@ -82,7 +83,8 @@ CREATE TABLE IF NOT EXISTS refresh_tokens (
 );
 CREATE INDEX IF NOT EXISTS refresh_by_family ON refresh_tokens (family_id);
 CREATE INDEX IF NOT EXISTS refresh_live_by_session ON refresh_tokens (session_id, site_id) WHERE revoked_at IS NULL;
-CREATE INDEX IF NOT EXISTS refresh_live_by_user_site ON refresh_tokens (user_id, site_id) WHERE revoked_at IS NULL;
+CREATE INDEX IF NOT EXISTS refresh_unused_by_user_site ON refresh_tokens (user_id, site_id) WHERE revoked_at IS NULL AND used_at IS NULL;
+CREATE INDEX IF NOT EXISTS refresh_by_absolute_expiry ON refresh_tokens (absolute_expires_at);
 CREATE TABLE IF NOT EXISTS session_events (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   type TEXT NOT NULL,
@@ -120,4 +122,7 @@ ALTER TABLE sites ADD COLUMN refresh_before_seconds INTEGER NOT NULL DEFAULT 300
   2: '',
   // 3 → 4: optional back-channel logout URI per site.
   3: 'ALTER TABLE sites ADD COLUMN backchannel_logout_uri TEXT;',
+  // 4 → 5: newest-wins reads only unexpired tokens and unused refresh credentials.
+  4: `DROP INDEX IF EXISTS tokens_live_by_user_site;
+DROP INDEX IF EXISTS refresh_live_by_user_site;`,
 }

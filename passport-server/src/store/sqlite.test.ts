@@ -396,4 +396,39 @@ describe('sqlite store', () => {
       }
     })
   })
+
+  describe('maintenance', () => {
+    it('purges rows a day past expiry and events a week old, and keeps what can still matter', async () => {
+      const store = openSqliteStore(':memory:')
+      const now = T0 + 30 * 86_400_000
+      const token = (jti: string, expiresAt: number): TokenRecord => ({
+        jti,
+        siteId: 'news',
+        userId: 'u_alice',
+        sessionId: 's',
+        issuedAt: expiresAt - 900_000,
+        expiresAt,
+        revokedAt: null,
+        revokeReason: null,
+      })
+      await store.tokens.create(token('old', now - 2 * 86_400_000))
+      await store.tokens.create(token('recent', now - 3600_000))
+      await store.tokens.create(token('live', now + 600_000))
+      const event = {
+        type: 'session_ended' as const,
+        userId: 'u',
+        sessionId: 's',
+        siteId: null,
+        reason: 'expired' as const,
+      }
+      await store.events.append({ ...event, at: now - 8 * 86_400_000 })
+      await store.events.append({ ...event, at: now - 86_400_000 })
+      expect(await store.maintenance.purge(now)).toBe(2)
+      expect(await store.tokens.get('old')).toBeNull()
+      expect(await store.tokens.get('recent')).not.toBeNull()
+      expect(await store.tokens.get('live')).not.toBeNull()
+      expect(await store.events.since('s', 0, 10)).toHaveLength(1)
+      await store.close()
+    })
+  })
 })

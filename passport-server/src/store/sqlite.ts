@@ -340,11 +340,13 @@ function createRepos(db: DatabaseSync): StoreTx {
       revokeOtherDevices: async (userId, siteId, keepSessionId, at, reason) =>
         all(
           `UPDATE tokens SET revoked_at = ?, revoke_reason = ?
-           WHERE user_id = ? AND site_id = ? AND session_id <> ? AND revoked_at IS NULL RETURNING *`,
+           WHERE user_id = ? AND site_id = ? AND expires_at > ? AND session_id <> ? AND revoked_at IS NULL
+           RETURNING *`,
           at,
           reason,
           userId,
           siteId,
+          at,
           keepSessionId,
         ).map(toToken),
       revokeSession: async (sessionId, at, reason) =>
@@ -404,13 +406,41 @@ function createRepos(db: DatabaseSync): StoreTx {
         revokeRefresh('session_id = ?', [sessionId], at, reason),
       revokeSessionSite: async (sessionId, siteId, at, reason) =>
         revokeRefresh('session_id = ? AND site_id = ?', [sessionId, siteId], at, reason),
-      revokeOtherDevices: async (userId, siteId, keepSessionId, at, reason) =>
-        revokeRefresh(
-          'user_id = ? AND site_id = ? AND session_id <> ?',
-          [userId, siteId, keepSessionId],
-          at,
-          reason,
+      revokeOtherDevices: async (userId, siteId, keepSessionId, at, reason) => [
+        ...new Set(
+          all(
+            `UPDATE refresh_tokens SET revoked_at = ?, revoke_reason = ?, successor_sealed = NULL
+             WHERE user_id = ? AND site_id = ? AND session_id <> ? AND revoked_at IS NULL AND used_at IS NULL
+             RETURNING session_id`,
+            at,
+            reason,
+            userId,
+            siteId,
+            keepSessionId,
+          ).map((r) => r.session_id as string),
         ),
+      ],
+    },
+    maintenance: {
+      purge: async (now) => {
+        const dayAgo = now - 86_400_000
+        const weekAgo = now - 7 * 86_400_000
+        let removed = 0
+        for (const [sql, params] of [
+          ['DELETE FROM tokens WHERE expires_at < ?', [dayAgo]],
+          [
+            `DELETE FROM refresh_tokens WHERE absolute_expires_at < ? OR idle_expires_at < ?
+               OR used_at < ? OR revoked_at < ?`,
+            [dayAgo, dayAgo, dayAgo, dayAgo],
+          ],
+          ['DELETE FROM codes WHERE expires_at < ?', [dayAgo]],
+          ['DELETE FROM live_tickets WHERE expires_at < ?', [dayAgo]],
+          ['DELETE FROM session_events WHERE at < ?', [weekAgo]],
+        ] as const) {
+          removed += Number(run(sql, [...params]).changes)
+        }
+        return removed
+      },
     },
     secrets: {
       get: async (name) => {

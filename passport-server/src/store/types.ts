@@ -177,7 +177,7 @@ export interface CodeRepo {
 export interface TokenRepo {
   create(token: TokenRecord): Promise<void>
   get(jti: string): Promise<TokenRecord | null>
-  /** Revokes every live token of (user, site) not held by `keepSessionId`; returns them. */
+  /** Revokes every unexpired live token of (user, site) not held by `keepSessionId`; returns them. */
   revokeOtherDevices(
     userId: string,
     siteId: string,
@@ -203,14 +203,25 @@ export interface RefreshRepo {
   revokeFamily(familyId: string, at: number, reason: EndReason): Promise<number>
   revokeSession(sessionId: string, at: number, reason: EndReason): Promise<number>
   revokeSessionSite(sessionId: string, siteId: string, at: number, reason: EndReason): Promise<number>
-  /** Revokes the user's live credentials for a site held by every session but `keepSessionId`. */
+  /**
+   * Revokes the user's unused credentials for a site held by every session but `keepSessionId`;
+   * returns those sessions.
+   */
   revokeOtherDevices(
     userId: string,
     siteId: string,
     keepSessionId: string,
     at: number,
     reason: EndReason,
-  ): Promise<number>
+  ): Promise<string[]>
+}
+
+export interface MaintenanceRepo {
+  /**
+   * Deletes what can no longer matter: tokens, codes and tickets a day past expiry, refresh
+   * credentials a day past use, revocation or expiry, events older than a week.
+   */
+  purge(now: number): Promise<number>
 }
 
 export interface EventRepo {
@@ -244,6 +255,7 @@ export interface StoreTx {
   refresh: RefreshRepo
   events: EventRepo
   liveTickets: LiveTicketRepo
+  maintenance: MaintenanceRepo
   secrets: SecretRepo
 }
 
