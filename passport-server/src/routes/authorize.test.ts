@@ -263,4 +263,30 @@ describe('POST /login', () => {
     expect(json.status).toBe(415)
     expect(await json.json()).toMatchObject({ error: 'unsupported_media_type' })
   })
+
+  test('after 5 wrong passwords even the right one gets the generic answer for a minute (G1)', async () => {
+    const { app, alice, deps } = await createTestWorld()
+    const attempt = (password: string) =>
+      postLogin(app, new Map(), authorizeRequest('news', newsRedirect), { username: 'alice', password })
+    for (let i = 0; i < 5; i++) expect((await attempt('wrong')).status).toBe(401)
+    const locked = await attempt(alice.password)
+    expect(locked.status).toBe(401)
+    expect(await locked.text()).toContain('Wrong username or password.')
+    expect(deps.logs.map((l) => l.event)).toContain('authn_login_lock')
+    deps.clock.advance(60_000)
+    expect((await attempt(alice.password)).status).toBe(303)
+  })
+
+  test('30 failures from one address across accounts: 429 with Retry-After (G2)', async () => {
+    const { app, alice } = await createTestWorld()
+    for (let i = 0; i < 30; i++) {
+      await postLogin(app, new Map(), authorizeRequest('news', newsRedirect), {
+        username: `u${i}`,
+        password: 'x',
+      })
+    }
+    const res = await postLogin(app, new Map(), authorizeRequest('news', newsRedirect), alice)
+    expect(res.status).toBe(429)
+    expect(Number(res.headers.get('Retry-After'))).toBeGreaterThan(0)
+  })
 })

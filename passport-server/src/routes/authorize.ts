@@ -1,3 +1,4 @@
+import { getConnInfo } from '@hono/node-server/conninfo'
 import { type Context, Hono } from 'hono'
 import { getCookie, setCookie } from 'hono/cookie'
 import { createDummyHash, verifyPassword } from '../auth/password.ts'
@@ -6,13 +7,18 @@ import { readForm } from '../middleware/body.ts'
 import { isSameOriginPost, issueCsrf } from '../middleware/csrf.ts'
 import { type AuthorizeParams, renderErrorPage, renderLoginPage } from '../pages/login-page.ts'
 import { issueCode } from '../services/codes.ts'
+import { createLoginThrottle } from '../services/login-throttle.ts'
 import { CROSS_SITE_COOKIE, findLiveSession, SESSION_COOKIE, startSession } from '../services/sessions.ts'
 import type { SessionRecord, SiteRecord } from '../store/types.ts'
 
 const CODE_CHALLENGE = /^[A-Za-z0-9_-]{43}$/
 const GENERIC_LOGIN_ERROR = 'Wrong username or password.'
 
-function sendPage(c: Context, page: { html: string; csp: string }, status: 200 | 400 | 401 | 403 = 200) {
+function sendPage(
+  c: Context,
+  page: { html: string; csp: string },
+  status: 200 | 400 | 401 | 403 | 429 = 200,
+) {
   c.header('Content-Security-Policy', page.csp)
   c.header('Cache-Control', 'no-store')
   // `no-referrer` would make the browser send `Origin: null` with the form post, hiding the very
@@ -42,6 +48,15 @@ function redirectToSite(c: Context, redirectUri: string, params: Record<string, 
 export function authorizeRoutes(deps: AppDeps): Hono {
   const app = new Hono()
   let dummyHash: Promise<string> | undefined
+  const throttle = createLoginThrottle(deps.clock)
+  // The TCP peer; behind a proxy that is the proxy (documented): never a header a client sets.
+  const clientAddress = (c: Context): string => {
+    try {
+      return getConnInfo(c).remote.address ?? 'unknown'
+    } catch {
+      return 'unknown' // app.request() in tests has no socket
+    }
+  }
 
   const cookieOptions = { path: '/', secure: true, httpOnly: true } as const
 
@@ -148,14 +163,24 @@ export function authorizeRoutes(deps: AppDeps): Hono {
     }
     const username = (form.username ?? '').slice(0, 64)
     const password = (form.password ?? '').slice(0, 256)
+    const address = clientAddress(c)
+    const gate = throttle.check(username, address)
+    if (!gate.allowed && gate.scope === 'address') {
+      deps.log('excess_rate_limit_exceeded', { what: 'login', retryAfter: gate.retryAfterSeconds })
+      c.header('Retry-After', String(gate.retryAfterSeconds))
+      return sendPage(c, renderErrorPage('Too many sign-in attempts from here. Try again later.'), 429)
+    }
     const user = username ? await deps.store.users.findByUsername(username) : null
-    // Unknown users are checked against a dummy hash so both failures take the same time.
+    // Unknown users are checked against a dummy hash so both failures take the same time; a
+    // locked account is checked too, and answered the same way whatever the password.
     dummyHash ??= createDummyHash(deps.config.scryptCost)
     const ok = await verifyPassword(password, user?.passwordHash ?? (await dummyHash))
-    if (!user || !ok) {
-      deps.log('authn_login_fail', { site: site.id })
+    if (!user || !ok || !gate.allowed) {
+      const locked = throttle.failed(username, address)
+      deps.log(locked ? 'authn_login_lock' : 'authn_login_fail', { site: site.id })
       return showLogin(c, site, params, { error: GENERIC_LOGIN_ERROR, username }, 401)
     }
+    throttle.succeeded(username)
     // Keep the browser's session when it is already this user's (signing in again on a site
     // this device lost); otherwise always a fresh session id, so a planted cookie never
     // becomes authenticated (fixation).
