@@ -258,6 +258,28 @@ describe('passport CLI', () => {
     })
   })
 
+  describe('user password', () => {
+    it('sets a new password and signs the user out everywhere, never printing it', async () => {
+      const alice = await addUser(deps, 'alice')
+      const a = (await startSession(deps, alice.id, 'A')).session
+      const b = (await startSession(deps, alice.id, 'B')).session
+      const events: SessionEndEvent[] = []
+      deps.events.subscribe((e) => events.push(e))
+      const t = fakeIo('a-brand-new-password\n')
+      expect(await run(['user', 'password', 'alice'], t)).toBe(0)
+      expect(t.lines).toEqual(['password of alice changed; 2 session(s) signed out'])
+      expect(events.map((e) => [e.sessionId, e.reason]).sort()).toEqual(
+        [
+          [a.id, 'revoked'],
+          [b.id, 'revoked'],
+        ].sort(),
+      )
+      const stored = await deps.store.users.findById(alice.id)
+      expect(await verifyPassword('a-brand-new-password', stored?.passwordHash ?? '')).toBe(true)
+      expect(await verifyPassword(alice.password, stored?.passwordHash ?? '')).toBe(false)
+    })
+  })
+
   describe('keys rotate', () => {
     it('publishes a new signing key that signs after the delay, and prints no secret', async () => {
       const t = fakeIo()

@@ -19,6 +19,8 @@ export const CLI_USAGE = `usage: npm run passport -- <command>
   site remove ID                  Removes a site; its authkeys stop working at once.
   site authkey ID                 Prints a fresh authkey for a site (same version).
   user add USERNAME [--name NAME] Creates a user; reads the password from standard input.
+  user password USERNAME          Sets a new password (from standard input) and signs the user
+                                  out everywhere; their open tabs are told at once.
   session list --user USERNAME    Lists the user's passport sessions (id, device, state).
   session revoke SESSION_ID       Ends a session; its open tabs are told at once.
   keys rotate                     Adds a signing key: in the JWKS at once, signing in 5 minutes;
@@ -147,6 +149,19 @@ export async function runCli(deps: AppDeps, argv: string[], io: CliIo): Promise<
         `signing key ${rotated.kid} published; it signs from ${new Date(rotated.activeFrom).toISOString()}`,
       )
       if (rotated.dropped.length) io.out(`retired keys removed: ${rotated.dropped.join(' ')}`)
+      return 0
+    }
+    if (noun === 'user' && verb === 'password' && positionals[0]) {
+      const user = await deps.store.users.findByUsername(positionals[0])
+      if (!user) throw new PassportError('not_found', `no user ${positionals[0]}`)
+      const password = (await io.readSecret()).trim()
+      if (password.length < 8)
+        throw new PassportError('invalid_request', 'passwords need at least 8 characters')
+      await deps.store.users.setPasswordHash(user.id, await hashPassword(password, deps.config.scryptCost))
+      // A password change ends every sign-in made with the old one.
+      const live = (await deps.store.sessions.listByUser(user.id)).filter((s) => s.endedAt === null)
+      for (const session of live) await endSession(deps, session, 'revoked')
+      io.out(`password of ${user.username} changed; ${live.length} session(s) signed out`)
       return 0
     }
     if (noun === 'user' && verb === 'add' && positionals[0]) {

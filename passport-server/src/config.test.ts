@@ -8,6 +8,7 @@ describe('resolveConfig', () => {
     expect(resolveConfig({ issuer })).toEqual({
       issuer,
       sessionTtlSeconds: 30 * 24 * 3600,
+      sessionIdleSeconds: 7 * 24 * 3600,
       codeTtlSeconds: 60,
       refreshGraceSeconds: 10,
       maxBodyBytes: 16 * 1024,
@@ -22,6 +23,7 @@ describe('resolveConfig', () => {
     const options: PassportOptions = {
       issuer: 'http://passport.localhost:8080',
       sessionTtlSeconds: 3600,
+      sessionIdleSeconds: 600,
       codeTtlSeconds: 30,
       refreshGraceSeconds: 5,
       maxBodyBytes: 1024,

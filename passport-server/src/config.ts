@@ -6,6 +6,8 @@ export interface PassportOptions {
   issuer: string
   /** Absolute lifetime of a passport session (the browser's sign-in). Default 30 days. */
   sessionTtlSeconds?: number
+  /** A session with no sign-in on a site and no refresh for this long ends ("timed out"). Default 7 days. */
+  sessionIdleSeconds?: number
   /** Lifetime of a one-time authorization code. Default 60 s. */
   codeTtlSeconds?: number
   /** How long a used refresh credential may be presented again for the same answer. Default 10 s. */
@@ -27,6 +29,7 @@ export type ResolvedConfig = Readonly<Required<PassportOptions>>
 
 export const defaults = {
   sessionTtlSeconds: 30 * 24 * 3600,
+  sessionIdleSeconds: 7 * 24 * 3600,
   codeTtlSeconds: 60,
   refreshGraceSeconds: 10,
   maxBodyBytes: 16 * 1024,
@@ -49,6 +52,7 @@ export function resolveConfig(options: PassportOptions): ResolvedConfig {
   }
   for (const key of [
     'sessionTtlSeconds',
+    'sessionIdleSeconds',
     'codeTtlSeconds',
     'refreshGraceSeconds',
     'maxBodyBytes',

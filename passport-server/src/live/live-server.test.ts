@@ -139,6 +139,21 @@ describe('live channel: pushed endings', () => {
 })
 
 describe('live channel: timeouts', () => {
+  test('a session idle past the idle timeout (fake clock) is pushed as expired: "timed out"', async () => {
+    const { token } = await signIn(server.app, news, alice, new Map(), issuer)
+    const socket = await liveOn(news, token)
+    await until(() => socket.messages.length === 1)
+    const idle = deps.config.sessionIdleSeconds * 1000
+    deps.clock.advance(idle)
+    try {
+      await sweepExpiredSessions(deps)
+      await until(() => socket.messages.length === 2)
+      expect(socket.messages[1]).toMatchObject({ type: 'session_event', reason: 'expired' })
+    } finally {
+      deps.clock.advance(-idle)
+    }
+  })
+
   test('a session reaching its lifetime (fake clock) is pushed as expired', async () => {
     const { token } = await signIn(server.app, news, alice, new Map(), issuer)
     const socket = await liveOn(news, token)

@@ -8,7 +8,13 @@ import { issueLiveTicket } from '../services/live-tickets.ts'
 import { checkSiteToken, type MintedGrant, mintSiteToken } from '../services/minting.ts'
 import { refreshSiteGrant } from '../services/refresh.ts'
 import { resolveAuthkey } from '../services/registry.ts'
-import { CROSS_SITE_COOKIE, endSession, findLiveSession, SESSION_COOKIE } from '../services/sessions.ts'
+import {
+  CROSS_SITE_COOKIE,
+  endSession,
+  findLiveSession,
+  isSessionLive,
+  SESSION_COOKIE,
+} from '../services/sessions.ts'
 import { verifySiteToken } from '../tokens/site-token.ts'
 
 /**
@@ -49,7 +55,7 @@ export function frameApiRoutes(deps: AppDeps): Hono {
         redirectUri: requireString(body, 'redirect_uri', 2048),
       })
       const session = await deps.store.sessions.get(code.sessionId)
-      if (!session || session.endedAt !== null || session.expiresAt <= deps.clock.now()) {
+      if (!isSessionLive(session, deps.clock.now(), deps.config)) {
         throw new PassportError('invalid_grant', 'the sign-in behind this code has ended')
       }
       return tokenResponse(c, await mintSiteToken(deps, site, session))

@@ -2,22 +2,27 @@ import type { AppDeps } from '../deps.ts'
 import { endSession } from './sessions.ts'
 
 /**
- * Ends sessions that reached their absolute lifetime, so that "timed out" is an event like any
- * other (logged, pushed to open tabs) rather than something each request discovers alone.
- * Returns how many it ended.
+ * Ends sessions that reached their absolute lifetime or sat idle past the idle timeout, so that
+ * "timed out" is an event like any other (logged, pushed to open tabs) rather than something
+ * each request discovers alone. Returns how many it ended.
  */
 export async function sweepExpiredSessions(
-  deps: Pick<AppDeps, 'store' | 'clock' | 'events' | 'log'>,
+  deps: Pick<AppDeps, 'store' | 'clock' | 'events' | 'log' | 'config'>,
   limit = 500,
 ): Promise<number> {
-  const expired = await deps.store.sessions.listExpired(deps.clock.now(), limit)
+  const now = deps.clock.now()
+  const expired = await deps.store.sessions.listExpired(
+    now,
+    limit,
+    now - deps.config.sessionIdleSeconds * 1000,
+  )
   for (const session of expired) await endSession(deps, session, 'expired')
   return expired.length
 }
 
 /** Every `intervalMs` ends expired sessions; every `purgeEvery`-th round also purges dead rows. */
 export function startExpirySweeper(
-  deps: Pick<AppDeps, 'store' | 'clock' | 'events' | 'log'>,
+  deps: Pick<AppDeps, 'store' | 'clock' | 'events' | 'log' | 'config'>,
   intervalMs = 5_000,
   purgeEvery = 120,
 ): () => void {

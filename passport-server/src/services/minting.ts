@@ -12,6 +12,7 @@ import type {
   TokenRecord,
 } from '../store/types.ts'
 import { signSiteToken, verifySiteToken } from '../tokens/site-token.ts'
+import { isSessionLive } from './sessions.ts'
 
 export interface MintedToken {
   token: string
@@ -111,6 +112,7 @@ export async function mintInTransaction(
     }
   }
   await tx.sessions.clearExclusion(session.id, site.id)
+  await tx.sessions.touch(session.id, now)
   await tx.tokens.create(record)
   await tx.refresh.create(refresh)
 
@@ -149,7 +151,7 @@ export async function mintSiteToken(
   const now = deps.clock.now()
   const minted = await deps.store.transaction(async (tx) => {
     const live = await tx.sessions.get(session.id)
-    if (!live || live.endedAt !== null || live.expiresAt <= now) return null
+    if (!isSessionLive(live, now, deps.config)) return null
     return mintInTransaction(deps, tx, {
       site,
       session: live,

@@ -6,6 +6,7 @@ import { PassportError } from '../errors.ts'
 import { publishEvents, recordEvent } from '../events/record.ts'
 import type { RefreshRecord, SessionEventRecord, SiteRecord } from '../store/types.ts'
 import { type MintedGrant, mintInTransaction } from './minting.ts'
+import { isSessionLive } from './sessions.ts'
 
 const REFRESH_TOKEN = /^[A-Za-z0-9_-]{43}$/
 
@@ -80,7 +81,7 @@ export async function refreshSiteGrant(
     if (!session || session.endedAt !== null) {
       return { kind: 'refused', reason: session?.endReason ?? 'signed_out' }
     }
-    if (session.expiresAt <= now) return { kind: 'refused', reason: 'expired' }
+    if (!isSessionLive(session, now, deps.config)) return { kind: 'refused', reason: 'expired' }
     const exclusion = await tx.sessions.exclusion(session.id, site.id)
     if (exclusion) return { kind: 'refused', reason: exclusion.reason }
 

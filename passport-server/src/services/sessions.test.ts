@@ -54,9 +54,25 @@ describe('passport sessions', () => {
     expect(await findLiveSession(deps, 'c'.repeat(129))).toBeNull()
   })
 
-  it('stops finding a session once it expires', async () => {
-    const { cookieValue } = await startSession(deps, userId, 'ua')
-    deps.clock.advance(deps.config.sessionTtlSeconds * 1000 - 1)
+  it('stops finding a session at its absolute lifetime, however active it is', async () => {
+    const { cookieValue, session } = await startSession(deps, userId, 'ua')
+    const day = 86_400_000
+    for (let t = day; t < deps.config.sessionTtlSeconds * 1000; t += day) {
+      deps.clock.advance(day)
+      await deps.store.sessions.touch(session.id, deps.clock.now())
+    }
+    deps.clock.set(session.createdAt + deps.config.sessionTtlSeconds * 1000 - 1)
+    expect(await findLiveSession(deps, cookieValue)).not.toBeNull()
+    deps.clock.advance(1)
+    expect(await findLiveSession(deps, cookieValue)).toBeNull()
+  })
+
+  it('stops finding a session idle past the idle timeout; activity keeps it alive', async () => {
+    const { cookieValue, session } = await startSession(deps, userId, 'ua')
+    const idle = deps.config.sessionIdleSeconds * 1000
+    deps.clock.advance(idle - 1)
+    await deps.store.sessions.touch(session.id, deps.clock.now())
+    deps.clock.advance(idle - 1)
     expect(await findLiveSession(deps, cookieValue)).not.toBeNull()
     deps.clock.advance(1)
     expect(await findLiveSession(deps, cookieValue)).toBeNull()

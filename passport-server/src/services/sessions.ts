@@ -1,5 +1,6 @@
 import type { EndReason } from '../../../passport-frame/src/protocol/codes.ts'
 import { randomSecret, sha256 } from '../auth/random.ts'
+import type { ResolvedConfig } from '../config.ts'
 import type { AppDeps } from '../deps.ts'
 import { publishEvents, recordEvent } from '../events/record.ts'
 import type { SessionRecord } from '../store/types.ts'
@@ -33,15 +34,33 @@ export async function startSession(
   return { cookieValue, session }
 }
 
+/** When a session stops being live: its absolute lifetime, or its idle timeout, if sooner. */
+export function sessionEndsAt(
+  session: SessionRecord,
+  config: Pick<ResolvedConfig, 'sessionIdleSeconds'>,
+): number {
+  return Math.min(
+    session.expiresAt,
+    (session.lastSeenAt ?? session.createdAt) + config.sessionIdleSeconds * 1000,
+  )
+}
+
+export function isSessionLive(
+  session: SessionRecord | null,
+  now: number,
+  config: Pick<ResolvedConfig, 'sessionIdleSeconds'>,
+): session is SessionRecord {
+  return session !== null && session.endedAt === null && sessionEndsAt(session, config) > now
+}
+
 /** The live session a cookie value stands for, or null. Ids we never issued find nothing. */
 export async function findLiveSession(
-  deps: Pick<AppDeps, 'store' | 'clock'>,
+  deps: Pick<AppDeps, 'store' | 'clock' | 'config'>,
   cookieValue: string | undefined,
 ): Promise<SessionRecord | null> {
   if (!cookieValue || cookieValue.length > 128) return null
   const session = await deps.store.sessions.get(sha256(cookieValue))
-  if (!session || session.endedAt !== null || session.expiresAt <= deps.clock.now()) return null
-  return session
+  return isSessionLive(session, deps.clock.now(), deps.config) ? session : null
 }
 
 /** Ends a session and every token it holds, in one transaction, then tells the event bus. */

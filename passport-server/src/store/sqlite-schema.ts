@@ -1,5 +1,5 @@
 /** Schema of the embedded store. `PRAGMA user_version` numbers it for later migrations. */
-export const SCHEMA_VERSION = 5
+export const SCHEMA_VERSION = 6
 
 export const schemaSql = `
 CREATE TABLE IF NOT EXISTS users (
@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS sessions (
   expires_at INTEGER NOT NULL,
   ended_at INTEGER,
   end_reason TEXT,
-  user_agent TEXT NOT NULL
+  user_agent TEXT NOT NULL,
+  last_seen_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions (user_id);
 CREATE TABLE IF NOT EXISTS site_exclusions (
@@ -106,23 +107,25 @@ CREATE TABLE IF NOT EXISTS live_tickets (
   used_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS sessions_live_by_expiry ON sessions (expires_at) WHERE ended_at IS NULL;
+CREATE INDEX IF NOT EXISTS sessions_live_by_activity ON sessions (COALESCE(last_seen_at, created_at)) WHERE ended_at IS NULL;
 CREATE TABLE IF NOT EXISTS secrets (
   name TEXT PRIMARY KEY,
   value TEXT NOT NULL
 );
 `
 
-/** Steps from one schema version to the next, for stores created by an older server. */
-export const migrations: Record<number, string> = {
-  // 1 → 2: refresh credentials and per-site refresh lifetimes.
-  1: `ALTER TABLE sites ADD COLUMN refresh_idle_seconds INTEGER NOT NULL DEFAULT 86400;
-ALTER TABLE sites ADD COLUMN refresh_absolute_seconds INTEGER NOT NULL DEFAULT 2592000;
-ALTER TABLE sites ADD COLUMN refresh_before_seconds INTEGER NOT NULL DEFAULT 300;`,
-  // 2 → 3: the session event log and live tickets are new tables, created by the schema itself.
-  2: '',
-  // 3 → 4: optional back-channel logout URI per site.
-  3: 'ALTER TABLE sites ADD COLUMN backchannel_logout_uri TEXT;',
-  // 4 → 5: newest-wins reads only unexpired tokens and unused refresh credentials.
-  4: `DROP INDEX IF EXISTS tokens_live_by_user_site;
-DROP INDEX IF EXISTS refresh_live_by_user_site;`,
-}
+/**
+ * What later versions added to tables that already existed, so that a store created by an
+ * older server is brought up to date: each column is added if its table lacks it (idempotent,
+ * whatever version the store says). New tables and indexes come from `schemaSql` itself.
+ */
+export const addedColumns: { table: string; column: string; definition: string }[] = [
+  { table: 'sites', column: 'refresh_idle_seconds', definition: 'INTEGER NOT NULL DEFAULT 86400' },
+  { table: 'sites', column: 'refresh_absolute_seconds', definition: 'INTEGER NOT NULL DEFAULT 2592000' },
+  { table: 'sites', column: 'refresh_before_seconds', definition: 'INTEGER NOT NULL DEFAULT 300' },
+  { table: 'sites', column: 'backchannel_logout_uri', definition: 'TEXT' },
+  { table: 'sessions', column: 'last_seen_at', definition: 'INTEGER' },
+]
+
+/** Indexes of older versions that newer queries no longer use. */
+export const droppedIndexes = ['tokens_live_by_user_site', 'refresh_live_by_user_site']

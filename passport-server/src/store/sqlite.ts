@@ -3,7 +3,7 @@ import path from 'node:path'
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite'
 import type { EndReason } from '../../../passport-frame/src/protocol/codes.ts'
 import { StoreUnavailableError } from '../errors.ts'
-import { migrations, SCHEMA_VERSION, schemaSql } from './sqlite-schema.ts'
+import { addedColumns, droppedIndexes, SCHEMA_VERSION, schemaSql } from './sqlite-schema.ts'
 import type {
   CodeRecord,
   LiveTicketRecord,
@@ -79,6 +79,7 @@ const toSession = (r: Row): SessionRecord => ({
   endedAt: r.ended_at === null ? null : Number(r.ended_at),
   endReason: (r.end_reason as EndReason | null) ?? null,
   userAgent: r.user_agent as string,
+  ...(r.last_seen_at === null || r.last_seen_at === undefined ? {} : { lastSeenAt: Number(r.last_seen_at) }),
 })
 const toCode = (r: Row): CodeRecord => ({
   hash: r.hash as string,
@@ -165,6 +166,9 @@ function createRepos(db: DatabaseSync): StoreTx {
 
   return {
     users: {
+      setPasswordHash: async (id, passwordHash) => {
+        run('UPDATE users SET password_hash = ? WHERE id = ?', [passwordHash, id])
+      },
       create: async (u) => {
         run('INSERT INTO users (id, username, name, password_hash, created_at) VALUES (?, ?, ?, ?, ?)', [
           u.id,
@@ -253,12 +257,18 @@ function createRepos(db: DatabaseSync): StoreTx {
       clearExclusion: async (sessionId, siteId) => {
         run('DELETE FROM site_exclusions WHERE session_id = ? AND site_id = ?', [sessionId, siteId])
       },
-      listExpired: async (now, limit) =>
+      listExpired: async (now, limit, idleBefore = 0) =>
         all(
-          'SELECT * FROM sessions WHERE ended_at IS NULL AND expires_at <= ? ORDER BY expires_at LIMIT ?',
+          `SELECT * FROM sessions WHERE ended_at IS NULL
+             AND (expires_at <= ? OR COALESCE(last_seen_at, created_at) <= ?)
+           ORDER BY expires_at LIMIT ?`,
           now,
+          idleBefore,
           limit,
         ).map(toSession),
+      touch: async (id, at) => {
+        run('UPDATE sessions SET last_seen_at = ? WHERE id = ? AND ended_at IS NULL', [at, id])
+      },
       listByUser: async (userId) =>
         all('SELECT * FROM sessions WHERE user_id = ? ORDER BY created_at DESC', userId).map(toSession),
       lastActivity: async (sessionId) => {
@@ -488,10 +498,16 @@ export function openSqliteStore(file: string): Store {
   const version = Number((db.prepare('PRAGMA user_version').get() as Row).user_version)
   if (version > SCHEMA_VERSION)
     throw new Error(`store schema ${version} is newer than this server (${SCHEMA_VERSION})`)
-  // A store from an older server is brought up to date step by step, all in one transaction.
+  // A store from an older server is brought up to date, in one transaction.
   if (version > 0 && version < SCHEMA_VERSION) {
     db.exec('BEGIN IMMEDIATE')
-    for (let v = version; v < SCHEMA_VERSION; v++) db.exec(migrations[v] ?? '')
+    for (const { table, column, definition } of addedColumns) {
+      const columns = db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]
+      if (columns.length > 0 && !columns.some((c) => c.name === column)) {
+        db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${definition}`)
+      }
+    }
+    for (const index of droppedIndexes) db.exec(`DROP INDEX IF EXISTS ${index}`)
     db.exec('COMMIT')
   }
   db.exec(schemaSql)

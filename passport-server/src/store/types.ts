@@ -45,6 +45,8 @@ export interface SessionRecord {
   endedAt: number | null
   endReason: EndReason | null
   userAgent: string
+  /** Last sign-in on a site or refresh by this session (idle timeout); absent = `createdAt`. */
+  lastSeenAt?: number
 }
 
 export interface CodeRecord {
@@ -135,6 +137,7 @@ export interface SiteExclusion {
 
 export interface UserRepo {
   create(user: UserRecord): Promise<void>
+  setPasswordHash(id: string, passwordHash: string): Promise<void>
   findById(id: string): Promise<UserRecord | null>
   findByUsername(username: string): Promise<UserRecord | null>
 }
@@ -156,8 +159,13 @@ export interface SessionRepo {
   exclude(exclusion: SiteExclusion): Promise<void>
   exclusion(sessionId: string, siteId: string): Promise<SiteExclusion | null>
   clearExclusion(sessionId: string, siteId: string): Promise<void>
-  /** Sessions past their expiry that nobody has ended yet (the expiry sweeper's work). */
-  listExpired(now: number, limit: number): Promise<SessionRecord[]>
+  /**
+   * Sessions past their expiry, or idle since `idleBefore` or earlier, that nobody has ended yet
+   * (the expiry sweeper's work).
+   */
+  listExpired(now: number, limit: number, idleBefore?: number): Promise<SessionRecord[]>
+  /** Records activity (a token minted or refreshed) for the idle timeout. */
+  touch(id: string, at: number): Promise<void>
   listByUser(userId: string): Promise<SessionRecord[]>
   /** Sites this session was ever given a token for. */
   sitesOf(sessionId: string): Promise<string[]>
