@@ -253,6 +253,40 @@ describe('live channel: refused upgrades (F1-F4)', () => {
   })
 })
 
+describe('live channel: capacity', () => {
+  test('a full server refuses upgrades with 503 before any work, and takes them again when room frees', async () => {
+    const apart = createServer()
+    const port = await freePort()
+    const live = attachLiveServer({
+      server: apart,
+      deps,
+      validator: createHttpTicketValidator({ passportUrl: issuer, secret: SECRET }),
+      limits: { maxConnections: 1 },
+    })
+    await new Promise<void>((r) => apart.listen(port, '127.0.0.1', r))
+    try {
+      const { token } = await signIn(server.app, news, alice, new Map(), issuer)
+      const base = `ws://127.0.0.1:${port}/live`
+      const t1 = await ticketFor(news, token)
+      const first = await connect({ ticket: t1.ticket, code: t1.registration_code, site: 'news' }, base)
+      expect(live.connectionCount()).toBe(1)
+      const t2 = await ticketFor(news, token)
+      await expect(
+        connect({ ticket: t2.ticket, code: t2.registration_code, site: 'news' }, base),
+      ).rejects.toThrow('HTTP 503')
+      first.ws.close()
+      await first.closed
+      await until(() => live.connectionCount() === 0)
+      // The refused ticket was never spent: it still works now.
+      const again = await connect({ ticket: t2.ticket, code: t2.registration_code, site: 'news' }, base)
+      again.ws.close()
+    } finally {
+      live.close()
+      apart.close()
+    }
+  })
+})
+
 describe('live channel running apart from the passport', () => {
   test('validates tickets over HTTP with the shared secret; a wrong secret accepts nothing', async () => {
     const apart = createServer()

@@ -17,6 +17,11 @@ export interface LiveLimits {
   rateWindowMs: number
   /** Open connections per user across all their devices and sites. */
   maxConnectionsPerUser: number
+  /**
+   * Open connections per process. Each costs a file descriptor: keep this well under the
+   * process's fd limit (LimitNOFILE) so HTTP (sign-in, refresh) never starves; raise both together.
+   */
+  maxConnections: number
   /** Ping interval; a connection that missed a whole interval's pong is dropped. */
   heartbeatMs: number
   /** Most events replayed to a resuming connection. */
@@ -28,6 +33,7 @@ export const defaultLiveLimits: LiveLimits = {
   maxMessagesPerWindow: 20,
   rateWindowMs: 10_000,
   maxConnectionsPerUser: 50,
+  maxConnections: 15_000,
   heartbeatMs: 30_000,
   maxReplay: 100,
 }
@@ -73,10 +79,17 @@ export function attachLiveServer(input: {
   })
   const bySession = new Map<string, Set<Connection>>()
   const perUser = new Map<string, number>()
+  let total = 0
 
-  const reject = (socket: Duplex, status: 401 | 403 | 404 | 429, reason: string, origin?: string) => {
+  const reject = (socket: Duplex, status: 401 | 403 | 404 | 429 | 503, reason: string, origin?: string) => {
     deps.log('ws_upgrade_rejected', { reason, status, ...(origin ? { origin: origin.slice(0, 100) } : {}) })
-    const text = { 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 429: 'Too Many Requests' }[status]
+    const text = {
+      401: 'Unauthorized',
+      403: 'Forbidden',
+      404: 'Not Found',
+      429: 'Too Many Requests',
+      503: 'Service Unavailable',
+    }[status]
     socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
     socket.destroy()
   }
@@ -108,6 +121,7 @@ export function attachLiveServer(input: {
     set.add(conn)
     bySession.set(binding.sessionId, set)
     perUser.set(binding.userId, (perUser.get(binding.userId) ?? 0) + 1)
+    total += 1
 
     let windowStart = Date.now()
     let count = 0
@@ -126,6 +140,7 @@ export function attachLiveServer(input: {
       conn.alive = true
     })
     ws.on('close', () => {
+      total -= 1
       set.delete(conn)
       if (set.size === 0) bySession.delete(binding.sessionId)
       const left = (perUser.get(binding.userId) ?? 1) - 1
@@ -153,6 +168,8 @@ export function attachLiveServer(input: {
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const url = new URL(req.url ?? '/', 'http://localhost')
     if (url.pathname !== LIVE_PATH) return reject(socket, 404, 'unknown_path')
+    // Full: refuse before any work, so sign-in and refresh keep their file descriptors.
+    if (total >= limits.maxConnections) return reject(socket, 503, 'server_full')
     const origin = req.headers.origin
     if (origin !== deps.config.issuer) return reject(socket, 403, 'origin_not_allowed', origin)
     const ticket = url.searchParams.get('ticket') ?? ''
@@ -199,6 +216,6 @@ export function attachLiveServer(input: {
       for (const set of bySession.values()) for (const conn of set) conn.ws.terminate()
       wss.close()
     },
-    connectionCount: () => [...bySession.values()].reduce((n, s) => n + s.size, 0),
+    connectionCount: () => total,
   }
 }

@@ -65,6 +65,7 @@ CREATE TABLE IF NOT EXISTS tokens (
 );
 CREATE INDEX IF NOT EXISTS tokens_live_by_user_site_expiry ON tokens (user_id, site_id, expires_at) WHERE revoked_at IS NULL;
 CREATE INDEX IF NOT EXISTS tokens_by_expiry ON tokens (expires_at);
+CREATE INDEX IF NOT EXISTS tokens_by_session_site ON tokens (session_id, site_id);
 CREATE INDEX IF NOT EXISTS tokens_live_by_session ON tokens (session_id) WHERE revoked_at IS NULL;
 CREATE TABLE IF NOT EXISTS refresh_tokens (
   hash TEXT PRIMARY KEY,
