@@ -2,13 +2,17 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { hopMarkdown, runHopBench } from './hop.ts'
+import { liveMarkdown, liveOptionsFromEnv, runLiveBench } from './live.ts'
 import { runTokensBench, tokensMarkdown, tokensOptionsFromEnv } from './tokens.ts'
 
 /**
- * `npm run bench [-- hop|tokens]`: runs the benchmarks and writes their numbers to bench/results/.
+ * `npm run bench [-- hop|tokens|live]`: runs the benchmarks and writes their numbers to bench/results/.
  * Not part of `npm test`. Sample counts: BENCH_SAMPLES (default 25), BENCH_WARMUP (default 2);
  * tokens: BENCH_TOKENS_ROUNDS (5), BENCH_TOKENS_HTTP_MS (3000), BENCH_TOKENS_CRYPTO_MS (1000),
- * BENCH_TOKENS_CONCURRENCY (32), BENCH_TOKENS_FRAME_SAMPLES (200).
+ * BENCH_TOKENS_CONCURRENCY (32), BENCH_TOKENS_FRAME_SAMPLES (200); live: BENCH_LIVE_SIZES (1000,10000),
+ * BENCH_LIVE_SPREAD (200), BENCH_LIVE_SPREAD_MS (4000), BENCH_LIVE_BULK_SHARE (0.1),
+ * BENCH_LIVE_POLL_FRAMES (1000), BENCH_LIVE_POLL_MS (5000), BENCH_LIVE_STEPS (10000,20000,30000,50000),
+ * BENCH_LIVE_HOLD_MS (35000), BENCH_LIVE_BUDGET_S (300).
  */
 const resultsDir = path.join(import.meta.dirname, 'results')
 const selected = new Set(process.argv.slice(2))
@@ -37,4 +41,12 @@ if (wants('tokens')) {
   const md = tokensMarkdown(result, meta)
   fs.writeFileSync(path.join(resultsDir, 'tokens.md'), md)
   process.stdout.write(`\n${md}\nwritten to bench/results/tokens.md and tokens.json\n`)
+}
+
+if (wants('live')) {
+  const result = await runLiveBench(liveOptionsFromEnv())
+  fs.writeFileSync(path.join(resultsDir, 'live.json'), `${JSON.stringify({ meta, ...result }, null, 2)}\n`)
+  const md = liveMarkdown(result, meta)
+  fs.writeFileSync(path.join(resultsDir, 'live.md'), md)
+  process.stdout.write(`\n${md}\nwritten to bench/results/live.md and live.json\n`)
 }
