@@ -14,6 +14,7 @@ describe('resolveConfig', () => {
       maxBodyBytes: 16 * 1024,
       scryptCost: 2 ** 15,
       liveValidationSecret: '',
+      liveMaxConnections: 15_000,
       assetsDir: defaults.assetsDir,
     })
     expect(defaults.assetsDir).toMatch(/\/dist\/passport\/$/)
@@ -29,6 +30,7 @@ describe('resolveConfig', () => {
       maxBodyBytes: 1024,
       scryptCost: 1024,
       liveValidationSecret: 'x'.repeat(32),
+      liveMaxConnections: 100,
       assetsDir: '/srv/passport/',
     }
     expect(resolveConfig(options)).toEqual(options)

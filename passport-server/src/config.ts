@@ -21,6 +21,11 @@ export interface PassportOptions {
    * `POST /internal/live/validate`. Empty (the default): that endpoint does not exist.
    */
   liveValidationSecret?: string
+  /**
+   * Most live-channel WebSockets one process holds (each is a file descriptor): keep it well
+   * under the process's fd limit (LimitNOFILE), raising both together. Default 15,000.
+   */
+  liveMaxConnections?: number
   /** Where the built frame and SDK files are (vite output). */
   assetsDir?: string
 }
@@ -35,6 +40,7 @@ export const defaults = {
   maxBodyBytes: 16 * 1024,
   scryptCost: 2 ** 15,
   liveValidationSecret: '',
+  liveMaxConnections: 15_000,
   assetsDir: new URL('../../dist/passport/', import.meta.url).pathname,
 } satisfies Omit<ResolvedConfig, 'issuer'>
 
@@ -55,6 +61,7 @@ export function resolveConfig(options: PassportOptions): ResolvedConfig {
     'sessionIdleSeconds',
     'codeTtlSeconds',
     'refreshGraceSeconds',
+    'liveMaxConnections',
     'maxBodyBytes',
     'scryptCost',
   ] as const) {

@@ -11,13 +11,19 @@ import { createDeps, listen } from './server.ts'
  *   PASSPORT_HOST      address to bind (default 127.0.0.1)
  *   PASSPORT_ISSUER    public origin (default http://passport.localhost:$PASSPORT_PORT)
  *   PASSPORT_DATA_DIR  where the SQLite store lives (default ./data)
+ *   PASSPORT_LIVE_MAX_CONNECTIONS  live-channel WebSockets per process (default 15000)
  *
  * `node main.ts` serves; `node main.ts site …|user …` runs a CLI command (see cli.ts).
  */
 const env = process.env
 const port = Number(env.PASSPORT_PORT ?? 8080)
 const host = env.PASSPORT_HOST ?? '127.0.0.1'
-const config = resolveConfig({ issuer: env.PASSPORT_ISSUER ?? `http://passport.localhost:${port}` })
+const config = resolveConfig({
+  issuer: env.PASSPORT_ISSUER ?? `http://passport.localhost:${port}`,
+  ...(env.PASSPORT_LIVE_MAX_CONNECTIONS
+    ? { liveMaxConnections: Number(env.PASSPORT_LIVE_MAX_CONNECTIONS) }
+    : {}),
+})
 const storeFile = path.resolve(env.PASSPORT_DATA_DIR ?? 'data', 'passport.sqlite')
 const args = process.argv.slice(2)
 

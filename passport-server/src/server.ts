@@ -68,7 +68,12 @@ export async function listen(deps: AppDeps, port: number, hostname: string): Pro
     )
   }, KEY_RELOAD_MS)
   keyReload.unref()
-  const live = attachLiveServer({ server, deps, validator: createStoreTicketValidator(deps) })
+  const live = attachLiveServer({
+    server,
+    deps,
+    validator: createStoreTicketValidator(deps),
+    limits: { maxConnections: deps.config.liveMaxConnections },
+  })
   const stopSweeper = startExpirySweeper(deps)
   const stopTail = await startEventLogTail(deps)
   const stopBackchannel = startBackchannelLogout(deps)
