@@ -46,7 +46,17 @@ type MintDeps = Pick<AppDeps, 'store' | 'keys' | 'clock' | 'config' | 'events' |
 export async function mintInTransaction(
   deps: Pick<AppDeps, 'keys' | 'config'>,
   tx: StoreTx,
-  input: { site: SiteRecord; session: SessionRecord; now: number; family: FamilySpec },
+  input: {
+    site: SiteRecord
+    session: SessionRecord
+    now: number
+    family: FamilySpec
+    /**
+     * A new sign-in on the site (true) replaces other devices. A refresh (false) does not need
+     * to: any device signed in later has already ended this one, so no other can hold the site.
+     */
+    newSignIn: boolean
+  },
 ): Promise<{ grant: MintedGrant; replaced: SessionEventRecord[] }> {
   const { site, session, now, family } = input
   const record: TokenRecord = {
@@ -87,7 +97,7 @@ export async function mintInTransaction(
   }
 
   const replaced: SessionEventRecord[] = []
-  if (site.oneDevicePerSite) {
+  if (site.oneDevicePerSite && input.newSignIn) {
     const tokens = await tx.tokens.revokeOtherDevices(session.userId, site.id, session.id, now, 'replaced')
     const credentials = await tx.refresh.revokeOtherDevices(
       session.userId,
@@ -156,6 +166,7 @@ export async function mintSiteToken(
       site,
       session: live,
       now,
+      newSignIn: true,
       family: {
         familyId: crypto.randomUUID(),
         generation: 0,

@@ -89,6 +89,7 @@ export async function refreshSiteGrant(
       site,
       session,
       now,
+      newSignIn: false,
       family: {
         familyId: record.familyId,
         generation: record.generation + 1,
