@@ -4,6 +4,7 @@ import os from 'node:os'
 import path from 'node:path'
 import v8 from 'node:v8'
 import WebSocket from 'ws'
+import { serveIpc } from './ipc.ts'
 
 /**
  * The child processes of `bench/live.ts`, one role each (argv[2]), driven over IPC:
@@ -26,7 +27,6 @@ export interface Usage {
   now: string
 }
 
-const HARD_DEADLINE_MS = 10 * 60_000
 /** The passport's public origin (the tokens' `iss`, the `Origin` the frame sends): a name only. */
 export const BENCH_ISSUER = 'http://passport.localhost:18500'
 export const SITES = ['news', 'shop'] as const
@@ -40,39 +40,6 @@ const now = () => process.hrtime.bigint()
 const usage = (): Usage => {
   const u = process.cpuUsage()
   return { cpuUs: u.user + u.system, now: String(now()) }
-}
-
-type Handler = (args: never) => unknown
-export function serveIpc(handlers: Record<string, Handler>, cleanup: () => Promise<void> | void = () => {}) {
-  let stopping = false
-  const stop = async (code: number) => {
-    if (stopping) return
-    stopping = true
-    try {
-      await cleanup()
-    } finally {
-      process.exit(code)
-    }
-  }
-  setTimeout(() => void stop(3), HARD_DEADLINE_MS).unref()
-  process.on('disconnect', () => void stop(0))
-  process.on('message', (raw) => {
-    const { id, op, args } = raw as { id: number; op: string; args: unknown }
-    if (op === 'stop') {
-      process.send?.({ id, result: null }, () => void stop(0))
-      return
-    }
-    const handler = op === 'usage' ? usage : handlers[op]
-    Promise.resolve()
-      .then(() => {
-        if (!handler) throw new Error(`unknown op ${op}`)
-        return (handler as (a: unknown) => unknown)(args)
-      })
-      .then(
-        (result) => process.send?.({ id, result }),
-        (err: unknown) => process.send?.({ id, error: String((err as Error)?.stack ?? err) }),
-      )
-  })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -654,7 +621,7 @@ if (import.meta.main) {
         heap: (args: { flavor: 'regular' | 'last-resort' }) => need().heap(args),
         clock: () => String(now()),
       },
-      () => running?.close(),
+      { usage, cleanup: () => running?.close() },
     )
   } else if (role === 'client') {
     serveIpc(
@@ -669,8 +636,11 @@ if (import.meta.main) {
         pollStop,
         clock: () => String(now()),
       },
-      () => {
-        for (const f of frames.values()) f.ws.terminate()
+      {
+        usage,
+        cleanup: () => {
+          for (const f of frames.values()) f.ws.terminate()
+        },
       },
     )
   } else {

@@ -1,7 +1,7 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+import { type ChildProcess, spawn } from 'node:child_process'
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
+import { attachChild, canPin, type Child as IpcChild } from './ipc.ts'
 import {
   BENCH_ISSUER,
   type ConnectResult,
@@ -84,16 +84,7 @@ export function liveOptionsFromEnv(env = process.env): LiveOptions {
 // ---------------------------------------------------------------------------------------------
 // child processes
 
-interface Child {
-  role: Role
-  pid: number
-  call<T>(op: string, args?: unknown): Promise<T>
-  stop(): Promise<void>
-}
-
-function canPin(): boolean {
-  return os.availableParallelism() >= 2 && spawnSync('taskset', ['-c', '0', 'true']).status === 0
-}
+type Child = IpcChild<Role>
 
 function spawnChild(role: Role, core: number | null, nodeFlags: string[] = []): Child {
   const argv = [
@@ -111,55 +102,7 @@ function spawnChild(role: Role, core: number | null, nodeFlags: string[] = []): 
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     },
   )
-  let next = 0
-  const pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>()
-  let exited = false
-  proc.on('message', (raw) => {
-    const { id, result, error } = raw as { id: number; result?: unknown; error?: string }
-    const p = pending.get(id)
-    if (!p) return
-    pending.delete(id)
-    if (error) p.reject(new Error(`${role}: ${error}`))
-    else p.resolve(result)
-  })
-  proc.on('exit', (code, signal) => {
-    exited = true
-    for (const p of pending.values()) p.reject(new Error(`${role} child exited (${code ?? signal})`))
-    pending.clear()
-  })
-  const call = <T>(op: string, args?: unknown): Promise<T> =>
-    new Promise<T>((resolve, reject) => {
-      if (exited) return reject(new Error(`${role} child is gone`))
-      const id = next++
-      const timer = setTimeout(() => {
-        pending.delete(id)
-        reject(new Error(`${role}: ${op} timed out`))
-      }, CALL_TIMEOUT_MS)
-      pending.set(id, {
-        resolve: (v) => {
-          clearTimeout(timer)
-          resolve(v as T)
-        },
-        reject: (e) => {
-          clearTimeout(timer)
-          reject(e)
-        },
-      })
-      proc.send({ id, op, args })
-    })
-  return {
-    role,
-    pid: proc.pid ?? 0,
-    call,
-    stop: async () => {
-      if (exited) return
-      const gone = new Promise<void>((resolve) => proc.once('exit', () => resolve()))
-      await Promise.race([call('stop').catch(() => {}), sleep(5000)])
-      const killer = setTimeout(() => proc.kill('SIGKILL'), 5000)
-      await gone
-      clearTimeout(killer)
-    },
-  }
+  return attachChild(proc, role, CALL_TIMEOUT_MS)
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))

@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { exportJWK, generateKeyPair, importJWK, type JWK, jwtVerify, SignJWT } from 'jose'
+import { serveIpc } from './ipc.ts'
 
 /**
  * The child processes of `bench/tokens.ts`, one role each (argv[2]), driven over IPC:
@@ -24,7 +25,6 @@ export interface Usage {
   wallMs: number
 }
 
-const HARD_DEADLINE_MS = 10 * 60_000
 /** The passport's public origin (the tokens' `iss`): a name only, the server binds 127.0.0.1. */
 export const BENCH_ISSUER = 'http://passport.localhost:18400'
 const BENCH_SITE_ORIGIN = 'http://news.localhost:18401'
@@ -35,39 +35,6 @@ export const OIDC_JWT_RESOURCE = 'urn:bench:api'
 const usage = (): Usage => {
   const u = process.cpuUsage()
   return { cpuUs: u.user + u.system, wallMs: performance.now() }
-}
-
-type Handler = (args: never) => unknown
-function serveIpc(handlers: Record<string, Handler>, cleanup: () => Promise<void> | void = () => {}) {
-  let stopping = false
-  const stop = async (code: number) => {
-    if (stopping) return
-    stopping = true
-    try {
-      await cleanup()
-    } finally {
-      process.exit(code)
-    }
-  }
-  setTimeout(() => void stop(3), HARD_DEADLINE_MS).unref()
-  process.on('disconnect', () => void stop(0))
-  process.on('message', (raw) => {
-    const { id, op, args } = raw as { id: number; op: string; args: unknown }
-    if (op === 'stop') {
-      process.send?.({ id, result: null }, () => void stop(0))
-      return
-    }
-    const handler = op === 'usage' ? usage : handlers[op]
-    Promise.resolve()
-      .then(() => {
-        if (!handler) throw new Error(`unknown op ${op}`)
-        return (handler as (a: unknown) => unknown)(args)
-      })
-      .then(
-        (result) => process.send?.({ id, result }),
-        (err: unknown) => process.send?.({ id, error: String((err as Error)?.stack ?? err) }),
-      )
-  })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -549,7 +516,7 @@ if (import.meta.main) {
         },
         rows: () => running?.rows(),
       },
-      () => running?.close(),
+      { usage, cleanup: () => running?.close() },
     )
   } else if (role === 'oidc') {
     let running: Awaited<ReturnType<typeof startOidc>> | null = null
@@ -560,18 +527,21 @@ if (import.meta.main) {
           return running.info
         },
       },
-      () => running?.close(),
+      { usage, cleanup: () => running?.close() },
     )
   } else if (role === 'load') {
-    serveIpc({ run: runLoad })
+    serveIpc({ run: runLoad }, { usage })
   } else if (role === 'crypto') {
-    serveIpc({
-      prepare: async (args: { passport: PassportInfo }) => {
-        crypto$ = await prepareCrypto(args.passport)
-        return true
+    serveIpc(
+      {
+        prepare: async (args: { passport: PassportInfo }) => {
+          crypto$ = await prepareCrypto(args.passport)
+          return true
+        },
+        run: runCrypto,
       },
-      run: runCrypto,
-    })
+      { usage },
+    )
   } else {
     console.error(`unknown role ${role}`)
     process.exit(2)

@@ -1,10 +1,11 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+import { type ChildProcess, spawn } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import type { Request as PwRequest } from '@playwright/test'
 import { launchProfile } from '../demo-sites/e2e/browser-profile.ts'
 import { startDemo } from '../demo-sites/start.ts'
+import { attachChild, canPin, type Child as IpcChild } from './ipc.ts'
 import { median, quantile, round, shuffled } from './stats.ts'
 import {
   type CryptoCase,
@@ -59,15 +60,7 @@ export function tokensOptionsFromEnv(env = process.env): TokensOptions {
 // ---------------------------------------------------------------------------------------------
 // child processes
 
-interface Child {
-  role: Role
-  call<T>(op: string, args?: unknown): Promise<T>
-  stop(): Promise<void>
-}
-
-function canPin(): boolean {
-  return os.availableParallelism() >= 2 && spawnSync('taskset', ['-c', '0', 'true']).status === 0
-}
+type Child = IpcChild<Role>
 
 function spawnChild(role: Role, core: number | null): Child {
   // BENCH_TOKENS_CPU_PROF=dir: a V8 CPU profile of the passport server, written when it stops.
@@ -83,54 +76,7 @@ function spawnChild(role: Role, core: number | null): Child {
       : spawn('taskset', ['-c', String(core), process.execPath, ...nodeArgs], {
           stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
         })
-  let next = 0
-  const pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>()
-  let exited = false
-  proc.on('message', (raw) => {
-    const { id, result, error } = raw as { id: number; result?: unknown; error?: string }
-    const p = pending.get(id)
-    if (!p) return
-    pending.delete(id)
-    if (error) p.reject(new Error(`${role}: ${error}`))
-    else p.resolve(result)
-  })
-  proc.on('exit', (code, signal) => {
-    exited = true
-    for (const p of pending.values()) p.reject(new Error(`${role} child exited (${code ?? signal})`))
-    pending.clear()
-  })
-  const call = <T>(op: string, args?: unknown): Promise<T> =>
-    new Promise<T>((resolve, reject) => {
-      if (exited) return reject(new Error(`${role} child is gone`))
-      const id = next++
-      const timer = setTimeout(() => {
-        pending.delete(id)
-        reject(new Error(`${role}: ${op} timed out`))
-      }, CALL_TIMEOUT_MS)
-      pending.set(id, {
-        resolve: (v) => {
-          clearTimeout(timer)
-          resolve(v as T)
-        },
-        reject: (e) => {
-          clearTimeout(timer)
-          reject(e)
-        },
-      })
-      proc.send({ id, op, args })
-    })
-  return {
-    role,
-    call,
-    stop: async () => {
-      if (exited) return
-      const gone = new Promise<void>((resolve) => proc.once('exit', () => resolve()))
-      await Promise.race([call('stop').catch(() => {}), new Promise((r) => setTimeout(r, 5000))])
-      const killer = setTimeout(() => proc.kill('SIGKILL'), 5000)
-      await gone
-      clearTimeout(killer)
-    },
-  }
+  return attachChild(proc, role, CALL_TIMEOUT_MS)
 }
 
 // ---------------------------------------------------------------------------------------------
