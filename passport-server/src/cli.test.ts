@@ -252,6 +252,11 @@ describe('passport CLI', () => {
       expect(await run(['session', 'revoke', session.id], revoke)).toBe(0)
       expect(events).toEqual([expect.objectContaining({ sessionId: session.id, reason: 'revoked' })])
       expect((await deps.store.sessions.get(session.id))?.endReason).toBe('revoked')
+      // A session id may begin with '-' (base64url): it is still an id, not an option.
+      await deps.store.sessions.create({ ...session, id: '-dash-first', endedAt: null, endReason: null })
+      const dash = fakeIo()
+      expect(await run(['session', 'revoke', '-dash-first'], dash)).toBe(0)
+      expect(dash.lines).toEqual(['session -dash-first revoked'])
       const unknown = fakeIo()
       expect(await run(['session', 'revoke', 'nope'], unknown)).toBe(1)
       expect(unknown.lines[0]).toMatch(/^error: not_found/)

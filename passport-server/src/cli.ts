@@ -58,7 +58,8 @@ export async function runCli(deps: AppDeps, argv: string[], io: CliIo): Promise<
   const [noun, verb, ...rest] = argv
   let parsed: ReturnType<typeof parseCliOptions>
   try {
-    parsed = parseCliOptions(rest)
+    // Session ids are base64url and may begin with '-': never read one as an option.
+    parsed = parseCliOptions(noun === 'session' && verb === 'revoke' ? ['--', ...rest] : rest)
   } catch (err) {
     // Unknown option or missing value: say which, then how to call it; change nothing.
     io.out(`error: ${(err as Error).message}`)
