@@ -1,11 +1,12 @@
 import type { ChildProcess } from 'node:child_process'
 import { spawnSync } from 'node:child_process'
+import http from 'node:http'
 import os from 'node:os'
 
 /**
  * The plumbing the multi-process benchmarks share: a parent calls named operations in its
  * children over Node's IPC channel; every child exits when its parent goes away, when told to,
- * and after a hard deadline in any case.
+ * and after a hard deadline in any case. Plus the load generators' one HTTP request.
  */
 
 export interface Child<R extends string = string> {
@@ -112,5 +113,28 @@ export function serveIpc(
         (result) => process.send?.({ id, result }),
         (err: unknown) => process.send?.({ id, error: String((err as Error)?.stack ?? err) }),
       )
+  })
+}
+
+/** One POST over a keep-alive agent, the answer read whole (the load generators' request). */
+export function post(
+  agent: http.Agent,
+  url: URL,
+  headers: Record<string, string>,
+  body: string,
+): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      url,
+      { method: 'POST', agent, headers: { ...headers, 'Content-Length': Buffer.byteLength(body) } },
+      (res) => {
+        const chunks: Buffer[] = []
+        res.on('data', (c: Buffer) => chunks.push(c))
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }))
+        res.on('error', reject)
+      },
+    )
+    req.on('error', reject)
+    req.end(body)
   })
 }

@@ -4,7 +4,7 @@ import os from 'node:os'
 import path from 'node:path'
 import v8 from 'node:v8'
 import WebSocket from 'ws'
-import { serveIpc } from './ipc.ts'
+import { post, serveIpc } from './ipc.ts'
 
 /**
  * The child processes of `bench/live.ts`, one role each (argv[2]), driven over IPC:
@@ -398,28 +398,6 @@ const FRAME_HEADERS = (origin: string) => ({
   Origin: origin,
   'Sec-Fetch-Site': 'same-origin',
 })
-
-function post(
-  agent: http.Agent,
-  url: URL,
-  headers: Record<string, string>,
-  body: string,
-): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      url,
-      { method: 'POST', agent, headers: { ...headers, 'Content-Length': Buffer.byteLength(body) } },
-      (res) => {
-        const chunks: Buffer[] = []
-        res.on('data', (c: Buffer) => chunks.push(c))
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }))
-        res.on('error', reject)
-      },
-    )
-    req.on('error', reject)
-    req.end(body)
-  })
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 

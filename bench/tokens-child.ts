@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { exportJWK, generateKeyPair, importJWK, type JWK, jwtVerify, SignJWT } from 'jose'
-import { serveIpc } from './ipc.ts'
+import { post, serveIpc } from './ipc.ts'
 
 /**
  * The child processes of `bench/tokens.ts`, one role each (argv[2]), driven over IPC:
@@ -262,28 +262,6 @@ export interface LoadResult {
 }
 
 const chains = new Map<string, string[]>()
-
-function post(
-  agent: http.Agent,
-  url: URL,
-  headers: Record<string, string>,
-  body: string,
-): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      url,
-      { method: 'POST', agent, headers: { ...headers, 'Content-Length': Buffer.byteLength(body) } },
-      (res) => {
-        const chunks: Buffer[] = []
-        res.on('data', (c: Buffer) => chunks.push(c))
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }))
-        res.on('error', reject)
-      },
-    )
-    req.on('error', reject)
-    req.end(body)
-  })
-}
 
 async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   const url = new URL(spec.url)

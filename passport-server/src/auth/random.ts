@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto'
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 
 /** 256 bits of randomness, URL-safe. Used for session cookies, codes and client secrets. */
 export function randomSecret(): string {
@@ -13,4 +13,11 @@ export function sha256(value: string): string {
 /** PKCE S256 (RFC 7636): BASE64URL(SHA256(ASCII(code_verifier))). */
 export function pkceChallenge(verifier: string): string {
   return sha256(verifier)
+}
+
+/** Compares two secrets (or their hashes) in constant time for equal lengths. */
+export function sameSecret(a: string, b: string): boolean {
+  const x = Buffer.from(a)
+  const y = Buffer.from(b)
+  return x.length === y.length && timingSafeEqual(x, y)
 }

@@ -1,7 +1,6 @@
-import { timingSafeEqual } from 'node:crypto'
 import type { Context } from 'hono'
 import { getCookie, setCookie } from 'hono/cookie'
-import { randomSecret } from '../auth/random.ts'
+import { randomSecret, sameSecret } from '../auth/random.ts'
 
 /**
  * Double-submit CSRF protection for the passport's own forms: a `SameSite=Strict` cookie whose
@@ -36,8 +35,5 @@ export function isSameOriginPost(c: Context, formValue: string | undefined, issu
   ) {
     return false
   }
-  if (!cookie || !formValue) return false
-  const a = Buffer.from(cookie)
-  const b = Buffer.from(formValue)
-  return a.length === b.length && timingSafeEqual(a, b)
+  return !!cookie && !!formValue && sameSecret(cookie, formValue)
 }

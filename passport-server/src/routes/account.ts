@@ -5,15 +5,9 @@ import { readForm } from '../middleware/body.ts'
 import { isSameOriginPost, issueCsrf } from '../middleware/csrf.ts'
 import { type DeviceRow, renderAccountPage } from '../pages/account-page.ts'
 import { renderErrorPage } from '../pages/login-page.ts'
+import { sendPage } from '../pages/send-page.ts'
 import { endSession, findLiveSession, SESSION_COOKIE } from '../services/sessions.ts'
 import type { SessionRecord } from '../store/types.ts'
-
-function sendPage(c: Context, page: { html: string; csp: string }, status: 200 | 401 | 403 | 404 = 200) {
-  c.header('Content-Security-Policy', page.csp)
-  c.header('Cache-Control', 'no-store')
-  c.header('Referrer-Policy', 'same-origin')
-  return c.html(page.html, status)
-}
 
 /**
  * The passport's account page, "Your devices": every live sign-in of the user with its sites,

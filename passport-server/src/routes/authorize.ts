@@ -6,6 +6,7 @@ import type { AppDeps } from '../deps.ts'
 import { readForm } from '../middleware/body.ts'
 import { isSameOriginPost, issueCsrf } from '../middleware/csrf.ts'
 import { type AuthorizeParams, renderErrorPage, renderLoginPage } from '../pages/login-page.ts'
+import { sendPage } from '../pages/send-page.ts'
 import { issueCode } from '../services/codes.ts'
 import { createLoginThrottle } from '../services/login-throttle.ts'
 import { CROSS_SITE_COOKIE, findLiveSession, SESSION_COOKIE, startSession } from '../services/sessions.ts'
@@ -13,19 +14,6 @@ import type { SessionRecord, SiteRecord } from '../store/types.ts'
 
 const CODE_CHALLENGE = /^[A-Za-z0-9_-]{43}$/
 const GENERIC_LOGIN_ERROR = 'Wrong username or password.'
-
-function sendPage(
-  c: Context,
-  page: { html: string; csp: string },
-  status: 200 | 400 | 401 | 403 | 429 = 200,
-) {
-  c.header('Content-Security-Policy', page.csp)
-  c.header('Cache-Control', 'no-store')
-  // `no-referrer` would make the browser send `Origin: null` with the form post, hiding the very
-  // header the CSRF check reads; `same-origin` still tells other sites nothing.
-  c.header('Referrer-Policy', 'same-origin')
-  return c.html(page.html, status)
-}
 
 /** Client and redirect target, checked before anything may be sent back to the site. */
 async function resolveClient(deps: AppDeps, clientId: string | undefined, redirectUri: string | undefined) {

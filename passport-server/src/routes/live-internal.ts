@@ -1,5 +1,5 @@
-import { timingSafeEqual } from 'node:crypto'
 import { Hono } from 'hono'
+import { sameSecret } from '../auth/random.ts'
 import type { AppDeps } from '../deps.ts'
 import { PassportError } from '../errors.ts'
 import { readJsonObject, requireString } from '../middleware/body.ts'
@@ -14,12 +14,10 @@ export function liveInternalRoutes(deps: AppDeps): Hono {
   const secret = deps.config.liveValidationSecret
   if (!secret) return app
   const validator = createStoreTicketValidator(deps)
-  const expected = Buffer.from(`Bearer ${secret}`)
 
   app.post('/internal/live/validate', async (c) => {
     c.header('Cache-Control', 'no-store')
-    const given = Buffer.from(c.req.header('Authorization') ?? '')
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+    if (!sameSecret(c.req.header('Authorization') ?? '', `Bearer ${secret}`)) {
       deps.log('authz_fail', { what: 'live_validate' })
       throw new PassportError('invalid_client', 'wrong or missing validation secret')
     }

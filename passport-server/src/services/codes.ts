@@ -1,5 +1,4 @@
-import { timingSafeEqual } from 'node:crypto'
-import { pkceChallenge, randomSecret, sha256 } from '../auth/random.ts'
+import { pkceChallenge, randomSecret, sameSecret, sha256 } from '../auth/random.ts'
 import type { AppDeps } from '../deps.ts'
 import { PassportError } from '../errors.ts'
 import type { CodeRecord, SessionRecord, SiteRecord } from '../store/types.ts'
@@ -23,12 +22,6 @@ export async function issueCode(
   return code
 }
 
-function sameString(a: string, b: string): boolean {
-  const x = Buffer.from(a)
-  const y = Buffer.from(b)
-  return x.length === y.length && timingSafeEqual(x, y)
-}
-
 /**
  * Redeems a code: it is spent on the first attempt whatever the outcome, so a stolen code that
  * is raced or guessed against is gone. Every failure is the same `invalid_grant`.
@@ -47,7 +40,7 @@ export async function redeemCode(
     record.expiresAt <= deps.clock.now() ||
     record.siteId !== input.site.id ||
     record.redirectUri !== input.redirectUri ||
-    !sameString(record.codeChallenge, pkceChallenge(input.codeVerifier))
+    !sameSecret(record.codeChallenge, pkceChallenge(input.codeVerifier))
   ) {
     throw fail()
   }

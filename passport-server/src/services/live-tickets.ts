@@ -1,5 +1,4 @@
-import { timingSafeEqual } from 'node:crypto'
-import { randomSecret, sha256 } from '../auth/random.ts'
+import { randomSecret, sameSecret, sha256 } from '../auth/random.ts'
 import type { AppDeps } from '../deps.ts'
 import { PassportError } from '../errors.ts'
 import type { SiteRecord } from '../store/types.ts'
@@ -64,12 +63,6 @@ export interface LiveTicketValidator {
 
 const SECRET = /^[A-Za-z0-9_-]{43}$/
 
-function sameHash(a: string, b: string): boolean {
-  const x = Buffer.from(a)
-  const y = Buffer.from(b)
-  return x.length === y.length && timingSafeEqual(x, y)
-}
-
 /**
  * Validates a ticket against the store, spending it whatever the outcome. It was issued, at
  * most 30 s ago, for a then-valid token; whether that session has ended since is for the
@@ -81,7 +74,7 @@ export function createStoreTicketValidator(deps: Pick<AppDeps, 'store' | 'clock'
       if (!SECRET.test(ticket) || !SECRET.test(registrationCode)) return null
       const now = deps.clock.now()
       const record = await deps.store.liveTickets.consume(sha256(ticket), now)
-      if (!record || record.expiresAt <= now || !sameHash(record.codeHash, sha256(registrationCode)))
+      if (!record || record.expiresAt <= now || !sameSecret(record.codeHash, sha256(registrationCode)))
         return null
       return { userId: record.userId, sessionId: record.sessionId, siteId: record.siteId, jti: record.jti }
     },

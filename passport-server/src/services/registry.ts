@@ -1,6 +1,5 @@
-import { timingSafeEqual } from 'node:crypto'
 import { parseExactOrigin } from '../../../passport-frame/src/protocol/origins.ts'
-import { randomSecret, sha256 } from '../auth/random.ts'
+import { randomSecret, sameSecret, sha256 } from '../auth/random.ts'
 import type { AppDeps } from '../deps.ts'
 import { PassportError } from '../errors.ts'
 import type { SiteRecord } from '../store/types.ts'
@@ -227,9 +226,8 @@ export async function authenticateSite(
   }
   const site = await deps.store.sites.get(id)
   // Compare hashes of a 256-bit random secret in constant time; a slow KDF adds nothing here.
-  const expected = Buffer.from(site?.clientSecretHash ?? sha256('no-such-site'))
-  const actual = Buffer.from(sha256(secret))
-  if (!site || expected.length !== actual.length || !timingSafeEqual(expected, actual)) {
+  const expected = site?.clientSecretHash ?? sha256('no-such-site')
+  if (!site || !sameSecret(expected, sha256(secret))) {
     deps.log('authz_fail', { site: site ? id : undefined })
     throw fail()
   }
