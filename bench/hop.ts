@@ -43,10 +43,10 @@ export async function runHopBench(options: { samples: number; warmup: number }) 
     hop: async (page) => {
       // Untimed: sign in on News in this fresh profile; the tab stays on News.
       await page.goto(news)
-      await page.getByRole('button', { name: 'Sign in' }).click()
-      await page.getByLabel('Username').fill('alice')
-      await page.getByLabel('Password').fill('alice-password-1')
-      await page.getByRole('button', { name: 'Sign in' }).click()
+      await page.getByRole('button', { name: 'Sign in', exact: true }).click()
+      await page.getByLabel('Username', { exact: true }).fill('alice')
+      await page.getByLabel('Password', { exact: true }).fill('alice-password-1')
+      await page.getByRole('button', { name: 'Sign in', exact: true }).click()
       await page.getByText('Signed in as alice').waitFor()
       return timeUntilText(page, shop, 'Signed in as alice')
     },

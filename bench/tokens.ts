@@ -242,10 +242,10 @@ async function runFrameBench(samples: number): Promise<FrameResult> {
   try {
     const page = await context.newPage()
     await page.goto(`${demo.urls.news}/`)
-    await page.getByRole('button', { name: 'Sign in' }).click()
-    await page.getByLabel('Username').fill('alice')
-    await page.getByLabel('Password').fill('alice-password-1')
-    await page.getByRole('button', { name: 'Sign in' }).click()
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click()
+    await page.getByLabel('Username', { exact: true }).fill('alice')
+    await page.getByLabel('Password', { exact: true }).fill('alice-password-1')
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click()
     await page.getByText('Signed in as alice').waitFor()
     await page.waitForLoadState('networkidle')
 

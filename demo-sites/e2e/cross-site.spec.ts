@@ -18,7 +18,7 @@ test.describe('cross-site sign-in', () => {
     // The link between the two sites was one silent top-level round trip via the passport.
     expect(topLevel).toEqual([urls.shop, expect.stringContaining(`${urls.passport}/authorize?`), urls.shop])
     expect(topLevel[1]).toContain('prompt=none')
-    await expect(shop.getByLabel('Username')).toHaveCount(0)
+    await expect(shop.getByLabel('Username', { exact: true })).toHaveCount(0)
     // The code never stays in the address bar or history.
     expect(shop.url()).toBe(urls.shop)
   })
@@ -32,9 +32,9 @@ test.describe('cross-site sign-in', () => {
       if (r.url().startsWith(`${urls.passport}/authorize`)) authorizeRequests.push(r.url())
     })
     await shop.goto(urls.shop)
-    await expect(shop.getByRole('button', { name: 'Sign in' })).toBeVisible()
+    await expect(shop.getByRole('button', { name: 'Sign in', exact: true })).toBeVisible()
     await shop.reload()
-    await expect(shop.getByRole('button', { name: 'Sign in' })).toBeVisible()
+    await expect(shop.getByRole('button', { name: 'Sign in', exact: true })).toBeVisible()
     await shop.waitForTimeout(300)
     expect(authorizeRequests).toHaveLength(1)
     expect(authorizeRequests[0]).toContain('prompt=none')
@@ -62,7 +62,7 @@ test.describe('cross-site sign-in', () => {
     // Shop first, signed out: its one silent attempt finds nothing.
     const shop = await browserContext.newPage()
     await shop.goto(urls.shop)
-    await expect(shop.getByRole('button', { name: 'Sign in' })).toBeVisible()
+    await expect(shop.getByRole('button', { name: 'Sign in', exact: true })).toBeVisible()
     // Then the user signs in on News, and comes back to Shop within the silent-retry window.
     const news = await browserContext.newPage()
     await signIn(news, urls.news, 'alice', 'alice-password-1')
@@ -78,10 +78,10 @@ test.describe('cross-site sign-in', () => {
       expect(authorize).toEqual([])
     } else {
       // Partitioned and blocked: the frame cannot see it, and no second silent trip is made.
-      await expect(shop.getByRole('button', { name: 'Sign in' })).toBeVisible()
+      await expect(shop.getByRole('button', { name: 'Sign in', exact: true })).toBeVisible()
       expect(authorize).toEqual([])
       // One click (no typing) brings the sign-in over.
-      await shop.getByRole('button', { name: 'Sign in' }).click()
+      await shop.getByRole('button', { name: 'Sign in', exact: true }).click()
       await expect(status(shop)).toHaveText('Signed in as alice')
     }
   })
@@ -96,7 +96,7 @@ test.describe('cross-site sign-in', () => {
     const cookies = await browserContext.cookies(urls.passport)
     expect(cookies.map((c) => c.name)).not.toContain('__Host-passport_session')
     await news.goto(urls.news)
-    await expect(news.getByRole('button', { name: 'Sign in' })).toBeVisible()
+    await expect(news.getByRole('button', { name: 'Sign in', exact: true })).toBeVisible()
   })
 
   test('d. a sign-in on a second device replaces the first; the first does not win it back silently', async ({
@@ -126,9 +126,9 @@ test.describe('cross-site sign-in', () => {
     await expect(message(first)).toHaveText(
       'You were signed out because your account signed in on another device.',
     )
-    await expect(first.getByRole('button', { name: 'Sign in' })).toBeVisible()
+    await expect(first.getByRole('button', { name: 'Sign in', exact: true })).toBeVisible()
     await first.reload()
-    await expect(first.getByRole('button', { name: 'Sign in' })).toBeVisible()
+    await expect(first.getByRole('button', { name: 'Sign in', exact: true })).toBeVisible()
     await first.waitForTimeout(300)
     await expect(status(first)).not.toHaveText('Signed in as alice')
     // And the second device is still signed in.
@@ -145,11 +145,11 @@ test.describe('cross-site sign-in', () => {
     await expect(status(shop)).toHaveText('Signed in as alice')
 
     await shop.getByRole('button', { name: 'Sign out' }).click()
-    await expect(shop.getByRole('button', { name: 'Sign in' })).toBeVisible()
+    await expect(shop.getByRole('button', { name: 'Sign in', exact: true })).toBeVisible()
     await expect(message(shop)).toHaveText('You signed out.')
 
     await news.reload()
-    await expect(news.getByRole('button', { name: 'Sign in' })).toBeVisible()
+    await expect(news.getByRole('button', { name: 'Sign in', exact: true })).toBeVisible()
     await expect(message(news)).toHaveText('You were signed out on another site.')
   })
 })

@@ -39,11 +39,11 @@ export { expect }
 /** Signs in through the passport's own page, starting from a demo site's "Sign in" button. */
 export async function signIn(page: Page, siteUrl: string, username: string, password: string): Promise<void> {
   await page.goto(siteUrl)
-  await page.getByRole('button', { name: 'Sign in' }).click()
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click()
   await expect(page).toHaveURL(/passport\.localhost/)
-  await page.getByLabel('Username').fill(username)
-  await page.getByLabel('Password').fill(password)
-  await page.getByRole('button', { name: 'Sign in' }).click()
+  await page.getByLabel('Username', { exact: true }).fill(username)
+  await page.getByLabel('Password', { exact: true }).fill(password)
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click()
 }
 
 export const status = (page: Page) => page.locator('#status')

@@ -34,7 +34,7 @@ test.describe('live channel', () => {
     await expect(message(shop)).toHaveText('You signed out.')
     for (const page of [news1, news2]) {
       await expect(message(page)).toHaveText('You were signed out on another site.', pushed)
-      await expect(page.getByRole('button', { name: 'Sign in' })).toBeVisible()
+      await expect(page.getByRole('button', { name: 'Sign in', exact: true })).toBeVisible()
     }
     expect(navigations).toEqual([])
   })

@@ -5,11 +5,13 @@ import { limitBody } from './middleware/body.ts'
 import { securityHeaders } from './middleware/security-headers.ts'
 import { accountRoutes } from './routes/account.ts'
 import { authorizeRoutes } from './routes/authorize.ts'
+import { deviceSignInRoutes } from './routes/device-sign-in.ts'
 import { frameRoutes } from './routes/frame.ts'
 import { frameApiRoutes } from './routes/frame-api.ts'
 import { liveInternalRoutes } from './routes/live-internal.ts'
 import { siteApiRoutes } from './routes/site-api.ts'
 import { wellKnownRoutes } from './routes/well-known.ts'
+import { createDeviceApprovals } from './services/device-approval.ts'
 
 /**
  * Builds the passport HTTP app from its dependencies. No listening, no globals, no environment:
@@ -23,10 +25,13 @@ export function createApp(deps: AppDeps): Hono {
   const app = new Hono()
   app.use(securityHeaders())
   app.use(limitBody(deps.config.maxBodyBytes))
+  // One per app: it holds the request rate limits every way in shares.
+  const approvals = createDeviceApprovals(deps)
   app.route('/', authorizeRoutes(deps))
-  app.route('/', accountRoutes(deps))
+  app.route('/', deviceSignInRoutes(deps, approvals))
+  app.route('/', accountRoutes(deps, approvals))
   app.route('/', frameRoutes(deps))
-  app.route('/', frameApiRoutes(deps))
+  app.route('/', frameApiRoutes(deps, approvals))
   app.route('/', siteApiRoutes(deps))
   app.route('/', wellKnownRoutes(deps))
   app.route('/', liveInternalRoutes(deps))

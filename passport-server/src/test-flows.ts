@@ -107,6 +107,29 @@ export async function postLogin(
   return res
 }
 
+/** A same-origin form post on a passport page, with this browser's cookies (kept up to date). */
+export async function formPost(
+  app: Hono,
+  path: string,
+  jar: CookieJar,
+  form: Record<string, string>,
+  headers: Record<string, string> = {},
+): Promise<Response> {
+  const res = await app.request(path, {
+    method: 'POST',
+    body: new URLSearchParams(form),
+    headers: {
+      'Content-Type': 'application/x-www-form-urlencoded',
+      Origin: TEST_ISSUER,
+      'Sec-Fetch-Site': 'same-origin',
+      Cookie: cookieHeader(jar),
+      ...headers,
+    },
+  })
+  storeCookies(jar, res)
+  return res
+}
+
 /** A POST from the frame (same-origin on the passport) to its JSON API. */
 export function frameApi(app: Hono, path: string, body: unknown, headers: Record<string, string> = {}) {
   return app.request(`/api/frame/${path}`, {

@@ -38,7 +38,12 @@ export function createFrameClient(input: {
   iframe.title = 'Passport'
   iframe.setAttribute('aria-hidden', 'true')
   iframe.tabIndex = -1
-  iframe.style.cssText = 'position:absolute;width:0;height:0;border:0;visibility:hidden'
+  const hidden = 'position:absolute;width:0;height:0;border:0;visibility:hidden'
+  // A sign-in request from another device: the frame draws it, the page only makes room for it.
+  const shown =
+    'position:fixed;right:16px;bottom:16px;width:min(380px,calc(100vw - 32px));height:250px;border:0;' +
+    'border-radius:12px;box-shadow:0 6px 28px rgba(0,0,0,.28);background:#fff;z-index:2147483647;visibility:visible'
+  iframe.style.cssText = hidden
   const loaded = new Promise<void>((resolve) =>
     iframe.addEventListener('load', () => resolve(), { once: true }),
   )
@@ -56,6 +61,12 @@ export function createFrameClient(input: {
     if (!msg) return
     if (msg.type === 'session_event') {
       input.onEvent(msg)
+      return
+    }
+    if (msg.type === 'frame_display') {
+      iframe.style.cssText = msg.visible ? shown : hidden
+      iframe.toggleAttribute('aria-hidden', !msg.visible)
+      iframe.tabIndex = msg.visible ? 0 : -1
       return
     }
     const waiter = pending.get(msg.id)

@@ -49,6 +49,7 @@ function setup(options: { url?: string; canSeeCookies?: () => Promise<boolean> }
       lastEventId: 0,
     })),
     refresh: vi.fn<ServerApi['refresh']>(async () => answer('tok-from-refresh')),
+    decideApproval: vi.fn<ServerApi['decideApproval']>(async () => ({ outcome: 'approved' as const })),
   }
   const frames: FakeWindow[] = []
   const browser = installBrowser({

@@ -1,6 +1,6 @@
 import { beforeEach, describe, expect, it, type Mock, vi } from 'vitest'
 import { FakeWindow, fakeAuthkey, MemoryStorage, settle } from '../test-support/fake-window.ts'
-import { createFrameAgent } from './agent.ts'
+import { createFrameAgent, type FrameAgentDeps } from './agent.ts'
 import { FrameApiError, type ServerApi, type TokenAnswer } from './server-api.ts'
 import { createTokenCache, type TokenCache } from './token-cache.ts'
 
@@ -39,7 +39,7 @@ interface Harness {
   apiCalls(): number
 }
 
-function setup(): Harness {
+function setup(options: { createPrompt?: FrameAgentDeps['createPrompt'] } = {}): Harness {
   const page = new FakeWindow(NEWS)
   const frame = new FakeWindow('http://passport.localhost:8080', page)
   const clock = { now: T0 }
@@ -61,6 +61,7 @@ function setup(): Harness {
       lastEventId: 0,
     })),
     refresh: vi.fn<ServerApi['refresh']>(async () => tokenAnswer('tok-from-refresh')),
+    decideApproval: vi.fn<ServerApi['decideApproval']>(async () => ({ outcome: 'approved' as const })),
   }
   const canSeeCookies = vi.fn(async () => false)
   const log = vi.fn<(event: string, detail?: Record<string, unknown>) => void>()
@@ -71,6 +72,7 @@ function setup(): Harness {
     cache,
     canSeeCookies,
     now: () => clock.now,
+    ...(options.createPrompt ? { createPrompt: options.createPrompt } : {}),
     // Scheduled refreshes are the refresher's own tests; here only requests drive the agent.
     setTimer: () => 0,
     clearTimer: () => {},
@@ -583,5 +585,58 @@ describe('refresh through the agent', () => {
     await h.send(hello())
     await h.send({ v: 1, type: 'logout', id: 'l1' })
     expect(h.api.logout).toHaveBeenCalledExactlyOnceWith(authkey, 'expired-token')
+  })
+})
+
+describe('approval prompt hooks', () => {
+  type Hooks = Parameters<NonNullable<FrameAgentDeps['createPrompt']>>[0]
+  let hooks: Hooks
+  const prompt = { handle: vi.fn(), clear: vi.fn() }
+  beforeEach(() => {
+    prompt.handle.mockReset()
+    prompt.clear.mockReset()
+    h = setup({
+      createPrompt: (given) => {
+        hooks = given
+        return prompt
+      },
+    })
+  })
+
+  it('asks only the bound page to show or hide the frame, never telling it the numbers', async () => {
+    hooks.setVisible(true) // before hello: no page to ask
+    expect(h.replies()).toEqual([])
+    await h.send(hello())
+    hooks.setVisible(true)
+    hooks.setVisible(false)
+    expect(h.replies().slice(-2)).toEqual([
+      { message: { v: 1, type: 'frame_display', visible: true }, targetOrigin: NEWS },
+      { message: { v: 1, type: 'frame_display', visible: false }, targetOrigin: NEWS },
+    ])
+  })
+
+  it("answers with this device's live token for the site", async () => {
+    h.cache.write({ token: 'cached', expiresAt: T0 + 600_000, clockOffsetMs: 0 })
+    await h.send(hello())
+    expect(await hooks.decide('appr1', { pick: '42' })).toEqual({ outcome: 'approved' })
+    expect(h.api.decideApproval).toHaveBeenCalledExactlyOnceWith(authkey, 'cached', 'appr1', { pick: '42' })
+  })
+
+  it('without a live token the answer is "gone" and the server is not asked', async () => {
+    await h.send(hello())
+    expect(await hooks.decide('appr1', { deny: true })).toEqual({ outcome: 'gone' })
+    expect(h.api.decideApproval).not.toHaveBeenCalled()
+  })
+
+  it('server time for expiry uses the clock offset the token came with', async () => {
+    h.cache.write({ token: 'cached', expiresAt: T0 + 600_000, clockOffsetMs: SKEW })
+    expect(hooks.serverNow()).toBe(T0 + SKEW)
+  })
+
+  it('a logout takes any prompt down', async () => {
+    h.cache.write({ token: 'cached', expiresAt: T0 + 600_000, clockOffsetMs: 0 })
+    await h.send(hello())
+    await h.send({ v: 1, type: 'logout', id: 'l1' })
+    expect(prompt.clear).toHaveBeenCalled()
   })
 })

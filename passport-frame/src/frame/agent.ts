@@ -3,6 +3,8 @@ import type { EndReason, ErrorCode } from '../protocol/codes.ts'
 import { parsePageRequest } from '../protocol/guards.ts'
 import type { FrameMessage, PageRequest } from '../protocol/messages.ts'
 import { isAllowedOrigin } from '../protocol/origins.ts'
+import type { ApprovalNews } from './approval-messages.ts'
+import type { ApprovalPromptDeps } from './approval-prompt.ts'
 import { createLiveChannel, type LiveDeps } from './live.ts'
 import { createRefresher, type LockManagerLike, toCacheEntry } from './refresher.ts'
 import { FrameApiError, type ServerApi, type TokenAnswer } from './server-api.ts'
@@ -28,6 +30,11 @@ export interface FrameAgentDeps {
   canSeeCookies: () => Promise<boolean>
   /** The live channel's browser parts; without them (unit tests) the frame only pulls. */
   live?: Pick<LiveDeps, 'wsOrigin' | 'openSocket' | 'openChannel' | 'storage'>
+  /** Draws "sign in with another device" requests in the frame (absent in unit tests without a DOM). */
+  createPrompt?: (hooks: Omit<ApprovalPromptDeps, 'doc' | 'armDelayMs'>) => {
+    handle(news: ApprovalNews): void
+    clear(): void
+  }
   /** Web Locks of the frame's partition (`navigator.locks`); null where there are none. */
   locks?: LockManagerLike | null
   now?: () => number
@@ -70,9 +77,22 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
     onSignedOut: (reason) => signedOut(reason),
   })
 
+  const prompt =
+    deps.createPrompt?.({
+      decide: async (approvalId, answer) => {
+        const token = await liveToken().catch(() => null)
+        if (!token || !bound) return { outcome: 'gone' }
+        return api.decideApproval(bound.authkey, token.token, approvalId, answer)
+      },
+      // Only the page this frame is bound to is asked; it learns that a prompt is up, never its numbers.
+      setVisible: (visible) => bound && reply(bound.origin, { v: 1, type: 'frame_display', visible }),
+      serverNow: () => now() + (cache.readRenewable()?.clockOffsetMs ?? 0),
+    }) ?? null
+
   /** The sign-in ended (pushed, or learnt on a refresh or re-check): forget it, tell the page. */
   const signedOut = (reason: EndReason) => {
     refresher.stop()
+    prompt?.clear()
     cache.clear()
     if (bound) reply(bound.origin, { v: 1, type: 'session_event', event: 'signed_out', reason })
   }
@@ -87,6 +107,7 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
         check: (authkey, token) => api.check(authkey, token),
         locks: deps.locks ?? null,
         onEnded: signedOut,
+        onApproval: (news) => prompt?.handle(news),
         ...(deps.setTimer ? { setTimer: deps.setTimer } : {}),
         log,
       })
@@ -192,6 +213,7 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
           const cached = cache.readRenewable()
           refresher.stop()
           live?.announceEnded('signed_out')
+          prompt?.clear()
           cache.clear()
           if (cached) await api.logout(authkey, cached.token)
           reply(origin, { v: 1, type: 'logged_out', id: msg.id })

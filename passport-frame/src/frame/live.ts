@@ -1,4 +1,5 @@
 import { type EndReason, isEndReason } from '../protocol/codes.ts'
+import { type ApprovalNews, parseApprovalNews } from './approval-messages.ts'
 import type { LockManagerLike } from './refresher.ts'
 import { FrameApiError } from './server-api.ts'
 
@@ -34,6 +35,8 @@ export interface LiveDeps {
   storage: Storage | null
   /** The sign-in ended: called once per sign-in in every tab of the site. */
   onEnded: (reason: EndReason) => void
+  /** A "sign in with another device" request opened or closed: called in every tab of the site. */
+  onApproval?: (news: ApprovalNews) => void
   setTimer?: (fn: () => void, ms: number) => unknown
   log?: (event: string, detail?: Record<string, unknown>) => void
 }
@@ -83,9 +86,21 @@ export function createLiveChannel(deps: LiveDeps) {
 
   if (channel) {
     channel.onmessage = (event) => {
-      const data = event.data as { type?: unknown; reason?: unknown }
+      const data = event.data as { type?: unknown; reason?: unknown; news?: unknown }
       if (data?.type === 'ended' && isEndReason(data.reason)) ended(data.reason, true)
+      if (data?.type === 'approval' && typeof data.news === 'object' && data.news !== null) {
+        const news = parseApprovalNews(data.news as Record<string, unknown>)
+        if (news) deps.onApproval?.(news)
+      }
     }
+  }
+
+  /** Approval news from the socket: shown here and passed to the site's other tabs. */
+  const approvalNews = (raw: Record<string, unknown>) => {
+    const news = parseApprovalNews(raw)
+    if (!news) return
+    channel?.postMessage({ type: 'approval', news: raw })
+    deps.onApproval?.(news)
   }
 
   /** Holds one socket until the sign-in ends or the tab goes; reconnects with backoff. */
@@ -150,6 +165,11 @@ export function createLiveChannel(deps: LiveDeps) {
           try {
             msg = JSON.parse(String(event.data))
           } catch {
+            return
+          }
+          if (msg === null || typeof msg !== 'object') return
+          if (msg.type === 'approval_request' || msg.type === 'approval_closed') {
+            approvalNews(msg as Record<string, unknown>)
             return
           }
           if (msg.type === 'welcome') {

@@ -1,4 +1,5 @@
 import { createFrameAgent, type FrameSite } from './agent.ts'
+import { createApprovalPrompt } from './approval-prompt.ts'
 import type { ChannelLike, SocketLike } from './live.ts'
 import { createServerApi } from './server-api.ts'
 import { createTokenCache } from './token-cache.ts'
@@ -46,6 +47,7 @@ if (site && window.parent !== window) {
           : null,
       storage: localStorageOrNull(),
     },
+    createPrompt: (hooks) => createApprovalPrompt({ ...hooks, doc: document }),
     canSeeCookies: async () => {
       try {
         return await document.hasStorageAccess()

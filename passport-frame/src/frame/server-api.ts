@@ -1,4 +1,5 @@
 import { type EndReason, ErrorCode, isEndReason } from '../protocol/codes.ts'
+import type { DecideAnswer } from './approval-prompt.ts'
 
 /** A failure the frame passes on to the page: a stable code, and a reason where there is one. */
 export class FrameApiError extends Error {
@@ -33,7 +34,10 @@ const knownCodes: ReadonlySet<string> = new Set(Object.values(ErrorCode))
 
 /** The frame's calls to its own origin. Same-origin fetches: the server refuses anyone else. */
 export function createServerApi(origin: string, fetchImpl: typeof fetch = fetch.bind(globalThis)) {
-  const post = async (path: string, body: Record<string, string>): Promise<Record<string, unknown>> => {
+  const post = async (
+    path: string,
+    body: Record<string, string | boolean>,
+  ): Promise<Record<string, unknown>> => {
     let res: Response
     try {
       res = await fetchImpl(`${origin}${path}`, {
@@ -104,6 +108,25 @@ export function createServerApi(origin: string, fetchImpl: typeof fetch = fetch.
         expiresAt: typeof json.expires_at === 'number' ? json.expires_at : null,
         serverTime: Number(json.server_time),
       }
+    },
+    decideApproval: async (
+      authkey: string,
+      token: string,
+      approvalId: string,
+      answer: { pick: string } | { deny: true },
+    ): Promise<DecideAnswer> => {
+      const json = await post('/api/frame/approval', { authkey, token, approval_id: approvalId, ...answer })
+      if (json.outcome === 'wrong' && Array.isArray(json.choices)) {
+        return {
+          outcome: 'wrong',
+          picksLeft: Number(json.picks_left) || 0,
+          choices: json.choices.map(String),
+        }
+      }
+      const outcome = json.outcome
+      return outcome === 'approved' || outcome === 'denied' || outcome === 'cancelled'
+        ? { outcome }
+        : { outcome: 'gone' }
     },
     logout: async (authkey: string, token: string) => {
       await post('/api/frame/logout', { authkey, token })

@@ -51,6 +51,7 @@ const validFrameMessages = {
   error: { v: 1, type: 'error', id: 'r5', code: 'login_required' },
   error_with_reason: { v: 1, type: 'error', id: 'r5', code: 'invalid_token', reason: 'revoked' },
   session_event: { v: 1, type: 'session_event', event: 'signed_out', reason: 'signed_out' },
+  frame_display: { v: 1, type: 'frame_display', visible: true },
 } as const
 
 /** Hostile variants every parser must refuse, built from one valid message. */
@@ -222,6 +223,9 @@ describe('parseFrameMessage', () => {
     ['session_event with another event', { ...validFrameMessages.session_event, event: 'signed_in' }],
     ['session_event with an unknown reason', { ...validFrameMessages.session_event, reason: 'hacked' }],
     ['session_event without reason', { v: 1, type: 'session_event', event: 'signed_out' }],
+    ['frame_display with a string visible', { ...validFrameMessages.frame_display, visible: 'true' }],
+    ['frame_display without visible', { v: 1, type: 'frame_display' }],
+    ['frame_display carrying numbers', { ...validFrameMessages.frame_display, choices: ['42', '17', '88'] }],
   ])('rejects %s', (_name, message) => {
     expect(parseFrameMessage(JSON.parse(JSON.stringify(message)))).toBeNull()
   })

@@ -65,6 +65,11 @@ export function parseFrameMessage(value: unknown): FrameMessage | null {
       ? (value as FrameMessage)
       : null
   }
+  if (value.type === 'frame_display') {
+    return hasOnly(value, ['v', 'type', 'visible']) && typeof value.visible === 'boolean'
+      ? (value as FrameMessage)
+      : null
+  }
   if (!isShortString(value.id, MAX_ID_LENGTH)) return null
   switch (value.type) {
     case 'ready':

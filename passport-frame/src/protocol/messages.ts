@@ -60,7 +60,13 @@ export type FrameReply = ReadyReply | TokenReply | CheckReply | LoggedOutReply |
 
 /** Frame -> page events, not tied to a request. */
 export type SessionEvent = { v: 1; type: 'session_event'; event: 'signed_out'; reason: EndReason }
-export type FrameMessage = FrameReply | SessionEvent
+/**
+ * The frame has something to show the user (a sign-in request from another device): the page
+ * makes the iframe visible, or hides it again. What it shows stays inside the frame.
+ */
+export type FrameDisplay = { v: 1; type: 'frame_display'; visible: boolean }
+export type FrameEvent = SessionEvent | FrameDisplay
+export type FrameMessage = FrameReply | FrameEvent
 
 /** Upper bounds the guards enforce before looking at anything else. */
 export const MAX_ID_LENGTH = 64

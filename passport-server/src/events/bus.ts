@@ -13,6 +13,35 @@ export interface SessionEndEvent {
   at: number
 }
 
+/** What an approving device is shown of a "sign in with another device" request. */
+export interface ApprovalPrompt {
+  id: string
+  /** The site the new device wants (for CIBA: the client). */
+  siteName: string
+  /** The new device's browser, as it described itself. */
+  device: string
+  /** The address the request came from (the TCP peer; a proxy's own address behind one). */
+  address: string
+  /** Three codes; the one the new device shows is among them. */
+  choices: string[]
+  /** CIBA's binding message, if the client sent one. */
+  bindingMessage: string | null
+  expiresAt: number
+}
+
+/**
+ * Device-approval news for a user's signed-in devices (and the requester's waiting page).
+ * Not durable: a device that connects later is sent the user's pending requests on connect.
+ */
+export type ApprovalNotice =
+  | { type: 'approval_request'; userId: string; prompt: ApprovalPrompt }
+  | {
+      type: 'approval_closed'
+      userId: string | null
+      approvalId: string
+      outcome: 'approved' | 'denied' | 'cancelled' | 'expired'
+    }
+
 /**
  * Fan-out of session events to whoever holds live connections. The in-process bus serves one
  * instance; a Redis-backed bus with the same interface serves several.
@@ -20,17 +49,32 @@ export interface SessionEndEvent {
 export interface EventBus {
   publish(event: SessionEndEvent): Promise<void>
   subscribe(listener: (event: SessionEndEvent) => void): () => void
+  publishApproval(notice: ApprovalNotice): Promise<void>
+  subscribeApprovals(listener: (notice: ApprovalNotice) => void): () => void
+}
+
+function createTopic<T>() {
+  const listeners = new Set<(value: T) => void>()
+  return {
+    publish: async (value: T) => {
+      for (const listener of listeners) listener(value)
+    },
+    subscribe: (listener: (value: T) => void) => {
+      listeners.add(listener)
+      return () => {
+        listeners.delete(listener)
+      }
+    },
+  }
 }
 
 export function createInProcessBus(): EventBus {
-  const listeners = new Set<(event: SessionEndEvent) => void>()
+  const sessions = createTopic<SessionEndEvent>()
+  const approvals = createTopic<ApprovalNotice>()
   return {
-    publish: async (event) => {
-      for (const listener of listeners) listener(event)
-    },
-    subscribe: (listener) => {
-      listeners.add(listener)
-      return () => listeners.delete(listener)
-    },
+    publish: sessions.publish,
+    subscribe: sessions.subscribe,
+    publishApproval: approvals.publish,
+    subscribeApprovals: approvals.subscribe,
   }
 }

@@ -2,7 +2,8 @@ import type { Server as HttpServer, IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { type WebSocket, WebSocketServer } from 'ws'
 import type { AppDeps } from '../deps.ts'
-import type { SessionEndEvent } from '../events/bus.ts'
+import type { ApprovalPrompt, SessionEndEvent } from '../events/bus.ts'
+import { pendingPrompts } from '../services/device-approval.ts'
 import type { LiveBinding, LiveTicketValidator } from '../services/live-tickets.ts'
 
 /** Sub-protocol of the live channel; the registration code rides along as `code.<value>`. */
@@ -46,6 +47,28 @@ export const CLOSE_RATE_LIMITED = 1008
 export type LiveMessage =
   | { type: 'welcome'; last_event_id: number }
   | { type: 'session_event'; id: number; reason: SessionEndEvent['reason']; site_id: string | null }
+  | {
+      type: 'approval_request'
+      id: string
+      site_name: string
+      device: string
+      address: string
+      choices: string[]
+      binding_message: string | null
+      expires_at: number
+    }
+  | { type: 'approval_closed'; id: string; outcome: 'approved' | 'denied' | 'cancelled' | 'expired' }
+
+const approvalRequest = (p: ApprovalPrompt): LiveMessage => ({
+  type: 'approval_request',
+  id: p.id,
+  site_name: p.siteName,
+  device: p.device,
+  address: p.address,
+  choices: p.choices,
+  binding_message: p.bindingMessage,
+  expires_at: p.expiresAt,
+})
 
 interface Connection {
   ws: WebSocket
@@ -62,10 +85,12 @@ interface Connection {
  * validates (401). Then the server replays the events of that session it missed since the
  * last event id the frame saw, and pushes each new one the moment it is published: a session
  * that ended, or this site's access on it. After an ending event the connection is closed.
+ * It also carries "sign in with another device" requests to every connection of the user (the
+ * ones still open are sent on connect) and their closing, so every device can take them down.
  */
 export function attachLiveServer(input: {
   server: HttpServer
-  deps: Pick<AppDeps, 'config' | 'store' | 'events' | 'log'>
+  deps: Pick<AppDeps, 'config' | 'store' | 'events' | 'log' | 'clock'>
   validator: LiveTicketValidator
   limits?: Partial<LiveLimits>
 }): { close(): void; connectionCount(): number } {
@@ -78,7 +103,7 @@ export function attachLiveServer(input: {
     handleProtocols: (protocols) => (protocols.has(LIVE_PROTOCOL) ? LIVE_PROTOCOL : false),
   })
   const bySession = new Map<string, Set<Connection>>()
-  const perUser = new Map<string, number>()
+  const byUser = new Map<string, Set<Connection>>()
   let total = 0
 
   const reject = (socket: Duplex, status: 401 | 403 | 404 | 429 | 503, reason: string, origin?: string) => {
@@ -114,13 +139,29 @@ export function attachLiveServer(input: {
       if (concerns(event, conn.binding)) deliver(conn, event)
     }
   })
+  const unsubscribeApprovals = deps.events.subscribeApprovals((notice) => {
+    if (notice.userId === null) return
+    const message: LiveMessage =
+      notice.type === 'approval_request'
+        ? approvalRequest(notice.prompt)
+        : { type: 'approval_closed', id: notice.approvalId, outcome: notice.outcome }
+    for (const conn of byUser.get(notice.userId) ?? []) send(conn, message)
+  })
+  const join = (index: Map<string, Set<Connection>>, key: string, conn: Connection) => {
+    const set = index.get(key) ?? new Set()
+    set.add(conn)
+    index.set(key, set)
+  }
+  const leave = (index: Map<string, Set<Connection>>, key: string, conn: Connection) => {
+    const set = index.get(key)
+    set?.delete(conn)
+    if (set?.size === 0) index.delete(key)
+  }
 
   const onConnection = async (ws: WebSocket, binding: LiveBinding, resumeFrom: number) => {
     const conn: Connection = { ws, binding, alive: true }
-    const set = bySession.get(binding.sessionId) ?? new Set()
-    set.add(conn)
-    bySession.set(binding.sessionId, set)
-    perUser.set(binding.userId, (perUser.get(binding.userId) ?? 0) + 1)
+    join(bySession, binding.sessionId, conn)
+    join(byUser, binding.userId, conn)
     total += 1
 
     let windowStart = Date.now()
@@ -141,11 +182,8 @@ export function attachLiveServer(input: {
     })
     ws.on('close', () => {
       total -= 1
-      set.delete(conn)
-      if (set.size === 0) bySession.delete(binding.sessionId)
-      const left = (perUser.get(binding.userId) ?? 1) - 1
-      if (left > 0) perUser.set(binding.userId, left)
-      else perUser.delete(binding.userId)
+      leave(bySession, binding.sessionId, conn)
+      leave(byUser, binding.userId, conn)
     })
     ws.on('error', () => ws.terminate())
 
@@ -162,7 +200,10 @@ export function attachLiveServer(input: {
     const session = await deps.store.sessions.get(binding.sessionId)
     if (!token || token.revokedAt !== null || !session || session.endedAt !== null) {
       ws.close(CLOSE_SESSION_ENDED, 'session ended')
+      return
     }
+    // Requests opened while this device had no connection.
+    for (const prompt of await pendingPrompts(deps, binding.userId)) send(conn, approvalRequest(prompt))
   }
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -184,7 +225,7 @@ export function attachLiveServer(input: {
         if (!binding) return reject(socket, 401, 'invalid_ticket')
         // A ticket works only for the site it was issued for (the frame names its site).
         if (binding.siteId !== siteId) return reject(socket, 401, 'ticket_for_another_site')
-        if ((perUser.get(binding.userId) ?? 0) >= limits.maxConnectionsPerUser) {
+        if ((byUser.get(binding.userId)?.size ?? 0) >= limits.maxConnectionsPerUser) {
           return reject(socket, 429, 'too_many_connections')
         }
         wss.handleUpgrade(req, socket, head, (ws) => {
@@ -213,6 +254,7 @@ export function attachLiveServer(input: {
     close: () => {
       clearInterval(heartbeat)
       unsubscribe()
+      unsubscribeApprovals()
       for (const set of bySession.values()) for (const conn of set) conn.ws.terminate()
       wss.close()
     },

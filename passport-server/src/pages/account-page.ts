@@ -1,3 +1,4 @@
+import type { ApprovalPrompt } from '../events/bus.ts'
 import { escapeHtml, renderPage } from './html.ts'
 
 export interface DeviceRow {
@@ -13,10 +14,33 @@ export interface DeviceRow {
 
 const when = (ms: number) => new Date(ms).toISOString().replace('T', ' ').slice(0, 16)
 
-/** "Your devices": every live sign-in of the user, each with a "Sign out" button but this one's. */
+/** Reloads the page when a sign-in request for this user opens or closes (a long poll). */
+const WATCH_SCRIPT = `(async()=>{for(;;){try{const r=await fetch('/account/approvals/wait',{cache:'no-store'});if(!r.ok)return;if((await r.json()).changed){location.reload();return}}catch{await new Promise(r=>setTimeout(r,5000))}}})()`
+
+function renderPrompt(p: ApprovalPrompt, csrf: string): string {
+  const hidden = `<input type="hidden" name="csrf" value="${escapeHtml(csrf)}"><input type="hidden" name="approval" value="${escapeHtml(p.id)}">`
+  const picks = p.choices
+    .map(
+      (choice) =>
+        `<form method="post" action="/account/approvals/decide">${hidden}<input type="hidden" name="pick" value="${escapeHtml(choice)}"><button type="submit">${escapeHtml(choice)}</button></form>`,
+    )
+    .join('')
+  return `<li class="approval" data-approval="${escapeHtml(p.id)}">
+<strong>Sign-in request for ${escapeHtml(p.siteName)}</strong><br>
+<span class="site">from ${escapeHtml(p.device || 'an unknown browser')} at ${escapeHtml(p.address)}${p.bindingMessage ? ` · "${escapeHtml(p.bindingMessage)}"` : ''}</span>
+<p>If this is you, pick the number shown on that device:</p>
+<div class="choices">${picks}</div>
+<form method="post" action="/account/approvals/decide">${hidden}<input type="hidden" name="deny" value="1"><button type="submit" class="secondary">Deny</button></form></li>`
+}
+
+/**
+ * "Your devices": every live sign-in of the user, each with a "Sign out" button but this one's,
+ * and any sign-in request from another device waiting for an answer.
+ */
 export function renderAccountPage(input: {
   username: string
   devices: DeviceRow[]
+  approvals: ApprovalPrompt[]
   csrf: string
   notice?: string
 }) {
@@ -32,10 +56,13 @@ ${
 }</li>`,
     )
     .join('\n')
+  const approvals = input.approvals.map((p) => renderPrompt(p, input.csrf)).join('\n')
   return renderPage({
     title: 'Your devices · Passport',
+    script: WATCH_SCRIPT,
     body: `<h1>Your devices</h1><p class="site">Signed in as <strong>${escapeHtml(input.username)}</strong></p>
 ${input.notice ? `<p class="notice" role="status">${escapeHtml(input.notice)}</p>` : ''}
+${approvals ? `<h2>Sign-in requests</h2><ul class="approvals">${approvals}</ul>` : ''}
 <ul class="devices">${rows}</ul>`,
   })
 }

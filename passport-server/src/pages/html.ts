@@ -17,20 +17,27 @@ input{width:100%;box-sizing:border-box;padding:.55rem;border:1px solid #b8bfcc;b
 button{margin-top:1.2rem;width:100%;padding:.6rem;border:0;border-radius:6px;background:#2557d6;color:#fff;font:inherit;font-weight:600;cursor:pointer}
 .error{color:#a3161c;background:#fdecec;padding:.5rem .7rem;border-radius:6px}
 .notice{color:#5a4300;background:#fff6d6;padding:.5rem .7rem;border-radius:6px}
-.site{color:#5b6475;font-size:.9rem}`
+.site{color:#5b6475;font-size:.9rem}
+.code{font-size:3rem;font-weight:700;letter-spacing:.3rem;text-align:center;margin:.5rem 0}
+.secondary{background:#e8ebf2;color:#1d2330}
+.choices{display:flex;gap:.5rem}.choices button{font-size:1.3rem}
+hr{border:0;border-top:1px solid #dde1e8;margin:1.5rem 0}`
 const STYLE_HASH = inlineHash(STYLE)
 
 /**
- * A complete passport page. Its CSP allows no script at all, only its own inline style, and
- * forbids framing: sign-in pages must never be overlaid by another site.
+ * A complete passport page. Its CSP allows only its own inline style and, where a page needs
+ * one, its own inline script (by hash, fetching from the passport alone), and forbids framing:
+ * sign-in pages must never be overlaid by another site.
  */
-export function renderPage(input: { title: string; body: string; formAction?: string[] }): {
+export function renderPage(input: { title: string; body: string; formAction?: string[]; script?: string }): {
   html: string
   csp: string
 } {
   const formAction = ["'self'", ...(input.formAction ?? [])].join(' ')
+  const script = input.script ? `<script>${input.script}</script>` : ''
+  const scriptPolicy = input.script ? `; script-src ${inlineHash(input.script)}; connect-src 'self'` : ''
   return {
-    html: `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>${escapeHtml(input.title)}</title><style>${STYLE}</style></head><body><main>${input.body}</main></body></html>`,
-    csp: `default-src 'none'; style-src ${STYLE_HASH}; form-action ${formAction}; frame-ancestors 'none'; base-uri 'none'`,
+    html: `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>${escapeHtml(input.title)}</title><style>${STYLE}</style></head><body><main>${input.body}</main>${script}</body></html>`,
+    csp: `default-src 'none'; style-src ${STYLE_HASH}; form-action ${formAction}; frame-ancestors 'none'; base-uri 'none'${scriptPolicy}`,
   }
 }

@@ -38,6 +38,12 @@ ${hidden('csrf', input.csrf)}${hidden('client_id', input.params.clientId)}${hidd
 <label for="username">Username</label><input id="username" name="username" autocomplete="username" required maxlength="64" value="${escapeHtml(input.username ?? '')}" autofocus>
 <label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required maxlength="256">
 <button type="submit">Sign in</button>
+</form>
+<hr>
+<form method="post" action="/login/device">
+${hidden('csrf', input.csrf)}${hidden('client_id', input.params.clientId)}${hidden('redirect_uri', input.params.redirectUri)}${hidden('state', input.params.state)}${hidden('code_challenge', input.params.codeChallenge)}
+<label for="device-username">No password here? Approve this sign-in on a device where you are signed in.</label><input id="device-username" name="username" autocomplete="username" required maxlength="64" placeholder="Username" aria-label="Username for sign-in with another device" value="${escapeHtml(input.username ?? '')}">
+<button type="submit" class="secondary">Sign in with another device</button>
 </form>`,
   })
 }

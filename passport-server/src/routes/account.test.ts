@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest'
 import type { SessionEndEvent } from '../events/bus.ts'
-import { type CookieJar, cookieHeader, signIn, storeCookies } from '../test-flows.ts'
-import { createTestWorld, EVIL_ORIGIN, TEST_ISSUER } from '../test-support.ts'
+import { type CookieJar, cookieHeader, formPost, signIn, storeCookies } from '../test-flows.ts'
+import { createTestWorld, EVIL_ORIGIN } from '../test-support.ts'
 
 /** Opens "Your devices" with this browser's cookies; returns the page and its CSRF value. */
 async function openAccount(app: Awaited<ReturnType<typeof createTestWorld>>['app'], jar: CookieJar) {
@@ -19,17 +19,7 @@ function endDevice(
   form: Record<string, string>,
   headers: Record<string, string> = {},
 ) {
-  return app.request('/account/sessions/end', {
-    method: 'POST',
-    body: new URLSearchParams(form),
-    headers: {
-      'Content-Type': 'application/x-www-form-urlencoded',
-      Origin: TEST_ISSUER,
-      'Sec-Fetch-Site': 'same-origin',
-      Cookie: cookieHeader(jar),
-      ...headers,
-    },
-  })
+  return formPost(app, '/account/sessions/end', jar, form, headers)
 }
 
 const sessionIds = (html: string) => [...html.matchAll(/data-session="([^"]+)"/g)].map((m) => m[1])

@@ -6,6 +6,12 @@ import { isSameOriginPost, issueCsrf } from '../middleware/csrf.ts'
 import { type DeviceRow, renderAccountPage } from '../pages/account-page.ts'
 import { renderErrorPage } from '../pages/login-page.ts'
 import { sendPage } from '../pages/send-page.ts'
+import {
+  type DecisionOutcome,
+  type DeviceApprovals,
+  pendingPrompts,
+  waitForNotice,
+} from '../services/device-approval.ts'
 import { endSession, findLiveSession, SESSION_COOKIE } from '../services/sessions.ts'
 import type { SessionRecord } from '../store/types.ts'
 
@@ -14,7 +20,18 @@ import type { SessionRecord } from '../store/types.ts'
  * and a "Sign out" for each other one. Signing a device out ends its session like any other end:
  * logged, and pushed to its open tabs over the live channel at once (seed 001's remote logout).
  */
-export function accountRoutes(deps: AppDeps): Hono {
+const decisionNotices: Record<DecisionOutcome['outcome'], string> = {
+  approved: 'Approved: the other device is signing in.',
+  wrong: 'That is not the number shown on the other device. Look again and pick from the new numbers.',
+  denied: 'Denied: the other device was not signed in.',
+  cancelled: 'Three wrong numbers: the request is cancelled and the other device was not signed in.',
+  gone: 'That sign-in request is no longer open.',
+}
+
+/** The longest an account page's watch waits before asking again. */
+const WATCH_MS = 25_000
+
+export function accountRoutes(deps: AppDeps, approvals: DeviceApprovals): Hono {
   const app = new Hono()
 
   const devicesOf = async (current: SessionRecord): Promise<DeviceRow[]> => {
@@ -22,14 +39,19 @@ export function accountRoutes(deps: AppDeps): Hono {
     const sessions = (await deps.store.sessions.listByUser(current.userId)).filter(
       (s) => s.endedAt === null && s.expiresAt > now,
     )
+    const names = new Map<string, string>()
+    const siteName = async (id: string) => {
+      if (!names.has(id)) names.set(id, (await deps.store.sites.get(id))?.name ?? id)
+      return names.get(id) as string
+    }
     return Promise.all(
       sessions.map(async (s) => ({
         id: s.id,
         device: s.userAgent,
-        sites: await deps.store.sessions.sitesOf(s.id),
+        sites: await Promise.all((await deps.store.sessions.sitesOf(s.id)).map(siteName)),
         signedInAt: s.createdAt,
         lastActivityAt: await deps.store.sessions.lastActivity(s.id),
-        method: 'password',
+        method: s.method === 'device_approval' ? 'approval on another device' : 'password',
         current: s.id === current.id,
       })),
     )
@@ -42,6 +64,7 @@ export function accountRoutes(deps: AppDeps): Hono {
       renderAccountPage({
         username: user?.username ?? '',
         devices: await devicesOf(current),
+        approvals: await pendingPrompts(deps, current.userId),
         csrf: issueCsrf(c),
         ...(notice ? { notice } : {}),
       }),
@@ -71,6 +94,38 @@ export function accountRoutes(deps: AppDeps): Hono {
     await endSession(deps, target, 'revoked')
     deps.log('session_revoked', { user: current.userId, by: 'account_page' })
     return show(c, current, 'That device is signed out.')
+  })
+
+  app.post('/account/approvals/decide', async (c) => {
+    const form = await readForm(c)
+    if (!isSameOriginPost(c, form.csrf, deps.config.issuer)) {
+      deps.log('malicious_csrf', { what: 'account' })
+      return sendPage(c, renderErrorPage('This form expired or came from another site.'), 403)
+    }
+    const current = await findLiveSession(deps, getCookie(c, SESSION_COOKIE))
+    if (!current) return sendPage(c, renderErrorPage('You are not signed in at the passport.'), 401)
+    const answer =
+      form.deny === '1' && form.pick === undefined
+        ? ({ deny: true } as const)
+        : form.deny === undefined && /^\d\d$/.test(form.pick ?? '')
+          ? { pick: form.pick as string }
+          : null
+    if (!answer) return sendPage(c, renderErrorPage('Pick one of the numbers, or deny.'), 400)
+    const decided = await approvals.decide({
+      approvalId: (form.approval ?? '').slice(0, 64),
+      approver: current,
+      answer,
+    })
+    return show(c, current, decisionNotices[decided.outcome])
+  })
+
+  /** Answers `{changed: true}` when a sign-in request of this user opens or closes (long poll). */
+  app.get('/account/approvals/wait', async (c) => {
+    c.header('Cache-Control', 'no-store')
+    const current = await findLiveSession(deps, getCookie(c, SESSION_COOKIE))
+    if (!current) return c.json({ error: 'login_required' }, 401)
+    const changed = await waitForNotice(deps, (notice) => notice.userId === current.userId, WATCH_MS)
+    return c.json({ changed })
   })
 
   return app

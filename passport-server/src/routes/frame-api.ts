@@ -4,6 +4,7 @@ import type { AppDeps } from '../deps.ts'
 import { PassportError } from '../errors.ts'
 import { readJsonObject, requireString } from '../middleware/body.ts'
 import { redeemCode } from '../services/codes.ts'
+import type { DeviceApprovals } from '../services/device-approval.ts'
 import { issueLiveTicket } from '../services/live-tickets.ts'
 import { checkSiteToken, type MintedGrant, mintSiteToken } from '../services/minting.ts'
 import { refreshSiteGrant } from '../services/refresh.ts'
@@ -21,7 +22,7 @@ import { verifySiteToken } from '../tokens/site-token.ts'
  * The frame's API. Only the passport's own frame may call it: requests must be same-origin
  * (the frame runs on the passport origin), which a page on any other site cannot forge.
  */
-export function frameApiRoutes(deps: AppDeps): Hono {
+export function frameApiRoutes(deps: AppDeps, approvals: DeviceApprovals): Hono {
   const app = new Hono()
 
   app.use('/api/frame/*', async (c, next) => {
@@ -107,6 +108,38 @@ export function frameApiRoutes(deps: AppDeps): Hono {
       expires_at: status.valid ? status.record.expiresAt : status.expiresAt,
       server_time: deps.clock.now(),
     })
+  })
+
+  /**
+   * A signed-in device answers a "sign in with another device" request: `pick` one of the three
+   * codes, or `deny`. The frame proves the device's sign-in with its live token for this site;
+   * a dead token (the device's own session ended) is refused before the request is looked at.
+   */
+  app.post('/api/frame/approval', async (c) => {
+    const body = await readJsonObject(c)
+    const site = await resolveAuthkey(deps, body.authkey)
+    const approvalId = requireString(body, 'approval_id', 64)
+    const answer =
+      body.deny === true && body.pick === undefined
+        ? ({ deny: true } as const)
+        : body.deny === undefined && typeof body.pick === 'string' && /^\d\d$/.test(body.pick)
+          ? { pick: body.pick }
+          : null
+    if (!answer) throw new PassportError('invalid_request', 'send either pick (two digits) or deny: true')
+    const status = await checkSiteToken(deps, requireString(body, 'token'), site.id)
+    if (!status.valid) {
+      throw new PassportError('invalid_token', 'this device is no longer signed in', {
+        extra: { reason: status.reason },
+      })
+    }
+    const approver = await deps.store.sessions.get(status.record.sessionId)
+    if (!approver) throw new PassportError('invalid_token', 'this device is no longer signed in')
+    const decided = await approvals.decide({ approvalId, approver, answer })
+    return c.json(
+      decided.outcome === 'wrong'
+        ? { outcome: 'wrong', picks_left: decided.picksLeft, choices: decided.choices }
+        : { outcome: decided.outcome },
+    )
   })
 
   app.post('/api/frame/logout', async (c) => {

@@ -33,6 +33,7 @@ describe('passport sessions', () => {
       endedAt: null,
       endReason: null,
       userAgent: 'Mozilla/5.0',
+      method: 'password',
     })
     expect(await deps.store.sessions.get(session.id)).toEqual(session)
     expect(await deps.store.sessions.get(cookieValue)).toBeNull()

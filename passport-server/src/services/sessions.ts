@@ -3,7 +3,7 @@ import { randomSecret, sha256 } from '../auth/random.ts'
 import type { ResolvedConfig } from '../config.ts'
 import type { AppDeps } from '../deps.ts'
 import { publishEvents, recordEvent } from '../events/record.ts'
-import type { SessionRecord } from '../store/types.ts'
+import type { SessionRecord, SignInMethod } from '../store/types.ts'
 
 /**
  * The passport session is the browser's sign-in on the passport origin. Two cookies carry the
@@ -18,6 +18,7 @@ export async function startSession(
   deps: Pick<AppDeps, 'store' | 'clock' | 'config'>,
   userId: string,
   userAgent: string,
+  method: SignInMethod = 'password',
 ): Promise<{ cookieValue: string; session: SessionRecord }> {
   const cookieValue = randomSecret()
   const now = deps.clock.now()
@@ -29,6 +30,7 @@ export async function startSession(
     endedAt: null,
     endReason: null,
     userAgent: userAgent.slice(0, 256),
+    method,
   }
   await deps.store.sessions.create(session)
   return { cookieValue, session }

@@ -1,5 +1,5 @@
 /** Schema of the embedded store. `PRAGMA user_version` numbers it for later migrations. */
-export const SCHEMA_VERSION = 6
+export const SCHEMA_VERSION = 7
 
 export const schemaSql = `
 CREATE TABLE IF NOT EXISTS users (
@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS sessions (
   ended_at INTEGER,
   end_reason TEXT,
   user_agent TEXT NOT NULL,
-  last_seen_at INTEGER
+  last_seen_at INTEGER,
+  method TEXT
 );
 CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions (user_id);
 CREATE TABLE IF NOT EXISTS site_exclusions (
@@ -109,6 +110,25 @@ CREATE TABLE IF NOT EXISTS live_tickets (
 );
 CREATE INDEX IF NOT EXISTS sessions_live_by_expiry ON sessions (expires_at) WHERE ended_at IS NULL;
 CREATE INDEX IF NOT EXISTS sessions_live_by_activity ON sessions (COALESCE(last_seen_at, created_at)) WHERE ended_at IS NULL;
+CREATE TABLE IF NOT EXISTS approvals (
+  id TEXT PRIMARY KEY,
+  secret_hash TEXT NOT NULL UNIQUE,
+  kind TEXT NOT NULL,
+  user_id TEXT,
+  site_id TEXT NOT NULL,
+  code TEXT NOT NULL,
+  choices TEXT NOT NULL,
+  wrong_picks INTEGER NOT NULL DEFAULT 0,
+  user_agent TEXT NOT NULL,
+  address TEXT NOT NULL,
+  context TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  status TEXT NOT NULL,
+  decided_at INTEGER,
+  decided_by TEXT
+);
+CREATE INDEX IF NOT EXISTS approvals_pending_by_user ON approvals (user_id, expires_at) WHERE status = 'pending';
 CREATE TABLE IF NOT EXISTS secrets (
   name TEXT PRIMARY KEY,
   value TEXT NOT NULL
@@ -126,6 +146,7 @@ export const addedColumns: { table: string; column: string; definition: string }
   { table: 'sites', column: 'refresh_before_seconds', definition: 'INTEGER NOT NULL DEFAULT 300' },
   { table: 'sites', column: 'backchannel_logout_uri', definition: 'TEXT' },
   { table: 'sessions', column: 'last_seen_at', definition: 'INTEGER' },
+  { table: 'sessions', column: 'method', definition: 'TEXT' },
 ]
 
 /** Indexes of older versions that newer queries no longer use. */

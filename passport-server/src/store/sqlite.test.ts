@@ -7,7 +7,7 @@ import { StoreUnavailableError } from '../errors.ts'
 import { T0 } from '../test-support.ts'
 import { openSqliteStore } from './sqlite.ts'
 import { SCHEMA_VERSION } from './sqlite-schema.ts'
-import type { CodeRecord, SiteRecord, Store, TokenRecord, UserRecord } from './types.ts'
+import type { CodeRecord, SessionRecord, SiteRecord, Store, TokenRecord, UserRecord } from './types.ts'
 
 const user = (id: string, username = id): UserRecord => ({
   id,
@@ -280,6 +280,7 @@ describe('sqlite store', () => {
         .map((t) => t.name)
         .sort()
       expect(tables).toEqual([
+        'approvals',
         'codes',
         'live_tickets',
         'refresh_tokens',
@@ -317,6 +318,24 @@ describe('sqlite store', () => {
         refreshBeforeSeconds: 300,
       })
       expect(await migrated.refresh.get('nothing')).toBeNull()
+      await migrated.close()
+    })
+
+    it('migrates a store of schema 6: sessions gain the sign-in method, old ones read as having none', async () => {
+      const file = path.join(tempDir(), 'passport.sqlite')
+      const db = new DatabaseSync(file)
+      db.exec(`CREATE TABLE sessions (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL, ended_at INTEGER, end_reason TEXT, user_agent TEXT NOT NULL, last_seen_at INTEGER);
+        INSERT INTO sessions VALUES ('old', 'u_alice', 0, 1, NULL, NULL, 'Firefox', NULL);
+        PRAGMA user_version = 6;`)
+      db.close()
+      const migrated = openSqliteStore(file)
+      const old = await migrated.sessions.get('old')
+      expect(old?.userAgent).toBe('Firefox')
+      expect(old && 'method' in old).toBe(false)
+      await migrated.sessions.create({ ...(old as SessionRecord), id: 'new', method: 'device_approval' })
+      expect((await migrated.sessions.get('new'))?.method).toBe('device_approval')
+      expect(await migrated.approvals.get('nothing')).toBeNull()
       await migrated.close()
     })
 

@@ -5,11 +5,13 @@ import type { EndReason } from '../../../passport-frame/src/protocol/codes.ts'
 import { StoreUnavailableError } from '../errors.ts'
 import { addedColumns, droppedIndexes, SCHEMA_VERSION, schemaSql } from './sqlite-schema.ts'
 import type {
+  ApprovalRecord,
   CodeRecord,
   LiveTicketRecord,
   RefreshRecord,
   SessionEventRecord,
   SessionRecord,
+  SignInMethod,
   SiteExclusion,
   SiteRecord,
   Store,
@@ -80,6 +82,25 @@ const toSession = (r: Row): SessionRecord => ({
   endReason: (r.end_reason as EndReason | null) ?? null,
   userAgent: r.user_agent as string,
   ...(r.last_seen_at === null || r.last_seen_at === undefined ? {} : { lastSeenAt: Number(r.last_seen_at) }),
+  ...(r.method ? { method: r.method as SignInMethod } : {}),
+})
+const toApproval = (r: Row): ApprovalRecord => ({
+  id: r.id as string,
+  secretHash: r.secret_hash as string,
+  kind: r.kind as ApprovalRecord['kind'],
+  userId: (r.user_id as string | null) ?? null,
+  siteId: r.site_id as string,
+  code: r.code as string,
+  choices: JSON.parse(r.choices as string),
+  wrongPicks: Number(r.wrong_picks),
+  userAgent: r.user_agent as string,
+  address: r.address as string,
+  context: r.context as string,
+  createdAt: Number(r.created_at),
+  expiresAt: Number(r.expires_at),
+  status: r.status as ApprovalRecord['status'],
+  decidedAt: r.decided_at === null ? null : Number(r.decided_at),
+  decidedBy: (r.decided_by as string | null) ?? null,
 })
 const toCode = (r: Row): CodeRecord => ({
   hash: r.hash as string,
@@ -221,9 +242,9 @@ function createRepos(db: DatabaseSync): StoreTx {
     sessions: {
       create: async (s) => {
         run(
-          `INSERT INTO sessions (id, user_id, created_at, expires_at, ended_at, end_reason, user_agent)
-           VALUES (?, ?, ?, ?, ?, ?, ?)`,
-          [s.id, s.userId, s.createdAt, s.expiresAt, s.endedAt, s.endReason, s.userAgent],
+          `INSERT INTO sessions (id, user_id, created_at, expires_at, ended_at, end_reason, user_agent, method)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+          [s.id, s.userId, s.createdAt, s.expiresAt, s.endedAt, s.endReason, s.userAgent, s.method ?? null],
         )
       },
       get: async (id) => {
@@ -304,6 +325,78 @@ function createRepos(db: DatabaseSync): StoreTx {
       after: async (afterId, limit) =>
         all('SELECT * FROM session_events WHERE id > ? ORDER BY id LIMIT ?', afterId, limit).map(toEvent),
       latestId: async () => Number((one('SELECT COALESCE(MAX(id), 0) AS id FROM session_events') as Row).id),
+    },
+    approvals: {
+      create: async (a) => {
+        run(
+          `INSERT INTO approvals (id, secret_hash, kind, user_id, site_id, code, choices, wrong_picks, user_agent,
+             address, context, created_at, expires_at, status, decided_at, decided_by)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          [
+            a.id,
+            a.secretHash,
+            a.kind,
+            a.userId,
+            a.siteId,
+            a.code,
+            JSON.stringify(a.choices),
+            a.wrongPicks,
+            a.userAgent,
+            a.address,
+            a.context,
+            a.createdAt,
+            a.expiresAt,
+            a.status,
+            a.decidedAt,
+            a.decidedBy,
+          ],
+        )
+      },
+      get: async (id) => {
+        const r = one('SELECT * FROM approvals WHERE id = ?', id)
+        return r && toApproval(r)
+      },
+      getBySecretHash: async (secretHash) => {
+        const r = one('SELECT * FROM approvals WHERE secret_hash = ?', secretHash)
+        return r && toApproval(r)
+      },
+      listPending: async (userId, now) =>
+        all(
+          `SELECT * FROM approvals WHERE user_id = ? AND status = 'pending' AND expires_at > ?
+           ORDER BY created_at, id`,
+          userId,
+          now,
+        ).map(toApproval),
+      decide: async (id, status, at, decidedBy) => {
+        const r = one(
+          `UPDATE approvals SET status = ?, decided_at = ?, decided_by = ?
+           WHERE id = ? AND status = 'pending' AND expires_at > ? RETURNING *`,
+          status,
+          at,
+          decidedBy,
+          id,
+          at,
+        )
+        return r && toApproval(r)
+      },
+      wrongPick: async (id, choices, at) => {
+        const r = one(
+          `UPDATE approvals SET wrong_picks = wrong_picks + 1, choices = ?
+           WHERE id = ? AND status = 'pending' AND expires_at > ? RETURNING *`,
+          JSON.stringify(choices),
+          id,
+          at,
+        )
+        return r && toApproval(r)
+      },
+      markUsed: async (id, approvedSince) => {
+        const r = one(
+          `UPDATE approvals SET status = 'used' WHERE id = ? AND status = 'approved' AND decided_at >= ? RETURNING *`,
+          id,
+          approvedSince,
+        )
+        return r && toApproval(r)
+      },
     },
     liveTickets: {
       create: async (t) => {
@@ -445,6 +538,7 @@ function createRepos(db: DatabaseSync): StoreTx {
           ],
           ['DELETE FROM codes WHERE expires_at < ?', [dayAgo]],
           ['DELETE FROM live_tickets WHERE expires_at < ?', [dayAgo]],
+          ['DELETE FROM approvals WHERE expires_at < ?', [dayAgo]],
           ['DELETE FROM session_events WHERE at < ?', [weekAgo]],
         ] as const) {
           removed += Number(run(sql, [...params]).changes)

@@ -47,7 +47,11 @@ export interface SessionRecord {
   userAgent: string
   /** Last sign-in on a site or refresh by this session (idle timeout); absent = `createdAt`. */
   lastSeenAt?: number
+  /** How the browser signed in; absent on sessions of older servers (they all used a password). */
+  method?: SignInMethod
 }
+
+export type SignInMethod = 'password' | 'device_approval'
 
 export interface CodeRecord {
   /** SHA-256 of the code. */
@@ -133,6 +137,65 @@ export interface SiteExclusion {
   siteId: string
   reason: EndReason
   at: number
+}
+
+/**
+ * "Sign in with another device": a new browser (or a CIBA client) asks, a device where the
+ * user is signed in approves by picking the code the new one shows (number matching).
+ * `pending` is the only state a decision can leave; `approved` is the only one `used` follows.
+ */
+export type ApprovalStatus = 'pending' | 'approved' | 'denied' | 'cancelled' | 'used'
+
+export interface ApprovalRecord {
+  /** Random public id: names the request to the approving devices; grants nothing. */
+  id: string
+  /** SHA-256 of the secret only the requester holds (the new browser's cookie, or CIBA's auth_req_id). */
+  secretHash: string
+  kind: 'browser' | 'ciba'
+  /** Null when the username matched nobody: the request then looks the same but nobody sees it. */
+  userId: string | null
+  siteId: string
+  /** The two-digit code the new device shows. */
+  code: string
+  /** Three codes, one of them `code`, in random order; new decoys after each wrong pick. */
+  choices: string[]
+  wrongPicks: number
+  /** What the approving device is shown about the requester. */
+  userAgent: string
+  address: string
+  /** Where the requester goes once approved (the browser's sign-in parameters, JSON), or CIBA's binding message. */
+  context: string
+  createdAt: number
+  expiresAt: number
+  status: ApprovalStatus
+  decidedAt: number | null
+  /** The approving device's session. */
+  decidedBy: string | null
+}
+
+export interface ApprovalRepo {
+  create(approval: ApprovalRecord): Promise<void>
+  get(id: string): Promise<ApprovalRecord | null>
+  getBySecretHash(secretHash: string): Promise<ApprovalRecord | null>
+  /** The user's requests still pending and unexpired at `now`, oldest first. */
+  listPending(userId: string, now: number): Promise<ApprovalRecord[]>
+  /**
+   * Moves a pending, unexpired request to `status` (compare-and-swap: of racing decisions
+   * exactly one returns the updated record, the others null).
+   */
+  decide(
+    id: string,
+    status: 'approved' | 'denied' | 'cancelled',
+    at: number,
+    decidedBy: string | null,
+  ): Promise<ApprovalRecord | null>
+  /** Counts a wrong pick on a pending, unexpired request and gives it new choices; null if not pending. */
+  wrongPick(id: string, choices: string[], at: number): Promise<ApprovalRecord | null>
+  /**
+   * approved -> used, once, if it was approved at `approvedSince` or later; null when it was not
+   * approved, already used, or approved too long ago.
+   */
+  markUsed(id: string, approvedSince: number): Promise<ApprovalRecord | null>
 }
 
 export interface UserRepo {
@@ -265,6 +328,7 @@ export interface StoreTx {
   liveTickets: LiveTicketRepo
   maintenance: MaintenanceRepo
   secrets: SecretRepo
+  approvals: ApprovalRepo
 }
 
 /**

@@ -1,0 +1,192 @@
+import type { ApprovalNews, ApprovalRequest } from './approval-messages.ts'
+
+export type DecideAnswer =
+  | { outcome: 'approved' | 'denied' | 'cancelled' | 'gone' }
+  | { outcome: 'wrong'; picksLeft: number; choices: string[] }
+
+export interface ApprovalPromptDeps {
+  doc: Document
+  /** Sends the answer with this device's live token for the site. */
+  decide: (approvalId: string, answer: { pick: string } | { deny: true }) => Promise<DecideAnswer>
+  /** Asks the page to show or hide the frame (it is an invisible iframe otherwise). */
+  setVisible: (visible: boolean) => void
+  /** Server time now (the frame's clock corrected by its offset). */
+  serverNow: () => number
+  /**
+   * Clickjacking brake: the buttons work only once the prompt has been on screen this long, so a
+   * click aimed at something the page showed before cannot land on "approve" as it appears.
+   */
+  armDelayMs?: number
+}
+
+const STYLES = {
+  body: { margin: '0', font: '15px/1.45 system-ui,sans-serif', color: '#1d2330', background: '#fff' },
+  box: { padding: '14px 16px' },
+  title: { font: '600 16px/1.3 system-ui,sans-serif', margin: '0 0 6px' },
+  small: { color: '#5b6475', fontSize: '13px', margin: '0 0 8px' },
+  row: { display: 'flex', gap: '8px', margin: '8px 0' },
+  choice: {
+    flex: '1',
+    padding: '10px 0',
+    font: '700 22px/1 system-ui,sans-serif',
+    border: '1px solid #b8bfcc',
+    borderRadius: '8px',
+    background: '#f4f6fb',
+    cursor: 'pointer',
+  },
+  deny: {
+    width: '100%',
+    padding: '8px',
+    border: '0',
+    borderRadius: '8px',
+    background: '#e8ebf2',
+    font: 'inherit',
+    cursor: 'pointer',
+  },
+} satisfies Record<string, Partial<CSSStyleDeclaration>>
+
+/**
+ * The approval prompt, drawn inside the passport frame (the passport's origin): the site's page
+ * can show or hide the frame but can neither read the three numbers nor press a button. One
+ * request at a time, oldest first; each goes away when decided here or elsewhere, or expires.
+ */
+export function createApprovalPrompt(deps: ApprovalPromptDeps) {
+  const { doc } = deps
+  const armDelayMs = deps.armDelayMs ?? 600
+  const open = new Map<string, ApprovalRequest>()
+  let shownId: string | null = null
+  /** A line that replaces the usual instruction for one request (after a wrong pick). */
+  let note: { id: string; text: string } | null = null
+  let expiryTimer: ReturnType<typeof setTimeout> | null = null
+  let busy = false
+
+  const el = <K extends keyof HTMLElementTagNameMap>(
+    tag: K,
+    style: Partial<CSSStyleDeclaration>,
+    textContent = '',
+  ): HTMLElementTagNameMap[K] => {
+    const node = doc.createElement(tag)
+    Object.assign(node.style, style)
+    node.textContent = textContent
+    return node
+  }
+
+  const hide = () => {
+    shownId = null
+    doc.body.replaceChildren()
+    deps.setVisible(false)
+  }
+
+  const render = () => {
+    if (expiryTimer) clearTimeout(expiryTimer)
+    for (const [id, r] of open) if (r.expiresAt <= deps.serverNow()) open.delete(id)
+    const request = open.values().next().value as ApprovalRequest | undefined
+    if (!request) return hide()
+    shownId = request.id
+    expiryTimer = setTimeout(render, Math.max(0, request.expiresAt - deps.serverNow()) + 50)
+
+    Object.assign(doc.body.style, STYLES.body)
+    const box = el('div', STYLES.box)
+    box.setAttribute('role', 'dialog')
+    box.setAttribute('aria-label', 'Sign-in request')
+    box.append(
+      el('p', STYLES.title, `Sign in to ${request.siteName} on another device?`),
+      el(
+        'p',
+        STYLES.small,
+        `From ${request.device || 'an unknown browser'} at ${request.address}` +
+          (request.bindingMessage ? ` · “${request.bindingMessage}”` : ''),
+      ),
+      el(
+        'p',
+        { margin: '0' },
+        note?.id === request.id ? note.text : 'If this is you, pick the number shown on that device:',
+      ),
+    )
+    const row = el('div', STYLES.row)
+    const buttons: HTMLButtonElement[] = []
+    for (const choice of request.choices) {
+      const button = el('button', STYLES.choice, choice)
+      button.type = 'button'
+      button.onclick = () => void answer(request, { pick: choice })
+      buttons.push(button)
+      row.append(button)
+    }
+    const deny = el('button', STYLES.deny, "Deny, this isn't me")
+    deny.type = 'button'
+    deny.onclick = () => void answer(request, { deny: true })
+    buttons.push(deny)
+    box.append(row, deny)
+    // No autofocus: keystrokes typed into the page must never land on these buttons.
+    for (const b of buttons) b.disabled = true
+    setTimeout(() => {
+      for (const b of buttons) b.disabled = false
+    }, armDelayMs)
+    doc.body.replaceChildren(box)
+    deps.setVisible(true)
+  }
+
+  const closeWith = (id: string, message: string) => {
+    open.delete(id)
+    if (shownId !== id) return
+    doc.body.replaceChildren(el('div', STYLES.box, message))
+    setTimeout(render, 1500)
+  }
+
+  const answer = async (request: ApprovalRequest, choice: { pick: string } | { deny: true }) => {
+    if (busy) return
+    busy = true
+    try {
+      const result = await deps.decide(request.id, choice)
+      if (result.outcome === 'wrong') {
+        open.set(request.id, { ...request, choices: result.choices })
+        const tries = result.picksLeft === 1 ? 'try' : 'tries'
+        note = {
+          id: request.id,
+          text: `That is not the number shown on the other device. ${result.picksLeft} ${tries} left:`,
+        }
+        render()
+        return
+      }
+      closeWith(
+        request.id,
+        {
+          approved: 'Approved. The other device is signing in.',
+          denied: 'Denied. The other device was not signed in.',
+          cancelled: 'Three wrong numbers: the request is cancelled.',
+          gone: 'This request is no longer open.',
+        }[result.outcome],
+      )
+    } catch {
+      closeWith(request.id, 'This device could not answer the request. Try again from your account page.')
+    } finally {
+      busy = false
+    }
+  }
+
+  return {
+    handle: (news: ApprovalNews) => {
+      if (news.type === 'approval_request') {
+        if (news.request.expiresAt <= deps.serverNow()) return
+        const known = open.has(news.request.id)
+        open.set(news.request.id, news.request)
+        if (!known && shownId !== null) return // queued behind the one on screen
+        render() // new, or new decoys after a wrong pick made on another device or tab
+        return
+      }
+      if (!open.has(news.id)) return
+      if (shownId === news.id && news.outcome !== 'approved') {
+        closeWith(news.id, news.outcome === 'expired' ? 'The request expired.' : 'The request was closed.')
+      } else if (shownId === news.id) {
+        closeWith(news.id, 'Approved. The other device is signing in.')
+      } else {
+        open.delete(news.id)
+      }
+    },
+    /** The sign-in ended here: nothing may be approved from this device any more. */
+    clear: () => {
+      open.clear()
+      hide()
+    },
+  }
+}

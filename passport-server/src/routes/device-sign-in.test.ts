@@ -1,0 +1,326 @@
+import { describe, expect, test } from 'vitest'
+import type { ApprovalNotice } from '../events/bus.ts'
+import { APPROVAL_TTL_MS } from '../services/device-approval.ts'
+import {
+  type AuthorizeRequest,
+  authorizeRequest,
+  authorizeUrl,
+  type CookieJar,
+  cookieHeader,
+  exchangeCode,
+  formPost,
+  fragmentOf,
+  frameApi,
+  signIn,
+  storeCookies,
+} from '../test-flows.ts'
+import { allLogText, createTestWorld, EVIL_ORIGIN } from '../test-support.ts'
+import { APPROVAL_COOKIE } from './device-sign-in.ts'
+
+type World = Awaited<ReturnType<typeof createTestWorld>>
+
+/** The new browser: opens Shop's sign-in page and asks to sign in with another device. */
+async function askToSignIn(world: World, username = 'alice', jar: CookieJar = new Map()) {
+  const req = authorizeRequest('shop', world.shop.site.redirectUris[0])
+  const page = await world.app.request(authorizeUrl(req), { headers: { Cookie: cookieHeader(jar) } })
+  storeCookies(jar, page)
+  const csrf = /name="csrf" value="([^"]+)"/.exec(await page.text())?.[1] ?? ''
+  const res = await formPost(world.app, '/login/device', jar, {
+    csrf,
+    client_id: req.clientId,
+    redirect_uri: req.redirectUri,
+    state: req.state,
+    code_challenge: req.challenge,
+    username,
+  })
+  return { req, jar, csrf, res }
+}
+
+async function waitingPage(world: World, jar: CookieJar) {
+  const res = await world.app.request('/login/device', { headers: { Cookie: cookieHeader(jar) } })
+  const html = await res.text()
+  return { res, html, code: /id="approval-code"[^>]*>(\d\d)</.exec(html)?.[1] }
+}
+
+function pendingOf(world: World, userId = 'u_alice') {
+  return world.deps.store.approvals.listPending(userId, world.deps.clock.now())
+}
+
+/** The trusted device (signed in on News) answers through its frame. */
+function answerFromFrame(world: World, token: string, body: Record<string, unknown>, headers = {}) {
+  return frameApi(world.app, 'approval', { authkey: world.news.authkey, token, ...body }, headers)
+}
+
+async function complete(world: World, jar: CookieJar, csrf: string) {
+  return formPost(world.app, '/login/device/complete', jar, { csrf })
+}
+
+describe('sign in with another device: the new browser', () => {
+  test('asks, is shown the code, is approved, and signs in on Shop with a normal session', async () => {
+    const world = await createTestWorld()
+    const trusted = await signIn(world.app, world.news, world.alice)
+    const notices: ApprovalNotice[] = []
+    world.deps.events.subscribeApprovals((n) => notices.push(n))
+
+    const { req, jar, csrf, res } = await askToSignIn(world)
+    expect(res.status).toBe(303)
+    expect(res.headers.get('Location')).toBe('/login/device')
+    const cookie = res.headers.getSetCookie().find((c) => c.startsWith(`${APPROVAL_COOKIE}=`)) ?? ''
+    expect(cookie).toMatch(/HttpOnly/i)
+    expect(cookie).toMatch(/SameSite=Strict/i)
+    expect(cookie).toMatch(/Secure/i)
+
+    const page = await waitingPage(world, jar)
+    expect(page.res.status).toBe(200)
+    expect(page.res.headers.get('Cache-Control')).toBe('no-store')
+    expect(page.res.headers.get('Content-Security-Policy')).toContain("frame-ancestors 'none'")
+    const [pending] = await pendingOf(world)
+    expect(page.code).toBe(pending?.code)
+    expect(notices).toHaveLength(1)
+
+    // Not yet approved: "continue" signs nothing in.
+    const early = await complete(world, jar, csrf)
+    expect(early.status).toBe(200)
+    expect(early.headers.getSetCookie().some((c) => c.startsWith('__Host-passport_session='))).toBe(false)
+
+    const picked = await answerFromFrame(world, trusted.token, { approval_id: pending?.id, pick: page.code })
+    expect(picked.status).toBe(200)
+    expect(picked.headers.get('Cache-Control')).toBe('no-store')
+    expect(await picked.json()).toEqual({ outcome: 'approved' })
+
+    const wait = await world.app.request('/login/device/wait', { headers: { Cookie: cookieHeader(jar) } })
+    expect(await wait.json()).toEqual({ status: 'approved' })
+
+    const done = await complete(world, jar, csrf)
+    expect(done.status).toBe(303)
+    const fragment = fragmentOf(done)
+    expect(fragment.get('state')).toBe(req.state)
+    expect(jar.has('__Host-passport_session')).toBe(true)
+    expect(jar.has(APPROVAL_COOKIE)).toBe(false)
+    const token = await exchangeCode(world.app, world.shop.authkey, req, fragment.get('code') ?? '')
+    expect(token.status).toBe(200)
+    const sessions = await world.deps.store.sessions.listByUser('u_alice')
+    expect(sessions.map((s) => s.method).sort()).toEqual(['device_approval', 'password'])
+    expect(allLogText(world.deps.logs)).not.toContain(jar.get('__Host-passport_session'))
+  })
+
+  test('a replayed "continue" does nothing: one session, one code', async () => {
+    const world = await createTestWorld()
+    const trusted = await signIn(world.app, world.news, world.alice)
+    const { jar, csrf } = await askToSignIn(world)
+    const [pending] = await pendingOf(world)
+    await answerFromFrame(world, trusted.token, { approval_id: pending?.id, pick: pending?.code })
+    const copy: CookieJar = new Map(jar) // the approval cookie, replayed by a copy of the browser
+    expect((await complete(world, jar, csrf)).status).toBe(303)
+    const again = await complete(world, copy, csrf)
+    expect(again.status).toBe(200)
+    expect(await again.text()).toContain('already used')
+    expect(copy.has('__Host-passport_session')).toBe(false)
+    expect(await world.deps.store.sessions.listByUser('u_alice')).toHaveLength(2)
+    // A replayed approval from the trusted device does nothing either.
+    expect(
+      await (
+        await answerFromFrame(world, trusted.token, { approval_id: pending?.id, pick: pending?.code })
+      ).json(),
+    ).toEqual({ outcome: 'gone' })
+  })
+
+  test('a cross-site post opens no request (login CSRF)', async () => {
+    const world = await createTestWorld()
+    const { jar, csrf } = await askToSignIn(world, 'nobody') // a CSRF value to reuse
+    const req: AuthorizeRequest = authorizeRequest('shop', world.shop.site.redirectUris[0])
+    const form = {
+      csrf,
+      client_id: 'shop',
+      redirect_uri: req.redirectUri,
+      state: 's',
+      code_challenge: req.challenge,
+      username: 'alice',
+    }
+    const res = await formPost(world.app, '/login/device', jar, form, {
+      Origin: EVIL_ORIGIN,
+      'Sec-Fetch-Site': 'cross-site',
+    })
+    expect(res.status).toBe(403)
+    expect(await pendingOf(world)).toEqual([])
+  })
+
+  test('unknown site or redirect, or no username: 400 and no request', async () => {
+    const world = await createTestWorld()
+    const { jar, csrf, req } = await askToSignIn(world, 'nobody')
+    const base = {
+      csrf,
+      client_id: 'shop',
+      redirect_uri: req.redirectUri,
+      state: 's',
+      code_challenge: req.challenge,
+      username: 'alice',
+    }
+    for (const bad of [
+      { client_id: 'nope' },
+      { redirect_uri: 'http://evil.localhost:8083/' },
+      { code_challenge: 'short' },
+      { username: '' },
+      { username: 'a'.repeat(65) },
+    ]) {
+      expect((await formPost(world.app, '/login/device', jar, { ...base, ...bad })).status).toBe(400)
+    }
+    expect(await pendingOf(world)).toEqual([])
+  })
+
+  test('a fourth pending request is refused with 429 and a clear message', async () => {
+    const world = await createTestWorld()
+    for (let i = 0; i < 3; i++) expect((await askToSignIn(world)).res.status).toBe(303)
+    const fourth = await askToSignIn(world)
+    expect(fourth.res.status).toBe(429)
+    expect(await fourth.res.text()).toContain('Too many sign-in requests are waiting for this account')
+    expect(fourth.jar.has(APPROVAL_COOKIE)).toBe(false)
+    expect(await pendingOf(world)).toHaveLength(3)
+  })
+
+  test('expiry cancels: the waiting page says so and continue signs nothing in', async () => {
+    const world = await createTestWorld()
+    const trusted = await signIn(world.app, world.news, world.alice)
+    const { jar, csrf } = await askToSignIn(world)
+    const [pending] = await pendingOf(world)
+    world.deps.clock.advance(APPROVAL_TTL_MS)
+    const wait = await world.app.request('/login/device/wait', { headers: { Cookie: cookieHeader(jar) } })
+    expect(await wait.json()).toEqual({ status: 'expired' })
+    expect((await waitingPage(world, jar)).html).toContain('expired before it was approved')
+    expect(
+      await (
+        await answerFromFrame(world, trusted.token, { approval_id: pending?.id, pick: pending?.code })
+      ).json(),
+    ).toEqual({ outcome: 'gone' })
+    const done = await complete(world, jar, csrf)
+    expect(done.status).toBe(200)
+    expect(jar.has('__Host-passport_session')).toBe(false)
+  })
+
+  test('the long poll returns the moment the request is decided', async () => {
+    const world = await createTestWorld()
+    const trusted = await signIn(world.app, world.news, world.alice)
+    const { jar } = await askToSignIn(world)
+    const [pending] = await pendingOf(world)
+    const started = Date.now()
+    const wait = world.app.request('/login/device/wait', { headers: { Cookie: cookieHeader(jar) } })
+    await new Promise((r) => setTimeout(r, 50))
+    await answerFromFrame(world, trusted.token, { approval_id: pending?.id, deny: true })
+    expect(await (await wait).json()).toEqual({ status: 'denied' })
+    expect(Date.now() - started).toBeLessThan(2_000)
+    expect((await waitingPage(world, jar)).html).toContain('denied on your other device')
+  })
+
+  test('a browser without a request: 404 on the wait and the page', async () => {
+    const world = await createTestWorld()
+    expect((await world.app.request('/login/device/wait')).status).toBe(404)
+    expect((await world.app.request('/login/device')).status).toBe(404)
+    const forged = await world.app.request('/login/device/wait', {
+      headers: { Cookie: `${APPROVAL_COOKIE}=${'x'.repeat(43)}` },
+    })
+    expect(forged.status).toBe(404)
+  })
+})
+
+describe('sign in with another device: the signed-in device answers through its frame', () => {
+  test('refused when its own session has ended: 401, the request stays pending', async () => {
+    const world = await createTestWorld()
+    const trusted = await signIn(world.app, world.news, world.alice)
+    await askToSignIn(world)
+    const [pending] = await pendingOf(world)
+    await frameApi(world.app, 'logout', { authkey: world.news.authkey, token: trusted.token })
+    const res = await answerFromFrame(world, trusted.token, { approval_id: pending?.id, pick: pending?.code })
+    expect(res.status).toBe(401)
+    expect(((await res.json()) as { error: string }).error).toBe('invalid_token')
+    expect(await pendingOf(world)).toHaveLength(1)
+  })
+
+  test("another user's device cannot answer alice's request", async () => {
+    const world = await createTestWorld()
+    const bobs = await signIn(world.app, world.news, world.bob)
+    await askToSignIn(world)
+    const [pending] = await pendingOf(world)
+    const res = await answerFromFrame(world, bobs.token, { approval_id: pending?.id, pick: pending?.code })
+    expect(await res.json()).toEqual({ outcome: 'gone' })
+    expect(await pendingOf(world)).toHaveLength(1)
+  })
+
+  test('malformed answers: 400 invalid_request, nothing changes', async () => {
+    const world = await createTestWorld()
+    const trusted = await signIn(world.app, world.news, world.alice)
+    await askToSignIn(world)
+    const [pending] = await pendingOf(world)
+    for (const body of [
+      { approval_id: pending?.id },
+      { approval_id: pending?.id, pick: 'abc' },
+      { approval_id: pending?.id, pick: 42 },
+      { approval_id: pending?.id, pick: pending?.code, deny: true },
+      { approval_id: pending?.id, deny: 'yes' },
+      { pick: pending?.code },
+      { approval_id: 'x'.repeat(65), pick: pending?.code },
+    ]) {
+      const res = await answerFromFrame(world, trusted.token, body)
+      expect(res.status).toBe(400)
+      expect(((await res.json()) as { error: string }).error).toBe('invalid_request')
+    }
+    expect(await world.deps.store.approvals.get(pending?.id ?? '')).toMatchObject({
+      status: 'pending',
+      wrongPicks: 0,
+    })
+  })
+
+  test('a page on another origin cannot call it (403)', async () => {
+    const world = await createTestWorld()
+    const trusted = await signIn(world.app, world.news, world.alice)
+    await askToSignIn(world)
+    const [pending] = await pendingOf(world)
+    const res = await answerFromFrame(
+      world,
+      trusted.token,
+      { approval_id: pending?.id, pick: pending?.code },
+      { Origin: EVIL_ORIGIN, 'Sec-Fetch-Site': 'cross-site' },
+    )
+    expect(res.status).toBe(403)
+    expect(await pendingOf(world)).toHaveLength(1)
+  })
+})
+
+describe('sign in with another device: the account page', () => {
+  test('lists the pending request with three numbers and takes a pick', async () => {
+    const world = await createTestWorld()
+    const trusted = await signIn(world.app, world.news, world.alice)
+    await askToSignIn(world)
+    const [pending] = await pendingOf(world)
+    const page = await world.app.request('/account', { headers: { Cookie: cookieHeader(trusted.jar) } })
+    storeCookies(trusted.jar, page)
+    const html = await page.text()
+    expect(html).toContain('Sign-in request for shop')
+    expect(html).not.toContain(`name="code"`)
+    for (const choice of pending?.choices ?? []) expect(html).toContain(`name="pick" value="${choice}"`)
+    const csrf = /name="csrf" value="([^"]+)"/.exec(html)?.[1] ?? ''
+    const form = { csrf, approval: pending?.id ?? '', pick: pending?.code ?? '' }
+    // Cross-site: refused, nothing decided.
+    const forged = await formPost(world.app, '/account/approvals/decide', trusted.jar, form, {
+      Origin: EVIL_ORIGIN,
+      'Sec-Fetch-Site': 'cross-site',
+    })
+    expect(forged.status).toBe(403)
+    expect(await pendingOf(world)).toHaveLength(1)
+    const res = await formPost(world.app, '/account/approvals/decide', trusted.jar, form)
+    expect(res.status).toBe(200)
+    expect(await res.text()).toContain('Approved: the other device is signing in.')
+    expect(await pendingOf(world)).toEqual([])
+  })
+
+  test('the watch answers "changed" when a request arrives', async () => {
+    const world = await createTestWorld()
+    const trusted = await signIn(world.app, world.news, world.alice)
+    const watch = world.app.request('/account/approvals/wait', {
+      headers: { Cookie: cookieHeader(trusted.jar) },
+    })
+    await new Promise((r) => setTimeout(r, 50))
+    await askToSignIn(world)
+    expect(await (await watch).json()).toEqual({ changed: true })
+    expect((await world.app.request('/account/approvals/wait')).status).toBe(401)
+  })
+})

@@ -1,0 +1,124 @@
+import { getConnInfo } from '@hono/node-server/conninfo'
+import type { Context } from 'hono'
+import { getCookie, setCookie } from 'hono/cookie'
+import type { AppDeps } from '../deps.ts'
+import { isSameOriginPost } from '../middleware/csrf.ts'
+import { type AuthorizeParams, renderErrorPage } from '../pages/login-page.ts'
+import { sendPage } from '../pages/send-page.ts'
+import { issueCode } from '../services/codes.ts'
+import { CROSS_SITE_COOKIE, findLiveSession, SESSION_COOKIE, startSession } from '../services/sessions.ts'
+import type { SessionRecord, SignInMethod, SiteRecord } from '../store/types.ts'
+
+/** The steps every way of signing in on the passport page shares (password, another device). */
+
+const CODE_CHALLENGE = /^[A-Za-z0-9_-]{43}$/
+export const cookieOptions = { path: '/', secure: true, httpOnly: true } as const
+
+/** Client and redirect target, checked before anything may be sent back to the site. */
+export async function resolveClient(
+  deps: AppDeps,
+  clientId: string | undefined,
+  redirectUri: string | undefined,
+) {
+  const site = clientId && clientId.length <= 64 ? await deps.store.sites.get(clientId) : null
+  if (!site || !redirectUri || !site.redirectUris.includes(redirectUri)) return null
+  return site
+}
+
+export function isCodeChallenge(value: string | undefined): value is string {
+  return CODE_CHALLENGE.test(value ?? '')
+}
+
+/** The sign-in parameters a passport form carries, checked again on every post; null if any is bad. */
+export async function readSignInParams(
+  deps: AppDeps,
+  form: Record<string, string | undefined>,
+): Promise<{ site: SiteRecord; params: AuthorizeParams } | null> {
+  const site = await resolveClient(deps, form.client_id, form.redirect_uri)
+  if (
+    !site ||
+    !form.redirect_uri ||
+    !form.state ||
+    form.state.length > 512 ||
+    !isCodeChallenge(form.code_challenge)
+  ) {
+    return null
+  }
+  return {
+    site,
+    params: {
+      clientId: site.id,
+      redirectUri: form.redirect_uri,
+      state: form.state,
+      codeChallenge: form.code_challenge,
+    },
+  }
+}
+
+/**
+ * Login CSRF: a cross-site form post must not sign the victim into someone else's account (or
+ * start a request in their name). Returns the refusal page, or null when the post is ours.
+ */
+export function refuseForeignPost(deps: AppDeps, c: Context, csrf: string | undefined): Response | null {
+  if (isSameOriginPost(c, csrf, deps.config.issuer)) return null
+  deps.log('malicious_csrf', { fetchSite: c.req.header('Sec-Fetch-Site'), origin: c.req.header('Origin') })
+  return sendPage(
+    c,
+    renderErrorPage('This sign-in form expired or came from another site. Start again from the site.'),
+    403,
+  )
+}
+
+/** Sends the browser back to the site with the result in the fragment (never in a query). */
+export function redirectToSite(c: Context, redirectUri: string, params: Record<string, string>) {
+  c.header('Cache-Control', 'no-store')
+  return c.redirect(`${redirectUri}#${new URLSearchParams(params)}`, 303)
+}
+
+/** The TCP peer; behind a proxy that is the proxy (documented): never a header a client sets. */
+export function clientAddress(c: Context): string {
+  try {
+    return getConnInfo(c).remote.address ?? 'unknown'
+  } catch {
+    return 'unknown' // app.request() in tests has no socket
+  }
+}
+
+/**
+ * Signs this browser in as `userId`. Keeps the browser's session when it is already this
+ * user's (signing in again on a site this device lost); otherwise always a fresh session id,
+ * so a planted cookie never becomes authenticated (fixation).
+ */
+export async function signInBrowser(
+  deps: AppDeps,
+  c: Context,
+  userId: string,
+  method: SignInMethod,
+): Promise<SessionRecord> {
+  const current = await findLiveSession(deps, getCookie(c, SESSION_COOKIE))
+  c.header('Set-Login', 'logged-in')
+  if (current && current.userId === userId) return current
+  const started = await startSession(deps, userId, c.req.header('User-Agent') ?? '', method)
+  const maxAge = deps.config.sessionTtlSeconds
+  setCookie(c, SESSION_COOKIE, started.cookieValue, { ...cookieOptions, sameSite: 'Lax', maxAge })
+  setCookie(c, CROSS_SITE_COOKIE, started.cookieValue, { ...cookieOptions, sameSite: 'None', maxAge })
+  deps.log('session_created', { user: userId, method })
+  return started.session
+}
+
+/** The end of every sign-in: a one-time, PKCE-bound code for the site, in a 303 back to it. */
+export async function codeRedirect(
+  deps: AppDeps,
+  c: Context,
+  site: SiteRecord,
+  session: SessionRecord,
+  params: AuthorizeParams,
+) {
+  const code = await issueCode(deps, {
+    site,
+    session,
+    redirectUri: params.redirectUri,
+    codeChallenge: params.codeChallenge,
+  })
+  return redirectToSite(c, params.redirectUri, { code, state: params.state, iss: deps.config.issuer })
+}

@@ -1,0 +1,268 @@
+import { randomBytes, randomInt } from 'node:crypto'
+import { randomSecret, sha256 } from '../auth/random.ts'
+import type { AppDeps } from '../deps.ts'
+import type { ApprovalNotice, ApprovalPrompt } from '../events/bus.ts'
+import type { ApprovalRecord, SessionRecord, SiteRecord } from '../store/types.ts'
+import { createRateWindow } from './rate-window.ts'
+import { isSessionLive } from './sessions.ts'
+
+/**
+ * "Sign in with another device" with number matching (seed 001).
+ *
+ * A new device asks on behalf of a username; the passport shows it a random two-digit code
+ * and pushes the request to every device where that user is signed in, with three codes to
+ * choose from. Picking the one the new device shows approves it; a deny, or three wrong picks,
+ * cancels it; two minutes end it. Every decision is a compare-and-swap on a pending request,
+ * so racing decisions have exactly one outcome, and the approval is then used once.
+ *
+ * The requester proves it is the requester with a secret only it holds (a cookie of the new
+ * browser, or CIBA's auth_req_id); the store keeps its hash. An unknown username gets a request
+ * that looks the same and that nobody is ever shown: the form does not reveal who has an account.
+ */
+export const APPROVAL_TTL_MS = 2 * 60_000
+export const MAX_PENDING_PER_USER = 3
+export const MAX_WRONG_PICKS = 3
+/** An approval must be picked up by the new device within this long. */
+export const APPROVED_USE_WITHIN_MS = 60_000
+/** Requests per username, and per client address, in `RATE_WINDOW_MS`. */
+export const REQUESTS_PER_USER = 10
+export const REQUESTS_PER_ADDRESS = 30
+export const RATE_WINDOW_MS = 10 * 60_000
+
+export type ApprovalRefusal = 'too_many_pending' | 'rate_limited'
+
+export type DecisionOutcome =
+  | { outcome: 'approved' }
+  | { outcome: 'wrong'; picksLeft: number; choices: string[] }
+  | { outcome: 'denied' }
+  | { outcome: 'cancelled' }
+  /** Not pending any more (decided, expired, used), not this user's, or never existed. */
+  | { outcome: 'gone' }
+
+/** What the requester sees of its request. */
+export type RequesterView = Pick<ApprovalRecord, 'id' | 'code' | 'siteId' | 'context' | 'expiresAt'> & {
+  status: ApprovalRecord['status'] | 'expired'
+}
+
+const twoDigits = () => String(randomInt(10, 100))
+
+/** The code and two other two-digit codes, in random order. */
+export function choicesFor(code: string): string[] {
+  const set = new Set([code])
+  while (set.size < 3) set.add(twoDigits())
+  const choices = [...set]
+  for (let i = choices.length - 1; i > 0; i--) {
+    const j = randomInt(0, i + 1)
+    ;[choices[i], choices[j]] = [choices[j] as string, choices[i] as string]
+  }
+  return choices
+}
+
+async function promptOf(deps: Pick<AppDeps, 'store'>, a: ApprovalRecord): Promise<ApprovalPrompt> {
+  const site = await deps.store.sites.get(a.siteId)
+  return {
+    id: a.id,
+    siteName: site?.name ?? a.siteId,
+    device: a.userAgent,
+    address: a.address,
+    choices: a.choices,
+    bindingMessage: a.kind === 'ciba' && a.context ? a.context : null,
+    expiresAt: a.expiresAt,
+  }
+}
+
+/** Resolves true at the first notice that matches, false when `ms` pass first (long polls). */
+export function waitForNotice(
+  deps: Pick<AppDeps, 'events'>,
+  matches: (notice: ApprovalNotice) => boolean,
+  ms: number,
+): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => done(false), ms)
+    const stop = deps.events.subscribeApprovals((notice) => {
+      if (matches(notice)) done(true)
+    })
+    const done = (value: boolean) => {
+      clearTimeout(timer)
+      stop()
+      resolve(value)
+    }
+  })
+}
+
+/** The user's requests still open, as their devices show them (sent to a device on connect). */
+export async function pendingPrompts(
+  deps: Pick<AppDeps, 'store' | 'clock'>,
+  userId: string,
+): Promise<ApprovalPrompt[]> {
+  const pending = await deps.store.approvals.listPending(userId, deps.clock.now())
+  return Promise.all(pending.map((a) => promptOf(deps, a)))
+}
+
+export function createDeviceApprovals(deps: Pick<AppDeps, 'store' | 'clock' | 'events' | 'log' | 'config'>) {
+  const perUser = createRateWindow(deps.clock, REQUESTS_PER_USER, RATE_WINDOW_MS)
+  const perAddress = createRateWindow(deps.clock, REQUESTS_PER_ADDRESS, RATE_WINDOW_MS)
+
+  const notify = (notice: ApprovalNotice) =>
+    deps.events
+      .publishApproval(notice)
+      .catch((err: unknown) =>
+        deps.log('approval_notify_failed', { cause: String((err as Error)?.message ?? err) }),
+      )
+
+  const closed = (a: ApprovalRecord, outcome: 'approved' | 'denied' | 'cancelled') => {
+    deps.log(`approval_${outcome}`, { user: a.userId, approval: a.id })
+    return notify({ type: 'approval_closed', userId: a.userId, approvalId: a.id, outcome })
+  }
+
+  return {
+    /**
+     * Opens a request for `username` on `site`. The secret goes to the requester alone; the
+     * store keeps only its hash.
+     */
+    async request(input: {
+      username: string
+      site: SiteRecord
+      kind: ApprovalRecord['kind']
+      context: string
+      userAgent: string
+      address: string
+    }): Promise<
+      | { ok: true; approval: ApprovalRecord; secret: string }
+      | { ok: false; refusal: ApprovalRefusal; retryAfterSeconds: number }
+    > {
+      const username = input.username.trim().toLowerCase().slice(0, 64)
+      for (const gate of [perAddress.take(input.address), perUser.take(username)]) {
+        if (!gate.allowed) {
+          deps.log('excess_rate_limit_exceeded', { what: 'device_approval' })
+          return { ok: false, refusal: 'rate_limited', retryAfterSeconds: gate.retryAfterSeconds }
+        }
+      }
+      const user = await deps.store.users.findByUsername(input.username.trim().slice(0, 64))
+      const now = deps.clock.now()
+      const secret = randomSecret()
+      const code = twoDigits()
+      const approval: ApprovalRecord = {
+        id: randomBytes(16).toString('base64url'),
+        secretHash: sha256(secret),
+        kind: input.kind,
+        userId: user?.id ?? null,
+        siteId: input.site.id,
+        code,
+        choices: choicesFor(code),
+        wrongPicks: 0,
+        userAgent: input.userAgent.slice(0, 256),
+        address: input.address.slice(0, 64),
+        context: input.context,
+        createdAt: now,
+        expiresAt: now + APPROVAL_TTL_MS,
+        status: 'pending',
+        decidedAt: null,
+        decidedBy: null,
+      }
+      // Counting and inserting in one transaction: two requests at once cannot both be the third.
+      const created = await deps.store.transaction(async (tx) => {
+        if (user && (await tx.approvals.listPending(user.id, now)).length >= MAX_PENDING_PER_USER)
+          return false
+        await tx.approvals.create(approval)
+        return true
+      })
+      if (!created) {
+        deps.log('approval_refused', { user: user?.id, reason: 'too_many_pending' })
+        return { ok: false, refusal: 'too_many_pending', retryAfterSeconds: APPROVAL_TTL_MS / 1000 }
+      }
+      deps.log('approval_requested', { user: user?.id ?? null, approval: approval.id, kind: input.kind })
+      if (user)
+        await notify({ type: 'approval_request', userId: user.id, prompt: await promptOf(deps, approval) })
+      return { ok: true, approval, secret }
+    },
+
+    /**
+     * A signed-in device answers: a pick of one of the three codes, or a deny. The approving
+     * session must be live and the user's own; anything else is `gone` and changes nothing.
+     */
+    async decide(input: {
+      approvalId: string
+      approver: SessionRecord
+      answer: { pick: string } | { deny: true }
+    }): Promise<DecisionOutcome> {
+      const now = deps.clock.now()
+      const { approver } = input
+      const approval = await deps.store.approvals.get(input.approvalId)
+      if (
+        !approval ||
+        approval.userId === null ||
+        approval.userId !== approver.userId ||
+        !isSessionLive(approver, now, deps.config)
+      ) {
+        return { outcome: 'gone' }
+      }
+      if ('deny' in input.answer) {
+        const denied = await deps.store.approvals.decide(approval.id, 'denied', now, approver.id)
+        if (!denied) return { outcome: 'gone' }
+        await closed(denied, 'denied')
+        return { outcome: 'denied' }
+      }
+      const { pick } = input.answer
+      if (!approval.choices.includes(pick)) return { outcome: 'gone' }
+      if (pick === approval.code) {
+        const approved = await deps.store.approvals.decide(approval.id, 'approved', now, approver.id)
+        if (!approved) return { outcome: 'gone' }
+        await closed(approved, 'approved')
+        return { outcome: 'approved' }
+      }
+      if (approval.wrongPicks + 1 >= MAX_WRONG_PICKS) {
+        const cancelled = await deps.store.approvals.decide(approval.id, 'cancelled', now, approver.id)
+        if (!cancelled) return { outcome: 'gone' }
+        await closed(cancelled, 'cancelled')
+        return { outcome: 'cancelled' }
+      }
+      // New decoys each time, so guessing does not get easier by elimination.
+      const wrong = await deps.store.approvals.wrongPick(approval.id, choicesFor(approval.code), now)
+      if (!wrong) return { outcome: 'gone' }
+      deps.log('approval_wrong_pick', { user: wrong.userId, approval: wrong.id })
+      await notify({ type: 'approval_request', userId: approver.userId, prompt: await promptOf(deps, wrong) })
+      return { outcome: 'wrong', picksLeft: MAX_WRONG_PICKS - wrong.wrongPicks, choices: wrong.choices }
+    },
+
+    /** The requester's own view of its request, by its secret; null for a secret we never issued. */
+    async view(secret: string | undefined): Promise<RequesterView | null> {
+      if (!secret || secret.length > 128) return null
+      const a = await deps.store.approvals.getBySecretHash(sha256(secret))
+      if (!a) return null
+      const expired = a.status === 'pending' && a.expiresAt <= deps.clock.now()
+      return {
+        id: a.id,
+        code: a.code,
+        siteId: a.siteId,
+        context: a.context,
+        expiresAt: a.expiresAt,
+        status: expired ? 'expired' : a.status,
+      }
+    },
+
+    /** The requester withdraws its own request (it goes away as if denied). */
+    async withdraw(secret: string | undefined): Promise<boolean> {
+      if (!secret || secret.length > 128) return false
+      const a = await deps.store.approvals.getBySecretHash(sha256(secret))
+      const cancelled = a && (await deps.store.approvals.decide(a.id, 'cancelled', deps.clock.now(), null))
+      if (!cancelled) return false
+      await closed(cancelled, 'cancelled')
+      return true
+    },
+
+    /** Uses an approval, once: returns the user to sign in, or null. */
+    async redeem(secret: string | undefined): Promise<ApprovalRecord | null> {
+      if (!secret || secret.length > 128) return null
+      const a = await deps.store.approvals.getBySecretHash(sha256(secret))
+      if (!a || a.userId === null) return null
+      return deps.store.approvals.markUsed(a.id, deps.clock.now() - APPROVED_USE_WITHIN_MS)
+    },
+
+    /** Waits until the request with this id is decided or `ms` passes (the requester's long poll). */
+    waitForChange: (approvalId: string, ms: number): Promise<boolean> =>
+      waitForNotice(deps, (n) => n.type === 'approval_closed' && n.approvalId === approvalId, ms),
+  }
+}
+
+export type DeviceApprovals = ReturnType<typeof createDeviceApprovals>
