@@ -5,6 +5,7 @@ import { limitBody } from './middleware/body.ts'
 import { securityHeaders } from './middleware/security-headers.ts'
 import { accountRoutes } from './routes/account.ts'
 import { authorizeRoutes } from './routes/authorize.ts'
+import { cibaRoutes } from './routes/ciba.ts'
 import { deviceSignInRoutes } from './routes/device-sign-in.ts'
 import { frameRoutes } from './routes/frame.ts'
 import { frameApiRoutes } from './routes/frame-api.ts'
@@ -29,6 +30,7 @@ export function createApp(deps: AppDeps): Hono {
   const approvals = createDeviceApprovals(deps)
   app.route('/', authorizeRoutes(deps))
   app.route('/', deviceSignInRoutes(deps, approvals))
+  app.route('/', cibaRoutes(deps, approvals))
   app.route('/', accountRoutes(deps, approvals))
   app.route('/', frameRoutes(deps))
   app.route('/', frameApiRoutes(deps, approvals))

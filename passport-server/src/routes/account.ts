@@ -13,7 +13,7 @@ import {
   waitForNotice,
 } from '../services/device-approval.ts'
 import { endSession, findLiveSession, SESSION_COOKIE } from '../services/sessions.ts'
-import type { SessionRecord } from '../store/types.ts'
+import type { SessionRecord, SignInMethod } from '../store/types.ts'
 
 /**
  * The passport's account page, "Your devices": every live sign-in of the user with its sites,
@@ -26,6 +26,12 @@ const decisionNotices: Record<DecisionOutcome['outcome'], string> = {
   denied: 'Denied: the other device was not signed in.',
   cancelled: 'Three wrong numbers: the request is cancelled and the other device was not signed in.',
   gone: 'That sign-in request is no longer open.',
+}
+
+const methodLabels: Record<SignInMethod, string> = {
+  password: 'password',
+  device_approval: 'approval on another device',
+  ciba: 'a backchannel request approved on another device',
 }
 
 /** The longest an account page's watch waits before asking again. */
@@ -51,7 +57,7 @@ export function accountRoutes(deps: AppDeps, approvals: DeviceApprovals): Hono {
         sites: await Promise.all((await deps.store.sessions.sitesOf(s.id)).map(siteName)),
         signedInAt: s.createdAt,
         lastActivityAt: await deps.store.sessions.lastActivity(s.id),
-        method: s.method === 'device_approval' ? 'approval on another device' : 'password',
+        method: methodLabels[s.method ?? 'password'],
         current: s.id === current.id,
       })),
     )

@@ -1,6 +1,7 @@
 import { Hono } from 'hono'
 import type { AppDeps } from '../deps.ts'
 import { SIGNING_ALG } from '../tokens/keys.ts'
+import { CIBA_GRANT_TYPE } from './ciba.ts'
 
 /**
  * What a site backend needs to verify tokens with standard tools: the discovery document
@@ -20,7 +21,13 @@ export function wellKnownRoutes(deps: AppDeps): Hono {
     revocation_endpoint_auth_methods_supported: ['client_secret_basic'],
     response_types_supported: ['code'],
     response_modes_supported: ['fragment'],
-    grant_types_supported: ['authorization_code', 'refresh_token'],
+    grant_types_supported: ['authorization_code', 'refresh_token', CIBA_GRANT_TYPE],
+    // CIBA (poll mode) for site backends: see docs/device-approval.md for what is supported.
+    token_endpoint: `${issuer}/token`,
+    token_endpoint_auth_methods_supported: ['client_secret_basic'],
+    backchannel_authentication_endpoint: `${issuer}/bc-authorize`,
+    backchannel_token_delivery_modes_supported: ['poll'],
+    backchannel_user_code_parameter_supported: false,
     code_challenge_methods_supported: ['S256'],
     subject_types_supported: ['public'],
     id_token_signing_alg_values_supported: [SIGNING_ALG],

@@ -40,7 +40,10 @@ export type DecisionOutcome =
   | { outcome: 'gone' }
 
 /** What the requester sees of its request. */
-export type RequesterView = Pick<ApprovalRecord, 'id' | 'code' | 'siteId' | 'context' | 'expiresAt'> & {
+export type RequesterView = Pick<
+  ApprovalRecord,
+  'id' | 'kind' | 'code' | 'siteId' | 'context' | 'expiresAt'
+> & {
   status: ApprovalRecord['status'] | 'expired'
 }
 
@@ -233,6 +236,7 @@ export function createDeviceApprovals(deps: Pick<AppDeps, 'store' | 'clock' | 'e
       const expired = a.status === 'pending' && a.expiresAt <= deps.clock.now()
       return {
         id: a.id,
+        kind: a.kind,
         code: a.code,
         siteId: a.siteId,
         context: a.context,

@@ -51,7 +51,7 @@ export interface SessionRecord {
   method?: SignInMethod
 }
 
-export type SignInMethod = 'password' | 'device_approval'
+export type SignInMethod = 'password' | 'device_approval' | 'ciba'
 
 export interface CodeRecord {
   /** SHA-256 of the code. */

@@ -1,0 +1,128 @@
+import { type Context, Hono } from 'hono'
+import type { AppDeps } from '../deps.ts'
+import { readForm } from '../middleware/body.ts'
+import { APPROVAL_TTL_MS, type DeviceApprovals } from '../services/device-approval.ts'
+import { mintSiteToken } from '../services/minting.ts'
+import { authenticateSite } from '../services/registry.ts'
+import { startSession } from '../services/sessions.ts'
+import { signIdToken } from '../tokens/id-token.ts'
+import { clientAddress } from './sign-in-flow.ts'
+
+export const CIBA_GRANT_TYPE = 'urn:openid:params:grant-type:ciba'
+/** Seconds a client must wait between polls (CIBA `interval`). */
+export const CIBA_POLL_INTERVAL_SECONDS = 2
+const MAX_TRACKED_POLLS = 10_000
+
+/**
+ * OpenID Connect CIBA (Client-Initiated Backchannel Authentication), poll mode: a site backend
+ * starts the same "sign in with another device" approval for a user, by username, and polls
+ * the token endpoint for the outcome. The passport picks the two-digit code and returns it as
+ * `binding_code` (an extension): the client shows it, and the user picks it on a signed-in
+ * device, as in the browser flow. Limits (docs/device-approval.md): poll mode only, `login_hint`
+ * only, no `user_code`, `requested_expiry` ignored (always 2 minutes), no refresh token.
+ */
+export function cibaRoutes(deps: AppDeps, approvals: DeviceApprovals): Hono {
+  const app = new Hono()
+  const lastPoll = new Map<string, number>()
+
+  const oauthError = (c: Context, status: 400 | 403 | 429, error: string, description?: string) =>
+    c.json(description ? { error, error_description: description } : { error }, status)
+
+  app.post('/bc-authorize', async (c) => {
+    c.header('Cache-Control', 'no-store')
+    const site = await authenticateSite(deps, c.req.header('Authorization'))
+    const form = await readForm(c)
+    if (!(form.scope ?? '').split(' ').includes('openid')) {
+      return oauthError(c, 400, 'invalid_scope', 'scope must include openid')
+    }
+    if (form.login_hint_token !== undefined || form.id_token_hint !== undefined) {
+      return oauthError(c, 400, 'invalid_request', 'only login_hint (a username) is supported')
+    }
+    const username = (form.login_hint ?? '').trim()
+    if (!username || username.length > 64)
+      return oauthError(c, 400, 'invalid_request', 'login_hint is required')
+    const bindingMessage = form.binding_message ?? ''
+    if (bindingMessage.length > 64 || /\p{Cc}|[<>]/u.test(bindingMessage)) {
+      return oauthError(c, 400, 'invalid_binding_message', 'at most 64 plain characters')
+    }
+    // An authenticated client is told when the user does not exist, as the specification says.
+    if (!(await deps.store.users.findByUsername(username))) return oauthError(c, 400, 'unknown_user_id')
+    const result = await approvals.request({
+      username,
+      site,
+      kind: 'ciba',
+      context: bindingMessage,
+      userAgent: `${site.name} (backchannel request)`,
+      address: clientAddress(c),
+    })
+    if (!result.ok) {
+      c.header('Retry-After', String(result.retryAfterSeconds))
+      return result.refusal === 'too_many_pending'
+        ? oauthError(c, 403, 'access_denied', 'too many sign-in requests are waiting for this user')
+        : oauthError(c, 429, 'slow_down', 'too many sign-in requests')
+    }
+    return c.json({
+      auth_req_id: result.secret,
+      expires_in: APPROVAL_TTL_MS / 1000,
+      interval: CIBA_POLL_INTERVAL_SECONDS,
+      binding_code: result.approval.code,
+    })
+  })
+
+  app.post('/token', async (c) => {
+    c.header('Cache-Control', 'no-store')
+    const site = await authenticateSite(deps, c.req.header('Authorization'))
+    const form = await readForm(c)
+    if (form.grant_type !== CIBA_GRANT_TYPE) return oauthError(c, 400, 'unsupported_grant_type')
+    const authReqId = form.auth_req_id
+    const view = await approvals.view(authReqId)
+    if (!authReqId || !view || view.kind !== 'ciba' || view.siteId !== site.id) {
+      return oauthError(c, 400, 'invalid_grant')
+    }
+    const now = deps.clock.now()
+    const previous = lastPoll.get(view.id)
+    if (lastPoll.size >= MAX_TRACKED_POLLS) lastPoll.delete(lastPoll.keys().next().value as string)
+    lastPoll.set(view.id, now)
+    switch (view.status) {
+      case 'pending':
+        return previous !== undefined && now - previous < CIBA_POLL_INTERVAL_SECONDS * 1000
+          ? oauthError(c, 400, 'slow_down')
+          : oauthError(c, 400, 'authorization_pending')
+      case 'denied':
+      case 'cancelled':
+        return oauthError(c, 403, 'access_denied')
+      case 'expired':
+        return oauthError(c, 400, 'expired_token')
+      case 'used':
+        return oauthError(c, 400, 'invalid_grant')
+    }
+    const approval = await approvals.redeem(authReqId)
+    if (!approval?.userId) return oauthError(c, 400, 'invalid_grant')
+    lastPoll.delete(view.id)
+    // The client's sign-in is a session of its own ("a device"): the user sees it under "Your
+    // devices" and can sign it out there; it ends, pushed, like any other.
+    const { session } = await startSession(
+      deps,
+      approval.userId,
+      `${site.name} (backchannel request)`,
+      'ciba',
+    )
+    const minted = await mintSiteToken(deps, site, session)
+    deps.log('authn_ciba', { site: site.id, user: approval.userId })
+    return c.json({
+      access_token: minted.token,
+      token_type: 'Bearer',
+      expires_in: Math.max(0, Math.floor((minted.expiresAt - now) / 1000)),
+      id_token: await signIdToken(deps.keys, {
+        issuer: deps.config.issuer,
+        clientId: site.id,
+        userId: approval.userId,
+        authTimeMs: approval.decidedAt ?? now,
+        issuedAtMs: now,
+        expiresAtMs: now + 5 * 60_000,
+      }),
+    })
+  })
+
+  return app
+}
