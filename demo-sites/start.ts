@@ -1,5 +1,6 @@
 import path from 'node:path'
 import { serve } from '@hono/node-server'
+import type { Clock } from '../passport-server/src/clock.ts'
 import { resolveConfig } from '../passport-server/src/config.ts'
 import { consoleLogger, silentLogger } from '../passport-server/src/deps.ts'
 import { createDeps, listen, type PassportServer } from '../passport-server/src/server.ts'
@@ -34,6 +35,8 @@ export async function startDemo(input: {
   ports: DemoPorts
   dataDir: string
   quiet?: boolean
+  /** The passport's clock (tests move it); the system clock by default. */
+  clock?: Clock
 }): Promise<RunningDemo> {
   const { ports } = input
   const urls = {
@@ -47,6 +50,7 @@ export async function startDemo(input: {
     config,
     storeFile: path.join(input.dataDir, 'passport.sqlite'),
     log: input.quiet ? silentLogger : consoleLogger,
+    ...(input.clock ? { clock: input.clock } : {}),
   })
   const seeded = await seedDemo(
     deps,

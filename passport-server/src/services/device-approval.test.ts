@@ -8,6 +8,7 @@ import {
   choicesFor,
   createDeviceApprovals,
   type DeviceApprovals,
+  expireDueApprovals,
   MAX_PENDING_PER_USER,
   pendingPrompts,
   REQUESTS_PER_ADDRESS,
@@ -160,6 +161,27 @@ describe('device approval', () => {
     ).toEqual({ outcome: 'gone' })
     expect(await approvals.redeem(secret)).toBeNull()
     expect(await pendingPrompts(deps, 'u_alice')).toEqual([])
+  })
+
+  it('the sweep ends requests past their two minutes and tells everyone, once', async () => {
+    const { approval, secret } = await opened()
+    deps.clock.advance(1_000)
+    const fresh = await opened()
+    deps.clock.advance(APPROVAL_TTL_MS - 1_001)
+    expect(await expireDueApprovals(deps)).toBe(0)
+    deps.clock.advance(1)
+    expect(await expireDueApprovals(deps)).toBe(1)
+    expect(notices.at(-1)).toEqual({
+      type: 'approval_closed',
+      userId: 'u_alice',
+      approvalId: approval.id,
+      outcome: 'expired',
+    })
+    expect((await approvals.view(secret))?.status).toBe('expired')
+    expect(await expireDueApprovals(deps)).toBe(0)
+    deps.clock.advance(1_000)
+    expect(await expireDueApprovals(deps)).toBe(1) // the second, opened a moment later
+    expect((await approvals.view(fresh.secret))?.status).toBe('expired')
   })
 
   it('an approval must be picked up within a minute', async () => {

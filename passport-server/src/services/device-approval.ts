@@ -44,7 +44,7 @@ export type RequesterView = Pick<
   ApprovalRecord,
   'id' | 'kind' | 'code' | 'siteId' | 'context' | 'expiresAt'
 > & {
-  status: ApprovalRecord['status'] | 'expired'
+  status: ApprovalRecord['status']
 }
 
 const twoDigits = () => String(randomInt(10, 100))
@@ -91,6 +91,28 @@ export function waitForNotice(
       resolve(value)
     }
   })
+}
+
+/**
+ * Ends the requests whose two minutes are up and tells everyone who shows them (the approving
+ * devices take the prompt down, the waiting browser learns at once). Run by the expiry sweeper;
+ * a request past its time is refused everywhere even before the sweep reaches it.
+ */
+export async function expireDueApprovals(
+  deps: Pick<AppDeps, 'store' | 'clock' | 'events' | 'log'>,
+  limit = 500,
+): Promise<number> {
+  const expired = await deps.store.approvals.expireDue(deps.clock.now(), limit)
+  for (const a of expired) {
+    deps.log('approval_expired', { user: a.userId, approval: a.id })
+    await deps.events.publishApproval({
+      type: 'approval_closed',
+      userId: a.userId,
+      approvalId: a.id,
+      outcome: 'expired',
+    })
+  }
+  return expired.length
 }
 
 /** The user's requests still open, as their devices show them (sent to a device on connect). */

@@ -1,4 +1,5 @@
 import type { AppDeps } from '../deps.ts'
+import { expireDueApprovals } from './device-approval.ts'
 import { endSession } from './sessions.ts'
 
 /**
@@ -20,7 +21,10 @@ export async function sweepExpiredSessions(
   return expired.length
 }
 
-/** Every `intervalMs` ends expired sessions; every `purgeEvery`-th round also purges dead rows. */
+/**
+ * Every `intervalMs` ends expired sessions and sign-in requests from other devices; every
+ * `purgeEvery`-th round also purges dead rows.
+ */
 export function startExpirySweeper(
   deps: Pick<AppDeps, 'store' | 'clock' | 'events' | 'log' | 'config'>,
   intervalMs = 5_000,
@@ -33,6 +37,7 @@ export function startExpirySweeper(
     running = true
     round += 1
     sweepExpiredSessions(deps)
+      .then(() => expireDueApprovals(deps))
       .then(async () => {
         if (round % purgeEvery === 0) await deps.store.maintenance.purge(deps.clock.now())
       })

@@ -379,6 +379,14 @@ function createRepos(db: DatabaseSync): StoreTx {
         )
         return r && toApproval(r)
       },
+      expireDue: async (now, limit) =>
+        all(
+          `UPDATE approvals SET status = 'expired', decided_at = expires_at
+           WHERE id IN (SELECT id FROM approvals WHERE status = 'pending' AND expires_at <= ? LIMIT ?)
+           RETURNING *`,
+          now,
+          limit,
+        ).map(toApproval),
       wrongPick: async (id, choices, at) => {
         const r = one(
           `UPDATE approvals SET wrong_picks = wrong_picks + 1, choices = ?

@@ -144,7 +144,7 @@ export interface SiteExclusion {
  * user is signed in approves by picking the code the new one shows (number matching).
  * `pending` is the only state a decision can leave; `approved` is the only one `used` follows.
  */
-export type ApprovalStatus = 'pending' | 'approved' | 'denied' | 'cancelled' | 'used'
+export type ApprovalStatus = 'pending' | 'approved' | 'denied' | 'cancelled' | 'expired' | 'used'
 
 export interface ApprovalRecord {
   /** Random public id: names the request to the approving devices; grants nothing. */
@@ -189,6 +189,8 @@ export interface ApprovalRepo {
     at: number,
     decidedBy: string | null,
   ): Promise<ApprovalRecord | null>
+  /** Marks pending requests past their expiry `expired` and returns them (at most `limit`). */
+  expireDue(now: number, limit: number): Promise<ApprovalRecord[]>
   /** Counts a wrong pick on a pending, unexpired request and gives it new choices; null if not pending. */
   wrongPick(id: string, choices: string[], at: number): Promise<ApprovalRecord | null>
   /**
