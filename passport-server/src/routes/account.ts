@@ -6,6 +6,7 @@ import { isSameOriginPost, issueCsrf } from '../middleware/csrf.ts'
 import { type DeviceRow, renderAccountPage } from '../pages/account-page.ts'
 import { renderErrorPage } from '../pages/login-page.ts'
 import { sendPage } from '../pages/send-page.ts'
+import { describeUserAgent } from '../pages/user-agent.ts'
 import {
   type DecisionOutcome,
   type DeviceApprovals,
@@ -53,7 +54,7 @@ export function accountRoutes(deps: AppDeps, approvals: DeviceApprovals): Hono {
     return Promise.all(
       sessions.map(async (s) => ({
         id: s.id,
-        device: s.userAgent,
+        device: s.method === 'ciba' ? s.userAgent : describeUserAgent(s.userAgent),
         sites: await Promise.all((await deps.store.sessions.sitesOf(s.id)).map(siteName)),
         signedInAt: s.createdAt,
         lastActivityAt: await deps.store.sessions.lastActivity(s.id),

@@ -16,6 +16,9 @@ import {
 } from './device-approval.ts'
 import { endSession, startSession } from './sessions.ts'
 
+const PHONE =
+  'Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36'
+
 describe('device approval', () => {
   let deps: TestDeps
   let approvals: DeviceApprovals
@@ -42,7 +45,7 @@ describe('device approval', () => {
       site: shop,
       kind: 'browser',
       context: '{}',
-      userAgent: 'Chromium on the phone',
+      userAgent: PHONE,
       address: extra.address ?? `10.0.0.${++address}`,
     })
   const opened = async (username = 'alice') => {
@@ -67,7 +70,7 @@ describe('device approval', () => {
         prompt: expect.objectContaining({
           id: approval.id,
           siteName: shop.name,
-          device: 'Chromium on the phone',
+          device: 'Chrome 131 on Android', // described, never the raw header
           choices: approval.choices,
         }),
       },

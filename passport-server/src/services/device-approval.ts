@@ -2,6 +2,7 @@ import { randomBytes, randomInt } from 'node:crypto'
 import { randomSecret, sha256 } from '../auth/random.ts'
 import type { AppDeps } from '../deps.ts'
 import type { ApprovalNotice, ApprovalPrompt } from '../events/bus.ts'
+import { describeUserAgent } from '../pages/user-agent.ts'
 import type { ApprovalRecord, SessionRecord, SiteRecord } from '../store/types.ts'
 import { createRateWindow } from './rate-window.ts'
 import { isSessionLive } from './sessions.ts'
@@ -66,7 +67,8 @@ async function promptOf(deps: Pick<AppDeps, 'store'>, a: ApprovalRecord): Promis
   return {
     id: a.id,
     siteName: site?.name ?? a.siteId,
-    device: a.userAgent,
+    // A backchannel request names its client; a browser is described, never shown raw.
+    device: a.kind === 'ciba' ? a.userAgent : describeUserAgent(a.userAgent),
     address: a.address,
     choices: a.choices,
     bindingMessage: a.kind === 'ciba' && a.context ? a.context : null,
