@@ -237,6 +237,15 @@ describe('device approval', () => {
     expect(await approvals.redeem(result.secret)).toBeNull()
   })
 
+  it('an unknown username hits the pending limit exactly like a real one (no account probing)', async () => {
+    for (const username of ['alice', 'mallory']) {
+      for (let i = 0; i < MAX_PENDING_PER_USER; i++) expect((await ask(username)).ok).toBe(true)
+      expect(await ask(username)).toMatchObject({ ok: false, refusal: 'too_many_pending' })
+    }
+    // The limit is per name as typed, whatever its case.
+    expect(await ask('MALLORY')).toMatchObject({ ok: false, refusal: 'too_many_pending' })
+  })
+
   it("refuses an approver whose session has ended, or another user's session; nothing changes", async () => {
     const { approval, secret } = await opened()
     const bobs = (await startSession(deps, 'u_bob', 'Bob')).session

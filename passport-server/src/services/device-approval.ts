@@ -158,14 +158,15 @@ export function createDeviceApprovals(deps: Pick<AppDeps, 'store' | 'clock' | 'e
       | { ok: true; approval: ApprovalRecord; secret: string }
       | { ok: false; refusal: ApprovalRefusal; retryAfterSeconds: number }
     > {
-      const username = input.username.trim().toLowerCase().slice(0, 64)
-      for (const gate of [perAddress.take(input.address), perUser.take(username)]) {
+      const username = input.username.trim().slice(0, 64)
+      const requestedFor = sha256(username.toLowerCase())
+      for (const gate of [perAddress.take(input.address), perUser.take(requestedFor)]) {
         if (!gate.allowed) {
           deps.log('excess_rate_limit_exceeded', { what: 'device_approval' })
           return { ok: false, refusal: 'rate_limited', retryAfterSeconds: gate.retryAfterSeconds }
         }
       }
-      const user = await deps.store.users.findByUsername(input.username.trim().slice(0, 64))
+      const user = await deps.store.users.findByUsername(username)
       const now = deps.clock.now()
       const secret = randomSecret()
       const code = twoDigits()
@@ -174,6 +175,7 @@ export function createDeviceApprovals(deps: Pick<AppDeps, 'store' | 'clock' | 'e
         secretHash: sha256(secret),
         kind: input.kind,
         userId: user?.id ?? null,
+        requestedFor,
         siteId: input.site.id,
         code,
         choices: choicesFor(code),
@@ -189,13 +191,12 @@ export function createDeviceApprovals(deps: Pick<AppDeps, 'store' | 'clock' | 'e
       }
       // Counting and inserting in one transaction: two requests at once cannot both be the third.
       const created = await deps.store.transaction(async (tx) => {
-        if (user && (await tx.approvals.listPending(user.id, now)).length >= MAX_PENDING_PER_USER)
-          return false
+        if ((await tx.approvals.countPending(requestedFor, now)) >= MAX_PENDING_PER_USER) return false
         await tx.approvals.create(approval)
         return true
       })
       if (!created) {
-        deps.log('approval_refused', { user: user?.id, reason: 'too_many_pending' })
+        deps.log('approval_refused', { user: user?.id ?? null, reason: 'too_many_pending' })
         return { ok: false, refusal: 'too_many_pending', retryAfterSeconds: APPROVAL_TTL_MS / 1000 }
       }
       deps.log('approval_requested', { user: user?.id ?? null, approval: approval.id, kind: input.kind })

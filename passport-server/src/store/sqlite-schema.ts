@@ -115,6 +115,7 @@ CREATE TABLE IF NOT EXISTS approvals (
   secret_hash TEXT NOT NULL UNIQUE,
   kind TEXT NOT NULL,
   user_id TEXT,
+  requested_for TEXT NOT NULL,
   site_id TEXT NOT NULL,
   code TEXT NOT NULL,
   choices TEXT NOT NULL,
@@ -129,6 +130,7 @@ CREATE TABLE IF NOT EXISTS approvals (
   decided_by TEXT
 );
 CREATE INDEX IF NOT EXISTS approvals_pending_by_user ON approvals (user_id, expires_at) WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS approvals_pending_by_name ON approvals (requested_for, expires_at) WHERE status = 'pending';
 CREATE TABLE IF NOT EXISTS secrets (
   name TEXT PRIMARY KEY,
   value TEXT NOT NULL

@@ -89,6 +89,7 @@ const toApproval = (r: Row): ApprovalRecord => ({
   secretHash: r.secret_hash as string,
   kind: r.kind as ApprovalRecord['kind'],
   userId: (r.user_id as string | null) ?? null,
+  requestedFor: r.requested_for as string,
   siteId: r.site_id as string,
   code: r.code as string,
   choices: JSON.parse(r.choices as string),
@@ -329,14 +330,15 @@ function createRepos(db: DatabaseSync): StoreTx {
     approvals: {
       create: async (a) => {
         run(
-          `INSERT INTO approvals (id, secret_hash, kind, user_id, site_id, code, choices, wrong_picks, user_agent,
-             address, context, created_at, expires_at, status, decided_at, decided_by)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          `INSERT INTO approvals (id, secret_hash, kind, user_id, requested_for, site_id, code, choices, wrong_picks,
+             user_agent, address, context, created_at, expires_at, status, decided_at, decided_by)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
           [
             a.id,
             a.secretHash,
             a.kind,
             a.userId,
+            a.requestedFor,
             a.siteId,
             a.code,
             JSON.stringify(a.choices),
@@ -367,6 +369,16 @@ function createRepos(db: DatabaseSync): StoreTx {
           userId,
           now,
         ).map(toApproval),
+      countPending: async (requestedFor, now) =>
+        Number(
+          (
+            one(
+              `SELECT COUNT(*) AS n FROM approvals WHERE requested_for = ? AND status = 'pending' AND expires_at > ?`,
+              requestedFor,
+              now,
+            ) as Row
+          ).n,
+        ),
       decide: async (id, status, at, decidedBy) => {
         const r = one(
           `UPDATE approvals SET status = ?, decided_at = ?, decided_by = ?

@@ -154,6 +154,11 @@ export interface ApprovalRecord {
   kind: 'browser' | 'ciba'
   /** Null when the username matched nobody: the request then looks the same but nobody sees it. */
   userId: string | null
+  /**
+   * SHA-256 of the username as typed (trimmed, lower-cased): the pending limit counts by it, so
+   * a username that matches nobody is limited exactly like one that does (no account probing).
+   */
+  requestedFor: string
   siteId: string
   /** The two-digit code the new device shows. */
   code: string
@@ -179,6 +184,8 @@ export interface ApprovalRepo {
   getBySecretHash(secretHash: string): Promise<ApprovalRecord | null>
   /** The user's requests still pending and unexpired at `now`, oldest first. */
   listPending(userId: string, now: number): Promise<ApprovalRecord[]>
+  /** How many requests for this `requestedFor` are pending and unexpired at `now`. */
+  countPending(requestedFor: string, now: number): Promise<number>
   /**
    * Moves a pending, unexpired request to `status` (compare-and-swap: of racing decisions
    * exactly one returns the updated record, the others null).
