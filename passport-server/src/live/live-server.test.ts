@@ -2,8 +2,10 @@ import { createServer } from 'node:http'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import WebSocket from 'ws'
 import type { PassportServer } from '../server.ts'
+import { createDeviceApprovals } from '../services/device-approval.ts'
 import { sweepExpiredSessions } from '../services/expiry-sweeper.ts'
 import { createHttpTicketValidator } from '../services/live-tickets.ts'
+import { findLiveSession, SESSION_COOKIE } from '../services/sessions.ts'
 import { frameApi, signIn, silentSignIn } from '../test-flows.ts'
 import { addSite, addUser, freePort, type LogLine, startTestServer, type TestDeps } from '../test-support.ts'
 import { attachLiveServer, CLOSE_SESSION_ENDED, LIVE_PROTOCOL } from './live-server.ts'
@@ -253,20 +255,32 @@ describe('live channel: refused upgrades (F1-F4)', () => {
   })
 })
 
+/** A live-channel server apart from the passport, validating tickets over HTTP with `secret`. */
+async function startApart(secret: string, limits: Parameters<typeof attachLiveServer>[0]['limits'] = {}) {
+  const apart = createServer()
+  const port = await freePort()
+  const live = attachLiveServer({
+    server: apart,
+    deps,
+    validator: createHttpTicketValidator({ passportUrl: issuer, secret }),
+    limits,
+  })
+  await new Promise<void>((r) => apart.listen(port, '127.0.0.1', r))
+  return {
+    base: `ws://127.0.0.1:${port}/live`,
+    live,
+    close: () => {
+      live.close()
+      apart.close()
+    },
+  }
+}
+
 describe('live channel: capacity', () => {
   test('a full server refuses upgrades with 503 before any work, and takes them again when room frees', async () => {
-    const apart = createServer()
-    const port = await freePort()
-    const live = attachLiveServer({
-      server: apart,
-      deps,
-      validator: createHttpTicketValidator({ passportUrl: issuer, secret: SECRET }),
-      limits: { maxConnections: 1 },
-    })
-    await new Promise<void>((r) => apart.listen(port, '127.0.0.1', r))
+    const { base, live, close } = await startApart(SECRET, { maxConnections: 1 })
     try {
       const { token } = await signIn(server.app, news, alice, new Map(), issuer)
-      const base = `ws://127.0.0.1:${port}/live`
       const t1 = await ticketFor(news, token)
       const first = await connect({ ticket: t1.ticket, code: t1.registration_code, site: 'news' }, base)
       expect(live.connectionCount()).toBe(1)
@@ -281,53 +295,88 @@ describe('live channel: capacity', () => {
       const again = await connect({ ticket: t2.ticket, code: t2.registration_code, site: 'news' }, base)
       again.ws.close()
     } finally {
-      live.close()
-      apart.close()
+      close()
     }
   })
 })
 
 describe('live channel running apart from the passport', () => {
   test('validates tickets over HTTP with the shared secret; a wrong secret accepts nothing', async () => {
-    const apart = createServer()
-    const port = await freePort()
-    const live = attachLiveServer({
-      server: apart,
-      deps,
-      validator: createHttpTicketValidator({ passportUrl: issuer, secret: SECRET }),
-    })
-    const wrong = createServer()
-    const wrongPort = await freePort()
-    const liveWrong = attachLiveServer({
-      server: wrong,
-      deps,
-      validator: createHttpTicketValidator({ passportUrl: issuer, secret: 'w'.repeat(40) }),
-    })
-    await new Promise<void>((r) => apart.listen(port, '127.0.0.1', r))
-    await new Promise<void>((r) => wrong.listen(wrongPort, '127.0.0.1', r))
+    const right = await startApart(SECRET)
+    const wrong = await startApart('w'.repeat(40))
     try {
       const { token } = await signIn(server.app, news, alice, new Map(), issuer)
       const t = await ticketFor(news, token)
       await expect(
-        connect(
-          { ticket: t.ticket, code: t.registration_code, site: 'news' },
-          `ws://127.0.0.1:${wrongPort}/live`,
-        ),
+        connect({ ticket: t.ticket, code: t.registration_code, site: 'news' }, wrong.base),
       ).rejects.toThrow('HTTP 401')
       const t2 = await ticketFor(news, token)
-      const ok = await connect(
-        { ticket: t2.ticket, code: t2.registration_code, site: 'news' },
-        `ws://127.0.0.1:${port}/live`,
-      )
+      const ok = await connect({ ticket: t2.ticket, code: t2.registration_code, site: 'news' }, right.base)
       await until(() => ok.messages.length === 1)
       await api('logout', { authkey: news.authkey, token })
       await until(() => ok.messages.length === 2)
       expect(ok.messages[1]).toMatchObject({ type: 'session_event', reason: 'signed_out' })
     } finally {
-      live.close()
-      liveWrong.close()
-      apart.close()
+      right.close()
       wrong.close()
     }
+  })
+})
+
+describe('live channel: sign-in requests from another device', () => {
+  const approvals = () => createDeviceApprovals(deps)
+  const request = (username: string) =>
+    approvals().request({
+      username,
+      site: shop.site,
+      kind: 'browser',
+      context: '{}',
+      userAgent: 'Mozilla/5.0 (X11; Linux x86_64) Firefox/132.0',
+      address: '10.1.2.3',
+    })
+
+  test("reach every socket of the user (not another user's), then their closing", async () => {
+    const bob = await addUser(deps, `bob${Date.now()}`)
+    const mine = await signIn(server.app, news, alice, new Map(), issuer)
+    const myShop = (await silentSignIn(server.app, shop, mine.jar, issuer)).token ?? ''
+    const bobs = await signIn(server.app, news, bob, new Map(), issuer)
+    const onNews = await liveOn(news, mine.token)
+    const onShop = await liveOn(shop, myShop)
+    const onBob = await liveOn(news, bobs.token)
+    await until(() => [onNews, onShop, onBob].every((s) => s.messages.length === 1))
+
+    const opened = await request('alice')
+    if (!opened.ok) throw new Error('refused')
+    const took = await until(() => onNews.messages.length === 2 && onShop.messages.length === 2)
+    expect(took).toBeLessThan(1000)
+    for (const socket of [onNews, onShop]) {
+      expect(socket.messages[1]).toEqual({
+        type: 'approval_request',
+        id: opened.approval.id,
+        site_name: shop.site.name,
+        device: 'Firefox 132 on Linux',
+        address: '10.1.2.3',
+        choices: opened.approval.choices,
+        binding_message: null,
+        expires_at: opened.approval.expiresAt,
+      })
+    }
+    const approver = await findLiveSession(deps, mine.jar.get(SESSION_COOKIE))
+    if (!approver) throw new Error('no session')
+    await approvals().decide({ approvalId: opened.approval.id, approver, answer: { deny: true } })
+    await until(() => onNews.messages.length === 3 && onShop.messages.length === 3)
+    expect(onNews.messages[2]).toEqual({ type: 'approval_closed', id: opened.approval.id, outcome: 'denied' })
+    await new Promise((r) => setTimeout(r, 100))
+    expect(onBob.messages).toHaveLength(1) // bob heard nothing
+    for (const s of [onNews, onShop, onBob]) s.ws.close()
+  })
+
+  test('a socket that connects later is sent the requests still open', async () => {
+    const { token } = await signIn(server.app, news, alice, new Map(), issuer)
+    const opened = await request('alice')
+    if (!opened.ok) throw new Error('refused')
+    const late = await liveOn(news, token)
+    await until(() => late.messages.some((m) => m.type === 'approval_request' && m.id === opened.approval.id))
+    late.ws.close()
   })
 })
