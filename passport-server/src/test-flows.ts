@@ -90,21 +90,7 @@ export async function postLogin(
   const page = await app.request(authorizeUrl(req), { headers: { Cookie: cookieHeader(jar) } })
   storeCookies(jar, page)
   const csrf = /name="csrf" value="([^"]+)"/.exec(await page.text())?.[1] ?? ''
-  const body = loginForm(req, credentials, csrf)
-
-  const res = await app.request('/login', {
-    method: 'POST',
-    body,
-    headers: {
-      'Content-Type': 'application/x-www-form-urlencoded',
-      Origin: TEST_ISSUER,
-      'Sec-Fetch-Site': 'same-origin',
-      Cookie: cookieHeader(jar),
-      ...headers,
-    },
-  })
-  storeCookies(jar, res)
-  return res
+  return formPost(app, '/login', jar, Object.fromEntries(loginForm(req, credentials, csrf)), headers)
 }
 
 /** A same-origin form post on a passport page, with this browser's cookies (kept up to date). */

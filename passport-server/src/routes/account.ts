@@ -11,6 +11,7 @@ import {
   type DecisionOutcome,
   type DeviceApprovals,
   pendingPrompts,
+  readAnswer,
   waitForNotice,
 } from '../services/device-approval.ts'
 import { endSession, findLiveSession, SESSION_COOKIE } from '../services/sessions.ts'
@@ -84,14 +85,26 @@ export function accountRoutes(deps: AppDeps, approvals: DeviceApprovals): Hono {
     return show(c, current)
   })
 
-  app.post('/account/sessions/end', async (c) => {
+  /** A post of one of this page's forms by the signed-in user, or the page that refuses it. */
+  const readAccountPost = async (
+    c: Context,
+  ): Promise<{ form: Record<string, string>; current: SessionRecord } | { refused: Response }> => {
     const form = await readForm(c)
     if (!isSameOriginPost(c, form.csrf, deps.config.issuer)) {
       deps.log('malicious_csrf', { what: 'account' })
-      return sendPage(c, renderErrorPage('This form expired or came from another site.'), 403)
+      return { refused: sendPage(c, renderErrorPage('This form expired or came from another site.'), 403) }
     }
     const current = await findLiveSession(deps, getCookie(c, SESSION_COOKIE))
-    if (!current) return sendPage(c, renderErrorPage('You are not signed in at the passport.'), 401)
+    if (!current) {
+      return { refused: sendPage(c, renderErrorPage('You are not signed in at the passport.'), 401) }
+    }
+    return { form, current }
+  }
+
+  app.post('/account/sessions/end', async (c) => {
+    const post = await readAccountPost(c)
+    if ('refused' in post) return post.refused
+    const { form, current } = post
     const target =
       form.session && form.session.length <= 64 ? await deps.store.sessions.get(form.session) : null
     // Only the user's own other devices; anything else is the same "no such device".
@@ -104,19 +117,10 @@ export function accountRoutes(deps: AppDeps, approvals: DeviceApprovals): Hono {
   })
 
   app.post('/account/approvals/decide', async (c) => {
-    const form = await readForm(c)
-    if (!isSameOriginPost(c, form.csrf, deps.config.issuer)) {
-      deps.log('malicious_csrf', { what: 'account' })
-      return sendPage(c, renderErrorPage('This form expired or came from another site.'), 403)
-    }
-    const current = await findLiveSession(deps, getCookie(c, SESSION_COOKIE))
-    if (!current) return sendPage(c, renderErrorPage('You are not signed in at the passport.'), 401)
-    const answer =
-      form.deny === '1' && form.pick === undefined
-        ? ({ deny: true } as const)
-        : form.deny === undefined && /^\d\d$/.test(form.pick ?? '')
-          ? { pick: form.pick as string }
-          : null
+    const post = await readAccountPost(c)
+    if ('refused' in post) return post.refused
+    const { form, current } = post
+    const answer = readAnswer(form.pick, form.deny === undefined ? undefined : form.deny === '1')
     if (!answer) return sendPage(c, renderErrorPage('Pick one of the numbers, or deny.'), 400)
     const decided = await approvals.decide({
       approvalId: (form.approval ?? '').slice(0, 64),

@@ -4,7 +4,7 @@ import type { AppDeps } from '../deps.ts'
 import { PassportError } from '../errors.ts'
 import { readJsonObject, requireString } from '../middleware/body.ts'
 import { redeemCode } from '../services/codes.ts'
-import type { DeviceApprovals } from '../services/device-approval.ts'
+import { type DeviceApprovals, readAnswer } from '../services/device-approval.ts'
 import { issueLiveTicket } from '../services/live-tickets.ts'
 import { checkSiteToken, type MintedGrant, mintSiteToken } from '../services/minting.ts'
 import { refreshSiteGrant } from '../services/refresh.ts'
@@ -119,12 +119,7 @@ export function frameApiRoutes(deps: AppDeps, approvals: DeviceApprovals): Hono 
     const body = await readJsonObject(c)
     const site = await resolveAuthkey(deps, body.authkey)
     const approvalId = requireString(body, 'approval_id', 64)
-    const answer =
-      body.deny === true && body.pick === undefined
-        ? ({ deny: true } as const)
-        : body.deny === undefined && typeof body.pick === 'string' && /^\d\d$/.test(body.pick)
-          ? { pick: body.pick }
-          : null
+    const answer = readAnswer(body.pick, body.deny)
     if (!answer) throw new PassportError('invalid_request', 'send either pick (two digits) or deny: true')
     const status = await checkSiteToken(deps, requireString(body, 'token'), site.id)
     if (!status.valid) {

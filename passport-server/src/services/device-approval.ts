@@ -48,6 +48,16 @@ export type RequesterView = Pick<
   status: ApprovalRecord['status']
 }
 
+/**
+ * An answer as a form or the frame sends it: exactly one of a two-digit `pick` or `deny: true`;
+ * anything else (both, neither, another shape) is null and must change nothing.
+ */
+export function readAnswer(pick: unknown, deny: unknown): { pick: string } | { deny: true } | null {
+  if (deny === true && pick === undefined) return { deny: true }
+  if (deny === undefined && typeof pick === 'string' && /^\d\d$/.test(pick)) return { pick }
+  return null
+}
+
 const twoDigits = () => String(randomInt(10, 100))
 
 /** The code and two other two-digit codes, in random order. */
