@@ -10,6 +10,7 @@ const request = {
   choices: ['42', '17', '88'],
   binding_message: null,
   expires_at: 1_700_000_120_000,
+  same_network: true,
 }
 
 describe('parseApprovalNews', () => {
@@ -24,6 +25,7 @@ describe('parseApprovalNews', () => {
         choices: ['42', '17', '88'],
         bindingMessage: null,
         expiresAt: request.expires_at,
+        sameNetwork: true,
       },
     })
     expect(parseApprovalNews({ type: 'approval_closed', id: request.id, outcome: 'denied' })).toEqual({
@@ -45,6 +47,7 @@ describe('parseApprovalNews', () => {
     ['a string expiry', { ...request, expires_at: 'soon' }],
     ['a numeric binding message', { ...request, binding_message: 7 }],
     ['an unknown type', { ...request, type: 'approval_granted' }],
+    ['no network hint', { ...request, same_network: undefined }],
   ])('drops a request with %s', (_name, message) => {
     expect(parseApprovalNews(message as Record<string, unknown>)).toBeNull()
   })

@@ -11,6 +11,8 @@ export interface ApprovalRequest {
   bindingMessage: string | null
   /** Server time (ms). */
   expiresAt: number
+  /** Whether the request came from the network this device is on (a hint against phishing). */
+  sameNetwork: boolean
 }
 export type ApprovalOutcome = 'approved' | 'denied' | 'cancelled' | 'expired'
 export type ApprovalNews =
@@ -38,6 +40,7 @@ export function parseApprovalNews(msg: Record<string, unknown>): ApprovalNews | 
     !text(msg.address, 64) ||
     !(msg.binding_message === null || text(msg.binding_message, 256)) ||
     typeof msg.expires_at !== 'number' ||
+    typeof msg.same_network !== 'boolean' ||
     !Array.isArray(choices) ||
     choices.length !== 3 ||
     !choices.every((c) => typeof c === 'string' && /^\d\d$/.test(c))
@@ -54,6 +57,7 @@ export function parseApprovalNews(msg: Record<string, unknown>): ApprovalNews | 
       choices: choices as string[],
       bindingMessage: (msg.binding_message as string | null) ?? null,
       expiresAt: msg.expires_at,
+      sameNetwork: msg.same_network,
     },
   }
 }

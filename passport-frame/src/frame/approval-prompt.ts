@@ -24,6 +24,13 @@ const STYLES = {
   box: { padding: '14px 16px' },
   title: { font: '600 16px/1.3 system-ui,sans-serif', margin: '0 0 6px' },
   small: { color: '#5b6475', fontSize: '13px', margin: '0 0 8px' },
+  warning: {
+    color: '#7a4b00',
+    background: '#fff6d6',
+    fontSize: '13px',
+    padding: '4px 6px',
+    margin: '0 0 8px',
+  },
   row: { display: 'flex', gap: '8px', margin: '8px 0' },
   choice: {
     flex: '1',
@@ -97,6 +104,15 @@ export function createApprovalPrompt(deps: ApprovalPromptDeps) {
         `From ${request.device || 'an unknown browser'} at ${request.address}` +
           (request.bindingMessage ? ` · “${request.bindingMessage}”` : ''),
       ),
+      ...(request.sameNetwork
+        ? []
+        : [
+            el(
+              'p',
+              STYLES.warning,
+              'This request comes from another network than this device. If someone asked you to approve it, deny it.',
+            ),
+          ]),
       el(
         'p',
         { margin: '0' },

@@ -34,9 +34,11 @@ const knownCodes: ReadonlySet<string> = new Set(Object.values(ErrorCode))
 
 /** The frame's calls to its own origin. Same-origin fetches: the server refuses anyone else. */
 export function createServerApi(origin: string, fetchImpl: typeof fetch = fetch.bind(globalThis)) {
+  /** POSTs JSON; an answer outside 2xx throws, unless its status is one the caller expects. */
   const post = async (
     path: string,
     body: Record<string, string | boolean>,
+    expected: number[] = [],
   ): Promise<Record<string, unknown>> => {
     let res: Response
     try {
@@ -51,7 +53,7 @@ export function createServerApi(origin: string, fetchImpl: typeof fetch = fetch.
       throw new FrameApiError('temporarily_unavailable')
     }
     const json = (await res.json().catch(() => ({}))) as Record<string, unknown>
-    if (!res.ok) {
+    if (!res.ok && !expected.includes(res.status)) {
       const code =
         typeof json.error === 'string' && knownCodes.has(json.error)
           ? (json.error as ErrorCode)
@@ -115,7 +117,12 @@ export function createServerApi(origin: string, fetchImpl: typeof fetch = fetch.
       approvalId: string,
       answer: { pick: string } | { deny: true },
     ): Promise<DecideAnswer> => {
-      const json = await post('/api/frame/approval', { authkey, token, approval_id: approvalId, ...answer })
+      // 410: no longer open (decided elsewhere, expired, used): nothing to do.
+      const json = await post(
+        '/api/frame/approval',
+        { authkey, token, approval_id: approvalId, ...answer },
+        [410],
+      )
       if (json.outcome === 'wrong' && Array.isArray(json.choices)) {
         return {
           outcome: 'wrong',

@@ -325,14 +325,14 @@ describe('live channel running apart from the passport', () => {
 
 describe('live channel: sign-in requests from another device', () => {
   const approvals = () => createDeviceApprovals(deps)
-  const request = (username: string) =>
+  const request = (username: string, address = '10.1.2.3') =>
     approvals().request({
       username,
       site: shop.site,
       kind: 'browser',
       context: '{}',
       userAgent: 'Mozilla/5.0 (X11; Linux x86_64) Firefox/132.0',
-      address: '10.1.2.3',
+      address,
     })
 
   test("reach every socket of the user (not another user's), then their closing", async () => {
@@ -359,6 +359,7 @@ describe('live channel: sign-in requests from another device', () => {
         choices: opened.approval.choices,
         binding_message: null,
         expires_at: opened.approval.expiresAt,
+        same_network: false, // asked from 10.1.2.3, this socket is 127.0.0.1
       })
     }
     const approver = await findLiveSession(deps, mine.jar.get(SESSION_COOKIE))
@@ -373,10 +374,11 @@ describe('live channel: sign-in requests from another device', () => {
 
   test('a socket that connects later is sent the requests still open', async () => {
     const { token } = await signIn(server.app, news, alice, new Map(), issuer)
-    const opened = await request('alice')
+    const opened = await request('alice', '127.0.0.1') // from this socket's own address
     if (!opened.ok) throw new Error('refused')
     const late = await liveOn(news, token)
     await until(() => late.messages.some((m) => m.type === 'approval_request' && m.id === opened.approval.id))
+    expect(late.messages.find((m) => m.id === opened.approval.id)).toMatchObject({ same_network: true })
     late.ws.close()
   })
 })

@@ -56,10 +56,12 @@ export type LiveMessage =
       choices: string[]
       binding_message: string | null
       expires_at: number
+      /** Whether the request came from the address this device is connected from (proximity hint). */
+      same_network: boolean
     }
   | { type: 'approval_closed'; id: string; outcome: 'approved' | 'denied' | 'cancelled' | 'expired' }
 
-const approvalRequest = (p: ApprovalPrompt): LiveMessage => ({
+const approvalRequest = (p: ApprovalPrompt, conn: Connection): LiveMessage => ({
   type: 'approval_request',
   id: p.id,
   site_name: p.siteName,
@@ -68,12 +70,15 @@ const approvalRequest = (p: ApprovalPrompt): LiveMessage => ({
   choices: p.choices,
   binding_message: p.bindingMessage,
   expires_at: p.expiresAt,
+  same_network: p.address === conn.address,
 })
 
 interface Connection {
   ws: WebSocket
   binding: LiveBinding
   alive: boolean
+  /** The TCP peer (a proxy's address behind one), compared with a sign-in request's. */
+  address: string
 }
 
 /**
@@ -141,11 +146,14 @@ export function attachLiveServer(input: {
   })
   const unsubscribeApprovals = deps.events.subscribeApprovals((notice) => {
     if (notice.userId === null) return
-    const message: LiveMessage =
-      notice.type === 'approval_request'
-        ? approvalRequest(notice.prompt)
-        : { type: 'approval_closed', id: notice.approvalId, outcome: notice.outcome }
-    for (const conn of byUser.get(notice.userId) ?? []) send(conn, message)
+    for (const conn of byUser.get(notice.userId) ?? []) {
+      send(
+        conn,
+        notice.type === 'approval_request'
+          ? approvalRequest(notice.prompt, conn)
+          : { type: 'approval_closed', id: notice.approvalId, outcome: notice.outcome },
+      )
+    }
   })
   const join = (index: Map<string, Set<Connection>>, key: string, conn: Connection) => {
     const set = index.get(key) ?? new Set()
@@ -158,8 +166,8 @@ export function attachLiveServer(input: {
     if (set?.size === 0) index.delete(key)
   }
 
-  const onConnection = async (ws: WebSocket, binding: LiveBinding, resumeFrom: number) => {
-    const conn: Connection = { ws, binding, alive: true }
+  const onConnection = async (ws: WebSocket, binding: LiveBinding, resumeFrom: number, address: string) => {
+    const conn: Connection = { ws, binding, alive: true, address }
     join(bySession, binding.sessionId, conn)
     join(byUser, binding.userId, conn)
     total += 1
@@ -203,7 +211,7 @@ export function attachLiveServer(input: {
       return
     }
     // Requests opened while this device had no connection.
-    for (const prompt of await pendingPrompts(deps, binding.userId)) send(conn, approvalRequest(prompt))
+    for (const prompt of await pendingPrompts(deps, binding.userId)) send(conn, approvalRequest(prompt, conn))
   }
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -229,7 +237,9 @@ export function attachLiveServer(input: {
           return reject(socket, 429, 'too_many_connections')
         }
         wss.handleUpgrade(req, socket, head, (ws) => {
-          onConnection(ws, binding, resumeFrom).catch(() => ws.close(1011, 'server error'))
+          onConnection(ws, binding, resumeFrom, req.socket.remoteAddress ?? 'unknown').catch(() =>
+            ws.close(1011, 'server error'),
+          )
         })
       },
       () => reject(socket, 401, 'validator_unavailable'),

@@ -28,6 +28,7 @@ const decisionNotices: Record<DecisionOutcome['outcome'], string> = {
   denied: 'Denied: the other device was not signed in.',
   cancelled: 'Three wrong numbers: the request is cancelled and the other device was not signed in.',
   gone: 'That sign-in request is no longer open.',
+  not_yours: 'That sign-in request is no longer open.',
 }
 
 const methodLabels: Record<SignInMethod, string> = {

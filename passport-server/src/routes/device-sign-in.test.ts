@@ -118,11 +118,12 @@ describe('sign in with another device: the new browser', () => {
     expect(copy.has('__Host-passport_session')).toBe(false)
     expect(await world.deps.store.sessions.listByUser('u_alice')).toHaveLength(2)
     // A replayed approval from the trusted device does nothing either.
-    expect(
-      await (
-        await answerFromFrame(world, trusted.token, { approval_id: pending?.id, pick: pending?.code })
-      ).json(),
-    ).toEqual({ outcome: 'gone' })
+    const late = await answerFromFrame(world, trusted.token, {
+      approval_id: pending?.id,
+      pick: pending?.code,
+    })
+    expect(late.status).toBe(410)
+    expect(await late.json()).toEqual({ outcome: 'gone' })
   })
 
   test('a cross-site post opens no request (login CSRF)', async () => {
@@ -187,11 +188,12 @@ describe('sign in with another device: the new browser', () => {
     const wait = await world.app.request('/login/device/wait', { headers: { Cookie: cookieHeader(jar) } })
     expect(await wait.json()).toEqual({ status: 'expired' })
     expect((await waitingPage(world, jar)).html).toContain('expired before it was approved')
-    expect(
-      await (
-        await answerFromFrame(world, trusted.token, { approval_id: pending?.id, pick: pending?.code })
-      ).json(),
-    ).toEqual({ outcome: 'gone' })
+    const late = await answerFromFrame(world, trusted.token, {
+      approval_id: pending?.id,
+      pick: pending?.code,
+    })
+    expect(late.status).toBe(410)
+    expect(await late.json()).toEqual({ outcome: 'gone' })
     const done = await complete(world, jar, csrf)
     expect(done.status).toBe(200)
     expect(jar.has('__Host-passport_session')).toBe(false)
@@ -241,7 +243,8 @@ describe('sign in with another device: the signed-in device answers through its 
     await askToSignIn(world)
     const [pending] = await pendingOf(world)
     const res = await answerFromFrame(world, bobs.token, { approval_id: pending?.id, pick: pending?.code })
-    expect(await res.json()).toEqual({ outcome: 'gone' })
+    expect(res.status).toBe(403)
+    expect(((await res.json()) as { error: string }).error).toBe('access_denied')
     expect(await pendingOf(world)).toHaveLength(1)
   })
 

@@ -130,6 +130,10 @@ export function frameApiRoutes(deps: AppDeps, approvals: DeviceApprovals): Hono 
     const approver = await deps.store.sessions.get(status.record.sessionId)
     if (!approver) throw new PassportError('invalid_token', 'this device is no longer signed in')
     const decided = await approvals.decide({ approvalId, approver, answer })
+    if (decided.outcome === 'not_yours')
+      throw new PassportError('access_denied', 'not a request of this user')
+    // Decided, expired, used or unknown: 410, and nothing changed.
+    if (decided.outcome === 'gone') return c.json({ outcome: 'gone' }, 410)
     return c.json(
       decided.outcome === 'wrong'
         ? { outcome: 'wrong', picks_left: decided.picksLeft, choices: decided.choices }

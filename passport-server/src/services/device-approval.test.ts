@@ -251,7 +251,7 @@ describe('device approval', () => {
     const bobs = (await startSession(deps, 'u_bob', 'Bob')).session
     expect(
       await approvals.decide({ approvalId: approval.id, approver: bobs, answer: { pick: approval.code } }),
-    ).toEqual({ outcome: 'gone' })
+    ).toEqual({ outcome: 'not_yours' })
     await endSession(deps, trusted, 'signed_out')
     const ended = await deps.store.sessions.get(trusted.id)
     expect(

@@ -37,8 +37,10 @@ export type DecisionOutcome =
   | { outcome: 'wrong'; picksLeft: number; choices: string[] }
   | { outcome: 'denied' }
   | { outcome: 'cancelled' }
-  /** Not pending any more (decided, expired, used), not this user's, or never existed. */
+  /** Not pending any more (decided, expired, used), or never existed. */
   | { outcome: 'gone' }
+  /** Another user's request: this device may not answer it. */
+  | { outcome: 'not_yours' }
 
 /** What the requester sees of its request. */
 export type RequesterView = Pick<
@@ -116,7 +118,7 @@ export async function expireDueApprovals(
 ): Promise<number> {
   const expired = await deps.store.approvals.expireDue(deps.clock.now(), limit)
   for (const a of expired) {
-    deps.log('approval_expired', { user: a.userId, approval: a.id })
+    deps.log('approval_rejected', { user: a.userId, approval: a.id, reason: 'expired' })
     await deps.events.publishApproval({
       type: 'approval_closed',
       userId: a.userId,
@@ -147,8 +149,15 @@ export function createDeviceApprovals(deps: Pick<AppDeps, 'store' | 'clock' | 'e
         deps.log('approval_notify_failed', { cause: String((err as Error)?.message ?? err) }),
       )
 
-  const closed = (a: ApprovalRecord, outcome: 'approved' | 'denied' | 'cancelled') => {
-    deps.log(`approval_${outcome}`, { user: a.userId, approval: a.id })
+  const closed = (
+    a: ApprovalRecord,
+    outcome: 'approved' | 'denied' | 'cancelled',
+    reason?: 'code_mismatch_limit' | 'withdrawn',
+  ) => {
+    if (outcome === 'approved') deps.log('approval_granted', { user: a.userId, approval: a.id, kind: a.kind })
+    else deps.log('approval_rejected', { user: a.userId, approval: a.id, reason: reason ?? outcome })
+    // A denial means someone tried to sign in as this user and the user said no.
+    if (outcome === 'denied') deps.log('authn_login_fail', { user: a.userId, via: 'device_approval' })
     return notify({ type: 'approval_closed', userId: a.userId, approvalId: a.id, outcome })
   }
 
@@ -206,7 +215,7 @@ export function createDeviceApprovals(deps: Pick<AppDeps, 'store' | 'clock' | 'e
         return true
       })
       if (!created) {
-        deps.log('approval_refused', { user: user?.id ?? null, reason: 'too_many_pending' })
+        deps.log('approval_rejected', { user: user?.id ?? null, reason: 'too_many_pending' })
         return { ok: false, refusal: 'too_many_pending', retryAfterSeconds: APPROVAL_TTL_MS / 1000 }
       }
       deps.log('approval_requested', { user: user?.id ?? null, approval: approval.id, kind: input.kind })
@@ -227,13 +236,10 @@ export function createDeviceApprovals(deps: Pick<AppDeps, 'store' | 'clock' | 'e
       const now = deps.clock.now()
       const { approver } = input
       const approval = await deps.store.approvals.get(input.approvalId)
-      if (
-        !approval ||
-        approval.userId === null ||
-        approval.userId !== approver.userId ||
-        !isSessionLive(approver, now, deps.config)
-      ) {
-        return { outcome: 'gone' }
+      if (!approval || !isSessionLive(approver, now, deps.config)) return { outcome: 'gone' }
+      if (approval.userId !== approver.userId) {
+        deps.log('authz_fail', { user: approver.userId, what: 'approval_of_another_user' })
+        return { outcome: 'not_yours' }
       }
       if ('deny' in input.answer) {
         const denied = await deps.store.approvals.decide(approval.id, 'denied', now, approver.id)
@@ -252,13 +258,17 @@ export function createDeviceApprovals(deps: Pick<AppDeps, 'store' | 'clock' | 'e
       if (approval.wrongPicks + 1 >= MAX_WRONG_PICKS) {
         const cancelled = await deps.store.approvals.decide(approval.id, 'cancelled', now, approver.id)
         if (!cancelled) return { outcome: 'gone' }
-        await closed(cancelled, 'cancelled')
+        await closed(cancelled, 'cancelled', 'code_mismatch_limit')
         return { outcome: 'cancelled' }
       }
       // New decoys each time, so guessing does not get easier by elimination.
       const wrong = await deps.store.approvals.wrongPick(approval.id, choicesFor(approval.code), now)
       if (!wrong) return { outcome: 'gone' }
-      deps.log('approval_wrong_pick', { user: wrong.userId, approval: wrong.id })
+      deps.log('approval_code_mismatch', {
+        user: wrong.userId,
+        approval: wrong.id,
+        left: MAX_WRONG_PICKS - wrong.wrongPicks,
+      })
       await notify({ type: 'approval_request', userId: approver.userId, prompt: await promptOf(deps, wrong) })
       return { outcome: 'wrong', picksLeft: MAX_WRONG_PICKS - wrong.wrongPicks, choices: wrong.choices }
     },
@@ -286,7 +296,7 @@ export function createDeviceApprovals(deps: Pick<AppDeps, 'store' | 'clock' | 'e
       const a = await deps.store.approvals.getBySecretHash(sha256(secret))
       const cancelled = a && (await deps.store.approvals.decide(a.id, 'cancelled', deps.clock.now(), null))
       if (!cancelled) return false
-      await closed(cancelled, 'cancelled')
+      await closed(cancelled, 'cancelled', 'withdrawn')
       return true
     },
 
