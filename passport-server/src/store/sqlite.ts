@@ -336,16 +336,31 @@ function createRepos(db: DatabaseSync): StoreTx {
       },
     },
     tokens: {
-      create: async (t) => {
+      create: async (t, tokenHash = null) => {
         run(
-          `INSERT INTO tokens (jti, site_id, user_id, session_id, issued_at, expires_at, revoked_at, revoke_reason)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-          [t.jti, t.siteId, t.userId, t.sessionId, t.issuedAt, t.expiresAt, t.revokedAt, t.revokeReason],
+          `INSERT INTO tokens (jti, site_id, user_id, session_id, issued_at, expires_at, revoked_at, revoke_reason,
+             token_hash)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          [
+            t.jti,
+            t.siteId,
+            t.userId,
+            t.sessionId,
+            t.issuedAt,
+            t.expiresAt,
+            t.revokedAt,
+            t.revokeReason,
+            tokenHash,
+          ],
         )
       },
       get: async (jti) => {
         const r = one('SELECT * FROM tokens WHERE jti = ?', jti)
         return r && toToken(r)
+      },
+      getWithHash: async (jti) => {
+        const r = one('SELECT * FROM tokens WHERE jti = ?', jti)
+        return r && { record: toToken(r), tokenHash: (r.token_hash as string | null) ?? null }
       },
       revokeOtherDevices: async (userId, siteId, keepSessionId, at, reason) =>
         all(
@@ -498,16 +513,20 @@ export function openSqliteStore(file: string): Store {
   const version = Number((db.prepare('PRAGMA user_version').get() as Row).user_version)
   if (version > SCHEMA_VERSION)
     throw new Error(`store schema ${version} is newer than this server (${SCHEMA_VERSION})`)
-  // A store from an older server is brought up to date, in one transaction.
-  if (version > 0 && version < SCHEMA_VERSION) {
-    db.exec('BEGIN IMMEDIATE')
-    for (const { table, column, definition } of addedColumns) {
+  // A store from an older server is brought up to date, in one transaction. Columns are checked
+  // whatever the version says (see `addedColumns`); the write lock is taken only when needed.
+  const missingColumns = () =>
+    addedColumns.filter(({ table, column }) => {
       const columns = db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]
-      if (columns.length > 0 && !columns.some((c) => c.name === column)) {
-        db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${definition}`)
-      }
+      return columns.length > 0 && !columns.some((c) => c.name === column)
+    })
+  if (version > 0 && (version < SCHEMA_VERSION || missingColumns().length > 0)) {
+    db.exec('BEGIN IMMEDIATE')
+    // Checked again under the lock: another process may have added them meanwhile.
+    for (const { table, column, definition } of missingColumns()) {
+      db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${definition}`)
     }
-    for (const index of droppedIndexes) db.exec(`DROP INDEX IF EXISTS ${index}`)
+    if (version < SCHEMA_VERSION) for (const index of droppedIndexes) db.exec(`DROP INDEX IF EXISTS ${index}`)
     db.exec('COMMIT')
   }
   db.exec(schemaSql)
