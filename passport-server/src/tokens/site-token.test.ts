@@ -98,6 +98,20 @@ describe('site token sign and verify', () => {
     })
   })
 
+  it("signs exactly the bytes of jose's SignJWT with the stored key (node:crypto and WebCrypto agree)", async () => {
+    const claims = input({ jti: crypto.randomUUID() })
+    const viaJose = await new SignJWT({ sid: claims.sessionId })
+      .setProtectedHeader({ alg: 'EdDSA', typ: SITE_TOKEN_TYP, kid: deps.keys.current.kid })
+      .setIssuer(claims.issuer)
+      .setAudience(claims.siteId)
+      .setSubject(claims.userId)
+      .setJti(claims.jti)
+      .setIssuedAt(seconds(claims.issuedAtMs))
+      .setExpirationTime(seconds(claims.expiresAtMs))
+      .sign(deps.keys.current.privateKey)
+    expect(await signSiteToken(deps.keys, claims)).toBe(viaJose)
+  })
+
   it('accepts a token forged with our own key and correct fields (checks the forger)', async () => {
     expect((await verify(await forge())).ok).toBe(true)
   })
