@@ -58,8 +58,10 @@ export async function mintInTransaction(
     now: number
     family: FamilySpec
     /**
-     * A new sign-in on the site (true) replaces other devices. A refresh (false) does not need
-     * to: any device signed in later has already ended this one, so no other can hold the site.
+     * A new sign-in on the site (true) replaces other devices and lifts an exclusion of this
+     * session from the site. A refresh (false) does neither: any device signed in later has
+     * already ended this one, so no other can hold the site, and the caller has checked in this
+     * transaction that the session holds no exclusion (it refuses the refresh otherwise).
      */
     newSignIn: boolean
   },
@@ -127,7 +129,8 @@ export async function mintInTransaction(
       )
     }
   }
-  await tx.sessions.clearExclusion(session.id, site.id)
+  // A refresh has just checked that the session holds no exclusion from the site: nothing to clear.
+  if (input.newSignIn) await tx.sessions.clearExclusion(session.id, site.id)
   await tx.sessions.touch(session.id, now)
   await tx.tokens.create(record, sha256(token))
   await tx.refresh.create(refresh)
