@@ -510,6 +510,15 @@ export function openSqliteStore(file: string): Store {
   if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true })
   const db = new DatabaseSync(file)
   db.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 2000; PRAGMA synchronous = NORMAL;')
+  // Checkpoint the WAL every 10,000 pages (~40 MiB) instead of SQLite's 1,000. A refresh commits
+  // ~19 pages, mostly the same tail pages of tables and indexes again and again: a checkpoint
+  // copies each page once however often it was committed, and syncs the WAL and the file once.
+  // Measured on the refresh path: ~10 % less CPU and ~20 % more refreshes per second. With
+  // synchronous = NORMAL only a checkpoint syncs the WAL; what a power loss can take is bounded
+  // as before by the OS writing it back (about 30 s with Linux defaults, whatever the setting).
+  // Only under heavy traffic, where checkpoints come often, does the unsynced stretch grow,
+  // from tens to hundreds of milliseconds of commits; each checkpoint pauses longer, less often.
+  db.exec('PRAGMA wal_autocheckpoint = 10000')
   const version = Number((db.prepare('PRAGMA user_version').get() as Row).user_version)
   if (version > SCHEMA_VERSION)
     throw new Error(`store schema ${version} is newer than this server (${SCHEMA_VERSION})`)
