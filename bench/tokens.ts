@@ -589,6 +589,27 @@ function summarize(raw: Raw) {
     }
   })
   const frameMet = raw.frame.medianMs <= 2 && raw.frame.requestsDuringTiming === 0
+
+  // CPU budgets: how much server CPU one request may cost to meet each HTTP target, what a bare
+  // node:http server already spends answering one, and what is left for the actual work (to set
+  // against one Ed25519 signature with node:crypto). From the median per-CPU-second figures.
+  const cpuUs = (c: HttpCase) => httpTable.find((r) => r.case === c)?.serverCpuUsPerReq ?? Number.NaN
+  const opUs = (name: string) => 1e6 / (cryptoTable.find((r) => r.case === name)?.opsPerCpuSec ?? Number.NaN)
+  const budget = (target: string, allowedUs: number, passport: HttpCase) => ({
+    target,
+    allowedUs: round(allowedUs, 1),
+    passportUs: cpuUs(passport),
+    bareNodeHttpUs: cpuUs(CEILING),
+    bareHonoUs: cpuUs('ceiling.hono'),
+    leftUs: round(allowedUs - cpuUs(CEILING), 1),
+    ed25519SignUs: round(opUs('node.sign W1'), 1),
+  })
+  const budgets = [
+    budget('mint ≥ 3× node-oidc-provider token (opaque)', cpuUs('oidc.token.opaque') / 3, 'passport.mint'),
+    budget('mint ≥ 3× node-oidc-provider token (JWT)', cpuUs('oidc.token.jwt') / 3, 'passport.mint'),
+    budget('mint ≥ 50 % of raw jose sign (W32)', 2 * opUs('jose.sign W32'), 'passport.mint'),
+    budget('introspection ≥ 2× node-oidc-provider', cpuUs('oidc.introspect') / 2, 'passport.introspect'),
+  ]
   return {
     options: raw.options,
     pinned: raw.pinned,
@@ -597,6 +618,7 @@ function summarize(raw: Raw) {
     http: httpTable,
     inProcess: cryptoTable,
     frame: { ...raw.frame, targetMs: 2, met: frameMet },
+    budgets,
     ratios,
     raw: { http: raw.http, inProcess: raw.inproc },
   }
@@ -655,8 +677,8 @@ ${httpRows}
 
 - passport.mint: \`POST /api/frame/token\` with \`grant_type=refresh_token\`, the frame's headers; ${o.concurrency} lanes, each chaining its own refresh family (every request presents the credential the previous answer gave).
 - passport.mint.users: the same with one user per lane (${o.concurrency} users, each with the refresh credential of their own sign-in).
-- Every mint leaves a token row and a refresh row that stay live (not revoked) until sign-out, and newest-wins (\`revokeOtherDevices\`) scans the user's live rows on each mint. alice's live token + refresh rows when each passport.mint case started: ${mintRows}. Rows at the end: ${result.passportRowsAtEnd ? `${fmt(result.passportRowsAtEnd.tokens)} tokens, ${fmt(result.passportRowsAtEnd.refresh)} refresh credentials, store ${(result.passportRowsAtEnd.storeBytes / 2 ** 20).toFixed(1)} MiB` : '?'}.
-- passport.introspect: \`POST /token/introspect\`, Basic site credentials, a live token (signature, then the token row and the user row in SQLite).
+- Every mint leaves a token row and a refresh row that stay live (not revoked) until sign-out; newest-wins (\`revokeOtherDevices\`) scans the user's live rows on a new sign-in only, not on a refresh. alice's live token + refresh rows when each passport.mint case started: ${mintRows}. Rows at the end: ${result.passportRowsAtEnd ? `${fmt(result.passportRowsAtEnd.tokens)} tokens, ${fmt(result.passportRowsAtEnd.refresh)} refresh credentials, store ${(result.passportRowsAtEnd.storeBytes / 2 ** 20).toFixed(1)} MiB` : '?'}.
+- passport.introspect: \`POST /token/introspect\`, Basic site credentials, a live token: the token row found by the jti it claims, the token's SHA-256 compared with the one kept on the row (no signature check for a token we minted), then the user row.
 - ceiling.node-http: a bare \`node:http\` server that reads the body and answers \`${BARE_ANSWER}\` (200, keep-alive); ceiling.hono: a bare Hono app on \`@hono/node-server\` doing the same (\`c.req.text()\`, \`c.json\`), served as the passport serves its app. Both get the introspection request (same headers and body), in the same rounds, on the same core, from the same load generator. Nothing a Node server does per request can be cheaper, so a target above bare node:http's figure is out of reach for any Node HTTP server on this machine. When the load generator's core is the limit (its CPU near 100 %), the wall figure understates the server: its req per server CPU-s is then the better estimate of one core's capacity.
 - oidc.*: node-oidc-provider 9.13.3, client_credentials with \`client_secret_basic\`; opaque access token (in-memory adapter), or with \`resource=${OIDC_JWT_RESOURCE}\` an EdDSA (Ed25519) JWT access token. Introspection of an opaque token.
 
@@ -677,6 +699,14 @@ Signed in on News; ${f.n} sequential \`token_request\` postMessage round trips f
 | ${f.n} | ${f.medianMs} | ${f.p90Ms} | ${f.minMs} | ${f.maxMs} | ${f.requestsDuringTiming} |
 
 Target ≤ 2 ms (median), answered from the cache with no request: **${f.met ? 'met' : 'not met'}**.
+
+## CPU budget per request (median server CPU µs per request; in-process µs per operation)
+
+What one request may cost the server to meet each HTTP target, what Passport spends now, what a bare node:http server (bare Hono) spends answering a request with no work at all, and what would be left for the work itself: to set against one Ed25519 signature with node:crypto, measured in the same run.
+
+| target | allowed µs/req | Passport µs/req | bare node:http | bare Hono | left for the work | one Ed25519 sign |
+|---|---|---|---|---|---|---|
+${result.budgets.map((b) => `| ${b.target} | ${b.allowedUs} | ${b.passportUs} | ${b.bareNodeHttpUs} | ${b.bareHonoUs} | ${b.leftUs} | ${b.ed25519SignUs} |`).join('\n')}
 
 ## Ratios (median of per-round ratios)
 
