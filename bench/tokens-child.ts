@@ -12,6 +12,8 @@ import { post, serveIpc } from './ipc.ts'
  *
  * - `passport`: the real passport server (`listen()` from server.ts) on a temp SQLite file;
  * - `oidc`: node-oidc-provider 9 with a client_credentials client and introspection;
+ * - `bare-http`, `bare-hono`: the ceilings, a bare `node:http` server and a bare Hono app on
+ *   `@hono/node-server`, each reading the POST body and answering a fixed small JSON 200;
  * - `load`: the HTTP load generator (keep-alive agent, N requests in flight, fixed duration);
  * - `crypto`: in-process sign/verify rates (raw jose, node:crypto, Passport's own paths).
  *
@@ -19,7 +21,7 @@ import { post, serveIpc } from './ipc.ts'
  * disconnect), and on a hard deadline in any case, so nothing outlives a run.
  */
 
-export type Role = 'passport' | 'oidc' | 'load' | 'crypto'
+export type Role = 'passport' | 'oidc' | 'bare-http' | 'bare-hono' | 'load' | 'crypto'
 export interface Usage {
   cpuUs: number
   wallMs: number
@@ -215,6 +217,64 @@ async function startOidc() {
   const info: OidcInfo = { url, clientId: OIDC_CLIENT.id, clientSecret: OIDC_CLIENT.secret }
   return {
     info,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        server.closeAllConnections()
+      }),
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ceilings: what a Node HTTP server does with no work at all
+
+/** What the bare servers answer, and what the load generator expects of them. */
+export const BARE_ANSWER = '{"ok":true}'
+
+export interface BareInfo {
+  url: string
+}
+
+/** `node:http` alone: read the whole body, answer a fixed small JSON 200 (keep-alive). */
+async function startBareHttp() {
+  const answer = Buffer.from(BARE_ANSWER)
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', () => {
+      Buffer.concat(chunks).toString() // read, as a handler would
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': answer.length })
+      res.end(answer)
+    })
+  })
+  server.keepAliveTimeout = 30_000
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    info: { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` } satisfies BareInfo,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        server.closeAllConnections()
+      }),
+  }
+}
+
+/** A bare Hono app on `@hono/node-server`, served as the passport serves its app. */
+async function startBareHono() {
+  const { Hono } = await import('hono')
+  const { serve } = await import('@hono/node-server')
+  const app = new Hono()
+  app.post('/', async (c) => {
+    await c.req.text()
+    return c.json({ ok: true }) // BARE_ANSWER
+  })
+  const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }) as http.Server
+  await new Promise<void>((resolve, reject) => {
+    server.once('listening', () => resolve())
+    server.once('error', reject)
+  })
+  return {
+    info: { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` } satisfies BareInfo,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve())
@@ -502,6 +562,17 @@ if (import.meta.main) {
       {
         start: async () => {
           running = await startOidc()
+          return running.info
+        },
+      },
+      { usage, cleanup: () => running?.close() },
+    )
+  } else if (role === 'bare-http' || role === 'bare-hono') {
+    let running: Awaited<ReturnType<typeof startBareHttp>> | null = null
+    serveIpc(
+      {
+        start: async () => {
+          running = await (role === 'bare-http' ? startBareHttp() : startBareHono())
           return running.info
         },
       },

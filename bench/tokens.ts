@@ -8,6 +8,8 @@ import { startDemo } from '../demo-sites/start.ts'
 import { attachChild, canPin, type Child as IpcChild } from './ipc.ts'
 import { median, quantile, round, shuffled } from './stats.ts'
 import {
+  BARE_ANSWER,
+  type BareInfo,
   type CryptoCase,
   type CryptoResult,
   type LoadResult,
@@ -89,6 +91,8 @@ type HttpCase =
   | 'oidc.token.opaque'
   | 'oidc.token.jwt'
   | 'oidc.introspect'
+  | 'ceiling.node-http'
+  | 'ceiling.hono'
 const HTTP_CASES: HttpCase[] = [
   'passport.mint',
   'passport.mint.users',
@@ -96,7 +100,11 @@ const HTTP_CASES: HttpCase[] = [
   'oidc.token.opaque',
   'oidc.token.jwt',
   'oidc.introspect',
+  'ceiling.node-http',
+  'ceiling.hono',
 ]
+/** The cases every HTTP figure is also given as a fraction of: Node's own ceiling. */
+const CEILING: HttpCase = 'ceiling.node-http'
 const CRYPTO_CASES: { name: CryptoCase; inFlight: number }[] = [
   { name: 'jose.sign', inFlight: 1 },
   { name: 'jose.sign', inFlight: 32 },
@@ -140,6 +148,7 @@ function httpSpec(
   name: HttpCase,
   p: PassportInfo,
   o: OidcInfo,
+  bare: { nodeHttp: BareInfo; hono: BareInfo },
   opts: { concurrency: number; durationMs: number },
 ): LoadSpec {
   const common = { name, concurrency: opts.concurrency, durationMs: opts.durationMs }
@@ -197,6 +206,17 @@ function httpSpec(
         mode: 'introspect-fresh',
         fresh: { tokenUrl: `${o.url}/token`, tokenBody: 'grant_type=client_credentials' },
         expect: '"active":true',
+      }
+    case 'ceiling.node-http':
+    case 'ceiling.hono':
+      // The introspection request (same headers, same body), answered with no work at all.
+      return {
+        ...common,
+        url: `${(name === 'ceiling.node-http' ? bare.nodeHttp : bare.hono).url}/`,
+        headers: { Authorization: basic(p.siteId, p.clientSecret), 'Content-Type': FORM },
+        mode: 'fixed',
+        body: new URLSearchParams({ token: p.token }).toString(),
+        expect: BARE_ANSWER,
       }
   }
 }
@@ -328,12 +348,25 @@ export async function runTokensBench(options: TokensOptions) {
   try {
     const passport = child('passport', serverCore)
     const oidc = child('oidc', serverCore)
+    const bareHttp = child('bare-http', serverCore)
+    const bareHono = child('bare-hono', serverCore)
     const load = child('load', loadCore)
     const cryptoChild = child('crypto', serverCore)
     const p = await passport.call<PassportInfo>('start', { lanes: options.concurrency })
     const o = await oidc.call<OidcInfo>('start')
+    const bare = {
+      nodeHttp: await bareHttp.call<BareInfo>('start'),
+      hono: await bareHono.call<BareInfo>('start'),
+    }
     await cryptoChild.call('prepare', { passport: p })
-    const serverOf = (c: HttpCase) => (c.startsWith('passport') ? passport : oidc)
+    const serverOf = (c: HttpCase) =>
+      c === 'ceiling.node-http'
+        ? bareHttp
+        : c === 'ceiling.hono'
+          ? bareHono
+          : c.startsWith('passport')
+            ? passport
+            : oidc
 
     // Round 0 is a shorter warm-up (JIT, SQLite pages, connection pools), discarded.
     for (let r = 0; r <= options.rounds; r++) {
@@ -347,7 +380,7 @@ export async function runTokensBench(options: TokensOptions) {
       ])
       for (const item of all) {
         if (item.kind === 'http') {
-          const spec = httpSpec(item.c, p, o, { concurrency: options.concurrency, durationMs: httpMs })
+          const spec = httpSpec(item.c, p, o, bare, { concurrency: options.concurrency, durationMs: httpMs })
           const before = item.c === 'passport.mint' ? await passport.call<PassportRows>('rows') : undefined
           const s = await runHttpCase(serverOf(item.c), load, spec)
           if (before) s.rowsBefore = before.aliceLiveTokens + before.aliceLiveRefresh
@@ -417,6 +450,13 @@ interface Ratio {
   perRound: number[]
   target: number | null
   met: boolean | null
+  /**
+   * For an HTTP numerator: the same ratio with the bare servers in its place (wall; per CPU-s),
+   * the most any Node HTTP server (or any Hono app) could reach against the same denominator.
+   */
+  ceiling?: { nodeHttp: number; nodeHttpCpu: number; hono: number; honoCpu: number }
+  /** The target is above what a bare node:http server reaches, by wall rate and per CPU-s. */
+  unreachable?: boolean
 }
 
 function summarize(raw: Raw) {
@@ -430,58 +470,64 @@ function summarize(raw: Raw) {
   }
   const h = (c: HttpCase, i: number) => (raw.http[c][i] ?? none) as HttpSample
   const k = (name: string, i: number) => (raw.inproc[name]?.[i] ?? none) as CryptoSample
-  const ratio = (
-    name: string,
-    target: number | null,
-    num: (i: number) => { wall: number; cpu: number },
-    den: (i: number) => { wall: number; cpu: number },
-  ): Ratio => {
+  type Rate = (i: number) => { wall: number; cpu: number }
+  const medians = (num: Rate, den: Rate) => {
     const wall: number[] = []
     const cpu: number[] = []
     for (let i = 0; i < rounds; i++) {
       wall.push(num(i).wall / den(i).wall)
       cpu.push(num(i).cpu / den(i).cpu)
     }
-    const w = median(wall)
-    return {
+    return { wall, w: median(wall), c: median(cpu) }
+  }
+  const hr = (c: HttpCase) => (i: number) => ({ wall: h(c, i).reqPerSec, cpu: h(c, i).reqPerServerCpuSec })
+  const kr = (name: string) => (i: number) => ({ wall: k(name, i).opsPerSec, cpu: k(name, i).opsPerCpuSec })
+  const ratio = (name: string, target: number | null, num: Rate | HttpCase, den: Rate): Ratio => {
+    const { wall, w, c } = medians(typeof num === 'string' ? hr(num) : num, den)
+    const out: Ratio = {
       name,
       wall: round(w, 3),
-      cpu: round(median(cpu), 3),
+      cpu: round(c, 3),
       perRound: wall.map((x) => round(x, 3)),
       target,
       met: target === null || Number.isNaN(w) ? null : w >= target,
     }
+    if (typeof num === 'string' && num !== CEILING) {
+      const n = medians(hr(CEILING), den)
+      const o = medians(hr('ceiling.hono'), den)
+      out.ceiling = {
+        nodeHttp: round(n.w, 3),
+        nodeHttpCpu: round(n.c, 3),
+        hono: round(o.w, 3),
+        honoCpu: round(o.c, 3),
+      }
+      if (target !== null && out.met === false) out.unreachable = Math.max(n.w, n.c) < target
+    }
+    return out
   }
-  const hr = (c: HttpCase) => (i: number) => ({ wall: h(c, i).reqPerSec, cpu: h(c, i).reqPerServerCpuSec })
-  const kr = (name: string) => (i: number) => ({ wall: k(name, i).opsPerSec, cpu: k(name, i).opsPerCpuSec })
 
   const ratios: Ratio[] = [
-    ratio('mint / node-oidc-provider token (opaque AT)', 3, hr('passport.mint'), hr('oidc.token.opaque')),
-    ratio('mint / node-oidc-provider token (EdDSA JWT AT)', 3, hr('passport.mint'), hr('oidc.token.jwt')),
-    ratio('mint / raw jose EdDSA sign (W32)', 0.5, hr('passport.mint'), kr('jose.sign W32')),
-    ratio('mint / raw jose EdDSA sign (W1)', 0.5, hr('passport.mint'), kr('jose.sign W1')),
+    ratio('mint / node-oidc-provider token (opaque AT)', 3, 'passport.mint', hr('oidc.token.opaque')),
+    ratio('mint / node-oidc-provider token (EdDSA JWT AT)', 3, 'passport.mint', hr('oidc.token.jwt')),
+    ratio('mint / raw jose EdDSA sign (W32)', 0.5, 'passport.mint', kr('jose.sign W32')),
+    ratio('mint / raw jose EdDSA sign (W1)', 0.5, 'passport.mint', kr('jose.sign W1')),
     ratio(
       'mint, user per lane / node-oidc-provider token (opaque)',
       3,
-      hr('passport.mint.users'),
+      'passport.mint.users',
       hr('oidc.token.opaque'),
     ),
     ratio(
       'mint, user per lane / node-oidc-provider token (JWT)',
       3,
-      hr('passport.mint.users'),
+      'passport.mint.users',
       hr('oidc.token.jwt'),
     ),
-    ratio(
-      'mint, user per lane / raw jose EdDSA sign (W32)',
-      0.5,
-      hr('passport.mint.users'),
-      kr('jose.sign W32'),
-    ),
+    ratio('mint, user per lane / raw jose EdDSA sign (W32)', 0.5, 'passport.mint.users', kr('jose.sign W32')),
     ratio(
       'introspection / node-oidc-provider introspection',
       2,
-      hr('passport.introspect'),
+      'passport.introspect',
       hr('oidc.introspect'),
     ),
     ratio('verifySiteToken / raw jose jwtVerify (W1)', 0.8, kr('passport.verify W1'), kr('jose.verify W1')),
@@ -511,6 +557,10 @@ function summarize(raw: Raw) {
     ),
     ratio('(info) raw jose sign (W32) / node:crypto sign', null, kr('jose.sign W32'), kr('node.sign W1')),
     ratio('(info) mint / Passport signSiteToken (W32)', null, hr('passport.mint'), kr('passport.sign W32')),
+    // Every HTTP figure as a fraction of the bare node:http ceiling of the same round.
+    ...HTTP_CASES.filter((c) => c !== CEILING).map((c) =>
+      ratio(`(ceiling) ${c} / bare node:http`, null, hr(c), hr(CEILING)),
+    ),
   ]
 
   const httpTable = HTTP_CASES.map((c) => {
@@ -539,6 +589,27 @@ function summarize(raw: Raw) {
     }
   })
   const frameMet = raw.frame.medianMs <= 2 && raw.frame.requestsDuringTiming === 0
+
+  // CPU budgets: how much server CPU one request may cost to meet each HTTP target, what a bare
+  // node:http server already spends answering one, and what is left for the actual work (to set
+  // against one Ed25519 signature with node:crypto). From the median per-CPU-second figures.
+  const cpuUs = (c: HttpCase) => httpTable.find((r) => r.case === c)?.serverCpuUsPerReq ?? Number.NaN
+  const opUs = (name: string) => 1e6 / (cryptoTable.find((r) => r.case === name)?.opsPerCpuSec ?? Number.NaN)
+  const budget = (target: string, allowedUs: number, passport: HttpCase) => ({
+    target,
+    allowedUs: round(allowedUs, 1),
+    passportUs: cpuUs(passport),
+    bareNodeHttpUs: cpuUs(CEILING),
+    bareHonoUs: cpuUs('ceiling.hono'),
+    leftUs: round(allowedUs - cpuUs(CEILING), 1),
+    ed25519SignUs: round(opUs('node.sign W1'), 1),
+  })
+  const budgets = [
+    budget('mint ≥ 3× node-oidc-provider token (opaque)', cpuUs('oidc.token.opaque') / 3, 'passport.mint'),
+    budget('mint ≥ 3× node-oidc-provider token (JWT)', cpuUs('oidc.token.jwt') / 3, 'passport.mint'),
+    budget('mint ≥ 50 % of raw jose sign (W32)', 2 * opUs('jose.sign W32'), 'passport.mint'),
+    budget('introspection ≥ 2× node-oidc-provider', cpuUs('oidc.introspect') / 2, 'passport.introspect'),
+  ]
   return {
     options: raw.options,
     pinned: raw.pinned,
@@ -547,6 +618,7 @@ function summarize(raw: Raw) {
     http: httpTable,
     inProcess: cryptoTable,
     frame: { ...raw.frame, targetMs: 2, met: frameMet },
+    budgets,
     ratios,
     raw: { http: raw.http, inProcess: raw.inproc },
   }
@@ -576,8 +648,19 @@ export function tokensMarkdown(result: TokensResult, meta: string): string {
       const verdict =
         r.target === null
           ? ''
-          : `≥ ${r.target}×: ${r.met === null ? 'not measured' : r.met ? '**met**' : '**not met**'}`
-      return `| ${r.name} | ${times(r.wall)} | ${times(r.cpu)} | ${r.perRound.map((x) => x.toFixed(2)).join(', ')} | ${verdict} |`
+          : `≥ ${r.target}×: ${
+              r.met === null
+                ? 'not measured'
+                : r.met
+                  ? '**met**'
+                  : r.unreachable
+                    ? '**not met, unreachable in Node** (bare node:http below it)'
+                    : '**not met**'
+            }`
+      const ceiling = r.ceiling
+        ? `${times(r.ceiling.nodeHttp)}; ${times(r.ceiling.nodeHttpCpu)} | ${times(r.ceiling.hono)}; ${times(r.ceiling.honoCpu)}`
+        : ' | '
+      return `| ${r.name} | ${times(r.wall)} | ${times(r.cpu)} | ${r.perRound.map((x) => x.toFixed(2)).join(', ')} | ${ceiling} | ${verdict} |`
     })
     .join('\n')
   const f = result.frame
@@ -594,8 +677,9 @@ ${httpRows}
 
 - passport.mint: \`POST /api/frame/token\` with \`grant_type=refresh_token\`, the frame's headers; ${o.concurrency} lanes, each chaining its own refresh family (every request presents the credential the previous answer gave).
 - passport.mint.users: the same with one user per lane (${o.concurrency} users, each with the refresh credential of their own sign-in).
-- Every mint leaves a token row and a refresh row that stay live (not revoked) until sign-out, and newest-wins (\`revokeOtherDevices\`) scans the user's live rows on each mint. alice's live token + refresh rows when each passport.mint case started: ${mintRows}. Rows at the end: ${result.passportRowsAtEnd ? `${fmt(result.passportRowsAtEnd.tokens)} tokens, ${fmt(result.passportRowsAtEnd.refresh)} refresh credentials, store ${(result.passportRowsAtEnd.storeBytes / 2 ** 20).toFixed(1)} MiB` : '?'}.
-- passport.introspect: \`POST /token/introspect\`, Basic site credentials, a live token (signature, then the token row and the user row in SQLite).
+- Every mint leaves a token row and a refresh row that stay live (not revoked) until sign-out; newest-wins (\`revokeOtherDevices\`) scans the user's live rows on a new sign-in only, not on a refresh. alice's live token + refresh rows when each passport.mint case started: ${mintRows}. Rows at the end: ${result.passportRowsAtEnd ? `${fmt(result.passportRowsAtEnd.tokens)} tokens, ${fmt(result.passportRowsAtEnd.refresh)} refresh credentials, store ${(result.passportRowsAtEnd.storeBytes / 2 ** 20).toFixed(1)} MiB` : '?'}.
+- passport.introspect: \`POST /token/introspect\`, Basic site credentials, a live token: the token row found by the jti it claims, the token's SHA-256 compared with the one kept on the row (no signature check for a token we minted), then the user row.
+- ceiling.node-http: a bare \`node:http\` server that reads the body and answers \`${BARE_ANSWER}\` (200, keep-alive); ceiling.hono: a bare Hono app on \`@hono/node-server\` doing the same (\`c.req.text()\`, \`c.json\`), served as the passport serves its app. Both get the introspection request (same headers and body), in the same rounds, on the same core, from the same load generator. Nothing a Node server does per request can be cheaper, so a target above bare node:http's figure is out of reach for any Node HTTP server on this machine. When the load generator's core is the limit (its CPU near 100 %), the wall figure understates the server: its req per server CPU-s is then the better estimate of one core's capacity.
 - oidc.*: node-oidc-provider 9.13.3, client_credentials with \`client_secret_basic\`; opaque access token (in-memory adapter), or with \`resource=${OIDC_JWT_RESOURCE}\` an EdDSA (Ed25519) JWT access token. Introspection of an opaque token.
 
 ## In-process (one child on one core, Ed25519)
@@ -616,10 +700,20 @@ Signed in on News; ${f.n} sequential \`token_request\` postMessage round trips f
 
 Target ≤ 2 ms (median), answered from the cache with no request: **${f.met ? 'met' : 'not met'}**.
 
+## CPU budget per request (median server CPU µs per request; in-process µs per operation)
+
+What one request may cost the server to meet each HTTP target, what Passport spends now, what a bare node:http server (bare Hono) spends answering a request with no work at all, and what would be left for the work itself: to set against one Ed25519 signature with node:crypto, measured in the same run.
+
+| target | allowed µs/req | Passport µs/req | bare node:http | bare Hono | left for the work | one Ed25519 sign |
+|---|---|---|---|---|---|---|
+${result.budgets.map((b) => `| ${b.target} | ${b.allowedUs} | ${b.passportUs} | ${b.bareNodeHttpUs} | ${b.bareHonoUs} | ${b.leftUs} | ${b.ed25519SignUs} |`).join('\n')}
+
 ## Ratios (median of per-round ratios)
 
-| ratio | wall req/s | per CPU-second | per round (wall) | target |
-|---|---|---|---|---|
+"bare node:http / bare Hono in its place": the same ratio with the ceiling server as the numerator (wall; per server CPU-s), the most a Node server (a Hono app) could reach against the same denominator. A target is called unreachable only when bare node:http is below it by both measures.
+
+| ratio | wall req/s | per CPU-second | per round (wall) | bare node:http in its place | bare Hono in its place | target |
+|---|---|---|---|---|---|---|
 ${ratioRows}
 `
 }

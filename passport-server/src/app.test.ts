@@ -1,11 +1,12 @@
 import fs from 'node:fs'
+import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
 import { describe, expect, test } from 'vitest'
 import { createApp } from './app.ts'
 import { resolveConfig } from './config.ts'
 import { basicAuth, frameApi, signIn, sitePost } from './test-flows.ts'
-import { createTestWorld, NEWS_ORIGIN, SHOP_ORIGIN } from './test-support.ts'
+import { addSite, createTestWorld, NEWS_ORIGIN, SHOP_ORIGIN, startTestServer } from './test-support.ts'
 
 describe('every response', () => {
   test('carries nosniff, a restrictive CSP and no referrer by default', async () => {
@@ -58,6 +59,50 @@ describe('bad input (I1, I2)', () => {
       duplex: 'half', // Node's fetch needs it for stream bodies
     } as RequestInit & { duplex: 'half' })
     expect(res.status).toBe(413)
+  })
+
+  /** Over a real socket, where @hono/node-server hands the app Node's request (issue 4). */
+  test('over HTTP: a declared or chunked oversized body is 413, a body within the limit is read', async () => {
+    const { server, deps, port } = await startTestServer()
+    try {
+      const site = await addSite(deps, { id: 'news' })
+      const send = (body: string, headers: Record<string, string | number>) =>
+        new Promise<{ status: number; text: string }>((resolve, reject) => {
+          const req = http.request(
+            { host: '127.0.0.1', port, path: '/token/introspect', method: 'POST', headers },
+            (res) => {
+              let text = ''
+              res.setEncoding('utf8')
+              res.on('data', (c: string) => {
+                text += c
+              })
+              res.on('end', () => resolve({ status: res.statusCode ?? 0, text }))
+            },
+          )
+          req.on('error', reject)
+          req.end(body)
+        })
+      const form = {
+        'Content-Type': 'application/x-www-form-urlencoded',
+        Authorization: basicAuth('news', site.clientSecret),
+      }
+      const big = `token=${'x'.repeat(deps.config.maxBodyBytes)}`
+      const declared = await send(big, { ...form, 'Content-Length': Buffer.byteLength(big) })
+      expect(declared.status).toBe(413)
+      expect(JSON.parse(declared.text)).toMatchObject({ error: 'payload_too_large' })
+      expect((await send(big, { ...form, 'Transfer-Encoding': 'chunked' })).status).toBe(413)
+      const small = 'token=a.b.c'
+      expect(await send(small, { ...form, 'Content-Length': Buffer.byteLength(small) })).toEqual({
+        status: 200,
+        text: '{"active":false}',
+      })
+      expect(await send(small, { ...form, 'Transfer-Encoding': 'chunked' })).toEqual({
+        status: 200,
+        text: '{"active":false}',
+      })
+    } finally {
+      await server.close()
+    }
   })
 
   test.each([

@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto'
 
 /** 256 bits of randomness, URL-safe. Used for session cookies, codes and client secrets. */
 export function randomSecret(): string {
@@ -7,7 +7,7 @@ export function randomSecret(): string {
 
 /** What the store keeps instead of a bearer secret: a leaked table does not hand out sessions. */
 export function sha256(value: string): string {
-  return createHash('sha256').update(value).digest('base64url')
+  return hash('sha256', value, 'base64url')
 }
 
 /** PKCE S256 (RFC 7636): BASE64URL(SHA256(ASCII(code_verifier))). */

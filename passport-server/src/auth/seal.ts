@@ -1,4 +1,11 @@
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto'
+import {
+  createCipheriv,
+  createDecipheriv,
+  createSecretKey,
+  hkdfSync,
+  type KeyObject,
+  randomBytes,
+} from 'node:crypto'
 
 /**
  * Seals a value so that only the holder of `secret` can open it: AES-256-GCM under a key
@@ -7,9 +14,15 @@ import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:cr
  * that credential while a copy of the database alone reveals nothing usable.
  */
 const INFO = Buffer.from('passport refresh successor v1')
+const NO_SALT = Buffer.alloc(0)
 
-function keyFor(secret: string): Buffer {
-  return Buffer.from(hkdfSync('sha256', Buffer.from(secret), Buffer.alloc(0), INFO, 32))
+/**
+ * HKDF-SHA256 of the secret (UTF-8), as a KeyObject. The secret goes in as a string and the key
+ * out as a KeyObject because node:crypto probes a Buffer passed as a key with a throw and catch
+ * (about half the cost of sealing); the bytes are the same.
+ */
+function keyFor(secret: string): KeyObject {
+  return createSecretKey(Buffer.from(hkdfSync('sha256', secret, NO_SALT, INFO, 32)))
 }
 
 export function sealForHolder(secret: string, plaintext: string): string {

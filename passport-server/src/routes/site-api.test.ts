@@ -1,6 +1,9 @@
-import { describe, expect, test } from 'vitest'
+import type { Hono } from 'hono'
+import { generateKeyPair } from 'jose'
+import { afterEach, describe, expect, test, vi } from 'vitest'
 import { basicAuth, frameApi, signIn, sitePost } from '../test-flows.ts'
 import { createTestWorld } from '../test-support.ts'
+import { signSiteToken } from '../tokens/site-token.ts'
 
 describe('POST /token/introspect (RFC 7662)', () => {
   test('a live token of the calling site: active with its claims, no-store', async () => {
@@ -88,5 +91,115 @@ describe('POST /token/status', () => {
     deps.clock.advance(901_000)
     expect(await status(third.token)).toMatchObject({ valid: false, reason: 'expired' })
     expect(await status('a.b.c')).toMatchObject({ valid: false, reason: 'unknown' })
+  })
+})
+
+/**
+ * Introspection recognises a token it minted by its bytes (the SHA-256 kept on the token's row)
+ * instead of verifying its Ed25519 signature on every request; anything that is not exactly a
+ * token we minted must still get only `{active:false}`.
+ * @see issue 4 (introspection ≥ 2× node-oidc-provider)
+ */
+describe('POST /token/introspect without a signature check per request', () => {
+  afterEach(() => {
+    vi.restoreAllMocks()
+  })
+
+  const introspect = async (app: Hono, token: string, secret: string) =>
+    (await (await sitePost(app, '/token/introspect', { token }, basicAuth('news', secret))).json()) as {
+      active: boolean
+      sub?: string
+    }
+  const attackerSignature = async (signingInput: string) => {
+    const { privateKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519' })
+    const sig = await crypto.subtle.sign('Ed25519', privateKey, new TextEncoder().encode(signingInput))
+    return Buffer.from(sig).toString('base64url')
+  }
+
+  test('answers a live token it minted without verifying a signature', async () => {
+    const { app, news, alice } = await createTestWorld()
+    const { token } = await signIn(app, news, alice)
+    const verify = vi.spyOn(crypto.subtle, 'verify')
+    expect(await introspect(app, token, news.clientSecret)).toMatchObject({ active: true, sub: alice.id })
+    expect(verify).not.toHaveBeenCalled()
+  })
+
+  test('the payload of a live token under any other signature gets only {active:false}', async () => {
+    const { app, news, alice, bob } = await createTestWorld()
+    const { token } = await signIn(app, news, alice)
+    const other = await signIn(app, news, bob)
+    const [h, p, s] = token.split('.') as [string, string, string]
+    const flipped = `${s.slice(0, 20)}${s[20] === 'A' ? 'B' : 'A'}${s.slice(21)}`
+    const forgeries = [
+      `${h}.${p}.${await attackerSignature(`${h}.${p}`)}`,
+      `${h}.${p}.${flipped}`,
+      `${h}.${p}.${other.token.split('.')[2]}`,
+      `${h}.${p}.${'A'.repeat(86)}`,
+      `${Buffer.from(JSON.stringify({ alg: 'none', typ: 'at+jwt' })).toString('base64url')}.${p}.`,
+    ]
+    for (const forged of forgeries) {
+      expect(await introspect(app, forged, news.clientSecret), forged.slice(-90)).toEqual({ active: false })
+    }
+    // The real one is untouched by all that.
+    expect((await introspect(app, token, news.clientSecret)).active).toBe(true)
+  })
+
+  test("a live token's jti with other claims, under its own signature, gets only {active:false}", async () => {
+    const { app, news, alice, bob } = await createTestWorld()
+    const { token } = await signIn(app, news, alice)
+    const [h, p, s] = token.split('.') as [string, string, string]
+    const claims = JSON.parse(Buffer.from(p, 'base64url').toString()) as Record<string, unknown>
+    for (const change of [{ sub: bob.id }, { exp: Number(claims.exp) + 600 }, { sid: 'another-session' }]) {
+      const altered = Buffer.from(JSON.stringify({ ...claims, ...change })).toString('base64url')
+      expect(await introspect(app, `${h}.${altered}.${s}`, news.clientSecret)).toEqual({ active: false })
+      const resigned = `${h}.${altered}.${await attackerSignature(`${h}.${altered}`)}`
+      expect(await introspect(app, resigned, news.clientSecret)).toEqual({ active: false })
+    }
+  })
+
+  test('a token whose signing key was retired gets only {active:false}, even with its row and hash', async () => {
+    const { app, news, alice, deps } = await createTestWorld()
+    const { token } = await signIn(app, news, alice)
+    ;(deps.keys.publicKeys as Map<string, unknown>).delete(deps.keys.current.kid)
+    expect(await introspect(app, token, news.clientSecret)).toEqual({ active: false })
+  })
+
+  test('a row kept without a hash (an older server) is checked by its signature, as before', async () => {
+    const { app, news, alice, deps } = await createTestWorld()
+    const { token } = await signIn(app, news, alice)
+    const sessionId = (
+      JSON.parse(Buffer.from(token.split('.')[1] as string, 'base64url').toString()) as {
+        sid: string
+      }
+    ).sid
+    const now = deps.clock.now()
+    const record = {
+      jti: crypto.randomUUID(),
+      siteId: 'news',
+      userId: alice.id,
+      sessionId,
+      issuedAt: now,
+      expiresAt: now + 900_000,
+      revokedAt: null,
+      revokeReason: null,
+    }
+    await deps.store.tokens.create(record)
+    expect((await deps.store.tokens.getWithHash(record.jti))?.tokenHash).toBeNull()
+    const legacy = await signSiteToken(deps.keys, {
+      issuer: deps.config.issuer,
+      siteId: 'news',
+      userId: alice.id,
+      sessionId,
+      jti: record.jti,
+      issuedAtMs: record.issuedAt,
+      expiresAtMs: record.expiresAt,
+    })
+    const verify = vi.spyOn(crypto.subtle, 'verify')
+    expect(await introspect(app, legacy, news.clientSecret)).toMatchObject({ active: true, sub: alice.id })
+    expect(verify).toHaveBeenCalledTimes(1)
+    const [h, p] = legacy.split('.') as [string, string]
+    expect(
+      await introspect(app, `${h}.${p}.${await attackerSignature(`${h}.${p}`)}`, news.clientSecret),
+    ).toEqual({ active: false })
   })
 })

@@ -1,4 +1,5 @@
 import { beforeEach, describe, expect, it } from 'vitest'
+import { sha256 } from '../auth/random.ts'
 import { StoreUnavailableError } from '../errors.ts'
 import type { SessionEndEvent } from '../events/bus.ts'
 import type { SessionRecord, SiteRecord } from '../store/types.ts'
@@ -234,6 +235,45 @@ describe('minting site tokens and checking them (newest wins)', () => {
         valid: false,
         reason: 'unknown',
       })
+    })
+  })
+
+  describe('recognising a minted token by its bytes (issue 4)', () => {
+    it('keeps the SHA-256 of the exact token on its row, and nothing that would let it be rebuilt', async () => {
+      const minted = await mintSiteToken(deps, news, sessionA)
+      const stored = await deps.store.tokens.getWithHash(minted.jti)
+      expect(stored?.tokenHash).toBe(sha256(minted.token))
+      expect(JSON.stringify(stored)).not.toContain(minted.token.split('.')[2])
+    })
+
+    it('gives the same answers with and without the hash, at every instant of a token life', async () => {
+      const minted = await mintSiteToken(deps, news, sessionA)
+      // The same token on a row without its hash (as an older server writes it) takes the signature path.
+      const legacy = await mintSiteToken(deps, news, sessionA)
+      const row = await deps.store.tokens.get(legacy.jti)
+      if (!row) throw new Error('no row')
+      const copy = { ...row, jti: crypto.randomUUID() }
+      await deps.store.tokens.create(copy)
+      const legacyToken = await signSiteToken(deps.keys, {
+        issuer: deps.config.issuer,
+        siteId: 'news',
+        userId: copy.userId,
+        sessionId: copy.sessionId,
+        jti: copy.jti,
+        issuedAtMs: copy.issuedAt,
+        expiresAtMs: copy.expiresAt,
+      })
+      const strip = (s: Awaited<ReturnType<typeof check>>) =>
+        s.valid ? { valid: true, expiresAt: s.record.expiresAt } : s
+      for (const at of [0, 899_000, 900_000, 904_000, 905_000, 906_000, 86_400_000 + 10_000]) {
+        deps.clock.set(T0 + at)
+        expect(strip(await check(minted.token)), `${at}`).toEqual(strip(await check(legacyToken)))
+        expect(await check(minted.token, 'shop')).toEqual(await check(legacyToken, 'shop'))
+      }
+      deps.clock.set(T0 + 1000)
+      await mintSiteToken(deps, news, sessionB) // replaces both on session A
+      expect(await check(minted.token)).toMatchObject({ valid: false, reason: 'replaced' })
+      expect(await check(legacyToken)).toMatchObject({ valid: false, reason: 'replaced' })
     })
   })
 

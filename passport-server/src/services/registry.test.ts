@@ -163,6 +163,24 @@ describe('site registry', () => {
       expect(allLogText(deps.logs)).not.toContain(first.authkey)
     })
 
+    it('refuses an authkey it has just accepted (and remembered) once the registry changed', async () => {
+      const first = await registerSite(deps, { id: 'news', origins: [NEWS_ORIGIN] })
+      expect((await resolveAuthkey(deps, first.authkey)).id).toBe('news')
+      await registerSite(deps, { id: 'news', origins: [NEWS_ORIGIN] }) // version 2
+      expect(await errorOf(resolveAuthkey(deps, first.authkey))).toMatchObject({ code: 'invalid_authkey' })
+
+      const shop = await registerSite(deps, { id: 'shop', origins: [SHOP_ORIGIN] })
+      expect((await resolveAuthkey(deps, shop.authkey)).id).toBe('shop')
+      await deps.store.sites.update({
+        ...shop.site,
+        origins: [NEWS_ORIGIN],
+        redirectUris: [`${NEWS_ORIGIN}/`],
+      })
+      expect(await errorOf(resolveAuthkey(deps, shop.authkey))).toMatchObject({ code: 'invalid_authkey' })
+      await deps.store.sites.remove('shop')
+      expect(await errorOf(resolveAuthkey(deps, shop.authkey))).toMatchObject({ code: 'invalid_authkey' })
+    })
+
     it('rejects an authkey whose site was removed', async () => {
       const { authkey } = await registerSite(deps, { id: 'news', origins: [NEWS_ORIGIN] })
       await deps.store.sites.remove('news')

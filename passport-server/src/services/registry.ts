@@ -3,7 +3,7 @@ import { randomSecret, sameSecret, sha256 } from '../auth/random.ts'
 import type { AppDeps } from '../deps.ts'
 import { PassportError } from '../errors.ts'
 import type { SiteRecord } from '../store/types.ts'
-import { openAuthkey, sealAuthkey } from '../tokens/authkey.ts'
+import { openAuthkeyCached, sealAuthkey } from '../tokens/authkey.ts'
 
 export const LOGIN_MODES = ['password'] as const
 const SITE_ID = /^[a-z0-9][a-z0-9-]{0,62}$/
@@ -192,7 +192,7 @@ export async function resolveAuthkey(
   deps: Pick<AppDeps, 'store' | 'keys' | 'log'>,
   authkey: unknown,
 ): Promise<SiteRecord> {
-  const content = typeof authkey === 'string' ? await openAuthkey(deps.keys.authkeyKey, authkey) : null
+  const content = typeof authkey === 'string' ? await openAuthkeyCached(deps.keys.authkeyKey, authkey) : null
   const site = content && (await deps.store.sites.get(content.siteId))
   if (
     !content ||

@@ -62,7 +62,8 @@ CREATE TABLE IF NOT EXISTS tokens (
   issued_at INTEGER NOT NULL,
   expires_at INTEGER NOT NULL,
   revoked_at INTEGER,
-  revoke_reason TEXT
+  revoke_reason TEXT,
+  token_hash TEXT
 );
 CREATE INDEX IF NOT EXISTS tokens_live_by_user_site_expiry ON tokens (user_id, site_id, expires_at) WHERE revoked_at IS NULL;
 CREATE INDEX IF NOT EXISTS tokens_by_expiry ON tokens (expires_at);
@@ -140,7 +141,12 @@ CREATE TABLE IF NOT EXISTS secrets (
 /**
  * What later versions added to tables that already existed, so that a store created by an
  * older server is brought up to date: each column is added if its table lacks it (idempotent,
- * whatever version the store says). New tables and indexes come from `schemaSql` itself.
+ * whatever version the store says: it is checked on every open). New tables and indexes come
+ * from `schemaSql` itself.
+ *
+ * A column that every server may leave NULL (`tokens.token_hash`) needs no new version: a
+ * server that does not know it still opens the store and writes rows without it, and this
+ * server treats such rows as it did before the column existed.
  */
 export const addedColumns: { table: string; column: string; definition: string }[] = [
   { table: 'sites', column: 'refresh_idle_seconds', definition: 'INTEGER NOT NULL DEFAULT 86400' },
@@ -149,6 +155,8 @@ export const addedColumns: { table: string; column: string; definition: string }
   { table: 'sites', column: 'backchannel_logout_uri', definition: 'TEXT' },
   { table: 'sessions', column: 'last_seen_at', definition: 'INTEGER' },
   { table: 'sessions', column: 'method', definition: 'TEXT' },
+  // SHA-256 of the exact token minted for the row: checking a token then needs no signature check.
+  { table: 'tokens', column: 'token_hash', definition: 'TEXT' },
 ]
 
 /** Indexes of older versions that newer queries no longer use. */

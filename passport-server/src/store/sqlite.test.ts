@@ -339,6 +339,42 @@ describe('sqlite store', () => {
       await migrated.close()
     })
 
+    it('adds tokens.token_hash to a store of the same version without it, and keeps its rows and version', async () => {
+      // A store written by the server before the column (same SCHEMA_VERSION, which it did not bump).
+      const file = path.join(tempDir(), 'passport.sqlite')
+      const first = openSqliteStore(file)
+      await first.close()
+      const db = new DatabaseSync(file)
+      db.exec('ALTER TABLE tokens DROP COLUMN token_hash')
+      db.exec(`INSERT INTO tokens (jti, site_id, user_id, session_id, issued_at, expires_at)
+        VALUES ('old', 'news', 'u_alice', 'session-a', ${T0}, ${T0 + 900_000})`)
+      db.close()
+
+      const reopened = openSqliteStore(file)
+      expect(await reopened.tokens.getWithHash('old')).toEqual({ record: token('old'), tokenHash: null })
+      await reopened.tokens.create(token('new'), 'hash-of-new')
+      expect(await reopened.tokens.getWithHash('new')).toEqual({
+        record: token('new'),
+        tokenHash: 'hash-of-new',
+      })
+      expect(await reopened.tokens.get('new')).toEqual(token('new'))
+      await reopened.close()
+
+      const check = new DatabaseSync(file, { readOnly: true })
+      expect((check.prepare('PRAGMA user_version').get() as { user_version: number }).user_version).toBe(
+        SCHEMA_VERSION,
+      )
+      // What a server that does not know the column writes still works, and reads back without a hash.
+      check.close()
+      const older = new DatabaseSync(file)
+      older.exec(`INSERT INTO tokens (jti, site_id, user_id, session_id, issued_at, expires_at, revoked_at, revoke_reason)
+        VALUES ('older', 'news', 'u_alice', 'session-a', ${T0}, ${T0 + 900_000}, NULL, NULL)`)
+      older.close()
+      const again = openSqliteStore(file)
+      expect((await again.tokens.getWithHash('older'))?.tokenHash).toBeNull()
+      await again.close()
+    })
+
     it('refuses to open a store written by a newer schema', () => {
       const file = path.join(tempDir(), 'passport.sqlite')
       const db = new DatabaseSync(file)

@@ -255,8 +255,16 @@ export interface CodeRepo {
 }
 
 export interface TokenRepo {
-  create(token: TokenRecord): Promise<void>
+  /** `tokenHash`: SHA-256 of the exact token minted for this record (see `getWithHash`). */
+  create(token: TokenRecord, tokenHash?: string | null): Promise<void>
   get(jti: string): Promise<TokenRecord | null>
+  /**
+   * The record with the SHA-256 of the exact token minted for it, kept so that a presented
+   * token can be recognised as ours by its bytes. Null for rows written without it (by a
+   * server before this field, which may still share the store): such tokens are checked by
+   * their signature.
+   */
+  getWithHash(jti: string): Promise<{ record: TokenRecord; tokenHash: string | null } | null>
   /** Revokes every unexpired live token of (user, site) not held by `keepSessionId`; returns them. */
   revokeOtherDevices(
     userId: string,

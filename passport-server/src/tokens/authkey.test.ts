@@ -1,8 +1,16 @@
 import { createCipheriv, randomBytes } from 'node:crypto'
 import { CompactEncrypt, CompactSign, generateKeyPair } from 'jose'
-import { beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { createTestDeps, NEWS_ORIGIN, SHOP_ORIGIN, type TestDeps } from '../test-support.ts'
-import { AUTHKEY_TYP, type AuthkeyContent, MAX_AUTHKEY_LENGTH, openAuthkey, sealAuthkey } from './authkey.ts'
+import {
+  AUTHKEY_CACHE_SIZE,
+  AUTHKEY_TYP,
+  type AuthkeyContent,
+  MAX_AUTHKEY_LENGTH,
+  openAuthkey,
+  openAuthkeyCached,
+  sealAuthkey,
+} from './authkey.ts'
 
 const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
 const b64 = (value: Uint8Array | string) => Buffer.from(value).toString('base64url')
@@ -204,5 +212,65 @@ describe('authkey seal and open', () => {
       version: 1,
     })
     expect(await open(short)).not.toBeNull()
+  })
+})
+
+/** @see issue 4 (a frame's every refresh decrypted its site's authkey again) */
+describe('openAuthkeyCached', () => {
+  let deps: TestDeps
+  beforeEach(async () => {
+    deps = await createTestDeps()
+  })
+  afterEach(() => {
+    vi.restoreAllMocks()
+  })
+
+  it('decrypts an authkey once, then answers the same content from memory', async () => {
+    const authkey = await sealAuthkey(deps.keys.authkeyKey, content)
+    const decrypt = vi.spyOn(crypto.subtle, 'decrypt')
+    expect(await openAuthkeyCached(deps.keys.authkeyKey, authkey)).toEqual(content)
+    expect(await openAuthkeyCached(deps.keys.authkeyKey, authkey)).toEqual(content)
+    expect(await openAuthkeyCached(deps.keys.authkeyKey, authkey)).toEqual(content)
+    expect(decrypt).toHaveBeenCalledTimes(1)
+  })
+
+  it('remembers only the exact string under the exact key, and no failure', async () => {
+    const authkey = await sealAuthkey(deps.keys.authkeyKey, content)
+    expect(await openAuthkeyCached(deps.keys.authkeyKey, authkey)).toEqual(content)
+    for (const segment of [0, 2, 3, 4]) {
+      expect(await openAuthkeyCached(deps.keys.authkeyKey, flipBit(authkey, segment))).toBeNull()
+    }
+    expect(await openAuthkeyCached(deps.keys.authkeyKey, `${authkey} `)).toBeNull()
+    // Another passport (another authkey key) never gets this one's answer.
+    const other = await createTestDeps()
+    expect(await openAuthkeyCached(other.keys.authkeyKey, authkey)).toBeNull()
+    const decrypt = vi.spyOn(crypto.subtle, 'decrypt')
+    expect(await openAuthkeyCached(deps.keys.authkeyKey, 'not-an-authkey')).toBeNull()
+    const forged = flipBit(authkey, 3)
+    expect(await openAuthkeyCached(deps.keys.authkeyKey, forged)).toBeNull()
+    expect(await openAuthkeyCached(deps.keys.authkeyKey, forged)).toBeNull()
+    expect(decrypt).toHaveBeenCalledTimes(2) // a failure is decrypted (and refused) every time
+  })
+
+  it('returns content the caller cannot change for the next caller', async () => {
+    const authkey = await sealAuthkey(deps.keys.authkeyKey, content)
+    const first = await openAuthkeyCached(deps.keys.authkeyKey, authkey)
+    expect(() => first?.origins.push(SHOP_ORIGIN)).toThrow()
+    expect(await openAuthkeyCached(deps.keys.authkeyKey, authkey)).toEqual(content)
+  })
+
+  it(`keeps at most ${AUTHKEY_CACHE_SIZE} authkeys, least recently used out first`, async () => {
+    const keys: string[] = []
+    for (let version = 1; version <= AUTHKEY_CACHE_SIZE + 1; version++) {
+      keys.push(await sealAuthkey(deps.keys.authkeyKey, { ...content, version }))
+    }
+    for (const k of keys.slice(0, AUTHKEY_CACHE_SIZE)) await openAuthkeyCached(deps.keys.authkeyKey, k)
+    await openAuthkeyCached(deps.keys.authkeyKey, keys[0] as string) // now the most recent
+    await openAuthkeyCached(deps.keys.authkeyKey, keys[AUTHKEY_CACHE_SIZE] as string) // evicts keys[1]
+    const decrypt = vi.spyOn(crypto.subtle, 'decrypt')
+    await openAuthkeyCached(deps.keys.authkeyKey, keys[0] as string)
+    expect(decrypt).toHaveBeenCalledTimes(0)
+    expect(await openAuthkeyCached(deps.keys.authkeyKey, keys[1] as string)).toMatchObject({ version: 2 })
+    expect(decrypt).toHaveBeenCalledTimes(1)
   })
 })

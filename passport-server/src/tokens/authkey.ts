@@ -52,3 +52,38 @@ export async function openAuthkey(key: webcrypto.CryptoKey, authkey: string): Pr
     return null
   }
 }
+
+/** How many distinct authkeys `openAuthkeyCached` remembers per authkey key (a few per site). */
+export const AUTHKEY_CACHE_SIZE = 256
+const opened = new WeakMap<webcrypto.CryptoKey, Map<string, AuthkeyContent>>()
+
+/**
+ * `openAuthkey` that remembers what opened, so a frame's every refresh does not decrypt its
+ * site's authkey again (a JWE decryption on the thread pool each time). Safe to cache: what an
+ * authkey holds never changes for the same key and the same string, and the caller still checks
+ * it against the live registry on every use. Keyed by the exact string, per key (a new authkey
+ * key starts empty); least recently used first out. Failures are not remembered: each still
+ * costs a decryption, as before, and cannot push a good entry out.
+ */
+export async function openAuthkeyCached(
+  key: webcrypto.CryptoKey,
+  authkey: string,
+): Promise<AuthkeyContent | null> {
+  let cache = opened.get(key)
+  const hit = cache?.get(authkey)
+  if (cache && hit) {
+    cache.delete(authkey)
+    cache.set(authkey, hit)
+    return hit
+  }
+  const content = await openAuthkey(key, authkey)
+  if (content === null) return null
+  const frozen = Object.freeze({ ...content, origins: Object.freeze([...content.origins]) as string[] })
+  if (!cache) {
+    cache = new Map()
+    opened.set(key, cache)
+  }
+  cache.set(authkey, frozen)
+  if (cache.size > AUTHKEY_CACHE_SIZE) cache.delete(cache.keys().next().value as string)
+  return frozen
+}

@@ -1,4 +1,4 @@
-import type { webcrypto } from 'node:crypto'
+import { createPrivateKey, type KeyObject, type webcrypto } from 'node:crypto'
 import { exportJWK, generateKeyPair, importJWK, type JWK } from 'jose'
 import type { SecretRepo } from '../store/types.ts'
 
@@ -7,6 +7,12 @@ export const SIGNING_ALG = 'EdDSA'
 export interface SigningKey {
   kid: string
   privateKey: webcrypto.CryptoKey
+  /**
+   * The same private key for node:crypto's synchronous one-shot `sign`, which site tokens use
+   * (no thread-pool round trip while the store's transaction waits). Made from the stored JWK,
+   * as `privateKey` is: a KeyObject derived from the CryptoKey would need it to be extractable.
+   */
+  keyObject: KeyObject
 }
 
 export interface KeySet {
@@ -93,6 +99,7 @@ export async function loadOrCreateKeys(secrets: SecretRepo, nowMs = Date.now()):
           { ...key.privateJwk, alg: SIGNING_ALG },
           SIGNING_ALG,
         )) as webcrypto.CryptoKey,
+        keyObject: createPrivateKey({ key: { ...key.privateJwk }, format: 'jwk' }),
       }
     }
   }

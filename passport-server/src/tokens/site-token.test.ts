@@ -12,6 +12,8 @@ import { createTestDeps, T0, TEST_ISSUER, type TestDeps } from '../test-support.
 import { AUTHKEY_TYP } from './authkey.ts'
 import {
   CLOCK_TOLERANCE_SECONDS,
+  checkMintedSiteToken,
+  decodeSiteToken,
   MAX_TOKEN_LENGTH,
   SITE_TOKEN_TYP,
   type SiteTokenInput,
@@ -94,6 +96,20 @@ describe('site token sign and verify', () => {
       typ: SITE_TOKEN_TYP,
       kid: deps.keys.current.kid,
     })
+  })
+
+  it("signs exactly the bytes of jose's SignJWT with the stored key (node:crypto and WebCrypto agree)", async () => {
+    const claims = input({ jti: crypto.randomUUID() })
+    const viaJose = await new SignJWT({ sid: claims.sessionId })
+      .setProtectedHeader({ alg: 'EdDSA', typ: SITE_TOKEN_TYP, kid: deps.keys.current.kid })
+      .setIssuer(claims.issuer)
+      .setAudience(claims.siteId)
+      .setSubject(claims.userId)
+      .setJti(claims.jti)
+      .setIssuedAt(seconds(claims.issuedAtMs))
+      .setExpirationTime(seconds(claims.expiresAtMs))
+      .sign(deps.keys.current.privateKey)
+    expect(await signSiteToken(deps.keys, claims)).toBe(viaJose)
   })
 
   it('accepts a token forged with our own key and correct fields (checks the forger)', async () => {
@@ -335,5 +351,127 @@ describe('site token sign and verify', () => {
   it('rejects a token signed by another passport instance (unknown kid)', async () => {
     const other = await createTestDeps()
     expect(await verify(await signSiteToken(other.keys, input()))).toEqual({ ok: false, reason: 'invalid' })
+  })
+})
+
+/**
+ * `checkMintedSiteToken` stands in for `verifySiteToken` when the token's bytes are known to be
+ * ours (its stored hash matched), so on any validly signed token both must give the same answer.
+ * @see issue 4 (introspection without a signature check per request)
+ */
+describe('checkMintedSiteToken: every check of verifySiteToken but the signature', () => {
+  let deps: TestDeps
+
+  beforeEach(async () => {
+    deps = await createTestDeps()
+  })
+
+  const sign = (claims: JWTPayload, header: Partial<JWTHeaderParameters> = {}) =>
+    new SignJWT(claims)
+      .setProtectedHeader({ alg: 'EdDSA', typ: SITE_TOKEN_TYP, kid: deps.keys.current.kid, ...header })
+      .sign(deps.keys.current.privateKey)
+  const base = {
+    iss: TEST_ISSUER,
+    aud: 'news',
+    sub: 'u_alice',
+    sid: 'session-a',
+    jti: 'jti-1',
+    iat: seconds(T0),
+    exp: seconds(T0) + 900,
+  }
+
+  it('agrees with verifySiteToken on claims, header and time, at every instant around them', async () => {
+    const variants: [string, JWTPayload, Partial<JWTHeaderParameters>][] = [
+      ['as minted', base, {}],
+      ['another site', { ...base, aud: 'shop' }, {}],
+      ['several audiences', { ...base, aud: ['news', 'shop'] }, {}],
+      ['another issuer', { ...base, iss: 'http://other.localhost' }, {}],
+      ['issued in the future', { ...base, iat: seconds(T0) + 60 }, {}],
+      ['issued 4 s ahead', { ...base, iat: seconds(T0) + 4 }, {}],
+      ['a lifetime over a day', { ...base, exp: seconds(T0) + 2 * 86_400 }, {}],
+      ['a day long', { ...base, exp: seconds(T0) + 86_400 }, {}],
+      ['not before later', { ...base, nbf: seconds(T0) + 60 }, {}],
+      ['a string nbf', { ...base, nbf: 'soon' as unknown as number }, {}],
+      ['a string iat', { ...base, iat: 'now' as unknown as number }, {}],
+      ['a string exp', { ...base, exp: 'later' as unknown as number }, {}],
+      ['a numeric sid', { ...base, sid: 42 as unknown as string }, {}],
+      ...(['iss', 'aud', 'sub', 'sid', 'jti', 'iat', 'exp'] as const).map(
+        (claim): [string, JWTPayload, Partial<JWTHeaderParameters>] => [
+          `no ${claim}`,
+          { ...base, [claim]: undefined },
+          {},
+        ],
+      ),
+      ['typ JWT', base, { typ: 'JWT' }],
+      ['typ application/at+jwt', base, { typ: 'application/at+jwt' }],
+      ['typ AT+JWT', base, { typ: 'AT+JWT' }],
+      ['an unknown kid', base, { kid: 'not-ours' }],
+    ]
+    const offsets = [
+      -3_600_000, -61_000, -6_000, -5_000, -1, 0, 1, 899_000, 900_000, 904_999, 905_000, 906_000,
+    ]
+    const days = [86_400_000 - 1000, 86_400_000, 86_400_000 + 5000, 86_400_000 + 6000, 2 * 86_400_000]
+    let compared = 0
+    for (const [name, claims, header] of variants) {
+      const token = await sign(claims, header)
+      const decoded = decodeSiteToken(token)
+      expect(decoded, name).not.toBeNull()
+      if (!decoded) continue
+      for (const offset of [...offsets, ...days, ...days.map((d) => d + 900_000)]) {
+        for (const allowExpired of [false, true]) {
+          for (const audience of ['news', 'shop', undefined]) {
+            const expected = {
+              issuer: TEST_ISSUER,
+              nowMs: T0 + offset,
+              ...(audience === undefined ? {} : { audience }),
+              ...(allowExpired ? { allowExpired } : {}),
+            }
+            const full = await verifySiteToken(deps.keys, token, expected)
+            expect(checkMintedSiteToken(deps.keys, decoded, expected), `${name} at ${offset} ms`).toEqual(
+              full,
+            )
+            compared++
+          }
+        }
+      }
+    }
+    expect(compared).toBeGreaterThan(1000)
+  })
+
+  it('refuses a token whose key was retired, as verifySiteToken does', async () => {
+    const token = await signSiteToken(deps.keys, input())
+    const decoded = decodeSiteToken(token)
+    if (!decoded) throw new Error('not decoded')
+    const expected = { issuer: TEST_ISSUER, audience: 'news', nowMs: T0 }
+    expect(checkMintedSiteToken(deps.keys, decoded, expected).ok).toBe(true)
+    const retired = { ...deps.keys, publicKeys: new Map() }
+    expect(checkMintedSiteToken(retired, decoded, expected)).toEqual({ ok: false, reason: 'invalid' })
+    expect(await verifySiteToken(retired, token, expected)).toEqual({ ok: false, reason: 'invalid' })
+  })
+})
+
+describe('decodeSiteToken', () => {
+  it('reads the header and claims of a token shaped like ours, and nothing else', async () => {
+    const deps = await createTestDeps()
+    const token = await signSiteToken(deps.keys, input())
+    expect(decodeSiteToken(token)).toMatchObject({
+      header: { alg: 'EdDSA', typ: SITE_TOKEN_TYP, kid: deps.keys.current.kid },
+      claims: { jti: 'jti-1', sub: 'u_alice', aud: 'news' },
+    })
+    const [h, p, s] = token.split('.') as [string, string, string]
+    const header = (x: unknown) => b64(JSON.stringify(x))
+    for (const bad of [
+      `${h}.${p}`,
+      `${token}.${s}`,
+      `${h}.${b64('[1]')}.${s}`,
+      `${h}.${b64('not json')}.${s}`,
+      `${header({ alg: 'EdDSA', typ: SITE_TOKEN_TYP })}.${p}.${s}`,
+      `${header({ alg: 'EdDSA', typ: SITE_TOKEN_TYP, kid: 'k', jwk: {} })}.${p}.${s}`,
+      `${header({ alg: 'EdDSA', typ: SITE_TOKEN_TYP, kid: 1 })}.${p}.${s}`,
+      `${header({ alg: 'EdDSA', typ: SITE_TOKEN_TYP, kid: 'k', crit: ['b64'], b64: false })}.${p}.${s}`,
+      'x'.repeat(MAX_TOKEN_LENGTH + 1),
+    ]) {
+      expect(decodeSiteToken(bad), bad.slice(0, 60)).toBeNull()
+    }
   })
 })
