@@ -29,6 +29,9 @@ test.describe('token lifecycle', () => {
     await browserContext.clock.install()
     const tabs = [await browserContext.newPage()]
     await signIn(tabs[0] as Page, urls.news, 'alice', 'alice-password-1')
+    // The first tab has finished signing in (code exchanged, hint written) before the others open:
+    // a tab opened mid-sign-in would find no sign-in yet and, its silent try spent, stay signed out.
+    await expect(status(tabs[0] as Page)).toHaveText('Signed in as alice')
     for (let i = 0; i < 2; i++) {
       const page = await browserContext.newPage()
       await page.goto(urls.news)
