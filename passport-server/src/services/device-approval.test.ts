@@ -194,8 +194,8 @@ describe('device approval', () => {
     expect(await approvals.redeem(secret)).toBeNull()
   })
 
-  it('approve and deny racing: exactly one outcome', async () => {
-    for (let round = 0; round < 10; round++) {
+  it('approve and deny racing: exactly one outcome, 100 times', async () => {
+    for (let round = 0; round < 100; round++) {
       const { approval } = await opened()
       const answers = await Promise.all([
         approvals.decide({ approvalId: approval.id, approver: trusted, answer: { pick: approval.code } }),
