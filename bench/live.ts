@@ -905,7 +905,7 @@ ${latencyRows}
 - spread: \`POST /api/frame/logout\` with the News frame's token (the frame's sign-out), one by one at even intervals with jitter. burst: the same requests all made at one instant (64 connections). bulk, in-process: the server ends the sessions one after the other with \`endSession\` (reason \`revoked\`: what the account page and the CLI call), timed from the start of the loop.
 - Events that reached a socket whose session had not ended: ${fmt(result.falseEvents)}. Sockets closed without an event: ${fmt(result.unexpectedCloses)}.
 - Server CPU while idle (no sign-outs; the 250 ms event-log tail and the sweeper included): ${idle}.
-${result.sitesOf ? `- Why the bulk cases grow with the store: on every session end the back-channel logout subscriber runs \`sessions.sitesOf\` synchronously inside the publish (before the next sign-out's work), and that query scans the whole tokens table (plan: ${result.sitesOf.plan}). At the end of these cases: ${round(result.sitesOf.msPerCall, 3)} ms per call with ${fmt(result.sitesOf.tokenRows)} token rows.` : ''}
+${result.sitesOf ? `- Why the bulk cases grow with the store: on every session end the back-channel logout subscriber runs \`sessions.sitesOf\` synchronously inside the publish (before the next sign-out's work), (query plan: ${result.sitesOf.plan}). At the end of these cases: ${round(result.sitesOf.msPerCall, 3)} ms per call with ${fmt(result.sitesOf.tokenRows)} token rows.` : ''}
 
 ## Polling baseline (every ${p ? p.periodMs / 1000 : '?'} s, random phase)
 
