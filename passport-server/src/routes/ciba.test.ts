@@ -1,10 +1,12 @@
 import * as oidc from 'openid-client'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { CSRF_COOKIE } from '../middleware/csrf.ts'
 import type { PassportServer } from '../server.ts'
 import { APPROVAL_TTL_MS } from '../services/device-approval.ts'
-import { basicAuth, frameApi, signIn, sitePost } from '../test-flows.ts'
+import { basicAuth, cookieHeader, formPost, frameApi, signIn, sitePost } from '../test-flows.ts'
 import { addSite, addUser, startTestServer, type TestDeps } from '../test-support.ts'
 import { CIBA_GRANT_TYPE } from './ciba.ts'
+import { APPROVAL_COOKIE } from './device-sign-in.ts'
 
 /**
  * CIBA poll mode against a real passport over HTTP: openid-client starts the request and polls
@@ -158,6 +160,22 @@ describe('CIBA (poll mode)', () => {
     expect(res.status).toBe(400)
     expect(body.error).toBe(error)
     expect(await deps.store.approvals.listPending(alice.id, deps.clock.now())).toEqual([])
+  })
+
+  test("an approved auth_req_id planted as a browser's approval cookie buys no passport session", async () => {
+    clearPending()
+    const { body } = await startRequest({ scope: 'openid', login_hint: 'alice' })
+    expect(await answerOnTrustedDevice({ pick: String(body.binding_code) })).toEqual({ outcome: 'approved' })
+    const jar = new Map([[APPROVAL_COOKIE, String(body.auth_req_id)]])
+    const page = await server.app.request('/login/device', { headers: { Cookie: cookieHeader(jar) } })
+    expect(page.status).toBe(404)
+    const csrf = 'c'.repeat(43)
+    jar.set(CSRF_COOKIE, csrf)
+    const done = await formPost(server.app, '/login/device/complete', jar, { csrf }, { Origin: issuer })
+    expect(done.status).toBe(404)
+    expect(jar.has('__Host-passport_session')).toBe(false)
+    // The client can still collect its own grant.
+    expect((await poll(String(body.auth_req_id))).status).toBe(200)
   })
 
   test('client credentials are required on both endpoints', async () => {

@@ -75,7 +75,7 @@ export function cibaRoutes(deps: AppDeps, approvals: DeviceApprovals): Hono {
     const form = await readForm(c)
     if (form.grant_type !== CIBA_GRANT_TYPE) return oauthError(c, 400, 'unsupported_grant_type')
     const authReqId = form.auth_req_id
-    const view = await approvals.view(authReqId)
+    const view = await approvals.view(authReqId, 'ciba')
     if (!authReqId || !view || view.kind !== 'ciba' || view.siteId !== site.id) {
       return oauthError(c, 400, 'invalid_grant')
     }
@@ -96,7 +96,7 @@ export function cibaRoutes(deps: AppDeps, approvals: DeviceApprovals): Hono {
       case 'used':
         return oauthError(c, 400, 'invalid_grant')
     }
-    const approval = await approvals.redeem(authReqId)
+    const approval = await approvals.redeem(authReqId, 'ciba')
     if (!approval?.userId) return oauthError(c, 400, 'invalid_grant')
     lastPoll.delete(view.id)
     // The client's sign-in is a session of its own ("a device"): the user sees it under "Your

@@ -38,7 +38,7 @@ export function deviceSignInRoutes(deps: AppDeps, approvals: DeviceApprovals): H
   const app = new Hono()
 
   const showRequest = async (c: Context) => {
-    const view = await approvals.view(getCookie(c, APPROVAL_COOKIE))
+    const view = await approvals.view(getCookie(c, APPROVAL_COOKIE), 'browser')
     if (!view) return sendPage(c, renderErrorPage('There is no sign-in request from this browser.'), 404)
     const site = await deps.store.sites.get(view.siteId)
     const params = JSON.parse(view.context) as Record<string, string>
@@ -93,7 +93,7 @@ export function deviceSignInRoutes(deps: AppDeps, approvals: DeviceApprovals): H
   app.get('/login/device/wait', async (c) => {
     c.header('Cache-Control', 'no-store')
     const secret = getCookie(c, APPROVAL_COOKIE)
-    const before = await approvals.view(secret)
+    const before = await approvals.view(secret, 'browser')
     if (!before) return c.json({ status: 'gone' }, 404)
     if (before.status === 'pending') {
       await approvals.waitForChange(
@@ -101,14 +101,14 @@ export function deviceSignInRoutes(deps: AppDeps, approvals: DeviceApprovals): H
         Math.max(0, Math.min(WAIT_MS, before.expiresAt - deps.clock.now())),
       )
     }
-    return c.json({ status: (await approvals.view(secret))?.status ?? 'gone' })
+    return c.json({ status: (await approvals.view(secret, 'browser'))?.status ?? 'gone' })
   })
 
   app.post('/login/device/complete', async (c) => {
     const form = await readForm(c)
     const refused = refuseForeignPost(deps, c, form.csrf)
     if (refused) return refused
-    const approval = await approvals.redeem(getCookie(c, APPROVAL_COOKIE))
+    const approval = await approvals.redeem(getCookie(c, APPROVAL_COOKIE), 'browser')
     if (!approval || approval.userId === null) return showRequest(c)
     deleteCookie(c, APPROVAL_COOKIE, cookieOptions)
     // The parameters were fixed when the request was made; the site is checked again now.
@@ -123,7 +123,7 @@ export function deviceSignInRoutes(deps: AppDeps, approvals: DeviceApprovals): H
     const form = await readForm(c)
     const refused = refuseForeignPost(deps, c, form.csrf)
     if (refused) return refused
-    await approvals.withdraw(getCookie(c, APPROVAL_COOKIE))
+    await approvals.withdraw(getCookie(c, APPROVAL_COOKIE), 'browser')
     return showRequest(c)
   })
 

@@ -102,15 +102,15 @@ describe('device approval', () => {
       approvalId: approval.id,
       outcome: 'approved',
     })
-    expect((await approvals.view(secret))?.status).toBe('approved')
-    const used = await approvals.redeem(secret)
+    expect((await approvals.view(secret, 'browser'))?.status).toBe('approved')
+    const used = await approvals.redeem(secret, 'browser')
     expect(used?.userId).toBe('u_alice')
     // A replayed approval does nothing: no second redeem, no second decision.
-    expect(await approvals.redeem(secret)).toBeNull()
+    expect(await approvals.redeem(secret, 'browser')).toBeNull()
     expect(
       await approvals.decide({ approvalId: approval.id, approver: trusted, answer: { pick: approval.code } }),
     ).toEqual({ outcome: 'gone' })
-    expect((await approvals.view(secret))?.status).toBe('used')
+    expect((await approvals.view(secret, 'browser'))?.status).toBe('used')
   })
 
   it('three wrong picks cancel, with new decoys after each', async () => {
@@ -135,13 +135,13 @@ describe('device approval', () => {
         answer: { pick: wrongPick(choices, approval.code) },
       }),
     ).toEqual({ outcome: 'cancelled' })
-    expect((await approvals.view(secret))?.status).toBe('cancelled')
+    expect((await approvals.view(secret, 'browser'))?.status).toBe('cancelled')
     expect(notices.at(-1)).toMatchObject({ type: 'approval_closed', outcome: 'cancelled' })
     // Even the right code now does nothing.
     expect(
       await approvals.decide({ approvalId: approval.id, approver: trusted, answer: { pick: approval.code } }),
     ).toEqual({ outcome: 'gone' })
-    expect(await approvals.redeem(secret)).toBeNull()
+    expect(await approvals.redeem(secret, 'browser')).toBeNull()
   })
 
   it('deny cancels; the new device sees "denied" and cannot redeem', async () => {
@@ -151,18 +151,18 @@ describe('device approval', () => {
     ).toEqual({
       outcome: 'denied',
     })
-    expect((await approvals.view(secret))?.status).toBe('denied')
-    expect(await approvals.redeem(secret)).toBeNull()
+    expect((await approvals.view(secret, 'browser'))?.status).toBe('denied')
+    expect(await approvals.redeem(secret, 'browser')).toBeNull()
   })
 
   it('expires after two minutes: no decision takes, the new device sees "expired"', async () => {
     const { approval, secret } = await opened()
     deps.clock.advance(APPROVAL_TTL_MS)
-    expect((await approvals.view(secret))?.status).toBe('expired')
+    expect((await approvals.view(secret, 'browser'))?.status).toBe('expired')
     expect(
       await approvals.decide({ approvalId: approval.id, approver: trusted, answer: { pick: approval.code } }),
     ).toEqual({ outcome: 'gone' })
-    expect(await approvals.redeem(secret)).toBeNull()
+    expect(await approvals.redeem(secret, 'browser')).toBeNull()
     expect(await pendingPrompts(deps, 'u_alice')).toEqual([])
   })
 
@@ -180,18 +180,18 @@ describe('device approval', () => {
       approvalId: approval.id,
       outcome: 'expired',
     })
-    expect((await approvals.view(secret))?.status).toBe('expired')
+    expect((await approvals.view(secret, 'browser'))?.status).toBe('expired')
     expect(await expireDueApprovals(deps)).toBe(0)
     deps.clock.advance(1_000)
     expect(await expireDueApprovals(deps)).toBe(1) // the second, opened a moment later
-    expect((await approvals.view(fresh.secret))?.status).toBe('expired')
+    expect((await approvals.view(fresh.secret, 'browser'))?.status).toBe('expired')
   })
 
   it('an approval must be picked up within a minute', async () => {
     const { approval, secret } = await opened()
     await approvals.decide({ approvalId: approval.id, approver: trusted, answer: { pick: approval.code } })
     deps.clock.advance(APPROVED_USE_WITHIN_MS + 1)
-    expect(await approvals.redeem(secret)).toBeNull()
+    expect(await approvals.redeem(secret, 'browser')).toBeNull()
   })
 
   it('approve and deny racing: exactly one outcome, 100 times', async () => {
@@ -234,7 +234,7 @@ describe('device approval', () => {
     const result = await opened('mallory')
     expect(result.approval.code).toMatch(/^\d\d$/)
     expect(notices).toEqual([])
-    expect(await approvals.redeem(result.secret)).toBeNull()
+    expect(await approvals.redeem(result.secret, 'browser')).toBeNull()
   })
 
   it('an unknown username hits the pending limit exactly like a real one (no account probing)', async () => {
@@ -261,7 +261,7 @@ describe('device approval', () => {
         answer: { pick: approval.code },
       }),
     ).toEqual({ outcome: 'gone' })
-    expect((await approvals.view(secret))?.status).toBe('pending')
+    expect((await approvals.view(secret, 'browser'))?.status).toBe('pending')
   })
 
   it('a pick that is not one of the choices changes nothing', async () => {
@@ -279,20 +279,29 @@ describe('device approval', () => {
       })
     }
     expect(await deps.store.approvals.get(approval.id)).toMatchObject({ status: 'pending', wrongPicks: 0 })
-    expect((await approvals.view(secret))?.status).toBe('pending')
+    expect((await approvals.view(secret, 'browser'))?.status).toBe('pending')
+  })
+
+  it("a secret works only for its own kind: a browser's for the browser, CIBA's for CIBA", async () => {
+    const { approval, secret } = await opened()
+    await approvals.decide({ approvalId: approval.id, approver: trusted, answer: { pick: approval.code } })
+    expect(await approvals.view(secret, 'ciba')).toBeNull()
+    expect(await approvals.redeem(secret, 'ciba')).toBeNull()
+    expect(await approvals.withdraw(secret, 'ciba')).toBe(false)
+    expect((await approvals.redeem(secret, 'browser'))?.userId).toBe('u_alice')
   })
 
   it('the requester may withdraw its own request; unknown secrets see nothing', async () => {
     const { approval, secret } = await opened()
-    expect(await approvals.view('not-a-secret')).toBeNull()
-    expect(await approvals.withdraw('not-a-secret')).toBe(false)
-    expect(await approvals.withdraw(secret)).toBe(true)
+    expect(await approvals.view('not-a-secret', 'browser')).toBeNull()
+    expect(await approvals.withdraw('not-a-secret', 'browser')).toBe(false)
+    expect(await approvals.withdraw(secret, 'browser')).toBe(true)
     expect(notices.at(-1)).toMatchObject({
       type: 'approval_closed',
       approvalId: approval.id,
       outcome: 'cancelled',
     })
-    expect(await approvals.withdraw(secret)).toBe(false)
+    expect(await approvals.withdraw(secret, 'browser')).toBe(false)
   })
 
   it('waitForChange wakes on a decision and otherwise times out', async () => {

@@ -161,6 +161,17 @@ export function createDeviceApprovals(deps: Pick<AppDeps, 'store' | 'clock' | 'e
     return notify({ type: 'approval_closed', userId: a.userId, approvalId: a.id, outcome })
   }
 
+  /**
+   * The request a requester's secret stands for, only if it is of the kind the caller serves: a
+   * CIBA client's auth_req_id must never work as a browser's cookie (it would buy a whole
+   * passport session instead of one site token), nor the other way round.
+   */
+  const bySecret = async (secret: string | undefined, kind: ApprovalRecord['kind']) => {
+    if (!secret || secret.length > 128) return null
+    const a = await deps.store.approvals.getBySecretHash(sha256(secret))
+    return a && a.kind === kind ? a : null
+  }
+
   return {
     /**
      * Opens a request for `username` on `site`. The secret goes to the requester alone; the
@@ -274,9 +285,8 @@ export function createDeviceApprovals(deps: Pick<AppDeps, 'store' | 'clock' | 'e
     },
 
     /** The requester's own view of its request, by its secret; null for a secret we never issued. */
-    async view(secret: string | undefined): Promise<RequesterView | null> {
-      if (!secret || secret.length > 128) return null
-      const a = await deps.store.approvals.getBySecretHash(sha256(secret))
+    async view(secret: string | undefined, kind: ApprovalRecord['kind']): Promise<RequesterView | null> {
+      const a = await bySecret(secret, kind)
       if (!a) return null
       const expired = a.status === 'pending' && a.expiresAt <= deps.clock.now()
       return {
@@ -291,9 +301,8 @@ export function createDeviceApprovals(deps: Pick<AppDeps, 'store' | 'clock' | 'e
     },
 
     /** The requester withdraws its own request (it goes away as if denied). */
-    async withdraw(secret: string | undefined): Promise<boolean> {
-      if (!secret || secret.length > 128) return false
-      const a = await deps.store.approvals.getBySecretHash(sha256(secret))
+    async withdraw(secret: string | undefined, kind: ApprovalRecord['kind']): Promise<boolean> {
+      const a = await bySecret(secret, kind)
       const cancelled = a && (await deps.store.approvals.decide(a.id, 'cancelled', deps.clock.now(), null))
       if (!cancelled) return false
       await closed(cancelled, 'cancelled', 'withdrawn')
@@ -301,9 +310,8 @@ export function createDeviceApprovals(deps: Pick<AppDeps, 'store' | 'clock' | 'e
     },
 
     /** Uses an approval, once: returns the user to sign in, or null. */
-    async redeem(secret: string | undefined): Promise<ApprovalRecord | null> {
-      if (!secret || secret.length > 128) return null
-      const a = await deps.store.approvals.getBySecretHash(sha256(secret))
+    async redeem(secret: string | undefined, kind: ApprovalRecord['kind']): Promise<ApprovalRecord | null> {
+      const a = await bySecret(secret, kind)
       if (!a || a.userId === null) return null
       return deps.store.approvals.markUsed(a.id, deps.clock.now() - APPROVED_USE_WITHIN_MS)
     },
