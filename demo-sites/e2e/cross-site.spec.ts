@@ -152,4 +152,20 @@ test.describe('cross-site sign-in', () => {
     await expect(news.getByRole('button', { name: 'Sign in', exact: true })).toBeVisible()
     await expect(message(news)).toHaveText('You were signed out on another site.')
   })
+
+  test('a tab left open signed out takes up a sign-in made in another tab, with no reload', async ({
+    browserContext,
+  }) => {
+    const waiting = await browserContext.newPage()
+    await waiting.goto(urls.news)
+    await expect(waiting.getByRole('button', { name: 'Sign in', exact: true })).toBeVisible()
+    const navigations: string[] = []
+    waiting.on('framenavigated', (f) => f === waiting.mainFrame() && navigations.push(f.url()))
+
+    const other = await browserContext.newPage()
+    await signIn(other, urls.news, 'alice', 'alice-password-1')
+    await expect(status(other)).toHaveText('Signed in as alice')
+    await expect(status(waiting)).toHaveText('Signed in as alice', { timeout: 2_000 })
+    expect(navigations).toEqual([])
+  })
 })

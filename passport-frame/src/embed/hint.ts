@@ -47,6 +47,8 @@ export function createHintStore(siteId: string) {
   const session = safeStorage('sessionStorage')
   const prefix = `passport:${siteId}:`
   return {
+    /** The storage key of the hint (other tabs see it change through `storage` events). */
+    hintKey: `${prefix}hint`,
     readHint: () => read<Hint>(local, `${prefix}hint`),
     writeHint: (hint: Hint) => write(local, `${prefix}hint`, hint),
     /** When this browser last left silently for the passport (any tab). */

@@ -204,6 +204,15 @@ export function createPassport(options: PassportOptions): Passport {
 
   const ready = start()
 
+  // Another tab of this site signed in (it wrote the hint in the site's own storage): this tab
+  // takes the token from the frame, which the tabs share, with no navigation and no reload.
+  const onStorage = (event: StorageEvent) => {
+    if (event.key !== store.hintKey || state.status !== 'signed_out') return
+    if (store.readHint()?.status !== 'signed_in') return
+    ask({ type: 'token_request' }).then(signedIn, () => undefined)
+  }
+  window.addEventListener('storage', onStorage)
+
   return {
     siteId,
     get state() {
@@ -269,6 +278,7 @@ export function createPassport(options: PassportOptions): Passport {
       return () => listeners.delete(listener)
     },
     destroy: () => {
+      window.removeEventListener('storage', onStorage)
       frame?.destroy()
       frame = null
       hello = null
