@@ -249,6 +249,11 @@ async function startBareHttp() {
   })
   server.keepAliveTimeout = 30_000
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return servedAt(server)
+}
+
+/** A listening ceiling server: where it answers, and how to stop it. */
+function servedAt(server: http.Server) {
   return {
     info: { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` } satisfies BareInfo,
     close: () =>
@@ -273,14 +278,7 @@ async function startBareHono() {
     server.once('listening', () => resolve())
     server.once('error', reject)
   })
-  return {
-    info: { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` } satisfies BareInfo,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve())
-        server.closeAllConnections()
-      }),
-  }
+  return servedAt(server)
 }
 
 // ---------------------------------------------------------------------------------------------
