@@ -1,6 +1,9 @@
 import type { Context } from 'hono'
 import { getCookie, setCookie } from 'hono/cookie'
 import { randomSecret, sameSecret } from '../auth/random.ts'
+import type { AppDeps } from '../deps.ts'
+import { renderErrorPage } from '../pages/login-page.ts'
+import { sendPage } from '../pages/send-page.ts'
 
 /**
  * Double-submit CSRF protection for the passport's own forms: a `SameSite=Strict` cookie whose
@@ -36,4 +39,30 @@ export function isSameOriginPost(c: Context, formValue: string | undefined, issu
     return false
   }
   return !!cookie && !!formValue && sameSecret(cookie, formValue)
+}
+
+const refusals = {
+  // Login CSRF: a cross-site post must not sign the victim into someone else's account (or start
+  // a request in their name).
+  sign_in: 'This sign-in form expired or came from another site. Start again from the site.',
+  account: 'This form expired or came from another site.',
+} as const
+
+/**
+ * Checks that a post is a same-origin post of one of the passport's `form` pages; returns the
+ * 403 page refusing it (logged), or null when the post is ours.
+ */
+export function refuseForeignPost(
+  deps: Pick<AppDeps, 'config' | 'log'>,
+  c: Context,
+  csrf: string | undefined,
+  form: keyof typeof refusals,
+): Response | null {
+  if (isSameOriginPost(c, csrf, deps.config.issuer)) return null
+  deps.log('malicious_csrf', {
+    what: form,
+    fetchSite: c.req.header('Sec-Fetch-Site'),
+    origin: c.req.header('Origin'),
+  })
+  return sendPage(c, renderErrorPage(refusals[form]), 403)
 }

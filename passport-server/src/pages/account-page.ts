@@ -1,5 +1,5 @@
 import type { ApprovalPrompt } from '../events/bus.ts'
-import { escapeHtml, renderPage } from './html.ts'
+import { escapeHtml, hiddenField, renderPage } from './html.ts'
 
 export interface DeviceRow {
   /** The session's id (a hash of its cookie; it grants nothing by itself). */
@@ -18,11 +18,11 @@ const when = (ms: number) => new Date(ms).toISOString().replace('T', ' ').slice(
 const WATCH_SCRIPT = `(async()=>{for(;;){try{const r=await fetch('/account/approvals/wait',{cache:'no-store'});if(!r.ok)return;if((await r.json()).changed){location.reload();return}}catch{await new Promise(r=>setTimeout(r,5000))}}})()`
 
 function renderPrompt(p: ApprovalPrompt, csrf: string): string {
-  const hidden = `<input type="hidden" name="csrf" value="${escapeHtml(csrf)}"><input type="hidden" name="approval" value="${escapeHtml(p.id)}">`
+  const hidden = hiddenField('csrf', csrf) + hiddenField('approval', p.id)
   const picks = p.choices
     .map(
       (choice) =>
-        `<form method="post" action="/account/approvals/decide">${hidden}<input type="hidden" name="pick" value="${escapeHtml(choice)}"><button type="submit">${escapeHtml(choice)}</button></form>`,
+        `<form method="post" action="/account/approvals/decide">${hidden}${hiddenField('pick', choice)}<button type="submit">${escapeHtml(choice)}</button></form>`,
     )
     .join('')
   return `<li class="approval" data-approval="${escapeHtml(p.id)}">
@@ -30,7 +30,7 @@ function renderPrompt(p: ApprovalPrompt, csrf: string): string {
 <span class="site">from ${escapeHtml(p.device || 'an unknown browser')} at ${escapeHtml(p.address)}${p.bindingMessage ? ` · "${escapeHtml(p.bindingMessage)}"` : ''}</span>
 <p>If this is you, pick the number shown on that device:</p>
 <div class="choices">${picks}</div>
-<form method="post" action="/account/approvals/decide">${hidden}<input type="hidden" name="deny" value="1"><button type="submit" class="secondary">Deny</button></form></li>`
+<form method="post" action="/account/approvals/decide">${hidden}${hiddenField('deny', '1')}<button type="submit" class="secondary">Deny</button></form></li>`
 }
 
 /**
@@ -52,7 +52,7 @@ export function renderAccountPage(input: {
 ${
   d.current
     ? ''
-    : `<form method="post" action="/account/sessions/end"><input type="hidden" name="csrf" value="${escapeHtml(input.csrf)}"><input type="hidden" name="session" value="${escapeHtml(d.id)}"><button type="submit">Sign out this device</button></form>`
+    : `<form method="post" action="/account/sessions/end">${hiddenField('csrf', input.csrf)}${hiddenField('session', d.id)}<button type="submit">Sign out this device</button></form>`
 }</li>`,
     )
     .join('\n')

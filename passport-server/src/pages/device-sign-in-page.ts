@@ -1,5 +1,5 @@
 import type { RequesterView } from '../services/device-approval.ts'
-import { escapeHtml, renderPage } from './html.ts'
+import { escapeHtml, hiddenField, renderPage } from './html.ts'
 
 /**
  * Waits for the decision without a reload: a long poll on the passport's own origin; on approval
@@ -23,7 +23,7 @@ export function renderDeviceWaitPage(input: {
   siteOrigin: string
 }): { html: string; csp: string } {
   const { view } = input
-  const csrf = `<input type="hidden" name="csrf" value="${escapeHtml(input.csrf)}">`
+  const csrf = hiddenField('csrf', input.csrf)
   if (view.status === 'pending' || view.status === 'approved') {
     return renderPage({
       title: 'Approve on your other device · Passport',

@@ -1,5 +1,5 @@
 import type { EndReason } from '../../../passport-frame/src/protocol/codes.ts'
-import { escapeHtml, renderPage } from './html.ts'
+import { escapeHtml, hiddenField, renderPage } from './html.ts'
 
 export interface AuthorizeParams {
   clientId: string
@@ -23,8 +23,6 @@ export function renderLoginPage(input: {
   notice?: EndReason
   redirectOrigin: string
 }): { html: string; csp: string } {
-  const hidden = (name: string, value: string) =>
-    `<input type="hidden" name="${name}" value="${escapeHtml(value)}">`
   const notice = input.notice && notices[input.notice]
   return renderPage({
     title: 'Sign in · Passport',
@@ -34,14 +32,14 @@ export function renderLoginPage(input: {
 ${notice ? `<p class="notice" role="status">${escapeHtml(notice)}</p>` : ''}
 ${input.error ? `<p class="error" role="alert">${escapeHtml(input.error)}</p>` : ''}
 <form method="post" action="/login">
-${hidden('csrf', input.csrf)}${hidden('client_id', input.params.clientId)}${hidden('redirect_uri', input.params.redirectUri)}${hidden('state', input.params.state)}${hidden('code_challenge', input.params.codeChallenge)}
+${hiddenField('csrf', input.csrf)}${hiddenField('client_id', input.params.clientId)}${hiddenField('redirect_uri', input.params.redirectUri)}${hiddenField('state', input.params.state)}${hiddenField('code_challenge', input.params.codeChallenge)}
 <label for="username">Username</label><input id="username" name="username" autocomplete="username" required maxlength="64" value="${escapeHtml(input.username ?? '')}" autofocus>
 <label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required maxlength="256">
 <button type="submit">Sign in</button>
 </form>
 <hr>
 <form method="post" action="/login/device">
-${hidden('csrf', input.csrf)}${hidden('client_id', input.params.clientId)}${hidden('redirect_uri', input.params.redirectUri)}${hidden('state', input.params.state)}${hidden('code_challenge', input.params.codeChallenge)}
+${hiddenField('csrf', input.csrf)}${hiddenField('client_id', input.params.clientId)}${hiddenField('redirect_uri', input.params.redirectUri)}${hiddenField('state', input.params.state)}${hiddenField('code_challenge', input.params.codeChallenge)}
 <label for="device-username">No password here? Approve this sign-in on a device where you are signed in.</label><input id="device-username" name="username" autocomplete="username" required maxlength="64" placeholder="Username" aria-label="Username for sign-in with another device" value="${escapeHtml(input.username ?? '')}">
 <button type="submit" class="secondary">Sign in with another device</button>
 </form>`,

@@ -2,7 +2,7 @@ import { type Context, Hono } from 'hono'
 import { getCookie } from 'hono/cookie'
 import type { AppDeps } from '../deps.ts'
 import { readForm } from '../middleware/body.ts'
-import { isSameOriginPost, issueCsrf } from '../middleware/csrf.ts'
+import { issueCsrf, refuseForeignPost } from '../middleware/csrf.ts'
 import { type DeviceRow, renderAccountPage } from '../pages/account-page.ts'
 import { renderErrorPage } from '../pages/login-page.ts'
 import { sendPage } from '../pages/send-page.ts'
@@ -91,10 +91,8 @@ export function accountRoutes(deps: AppDeps, approvals: DeviceApprovals): Hono {
     c: Context,
   ): Promise<{ form: Record<string, string>; current: SessionRecord } | { refused: Response }> => {
     const form = await readForm(c)
-    if (!isSameOriginPost(c, form.csrf, deps.config.issuer)) {
-      deps.log('malicious_csrf', { what: 'account' })
-      return { refused: sendPage(c, renderErrorPage('This form expired or came from another site.'), 403) }
-    }
+    const refused = refuseForeignPost(deps, c, form.csrf, 'account')
+    if (refused) return { refused }
     const current = await findLiveSession(deps, getCookie(c, SESSION_COOKIE))
     if (!current) {
       return { refused: sendPage(c, renderErrorPage('You are not signed in at the passport.'), 401) }

@@ -3,7 +3,7 @@ import { getCookie } from 'hono/cookie'
 import { createDummyHash, verifyPassword } from '../auth/password.ts'
 import type { AppDeps } from '../deps.ts'
 import { readForm } from '../middleware/body.ts'
-import { issueCsrf } from '../middleware/csrf.ts'
+import { issueCsrf, refuseForeignPost } from '../middleware/csrf.ts'
 import { type AuthorizeParams, renderErrorPage, renderLoginPage } from '../pages/login-page.ts'
 import { sendPage } from '../pages/send-page.ts'
 import { createLoginThrottle } from '../services/login-throttle.ts'
@@ -15,7 +15,6 @@ import {
   isCodeChallenge,
   readSignInParams,
   redirectToSite,
-  refuseForeignPost,
   resolveClient,
   signInBrowser,
 } from './sign-in-flow.ts'
@@ -90,7 +89,7 @@ export function authorizeRoutes(deps: AppDeps): Hono {
 
   app.post('/login', async (c) => {
     const form = await readForm(c)
-    const refused = refuseForeignPost(deps, c, form.csrf)
+    const refused = refuseForeignPost(deps, c, form.csrf, 'sign_in')
     if (refused) return refused
     const signIn = await readSignInParams(deps, form)
     if (!signIn) return sendPage(c, renderErrorPage('Unknown site or unregistered redirect address.'), 400)

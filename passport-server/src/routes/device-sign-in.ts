@@ -2,7 +2,7 @@ import { type Context, Hono } from 'hono'
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie'
 import type { AppDeps } from '../deps.ts'
 import { readForm } from '../middleware/body.ts'
-import { issueCsrf } from '../middleware/csrf.ts'
+import { issueCsrf, refuseForeignPost } from '../middleware/csrf.ts'
 import { renderDeviceWaitPage } from '../pages/device-sign-in-page.ts'
 import { type AuthorizeParams, renderErrorPage } from '../pages/login-page.ts'
 import { sendPage } from '../pages/send-page.ts'
@@ -12,7 +12,6 @@ import {
   codeRedirect,
   cookieOptions,
   readSignInParams,
-  refuseForeignPost,
   signInBrowser,
 } from './sign-in-flow.ts'
 
@@ -55,7 +54,7 @@ export function deviceSignInRoutes(deps: AppDeps, approvals: DeviceApprovals): H
 
   app.post('/login/device', async (c) => {
     const form = await readForm(c)
-    const refused = refuseForeignPost(deps, c, form.csrf)
+    const refused = refuseForeignPost(deps, c, form.csrf, 'sign_in')
     if (refused) return refused
     const signIn = await readSignInParams(deps, form)
     if (!signIn) return sendPage(c, renderErrorPage('Unknown site or unregistered redirect address.'), 400)
@@ -106,7 +105,7 @@ export function deviceSignInRoutes(deps: AppDeps, approvals: DeviceApprovals): H
 
   app.post('/login/device/complete', async (c) => {
     const form = await readForm(c)
-    const refused = refuseForeignPost(deps, c, form.csrf)
+    const refused = refuseForeignPost(deps, c, form.csrf, 'sign_in')
     if (refused) return refused
     const approval = await approvals.redeem(getCookie(c, APPROVAL_COOKIE), 'browser')
     if (!approval || approval.userId === null) return showRequest(c)
@@ -121,7 +120,7 @@ export function deviceSignInRoutes(deps: AppDeps, approvals: DeviceApprovals): H
 
   app.post('/login/device/cancel', async (c) => {
     const form = await readForm(c)
-    const refused = refuseForeignPost(deps, c, form.csrf)
+    const refused = refuseForeignPost(deps, c, form.csrf, 'sign_in')
     if (refused) return refused
     await approvals.withdraw(getCookie(c, APPROVAL_COOKIE), 'browser')
     return showRequest(c)

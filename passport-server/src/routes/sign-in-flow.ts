@@ -2,9 +2,7 @@ import { getConnInfo } from '@hono/node-server/conninfo'
 import type { Context } from 'hono'
 import { getCookie, setCookie } from 'hono/cookie'
 import type { AppDeps } from '../deps.ts'
-import { isSameOriginPost } from '../middleware/csrf.ts'
-import { type AuthorizeParams, renderErrorPage } from '../pages/login-page.ts'
-import { sendPage } from '../pages/send-page.ts'
+import type { AuthorizeParams } from '../pages/login-page.ts'
 import { issueCode } from '../services/codes.ts'
 import { CROSS_SITE_COOKIE, findLiveSession, SESSION_COOKIE, startSession } from '../services/sessions.ts'
 import type { SessionRecord, SignInMethod, SiteRecord } from '../store/types.ts'
@@ -53,20 +51,6 @@ export async function readSignInParams(
       codeChallenge: form.code_challenge,
     },
   }
-}
-
-/**
- * Login CSRF: a cross-site form post must not sign the victim into someone else's account (or
- * start a request in their name). Returns the refusal page, or null when the post is ours.
- */
-export function refuseForeignPost(deps: AppDeps, c: Context, csrf: string | undefined): Response | null {
-  if (isSameOriginPost(c, csrf, deps.config.issuer)) return null
-  deps.log('malicious_csrf', { fetchSite: c.req.header('Sec-Fetch-Site'), origin: c.req.header('Origin') })
-  return sendPage(
-    c,
-    renderErrorPage('This sign-in form expired or came from another site. Start again from the site.'),
-    403,
-  )
 }
 
 /** Sends the browser back to the site with the result in the fragment (never in a query). */
