@@ -87,10 +87,20 @@ export async function postLogin(
   credentials: { username: string; password: string },
   headers: Record<string, string> = {},
 ): Promise<Response> {
+  const csrf = await openSignInPage(app, jar, req)
+  return formPost(app, '/login', jar, Object.fromEntries(loginForm(req, credentials, csrf)), headers)
+}
+
+/** The CSRF value a passport page's forms carry ('' when it has no form). */
+export function csrfOf(html: string): string {
+  return /name="csrf" value="([^"]+)"/.exec(html)?.[1] ?? ''
+}
+
+/** Opens the sign-in page for `req` (the browser gets its CSRF cookie); returns the forms' CSRF value. */
+export async function openSignInPage(app: Hono, jar: CookieJar, req: AuthorizeRequest): Promise<string> {
   const page = await app.request(authorizeUrl(req), { headers: { Cookie: cookieHeader(jar) } })
   storeCookies(jar, page)
-  const csrf = /name="csrf" value="([^"]+)"/.exec(await page.text())?.[1] ?? ''
-  return formPost(app, '/login', jar, Object.fromEntries(loginForm(req, credentials, csrf)), headers)
+  return csrfOf(await page.text())
 }
 
 /** A same-origin form post on a passport page, with this browser's cookies (kept up to date). */

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest'
 import type { SessionEndEvent } from '../events/bus.ts'
-import { type CookieJar, cookieHeader, formPost, signIn, storeCookies } from '../test-flows.ts'
+import { type CookieJar, cookieHeader, csrfOf, formPost, signIn, storeCookies } from '../test-flows.ts'
 import { createTestWorld, EVIL_ORIGIN } from '../test-support.ts'
 
 /** Opens "Your devices" with this browser's cookies; returns the page and its CSRF value. */
@@ -9,7 +9,7 @@ async function openAccount(app: Awaited<ReturnType<typeof createTestWorld>>['app
   storeCookies(jar, res)
   const html = await res.text()
   // The page's forms repeat the CSRF cookie (a page with no other device has no form).
-  const csrf = /name="csrf" value="([^"]+)"/.exec(html)?.[1] ?? jar.get('__Host-passport_csrf') ?? ''
+  const csrf = csrfOf(html) || (jar.get('__Host-passport_csrf') ?? '')
   return { res, html, csrf }
 }
 

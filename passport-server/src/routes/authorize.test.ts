@@ -4,12 +4,13 @@ import {
   authorizeUrl,
   type CookieJar,
   cookieHeader,
+  formPost,
   fragmentOf,
   loginForm,
+  openSignInPage,
   postLogin,
   signIn,
   silentSignIn,
-  storeCookies,
 } from '../test-flows.ts'
 import {
   addSite,
@@ -180,21 +181,9 @@ describe('POST /login', () => {
     const { app, alice, deps } = await createTestWorld()
     const jar: CookieJar = new Map()
     const req = authorizeRequest('news', newsRedirect)
-    const page = await app.request(authorizeUrl(req))
-    storeCookies(jar, page)
-    const csrf = /name="csrf" value="([^"]+)"/.exec(await page.text())?.[1] ?? ''
+    const csrf = await openSignInPage(app, jar, req)
     if (!keepCookie) jar.clear()
-    const res = await app.request('/login', {
-      method: 'POST',
-      body: loginForm(req, alice, csrf),
-      headers: {
-        'Content-Type': 'application/x-www-form-urlencoded',
-        Origin: TEST_ISSUER,
-        'Sec-Fetch-Site': 'same-origin',
-        Cookie: cookieHeader(jar),
-        ...headers,
-      },
-    })
+    const res = await formPost(app, '/login', jar, Object.fromEntries(loginForm(req, alice, csrf)), headers)
     expect(res.status).toBe(403)
     expect(res.headers.getSetCookie().some((c) => c.startsWith('__Host-passport_session'))).toBe(false)
     expect(deps.logs.map((l) => l.event)).toContain('malicious_csrf')

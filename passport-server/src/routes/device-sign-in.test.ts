@@ -4,13 +4,14 @@ import { APPROVAL_TTL_MS } from '../services/device-approval.ts'
 import {
   type AuthorizeRequest,
   authorizeRequest,
-  authorizeUrl,
   type CookieJar,
   cookieHeader,
+  csrfOf,
   exchangeCode,
   formPost,
   fragmentOf,
   frameApi,
+  openSignInPage,
   signIn,
   storeCookies,
 } from '../test-flows.ts'
@@ -22,9 +23,7 @@ type World = Awaited<ReturnType<typeof createTestWorld>>
 /** The new browser: opens Shop's sign-in page and asks to sign in with another device. */
 async function askToSignIn(world: World, username = 'alice', jar: CookieJar = new Map()) {
   const req = authorizeRequest('shop', world.shop.site.redirectUris[0])
-  const page = await world.app.request(authorizeUrl(req), { headers: { Cookie: cookieHeader(jar) } })
-  storeCookies(jar, page)
-  const csrf = /name="csrf" value="([^"]+)"/.exec(await page.text())?.[1] ?? ''
+  const csrf = await openSignInPage(world.app, jar, req)
   const res = await formPost(world.app, '/login/device', jar, {
     csrf,
     client_id: req.clientId,
@@ -300,7 +299,7 @@ describe('sign in with another device: the account page', () => {
     expect(html).toContain('Sign-in request for shop')
     expect(html).not.toContain(`name="code"`)
     for (const choice of pending?.choices ?? []) expect(html).toContain(`name="pick" value="${choice}"`)
-    const csrf = /name="csrf" value="([^"]+)"/.exec(html)?.[1] ?? ''
+    const csrf = csrfOf(html)
     const form = { csrf, approval: pending?.id ?? '', pick: pending?.code ?? '' }
     // Cross-site: refused, nothing decided.
     const forged = await formPost(world.app, '/account/approvals/decide', trusted.jar, form, {
