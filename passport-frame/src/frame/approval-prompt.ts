@@ -1,4 +1,4 @@
-import type { ApprovalNews, ApprovalRequest } from './approval-messages.ts'
+import type { ApprovalNews, ApprovalOutcome, ApprovalRequest } from './approval-messages.ts'
 
 export type DecideAnswer =
   | { outcome: 'approved' | 'denied' | 'cancelled' | 'gone' }
@@ -142,6 +142,14 @@ export function createApprovalPrompt(deps: ApprovalPromptDeps) {
     deps.setVisible(true)
   }
 
+  const closedElsewhere: Record<ApprovalOutcome, string> = {
+    approved: 'Approved. The other device is signing in.',
+    denied: 'The request was closed.',
+    cancelled: 'The request was closed.',
+    expired: 'The request expired.',
+  }
+
+  /** Drops a request; if it is the one on screen, says how it ended, then shows the next. */
   const closeWith = (id: string, message: string) => {
     open.delete(id)
     if (shownId !== id) return
@@ -190,14 +198,8 @@ export function createApprovalPrompt(deps: ApprovalPromptDeps) {
         render() // new, or new decoys after a wrong pick made on another device or tab
         return
       }
-      if (!open.has(news.id)) return
-      if (shownId === news.id && news.outcome !== 'approved') {
-        closeWith(news.id, news.outcome === 'expired' ? 'The request expired.' : 'The request was closed.')
-      } else if (shownId === news.id) {
-        closeWith(news.id, 'Approved. The other device is signing in.')
-      } else {
-        open.delete(news.id)
-      }
+      // Decided elsewhere (another tab or device), or expired: take it down (said, if on screen).
+      if (open.has(news.id)) closeWith(news.id, closedElsewhere[news.outcome])
     },
     /** The sign-in ended here: nothing may be approved from this device any more. */
     clear: () => {
