@@ -40,6 +40,8 @@ export type ApprovalNotice =
       userId: string | null
       approvalId: string
       outcome: 'approved' | 'denied' | 'cancelled' | 'expired'
+      /** Why a cancelled request was cancelled (for the log). */
+      reason?: 'code_mismatch_limit' | 'withdrawn'
     }
 
 /**

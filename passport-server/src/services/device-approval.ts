@@ -107,6 +107,22 @@ export function waitForNotice(
   })
 }
 
+/** Publishes approval news; a bus failure is logged, never thrown into the decision it reports. */
+function announce(deps: Pick<AppDeps, 'events' | 'log'>, notice: ApprovalNotice): Promise<void> {
+  if (notice.type === 'approval_closed') {
+    const { userId: user, approvalId: approval, outcome } = notice
+    if (outcome === 'approved') deps.log('approval_granted', { user, approval })
+    else deps.log('approval_rejected', { user, approval, reason: notice.reason ?? outcome })
+    // A denial means someone tried to sign in as this user and the user said no.
+    if (outcome === 'denied') deps.log('authn_login_fail', { user, via: 'device_approval' })
+  }
+  return deps.events
+    .publishApproval(notice)
+    .catch((err: unknown) =>
+      deps.log('approval_notify_failed', { cause: String((err as Error)?.message ?? err) }),
+    )
+}
+
 /**
  * Ends the requests whose two minutes are up and tells everyone who shows them (the approving
  * devices take the prompt down, the waiting browser learns at once). Run by the expiry sweeper;
@@ -117,15 +133,8 @@ export async function expireDueApprovals(
   limit = 500,
 ): Promise<number> {
   const expired = await deps.store.approvals.expireDue(deps.clock.now(), limit)
-  for (const a of expired) {
-    deps.log('approval_rejected', { user: a.userId, approval: a.id, reason: 'expired' })
-    await deps.events.publishApproval({
-      type: 'approval_closed',
-      userId: a.userId,
-      approvalId: a.id,
-      outcome: 'expired',
-    })
-  }
+  for (const a of expired)
+    await announce(deps, { type: 'approval_closed', userId: a.userId, approvalId: a.id, outcome: 'expired' })
   return expired.length
 }
 
@@ -142,24 +151,19 @@ export function createDeviceApprovals(deps: Pick<AppDeps, 'store' | 'clock' | 'e
   const perUser = createRateWindow(deps.clock, REQUESTS_PER_USER, RATE_WINDOW_MS)
   const perAddress = createRateWindow(deps.clock, REQUESTS_PER_ADDRESS, RATE_WINDOW_MS)
 
-  const notify = (notice: ApprovalNotice) =>
-    deps.events
-      .publishApproval(notice)
-      .catch((err: unknown) =>
-        deps.log('approval_notify_failed', { cause: String((err as Error)?.message ?? err) }),
-      )
-
+  const notify = (notice: ApprovalNotice) => announce(deps, notice)
   const closed = (
     a: ApprovalRecord,
     outcome: 'approved' | 'denied' | 'cancelled',
     reason?: 'code_mismatch_limit' | 'withdrawn',
-  ) => {
-    if (outcome === 'approved') deps.log('approval_granted', { user: a.userId, approval: a.id, kind: a.kind })
-    else deps.log('approval_rejected', { user: a.userId, approval: a.id, reason: reason ?? outcome })
-    // A denial means someone tried to sign in as this user and the user said no.
-    if (outcome === 'denied') deps.log('authn_login_fail', { user: a.userId, via: 'device_approval' })
-    return notify({ type: 'approval_closed', userId: a.userId, approvalId: a.id, outcome })
-  }
+  ) =>
+    notify({
+      type: 'approval_closed',
+      userId: a.userId,
+      approvalId: a.id,
+      outcome,
+      ...(reason ? { reason } : {}),
+    })
 
   /**
    * The request a requester's secret stands for, only if it is of the kind the caller serves: a
