@@ -5,7 +5,7 @@ import path from 'node:path'
 import { describe, expect, test } from 'vitest'
 import { createApp } from './app.ts'
 import { resolveConfig } from './config.ts'
-import { basicAuth, frameApi, signIn, sitePost } from './test-flows.ts'
+import { basicAuth, type CookieJar, cookieHeader, frameApi, signIn, sitePost } from './test-flows.ts'
 import { addSite, createTestWorld, NEWS_ORIGIN, SHOP_ORIGIN, startTestServer } from './test-support.ts'
 
 describe('every response', () => {
@@ -130,11 +130,18 @@ describe('fail closed when the store is down (J2)', () => {
   test('every endpoint that needs the store answers 503 temporarily_unavailable with Retry-After', async () => {
     const world = await createTestWorld()
     const { app, news, alice, deps } = world
-    const { token } = await signIn(app, news, alice)
+    const jar: CookieJar = new Map()
+    const { token } = await signIn(app, news, alice, jar)
     await deps.store.close()
     const answers = [
       await frameApi(app, 'check', { authkey: news.authkey, token }),
-      await frameApi(app, 'token', { grant_type: 'session', authkey: news.authkey }),
+      // With the passport session's cookie: the session must be read to answer.
+      await frameApi(
+        app,
+        'token',
+        { grant_type: 'session', authkey: news.authkey },
+        { Cookie: cookieHeader(jar) },
+      ),
       await sitePost(app, '/token/introspect', { token }, basicAuth('news', news.clientSecret)),
       await app.request('/authorize?client_id=news'),
     ]

@@ -22,9 +22,7 @@ export function siteApiRoutes(deps: AppDeps): Hono {
     const site = await authenticateSite(deps, c.req.header('Authorization'))
     const status = await checkSiteToken(deps, readTokenParam(await readForm(c)), site.id)
     if (!status.valid) return c.json({ active: false })
-    const { record } = status
-    const user = await deps.store.users.findById(record.userId)
-    if (!user) return c.json({ active: false })
+    const { record, holder: user } = status
     return c.json({
       active: true,
       iss: deps.config.issuer,

@@ -1,8 +1,12 @@
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { sha256 } from '../auth/random.ts'
 import { StoreUnavailableError } from '../errors.ts'
 import type { SessionEndEvent } from '../events/bus.ts'
-import type { SessionRecord, SiteRecord } from '../store/types.ts'
+import type { SessionRecord, SiteRecord, UserRecord } from '../store/types.ts'
 import {
   addSite,
   addUser,
@@ -23,10 +27,11 @@ describe('minting site tokens and checking them (newest wins)', () => {
   let events: SessionEndEvent[]
   let sessionA: SessionRecord
   let sessionB: SessionRecord
+  let alice: UserRecord
 
   beforeEach(async () => {
     deps = await createTestDeps()
-    const alice = await addUser(deps, 'alice')
+    alice = await addUser(deps, 'alice')
     news = (await addSite(deps, { id: 'news' })).site
     shop = (await addSite(deps, { id: 'shop' })).site
     events = []
@@ -53,6 +58,7 @@ describe('minting site tokens and checking them (newest wins)', () => {
         revokedAt: null,
         revokeReason: null,
       },
+      holder: { id: alice.id, username: alice.username, name: alice.name },
     })
     expect(deps.logs).toContainEqual({
       event: 'authn_token_created',
@@ -213,6 +219,30 @@ describe('minting site tokens and checking them (newest wins)', () => {
     it('says unknown for a token of another site', async () => {
       const minted = await mintSiteToken(deps, news, sessionA)
       expect(await check(minted.token, 'shop')).toEqual({ valid: false, reason: 'unknown', expiresAt: null })
+    })
+
+    it('says unknown for a token whose account is no longer in the store', async () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'passport-minting-'))
+      const file = path.join(dir, 'passport.sqlite')
+      const own = await createTestDeps({ file })
+      try {
+        const bob = await addUser(own, 'bob')
+        const blog = (await addSite(own, { id: 'news' })).site
+        const session = (await startSession(own, bob.id, 'device')).session
+        const minted = await mintSiteToken(own, blog, session)
+        expect((await checkSiteToken(own, minted.token, 'news')).valid).toBe(true)
+        const db = new DatabaseSync(file)
+        db.exec(`DELETE FROM users WHERE id = '${bob.id}'`)
+        db.close()
+        expect(await checkSiteToken(own, minted.token, 'news')).toEqual({
+          valid: false,
+          reason: 'unknown',
+          expiresAt: null,
+        })
+      } finally {
+        await own.store.close()
+        fs.rmSync(dir, { recursive: true, force: true })
+      }
     })
 
     it('says unknown for a correctly signed token that was never recorded', async () => {

@@ -9,6 +9,7 @@ import type {
   SessionRecord,
   SiteRecord,
   StoreTx,
+  TokenHolder,
   TokenRecord,
 } from '../store/types.ts'
 import {
@@ -190,7 +191,7 @@ export async function mintSiteToken(
 }
 
 export type TokenStatus =
-  | { valid: true; record: TokenRecord }
+  | { valid: true; record: TokenRecord; holder: TokenHolder }
   | { valid: false; reason: EndReason; expiresAt: number | null }
 
 /**
@@ -216,20 +217,27 @@ export async function checkSiteToken(
   const jti = typeof decoded?.claims.jti === 'string' ? decoded.claims.jti : null
   const stored = jti === null ? null : await deps.store.tokens.getWithHash(jti)
   let verified: VerifyResult
-  let record: TokenRecord | null
+  let row: typeof stored
   if (decoded && stored?.tokenHash && sameSecret(stored.tokenHash, sha256(token))) {
     verified = checkMintedSiteToken(deps.keys, decoded, expected)
-    record = stored.record
+    row = stored
   } else {
     verified = await verifySiteToken(deps.keys, token, expected)
-    record = verified.ok ? await deps.store.tokens.get(verified.claims.jti) : null
+    row = !verified.ok
+      ? null
+      : verified.claims.jti === jti
+        ? stored
+        : await deps.store.tokens.getWithHash(verified.claims.jti)
   }
   if (!verified.ok) {
     return { valid: false, reason: verified.reason === 'expired' ? 'expired' : 'unknown', expiresAt: null }
   }
-  if (!record || record.siteId !== siteId) return { valid: false, reason: 'unknown', expiresAt: null }
+  if (!row || row.record.siteId !== siteId) return { valid: false, reason: 'unknown', expiresAt: null }
+  const { record } = row
   if (record.revokedAt !== null)
     return { valid: false, reason: record.revokeReason ?? 'revoked', expiresAt: record.expiresAt }
   if (record.expiresAt <= now) return { valid: false, reason: 'expired', expiresAt: record.expiresAt }
-  return { valid: true, record }
+  // A token outliving its account (deleted meanwhile) is no one's: nothing to vouch for.
+  if (!row.holder) return { valid: false, reason: 'unknown', expiresAt: null }
+  return { valid: true, record, holder: row.holder }
 }

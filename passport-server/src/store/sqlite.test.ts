@@ -218,6 +218,26 @@ describe('sqlite store', () => {
       expect(await store.sites.get('news')).toBeNull()
     })
 
+    it('hands out site records nobody can change: they are shared between requests', async () => {
+      await store.sites.create(site('news'))
+      const read = (await store.sites.get('news')) as SiteRecord
+      expect(() => read.origins.push('http://evil.localhost:8083')).toThrow(TypeError)
+      expect(() => Object.assign(read, { authkeyVersion: 9 })).toThrow(TypeError)
+      expect(await store.sites.get('news')).toEqual(site('news'))
+    })
+
+    it('forgets a site read inside a transaction that rolled back its change', async () => {
+      await store.sites.create(site('news'))
+      await expect(
+        store.transaction(async (tx) => {
+          await tx.sites.update(site('news', { authkeyVersion: 2 }))
+          expect((await tx.sites.get('news'))?.authkeyVersion).toBe(2)
+          throw new Error('changed my mind')
+        }),
+      ).rejects.toThrow('changed my mind')
+      expect((await store.sites.get('news'))?.authkeyVersion).toBe(1)
+    })
+
     it('refuses a second user with the same username', async () => {
       await store.users.create(user('u_1', 'alice'))
       await expect(store.users.create(user('u_2', 'alice'))).rejects.toThrow()
@@ -351,11 +371,16 @@ describe('sqlite store', () => {
       db.close()
 
       const reopened = openSqliteStore(file)
-      expect(await reopened.tokens.getWithHash('old')).toEqual({ record: token('old'), tokenHash: null })
+      expect(await reopened.tokens.getWithHash('old')).toEqual({
+        record: token('old'),
+        tokenHash: null,
+        holder: null,
+      })
       await reopened.tokens.create(token('new'), 'hash-of-new')
       expect(await reopened.tokens.getWithHash('new')).toEqual({
         record: token('new'),
         tokenHash: 'hash-of-new',
+        holder: null,
       })
       expect(await reopened.tokens.get('new')).toEqual(token('new'))
       await reopened.close()
@@ -373,6 +398,29 @@ describe('sqlite store', () => {
       const again = openSqliteStore(file)
       expect((await again.tokens.getWithHash('older'))?.tokenHash).toBeNull()
       await again.close()
+    })
+
+    it('sees a site changed or removed by another connection (the CLI, another server) on the next request', async () => {
+      const file = path.join(tempDir(), 'passport.sqlite')
+      const server = openSqliteStore(file)
+      await server.sites.create(site('news'))
+      await server.sites.create(site('shop'))
+      expect((await server.sites.get('news'))?.authkeyVersion).toBe(1)
+      expect(await server.sites.get('blog')).toBeNull()
+
+      const cli = new DatabaseSync(file)
+      cli.exec("UPDATE sites SET authkey_version = 2, client_secret_hash = 'rotated' WHERE id = 'news'")
+      cli.exec("DELETE FROM sites WHERE id = 'shop'")
+      cli.exec(`INSERT INTO sites SELECT 'blog', name, origins, redirect_uris, login_modes, token_ttl_seconds,
+        refresh_idle_seconds, refresh_absolute_seconds, refresh_before_seconds, backchannel_logout_uri,
+        one_device_per_site, authkey_version, client_secret_hash, created_at FROM sites WHERE id = 'news'`)
+      cli.close()
+      // The store asks SQLite whether another connection committed at most once a millisecond.
+      await new Promise((resolve) => setTimeout(resolve, 5))
+      expect(await server.sites.get('news')).toMatchObject({ authkeyVersion: 2, clientSecretHash: 'rotated' })
+      expect(await server.sites.get('shop')).toBeNull()
+      expect((await server.sites.get('blog'))?.id).toBe('blog')
+      await server.close()
     })
 
     it('refuses to open a store written by a newer schema', () => {

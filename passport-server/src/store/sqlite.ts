@@ -159,8 +159,56 @@ const toToken = (r: Row): TokenRecord => ({
   revokeReason: (r.revoke_reason as EndReason | null) ?? null,
 })
 
+/**
+ * Site rows, decoded and frozen. Every frame and site-backend request reads its site (authkey,
+ * client credentials) and sites change rarely, so the rows are kept here. They are forgotten on
+ * any site write through this connection, on a rollback, and whenever another connection has
+ * committed (`PRAGMA data_version` moves only for other connections' commits): a site changed
+ * by the CLI or by another server on the same file is read afresh by requests that start a
+ * millisecond after its commit. (Asking SQLite costs a read of the WAL index, ~2.5 µs; asked at
+ * most once a millisecond, it costs nothing under load.)
+ */
+function createSiteCache(db: DatabaseSync) {
+  const sites = new Map<string, SiteRecord | null>()
+  const version = db.prepare('PRAGMA data_version')
+  let seen: unknown
+  let askedAt = Number.NEGATIVE_INFINITY
+  return {
+    get(id: string, read: () => SiteRecord | null): SiteRecord | null {
+      const at = performance.now()
+      if (at - askedAt >= 1) {
+        askedAt = at
+        const now = (version.get() as Row).data_version
+        if (now !== seen) {
+          sites.clear()
+          seen = now
+        }
+      }
+      let site = sites.get(id)
+      if (site === undefined) {
+        site = read()
+        if (site) site = frozen(site)
+        if (sites.size >= 1024) sites.clear()
+        sites.set(id, site)
+      }
+      return site
+    },
+    forget(): void {
+      sites.clear()
+    },
+  }
+}
+
+/** Shared between requests, so nobody may change it. */
+const frozen = (s: SiteRecord): SiteRecord => {
+  for (const list of [s.origins, s.redirectUris, s.loginModes]) Object.freeze(list)
+  return Object.freeze(s)
+}
+
+type SiteCache = ReturnType<typeof createSiteCache>
+
 /** Repositories bound to one connection; every method runs synchronously under the hood. */
-function createRepos(db: DatabaseSync): StoreTx {
+function createRepos(db: DatabaseSync, siteCache: SiteCache): StoreTx {
   // Prepared once per distinct statement: preparing costs more than most of these queries.
   const statements = new Map<string, StatementSync>()
   const stmt = (sql: string): StatementSync => {
@@ -211,6 +259,7 @@ function createRepos(db: DatabaseSync): StoreTx {
     },
     sites: {
       create: async (s) => {
+        siteCache.forget()
         run(
           `INSERT INTO sites (id, name, origins, redirect_uris, login_modes, token_ttl_seconds,
              refresh_idle_seconds, refresh_absolute_seconds, refresh_before_seconds, backchannel_logout_uri,
@@ -222,6 +271,7 @@ function createRepos(db: DatabaseSync): StoreTx {
         )
       },
       update: async (s) => {
+        siteCache.forget()
         run(
           `UPDATE sites SET name = $name, origins = $origins, redirect_uris = $redirect_uris,
              login_modes = $login_modes, token_ttl_seconds = $token_ttl_seconds,
@@ -233,12 +283,16 @@ function createRepos(db: DatabaseSync): StoreTx {
           siteParams(s),
         )
       },
-      get: async (id) => {
-        const r = one('SELECT * FROM sites WHERE id = ?', id)
-        return r && toSite(r)
-      },
+      get: async (id) =>
+        siteCache.get(id, () => {
+          const r = one('SELECT * FROM sites WHERE id = ?', id)
+          return r && toSite(r)
+        }),
       list: async () => all('SELECT * FROM sites ORDER BY id').map(toSite),
-      remove: async (id) => run('DELETE FROM sites WHERE id = ?', [id]).changes > 0,
+      remove: async (id) => {
+        siteCache.forget()
+        return run('DELETE FROM sites WHERE id = ?', [id]).changes > 0
+      },
     },
     sessions: {
       create: async (s) => {
@@ -472,8 +526,22 @@ function createRepos(db: DatabaseSync): StoreTx {
         return r && toToken(r)
       },
       getWithHash: async (jti) => {
-        const r = one('SELECT * FROM tokens WHERE jti = ?', jti)
-        return r && { record: toToken(r), tokenHash: (r.token_hash as string | null) ?? null }
+        // One statement for the token and its holder: introspection needs both on every call.
+        const r = one(
+          `SELECT tokens.*, users.username AS holder_username, users.name AS holder_name
+           FROM tokens LEFT JOIN users ON users.id = tokens.user_id WHERE tokens.jti = ?`,
+          jti,
+        )
+        if (!r) return null
+        const holder =
+          r.holder_username === null
+            ? null
+            : {
+                id: r.user_id as string,
+                username: r.holder_username as string,
+                name: r.holder_name as string,
+              }
+        return { record: toToken(r), tokenHash: (r.token_hash as string | null) ?? null, holder }
       },
       revokeOtherDevices: async (userId, siteId, keepSessionId, at, reason) =>
         all(
@@ -668,7 +736,8 @@ export function openSqliteStore(file: string): Store {
     return result
   }
 
-  const raw = createRepos(db)
+  const siteCache = createSiteCache(db)
+  const raw = createRepos(db, siteCache)
   return {
     ...wrapRepos(raw, exclusive),
     transaction: (fn) =>
@@ -680,6 +749,8 @@ export function openSqliteStore(file: string): Store {
           return value
         } catch (err) {
           if (db.isTransaction) db.exec('ROLLBACK')
+          // It may have read a site it had itself written, now undone.
+          siteCache.forget()
           throw err
         }
       }),

@@ -254,6 +254,9 @@ export interface CodeRepo {
   consume(hash: string, at: number): Promise<CodeRecord | null>
 }
 
+/** What a site may learn of a token's user (introspection). */
+export type TokenHolder = Pick<UserRecord, 'id' | 'username' | 'name'>
+
 export interface TokenRepo {
   /** `tokenHash`: SHA-256 of the exact token minted for this record (see `getWithHash`). */
   create(token: TokenRecord, tokenHash?: string | null): Promise<void>
@@ -262,9 +265,11 @@ export interface TokenRepo {
    * The record with the SHA-256 of the exact token minted for it, kept so that a presented
    * token can be recognised as ours by its bytes. Null for rows written without it (by a
    * server before this field, which may still share the store): such tokens are checked by
-   * their signature.
+   * their signature. `holder` is the user the token was minted for, null if that account is gone.
    */
-  getWithHash(jti: string): Promise<{ record: TokenRecord; tokenHash: string | null } | null>
+  getWithHash(
+    jti: string,
+  ): Promise<{ record: TokenRecord; tokenHash: string | null; holder: TokenHolder | null } | null>
   /** Revokes every unexpired live token of (user, site) not held by `keepSessionId`; returns them. */
   revokeOtherDevices(
     userId: string,
