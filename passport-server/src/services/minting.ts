@@ -1,5 +1,5 @@
 import type { EndReason } from '../../../passport-frame/src/protocol/codes.ts'
-import { randomSecret, sameSecret, sha256 } from '../auth/random.ts'
+import { randomSecret, sameSecret, sha256, timeOrderedId } from '../auth/random.ts'
 import type { AppDeps } from '../deps.ts'
 import { PassportError } from '../errors.ts'
 import { publishEvents, recordEvent } from '../events/record.ts'
@@ -69,7 +69,7 @@ export async function mintInTransaction(
 ): Promise<{ grant: MintedGrant; replaced: SessionEventRecord[] }> {
   const { site, session, now, family } = input
   const record: TokenRecord = {
-    jti: crypto.randomUUID(),
+    jti: timeOrderedId(now),
     siteId: site.id,
     userId: session.userId,
     sessionId: session.id,

@@ -3,6 +3,7 @@ import path from 'node:path'
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite'
 import type { EndReason } from '../../../passport-frame/src/protocol/codes.ts'
 import { StoreUnavailableError } from '../errors.ts'
+import { createSqliteQueue } from './sqlite-queue.ts'
 import { addedColumns, droppedIndexes, SCHEMA_VERSION, schemaSql } from './sqlite-schema.ts'
 import type {
   ApprovalRecord,
@@ -684,9 +685,9 @@ function wrapRepos(repos: StoreTx, guard: <T>(fn: () => Promise<T>) => Promise<T
 /**
  * The embedded store: one SQLite file (created on first use), or `:memory:` for tests.
  *
- * One connection serves the process, so transactions are serialised through a queue: a
- * statement issued by another request while a transaction awaits would otherwise run inside
- * it. Calls made outside `transaction` queue behind it too.
+ * One connection serves the process, so work is serialised through a queue that also commits
+ * concurrent transactions together (see `createSqliteQueue`): a statement issued by another
+ * request while a transaction awaits would otherwise run inside it.
  */
 export function openSqliteStore(file: string): Store {
   if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true })
@@ -723,39 +724,15 @@ export function openSqliteStore(file: string): Store {
   db.exec(schemaSql)
   db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`)
 
-  let queue: Promise<unknown> = Promise.resolve()
-  const exclusive = <T>(fn: () => Promise<T>): Promise<T> => {
-    const result = queue.then(async () => {
-      try {
-        return await fn()
-      } catch (err) {
-        throw translateError(err)
-      }
-    })
-    queue = result.catch(() => undefined)
-    return result
-  }
-
   const siteCache = createSiteCache(db)
   const raw = createRepos(db, siteCache)
+  // A rolled-back piece may have read a site it had itself written, now undone.
+  const queue = createSqliteQueue(db, { translateError, onRollback: () => siteCache.forget() })
   return {
-    ...wrapRepos(raw, exclusive),
-    transaction: (fn) =>
-      exclusive(async () => {
-        db.exec('BEGIN IMMEDIATE')
-        try {
-          const value = await fn(raw)
-          db.exec('COMMIT')
-          return value
-        } catch (err) {
-          if (db.isTransaction) db.exec('ROLLBACK')
-          // It may have read a site it had itself written, now undone.
-          siteCache.forget()
-          throw err
-        }
-      }),
+    ...wrapRepos(raw, queue.call),
+    transaction: (fn) => queue.transaction(() => fn(raw)),
     close: async () => {
-      await queue
+      await queue.idle()
       db.close()
     },
   }
