@@ -201,6 +201,78 @@ describe('sqlite store', () => {
     })
   })
 
+  describe('kept token rows (introspection reads the same token again and again)', () => {
+    const revokedAfter = async (revoke: () => Promise<unknown>) => {
+      await store.tokens.create(token('kept', { sessionId: 'session-a' }), 'hash-of-kept')
+      expect((await store.tokens.getWithHash('kept'))?.record.revokedAt).toBeNull() // now kept
+      await revoke()
+      return (await store.tokens.getWithHash('kept'))?.record.revokeReason
+    }
+
+    it('sees every kind of revocation at once', async () => {
+      expect(await revokedAfter(() => store.tokens.revokeSession('session-a', T0 + 1, 'signed_out'))).toBe(
+        'signed_out',
+      )
+    })
+
+    it('sees a revocation of the session on the site at once', async () => {
+      expect(
+        await revokedAfter(() => store.tokens.revokeSessionSite('session-a', 'news', T0 + 1, 'revoked')),
+      ).toBe('revoked')
+    })
+
+    it('sees newest-wins replacement at once, made inside a transaction', async () => {
+      expect(
+        await revokedAfter(() =>
+          store.transaction((tx) =>
+            tx.tokens.revokeOtherDevices('u_alice', 'news', 'session-b', T0 + 1, 'replaced'),
+          ),
+        ),
+      ).toBe('replaced')
+    })
+
+    it('forgets a purged row', async () => {
+      await store.tokens.create(token('old', { expiresAt: T0 }), 'hash-of-old')
+      expect(await store.tokens.getWithHash('old')).not.toBeNull()
+      await store.maintenance.purge(T0 + 2 * 86_400_000)
+      expect(await store.tokens.getWithHash('old')).toBeNull()
+    })
+
+    it('forgets what a rolled-back transaction revoked and then read', async () => {
+      await store.tokens.create(token('kept'), 'hash-of-kept')
+      await expect(
+        store.transaction(async (tx) => {
+          await tx.tokens.revokeSession('session-a', T0 + 1, 'signed_out')
+          expect((await tx.tokens.getWithHash('kept'))?.record.revokedAt).toBe(T0 + 1)
+          throw new Error('undo')
+        }),
+      ).rejects.toThrow('undo')
+      expect((await store.tokens.getWithHash('kept'))?.record.revokedAt).toBeNull()
+    })
+
+    it('hands out rows nobody can change', async () => {
+      await store.users.create(user('u_alice', 'alice'))
+      await store.tokens.create(token('kept'), 'hash-of-kept')
+      const row = await store.tokens.getWithHash('kept')
+      expect(row?.holder).toEqual({ id: 'u_alice', username: 'alice', name: 'alice' })
+      expect(() => Object.assign(row?.record ?? {}, { revokedAt: null, siteId: 'shop' })).toThrow(TypeError)
+      expect(() => Object.assign(row?.holder ?? {}, { username: 'mallory' })).toThrow(TypeError)
+    })
+
+    it('sees a token revoked by another connection (another server on the same file) on the next request', async () => {
+      const file = path.join(tempDir(), 'passport.sqlite')
+      const server = openSqliteStore(file)
+      await server.tokens.create(token('kept'), 'hash-of-kept')
+      expect((await server.tokens.getWithHash('kept'))?.record.revokedAt).toBeNull()
+      const other = new DatabaseSync(file)
+      other.exec(`UPDATE tokens SET revoked_at = ${T0 + 1}, revoke_reason = 'signed_out' WHERE jti = 'kept'`)
+      other.close()
+      await new Promise((resolve) => setTimeout(resolve, 5))
+      expect((await server.tokens.getWithHash('kept'))?.record.revokeReason).toBe('signed_out')
+      await server.close()
+    })
+  })
+
   describe('records', () => {
     it('round-trips sites, including arrays and booleans, lists them by id and removes them', async () => {
       await store.sites.create(

@@ -3,6 +3,7 @@ import path from 'node:path'
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite'
 import type { EndReason } from '../../../passport-frame/src/protocol/codes.ts'
 import { StoreUnavailableError } from '../errors.ts'
+import { createRowCache, watchOtherConnections } from './row-cache.ts'
 import { createSqliteQueue } from './sqlite-queue.ts'
 import { addedColumns, droppedIndexes, SCHEMA_VERSION, schemaSql } from './sqlite-schema.ts'
 import type {
@@ -16,6 +17,7 @@ import type {
   SiteExclusion,
   SiteRecord,
   Store,
+  StoredToken,
   StoreTx,
   TokenRecord,
   UserRecord,
@@ -161,55 +163,43 @@ const toToken = (r: Row): TokenRecord => ({
 })
 
 /**
- * Site rows, decoded and frozen. Every frame and site-backend request reads its site (authkey,
- * client credentials) and sites change rarely, so the rows are kept here. They are forgotten on
- * any site write through this connection, on a rollback, and whenever another connection has
- * committed (`PRAGMA data_version` moves only for other connections' commits): a site changed
- * by the CLI or by another server on the same file is read afresh by requests that start a
- * millisecond after its commit. (Asking SQLite costs a read of the WAL index, ~2.5 µs; asked at
- * most once a millisecond, it costs nothing under load.)
+ * What every request reads and rarely changes, kept decoded and frozen per connection: the
+ * site of every frame and site-backend request (authkey, client credentials), and the token
+ * rows introspection and validity checks read again and again for the same token. Forgotten
+ * on every write that could change them (sites: any site write; tokens: every revocation and
+ * the purge; a new token row changes no kept one), on every rollback, and when another
+ * connection has committed (see `watchOtherConnections`).
  */
-function createSiteCache(db: DatabaseSync) {
-  const sites = new Map<string, SiteRecord | null>()
-  const version = db.prepare('PRAGMA data_version')
-  let seen: unknown
-  let askedAt = Number.NEGATIVE_INFINITY
+function createCaches(db: DatabaseSync) {
+  const otherConnections = watchOtherConnections(db)
+  const sites = createRowCache<SiteRecord>(otherConnections, 1024)
+  // Bounded: when full it starts again empty (a kept row is a read saved, never an answer changed).
+  const tokens = createRowCache<StoredToken>(otherConnections, 10_000)
   return {
-    get(id: string, read: () => SiteRecord | null): SiteRecord | null {
-      const at = performance.now()
-      if (at - askedAt >= 1) {
-        askedAt = at
-        const now = (version.get() as Row).data_version
-        if (now !== seen) {
-          sites.clear()
-          seen = now
-        }
-      }
-      let site = sites.get(id)
-      if (site === undefined) {
-        site = read()
-        if (site) site = frozen(site)
-        if (sites.size >= 1024) sites.clear()
-        sites.set(id, site)
-      }
-      return site
-    },
-    forget(): void {
-      sites.clear()
+    sites,
+    tokens,
+    forget: () => {
+      sites.forget()
+      tokens.forget()
     },
   }
 }
 
+type Caches = ReturnType<typeof createCaches>
+
 /** Shared between requests, so nobody may change it. */
-const frozen = (s: SiteRecord): SiteRecord => {
+const frozenSite = (s: SiteRecord): SiteRecord => {
   for (const list of [s.origins, s.redirectUris, s.loginModes]) Object.freeze(list)
   return Object.freeze(s)
 }
-
-type SiteCache = ReturnType<typeof createSiteCache>
+const frozenToken = (t: StoredToken): StoredToken => {
+  Object.freeze(t.record)
+  if (t.holder) Object.freeze(t.holder)
+  return Object.freeze(t)
+}
 
 /** Repositories bound to one connection; every method runs synchronously under the hood. */
-function createRepos(db: DatabaseSync, siteCache: SiteCache): StoreTx {
+function createRepos(db: DatabaseSync, caches: Caches): StoreTx {
   // Prepared once per distinct statement: preparing costs more than most of these queries.
   const statements = new Map<string, StatementSync>()
   const stmt = (sql: string): StatementSync => {
@@ -225,6 +215,11 @@ function createRepos(db: DatabaseSync, siteCache: SiteCache): StoreTx {
   const run = (sql: string, params: Row | SQLInputValue[] = []) =>
     Array.isArray(params) ? stmt(sql).run(...params) : stmt(sql).run(params)
   const all = (sql: string, ...params: SQLInputValue[]): Row[] => stmt(sql).all(...params) as Row[]
+  /** Every statement that revokes tokens goes through here: kept token rows are then stale. */
+  const revokeTokens = (sql: string, ...params: SQLInputValue[]): Row[] => {
+    caches.tokens.forget()
+    return all(sql, ...params)
+  }
   /** Revokes the live refresh credentials matching `where`; a revoked one keeps no sealed answer. */
   const revokeRefresh = (where: string, params: SQLInputValue[], at: number, reason: EndReason): number =>
     Number(
@@ -260,7 +255,7 @@ function createRepos(db: DatabaseSync, siteCache: SiteCache): StoreTx {
     },
     sites: {
       create: async (s) => {
-        siteCache.forget()
+        caches.sites.forget()
         run(
           `INSERT INTO sites (id, name, origins, redirect_uris, login_modes, token_ttl_seconds,
              refresh_idle_seconds, refresh_absolute_seconds, refresh_before_seconds, backchannel_logout_uri,
@@ -272,7 +267,7 @@ function createRepos(db: DatabaseSync, siteCache: SiteCache): StoreTx {
         )
       },
       update: async (s) => {
-        siteCache.forget()
+        caches.sites.forget()
         run(
           `UPDATE sites SET name = $name, origins = $origins, redirect_uris = $redirect_uris,
              login_modes = $login_modes, token_ttl_seconds = $token_ttl_seconds,
@@ -285,13 +280,13 @@ function createRepos(db: DatabaseSync, siteCache: SiteCache): StoreTx {
         )
       },
       get: async (id) =>
-        siteCache.get(id, () => {
+        caches.sites.get(id, () => {
           const r = one('SELECT * FROM sites WHERE id = ?', id)
-          return r && toSite(r)
+          return r && frozenSite(toSite(r))
         }),
       list: async () => all('SELECT * FROM sites ORDER BY id').map(toSite),
       remove: async (id) => {
-        siteCache.forget()
+        caches.sites.forget()
         return run('DELETE FROM sites WHERE id = ?', [id]).changes > 0
       },
     },
@@ -526,26 +521,31 @@ function createRepos(db: DatabaseSync, siteCache: SiteCache): StoreTx {
         const r = one('SELECT * FROM tokens WHERE jti = ?', jti)
         return r && toToken(r)
       },
-      getWithHash: async (jti) => {
-        // One statement for the token and its holder: introspection needs both on every call.
-        const r = one(
-          `SELECT tokens.*, users.username AS holder_username, users.name AS holder_name
-           FROM tokens LEFT JOIN users ON users.id = tokens.user_id WHERE tokens.jti = ?`,
-          jti,
-        )
-        if (!r) return null
-        const holder =
-          r.holder_username === null
-            ? null
-            : {
-                id: r.user_id as string,
-                username: r.holder_username as string,
-                name: r.holder_name as string,
-              }
-        return { record: toToken(r), tokenHash: (r.token_hash as string | null) ?? null, holder }
-      },
+      getWithHash: async (jti) =>
+        caches.tokens.get(jti, () => {
+          // One statement for the token and its holder: introspection needs both on every call.
+          const r = one(
+            `SELECT tokens.*, users.username AS holder_username, users.name AS holder_name
+             FROM tokens LEFT JOIN users ON users.id = tokens.user_id WHERE tokens.jti = ?`,
+            jti,
+          )
+          if (!r) return null
+          const holder =
+            r.holder_username === null
+              ? null
+              : {
+                  id: r.user_id as string,
+                  username: r.holder_username as string,
+                  name: r.holder_name as string,
+                }
+          return frozenToken({
+            record: toToken(r),
+            tokenHash: (r.token_hash as string | null) ?? null,
+            holder,
+          })
+        }),
       revokeOtherDevices: async (userId, siteId, keepSessionId, at, reason) =>
-        all(
+        revokeTokens(
           `UPDATE tokens SET revoked_at = ?, revoke_reason = ?
            WHERE user_id = ? AND site_id = ? AND expires_at > ? AND session_id <> ? AND revoked_at IS NULL
            RETURNING *`,
@@ -557,7 +557,7 @@ function createRepos(db: DatabaseSync, siteCache: SiteCache): StoreTx {
           keepSessionId,
         ).map(toToken),
       revokeSession: async (sessionId, at, reason) =>
-        all(
+        revokeTokens(
           `UPDATE tokens SET revoked_at = ?, revoke_reason = ?
            WHERE session_id = ? AND revoked_at IS NULL RETURNING *`,
           at,
@@ -565,7 +565,7 @@ function createRepos(db: DatabaseSync, siteCache: SiteCache): StoreTx {
           sessionId,
         ).map(toToken),
       revokeSessionSite: async (sessionId, siteId, at, reason) =>
-        all(
+        revokeTokens(
           `UPDATE tokens SET revoked_at = ?, revoke_reason = ?
            WHERE session_id = ? AND site_id = ? AND revoked_at IS NULL RETURNING *`,
           at,
@@ -630,6 +630,7 @@ function createRepos(db: DatabaseSync, siteCache: SiteCache): StoreTx {
     },
     maintenance: {
       purge: async (now) => {
+        caches.tokens.forget()
         const dayAgo = now - 86_400_000
         const weekAgo = now - 7 * 86_400_000
         let removed = 0
@@ -724,10 +725,10 @@ export function openSqliteStore(file: string): Store {
   db.exec(schemaSql)
   db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`)
 
-  const siteCache = createSiteCache(db)
-  const raw = createRepos(db, siteCache)
-  // A rolled-back piece may have read a site it had itself written, now undone.
-  const queue = createSqliteQueue(db, { translateError, onRollback: () => siteCache.forget() })
+  const caches = createCaches(db)
+  const raw = createRepos(db, caches)
+  // A rolled-back piece may have read rows it had itself written, now undone.
+  const queue = createSqliteQueue(db, { translateError, onRollback: caches.forget })
   return {
     ...wrapRepos(raw, queue.call),
     transaction: (fn) => queue.transaction(() => fn(raw)),

@@ -257,6 +257,13 @@ export interface CodeRepo {
 /** What a site may learn of a token's user (introspection). */
 export type TokenHolder = Pick<UserRecord, 'id' | 'username' | 'name'>
 
+/** A token row as checks read it: frozen, it may be shared between requests. */
+export interface StoredToken {
+  readonly record: TokenRecord
+  readonly tokenHash: string | null
+  readonly holder: TokenHolder | null
+}
+
 export interface TokenRepo {
   /** `tokenHash`: SHA-256 of the exact token minted for this record (see `getWithHash`). */
   create(token: TokenRecord, tokenHash?: string | null): Promise<void>
@@ -267,9 +274,7 @@ export interface TokenRepo {
    * server before this field, which may still share the store): such tokens are checked by
    * their signature. `holder` is the user the token was minted for, null if that account is gone.
    */
-  getWithHash(
-    jti: string,
-  ): Promise<{ record: TokenRecord; tokenHash: string | null; holder: TokenHolder | null } | null>
+  getWithHash(jti: string): Promise<StoredToken | null>
   /** Revokes every unexpired live token of (user, site) not held by `keepSessionId`; returns them. */
   revokeOtherDevices(
     userId: string,
