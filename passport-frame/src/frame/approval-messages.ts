@@ -1,17 +1,13 @@
+import type { ApprovalPrompt } from '../protocol/approval.ts'
+
 /**
  * "Sign in with another device" as the live channel carries it to the frame. Parsed strictly:
  * only the exact shapes, bounded strings, two-digit choices; anything else is dropped.
  */
-export interface ApprovalRequest {
-  id: string
-  siteName: string
-  device: string
-  address: string
-  choices: string[]
-  bindingMessage: string | null
-  /** Server time (ms). */
-  expiresAt: number
-  /** Whether the request came from the network this device is on (a hint against phishing). */
+
+/** A request as the frame holds it: the server's description, and whether it came from the network this device is on. */
+export interface ApprovalRequest extends ApprovalPrompt {
+  /** A hint against phishing: a request from another network gets a warning. */
   sameNetwork: boolean
 }
 export type ApprovalOutcome = 'approved' | 'denied' | 'cancelled' | 'expired'

@@ -1,3 +1,4 @@
+import type { ApprovalPrompt } from '../../../passport-frame/src/protocol/approval.ts'
 import type { EndReason } from '../../../passport-frame/src/protocol/codes.ts'
 
 /** Something ended a user's access: a whole session, or one site's tokens on one session. */
@@ -13,21 +14,7 @@ export interface SessionEndEvent {
   at: number
 }
 
-/** What an approving device is shown of a "sign in with another device" request. */
-export interface ApprovalPrompt {
-  id: string
-  /** The site the new device wants (for CIBA: the client). */
-  siteName: string
-  /** The new device's browser, as it described itself. */
-  device: string
-  /** The address the request came from (the TCP peer; a proxy's own address behind one). */
-  address: string
-  /** Three codes; the one the new device shows is among them. */
-  choices: string[]
-  /** CIBA's binding message, if the client sent one. */
-  bindingMessage: string | null
-  expiresAt: number
-}
+export type { ApprovalPrompt } from '../../../passport-frame/src/protocol/approval.ts'
 
 /**
  * Device-approval news for a user's signed-in devices (and the requester's waiting page).
