@@ -264,7 +264,24 @@ async function fillTo(world: World, target: number, newClient?: () => Child) {
 
 export type LatencyCase = 'spread' | 'bulk-http' | 'bulk-server'
 
-export interface LatencyRow {
+/** How long a push took to arrive, over every affected socket (or polling frame). */
+export interface Arrival {
+  p50Ms: number
+  p90Ms: number
+  p99Ms: number
+  maxMs: number
+  minMs: number
+}
+
+const arrivalOf = ({ p50Ms, p90Ms, p99Ms, maxMs, minMs }: Arrival): Arrival => ({
+  p50Ms,
+  p90Ms,
+  p99Ms,
+  maxMs,
+  minMs,
+})
+
+export interface LatencyRow extends Arrival {
   connected: number
   case: LatencyCase
   sessions: number
@@ -272,11 +289,6 @@ export interface LatencyRow {
   delivered: number
   missing: number
   reasons: Record<string, number>
-  p50Ms: number
-  p90Ms: number
-  p99Ms: number
-  maxMs: number
-  minMs: number
   /** spread / bulk-http: answer times of the logout requests; bulk-server: the endSession loop. */
   requestP50Ms: number
   requestMaxMs: number
@@ -372,7 +384,7 @@ async function latencyCase(
 // ---------------------------------------------------------------------------------------------
 // polling baseline
 
-export interface PollingResult {
+export interface PollingResult extends Arrival {
   frames: number
   periodMs: number
   sessions: number
@@ -380,11 +392,6 @@ export interface PollingResult {
   seen: number
   missing: number
   reasons: Record<string, number>
-  p50Ms: number
-  p90Ms: number
-  p99Ms: number
-  maxMs: number
-  minMs: number
   checks: number
   checkBad: number
   checkP50Ms: number
@@ -458,11 +465,7 @@ async function pollingBaseline(world: World, options: LiveOptions, signouts: num
     seen: row.delivered,
     missing: row.missing,
     reasons: row.reasons,
-    p50Ms: row.p50Ms,
-    p90Ms: row.p90Ms,
-    p99Ms: row.p99Ms,
-    maxMs: row.maxMs,
-    minMs: row.minMs,
+    ...arrivalOf(row),
     checks: stop.requests,
     checkBad: stop.bad,
     checkP50Ms: round(quantile(stop.checkMs, 0.5), 2),
