@@ -164,6 +164,10 @@ interface World {
 
 const keysOf = (sids: number[]) => sids.flatMap((sid) => SITES.map((site) => `${sid}.${site}`))
 
+/** Sign-outs from each session's News frame: the session ends, so both its frames are told. */
+const newsSignouts = (world: World, sids: number[]) =>
+  sids.map((sid) => ({ sid, authkey: world.info.authkeys.news, token: world.tokens.get(sid)?.news }))
+
 async function prepare(world: World, count: number): Promise<number[]> {
   const sids: number[] = []
   for (let done = 0; done < count; done += CHUNK_SESSIONS) {
@@ -358,11 +362,7 @@ async function latencyCase(
     const r = await client.child.call<SignoutResult>('signout', {
       url: world.info.url,
       origin: BENCH_ISSUER,
-      items: sids.map((sid) => ({
-        sid,
-        authkey: world.info.authkeys.news,
-        token: world.tokens.get(sid)?.news,
-      })),
+      items: newsSignouts(world, sids),
       mode: kind === 'spread' ? 'spread' : 'burst',
       spreadMs,
       maxSockets: 64,
@@ -434,11 +434,7 @@ async function pollingBaseline(world: World, options: LiveOptions, signouts: num
   const r = await client.child.call<SignoutResult>('signout', {
     url: world.info.url,
     origin: BENCH_ISSUER,
-    items: victims.map((sid) => ({
-      sid,
-      authkey: world.info.authkeys.news,
-      token: world.tokens.get(sid)?.news,
-    })),
+    items: newsSignouts(world, victims),
     mode: 'spread',
     spreadMs: options.pollMs,
     maxSockets: 64,

@@ -223,11 +223,8 @@ export async function checkSiteToken(
     row = stored
   } else {
     verified = await verifySiteToken(deps.keys, token, expected)
-    row = !verified.ok
-      ? null
-      : verified.claims.jti === jti
-        ? stored
-        : await deps.store.tokens.getWithHash(verified.claims.jti)
+    // The row of the jti the signature vouches for (a kept row when it was just read above).
+    row = verified.ok ? await deps.store.tokens.getWithHash(verified.claims.jti) : null
   }
   if (!verified.ok) {
     return { valid: false, reason: verified.reason === 'expired' ? 'expired' : 'unknown', expiresAt: null }
