@@ -13,6 +13,7 @@ import { liveInternalRoutes } from './routes/live-internal.ts'
 import { siteApiRoutes } from './routes/site-api.ts'
 import { wellKnownRoutes } from './routes/well-known.ts'
 import { createDeviceApprovals } from './services/device-approval.ts'
+import { createDpopProofs } from './services/dpop-proofs.ts'
 
 /**
  * Builds the passport HTTP app from its dependencies. No listening, no globals, no environment:
@@ -28,12 +29,14 @@ export function createApp(deps: AppDeps): Hono {
   app.use(limitBody(deps.config.maxBodyBytes))
   // One per app: it holds the request rate limits every way in shares.
   const approvals = createDeviceApprovals(deps)
+  // One per app: it holds the proofs seen (replay) and makes the nonces the frame pages carry.
+  const proofs = createDpopProofs(deps)
   app.route('/', authorizeRoutes(deps))
   app.route('/', deviceSignInRoutes(deps, approvals))
   app.route('/', cibaRoutes(deps, approvals))
   app.route('/', accountRoutes(deps, approvals))
-  app.route('/', frameRoutes(deps))
-  app.route('/', frameApiRoutes(deps, approvals))
+  app.route('/', frameRoutes(deps, proofs))
+  app.route('/', frameApiRoutes(deps, approvals, proofs))
   app.route('/', siteApiRoutes(deps))
   app.route('/', wellKnownRoutes(deps))
   app.route('/', liveInternalRoutes(deps))

@@ -144,8 +144,8 @@ describe('passport CLI', () => {
       const t = fakeIo()
       expect(await run(['site', 'list'], t)).toBe(0)
       expect(t.lines).toEqual([
-        `news\tnews\t${NEWS_ORIGIN}\tttl=900s\trefresh=300s-before,idle=86400s,max=2592000s\tone-device=true\tv1`,
-        `shop\tshop\t${SHOP_ORIGIN}\tttl=900s\trefresh=300s-before,idle=86400s,max=2592000s\tone-device=false\tv1`,
+        `news\tnews\t${NEWS_ORIGIN}\tttl=900s\trefresh=300s-before,idle=86400s,max=2592000s\tone-device=true\tdpop-bound=false\tv1`,
+        `shop\tshop\t${SHOP_ORIGIN}\tttl=900s\trefresh=300s-before,idle=86400s,max=2592000s\tone-device=false\tdpop-bound=false\tv1`,
       ])
       const shop = await deps.store.sites.get('shop')
       expect(t.text()).not.toContain(printed(added.lines, 'client secret'))

@@ -10,7 +10,7 @@ export const CLI_USAGE = `usage: npm run passport -- <command>
 
   site add --id ID --origin ORIGIN [--origin ORIGIN …] [--name NAME]
            [--redirect-uri URI …] [--login-mode password] [--token-ttl SECONDS]
-           [--one-device-per-site true|false] [--refresh-idle SECONDS]
+           [--one-device-per-site true|false] [--dpop-bound-tokens true|false] [--refresh-idle SECONDS]
            [--refresh-absolute SECONDS] [--refresh-before SECONDS]
            [--backchannel-logout-uri URL]
       Registers a site (or replaces its config) and prints its authkey and client secret.
@@ -48,6 +48,7 @@ function parseCliOptions(args: string[]) {
       'refresh-before': { type: 'string' },
       'backchannel-logout-uri': { type: 'string' },
       'one-device-per-site': { type: 'string' },
+      'dpop-bound-tokens': { type: 'string' },
       user: { type: 'string' },
     },
   })
@@ -71,8 +72,14 @@ export async function runCli(deps: AppDeps, argv: string[], io: CliIo): Promise<
     if (noun === 'site' && verb === 'add') {
       const ttl = values['token-ttl']
       const oneDevice = values['one-device-per-site']
-      if (oneDevice !== undefined && oneDevice !== 'true' && oneDevice !== 'false') {
-        throw new PassportError('invalid_request', '--one-device-per-site takes true or false')
+      const dpopBound = values['dpop-bound-tokens']
+      for (const [flag, value] of [
+        ['one-device-per-site', oneDevice],
+        ['dpop-bound-tokens', dpopBound],
+      ] as const) {
+        if (value !== undefined && value !== 'true' && value !== 'false') {
+          throw new PassportError('invalid_request', `--${flag} takes true or false`)
+        }
       }
       const { site, authkey, clientSecret } = await registerSite(deps, {
         id: values.id ?? '',
@@ -88,6 +95,7 @@ export async function runCli(deps: AppDeps, argv: string[], io: CliIo): Promise<
           ? { backchannelLogoutUri: values['backchannel-logout-uri'] }
           : {}),
         ...(oneDevice ? { oneDevicePerSite: oneDevice === 'true' } : {}),
+        ...(dpopBound ? { dpopBoundTokens: dpopBound === 'true' } : {}),
       })
       io.out(`site ${site.id} registered (version ${site.authkeyVersion})`)
       io.out(`origins:       ${site.origins.join(' ')}`)
@@ -102,7 +110,7 @@ export async function runCli(deps: AppDeps, argv: string[], io: CliIo): Promise<
       if (sites.length === 0) io.out('no sites registered')
       for (const s of sites) {
         io.out(
-          `${s.id}\t${s.name}\t${s.origins.join(',')}\tttl=${s.tokenTtlSeconds}s\trefresh=${s.refreshBeforeSeconds}s-before,idle=${s.refreshIdleSeconds}s,max=${s.refreshAbsoluteSeconds}s\tone-device=${s.oneDevicePerSite}\tv${s.authkeyVersion}`,
+          `${s.id}\t${s.name}\t${s.origins.join(',')}\tttl=${s.tokenTtlSeconds}s\trefresh=${s.refreshBeforeSeconds}s-before,idle=${s.refreshIdleSeconds}s,max=${s.refreshAbsoluteSeconds}s\tone-device=${s.oneDevicePerSite}\tdpop-bound=${s.dpopBoundTokens}\tv${s.authkeyVersion}`,
         )
       }
       return 0

@@ -15,6 +15,7 @@ describe('resolveConfig', () => {
       scryptCost: 2 ** 15,
       liveValidationSecret: '',
       liveMaxConnections: 15_000,
+      dpopNonceRequired: true,
       assetsDir: defaults.assetsDir,
     })
     expect(defaults.assetsDir).toMatch(/\/dist\/passport\/$/)
@@ -31,6 +32,7 @@ describe('resolveConfig', () => {
       scryptCost: 1024,
       liveValidationSecret: 'x'.repeat(32),
       liveMaxConnections: 100,
+      dpopNonceRequired: false,
       assetsDir: '/srv/passport/',
     }
     expect(resolveConfig(options)).toEqual(options)

@@ -26,6 +26,12 @@ export interface PassportOptions {
    * under the process's fd limit (LimitNOFILE), raising both together. Default 15,000.
    */
   liveMaxConnections?: number
+  /**
+   * Whether every DPoP proof to the frame's API must carry a fresh server nonce (RFC 9449 §8):
+   * a proof made in advance, or kept, is then useless after at most ten minutes. The frame gets
+   * a nonce with its page, so this costs no extra round trip. Default true.
+   */
+  dpopNonceRequired?: boolean
   /** Where the built frame and SDK files are (vite output). */
   assetsDir?: string
 }
@@ -41,6 +47,7 @@ export const defaults = {
   scryptCost: 2 ** 15,
   liveValidationSecret: '',
   liveMaxConnections: 15_000,
+  dpopNonceRequired: true,
   assetsDir: new URL('../../dist/passport/', import.meta.url).pathname,
 } satisfies Omit<ResolvedConfig, 'issuer'>
 

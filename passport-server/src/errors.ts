@@ -21,6 +21,8 @@ const defaultStatus: Record<ErrorCode, Status> = {
   temporarily_unavailable: 503,
   server_error: 500,
   timeout: 503,
+  invalid_dpop_proof: 401,
+  use_dpop_nonce: 401,
 }
 
 /**
@@ -74,6 +76,9 @@ export function createErrorHandler(log: Logger) {
     c.header('Cache-Control', 'no-store')
     if (err instanceof PassportError) {
       if (err.code === 'invalid_token') c.header('WWW-Authenticate', 'Bearer error="invalid_token"')
+      if (err.code === 'invalid_dpop_proof' || err.code === 'use_dpop_nonce') {
+        c.header('WWW-Authenticate', `DPoP error="${err.code}", algs="ES256"`)
+      }
       if (err.status === 503 || err.status === 429) c.header('Retry-After', '1')
       return c.json(errorBody(err.code, err.description, err.extra), err.status)
     }

@@ -12,7 +12,7 @@ import { startEventLogTail } from './events/log-tail.ts'
 import { attachLiveServer } from './live/live-server.ts'
 import { startBackchannelLogout } from './services/backchannel-logout.ts'
 import { startExpirySweeper } from './services/expiry-sweeper.ts'
-import { createStoreTicketValidator } from './services/live-tickets.ts'
+import { createStoreLiveAuthenticator } from './services/live-auth.ts'
 import { openSqliteStore } from './store/sqlite.ts'
 import { KEY_RELOAD_MS, loadOrCreateKeys, replaceKeys } from './tokens/keys.ts'
 
@@ -71,7 +71,7 @@ export async function listen(deps: AppDeps, port: number, hostname: string): Pro
   const live = attachLiveServer({
     server,
     deps,
-    validator: createStoreTicketValidator(deps),
+    authenticator: createStoreLiveAuthenticator(deps),
     limits: { maxConnections: deps.config.liveMaxConnections },
   })
   const stopSweeper = startExpirySweeper(deps)

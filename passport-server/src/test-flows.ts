@@ -1,5 +1,6 @@
 import type { Hono } from 'hono'
 import { pkceChallenge, randomSecret } from './auth/random.ts'
+import { defaultFrameKey, type TestFrameKey } from './test-dpop.ts'
 import { TEST_ISSUER } from './test-support.ts'
 
 /**
@@ -126,18 +127,60 @@ export async function formPost(
   return res
 }
 
-/** A POST from the frame (same-origin on the passport) to its JSON API. */
-export function frameApi(app: Hono, path: string, body: unknown, headers: Record<string, string> = {}) {
-  return app.request(`/api/frame/${path}`, {
-    method: 'POST',
-    body: typeof body === 'string' ? body : JSON.stringify(body),
-    headers: {
-      'Content-Type': 'application/json',
-      Origin: TEST_ISSUER,
-      'Sec-Fetch-Site': 'same-origin',
-      ...headers,
-    },
-  })
+export interface FrameCallOptions {
+  /** The frame key that proves the request (default: every test device's `defaultFrameKey`). */
+  key?: TestFrameKey
+  /** This exact `DPoP` header instead of a fresh proof; null sends none. */
+  proof?: string | null
+}
+
+/**
+ * A POST from the frame (same-origin on the passport) to its JSON API, as the frame makes it: a
+ * `token` in the body goes in `Authorization: DPoP …`, and a fresh DPoP proof by the frame key
+ * goes with it, made again once with the server's nonce when the server asks for one.
+ */
+export async function frameApi(
+  app: Hono,
+  path: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+  options: FrameCallOptions = {},
+): Promise<Response> {
+  const key = options.key ?? defaultFrameKey
+  let payload = body
+  let token: string | undefined
+  if (typeof body === 'object' && body !== null && typeof (body as { token?: unknown }).token === 'string') {
+    const { token: sent, ...rest } = body as { token: string }
+    token = sent
+    payload = rest
+  }
+  const url = `${headers.Origin ?? TEST_ISSUER}/api/frame/${path}`
+  const send = async () => {
+    const proof =
+      options.proof === undefined
+        ? key.proof({ url, nonce: key.nonce, ...(token !== undefined ? { accessToken: token } : {}) })
+        : options.proof
+    const res = await app.request(`/api/frame/${path}`, {
+      method: 'POST',
+      body: typeof payload === 'string' ? payload : JSON.stringify(payload),
+      headers: {
+        'Content-Type': 'application/json',
+        Origin: TEST_ISSUER,
+        'Sec-Fetch-Site': 'same-origin',
+        ...(proof !== null ? { DPoP: proof } : {}),
+        ...(token !== undefined ? { Authorization: `DPoP ${token}` } : {}),
+        ...headers,
+      },
+    })
+    key.nonce = res.headers.get('DPoP-Nonce') ?? key.nonce
+    return res
+  }
+  const res = await send()
+  if (res.status === 401 && options.proof === undefined) {
+    const error = ((await res.clone().json()) as { error?: string }).error
+    if (error === 'use_dpop_nonce') return send()
+  }
+  return res
 }
 
 export async function exchangeCode(
@@ -146,6 +189,7 @@ export async function exchangeCode(
   req: AuthorizeRequest,
   code: string,
   headers: Record<string, string> = {},
+  options: FrameCallOptions = {},
 ): Promise<Response> {
   return frameApi(
     app,
@@ -158,6 +202,7 @@ export async function exchangeCode(
       redirect_uri: req.redirectUri,
     },
     headers,
+    options,
   )
 }
 

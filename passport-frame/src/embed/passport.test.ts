@@ -43,11 +43,6 @@ function setup(options: { url?: string; canSeeCookies?: () => Promise<boolean> }
       serverTime: Date.now(),
     })),
     logout: vi.fn<ServerApi['logout']>(async () => {}),
-    liveTicket: vi.fn<ServerApi['liveTicket']>(async () => ({
-      ticket: 't'.repeat(43),
-      registrationCode: 'c'.repeat(43),
-      lastEventId: 0,
-    })),
     refresh: vi.fn<ServerApi['refresh']>(async () => answer('tok-from-refresh')),
     decideApproval: vi.fn<ServerApi['decideApproval']>(async () => ({ outcome: 'approved' as const })),
   }

@@ -55,11 +55,6 @@ function setup(options: { createPrompt?: FrameAgentDeps['createPrompt'] } = {}):
       serverTime: T0,
     })),
     logout: vi.fn<ServerApi['logout']>(async () => {}),
-    liveTicket: vi.fn<ServerApi['liveTicket']>(async () => ({
-      ticket: 't'.repeat(43),
-      registrationCode: 'c'.repeat(43),
-      lastEventId: 0,
-    })),
     refresh: vi.fn<ServerApi['refresh']>(async () => tokenAnswer('tok-from-refresh')),
     decideApproval: vi.fn<ServerApi['decideApproval']>(async () => ({ outcome: 'approved' as const })),
   }

@@ -29,7 +29,7 @@ export interface FrameAgentDeps {
   /** Whether the browser lets this frame send the passport's own cookies (third-party cookies allowed). */
   canSeeCookies: () => Promise<boolean>
   /** The live channel's browser parts; without them (unit tests) the frame only pulls. */
-  live?: Pick<LiveDeps, 'wsOrigin' | 'openSocket' | 'openChannel' | 'storage'>
+  live?: Pick<LiveDeps, 'wsOrigin' | 'openSocket' | 'openChannel' | 'storage' | 'prove'>
   /** Draws "sign in with another device" requests in the frame (absent in unit tests without a DOM). */
   createPrompt?: (hooks: Omit<ApprovalPromptDeps, 'doc' | 'armDelayMs'>) => {
     handle(news: ApprovalNews): void
@@ -103,7 +103,6 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
         siteId: site.id,
         token: async () => (await liveToken())?.token ?? null,
         authkey: () => bound?.authkey ?? null,
-        ticket: (authkey, token) => api.liveTicket(authkey, token),
         check: (authkey, token) => api.check(authkey, token),
         locks: deps.locks ?? null,
         onEnded: signedOut,

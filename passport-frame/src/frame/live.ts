@@ -1,4 +1,11 @@
 import { type EndReason, isEndReason } from '../protocol/codes.ts'
+import {
+  CLOSE_SESSION_ENDED,
+  CLOSE_UNAUTHENTICATED,
+  LIVE_PATH,
+  LIVE_PROTOCOL,
+  type LiveAuth,
+} from '../protocol/live.ts'
 import { type ApprovalNews, parseApprovalNews } from './approval-messages.ts'
 import type { LockManagerLike } from './refresher.ts'
 import { FrameApiError } from './server-api.ts'
@@ -7,6 +14,7 @@ import { FrameApiError } from './server-api.ts'
 export interface SocketLike {
   onmessage: ((event: { data: unknown }) => void) | null
   onclose: ((event: { code: number }) => void) | null
+  send(data: string): void
   close(): void
 }
 export interface ChannelLike {
@@ -22,10 +30,8 @@ export interface LiveDeps {
   /** A live token for this site, refreshing if needed; null when there is none. */
   token: () => Promise<string | null>
   authkey: () => string | null
-  ticket: (
-    authkey: string,
-    token: string,
-  ) => Promise<{ ticket: string; registrationCode: string; lastEventId: number }>
+  /** A DPoP proof by the frame's key over the socket's challenge and the token. */
+  prove: (input: { url: string; token: string; challenge: string }) => Promise<string>
   /** Asks whether the token still works, and why not (after a closed channel). */
   check: (authkey: string, token: string) => Promise<{ valid: boolean; reason: EndReason | null }>
   openSocket: (url: string, protocols: string[]) => SocketLike
@@ -41,7 +47,6 @@ export interface LiveDeps {
   log?: (event: string, detail?: Record<string, unknown>) => void
 }
 
-const CLOSE_SESSION_ENDED = 4000
 const RETRY_START_MS = 1_000
 const RETRY_MAX_MS = 30_000
 
@@ -49,9 +54,11 @@ const RETRY_MAX_MS = 30_000
  * The frame's end of the live channel. One socket per site per browser: the frame that holds
  * the site's Web Lock (partitioned like storage, so "per site") keeps the WebSocket; the
  * others wait for the lock and hear the news over a BroadcastChannel. When the leader's tab
- * closes, its lock is released and the next frame takes over. Every reconnect resumes from the
- * last event id seen, so an ending that happened while disconnected arrives once; if there is
- * no way to resume (the token died meanwhile), the frame re-checks validity instead.
+ * closes, its lock is released and the next frame takes over. The socket opens with no request
+ * before it: the server's first message is a challenge, answered with the token and a proof by
+ * the frame's key over it. Every reconnect resumes from the last event id seen, so an ending
+ * that happened while disconnected arrives once; if there is no way to resume (the token died
+ * meanwhile), or the server refused the answer, the frame re-checks validity instead.
  */
 export function createLiveChannel(deps: LiveDeps) {
   const log = deps.log ?? (() => {})
@@ -123,7 +130,13 @@ export function createLiveChannel(deps: LiveDeps) {
         const authkey = deps.authkey()
         const token = await deps.token().catch(() => null)
         if (!authkey || !token) return ended('unknown')
-        const answer = await deps.check(authkey, token).catch(() => null)
+        let answer: { valid: boolean; reason: EndReason | null } | null = null
+        try {
+          answer = await deps.check(authkey, token)
+        } catch (err) {
+          // This frame's key no longer opens its own sign-in (its storage was cleared): done here.
+          if (err instanceof FrameApiError && err.code === 'invalid_dpop_proof') return ended('unknown')
+        }
         if (answer && !answer.valid) return ended(answer.reason ?? 'unknown')
         retry()
       }
@@ -139,26 +152,14 @@ export function createLiveChannel(deps: LiveDeps) {
           return retry()
         }
         if (!authkey || !token) return stopLeading?.()
-        let issued: Awaited<ReturnType<LiveDeps['ticket']>>
-        try {
-          issued = await deps.ticket(authkey, token)
-        } catch (err) {
-          // No ticket for a dead token: that is the news, with its reason.
-          if (err instanceof FrameApiError && err.code === 'invalid_token')
-            return ended(err.reason ?? 'unknown')
-          return retry()
-        }
-        const resumeFrom = readLastId() || issued.lastEventId
-        writeLastId(resumeFrom)
+        const resumeFrom = readLastId()
         const query = new URLSearchParams({
-          ticket: issued.ticket,
           site: deps.siteId,
-          last_event_id: String(resumeFrom),
+          ...(resumeFrom > 0 ? { last_event_id: String(resumeFrom) } : {}),
         })
-        socket = deps.openSocket(`${deps.wsOrigin}/live?${query}`, [
-          'passport.v1',
-          `code.${issued.registrationCode}`,
-        ])
+        const url = `${deps.wsOrigin}${LIVE_PATH}`
+        socket = deps.openSocket(`${url}?${query}`, [LIVE_PROTOCOL])
+        const opened = socket
         let gotEnding = false
         socket.onmessage = (event) => {
           let msg: { type?: unknown; id?: unknown; reason?: unknown; last_event_id?: unknown }
@@ -168,12 +169,22 @@ export function createLiveChannel(deps: LiveDeps) {
             return
           }
           if (msg === null || typeof msg !== 'object') return
+          if (msg.type === 'challenge' && typeof (msg as { nonce?: unknown }).nonce === 'string') {
+            const challenge = (msg as { nonce: string }).nonce
+            deps.prove({ url, token, challenge }).then(
+              (proof) => opened.send(JSON.stringify({ type: 'auth', token, proof } satisfies LiveAuth)),
+              () => opened.close(),
+            )
+            return
+          }
           if (msg.type === 'approval_request' || msg.type === 'approval_closed') {
             approvalNews(msg as Record<string, unknown>)
             return
           }
           if (msg.type === 'welcome') {
             retryMs = RETRY_START_MS
+            // A frame with no history starts from where the log stands now.
+            if (typeof msg.last_event_id === 'number' && readLastId() === 0) writeLastId(msg.last_event_id)
             return
           }
           if (msg.type === 'session_event' && typeof msg.id === 'number' && isEndReason(msg.reason)) {
@@ -186,7 +197,8 @@ export function createLiveChannel(deps: LiveDeps) {
           socket = null
           if (done || gotEnding) return
           log('live_closed', { code: event.code })
-          if (event.code === CLOSE_SESSION_ENDED) void recheck()
+          // Ended, or our answer refused (the token may have died): ask before trying again.
+          if (event.code === CLOSE_SESSION_ENDED || event.code === CLOSE_UNAUTHENTICATED) void recheck()
           else retry()
         }
       }

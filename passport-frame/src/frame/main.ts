@@ -1,11 +1,15 @@
 import { createFrameAgent, type FrameSite } from './agent.ts'
 import { createApprovalPrompt } from './approval-prompt.ts'
+import { createDpopSigner, loadOrCreateFrameKey } from './dpop.ts'
 import type { ChannelLike, SocketLike } from './live.ts'
 import { createServerApi } from './server-api.ts'
 import { createTokenCache } from './token-cache.ts'
 
-// Entry point of /frame/:site. The server wrote the site's registered origins into the page.
-const site = JSON.parse(document.getElementById('passport-site')?.textContent ?? 'null') as FrameSite
+// Entry point of /frame/:site. The server wrote the site's registered origins into the page,
+// with its clock and a DPoP nonce for the first proofs.
+const site = JSON.parse(document.getElementById('passport-site')?.textContent ?? 'null') as
+  | (FrameSite & { serverTime: number; dpopNonce: string })
+  | null
 
 function localStorageOrNull(): Storage | null {
   try {
@@ -16,10 +20,19 @@ function localStorageOrNull(): Storage | null {
 }
 
 if (site && window.parent !== window) {
+  // Proofs are dated by the server's clock: a device whose clock is off is not refused.
+  const clockOffsetMs = site.serverTime - Date.now()
+  const subtle = crypto.subtle
+  const signer = createDpopSigner({
+    subtle,
+    keyPair: () => loadOrCreateFrameKey(site.id, subtle, 'indexedDB' in window ? indexedDB : null),
+    serverNow: () => Date.now() + clockOffsetMs,
+    randomId: () => crypto.randomUUID(),
+  })
   createFrameAgent({
     site,
     win: window,
-    api: createServerApi(location.origin),
+    api: createServerApi(location.origin, signer, site.dpopNonce),
     cache: createTokenCache(site.id, localStorageOrNull()),
     // Web Locks are partitioned like storage: one lock per site, shared by its tabs' frames.
     locks: 'locks' in navigator ? navigator.locks : null,
@@ -27,7 +40,12 @@ if (site && window.parent !== window) {
       wsOrigin: location.origin.replace(/^http/, 'ws'),
       openSocket: (url, protocols) => {
         const ws = new WebSocket(url, protocols)
-        const socket: SocketLike = { onmessage: null, onclose: null, close: () => ws.close() }
+        const socket: SocketLike = {
+          onmessage: null,
+          onclose: null,
+          send: (data) => ws.send(data),
+          close: () => ws.close(),
+        }
         ws.onmessage = (event) => socket.onmessage?.(event)
         ws.onclose = (event) => socket.onclose?.(event)
         return socket
@@ -46,6 +64,8 @@ if (site && window.parent !== window) {
             }
           : null,
       storage: localStorageOrNull(),
+      prove: ({ url, token, challenge }) =>
+        signer.proof({ method: 'GET', url, accessToken: token, nonce: challenge }),
     },
     createPrompt: (hooks) => createApprovalPrompt({ ...hooks, doc: document }),
     canSeeCookies: async () => {

@@ -95,7 +95,11 @@ export function createRefresher(deps: RefresherDeps) {
         failures = 0
         return entry
       } catch (err) {
-        if (err instanceof FrameApiError && err.code === 'invalid_grant') {
+        // Refused (the credential is dead), or this frame's key no longer opens it: signed out.
+        if (
+          err instanceof FrameApiError &&
+          (err.code === 'invalid_grant' || err.code === 'invalid_dpop_proof')
+        ) {
           deps.cache.clear()
           log('refresh_refused', { reason: err.reason ?? 'unknown' })
           deps.onSignedOut(err.reason ?? 'unknown')
@@ -113,7 +117,12 @@ export function createRefresher(deps: RefresherDeps) {
       () => schedule(),
       (err: unknown) => {
         if (
-          !(err instanceof FrameApiError && (err.code === 'invalid_grant' || err.code === 'login_required'))
+          !(
+            err instanceof FrameApiError &&
+            (err.code === 'invalid_grant' ||
+              err.code === 'invalid_dpop_proof' ||
+              err.code === 'login_required')
+          )
         ) {
           schedule(Math.min(BACKOFF_START_MS * 2 ** (failures - 1), BACKOFF_MAX_MS))
         }

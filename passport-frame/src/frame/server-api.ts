@@ -1,5 +1,6 @@
 import { type EndReason, ErrorCode, isEndReason } from '../protocol/codes.ts'
 import type { DecideAnswer } from './approval-prompt.ts'
+import type { DpopSigner } from './dpop.ts'
 
 /** A failure the frame passes on to the page: a stable code, and a reason where there is one. */
 export class FrameApiError extends Error {
@@ -32,28 +33,61 @@ export interface CheckAnswer {
 
 const knownCodes: ReadonlySet<string> = new Set(Object.values(ErrorCode))
 
-/** The frame's calls to its own origin. Same-origin fetches: the server refuses anyone else. */
-export function createServerApi(origin: string, fetchImpl: typeof fetch = fetch.bind(globalThis)) {
+/**
+ * The frame's calls to its own origin. Same-origin fetches, each with a DPoP proof by the
+ * frame's key (the server refuses anything else), the site token in `Authorization: DPoP`
+ * where one is sent, and the server's latest nonce: it comes with the frame's page and then
+ * with every answer; a proof the server finds stale (`use_dpop_nonce`) is made again once with
+ * the fresh one.
+ */
+export function createServerApi(
+  origin: string,
+  signer: DpopSigner,
+  firstNonce: string | null,
+  fetchImpl: typeof fetch = fetch.bind(globalThis),
+) {
+  let nonce = firstNonce
   /** POSTs JSON; an answer outside 2xx throws, unless its status is one the caller expects. */
   const post = async (
     path: string,
     body: Record<string, string | boolean>,
-    expected: number[] = [],
+    options: { token?: string; expected?: number[] } = {},
   ): Promise<Record<string, unknown>> => {
-    let res: Response
-    try {
-      res = await fetchImpl(`${origin}${path}`, {
+    const url = `${origin}${path}`
+    const send = async () => {
+      const proof = await signer.proof({
         method: 'POST',
-        headers: { 'Content-Type': 'application/json' },
+        url,
+        nonce,
+        ...(options.token !== undefined ? { accessToken: options.token } : {}),
+      })
+      const res = await fetchImpl(url, {
+        method: 'POST',
+        headers: {
+          'Content-Type': 'application/json',
+          DPoP: proof,
+          ...(options.token !== undefined ? { Authorization: `DPoP ${options.token}` } : {}),
+        },
         body: JSON.stringify(body),
         credentials: 'include', // the passport cookie, where the browser sends it to frames
         cache: 'no-store',
       })
+      nonce = res.headers.get('DPoP-Nonce') ?? nonce
+      return res
+    }
+    let res: Response
+    let json: Record<string, unknown>
+    try {
+      res = await send()
+      json = (await res.json().catch(() => ({}))) as Record<string, unknown>
+      if (res.status === 401 && json.error === 'use_dpop_nonce') {
+        res = await send()
+        json = (await res.json().catch(() => ({}))) as Record<string, unknown>
+      }
     } catch {
       throw new FrameApiError('temporarily_unavailable')
     }
-    const json = (await res.json().catch(() => ({}))) as Record<string, unknown>
-    if (!res.ok && !expected.includes(res.status)) {
+    if (!res.ok && !(options.expected ?? []).includes(res.status)) {
       const code =
         typeof json.error === 'string' && knownCodes.has(json.error)
           ? (json.error as ErrorCode)
@@ -94,16 +128,8 @@ export function createServerApi(origin: string, fetchImpl: typeof fetch = fetch.
       toToken(
         await post('/api/frame/token', { grant_type: 'refresh_token', authkey, refresh_token: refreshToken }),
       ),
-    liveTicket: async (authkey: string, token: string) => {
-      const json = await post('/api/frame/live-ticket', { authkey, token })
-      return {
-        ticket: String(json.ticket),
-        registrationCode: String(json.registration_code),
-        lastEventId: Number(json.last_event_id) || 0,
-      }
-    },
     check: async (authkey: string, token: string): Promise<CheckAnswer> => {
-      const json = await post('/api/frame/check', { authkey, token })
+      const json = await post('/api/frame/check', { authkey }, { token })
       return {
         valid: json.valid === true,
         reason: isEndReason(json.reason) ? json.reason : null,
@@ -120,8 +146,8 @@ export function createServerApi(origin: string, fetchImpl: typeof fetch = fetch.
       // 410: no longer open (decided elsewhere, expired, used): nothing to do.
       const json = await post(
         '/api/frame/approval',
-        { authkey, token, approval_id: approvalId, ...answer },
-        [410],
+        { authkey, approval_id: approvalId, ...answer },
+        { token, expected: [410] },
       )
       if (json.outcome === 'wrong' && Array.isArray(json.choices)) {
         return {
@@ -136,7 +162,7 @@ export function createServerApi(origin: string, fetchImpl: typeof fetch = fetch.
         : { outcome: 'gone' }
     },
     logout: async (authkey: string, token: string) => {
-      await post('/api/frame/logout', { authkey, token })
+      await post('/api/frame/logout', { authkey }, { token })
     },
   }
 }

@@ -18,6 +18,10 @@ export const ErrorCode = {
   temporarilyUnavailable: 'temporarily_unavailable',
   serverError: 'server_error',
   timeout: 'timeout',
+  /** RFC 9449: the frame's API needs a valid DPoP proof by the key its credential is bound to. */
+  invalidDpopProof: 'invalid_dpop_proof',
+  /** RFC 9449: send the proof again with the server's nonce (from the `DPoP-Nonce` header). */
+  useDpopNonce: 'use_dpop_nonce',
 } as const
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
 

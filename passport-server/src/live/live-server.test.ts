@@ -4,11 +4,12 @@ import WebSocket from 'ws'
 import type { PassportServer } from '../server.ts'
 import { createDeviceApprovals } from '../services/device-approval.ts'
 import { sweepExpiredSessions } from '../services/expiry-sweeper.ts'
-import { createHttpTicketValidator } from '../services/live-tickets.ts'
+import { createHttpLiveAuthenticator } from '../services/live-auth.ts'
 import { findLiveSession, SESSION_COOKIE } from '../services/sessions.ts'
+import { createTestFrameKey, defaultFrameKey, type TestFrameKey } from '../test-dpop.ts'
 import { frameApi, signIn, silentSignIn } from '../test-flows.ts'
 import { addSite, addUser, freePort, type LogLine, startTestServer, type TestDeps } from '../test-support.ts'
-import { attachLiveServer, CLOSE_SESSION_ENDED, LIVE_PROTOCOL } from './live-server.ts'
+import { attachLiveServer, CLOSE_SESSION_ENDED, CLOSE_UNAUTHENTICATED, LIVE_PROTOCOL } from './live-server.ts'
 
 const SECRET = 'v'.repeat(40)
 let server: PassportServer
@@ -32,35 +33,65 @@ afterAll(() => server.close())
 
 const api = (path: string, body: unknown) => frameApi(server.app, path, body, { Origin: issuer })
 
-async function ticketFor(site: typeof news, token: string) {
-  const res = await api('live-ticket', { authkey: site.authkey, token })
-  expect(res.status).toBe(200)
-  return (await res.json()) as { ticket: string; registration_code: string; last_event_id: number }
-}
-
 interface Opened {
   ws: WebSocket
+  /** Every message after the challenge. */
   messages: Record<string, unknown>[]
+  /** The proof this socket answered its challenge with (to replay it elsewhere). */
+  proof: string | null
   closed: Promise<{ code: number }>
 }
 
-/** Opens a socket the way the frame does; resolves once open, or rejects with the HTTP status. */
+/**
+ * Opens a socket the way the frame does: no credential in the URL; the server's first message
+ * is a challenge, answered with the token and a DPoP proof by `key` (the frame's, by default)
+ * over it. `answer` replaces that answer (an attacker's); null sends nothing. Resolves once
+ * the answer is sent, or rejects with the HTTP status of a refused upgrade.
+ */
 function connect(
-  input: { ticket?: string; code?: string; site?: string; lastEventId?: number; origin?: string },
+  input: {
+    site?: string
+    token?: string
+    key?: TestFrameKey
+    lastEventId?: number
+    origin?: string
+    answer?: (challenge: string) => string | null
+  },
   base = wsBase,
 ): Promise<Opened> {
   const query = new URLSearchParams({
-    ...(input.ticket ? { ticket: input.ticket } : {}),
     ...(input.site ? { site: input.site } : {}),
-    last_event_id: String(input.lastEventId ?? 0),
+    ...(input.lastEventId !== undefined ? { last_event_id: String(input.lastEventId) } : {}),
   })
-  const protocols = [LIVE_PROTOCOL, ...(input.code ? [`code.${input.code}`] : [])]
-  const ws = new WebSocket(`${base}?${query}`, protocols, { headers: { Origin: input.origin ?? issuer } })
+  const ws = new WebSocket(`${base}?${query}`, [LIVE_PROTOCOL], {
+    headers: { Origin: input.origin ?? issuer },
+  })
   const messages: Record<string, unknown>[] = []
-  ws.on('message', (data) => messages.push(JSON.parse(String(data))))
   const closed = new Promise<{ code: number }>((resolve) => ws.on('close', (code) => resolve({ code })))
+  const key = input.key ?? defaultFrameKey
   return new Promise((resolve, reject) => {
-    ws.on('open', () => resolve({ ws, messages, closed }))
+    const opened: Opened = { ws, messages, proof: null, closed }
+    ws.on('message', (data) => {
+      const message = JSON.parse(String(data)) as Record<string, unknown>
+      if (message.type !== 'challenge') {
+        messages.push(message)
+        return
+      }
+      const challenge = String(message.nonce)
+      const answer = input.answer
+        ? input.answer(challenge)
+        : (() => {
+            opened.proof = key.proof({
+              method: 'GET',
+              url: `${issuer.replace(/^http/, 'ws')}/live`,
+              accessToken: input.token ?? '',
+              nonce: challenge,
+            })
+            return JSON.stringify({ type: 'auth', token: input.token ?? '', proof: opened.proof })
+          })()
+      if (answer !== null) ws.send(answer)
+      resolve(opened)
+    })
     ws.on('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)))
     ws.on('error', reject)
   })
@@ -75,15 +106,8 @@ const until = async (check: () => boolean, ms = 1000) => {
   return Date.now() - start
 }
 
-async function liveOn(site: typeof news, token: string, lastEventId?: number) {
-  const t = await ticketFor(site, token)
-  return connect({
-    ticket: t.ticket,
-    code: t.registration_code,
-    site: site.site.id,
-    lastEventId: lastEventId ?? t.last_event_id,
-  })
-}
+const liveOn = (site: typeof news, token: string, lastEventId?: number) =>
+  connect({ site: site.site.id, token, ...(lastEventId !== undefined ? { lastEventId } : {}) })
 
 describe('live channel: pushed endings', () => {
   test('a sign-out reaches every socket of the session on every site within a second, then closes', async () => {
@@ -118,25 +142,18 @@ describe('live channel: pushed endings', () => {
     onShop.ws.close()
   })
 
-  test('resume: an ending that happened while disconnected is delivered once on reconnect', async () => {
+  test('a sign-out made while disconnected: the reconnect is refused (4401) and the check says why', async () => {
     const { token } = await signIn(server.app, news, alice, new Map(), issuer)
     const before = await liveOn(news, token)
     await until(() => before.messages.length === 1)
-    const lastSeen = before.messages[0]?.last_event_id as number
-    // Take the ticket for the reconnect first (the token still works), then drop the socket.
-    const t = await ticketFor(news, token)
     before.ws.close()
     await before.closed
     await api('logout', { authkey: news.authkey, token })
-    const after = await connect({
-      ticket: t.ticket,
-      code: t.registration_code,
-      site: 'news',
-      lastEventId: lastSeen,
-    })
-    await until(() => after.messages.length === 2)
-    expect(after.messages[1]).toMatchObject({ type: 'session_event', reason: 'signed_out' })
-    expect((await after.closed).code).toBe(CLOSE_SESSION_ENDED)
+    const after = await liveOn(news, token, before.messages[0]?.last_event_id as number)
+    expect((await after.closed).code).toBe(CLOSE_UNAUTHENTICATED)
+    expect(after.messages).toEqual([])
+    const check = await api('check', { authkey: news.authkey, token })
+    expect(await check.json()).toMatchObject({ valid: false, reason: 'signed_out' })
   })
 })
 
@@ -171,98 +188,115 @@ describe('live channel: timeouts', () => {
   })
 })
 
-describe('live channel: refused upgrades (F1-F4)', () => {
+describe('live channel: refused upgrades and unanswered challenges (F1-F4, issue 13)', () => {
   test.each([
-    ['no ticket', {}, 'HTTP 401'],
-    ['a made-up ticket', { ticket: 'a'.repeat(43), code: 'b'.repeat(43), site: 'news' }, 'HTTP 401'],
-  ])('%s: 401, no connection', async (_, input, expected) => {
+    ['no site', { token: 'x' }, 'HTTP 400'],
+    ['a malformed site', { site: '../news', token: 'x' }, 'HTTP 400'],
+  ])('%s: refused before any socket', async (_, input, expected) => {
     await expect(connect(input)).rejects.toThrow(expected)
   })
 
-  test('a hostile Origin: 403 even with a valid ticket, and the ticket is not spent', async () => {
+  test('a hostile Origin: 403 before any socket, whatever it would answer', async () => {
     const { token } = await signIn(server.app, news, alice, new Map(), issuer)
-    const t = await ticketFor(news, token)
-    const input = { ticket: t.ticket, code: t.registration_code, site: 'news' }
-    await expect(connect({ ...input, origin: 'http://evil.localhost:8083' })).rejects.toThrow('HTTP 403')
-    await expect(connect({ ...input, origin: 'http://news.localhost:8081' })).rejects.toThrow('HTTP 403')
-    const ok = await connect(input)
-    ok.ws.close()
-  })
-
-  test('a reused ticket, a wrong registration code, a ticket for another site: 401', async () => {
-    const { jar, token } = await signIn(server.app, news, alice, new Map(), issuer)
-    const t = await ticketFor(news, token)
-    const ok = await connect({ ticket: t.ticket, code: t.registration_code, site: 'news' })
-    ok.ws.close()
-    await expect(connect({ ticket: t.ticket, code: t.registration_code, site: 'news' })).rejects.toThrow(
-      'HTTP 401',
+    await expect(connect({ site: 'news', token, origin: 'http://evil.localhost:8083' })).rejects.toThrow(
+      'HTTP 403',
     )
-
-    const t2 = await ticketFor(news, token)
-    await expect(connect({ ticket: t2.ticket, code: 'c'.repeat(43), site: 'news' })).rejects.toThrow(
-      'HTTP 401',
-    )
-    // The wrong code spent it: the right code no longer helps.
-    await expect(connect({ ticket: t2.ticket, code: t2.registration_code, site: 'news' })).rejects.toThrow(
-      'HTTP 401',
-    )
-
-    const shopToken = (await silentSignIn(server.app, shop, jar, issuer)).token ?? ''
-    const t3 = await ticketFor(shop, shopToken)
-    await expect(connect({ ticket: t3.ticket, code: t3.registration_code, site: 'news' })).rejects.toThrow(
-      'HTTP 401',
+    await expect(connect({ site: 'news', token, origin: 'http://news.localhost:8081' })).rejects.toThrow(
+      'HTTP 403',
     )
   })
 
-  test('an expired ticket: 401', async () => {
+  test("a live token taken from News's page, forged Origin, answered with the thief's own key: 4401, nothing heard", async () => {
     const { token } = await signIn(server.app, news, alice, new Map(), issuer)
-    const t = await ticketFor(news, token)
-    deps.clock.advance(31_000)
-    try {
-      await expect(connect({ ticket: t.ticket, code: t.registration_code, site: 'news' })).rejects.toThrow(
-        'HTTP 401',
-      )
-    } finally {
-      deps.clock.advance(-31_000)
+    const stolen = await connect({ site: 'news', token, key: createTestFrameKey() })
+    expect((await stolen.closed).code).toBe(CLOSE_UNAUTHENTICATED)
+    expect(stolen.messages).toEqual([])
+    // The device itself is untouched.
+    const own = await liveOn(news, token)
+    await until(() => own.messages.length === 1)
+    expect(own.messages[0]).toMatchObject({ type: 'welcome' })
+    own.ws.close()
+  })
+
+  test('the token with no proof, a garbage answer, or a binary one: 4401', async () => {
+    const { token } = await signIn(server.app, news, alice, new Map(), issuer)
+    for (const answer of [
+      () => JSON.stringify({ type: 'auth', token, proof: '' }),
+      () => JSON.stringify({ type: 'auth', token }),
+      () => 'not json',
+      () => JSON.stringify({ type: 'welcome' }),
+    ]) {
+      const socket = await connect({ site: 'news', answer })
+      expect((await socket.closed).code).toBe(CLOSE_UNAUTHENTICATED)
     }
   })
 
-  test('no ticket for a dead token, with the reason: the frame re-checks instead', async () => {
+  test("a proof captured on one socket is refused on another (it names the other's challenge)", async () => {
     const { token } = await signIn(server.app, news, alice, new Map(), issuer)
+    const first = await liveOn(news, token)
+    await until(() => first.messages.length === 1)
+    const replayed = await connect({
+      site: 'news',
+      answer: () => JSON.stringify({ type: 'auth', token, proof: first.proof }),
+    })
+    expect((await replayed.closed).code).toBe(CLOSE_UNAUTHENTICATED)
+    first.ws.close()
+  })
+
+  test("Shop's token on News's socket, and a dead token: 4401", async () => {
+    const { jar, token } = await signIn(server.app, news, alice, new Map(), issuer)
+    const shopToken = (await silentSignIn(server.app, shop, jar, issuer)).token ?? ''
+    const crossed = await connect({ site: 'news', token: shopToken })
+    expect((await crossed.closed).code).toBe(CLOSE_UNAUTHENTICATED)
     await api('logout', { authkey: news.authkey, token })
-    const res = await api('live-ticket', { authkey: news.authkey, token })
-    expect(res.status).toBe(401)
-    expect(await res.json()).toMatchObject({ error: 'invalid_token', reason: 'signed_out' })
+    const dead = await liveOn(news, token)
+    expect((await dead.closed).code).toBe(CLOSE_UNAUTHENTICATED)
+  })
+
+  test('no answer within the time allowed: 4401', async () => {
+    const apart = await startApart(SECRET, { authTimeoutMs: 100 })
+    try {
+      const silent = await connect({ site: 'news', answer: () => null }, apart.base)
+      expect((await silent.closed).code).toBe(CLOSE_UNAUTHENTICATED)
+      expect(apart.live.connectionCount()).toBe(0)
+    } finally {
+      apart.close()
+    }
   })
 
   test('an oversized message closes with 1009; a flood closes with 1008', async () => {
     const { token } = await signIn(server.app, news, alice, new Map(), issuer)
     const big = await liveOn(news, token)
-    big.ws.send('x'.repeat(5000))
+    await until(() => big.messages.length === 1)
+    big.ws.send('x'.repeat(2000))
     expect((await big.closed).code).toBe(1009)
 
     const flood = await liveOn(news, token)
+    await until(() => flood.messages.length === 1)
     for (let i = 0; i < 50; i++) flood.ws.send('{}')
     expect((await flood.closed).code).toBe(1008)
     expect(logs.map((l) => l.event)).toContain('ws_closed')
   })
 
-  test('rejections are logged with a reason and never log the ticket', async () => {
-    await connect({ ticket: 'a'.repeat(43), code: 'b'.repeat(43), site: 'news' }).catch(() => null)
+  test('rejections are logged with a reason and never log the token or the proof', async () => {
+    const { token } = await signIn(server.app, news, alice, new Map(), issuer)
+    const stolen = await connect({ site: 'news', token, key: createTestFrameKey() })
+    await stolen.closed
     const rejected = logs.filter((l) => l.event === 'ws_upgrade_rejected')
-    expect(rejected.map((l) => l.fields.reason)).toContain('invalid_ticket')
-    expect(JSON.stringify(logs)).not.toContain('a'.repeat(43))
+    expect(rejected.map((l) => l.fields.reason)).toContain('invalid_proof_or_token')
+    expect(JSON.stringify(logs)).not.toContain(token)
+    expect(JSON.stringify(logs)).not.toContain(stolen.proof ?? 'no proof')
   })
 })
 
-/** A live-channel server apart from the passport, validating tickets over HTTP with `secret`. */
+/** A live-channel server apart from the passport, authenticating sockets over HTTP with `secret`. */
 async function startApart(secret: string, limits: Parameters<typeof attachLiveServer>[0]['limits'] = {}) {
   const apart = createServer()
   const port = await freePort()
   const live = attachLiveServer({
     server: apart,
     deps,
-    validator: createHttpTicketValidator({ passportUrl: issuer, secret }),
+    authenticator: createHttpLiveAuthenticator({ passportUrl: issuer, secret }),
     limits,
   })
   await new Promise<void>((r) => apart.listen(port, '127.0.0.1', r))
@@ -281,18 +315,15 @@ describe('live channel: capacity', () => {
     const { base, live, close } = await startApart(SECRET, { maxConnections: 1 })
     try {
       const { token } = await signIn(server.app, news, alice, new Map(), issuer)
-      const t1 = await ticketFor(news, token)
-      const first = await connect({ ticket: t1.ticket, code: t1.registration_code, site: 'news' }, base)
+      const first = await connect({ site: 'news', token }, base)
+      await until(() => first.messages.length === 1)
       expect(live.connectionCount()).toBe(1)
-      const t2 = await ticketFor(news, token)
-      await expect(
-        connect({ ticket: t2.ticket, code: t2.registration_code, site: 'news' }, base),
-      ).rejects.toThrow('HTTP 503')
+      await expect(connect({ site: 'news', token }, base)).rejects.toThrow('HTTP 503')
       first.ws.close()
       await first.closed
       await until(() => live.connectionCount() === 0)
-      // The refused ticket was never spent: it still works now.
-      const again = await connect({ ticket: t2.ticket, code: t2.registration_code, site: 'news' }, base)
+      const again = await connect({ site: 'news', token }, base)
+      await until(() => again.messages.length === 1)
       again.ws.close()
     } finally {
       close()
@@ -301,17 +332,14 @@ describe('live channel: capacity', () => {
 })
 
 describe('live channel running apart from the passport', () => {
-  test('validates tickets over HTTP with the shared secret; a wrong secret accepts nothing', async () => {
+  test('authenticates sockets over HTTP with the shared secret; a wrong secret accepts nothing', async () => {
     const right = await startApart(SECRET)
     const wrong = await startApart('w'.repeat(40))
     try {
       const { token } = await signIn(server.app, news, alice, new Map(), issuer)
-      const t = await ticketFor(news, token)
-      await expect(
-        connect({ ticket: t.ticket, code: t.registration_code, site: 'news' }, wrong.base),
-      ).rejects.toThrow('HTTP 401')
-      const t2 = await ticketFor(news, token)
-      const ok = await connect({ ticket: t2.ticket, code: t2.registration_code, site: 'news' }, right.base)
+      const refused = await connect({ site: 'news', token }, wrong.base)
+      expect((await refused.closed).code).toBe(CLOSE_UNAUTHENTICATED)
+      const ok = await connect({ site: 'news', token }, right.base)
       await until(() => ok.messages.length === 1)
       await api('logout', { authkey: news.authkey, token })
       await until(() => ok.messages.length === 2)
@@ -320,6 +348,29 @@ describe('live channel running apart from the passport', () => {
       right.close()
       wrong.close()
     }
+  })
+
+  test("the validation endpoint refuses a thief's proof and a wrong secret, and never without the secret", async () => {
+    const { token } = await signIn(server.app, news, alice, new Map(), issuer)
+    const body = {
+      token,
+      proof: createTestFrameKey().proof({
+        method: 'GET',
+        url: `${issuer.replace(/^http/, 'ws')}/live`,
+        accessToken: token,
+        nonce: 'n'.repeat(43),
+      }),
+      nonce: 'n'.repeat(43),
+      site: 'news',
+    }
+    const post = (authorization: string) =>
+      server.app.request('/internal/live/validate', {
+        method: 'POST',
+        body: JSON.stringify(body),
+        headers: { 'Content-Type': 'application/json', Authorization: authorization },
+      })
+    expect((await post(`Bearer ${SECRET}`)).status).toBe(401)
+    expect((await post(`Bearer ${'w'.repeat(40)}`)).status).toBe(401)
   })
 })
 

@@ -1,14 +1,28 @@
 import type { Server as HttpServer, IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
-import { type WebSocket, WebSocketServer } from 'ws'
+import { type RawData, type WebSocket, WebSocketServer } from 'ws'
+import {
+  CLOSE_RATE_LIMITED,
+  CLOSE_SESSION_ENDED,
+  CLOSE_UNAUTHENTICATED,
+  LIVE_AUTH_MAX_BYTES,
+  LIVE_AUTH_TIMEOUT_MS,
+  LIVE_PATH,
+  LIVE_PROTOCOL,
+  type LiveChallenge,
+  type LiveWelcome,
+} from '../../../passport-frame/src/protocol/live.ts'
+import { randomSecret } from '../auth/random.ts'
 import type { AppDeps } from '../deps.ts'
 import type { ApprovalPrompt, SessionEndEvent } from '../events/bus.ts'
 import { pendingPrompts } from '../services/device-approval.ts'
-import type { LiveBinding, LiveTicketValidator } from '../services/live-tickets.ts'
+import type { LiveAuthenticator, LiveBinding } from '../services/live-auth.ts'
+import { MAX_PROOF_LENGTH } from '../tokens/dpop.ts'
+import { MAX_TOKEN_LENGTH } from '../tokens/site-token.ts'
 
-/** Sub-protocol of the live channel; the registration code rides along as `code.<value>`. */
-export const LIVE_PROTOCOL = 'passport.v1'
-export const LIVE_PATH = '/live'
+export { CLOSE_RATE_LIMITED, CLOSE_SESSION_ENDED, CLOSE_UNAUTHENTICATED, LIVE_PATH, LIVE_PROTOCOL }
+
+const SITE_ID = /^[a-z0-9][a-z0-9-]{0,62}$/
 
 export interface LiveLimits {
   /** Largest message a client may send (bytes); the server closes with 1009 above it. */
@@ -27,6 +41,8 @@ export interface LiveLimits {
   heartbeatMs: number
   /** Most events replayed to a resuming connection. */
   maxReplay: number
+  /** How long a socket may stay without answering its challenge. */
+  authTimeoutMs: number
 }
 
 export const defaultLiveLimits: LiveLimits = {
@@ -37,15 +53,13 @@ export const defaultLiveLimits: LiveLimits = {
   maxConnections: 15_000,
   heartbeatMs: 30_000,
   maxReplay: 100,
+  authTimeoutMs: LIVE_AUTH_TIMEOUT_MS,
 }
-
-/** Close codes the frame understands. */
-export const CLOSE_SESSION_ENDED = 4000
-export const CLOSE_RATE_LIMITED = 1008
 
 /** Server → frame messages. */
 export type LiveMessage =
-  | { type: 'welcome'; last_event_id: number }
+  | LiveChallenge
+  | LiveWelcome
   | { type: 'session_event'; id: number; reason: SessionEndEvent['reason']; site_id: string | null }
   | {
       type: 'approval_request'
@@ -82,51 +96,58 @@ interface Connection {
 }
 
 /**
- * The live channel: token-authenticated WebSockets at `/live` on the passport's own HTTP server
- * (or on a server of its own, given a validator that asks the passport over HTTP).
+ * The live channel: WebSockets at `/live` on the passport's own HTTP server (or on a server of
+ * its own, given an authenticator that asks the passport over HTTP).
  *
  * The upgrade is refused before any WebSocket exists unless the `Origin` is the passport's
- * (only its frame may connect: 403) and a single-use ticket with its registration code
- * validates (401). Then the server replays the events of that session it missed since the
- * last event id the frame saw, and pushes each new one the moment it is published: a session
- * that ended, or this site's access on it. After an ending event the connection is closed.
- * It also carries "sign in with another device" requests to every connection of the user (the
- * ones still open are sent on connect) and their closing, so every device can take them down.
+ * (only its frame may connect: 403) and the request names a site and the sub-protocol. The
+ * socket then hears nothing but a challenge until the frame answers it with its token and a
+ * DPoP proof by the key that token is bound to (see `protocol/live.ts`): no request, ticket or
+ * credential in the URL opens it, and a token without the frame's key opens nothing. Then the
+ * server replays the events of that session it missed since the last event id the frame saw,
+ * and pushes each new one the moment it is published: a session that ended, or this site's
+ * access on it. After an ending event the connection is closed. It also carries "sign in with
+ * another device" requests to every connection of the user (the ones still open are sent on
+ * connect) and their closing, so every device can take them down.
  */
 export function attachLiveServer(input: {
   server: HttpServer
   deps: Pick<AppDeps, 'config' | 'store' | 'events' | 'log' | 'clock'>
-  validator: LiveTicketValidator
+  authenticator: LiveAuthenticator
   limits?: Partial<LiveLimits>
 }): { close(): void; connectionCount(): number } {
-  const { server, deps, validator } = input
+  const { server, deps, authenticator } = input
   const limits = { ...defaultLiveLimits, ...input.limits }
   const wss = new WebSocketServer({
     noServer: true,
-    maxPayload: limits.maxMessageBytes,
+    // The challenge's answer carries a token and a proof; later messages are held to
+    // `maxMessageBytes` by the message handler.
+    maxPayload: Math.max(limits.maxMessageBytes, LIVE_AUTH_MAX_BYTES),
     perMessageDeflate: false, // compression off: no compression bombs, no CRIME-style leaks
     handleProtocols: (protocols) => (protocols.has(LIVE_PROTOCOL) ? LIVE_PROTOCOL : false),
   })
   const bySession = new Map<string, Set<Connection>>()
   const byUser = new Map<string, Set<Connection>>()
   let total = 0
+  /** Sockets still answering their challenge: they hold a descriptor too. */
+  let unauthenticated = 0
 
-  const reject = (socket: Duplex, status: 401 | 403 | 404 | 429 | 503, reason: string, origin?: string) => {
+  const reject = (socket: Duplex, status: 400 | 403 | 404 | 503, reason: string, origin?: string) => {
     deps.log('ws_upgrade_rejected', { reason, status, ...(origin ? { origin: origin.slice(0, 100) } : {}) })
     const text = {
-      401: 'Unauthorized',
+      400: 'Bad Request',
       403: 'Forbidden',
       404: 'Not Found',
-      429: 'Too Many Requests',
       503: 'Service Unavailable',
     }[status]
     socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
     socket.destroy()
   }
 
-  const send = (conn: Connection, message: LiveMessage) => {
-    if (conn.ws.readyState === conn.ws.OPEN) conn.ws.send(JSON.stringify(message))
+  const sendTo = (ws: WebSocket, message: LiveMessage) => {
+    if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(message))
   }
+  const send = (conn: Connection, message: LiveMessage) => sendTo(conn.ws, message)
 
   const concerns = (event: { siteId?: string | null }, binding: LiveBinding) =>
     event.siteId === undefined || event.siteId === null || event.siteId === binding.siteId
@@ -166,7 +187,16 @@ export function attachLiveServer(input: {
     if (set?.size === 0) index.delete(key)
   }
 
-  const onConnection = async (ws: WebSocket, binding: LiveBinding, resumeFrom: number, address: string) => {
+  /**
+   * An authenticated socket. `resumeFrom` is the last event id the frame saw; a frame with no
+   * history (null) starts from now: whether its sign-in ended before, it learns below.
+   */
+  const onConnection = async (
+    ws: WebSocket,
+    binding: LiveBinding,
+    resumeFrom: number | null,
+    address: string,
+  ) => {
     const conn: Connection = { ws, binding, alive: true, address }
     join(bySession, binding.sessionId, conn)
     join(byUser, binding.userId, conn)
@@ -174,7 +204,12 @@ export function attachLiveServer(input: {
 
     let windowStart = Date.now()
     let count = 0
-    ws.on('message', () => {
+    ws.on('message', (data: RawData) => {
+      if (messageBytes(data) > limits.maxMessageBytes) {
+        deps.log('ws_closed', { reason: 'message_too_large', user: binding.userId })
+        ws.close(1009, 'message too large')
+        return
+      }
       const now = Date.now()
       if (now - windowStart > limits.rateWindowMs) {
         windowStart = now
@@ -193,12 +228,14 @@ export function attachLiveServer(input: {
       leave(bySession, binding.sessionId, conn)
       leave(byUser, binding.userId, conn)
     })
-    ws.on('error', () => ws.terminate())
 
     // Registered first, then the replay: an event published in between is both live and in
     // the log, and the frame drops the second copy by id (exactly once).
-    const missed = await deps.store.events.since(binding.sessionId, resumeFrom, limits.maxReplay)
     const latest = await deps.store.events.latestId()
+    const missed =
+      resumeFrom === null
+        ? []
+        : await deps.store.events.since(binding.sessionId, resumeFrom, limits.maxReplay)
     send(conn, { type: 'welcome', last_event_id: latest })
     const ending = missed.find((e) => concerns(e, binding))
     if (ending) return deliver(conn, ending)
@@ -214,35 +251,73 @@ export function attachLiveServer(input: {
     for (const prompt of await pendingPrompts(deps, binding.userId)) send(conn, approvalRequest(prompt, conn))
   }
 
+  /**
+   * The first message must answer the challenge; until it does, the socket hears nothing else.
+   * It is not yet in any index, so no event or prompt can reach it.
+   */
+  const authenticate = (ws: WebSocket, siteId: string, resumeFrom: number | null, address: string) => {
+    unauthenticated += 1
+    let answered = false
+    const settle = () => {
+      if (answered) return false
+      answered = true
+      unauthenticated -= 1
+      clearTimeout(timer)
+      return true
+    }
+    const fail = (reason: string) => {
+      deps.log('ws_upgrade_rejected', { reason, site: siteId })
+      ws.close(CLOSE_UNAUTHENTICATED, 'authenticate first')
+    }
+    const timer = setTimeout(() => settle() && fail('auth_timeout'), limits.authTimeoutMs)
+    ws.on('close', () => settle())
+    ws.on('error', () => ws.terminate())
+    const nonce = randomSecret()
+    sendTo(ws, { type: 'challenge', nonce })
+
+    ws.once('message', (data: RawData, isBinary: boolean) => {
+      if (!settle()) return
+      const answer = isBinary ? null : parseAuth(data)
+      if (!answer) return fail('malformed_auth')
+      authenticator.authenticate({ ...answer, nonce, siteId }).then(
+        (binding) => {
+          if (ws.readyState !== ws.OPEN) return
+          if (!binding) return fail('invalid_proof_or_token')
+          if ((byUser.get(binding.userId)?.size ?? 0) >= limits.maxConnectionsPerUser) {
+            deps.log('ws_closed', { reason: 'too_many_connections', user: binding.userId })
+            ws.close(CLOSE_RATE_LIMITED, 'too many connections')
+            return
+          }
+          onConnection(ws, binding, resumeFrom, address).catch(() => ws.close(1011, 'server error'))
+        },
+        () => ws.close(1011, 'authentication unavailable'),
+      )
+    })
+  }
+
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const url = new URL(req.url ?? '/', 'http://localhost')
+    let url: URL
+    try {
+      url = new URL(req.url ?? '/', 'http://localhost')
+    } catch {
+      return reject(socket, 400, 'bad_target')
+    }
     if (url.pathname !== LIVE_PATH) return reject(socket, 404, 'unknown_path')
     // Full: refuse before any work, so sign-in and refresh keep their file descriptors.
-    if (total >= limits.maxConnections) return reject(socket, 503, 'server_full')
+    if (total + unauthenticated >= limits.maxConnections) return reject(socket, 503, 'server_full')
     const origin = req.headers.origin
     if (origin !== deps.config.issuer) return reject(socket, 403, 'origin_not_allowed', origin)
-    const ticket = url.searchParams.get('ticket') ?? ''
     const siteId = url.searchParams.get('site') ?? ''
-    const resumeFrom = Number(url.searchParams.get('last_event_id') ?? '0')
+    const resumeParam = url.searchParams.get('last_event_id')
+    const resumeFrom = resumeParam === null || resumeParam === '' ? null : Number(resumeParam)
     const protocols = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim())
-    const code = protocols.find((p) => p.startsWith('code.'))?.slice(5) ?? ''
-    if (!ticket || !code || !protocols.includes(LIVE_PROTOCOL)) return reject(socket, 401, 'missing_ticket')
-    if (!Number.isSafeInteger(resumeFrom) || resumeFrom < 0) return reject(socket, 401, 'bad_resume_id')
-    validator.validate({ ticket, registrationCode: code }).then(
-      (binding) => {
-        if (!binding) return reject(socket, 401, 'invalid_ticket')
-        // A ticket works only for the site it was issued for (the frame names its site).
-        if (binding.siteId !== siteId) return reject(socket, 401, 'ticket_for_another_site')
-        if ((byUser.get(binding.userId)?.size ?? 0) >= limits.maxConnectionsPerUser) {
-          return reject(socket, 429, 'too_many_connections')
-        }
-        wss.handleUpgrade(req, socket, head, (ws) => {
-          onConnection(ws, binding, resumeFrom, req.socket.remoteAddress ?? 'unknown').catch(() =>
-            ws.close(1011, 'server error'),
-          )
-        })
-      },
-      () => reject(socket, 401, 'validator_unavailable'),
+    if (!protocols.includes(LIVE_PROTOCOL)) return reject(socket, 400, 'missing_protocol')
+    if (!SITE_ID.test(siteId)) return reject(socket, 400, 'bad_site')
+    if (resumeFrom !== null && (!Number.isSafeInteger(resumeFrom) || resumeFrom < 0)) {
+      return reject(socket, 400, 'bad_resume_id')
+    }
+    wss.handleUpgrade(req, socket, head, (ws) =>
+      authenticate(ws, siteId, resumeFrom, req.socket.remoteAddress ?? 'unknown'),
     )
   })
 
@@ -270,4 +345,36 @@ export function attachLiveServer(input: {
     },
     connectionCount: () => total,
   }
+}
+
+/** Bytes of a message however `ws` hands it over (one buffer, fragments, or an ArrayBuffer). */
+function messageBytes(data: RawData): number {
+  if (Array.isArray(data)) return data.reduce((sum, part) => sum + part.length, 0)
+  return data instanceof ArrayBuffer ? data.byteLength : data.length
+}
+
+/** The frame's answer to the challenge: `{ type: 'auth', token, proof }`, or null. */
+function parseAuth(data: RawData): { token: string; proof: string } | null {
+  let message: unknown
+  try {
+    message = JSON.parse(
+      Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8'),
+    )
+  } catch {
+    return null
+  }
+  const m = message as { type?: unknown; token?: unknown; proof?: unknown } | null
+  if (
+    typeof m !== 'object' ||
+    m === null ||
+    m.type !== 'auth' ||
+    typeof m.token !== 'string' ||
+    typeof m.proof !== 'string' ||
+    m.token.length === 0 ||
+    m.token.length > MAX_TOKEN_LENGTH ||
+    m.proof.length > MAX_PROOF_LENGTH
+  ) {
+    return null
+  }
+  return { token: m.token, proof: m.proof }
 }

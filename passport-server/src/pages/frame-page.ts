@@ -4,16 +4,24 @@ import type { SiteRecord } from '../store/types.ts'
 export interface FrameSiteConfig {
   id: string
   origins: string[]
+  /** The server's clock when the page was made (ms): DPoP proofs are dated by it. */
+  serverTime: number
+  /** A DPoP nonce for the frame's first proofs (later ones come in `DPoP-Nonce` headers). */
+  dpopNonce: string
 }
 
 /**
  * The frame document. Its `frame-ancestors` is exactly the site's registered origins, so a
  * browser refuses to render it inside any other site (and inside any double framing).
  */
-export function renderFramePage(site: SiteRecord, issuer: string): { html: string; csp: string } {
+export function renderFramePage(
+  site: SiteRecord,
+  issuer: string,
+  fresh: { serverTime: number; dpopNonce: string },
+): { html: string; csp: string } {
   // The live channel: a WebSocket to the passport's own host (ws: or wss: to match http/https).
   const liveOrigin = issuer.replace(/^http/, 'ws')
-  const config: FrameSiteConfig = { id: site.id, origins: site.origins }
+  const config: FrameSiteConfig = { id: site.id, origins: site.origins, ...fresh }
   // JSON inside <script type="application/json"> must not be able to close the element.
   const json = JSON.stringify(config).replace(/</g, '\\u003c')
   return {

@@ -107,7 +107,7 @@ export function cibaRoutes(deps: AppDeps, approvals: DeviceApprovals): Hono {
       `${site.name} (backchannel request)`,
       'ciba',
     )
-    const minted = await mintSiteToken(deps, site, session)
+    const minted = await mintSiteToken(deps, site, session, null)
     deps.log('authn_ciba', { site: site.id, user: approval.userId })
     return c.json({
       access_token: minted.token,

@@ -247,11 +247,12 @@ describe('POST /api/frame/check and /api/frame/logout', () => {
     expect(await res.json()).toMatchObject({ valid: false, reason: 'expired' })
   })
 
-  test("check of News's token under Shop's authkey is unknown (B7)", async () => {
+  test("check of News's token under Shop's authkey is refused, with nothing about it (B7)", async () => {
     const { app, news, shop, alice } = await createTestWorld()
     const { token } = await signIn(app, news, alice)
     const res = await frameApi(app, 'check', { authkey: shop.authkey, token })
-    expect(await res.json()).toMatchObject({ valid: false, reason: 'unknown' })
+    expect(res.status).toBe(401)
+    expect(await res.json()).toEqual({ error: 'invalid_token', error_description: expect.any(String) })
   })
 
   test('logout ends the session everywhere: every site token signed_out, silent sign-in refused (G8)', async () => {

@@ -1,12 +1,14 @@
 import { type Context, Hono } from 'hono'
 import { getCookie } from 'hono/cookie'
+import { sameSecret } from '../auth/random.ts'
 import type { AppDeps } from '../deps.ts'
 import { PassportError } from '../errors.ts'
 import { readJsonObject, requireString } from '../middleware/body.ts'
 import { redeemCode } from '../services/codes.ts'
 import { type DeviceApprovals, readAnswer } from '../services/device-approval.ts'
-import { issueLiveTicket } from '../services/live-tickets.ts'
+import type { DpopProofs } from '../services/dpop-proofs.ts'
 import { checkSiteToken, type MintedGrant, mintSiteToken } from '../services/minting.ts'
+import { createRateWindow } from '../services/rate-window.ts'
 import { refreshSiteGrant } from '../services/refresh.ts'
 import { resolveAuthkey } from '../services/registry.ts'
 import {
@@ -16,14 +18,27 @@ import {
   isSessionLive,
   SESSION_COOKIE,
 } from '../services/sessions.ts'
+import type { SiteRecord } from '../store/types.ts'
 import { verifySiteToken } from '../tokens/site-token.ts'
 
+/** Requests one frame key may make per minute: a frame makes a few an hour. */
+const REQUESTS_PER_KEY_PER_MINUTE = 60
+const DPOP_AUTHORIZATION = /^DPoP ([A-Za-z0-9_.-]{1,2048})$/
+
 /**
- * The frame's API. Only the passport's own frame may call it: requests must be same-origin
- * (the frame runs on the passport origin), which a page on any other site cannot forge.
+ * The frame's API. Only the passport's own frame may call it, and it proves that by what never
+ * leaves the frame: every request carries a DPoP proof (RFC 9449) by the frame's
+ * non-extractable key, and every credential it presents (a code being exchanged aside) is bound
+ * to that key's thumbprint at the sign-in. The site token alone opens nothing here: the page
+ * and the site backend hold it, and the `Origin` check below stops browsers only.
+ *
+ * Tokens go in `Authorization: DPoP <token>`, proofs in `DPoP`; every answer carries a fresh
+ * `DPoP-Nonce`. A missing, invalid, replayed or foreign-key proof is `401 invalid_dpop_proof`
+ * (`use_dpop_nonce` for a stale nonce) and changes nothing.
  */
-export function frameApiRoutes(deps: AppDeps, approvals: DeviceApprovals): Hono {
+export function frameApiRoutes(deps: AppDeps, approvals: DeviceApprovals, proofs: DpopProofs): Hono {
   const app = new Hono()
+  const perKey = createRateWindow(deps.clock, REQUESTS_PER_KEY_PER_MINUTE, 60_000)
 
   app.use('/api/frame/*', async (c, next) => {
     const fetchSite = c.req.header('Sec-Fetch-Site')
@@ -35,8 +50,52 @@ export function frameApiRoutes(deps: AppDeps, approvals: DeviceApprovals): Hono 
       throw new PassportError('origin_not_allowed', 'only the passport frame may call this endpoint')
     }
     c.header('Cache-Control', 'no-store')
+    c.header('DPoP-Nonce', await proofs.currentNonce())
     await next()
   })
+
+  /** Checks the request's proof (over `accessToken` when one is sent) and counts it for its key. */
+  const prove = async (c: Context, accessToken?: string): Promise<string> => {
+    const { jkt } = await proofs.check({
+      proof: c.req.header('DPoP'),
+      method: c.req.method,
+      path: c.req.path,
+      ...(accessToken !== undefined ? { accessToken } : {}),
+    })
+    const allowed = perKey.take(jkt)
+    if (!allowed.allowed) {
+      deps.log('excess_rate_limit_exceeded', { what: 'frame_api', path: c.req.path })
+      throw new PassportError('rate_limited', 'too many requests from this device')
+    }
+    return jkt
+  }
+
+  /**
+   * The site token in `Authorization: DPoP …`, proven by the key it was minted for. Its
+   * signature is ours for this site (expired ones too: a sign-out may follow expiry), and its
+   * row names the frame key of its sign-in; a proof by any other key, or a token no frame
+   * holds, is refused before anything else is looked at.
+   */
+  const boundToken = async (c: Context, site: SiteRecord) => {
+    const token = DPOP_AUTHORIZATION.exec(c.req.header('Authorization') ?? '')?.[1]
+    if (token === undefined) {
+      throw new PassportError('invalid_token', 'send the site token as Authorization: DPoP <token>')
+    }
+    const jkt = await prove(c, token)
+    const verified = await verifySiteToken(deps.keys, token, {
+      issuer: deps.config.issuer,
+      audience: site.id,
+      nowMs: deps.clock.now(),
+      allowExpired: true,
+    })
+    if (!verified.ok) throw new PassportError('invalid_token', 'the token is not valid for this site')
+    const row = await deps.store.tokens.get(verified.claims.jti)
+    if (!row || row.siteId !== site.id || row.jkt === null || !sameSecret(row.jkt, jkt)) {
+      deps.log('dpop_proof_rejected', { reason: 'not_the_bound_key', site: site.id })
+      throw new PassportError('invalid_dpop_proof', 'a DPoP proof by the key of this sign-in is required')
+    }
+    return { token, row }
+  }
 
   // The body is built once where the grant is minted: a replayed refresh returns the same bytes.
   const grantResponse = (c: Context, body: string) =>
@@ -49,6 +108,8 @@ export function frameApiRoutes(deps: AppDeps, approvals: DeviceApprovals): Hono 
     const site = await resolveAuthkey(deps, body.authkey)
 
     if (grantType === 'authorization_code') {
+      // The sign-in binds to whichever key proves possession here: the frame's, made before.
+      const jkt = await prove(c)
       const code = await redeemCode(deps, {
         site,
         code: requireString(body, 'code', 256),
@@ -59,10 +120,11 @@ export function frameApiRoutes(deps: AppDeps, approvals: DeviceApprovals): Hono 
       if (!isSessionLive(session, deps.clock.now(), deps.config)) {
         throw new PassportError('invalid_grant', 'the sign-in behind this code has ended')
       }
-      return tokenResponse(c, await mintSiteToken(deps, site, session))
+      return tokenResponse(c, await mintSiteToken(deps, site, session, jkt))
     }
 
     if (grantType === 'session') {
+      const jkt = await prove(c)
       // Reaches here with a cookie only where the browser sends third-party cookies to the frame.
       const session = await findLiveSession(
         deps,
@@ -75,33 +137,30 @@ export function frameApiRoutes(deps: AppDeps, approvals: DeviceApprovals): Hono 
           extra: { reason: exclusion.reason },
         })
       }
-      return tokenResponse(c, await mintSiteToken(deps, site, session))
+      return tokenResponse(c, await mintSiteToken(deps, site, session, jkt))
     }
 
     if (grantType === 'refresh_token') {
-      return grantResponse(c, await refreshSiteGrant(deps, site, requireString(body, 'refresh_token', 256)))
+      const credential = requireString(body, 'refresh_token', 256)
+      // Without a valid proof the credential is still looked at: a used one presented so is a
+      // copy in use (theft: the family is revoked); an unused one is refused, unchanged.
+      let jkt: string | null = null
+      try {
+        jkt = await prove(c)
+      } catch (err) {
+        if (!(err instanceof PassportError && err.code === 'invalid_dpop_proof')) throw err
+      }
+      return grantResponse(c, await refreshSiteGrant(deps, site, credential, jkt))
     }
 
     throw new PassportError('invalid_request', 'unsupported grant_type')
   })
 
-  /** A single-use ticket to open the live channel (the WebSocket at `/live`). */
-  app.post('/api/frame/live-ticket', async (c) => {
-    const body = await readJsonObject(c)
-    const site = await resolveAuthkey(deps, body.authkey)
-    const issued = await issueLiveTicket(deps, site, requireString(body, 'token'))
-    return c.json({
-      ticket: issued.ticket,
-      registration_code: issued.registrationCode,
-      expires_at: issued.expiresAt,
-      last_event_id: issued.lastEventId,
-    })
-  })
-
   app.post('/api/frame/check', async (c) => {
     const body = await readJsonObject(c)
     const site = await resolveAuthkey(deps, body.authkey)
-    const status = await checkSiteToken(deps, requireString(body, 'token'), site.id)
+    const { token } = await boundToken(c, site)
+    const status = await checkSiteToken(deps, token, site.id)
     return c.json({
       valid: status.valid,
       reason: status.valid ? null : status.reason,
@@ -112,8 +171,9 @@ export function frameApiRoutes(deps: AppDeps, approvals: DeviceApprovals): Hono 
 
   /**
    * A signed-in device answers a "sign in with another device" request: `pick` one of the three
-   * codes, or `deny`. The frame proves the device's sign-in with its live token for this site;
-   * a dead token (the device's own session ended) is refused before the request is looked at.
+   * codes, or `deny`. The frame proves the device's sign-in with its live token for this site,
+   * bound to its key; a dead token (the device's own session ended) is refused before the
+   * request is looked at.
    */
   app.post('/api/frame/approval', async (c) => {
     const body = await readJsonObject(c)
@@ -121,7 +181,8 @@ export function frameApiRoutes(deps: AppDeps, approvals: DeviceApprovals): Hono 
     const approvalId = requireString(body, 'approval_id', 64)
     const answer = readAnswer(body.pick, body.deny)
     if (!answer) throw new PassportError('invalid_request', 'send either pick (two digits) or deny: true')
-    const status = await checkSiteToken(deps, requireString(body, 'token'), site.id)
+    const { token } = await boundToken(c, site)
+    const status = await checkSiteToken(deps, token, site.id)
     if (!status.valid) {
       throw new PassportError('invalid_token', 'this device is no longer signed in', {
         extra: { reason: status.reason },
@@ -144,16 +205,10 @@ export function frameApiRoutes(deps: AppDeps, approvals: DeviceApprovals): Hono 
   app.post('/api/frame/logout', async (c) => {
     const body = await readJsonObject(c)
     const site = await resolveAuthkey(deps, body.authkey)
-    // A replaced, revoked or recently expired token still identifies its session well enough
-    // to sign it out; only a token we did not sign for this site, or a day past expiry, is refused.
-    const verified = await verifySiteToken(deps.keys, requireString(body, 'token'), {
-      issuer: deps.config.issuer,
-      audience: site.id,
-      nowMs: deps.clock.now(),
-      allowExpired: true,
-    })
-    if (!verified.ok) throw new PassportError('invalid_token', 'the token is not valid for this site')
-    const session = await deps.store.sessions.get(verified.claims.sid)
+    // A replaced, revoked or recently expired token still names its session well enough to
+    // sign it out, proven by the key of its sign-in; its row is kept a day past expiry.
+    const { row } = await boundToken(c, site)
+    const session = await deps.store.sessions.get(row.sessionId)
     if (session) await endSession(deps, session, 'signed_out')
     c.header('Set-Login', 'logged-out')
     return c.json({ signed_out: true })

@@ -4,6 +4,7 @@ import { Hono } from 'hono'
 import type { AppDeps } from '../deps.ts'
 import { PassportError } from '../errors.ts'
 import { renderFramePage } from '../pages/frame-page.ts'
+import type { DpopProofs } from '../services/dpop-proofs.ts'
 
 /** Built browser files served from the passport origin (vite output in `config.assetsDir`). */
 const PUBLIC_SCRIPTS = {
@@ -12,7 +13,7 @@ const PUBLIC_SCRIPTS = {
   '/frame.js': 'frame.js', // the frame's own code, loaded only by /frame/:site
 } as const
 
-export function frameRoutes(deps: AppDeps): Hono {
+export function frameRoutes(deps: AppDeps, proofs: DpopProofs): Hono {
   const app = new Hono()
   const cache = new Map<string, string>()
 
@@ -47,7 +48,12 @@ export function frameRoutes(deps: AppDeps): Hono {
     const siteId = c.req.param('siteId')
     const site = siteId.length <= 64 ? await deps.store.sites.get(siteId) : null
     if (!site) throw new PassportError('not_found', 'no such site')
-    const page = renderFramePage(site, deps.config.issuer)
+    // The page (never cached) carries the server's time and a DPoP nonce: the frame's first
+    // proof is accepted as it is, whatever the device's clock says.
+    const page = renderFramePage(site, deps.config.issuer, {
+      serverTime: deps.clock.now(),
+      dpopNonce: await proofs.currentNonce(),
+    })
     c.header('Content-Security-Policy', page.csp)
     c.header('Cache-Control', 'no-store')
     return c.html(page.html)

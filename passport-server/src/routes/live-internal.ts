@@ -3,17 +3,21 @@ import { sameSecret } from '../auth/random.ts'
 import type { AppDeps } from '../deps.ts'
 import { PassportError } from '../errors.ts'
 import { readJsonObject, requireString } from '../middleware/body.ts'
-import { createStoreTicketValidator } from '../services/live-tickets.ts'
+import { createStoreLiveAuthenticator } from '../services/live-auth.ts'
+import { MAX_PROOF_LENGTH } from '../tokens/dpop.ts'
+import { MAX_TOKEN_LENGTH } from '../tokens/site-token.ts'
 
 /**
- * Ticket validation for a WebSocket server that runs apart from the passport, authenticated
- * with the shared `liveValidationSecret`. Absent (404) unless that secret is configured.
+ * Socket authentication for a WebSocket server that runs apart from the passport: it sends its
+ * socket's challenge, the frame's token and proof, and the site, with the shared
+ * `liveValidationSecret`; the passport answers with who the socket belongs to (200) or 401.
+ * Absent (404) unless that secret is configured.
  */
 export function liveInternalRoutes(deps: AppDeps): Hono {
   const app = new Hono()
   const secret = deps.config.liveValidationSecret
   if (!secret) return app
-  const validator = createStoreTicketValidator(deps)
+  const authenticator = createStoreLiveAuthenticator(deps)
 
   app.post('/internal/live/validate', async (c) => {
     c.header('Cache-Control', 'no-store')
@@ -22,11 +26,13 @@ export function liveInternalRoutes(deps: AppDeps): Hono {
       throw new PassportError('invalid_client', 'wrong or missing validation secret')
     }
     const body = await readJsonObject(c)
-    const binding = await validator.validate({
-      ticket: requireString(body, 'ticket', 128),
-      registrationCode: requireString(body, 'registration_code', 128),
+    const binding = await authenticator.authenticate({
+      token: requireString(body, 'token', MAX_TOKEN_LENGTH),
+      proof: requireString(body, 'proof', MAX_PROOF_LENGTH),
+      nonce: requireString(body, 'nonce', 128),
+      siteId: requireString(body, 'site', 64),
     })
-    if (!binding) throw new PassportError('invalid_token', 'the ticket is not valid')
+    if (!binding) throw new PassportError('invalid_token', 'the token or its proof is not valid')
     return c.json(binding)
   })
   return app

@@ -182,6 +182,7 @@ describe('POST /token/introspect without a signature check per request', () => {
       expiresAt: now + 900_000,
       revokedAt: null,
       revokeReason: null,
+      jkt: null,
     }
     await deps.store.tokens.create(record)
     expect((await deps.store.tokens.getWithHash(record.jti))?.tokenHash).toBeNull()

@@ -7,6 +7,7 @@ import { sha256 } from '../auth/random.ts'
 import { StoreUnavailableError } from '../errors.ts'
 import type { SessionEndEvent } from '../events/bus.ts'
 import type { SessionRecord, SiteRecord, UserRecord } from '../store/types.ts'
+import { defaultFrameKey } from '../test-dpop.ts'
 import {
   addSite,
   addUser,
@@ -43,7 +44,7 @@ describe('minting site tokens and checking them (newest wins)', () => {
   const check = (token: string, siteId = 'news') => checkSiteToken(deps, token, siteId)
 
   it('mints a token that checks valid for its site, backed by a stored record', async () => {
-    const minted = await mintSiteToken(deps, news, sessionA)
+    const minted = await mintSiteToken(deps, news, sessionA, defaultFrameKey.jkt)
     expect(minted.expiresAt).toBe(T0 + news.tokenTtlSeconds * 1000)
     const status = await check(minted.token)
     expect(status).toEqual({
@@ -57,6 +58,7 @@ describe('minting site tokens and checking them (newest wins)', () => {
         expiresAt: minted.expiresAt,
         revokedAt: null,
         revokeReason: null,
+        jkt: defaultFrameKey.jkt,
       },
       holder: { id: alice.id, username: alice.username, name: alice.name },
     })
@@ -68,9 +70,9 @@ describe('minting site tokens and checking them (newest wins)', () => {
   })
 
   it("revokes the other session's token on a new sign-in to the same site, and bars that session", async () => {
-    const first = await mintSiteToken(deps, news, sessionA)
+    const first = await mintSiteToken(deps, news, sessionA, defaultFrameKey.jkt)
     deps.clock.advance(1000)
-    const second = await mintSiteToken(deps, news, sessionB)
+    const second = await mintSiteToken(deps, news, sessionB, defaultFrameKey.jkt)
 
     expect(await check(first.token)).toEqual({ valid: false, reason: 'replaced', expiresAt: first.expiresAt })
     expect((await check(second.token)).valid).toBe(true)
@@ -103,9 +105,9 @@ describe('minting site tokens and checking them (newest wins)', () => {
   })
 
   it("leaves the user's tokens on other sites alone", async () => {
-    const shopToken = await mintSiteToken(deps, shop, sessionA)
-    await mintSiteToken(deps, news, sessionA)
-    await mintSiteToken(deps, news, sessionB)
+    const shopToken = await mintSiteToken(deps, shop, sessionA, defaultFrameKey.jkt)
+    await mintSiteToken(deps, news, sessionA, defaultFrameKey.jkt)
+    await mintSiteToken(deps, news, sessionB, defaultFrameKey.jkt)
     expect((await check(shopToken.token, 'shop')).valid).toBe(true)
     expect(await deps.store.sessions.exclusion(sessionA.id, 'shop')).toBeNull()
   })
@@ -113,14 +115,14 @@ describe('minting site tokens and checking them (newest wins)', () => {
   it("leaves other users' tokens on the same site alone", async () => {
     const bob = await addUser(deps, 'bob')
     const bobSession = (await startSession(deps, bob.id, 'bob')).session
-    const bobToken = await mintSiteToken(deps, news, bobSession)
-    await mintSiteToken(deps, news, sessionA)
+    const bobToken = await mintSiteToken(deps, news, bobSession, defaultFrameKey.jkt)
+    await mintSiteToken(deps, news, sessionA, defaultFrameKey.jkt)
     expect((await check(bobToken.token)).valid).toBe(true)
   })
 
   it('keeps earlier tokens of the same session valid when it mints again', async () => {
-    const first = await mintSiteToken(deps, news, sessionA)
-    const second = await mintSiteToken(deps, news, sessionA)
+    const first = await mintSiteToken(deps, news, sessionA, defaultFrameKey.jkt)
+    const second = await mintSiteToken(deps, news, sessionA, defaultFrameKey.jkt)
     expect((await check(first.token)).valid).toBe(true)
     expect((await check(second.token)).valid).toBe(true)
     expect(events).toEqual([])
@@ -128,8 +130,8 @@ describe('minting site tokens and checking them (newest wins)', () => {
 
   it('keeps both devices signed in when the site allows several devices', async () => {
     const multi = (await addSite(deps, { id: 'multi', oneDevicePerSite: false })).site
-    const first = await mintSiteToken(deps, multi, sessionA)
-    const second = await mintSiteToken(deps, multi, sessionB)
+    const first = await mintSiteToken(deps, multi, sessionA, defaultFrameKey.jkt)
+    const second = await mintSiteToken(deps, multi, sessionB, defaultFrameKey.jkt)
     expect((await check(first.token, 'multi')).valid).toBe(true)
     expect((await check(second.token, 'multi')).valid).toBe(true)
     expect(await deps.store.sessions.exclusion(sessionA.id, 'multi')).toBeNull()
@@ -137,9 +139,9 @@ describe('minting site tokens and checking them (newest wins)', () => {
   })
 
   it('lets a replaced session take the site back by minting again, which replaces the other one', async () => {
-    await mintSiteToken(deps, news, sessionA)
-    const fromB = await mintSiteToken(deps, news, sessionB)
-    const backOnA = await mintSiteToken(deps, news, sessionA)
+    await mintSiteToken(deps, news, sessionA, defaultFrameKey.jkt)
+    const fromB = await mintSiteToken(deps, news, sessionB, defaultFrameKey.jkt)
+    const backOnA = await mintSiteToken(deps, news, sessionA, defaultFrameKey.jkt)
     expect(await deps.store.sessions.exclusion(sessionA.id, 'news')).toBeNull()
     expect(await deps.store.sessions.exclusion(sessionB.id, 'news')).toMatchObject({ reason: 'replaced' })
     expect(await check(fromB.token)).toMatchObject({ valid: false, reason: 'replaced' })
@@ -148,8 +150,8 @@ describe('minting site tokens and checking them (newest wins)', () => {
 
   it('leaves exactly one live token when two sessions mint at once', async () => {
     const [a, b] = await Promise.all([
-      mintSiteToken(deps, news, sessionA),
-      mintSiteToken(deps, news, sessionB),
+      mintSiteToken(deps, news, sessionA, defaultFrameKey.jkt),
+      mintSiteToken(deps, news, sessionB, defaultFrameKey.jkt),
     ])
     const statuses = await Promise.all([check(a.token), check(b.token)])
     expect(statuses.filter((s) => s.valid)).toHaveLength(1)
@@ -160,28 +162,28 @@ describe('minting site tokens and checking them (newest wins)', () => {
     const sessions = await Promise.all(
       Array.from({ length: 8 }, async (_, i) => (await startSession(deps, sessionA.userId, `d${i}`)).session),
     )
-    const minted = await Promise.all(sessions.map((s) => mintSiteToken(deps, news, s)))
+    const minted = await Promise.all(sessions.map((s) => mintSiteToken(deps, news, s, defaultFrameKey.jkt)))
     const statuses = await Promise.all(minted.map((m) => check(m.token)))
     expect(statuses.filter((s) => s.valid)).toHaveLength(1)
   })
 
   it('refuses to mint for an ended session, and that attempt replaces nothing', async () => {
-    const onA = await mintSiteToken(deps, news, sessionA)
+    const onA = await mintSiteToken(deps, news, sessionA, defaultFrameKey.jkt)
     await endSession(deps, sessionB, 'signed_out')
-    await expect(mintSiteToken(deps, news, sessionB)).rejects.toThrow()
+    await expect(mintSiteToken(deps, news, sessionB, defaultFrameKey.jkt)).rejects.toThrow()
     expect((await check(onA.token)).valid).toBe(true)
     expect(await deps.store.sessions.exclusion(sessionA.id, 'news')).toBeNull()
   })
 
   describe('check reasons', () => {
     it('says expired once the token is past its expiry and the clock tolerance', async () => {
-      const minted = await mintSiteToken(deps, news, sessionA)
+      const minted = await mintSiteToken(deps, news, sessionA, defaultFrameKey.jkt)
       deps.clock.set(minted.expiresAt + (CLOCK_TOLERANCE_SECONDS + 1) * 1000)
       expect(await check(minted.token)).toEqual({ valid: false, reason: 'expired', expiresAt: null })
     })
 
     it('says expired from the stored record while the signature check still tolerates the skew', async () => {
-      const minted = await mintSiteToken(deps, news, sessionA)
+      const minted = await mintSiteToken(deps, news, sessionA, defaultFrameKey.jkt)
       deps.clock.set(minted.expiresAt + 1000)
       expect(await check(minted.token)).toEqual({
         valid: false,
@@ -191,13 +193,13 @@ describe('minting site tokens and checking them (newest wins)', () => {
     })
 
     it('is still valid one millisecond before expiry', async () => {
-      const minted = await mintSiteToken(deps, news, sessionA)
+      const minted = await mintSiteToken(deps, news, sessionA, defaultFrameKey.jkt)
       deps.clock.set(minted.expiresAt - 1)
       expect((await check(minted.token)).valid).toBe(true)
     })
 
     it('says signed_out after the session signed out', async () => {
-      const minted = await mintSiteToken(deps, news, sessionA)
+      const minted = await mintSiteToken(deps, news, sessionA, defaultFrameKey.jkt)
       await endSession(deps, sessionA, 'signed_out')
       expect(await check(minted.token)).toEqual({
         valid: false,
@@ -207,7 +209,7 @@ describe('minting site tokens and checking them (newest wins)', () => {
     })
 
     it('says revoked after an administrator revoked the session', async () => {
-      const minted = await mintSiteToken(deps, news, sessionA)
+      const minted = await mintSiteToken(deps, news, sessionA, defaultFrameKey.jkt)
       await endSession(deps, sessionA, 'revoked')
       expect(await check(minted.token)).toEqual({
         valid: false,
@@ -217,7 +219,7 @@ describe('minting site tokens and checking them (newest wins)', () => {
     })
 
     it('says unknown for a token of another site', async () => {
-      const minted = await mintSiteToken(deps, news, sessionA)
+      const minted = await mintSiteToken(deps, news, sessionA, defaultFrameKey.jkt)
       expect(await check(minted.token, 'shop')).toEqual({ valid: false, reason: 'unknown', expiresAt: null })
     })
 
@@ -229,7 +231,7 @@ describe('minting site tokens and checking them (newest wins)', () => {
         const bob = await addUser(own, 'bob')
         const blog = (await addSite(own, { id: 'news' })).site
         const session = (await startSession(own, bob.id, 'device')).session
-        const minted = await mintSiteToken(own, blog, session)
+        const minted = await mintSiteToken(own, blog, session, defaultFrameKey.jkt)
         expect((await checkSiteToken(own, minted.token, 'news')).valid).toBe(true)
         const db = new DatabaseSync(file)
         db.exec(`DELETE FROM users WHERE id = '${bob.id}'`)
@@ -259,7 +261,7 @@ describe('minting site tokens and checking them (newest wins)', () => {
     })
 
     it('says unknown for garbage and for tampered tokens', async () => {
-      const minted = await mintSiteToken(deps, news, sessionA)
+      const minted = await mintSiteToken(deps, news, sessionA, defaultFrameKey.jkt)
       expect(await check('garbage')).toEqual({ valid: false, reason: 'unknown', expiresAt: null })
       expect(await check(`${minted.token.slice(0, -4)}AAAA`)).toMatchObject({
         valid: false,
@@ -270,16 +272,16 @@ describe('minting site tokens and checking them (newest wins)', () => {
 
   describe('recognising a minted token by its bytes (issue 4)', () => {
     it('keeps the SHA-256 of the exact token on its row, and nothing that would let it be rebuilt', async () => {
-      const minted = await mintSiteToken(deps, news, sessionA)
+      const minted = await mintSiteToken(deps, news, sessionA, defaultFrameKey.jkt)
       const stored = await deps.store.tokens.getWithHash(minted.jti)
       expect(stored?.tokenHash).toBe(sha256(minted.token))
       expect(JSON.stringify(stored)).not.toContain(minted.token.split('.')[2])
     })
 
     it('gives the same answers with and without the hash, at every instant of a token life', async () => {
-      const minted = await mintSiteToken(deps, news, sessionA)
+      const minted = await mintSiteToken(deps, news, sessionA, defaultFrameKey.jkt)
       // The same token on a row without its hash (as an older server writes it) takes the signature path.
-      const legacy = await mintSiteToken(deps, news, sessionA)
+      const legacy = await mintSiteToken(deps, news, sessionA, defaultFrameKey.jkt)
       const row = await deps.store.tokens.get(legacy.jti)
       if (!row) throw new Error('no row')
       const copy = { ...row, jti: crypto.randomUUID() }
@@ -301,7 +303,7 @@ describe('minting site tokens and checking them (newest wins)', () => {
         expect(await check(minted.token, 'shop')).toEqual(await check(legacyToken, 'shop'))
       }
       deps.clock.set(T0 + 1000)
-      await mintSiteToken(deps, news, sessionB) // replaces both on session A
+      await mintSiteToken(deps, news, sessionB, defaultFrameKey.jkt) // replaces both on session A
       expect(await check(minted.token)).toMatchObject({ valid: false, reason: 'replaced' })
       expect(await check(legacyToken)).toMatchObject({ valid: false, reason: 'replaced' })
     })
@@ -309,9 +311,11 @@ describe('minting site tokens and checking them (newest wins)', () => {
 
   describe('store down', () => {
     it('neither mints nor reports a token valid, failing with StoreUnavailableError', async () => {
-      const minted = await mintSiteToken(deps, news, sessionA)
+      const minted = await mintSiteToken(deps, news, sessionA, defaultFrameKey.jkt)
       await deps.store.close()
-      await expect(mintSiteToken(deps, news, sessionB)).rejects.toBeInstanceOf(StoreUnavailableError)
+      await expect(mintSiteToken(deps, news, sessionB, defaultFrameKey.jkt)).rejects.toBeInstanceOf(
+        StoreUnavailableError,
+      )
       await expect(check(minted.token)).rejects.toBeInstanceOf(StoreUnavailableError)
     })
   })

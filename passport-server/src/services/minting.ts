@@ -65,9 +65,18 @@ export async function mintInTransaction(
      * transaction that the session holds no exclusion (it refuses the refresh otherwise).
      */
     newSignIn: boolean
+    /**
+     * Thumbprint of the frame key (DPoP) the device proved: the token and the refresh family are
+     * bound to it, and only that key opens the frame's API with them. Null where no frame holds
+     * the grant (CIBA): such a token opens nothing there.
+     */
+    jkt: string | null
   },
 ): Promise<{ grant: MintedGrant; replaced: SessionEventRecord[] }> {
-  const { site, session, now, family } = input
+  const { site, session, now, family, jkt } = input
+  // Where the site asks for it, the token itself names the key (cnf.jkt) and its backend
+  // demands a proof by it; otherwise the binding is the passport's alone (a bearer token).
+  const boundToKey = site.dpopBoundTokens && jkt !== null
   const record: TokenRecord = {
     jti: timeOrderedId(now),
     siteId: site.id,
@@ -77,6 +86,7 @@ export async function mintInTransaction(
     expiresAt: Math.min(now + site.tokenTtlSeconds * 1000, session.expiresAt),
     revokedAt: null,
     revokeReason: null,
+    jkt,
   }
   const token = await signSiteToken(deps.keys, {
     issuer: deps.config.issuer,
@@ -86,6 +96,7 @@ export async function mintInTransaction(
     jti: record.jti,
     issuedAtMs: record.issuedAt,
     expiresAtMs: record.expiresAt,
+    ...(boundToKey ? { confirmationKey: jkt } : {}),
   })
   const refreshToken = randomSecret()
   const refresh: RefreshRecord = {
@@ -103,6 +114,7 @@ export async function mintInTransaction(
     successorSealed: null,
     revokedAt: null,
     revokeReason: null,
+    jkt,
   }
 
   const replaced: SessionEventRecord[] = []
@@ -138,7 +150,7 @@ export async function mintInTransaction(
 
   const body = JSON.stringify({
     access_token: token,
-    token_type: 'Bearer',
+    token_type: boundToKey ? 'DPoP' : 'Bearer',
     expires_in: Math.floor((record.expiresAt - now) / 1000),
     expires_at: record.expiresAt,
     refresh_token: refreshToken,
@@ -167,6 +179,7 @@ export async function mintSiteToken(
   deps: MintDeps,
   site: SiteRecord,
   session: SessionRecord,
+  jkt: string | null,
 ): Promise<MintedGrant> {
   const now = deps.clock.now()
   const minted = await deps.store.transaction(async (tx) => {
@@ -177,6 +190,7 @@ export async function mintSiteToken(
       session: live,
       now,
       newSignIn: true,
+      jkt,
       family: {
         familyId: crypto.randomUUID(),
         generation: 0,

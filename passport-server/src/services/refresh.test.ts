@@ -3,6 +3,10 @@ import { sha256 } from '../auth/random.ts'
 import { PassportError } from '../errors.ts'
 import type { SessionEndEvent } from '../events/bus.ts'
 import type { SessionRecord, SiteRecord } from '../store/types.ts'
+import { createTestFrameKey, defaultFrameKey } from '../test-dpop.ts'
+
+const thief = createTestFrameKey()
+
 import { addSite, addUser, createTestDeps, type TestDeps } from '../test-support.ts'
 import { checkSiteToken, mintSiteToken } from './minting.ts'
 import { refreshSiteGrant } from './refresh.ts'
@@ -34,11 +38,12 @@ describe('refresh: rotation, idempotent retries, reuse detection, lifetimes', ()
     deps.events.subscribe((e) => events.push(e))
   })
 
-  const first = async (site = news) => JSON.parse((await mintSiteToken(deps, site, session)).body) as Grant
+  const first = async (site = news) =>
+    JSON.parse((await mintSiteToken(deps, site, session, defaultFrameKey.jkt)).body) as Grant
   const refresh = async (rt: string, site = news) =>
-    JSON.parse(await refreshSiteGrant(deps, site, rt)) as Grant
-  const refusal = async (rt: string, site = news) => {
-    const err = await refreshSiteGrant(deps, site, rt).then(
+    JSON.parse(await refreshSiteGrant(deps, site, rt, defaultFrameKey.jkt)) as Grant
+  const refusal = async (rt: string, site = news, jkt: string | null = defaultFrameKey.jkt) => {
+    const err = await refreshSiteGrant(deps, site, rt, jkt).then(
       () => null,
       (e: unknown) => e,
     )
@@ -64,7 +69,7 @@ describe('refresh: rotation, idempotent retries, reuse detection, lifetimes', ()
   it('20 parallel refreshes of one credential: one successor, 20 identical answers, still signed in (D1)', async () => {
     const g0 = await first()
     const bodies = await Promise.all(
-      Array.from({ length: 20 }, () => refreshSiteGrant(deps, news, g0.refresh_token)),
+      Array.from({ length: 20 }, () => refreshSiteGrant(deps, news, g0.refresh_token, defaultFrameKey.jkt)),
     )
     expect(new Set(bodies).size).toBe(1)
     const g1 = JSON.parse(bodies[0] as string) as Grant
@@ -79,17 +84,20 @@ describe('refresh: rotation, idempotent retries, reuse detection, lifetimes', ()
 
   it('a retry within the grace window gets the byte-identical answer', async () => {
     const g0 = await first()
-    const a = await refreshSiteGrant(deps, news, g0.refresh_token)
+    const a = await refreshSiteGrant(deps, news, g0.refresh_token, defaultFrameKey.jkt)
     deps.clock.advance(9_000)
-    expect(await refreshSiteGrant(deps, news, g0.refresh_token)).toBe(a)
+    expect(await refreshSiteGrant(deps, news, g0.refresh_token, defaultFrameKey.jkt)).toBe(a)
   })
 
-  it('reuse after the grace window revokes the family and signs the device out of the site (D2)', async () => {
+  it('reuse after the grace window, by a copy (another key), revokes the family and signs the device out of the site (D2)', async () => {
     const g0 = await first()
     const shopGrant = await first(shop)
     const g1 = await refresh(g0.refresh_token)
     deps.clock.advance(10_001)
-    expect(await refusal(g0.refresh_token)).toEqual({ code: 'invalid_grant', reason: 'revoked' })
+    expect(await refusal(g0.refresh_token, news, thief.jkt)).toEqual({
+      code: 'invalid_grant',
+      reason: 'revoked',
+    })
     // Both generations are dead, their access tokens too, and the site cannot come back silently.
     expect(await refusal(g1.refresh_token)).toEqual({ code: 'invalid_grant', reason: 'revoked' })
     expect(await checkSiteToken(deps, g1.access_token, 'news')).toMatchObject({
@@ -110,12 +118,23 @@ describe('refresh: rotation, idempotent retries, reuse detection, lifetimes', ()
     expect(await valid(shopGrant.access_token, 'shop')).toBe(true)
   })
 
-  it('the grace window covers the previous generation only: an older one is reuse (D3)', async () => {
+  it('the grace window covers the previous generation only: an older one presented by a copy is reuse (D3)', async () => {
     const g0 = await first()
     const g1 = await refresh(g0.refresh_token)
     const g2 = await refresh(g1.refresh_token)
-    expect(await refusal(g0.refresh_token)).toEqual({ code: 'invalid_grant', reason: 'revoked' })
+    expect(await refusal(g0.refresh_token, news, null)).toEqual({ code: 'invalid_grant', reason: 'revoked' })
     expect(await valid(g2.access_token)).toBe(false)
+  })
+
+  it('an older generation presented by the family key is the same device: it gets the current successor (issue 13)', async () => {
+    const g0 = await first()
+    const g1 = await refresh(g0.refresh_token)
+    await refresh(g1.refresh_token)
+    deps.clock.advance(3_600_000)
+    const again = await refresh(g0.refresh_token)
+    expect(await valid(again.access_token)).toBe(true)
+    expect(events).toEqual([])
+    expect(await deps.store.sessions.exclusion(session.id, 'news')).toBeNull()
   })
 
   it("another site's credential is refused and its family left alone (D4)", async () => {
@@ -163,7 +182,7 @@ describe('refresh: rotation, idempotent retries, reuse detection, lifetimes', ()
   it('after a newer sign-in on another device: refused with replaced', async () => {
     const g0 = await first()
     const other = (await startSession(deps, session.userId, 'device B')).session
-    await mintSiteToken(deps, news, other)
+    await mintSiteToken(deps, news, other, defaultFrameKey.jkt)
     expect(await refusal(g0.refresh_token)).toEqual({ code: 'invalid_grant', reason: 'replaced' })
   })
 
@@ -184,11 +203,13 @@ describe('newest wins reaches a device through its refresh credential too', () =
     const news = (await addSite(deps, { id: 'news' })).site
     const a = (await startSession(deps, alice.id, 'device A')).session
     const b = (await startSession(deps, alice.id, 'device B')).session
-    const first = JSON.parse((await mintSiteToken(deps, news, a)).body) as Grant
+    const first = JSON.parse((await mintSiteToken(deps, news, a, defaultFrameKey.jkt)).body) as Grant
     deps.clock.advance(news.tokenTtlSeconds * 1000 + 1000) // A's token expired, its refresh lives
-    await mintSiteToken(deps, news, b)
+    await mintSiteToken(deps, news, b, defaultFrameKey.jkt)
     expect(await deps.store.sessions.exclusion(a.id, 'news')).toMatchObject({ reason: 'replaced' })
-    const err = await refreshSiteGrant(deps, news, first.refresh_token).catch((e: PassportError) => e)
+    const err = await refreshSiteGrant(deps, news, first.refresh_token, defaultFrameKey.jkt).catch(
+      (e: PassportError) => e,
+    )
     expect(err).toMatchObject({ code: 'invalid_grant', extra: { reason: 'replaced' } })
   })
 
@@ -198,10 +219,12 @@ describe('newest wins reaches a device through its refresh credential too', () =
     const news = (await addSite(deps, { id: 'news' })).site
     const a = (await startSession(deps, alice.id, 'device A')).session
     const b = (await startSession(deps, alice.id, 'device B')).session
-    const g0 = JSON.parse((await mintSiteToken(deps, news, a)).body) as Grant
-    await refreshSiteGrant(deps, news, g0.refresh_token)
-    await mintSiteToken(deps, news, b)
-    const err = await refreshSiteGrant(deps, news, g0.refresh_token).catch((e: PassportError) => e)
+    const g0 = JSON.parse((await mintSiteToken(deps, news, a, defaultFrameKey.jkt)).body) as Grant
+    await refreshSiteGrant(deps, news, g0.refresh_token, defaultFrameKey.jkt)
+    await mintSiteToken(deps, news, b, defaultFrameKey.jkt)
+    const err = await refreshSiteGrant(deps, news, g0.refresh_token, defaultFrameKey.jkt).catch(
+      (e: PassportError) => e,
+    )
     expect(err).toMatchObject({ code: 'invalid_grant', extra: { reason: 'replaced' } })
     expect(deps.logs.map((l) => l.event)).not.toContain('authn_token_reuse')
   })

@@ -15,27 +15,35 @@ type Outcome =
   | { kind: 'replay'; body: string }
   | { kind: 'reuse'; record: RefreshRecord; event: SessionEventRecord }
   | { kind: 'refused'; reason: EndReason; wrongSite?: boolean }
+  | { kind: 'wrong_key' }
 
 function refused(reason: EndReason): PassportError {
   return new PassportError('invalid_grant', 'the refresh credential is not valid', { extra: { reason } })
 }
 
 /**
- * Rotates a refresh credential, idempotently, in one transaction:
+ * Rotates a refresh credential, idempotently, in one transaction. `jkt` is the thumbprint of the
+ * key whose DPoP proof came with the request (null when there was no valid proof); the family is
+ * bound to the frame key that signed in.
  *
- * - unused and alive: a new token and a successor credential; the used one keeps the
- *   successor's answer, sealed under itself;
- * - used, but its successor is still unused and the grace window (default 10 s) has not passed:
- *   the same answer again, byte for byte (another tab, or a response lost on the way);
- * - used otherwise (an older generation, or after the grace window): reuse, so the credential
- *   was copied. The whole family is revoked and the device loses the site.
+ * - unused and alive, proof by the family's key: a new token and a successor credential; the
+ *   used one keeps the successor's answer, sealed under itself;
+ * - unused, without a proof by the family's key (a credential copied out of the frame's
+ *   storage): refused with `invalid_dpop_proof`, and nothing changes;
+ * - used, proof by the family's key: the same device, retrying (another tab, a lost answer, a
+ *   tab asleep for an hour). Within the grace window (default 10 s), while the successor is
+ *   unused, the same answer again, byte for byte; after it, the family's current credential is
+ *   rotated and its answer given. The user is never signed out by their own retries;
+ * - used, with another key or none: the credential was copied. The whole family is revoked and
+ *   the device loses the site.
  *
- * Every refusal is `invalid_grant` with the reason the device was signed out.
+ * Every other refusal is `invalid_grant` with the reason the device was signed out.
  */
 export async function refreshSiteGrant(
   deps: Pick<AppDeps, 'store' | 'keys' | 'clock' | 'config' | 'events' | 'log'>,
   site: SiteRecord,
   presented: string,
+  jkt: string | null,
 ): Promise<string> {
   if (!REFRESH_TOKEN.test(presented)) throw refused('unknown')
   const hash = sha256(presented)
@@ -48,8 +56,48 @@ export async function refreshSiteGrant(
     // Another site's credential proves nothing about theft: refuse it, touch nothing (D4).
     if (record.siteId !== site.id) return { kind: 'refused', reason: 'unknown', wrongSite: true }
     if (record.revokedAt !== null) return { kind: 'refused', reason: record.revokeReason ?? 'revoked' }
+    // A family from before frame keys is bound to none: its device signs in to the site again.
+    if (record.jkt === null) return { kind: 'refused', reason: 'unknown' }
+    const sameKey = jkt === record.jkt
 
-    if (record.usedAt !== null) {
+    /** Mints the successor of `current` (the presented credential, or the family's newest). */
+    const rotate = async (current: RefreshRecord, sealFor: string | null): Promise<Outcome> => {
+      if (now >= current.idleExpiresAt || now >= current.absoluteExpiresAt)
+        return { kind: 'refused', reason: 'expired' }
+      const session = await tx.sessions.get(current.sessionId)
+      if (!session || session.endedAt !== null) {
+        return { kind: 'refused', reason: session?.endReason ?? 'signed_out' }
+      }
+      if (!isSessionLive(session, now, deps.config)) return { kind: 'refused', reason: 'expired' }
+      const exclusion = await tx.sessions.exclusion(session.id, site.id)
+      if (exclusion) return { kind: 'refused', reason: exclusion.reason }
+
+      const { grant, replaced } = await mintInTransaction(deps, tx, {
+        site,
+        session,
+        now,
+        newSignIn: false,
+        jkt: current.jkt,
+        family: {
+          familyId: current.familyId,
+          generation: current.generation + 1,
+          absoluteExpiresAt: current.absoluteExpiresAt,
+        },
+      })
+      const swapped = await tx.refresh.markRotated(
+        current.hash,
+        now,
+        grant.refreshHash,
+        sealFor === null ? null : sealForHolder(sealFor, grant.body),
+      )
+      // The transaction read it unused a moment ago; a store that lets this fail is not serialisable.
+      if (!swapped) throw new Error('refresh credential changed inside its transaction')
+      return { kind: 'rotated', grant, replaced, record: current }
+    }
+
+    if (record.usedAt === null) return sameKey ? rotate(record, presented) : { kind: 'wrong_key' }
+
+    if (sameKey) {
       const successor = record.successorHash ? await tx.refresh.get(record.successorHash) : null
       // The family already ended for another reason (replaced, signed out): say that, nothing more.
       if (successor?.revokedAt) return { kind: 'refused', reason: successor.revokeReason ?? 'revoked' }
@@ -57,54 +105,26 @@ export async function refreshSiteGrant(
         now - record.usedAt <= graceMs &&
         successor !== null &&
         successor.usedAt === null &&
-        successor.revokedAt === null &&
         record.successorSealed !== null
       const body = replayable ? openForHolder(presented, record.successorSealed as string) : null
       if (body !== null) return { kind: 'replay', body }
-      await tx.refresh.revokeFamily(record.familyId, now, 'revoked')
-      await tx.tokens.revokeSessionSite(record.sessionId, site.id, now, 'revoked')
-      await tx.sessions.exclude({ sessionId: record.sessionId, siteId: site.id, reason: 'revoked', at: now })
-      const event = await recordEvent(tx, {
-        type: 'site_access_ended',
-        userId: record.userId,
-        sessionId: record.sessionId,
-        siteId: site.id,
-        reason: 'revoked',
-        at: now,
-      })
-      return { kind: 'reuse', record, event }
+      // Past the grace window: the family's current credential is rotated for this device.
+      const head = await tx.refresh.head(record.familyId)
+      return head ? rotate(head, null) : { kind: 'refused', reason: 'revoked' }
     }
 
-    if (now >= record.idleExpiresAt || now >= record.absoluteExpiresAt)
-      return { kind: 'refused', reason: 'expired' }
-    const session = await tx.sessions.get(record.sessionId)
-    if (!session || session.endedAt !== null) {
-      return { kind: 'refused', reason: session?.endReason ?? 'signed_out' }
-    }
-    if (!isSessionLive(session, now, deps.config)) return { kind: 'refused', reason: 'expired' }
-    const exclusion = await tx.sessions.exclusion(session.id, site.id)
-    if (exclusion) return { kind: 'refused', reason: exclusion.reason }
-
-    const { grant, replaced } = await mintInTransaction(deps, tx, {
-      site,
-      session,
-      now,
-      newSignIn: false,
-      family: {
-        familyId: record.familyId,
-        generation: record.generation + 1,
-        absoluteExpiresAt: record.absoluteExpiresAt,
-      },
+    await tx.refresh.revokeFamily(record.familyId, now, 'revoked')
+    await tx.tokens.revokeSessionSite(record.sessionId, site.id, now, 'revoked')
+    await tx.sessions.exclude({ sessionId: record.sessionId, siteId: site.id, reason: 'revoked', at: now })
+    const event = await recordEvent(tx, {
+      type: 'site_access_ended',
+      userId: record.userId,
+      sessionId: record.sessionId,
+      siteId: site.id,
+      reason: 'revoked',
+      at: now,
     })
-    const swapped = await tx.refresh.markRotated(
-      hash,
-      now,
-      grant.refreshHash,
-      sealForHolder(presented, grant.body),
-    )
-    // The transaction read it unused a moment ago; a store that lets this fail is not serialisable.
-    if (!swapped) throw new Error('refresh credential changed inside its transaction')
-    return { kind: 'rotated', grant, replaced, record }
+    return { kind: 'reuse', record, event }
   })
 
   switch (outcome.kind) {
@@ -113,12 +133,16 @@ export async function refreshSiteGrant(
       return outcome.grant.body
     case 'replay':
       return outcome.body
+    case 'wrong_key':
+      deps.log('dpop_proof_rejected', { reason: 'refresh_without_family_key', site: site.id })
+      throw new PassportError('invalid_dpop_proof', 'a DPoP proof by the key of this sign-in is required')
     case 'reuse':
       deps.log('authn_token_reuse', {
         site: site.id,
         user: outcome.record.userId,
         family: outcome.record.familyId,
         generation: outcome.record.generation,
+        with_key: jkt !== null,
       })
       await publishEvents(deps, [outcome.event])
       throw refused('revoked')

@@ -45,6 +45,7 @@ describe('site registry', () => {
         refreshBeforeSeconds: 300,
         backchannelLogoutUri: null,
         oneDevicePerSite: true,
+        dpopBoundTokens: false,
       })
     })
 

@@ -20,6 +20,7 @@ export interface SiteInput {
   refreshBeforeSeconds?: number
   backchannelLogoutUri?: string | null
   oneDevicePerSite?: boolean
+  dpopBoundTokens?: boolean
 }
 
 /** Defaults, documented in the README: 15-minute tokens refreshed 5 minutes early; a device
@@ -114,6 +115,7 @@ export function validateSiteInput(
     refreshBeforeSeconds,
     backchannelLogoutUri,
     oneDevicePerSite: input.oneDevicePerSite ?? true,
+    dpopBoundTokens: input.dpopBoundTokens ?? false,
   }
 }
 

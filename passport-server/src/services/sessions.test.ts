@@ -2,6 +2,7 @@ import { beforeEach, describe, expect, it } from 'vitest'
 import { sha256 } from '../auth/random.ts'
 import type { SessionEndEvent } from '../events/bus.ts'
 import type { SiteRecord } from '../store/types.ts'
+import { defaultFrameKey } from '../test-dpop.ts'
 import { addSite, addUser, allLogText, createTestDeps, T0, type TestDeps } from '../test-support.ts'
 import { checkSiteToken, mintSiteToken } from './minting.ts'
 import { endSession, findLiveSession, startSession } from './sessions.ts'
@@ -82,9 +83,14 @@ describe('passport sessions', () => {
   it('ends a session and every token it holds, and tells the event bus once', async () => {
     const { cookieValue, session } = await startSession(deps, userId, 'ua')
     const other = (await startSession(deps, userId, 'other')).session
-    const onNews = await mintSiteToken(deps, news, session)
-    const onShop = await mintSiteToken(deps, shop, session)
-    const otherShop = await mintSiteToken(deps, { ...shop, oneDevicePerSite: false }, other)
+    const onNews = await mintSiteToken(deps, news, session, defaultFrameKey.jkt)
+    const onShop = await mintSiteToken(deps, shop, session, defaultFrameKey.jkt)
+    const otherShop = await mintSiteToken(
+      deps,
+      { ...shop, oneDevicePerSite: false },
+      other,
+      defaultFrameKey.jkt,
+    )
     deps.clock.advance(1000)
 
     await endSession(deps, session, 'signed_out')

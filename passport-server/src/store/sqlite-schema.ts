@@ -21,6 +21,7 @@ CREATE TABLE IF NOT EXISTS sites (
   refresh_before_seconds INTEGER NOT NULL DEFAULT 300,
   backchannel_logout_uri TEXT,
   one_device_per_site INTEGER NOT NULL,
+  dpop_bound_tokens INTEGER NOT NULL DEFAULT 0,
   authkey_version INTEGER NOT NULL,
   client_secret_hash TEXT NOT NULL,
   created_at INTEGER NOT NULL
@@ -63,7 +64,8 @@ CREATE TABLE IF NOT EXISTS tokens (
   expires_at INTEGER NOT NULL,
   revoked_at INTEGER,
   revoke_reason TEXT,
-  token_hash TEXT
+  token_hash TEXT,
+  jkt TEXT
 );
 CREATE INDEX IF NOT EXISTS tokens_live_by_user_site_expiry ON tokens (user_id, site_id, expires_at) WHERE revoked_at IS NULL;
 CREATE INDEX IF NOT EXISTS tokens_by_expiry ON tokens (expires_at);
@@ -83,7 +85,8 @@ CREATE TABLE IF NOT EXISTS refresh_tokens (
   successor_hash TEXT,
   successor_sealed TEXT,
   revoked_at INTEGER,
-  revoke_reason TEXT
+  revoke_reason TEXT,
+  jkt TEXT
 );
 CREATE INDEX IF NOT EXISTS refresh_by_family ON refresh_tokens (family_id);
 CREATE INDEX IF NOT EXISTS refresh_live_by_session ON refresh_tokens (session_id, site_id) WHERE revoked_at IS NULL;
@@ -99,16 +102,6 @@ CREATE TABLE IF NOT EXISTS session_events (
   at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS session_events_by_session ON session_events (session_id, id);
-CREATE TABLE IF NOT EXISTS live_tickets (
-  hash TEXT PRIMARY KEY,
-  code_hash TEXT NOT NULL,
-  jti TEXT NOT NULL,
-  site_id TEXT NOT NULL,
-  user_id TEXT NOT NULL,
-  session_id TEXT NOT NULL,
-  expires_at INTEGER NOT NULL,
-  used_at INTEGER
-);
 CREATE INDEX IF NOT EXISTS sessions_live_by_expiry ON sessions (expires_at) WHERE ended_at IS NULL;
 CREATE INDEX IF NOT EXISTS sessions_live_by_activity ON sessions (COALESCE(last_seen_at, created_at)) WHERE ended_at IS NULL;
 CREATE TABLE IF NOT EXISTS approvals (
@@ -136,6 +129,8 @@ CREATE TABLE IF NOT EXISTS secrets (
   name TEXT PRIMARY KEY,
   value TEXT NOT NULL
 );
+-- Live-channel tickets of older versions: the frame now proves its key on the socket itself.
+DROP TABLE IF EXISTS live_tickets;
 `
 
 /**
@@ -157,6 +152,11 @@ export const addedColumns: { table: string; column: string; definition: string }
   { table: 'sessions', column: 'method', definition: 'TEXT' },
   // SHA-256 of the exact token minted for the row: checking a token then needs no signature check.
   { table: 'tokens', column: 'token_hash', definition: 'TEXT' },
+  // The frame key (DPoP thumbprint) a token and a refresh family are bound to. Rows without one
+  // (minted before frame keys) open nothing at the frame's API: their devices sign in again.
+  { table: 'tokens', column: 'jkt', definition: 'TEXT' },
+  { table: 'refresh_tokens', column: 'jkt', definition: 'TEXT' },
+  { table: 'sites', column: 'dpop_bound_tokens', definition: 'INTEGER NOT NULL DEFAULT 0' },
 ]
 
 /** Indexes of older versions that newer queries no longer use. */

@@ -28,6 +28,7 @@ const site = (id: string, over: Partial<SiteRecord> = {}): SiteRecord => ({
   refreshBeforeSeconds: 300,
   backchannelLogoutUri: null,
   oneDevicePerSite: true,
+  dpopBoundTokens: false,
   authkeyVersion: 1,
   clientSecretHash: 'hash',
   createdAt: T0,
@@ -52,6 +53,7 @@ const token = (jti: string, over: Partial<TokenRecord> = {}): TokenRecord => ({
   expiresAt: T0 + 900_000,
   revokedAt: null,
   revokeReason: null,
+  jkt: 'key-thumbprint',
   ...over,
 })
 
@@ -374,7 +376,6 @@ describe('sqlite store', () => {
       expect(tables).toEqual([
         'approvals',
         'codes',
-        'live_tickets',
         'refresh_tokens',
         'secrets',
         'session_events',
@@ -444,7 +445,7 @@ describe('sqlite store', () => {
 
       const reopened = openSqliteStore(file)
       expect(await reopened.tokens.getWithHash('old')).toEqual({
-        record: token('old'),
+        record: token('old', { jkt: null }),
         tokenHash: null,
         holder: null,
       })
@@ -485,7 +486,8 @@ describe('sqlite store', () => {
       cli.exec("DELETE FROM sites WHERE id = 'shop'")
       cli.exec(`INSERT INTO sites SELECT 'blog', name, origins, redirect_uris, login_modes, token_ttl_seconds,
         refresh_idle_seconds, refresh_absolute_seconds, refresh_before_seconds, backchannel_logout_uri,
-        one_device_per_site, authkey_version, client_secret_hash, created_at FROM sites WHERE id = 'news'`)
+        one_device_per_site, dpop_bound_tokens, authkey_version, client_secret_hash, created_at
+        FROM sites WHERE id = 'news'`)
       cli.close()
       // The store asks SQLite whether another connection committed at most once a millisecond.
       await new Promise((resolve) => setTimeout(resolve, 5))
@@ -585,6 +587,7 @@ describe('sqlite store', () => {
         expiresAt,
         revokedAt: null,
         revokeReason: null,
+        jkt: null,
       })
       await store.tokens.create(token('old', now - 2 * 86_400_000))
       await store.tokens.create(token('recent', now - 3600_000))

@@ -9,7 +9,6 @@ import { addedColumns, droppedIndexes, SCHEMA_VERSION, schemaSql } from './sqlit
 import type {
   ApprovalRecord,
   CodeRecord,
-  LiveTicketRecord,
   RefreshRecord,
   SessionEventRecord,
   SessionRecord,
@@ -49,6 +48,7 @@ const toSite = (r: Row): SiteRecord => ({
   refreshBeforeSeconds: Number(r.refresh_before_seconds),
   backchannelLogoutUri: (r.backchannel_logout_uri as string | null) ?? null,
   oneDevicePerSite: r.one_device_per_site === 1,
+  dpopBoundTokens: r.dpop_bound_tokens === 1,
   authkeyVersion: Number(r.authkey_version),
   clientSecretHash: r.client_secret_hash as string,
   createdAt: Number(r.created_at),
@@ -65,6 +65,7 @@ const siteParams = (s: SiteRecord): Row => ({
   $refresh_before_seconds: s.refreshBeforeSeconds,
   $backchannel_logout_uri: s.backchannelLogoutUri,
   $one_device_per_site: s.oneDevicePerSite ? 1 : 0,
+  $dpop_bound_tokens: s.dpopBoundTokens ? 1 : 0,
   $authkey_version: s.authkeyVersion,
   $client_secret_hash: s.clientSecretHash,
   $created_at: s.createdAt,
@@ -131,6 +132,7 @@ const toRefresh = (r: Row): RefreshRecord => ({
   successorSealed: (r.successor_sealed as string | null) ?? null,
   revokedAt: r.revoked_at === null ? null : Number(r.revoked_at),
   revokeReason: (r.revoke_reason as EndReason | null) ?? null,
+  jkt: (r.jkt as string | null) ?? null,
 })
 const toEvent = (r: Row): SessionEventRecord => ({
   id: Number(r.id),
@@ -141,16 +143,6 @@ const toEvent = (r: Row): SessionEventRecord => ({
   reason: r.reason as EndReason,
   at: Number(r.at),
 })
-const toTicket = (r: Row): LiveTicketRecord => ({
-  hash: r.hash as string,
-  codeHash: r.code_hash as string,
-  jti: r.jti as string,
-  siteId: r.site_id as string,
-  userId: r.user_id as string,
-  sessionId: r.session_id as string,
-  expiresAt: Number(r.expires_at),
-  usedAt: r.used_at === null ? null : Number(r.used_at),
-})
 const toToken = (r: Row): TokenRecord => ({
   jti: r.jti as string,
   siteId: r.site_id as string,
@@ -160,6 +152,7 @@ const toToken = (r: Row): TokenRecord => ({
   expiresAt: Number(r.expires_at),
   revokedAt: r.revoked_at === null ? null : Number(r.revoked_at),
   revokeReason: (r.revoke_reason as EndReason | null) ?? null,
+  jkt: (r.jkt as string | null) ?? null,
 })
 
 /**
@@ -259,10 +252,10 @@ function createRepos(db: DatabaseSync, caches: Caches): StoreTx {
         run(
           `INSERT INTO sites (id, name, origins, redirect_uris, login_modes, token_ttl_seconds,
              refresh_idle_seconds, refresh_absolute_seconds, refresh_before_seconds, backchannel_logout_uri,
-             one_device_per_site, authkey_version, client_secret_hash, created_at)
+             one_device_per_site, dpop_bound_tokens, authkey_version, client_secret_hash, created_at)
            VALUES ($id, $name, $origins, $redirect_uris, $login_modes, $token_ttl_seconds,
              $refresh_idle_seconds, $refresh_absolute_seconds, $refresh_before_seconds, $backchannel_logout_uri,
-             $one_device_per_site, $authkey_version, $client_secret_hash, $created_at)`,
+             $one_device_per_site, $dpop_bound_tokens, $authkey_version, $client_secret_hash, $created_at)`,
           siteParams(s),
         )
       },
@@ -273,7 +266,8 @@ function createRepos(db: DatabaseSync, caches: Caches): StoreTx {
              login_modes = $login_modes, token_ttl_seconds = $token_ttl_seconds,
              refresh_idle_seconds = $refresh_idle_seconds, refresh_absolute_seconds = $refresh_absolute_seconds,
              refresh_before_seconds = $refresh_before_seconds, backchannel_logout_uri = $backchannel_logout_uri,
-             one_device_per_site = $one_device_per_site, authkey_version = $authkey_version,
+             one_device_per_site = $one_device_per_site, dpop_bound_tokens = $dpop_bound_tokens,
+             authkey_version = $authkey_version,
              client_secret_hash = $client_secret_hash, created_at = $created_at
            WHERE id = $id`,
           siteParams(s),
@@ -468,23 +462,6 @@ function createRepos(db: DatabaseSync, caches: Caches): StoreTx {
         return r && toApproval(r)
       },
     },
-    liveTickets: {
-      create: async (t) => {
-        run(
-          `INSERT INTO live_tickets (hash, code_hash, jti, site_id, user_id, session_id, expires_at, used_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-          [t.hash, t.codeHash, t.jti, t.siteId, t.userId, t.sessionId, t.expiresAt, t.usedAt],
-        )
-      },
-      consume: async (hash, at) => {
-        const r = one(
-          'UPDATE live_tickets SET used_at = ? WHERE hash = ? AND used_at IS NULL RETURNING *',
-          at,
-          hash,
-        )
-        return r && toTicket(r)
-      },
-    },
     codes: {
       create: async (c) => {
         run(
@@ -502,8 +479,8 @@ function createRepos(db: DatabaseSync, caches: Caches): StoreTx {
       create: async (t, tokenHash = null) => {
         run(
           `INSERT INTO tokens (jti, site_id, user_id, session_id, issued_at, expires_at, revoked_at, revoke_reason,
-             token_hash)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+             token_hash, jkt)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
           [
             t.jti,
             t.siteId,
@@ -514,6 +491,7 @@ function createRepos(db: DatabaseSync, caches: Caches): StoreTx {
             t.revokedAt,
             t.revokeReason,
             tokenHash,
+            t.jkt,
           ],
         )
       },
@@ -578,8 +556,9 @@ function createRepos(db: DatabaseSync, caches: Caches): StoreTx {
       create: async (t) => {
         run(
           `INSERT INTO refresh_tokens (hash, family_id, generation, site_id, user_id, session_id, issued_at,
-             idle_expires_at, absolute_expires_at, used_at, successor_hash, successor_sealed, revoked_at, revoke_reason)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+             idle_expires_at, absolute_expires_at, used_at, successor_hash, successor_sealed, revoked_at, revoke_reason,
+             jkt)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
           [
             t.hash,
             t.familyId,
@@ -595,12 +574,20 @@ function createRepos(db: DatabaseSync, caches: Caches): StoreTx {
             t.successorSealed,
             t.revokedAt,
             t.revokeReason,
+            t.jkt,
           ],
         )
       },
       get: async (hash) => {
         const r = one('SELECT * FROM refresh_tokens WHERE hash = ?', hash)
         return r && toRefresh(r)
+      },
+      head: async (familyId) => {
+        const r = one(
+          'SELECT * FROM refresh_tokens WHERE family_id = ? ORDER BY generation DESC LIMIT 1',
+          familyId,
+        )
+        return r && r.used_at === null && r.revoked_at === null ? toRefresh(r) : null
       },
       markRotated: async (hash, at, successorHash, sealed) =>
         run(
@@ -642,7 +629,6 @@ function createRepos(db: DatabaseSync, caches: Caches): StoreTx {
             [dayAgo, dayAgo, dayAgo, dayAgo],
           ],
           ['DELETE FROM codes WHERE expires_at < ?', [dayAgo]],
-          ['DELETE FROM live_tickets WHERE expires_at < ?', [dayAgo]],
           ['DELETE FROM approvals WHERE expires_at < ?', [dayAgo]],
           ['DELETE FROM session_events WHERE at < ?', [weekAgo]],
         ] as const) {

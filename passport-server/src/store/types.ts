@@ -29,6 +29,11 @@ export interface SiteRecord {
   backchannelLogoutUri: string | null
   /** Newest wins: a sign-in on one device ends the user's tokens on this site on every other. */
   oneDevicePerSite: boolean
+  /**
+   * Access tokens carry `cnf.jkt` (RFC 9449): the site backend accepts one only with a DPoP proof
+   * by the frame's key. Off (default): bearer tokens for the site backend.
+   */
+  dpopBoundTokens: boolean
   /** Bumped on every change to the site; authkeys of an older version stop working. */
   authkeyVersion: number
   /** scrypt hash of the site backend's client secret (introspection, status). */
@@ -74,6 +79,11 @@ export interface TokenRecord {
   expiresAt: number
   revokedAt: number | null
   revokeReason: EndReason | null
+  /**
+   * Thumbprint of the frame key the token's device proved at sign-in (DPoP); only a proof by
+   * that key opens the frame's API with this token. Null for tokens no frame holds (CIBA).
+   */
+  jkt: string | null
 }
 
 /**
@@ -98,6 +108,8 @@ export interface RefreshRecord {
   successorSealed: string | null
   revokedAt: number | null
   revokeReason: EndReason | null
+  /** Thumbprint of the frame key the family is bound to: a refresh needs a proof by it. */
+  jkt: string | null
 }
 
 /**
@@ -115,20 +127,6 @@ export interface SessionEventRecord {
   siteId: string | null
   reason: EndReason
   at: number
-}
-
-/** A single-use ticket that lets a frame open the live channel. */
-export interface LiveTicketRecord {
-  /** SHA-256 of the ticket. */
-  hash: string
-  /** SHA-256 of the registration code issued with it. */
-  codeHash: string
-  jti: string
-  siteId: string
-  userId: string
-  sessionId: string
-  expiresAt: number
-  usedAt: number | null
 }
 
 /** A session that lost a site to a newer sign-in elsewhere may not take it back silently. */
@@ -292,11 +290,18 @@ export interface TokenRepo {
 export interface RefreshRepo {
   create(record: RefreshRecord): Promise<void>
   get(hash: string): Promise<RefreshRecord | null>
+  /** The family's newest credential if it is still unused and unrevoked; else null. */
+  head(familyId: string): Promise<RefreshRecord | null>
   /**
    * Marks an unused credential used and records its successor. Compare-and-swap: returns
    * false, changing nothing, when it was already used or revoked.
    */
-  markRotated(hash: string, at: number, successorHash: string, successorSealed: string): Promise<boolean>
+  markRotated(
+    hash: string,
+    at: number,
+    successorHash: string,
+    successorSealed: string | null,
+  ): Promise<boolean>
   /** Revokes every live credential of a family; returns how many. */
   revokeFamily(familyId: string, at: number, reason: EndReason): Promise<number>
   revokeSession(sessionId: string, at: number, reason: EndReason): Promise<number>
@@ -331,12 +336,6 @@ export interface EventRepo {
   latestId(): Promise<number>
 }
 
-export interface LiveTicketRepo {
-  create(ticket: LiveTicketRecord): Promise<void>
-  /** Marks the ticket used and returns it, atomically (one winner); null when unknown or used. */
-  consume(hash: string, at: number): Promise<LiveTicketRecord | null>
-}
-
 export interface SecretRepo {
   get(name: string): Promise<string | null>
   /** Stores the value unless one exists; returns whichever value is stored afterwards. */
@@ -352,7 +351,6 @@ export interface StoreTx {
   tokens: TokenRepo
   refresh: RefreshRepo
   events: EventRepo
-  liveTickets: LiveTicketRepo
   maintenance: MaintenanceRepo
   secrets: SecretRepo
   approvals: ApprovalRepo

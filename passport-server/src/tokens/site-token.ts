@@ -31,6 +31,8 @@ export interface SiteTokenInput {
   jti: string
   issuedAtMs: number
   expiresAtMs: number
+  /** RFC 9449 `cnf.jkt`: the token works at the site backend only with a DPoP proof by this key. */
+  confirmationKey?: string
 }
 
 /** A key's protected header, base64url: the same for every token the key signs. */
@@ -64,6 +66,7 @@ export async function signSiteToken(keys: KeySet, input: SiteTokenInput): Promis
     jti: input.jti,
     iat,
     exp,
+    ...(input.confirmationKey ? { cnf: { jkt: input.confirmationKey } } : {}),
   })
   const signingInput = `${header}.${base64url(payload)}`
   const signature = sign(null, Buffer.from(signingInput), key.keyObject)

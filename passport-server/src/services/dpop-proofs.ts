@@ -1,0 +1,116 @@
+import { createHmac, randomBytes } from 'node:crypto'
+import { sameSecret } from '../auth/random.ts'
+import type { AppDeps } from '../deps.ts'
+import { PassportError } from '../errors.ts'
+import {
+  PROOF_MAX_AGE_MS,
+  PROOF_MAX_FUTURE_MS,
+  type ProofExpectation,
+  verifyDpopProof,
+} from '../tokens/dpop.ts'
+
+/** A server nonce is good for the window it was made in and the next one (5 to 10 minutes). */
+export const NONCE_WINDOW_MS = 5 * 60_000
+/** A proof is fresh for as long as its nonce: it is remembered against replay that long. */
+const REMEMBER_PROOF_MS = 2 * NONCE_WINDOW_MS
+/** Proofs remembered against replay at once; beyond it new proofs are refused (fail closed). */
+const MAX_REMEMBERED_PROOFS = 200_000
+const NONCE_SECRET = 'dpop_nonce_key'
+
+/** A proof that passed: the thumbprint of the key that made it. */
+export interface ProvenKey {
+  jkt: string
+}
+
+export type DpopProofs = ReturnType<typeof createDpopProofs>
+
+/**
+ * What checking a frame's DPoP proofs needs beyond the proof itself:
+ *
+ * - server nonces (`DPoP-Nonce`), an HMAC of the time window under a secret every instance
+ *   shares through the store: stateless, so any instance accepts another's; a proof made in
+ *   advance, or kept, is useless after ten minutes whatever its `iat` says;
+ * - the replay cache: a proof's `jti` is accepted once while its nonce (or, with nonces off,
+ *   its `iat`) is fresh.
+ *
+ * Failures are `invalid_dpop_proof` (or `use_dpop_nonce` with a fresh nonce), and change nothing.
+ */
+export function createDpopProofs(deps: Pick<AppDeps, 'store' | 'clock' | 'config' | 'log'>) {
+  let secret: Promise<Buffer> | null = null
+  const nonceSecret = () => {
+    secret ??= deps.store.secrets
+      .putIfAbsent(NONCE_SECRET, randomBytes(32).toString('base64url'))
+      .then((value) => Buffer.from(value, 'base64url'))
+    // A failed read is retried on the next request, not remembered.
+    secret.catch(() => {
+      secret = null
+    })
+    return secret
+  }
+  const nonceFor = async (window: number) =>
+    createHmac('sha256', await nonceSecret())
+      .update(`dpop-nonce:${window}`)
+      .digest('base64url')
+      .slice(0, 32)
+
+  /** `jkt.jti` -> when it may be forgotten; insertion order is expiry order. */
+  const seen = new Map<string, number>()
+  const forgetExpired = (now: number) => {
+    for (const [key, until] of seen) {
+      if (until > now) break
+      seen.delete(key)
+    }
+  }
+
+  const currentNonce = () => nonceFor(Math.floor(deps.clock.now() / NONCE_WINDOW_MS))
+  const isFreshNonce = async (nonce: string) => {
+    const window = Math.floor(deps.clock.now() / NONCE_WINDOW_MS)
+    return sameSecret(nonce, await nonceFor(window)) || sameSecret(nonce, await nonceFor(window - 1))
+  }
+
+  const refuse = (reason: string, what: string): never => {
+    deps.log('dpop_proof_rejected', { reason, what })
+    throw new PassportError('invalid_dpop_proof', 'a valid DPoP proof by the frame key is required')
+  }
+
+  return {
+    currentNonce,
+    /**
+     * Checks a proof for an HTTP request to the passport (`htu` = the issuer + `path`) and
+     * spends its `jti`. Requires a fresh server nonce unless `dpopNonceRequired` is off.
+     */
+    async check(input: {
+      proof: string | undefined
+      method: string
+      path: string
+      accessToken?: string
+    }): Promise<ProvenKey> {
+      const now = deps.clock.now()
+      const nonceRequired = deps.config.dpopNonceRequired
+      const expected: ProofExpectation = {
+        method: input.method,
+        url: `${deps.config.issuer}${input.path}`,
+        nowMs: now,
+        // With nonces required, the nonce's age decides freshness: a device clock that jumped
+        // (or a tab that slept) does not get a good frame refused.
+        checkIat: !nonceRequired,
+        ...(input.accessToken !== undefined ? { accessToken: input.accessToken } : {}),
+      }
+      const result = verifyDpopProof(input.proof, expected)
+      if (!result.ok) return refuse(result.reason, input.path)
+      if (result.nonce !== null ? !(await isFreshNonce(result.nonce)) : nonceRequired) {
+        throw new PassportError('use_dpop_nonce', 'send the proof again with the nonce in DPoP-Nonce')
+      }
+      forgetExpired(now)
+      const key = `${result.jkt}.${result.jti}`
+      if (seen.has(key)) return refuse('replayed', input.path)
+      if (seen.size >= MAX_REMEMBERED_PROOFS) {
+        deps.log('dpop_replay_cache_full', { size: seen.size })
+        throw new PassportError('temporarily_unavailable', 'too many requests in flight; try again')
+      }
+      // Long enough that the same proof is stale (nonce, or `iat`) before it is forgotten.
+      seen.set(key, now + (nonceRequired ? REMEMBER_PROOF_MS : PROOF_MAX_AGE_MS + PROOF_MAX_FUTURE_MS))
+      return { jkt: result.jkt }
+    },
+  }
+}
