@@ -67,7 +67,8 @@ test.describe('live channel', () => {
     for (let i = 0; i < 9; i++) await signedInTab(await browserContext.newPage(), urls.news)
     await first.waitForTimeout(500)
     expect(sockets).toHaveLength(1)
-    expect(sockets[0]).toMatch(/^ws:\/\/passport\.localhost:\d+\/live\?ticket=/)
+    // No credential in the URL: the frame answers the socket's challenge with a proof by its key.
+    expect(sockets[0]).toMatch(/^ws:\/\/passport\.localhost:\d+\/live\?site=news$/)
     // The closed leader hands over: another tab opens the one socket.
     await first.close()
     await expect.poll(() => sockets.length).toBe(2)

@@ -83,7 +83,6 @@ test.describe('token lifecycle', () => {
     const tokenRequests: string[] = []
     browserContext.on('request', (r) => {
       const path = new URL(r.url()).pathname
-      // (The frame still asks for a live-channel ticket; that is not a token request.)
       if (r.url().startsWith(urls.passport) && (path === '/authorize' || path === '/api/frame/token')) {
         tokenRequests.push(path)
       }
