@@ -4,7 +4,7 @@ import path from 'node:path'
 import * as oidc from 'openid-client'
 import { registerSite } from '../../passport-server/src/services/registry.ts'
 import { type RunningDemo, startDemo } from '../start.ts'
-import { expect, signIn, status, test } from './fixtures.ts'
+import { expect, ownPorts, signIn, status, test } from './fixtures.ts'
 
 /**
  * CIBA in the browser: a site backend (here a kiosk with no browser of its own) asks, by
@@ -13,7 +13,7 @@ import { expect, signIn, status, test } from './fixtures.ts'
  * kiosk's poll gets her tokens. A passport of this spec's own, so the kiosk's client secret is
  * known to the test.
  */
-const ports = { passport: 18290, news: 18291, shop: 18292 }
+const ports = ownPorts(60)
 const news = `http://news.localhost:${ports.news}/`
 
 let demo: RunningDemo
@@ -26,7 +26,7 @@ test.beforeAll(async () => {
   const registered = await registerSite(demo.passport.deps, {
     id: 'kiosk',
     name: 'Kiosk',
-    origins: ['http://kiosk.localhost:18299'],
+    origins: [`http://kiosk.localhost:${ports.passport + 9}`],
   })
   // Node does not resolve *.localhost as browsers do: the kiosk reaches the passport by address.
   const internal = new URL(demo.passport.internalUrl)

@@ -13,6 +13,12 @@ export const urls = {
   evil: `http://evil.localhost:${PORTS.evil}/`,
 }
 export const testPorts = PORTS
+/** Ports for a spec that starts a passport of its own: `offset` (10..99) past the shared base. */
+export const ownPorts = (offset: number) => ({
+  passport: portBase + offset,
+  news: portBase + offset + 1,
+  shop: portBase + offset + 2,
+})
 
 export const test = base.extend<{
   thirdPartyCookies: ThirdPartyCookies

@@ -243,3 +243,37 @@ test("a page on News's own origin, holding News's token, cannot approve a device
   await expect(prompt).toBeVisible()
   await asking.getByRole('button', { name: 'Cancel this request' }).click()
 })
+
+test("Shop's tokens are DPoP-bound: what a log or a proxy saw of its requests opens nothing at its backend", async ({
+  browserContext,
+}) => {
+  const shop = await browserContext.newPage()
+  await signIn(shop, urls.shop, 'alice', 'alice-password-1')
+  await expect(status(shop)).toHaveText('Signed in as alice') // the page's own calls carry the frame's proofs
+  // What a log or a proxy sees of one request the page makes to its backend.
+  const seen = shop.waitForRequest((r) => r.url().endsWith('/api/me'))
+  await shop.reload()
+  const headers = (await seen).headers()
+  const token = (headers.authorization ?? '').replace(/^DPoP /, '')
+  expect(headers.authorization).toMatch(/^DPoP /)
+  expect(headers.dpop?.split('.')).toHaveLength(3)
+  await expect(status(shop)).toHaveText('Signed in as alice')
+
+  const api = `http://127.0.0.1:${testPorts.shop}/api/me`
+  const asBrowser = `${urls.shop}api/me`
+  const attempts: Record<string, string>[] = [
+    { Authorization: `Bearer ${token}` },
+    { Authorization: `DPoP ${token}` },
+    { Authorization: `DPoP ${token}`, DPoP: headers.dpop ?? '' }, // the proof it saw, replayed
+    {
+      Authorization: `DPoP ${token}`,
+      DPoP: thief.proof({ method: 'GET', url: asBrowser, accessToken: token }),
+    },
+  ]
+  for (const attempt of attempts) {
+    const res = await fetch(api, { headers: attempt })
+    expect(res.status).toBe(401)
+    expect(await res.json()).toEqual({ error: 'invalid_token', reason: 'invalid_proof' })
+  }
+  await expect(status(shop)).toHaveText('Signed in as alice')
+})

@@ -40,6 +40,8 @@ export async function seedDemo(
       name: 'Shop',
       origins: [sites.shop],
       backchannelLogoutUri: backchannel.shop,
+      // Shop shows the other kind: its tokens name the frame's key, and its backend wants a proof.
+      dpopBoundTokens: true,
     }),
   }
 }

@@ -59,13 +59,15 @@ export function mountDemo(passport: Passport, root: HTMLElement): void {
       return
     }
     if (state.status === 'signed_out') return showSignedOut(state.reason)
-    let token: string
+    // The token with a proof by the frame's key: Shop's tokens are DPoP-bound (useless without it).
+    const url = new URL('/api/me', location.href).href
+    let headers: { Authorization: string; DPoP: string }
     try {
-      token = await passport.getToken()
+      headers = await passport.authHeaders('GET', url)
     } catch {
       return // the SDK moved to signed_out and told onChange
     }
-    const res = await fetch('/api/me', { headers: { Authorization: `Bearer ${token}` } })
+    const res = await fetch(url, { headers })
     if (mine !== generation) return
     if (res.ok) return showSignedIn((await res.json()) as Me)
     // Our backend says no: ask the passport why (it also drops the dead token and emits the change).

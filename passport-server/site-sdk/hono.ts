@@ -2,9 +2,13 @@ import type { Handler, MiddlewareHandler } from 'hono'
 import type { PassportUser, SiteVerifier } from './verify.ts'
 
 /**
- * Hono middleware: requires `Authorization: Bearer <passport token>`, puts the user on the
- * context as `passportUser`, or answers 401 `invalid_token` with the reason (for the page to
- * tell its user why they were signed out).
+ * Hono middleware: requires `Authorization: Bearer <passport token>` (or `DPoP <token>` with a
+ * `DPoP` proof header, which DPoP-bound tokens need: `passport.authHeaders()` on the page makes
+ * both), puts the user on the context as `passportUser`, or answers 401 `invalid_token` with
+ * the reason (for the page to tell its user why they were signed out).
+ *
+ * `publicOrigin`: this site's origin as browsers address it, when a proxy in front changes
+ * the Host the app sees (DPoP proofs name the URL the browser used).
  *
  * @example
  * app.use('/api/*', requirePassport(verifier))
@@ -12,11 +16,17 @@ import type { PassportUser, SiteVerifier } from './verify.ts'
  */
 export function requirePassport(
   verifier: SiteVerifier,
+  options: { publicOrigin?: string } = {},
 ): MiddlewareHandler<{ Variables: { passportUser: PassportUser } }> {
   return async (c, next) => {
-    const header = c.req.header('Authorization') ?? ''
-    const token = header.startsWith('Bearer ') ? header.slice(7).trim() : ''
-    const result = await verifier.verify(token)
+    const [scheme, credential] = (c.req.header('Authorization') ?? '').split(' ', 2)
+    const token = scheme === 'Bearer' || scheme === 'DPoP' ? (credential ?? '').trim() : ''
+    const url = new URL(c.req.url)
+    const result = await verifier.verify(token, {
+      method: c.req.method,
+      url: options.publicOrigin ? `${options.publicOrigin}${url.pathname}` : url.href,
+      proof: c.req.header('DPoP'),
+    })
     if (!result.ok) {
       c.header('WWW-Authenticate', 'Bearer error="invalid_token"')
       c.header('Cache-Control', 'no-store')

@@ -1,4 +1,7 @@
 import { createRemoteJWKSet, errors, jwtVerify } from 'jose'
+import { createProofChecker, type ProofContext } from './dpop.ts'
+
+export type { ProofContext }
 
 /**
  * The site backend SDK: turns a Passport token into a user, framework-free.
@@ -44,6 +47,8 @@ export interface PassportUser {
 export type VerifyFailure =
   | 'missing'
   | 'invalid'
+  /** A DPoP-bound token (`cnf.jkt`) without a valid proof by its key for this request. */
+  | 'invalid_proof'
   | 'expired'
   | 'replaced'
   | 'signed_out'
@@ -83,10 +88,17 @@ export function createSiteVerifier(options: SiteVerifierOptions) {
     return (await res.json()) as Record<string, unknown>
   }
 
-  const verify = async (token: string | undefined | null): Promise<VerifyResult> => {
+  const checkProof = createProofChecker(now)
+
+  /**
+   * `request` is needed for DPoP-bound tokens (sites registered with `--dpop-bound-tokens`):
+   * the request's method, URL and `DPoP` header. Bearer tokens ignore it.
+   */
+  const verify = async (token: string | undefined | null, request?: ProofContext): Promise<VerifyResult> => {
     if (!token) return { ok: false, reason: 'missing' }
     let jti: string
     let sid: string
+    let boundTo: string | null = null
     try {
       const { payload } = await jwtVerify(token, jwks, {
         algorithms: ['EdDSA'],
@@ -99,8 +111,13 @@ export function createSiteVerifier(options: SiteVerifierOptions) {
       })
       jti = String(payload.jti)
       sid = String(payload.sid)
+      const cnf = payload.cnf as { jkt?: unknown } | undefined
+      if (cnf !== undefined) boundTo = typeof cnf?.jkt === 'string' ? cnf.jkt : ''
     } catch (err) {
       return { ok: false, reason: err instanceof errors.JWTExpired ? 'expired' : 'invalid' }
+    }
+    if (boundTo !== null && !(boundTo !== '' && (await checkProof(token, boundTo, request)))) {
+      return { ok: false, reason: 'invalid_proof' }
     }
     const ended = endedSessions.get(sid)
     if (ended) return { ok: false, reason: ended }

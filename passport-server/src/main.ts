@@ -2,7 +2,7 @@ import path from 'node:path'
 import { runCli } from './cli.ts'
 import { resolveConfig } from './config.ts'
 import { consoleLogger, silentLogger } from './deps.ts'
-import { createDeps, listen } from './server.ts'
+import { createDeps, listen, listenLiveOnly } from './server.ts'
 
 /**
  * The only place that reads the environment.
@@ -12,6 +12,9 @@ import { createDeps, listen } from './server.ts'
  *   PASSPORT_ISSUER    public origin (default http://passport.localhost:$PASSPORT_PORT)
  *   PASSPORT_DATA_DIR  where the SQLite store lives (default ./data)
  *   PASSPORT_LIVE_MAX_CONNECTIONS  live-channel WebSockets per process (default 15000)
+ *   PASSPORT_LIVE_VALIDATION_SECRET  enables POST /internal/live/validate for a live server apart
+ *   PASSPORT_ROLE=live  run only the live channel, apart; with PASSPORT_LIVE_VALIDATE_URL (the
+ *                       passport's internal URL) and the same PASSPORT_LIVE_VALIDATION_SECRET
  *
  * `node main.ts` serves; `node main.ts site …|user …` runs a CLI command (see cli.ts).
  */
@@ -22,6 +25,9 @@ const config = resolveConfig({
   issuer: env.PASSPORT_ISSUER ?? `http://passport.localhost:${port}`,
   ...(env.PASSPORT_LIVE_MAX_CONNECTIONS
     ? { liveMaxConnections: Number(env.PASSPORT_LIVE_MAX_CONNECTIONS) }
+    : {}),
+  ...(env.PASSPORT_LIVE_VALIDATION_SECRET
+    ? { liveValidationSecret: env.PASSPORT_LIVE_VALIDATION_SECRET }
     : {}),
 })
 const storeFile = path.resolve(env.PASSPORT_DATA_DIR ?? 'data', 'passport.sqlite')
@@ -39,6 +45,21 @@ if (args.length > 0) {
   })
   await deps.store.close()
   process.exit(code)
+} else if (env.PASSPORT_ROLE === 'live') {
+  const passportUrl = env.PASSPORT_LIVE_VALIDATE_URL
+  if (!passportUrl || !config.liveValidationSecret) {
+    console.error('PASSPORT_ROLE=live needs PASSPORT_LIVE_VALIDATE_URL and PASSPORT_LIVE_VALIDATION_SECRET')
+    process.exit(2)
+  }
+  const deps = await createDeps({ config, storeFile, log: consoleLogger })
+  const live = await listenLiveOnly(deps, port, host, {
+    url: passportUrl,
+    secret: config.liveValidationSecret,
+  })
+  console.log(`passport live channel listening on ${live.internalUrl}, authenticating at ${passportUrl}`)
+  const stop = () => void live.close().then(() => process.exit(0))
+  process.on('SIGINT', stop)
+  process.on('SIGTERM', stop)
 } else {
   const deps = await createDeps({ config, storeFile, log: consoleLogger })
   const server = await listen(deps, port, host)

@@ -1,4 +1,4 @@
-import type { Server as HttpServer } from 'node:http'
+import { createServer, type Server as HttpServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { serve } from '@hono/node-server'
 import type { Hono } from 'hono'
@@ -12,7 +12,7 @@ import { startEventLogTail } from './events/log-tail.ts'
 import { attachLiveServer } from './live/live-server.ts'
 import { startBackchannelLogout } from './services/backchannel-logout.ts'
 import { startExpirySweeper } from './services/expiry-sweeper.ts'
-import { createStoreLiveAuthenticator } from './services/live-auth.ts'
+import { createHttpLiveAuthenticator, createStoreLiveAuthenticator } from './services/live-auth.ts'
 import { openSqliteStore } from './store/sqlite.ts'
 import { KEY_RELOAD_MS, loadOrCreateKeys, replaceKeys } from './tokens/keys.ts'
 
@@ -86,6 +86,52 @@ export async function listen(deps: AppDeps, port: number, hostname: string): Pro
       stopSweeper()
       stopTail()
       stopBackchannel()
+      live.close()
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        server.closeAllConnections()
+      })
+      await deps.store.close()
+    },
+  }
+}
+
+/**
+ * Only the live channel, apart from the passport (`PASSPORT_ROLE=live`): a WebSocket server on
+ * its own port, put behind the same public origin as the passport (the proxy routes `/live`
+ * here), that authenticates each socket's answer by asking the passport
+ * (`POST /internal/live/validate` with the shared secret) and hears session endings from the
+ * store's event log, which it reads (tailed every 250 ms). Anything but an upgrade gets 404.
+ */
+export async function listenLiveOnly(
+  deps: AppDeps,
+  port: number,
+  hostname: string,
+  passport: { url: string; secret: string },
+): Promise<{ internalUrl: string; close(): Promise<void> }> {
+  const server = createServer((_req, res) => {
+    res.writeHead(404, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' })
+    res.end('{"error":"not_found"}')
+  })
+  server.headersTimeout = 15_000
+  server.requestTimeout = 30_000
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, hostname, () => resolve())
+  })
+  const live = attachLiveServer({
+    server,
+    deps,
+    authenticator: createHttpLiveAuthenticator({ passportUrl: passport.url, secret: passport.secret }),
+    limits: { maxConnections: deps.config.liveMaxConnections },
+  })
+  const stopTail = await startEventLogTail(deps)
+  const address = server.address() as AddressInfo
+  deps.log('sys_startup', { role: 'live', port: address.port })
+  return {
+    internalUrl: `http://${hostname}:${address.port}`,
+    close: async () => {
+      stopTail()
       live.close()
       await new Promise<void>((resolve) => {
         server.close(() => resolve())

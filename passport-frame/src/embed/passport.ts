@@ -46,6 +46,15 @@ export interface Passport {
   login(): Promise<never>
   /** Refreshes the token now (the frame normally does it on its own, minutes before expiry). */
   refresh(): Promise<string>
+  /**
+   * Headers for a request to this site's own backend (`url` on one of its registered origins):
+   * `Authorization: DPoP <token>` and a `DPoP` proof by the frame's key for exactly this method
+   * and URL. Sites registered with `--dpop-bound-tokens` need them; any site may use them.
+   *
+   * @example
+   * fetch('/api/me', { headers: await passport.authHeaders('GET', new URL('/api/me', location.href).href) })
+   */
+  authHeaders(method: string, url: string): Promise<{ Authorization: string; DPoP: string }>
   /** Ends the passport session (on every site) and forgets the token here. */
   logout(): Promise<void>
   /** Called on every state change; returns an unsubscribe function. */
@@ -264,6 +273,12 @@ export function createPassport(options: PassportOptions): Passport {
         }
         throw err
       }
+    },
+    authHeaders: async (method, url) => {
+      await ready
+      const reply = await ask({ type: 'proof_request', method, url })
+      if (reply.type !== 'proof_response') throw new PassportClientError('server_error')
+      return { Authorization: `DPoP ${reply.token}`, DPoP: reply.proof }
     },
     login: () => leaveForPassport(false),
     logout: async () => {

@@ -39,7 +39,12 @@ interface Harness {
   apiCalls(): number
 }
 
-function setup(options: { createPrompt?: FrameAgentDeps['createPrompt'] } = {}): Harness {
+function setup(
+  options: {
+    createPrompt?: FrameAgentDeps['createPrompt']
+    proveForSite?: FrameAgentDeps['proveForSite']
+  } = {},
+): Harness {
   const page = new FakeWindow(NEWS)
   const frame = new FakeWindow('http://passport.localhost:8080', page)
   const clock = { now: T0 }
@@ -68,6 +73,7 @@ function setup(options: { createPrompt?: FrameAgentDeps['createPrompt'] } = {}):
     canSeeCookies,
     now: () => clock.now,
     ...(options.createPrompt ? { createPrompt: options.createPrompt } : {}),
+    ...(options.proveForSite ? { proveForSite: options.proveForSite } : {}),
     // Scheduled refreshes are the refresher's own tests; here only requests drive the agent.
     setTimer: () => 0,
     clearTimer: () => {},
@@ -633,5 +639,68 @@ describe('approval prompt hooks', () => {
     await h.send(hello())
     await h.send({ v: 1, type: 'logout', id: 'l1' })
     expect(prompt.clear).toHaveBeenCalled()
+  })
+})
+
+describe('proof_request (DPoP-bound site tokens, issue 13)', () => {
+  const prove = vi.fn<NonNullable<FrameAgentDeps['proveForSite']>>(async (r) => `proof:${r.method}:${r.url}`)
+  const proofRequest = (url: string, method = 'GET') => ({
+    v: 1,
+    type: 'proof_request',
+    id: 'p1',
+    method,
+    url,
+  })
+  beforeEach(() => {
+    prove.mockClear()
+    h = setup({ proveForSite: prove })
+    h.cache.write({ token: 'cached', expiresAt: T0 + 600_000, clockOffsetMs: 0 })
+  })
+
+  it("answers with the token and a proof for a URL on the site's own origin", async () => {
+    await h.send(hello())
+    await h.send(proofRequest(`${NEWS}/api/me?x=1`))
+    expect(prove).toHaveBeenCalledExactlyOnceWith({
+      method: 'GET',
+      url: `${NEWS}/api/me?x=1`,
+      accessToken: 'cached',
+    })
+    expect(h.replies().at(-1)).toEqual({
+      message: {
+        v: 1,
+        type: 'proof_response',
+        id: 'p1',
+        token: 'cached',
+        proof: `proof:GET:${NEWS}/api/me?x=1`,
+      },
+      targetOrigin: NEWS,
+    })
+  })
+
+  it.each([
+    ['the passport itself (its own API)', 'http://passport.localhost:8080/api/frame/approval'],
+    ['another site', 'http://shop.localhost:8082/api/me'],
+    ['a look-alike origin', 'http://news.localhost:8081.evil.localhost/api/me'],
+    ['not a URL', 'api/me'],
+  ])('refuses a proof for %s, and makes none', async (_, url) => {
+    await h.send(hello())
+    await h.send(proofRequest(url))
+    expect(prove).not.toHaveBeenCalled()
+    expect(h.replies().at(-1)?.message).toMatchObject({ type: 'error', code: 'invalid_request' })
+  })
+
+  it('refuses a malformed method before anything else', async () => {
+    await h.send(hello())
+    await h.send(proofRequest(`${NEWS}/api/me`, 'get'))
+    expect(prove).not.toHaveBeenCalled()
+    expect(h.replies().at(-1)?.message).toMatchObject({ type: 'error', code: 'invalid_request' })
+  })
+
+  it('says login_required without a token', async () => {
+    h.cache.clear()
+    await h.send(hello())
+    await h.send(proofRequest(`${NEWS}/api/me`))
+    expect(prove).not.toHaveBeenCalled()
+    expect(h.replies().at(-1)?.message).toMatchObject({ type: 'error', code: 'login_required' })
   })
 })

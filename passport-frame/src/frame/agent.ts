@@ -35,6 +35,8 @@ export interface FrameAgentDeps {
     handle(news: ApprovalNews): void
     clear(): void
   }
+  /** A DPoP proof by the frame's key (for the site backend's URLs; see `proof_request`). */
+  proveForSite?: (request: { method: string; url: string; accessToken: string }) => Promise<string>
   /** Web Locks of the frame's partition (`navigator.locks`); null where there are none. */
   locks?: LockManagerLike | null
   now?: () => number
@@ -179,6 +181,26 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
         }
         case 'refresh': {
           reply(origin, tokenReply(msg.id, await refresher.refresh(true)))
+          return
+        }
+        case 'proof_request': {
+          // Only for the site's own registered origins: a proof for the passport (the frame's
+          // own API) or any other origin is never made for a page.
+          let target: URL | null = null
+          try {
+            target = new URL(msg.url)
+          } catch {}
+          if (!target || !site.origins.includes(target.origin) || !deps.proveForSite) {
+            replyError(origin, msg.id, 'invalid_request')
+            return
+          }
+          const live = await liveToken()
+          if (!live) {
+            replyError(origin, msg.id, 'login_required')
+            return
+          }
+          const proof = await deps.proveForSite({ method: msg.method, url: msg.url, accessToken: live.token })
+          reply(origin, { v: 1, type: 'proof_response', id: msg.id, token: live.token, proof })
           return
         }
         case 'check': {

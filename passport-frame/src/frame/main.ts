@@ -67,6 +67,7 @@ if (site && window.parent !== window) {
       prove: ({ url, token, challenge }) =>
         signer.proof({ method: 'GET', url, accessToken: token, nonce: challenge }),
     },
+    proveForSite: ({ method, url, accessToken }) => signer.proof({ method, url, accessToken }),
     createPrompt: (hooks) => createApprovalPrompt({ ...hooks, doc: document }),
     canSeeCookies: async () => {
       try {

@@ -43,6 +43,13 @@ export function parsePageRequest(value: unknown): PageRequest | null {
     case 'logout':
     case 'refresh':
       return hasOnly(value, ['v', 'type', 'id']) ? (value as PageRequest) : null
+    case 'proof_request':
+      return hasOnly(value, ['v', 'type', 'id', 'method', 'url']) &&
+        typeof value.method === 'string' &&
+        /^[A-Z]{1,16}$/.test(value.method) &&
+        isShortString(value.url, 2048)
+        ? (value as PageRequest)
+        : null
     case 'code_exchange':
       return hasOnly(value, ['v', 'type', 'id', 'code', 'codeVerifier', 'redirectUri']) &&
         isShortString(value.code, 256) &&
@@ -93,6 +100,12 @@ export function parseFrameMessage(value: unknown): FrameMessage | null {
         : null
     case 'logged_out':
       return hasOnly(value, ['v', 'type', 'id']) ? (value as FrameMessage) : null
+    case 'proof_response':
+      return hasOnly(value, ['v', 'type', 'id', 'token', 'proof']) &&
+        isShortString(value.token) &&
+        isShortString(value.proof)
+        ? (value as FrameMessage)
+        : null
     case 'error':
       return hasOnly(value, ['v', 'type', 'id', 'code', 'reason']) &&
         typeof value.code === 'string' &&

@@ -25,8 +25,15 @@ export type CheckRequest = { v: 1; type: 'check'; id: string }
 export type LogoutRequest = { v: 1; type: 'logout'; id: string }
 /** Refresh now, whatever the cached token's remaining life (the manual trigger). */
 export type RefreshRequest = { v: 1; type: 'refresh'; id: string }
+/**
+ * A DPoP proof for a request to this site's own backend (sites registered with
+ * `--dpop-bound-tokens`). Only for a URL on one of the site's registered origins: the frame
+ * never proves anything for another origin, least of all its own.
+ */
+export type ProofRequest = { v: 1; type: 'proof_request'; id: string; method: string; url: string }
 export type PageRequest =
   | HelloRequest
+  | ProofRequest
   | TokenRequest
   | CodeExchangeRequest
   | CheckRequest
@@ -55,8 +62,10 @@ export type CheckReply = {
   serverTime: number
 }
 export type LoggedOutReply = { v: 1; type: 'logged_out'; id: string }
+/** The token to send and a proof over it for exactly that method and URL. */
+export type ProofReply = { v: 1; type: 'proof_response'; id: string; token: string; proof: string }
 export type ErrorReply = { v: 1; type: 'error'; id: string; code: ErrorCode; reason?: EndReason }
-export type FrameReply = ReadyReply | TokenReply | CheckReply | LoggedOutReply | ErrorReply
+export type FrameReply = ReadyReply | TokenReply | CheckReply | LoggedOutReply | ProofReply | ErrorReply
 
 /** Frame -> page events, not tied to a request. */
 export type SessionEvent = { v: 1; type: 'session_event'; event: 'signed_out'; reason: EndReason }

@@ -23,6 +23,8 @@ export function siteApiRoutes(deps: AppDeps): Hono {
     const status = await checkSiteToken(deps, readTokenParam(await readForm(c)), site.id)
     if (!status.valid) return c.json({ active: false })
     const { record, holder: user } = status
+    // RFC 9449 §6.2: a DPoP-bound token's key, for a resource server that checks the proof itself.
+    const bound = site.dpopBoundTokens && record.jkt !== null
     return c.json({
       active: true,
       iss: deps.config.issuer,
@@ -33,7 +35,8 @@ export function siteApiRoutes(deps: AppDeps): Hono {
       jti: record.jti,
       iat: Math.floor(record.issuedAt / 1000),
       exp: Math.floor(record.expiresAt / 1000),
-      token_type: 'Bearer',
+      token_type: bound ? 'DPoP' : 'Bearer',
+      ...(bound ? { cnf: { jkt: record.jkt } } : {}),
       username: user.username,
       name: user.name,
     })

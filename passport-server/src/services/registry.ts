@@ -177,6 +177,7 @@ export async function ensureSite(
       x.refreshBeforeSeconds,
       x.backchannelLogoutUri,
       x.oneDevicePerSite,
+      x.dpopBoundTokens,
     ])
   const same = existing !== null && configOf(existing) === configOf(fields)
   if (!existing || !same) return registerSite(deps, input)
