@@ -116,7 +116,11 @@ describe('DPoP-bound site tokens at the site backend (issue 13)', () => {
         Authorization: `Basic ${Buffer.from(`shop:${shop.clientSecret}`).toString('base64')}`,
       },
     })
-    expect(await res.json()).toMatchObject({ active: true, token_type: 'DPoP', cnf: { jkt: defaultFrameKey.jkt } })
+    expect(await res.json()).toMatchObject({
+      active: true,
+      token_type: 'DPoP',
+      cnf: { jkt: defaultFrameKey.jkt },
+    })
   })
 
   test("a bearer site's tokens carry no cnf and need no proof", async () => {
