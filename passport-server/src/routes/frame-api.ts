@@ -7,7 +7,7 @@ import { readJsonObject, requireString } from '../middleware/body.ts'
 import { redeemCode } from '../services/codes.ts'
 import { type DeviceApprovals, readAnswer } from '../services/device-approval.ts'
 import type { DpopProofs } from '../services/dpop-proofs.ts'
-import { checkSiteToken, type MintedGrant, mintSiteToken } from '../services/minting.ts'
+import { type MintedGrant, mintSiteToken } from '../services/minting.ts'
 import { createRateWindow } from '../services/rate-window.ts'
 import { refreshSiteGrant } from '../services/refresh.ts'
 import { resolveAuthkey } from '../services/registry.ts'
@@ -18,8 +18,8 @@ import {
   isSessionLive,
   SESSION_COOKIE,
 } from '../services/sessions.ts'
+import { checkSiteToken, findSiteTokenRow, statusBody } from '../services/token-status.ts'
 import type { SiteRecord } from '../store/types.ts'
-import { verifySiteToken } from '../tokens/site-token.ts'
 
 /** Requests one frame key may make per minute: a frame makes a few an hour. */
 const REQUESTS_PER_KEY_PER_MINUTE = 60
@@ -82,15 +82,9 @@ export function frameApiRoutes(deps: AppDeps, approvals: DeviceApprovals, proofs
       throw new PassportError('invalid_token', 'send the site token as Authorization: DPoP <token>')
     }
     const jkt = await prove(c, token)
-    const verified = await verifySiteToken(deps.keys, token, {
-      issuer: deps.config.issuer,
-      audience: site.id,
-      nowMs: deps.clock.now(),
-      allowExpired: true,
-    })
-    if (!verified.ok) throw new PassportError('invalid_token', 'the token is not valid for this site')
-    const row = await deps.store.tokens.get(verified.claims.jti)
-    if (!row || row.siteId !== site.id || row.jkt === null || !sameSecret(row.jkt, jkt)) {
+    const row = await findSiteTokenRow(deps, token, site.id)
+    if (!row) throw new PassportError('invalid_token', 'the token is not valid for this site')
+    if (row.jkt === null || !sameSecret(row.jkt, jkt)) {
       deps.log('dpop_proof_rejected', { reason: 'not_the_bound_key', site: site.id })
       throw new PassportError('invalid_dpop_proof', 'a DPoP proof by the key of this sign-in is required')
     }
@@ -160,13 +154,7 @@ export function frameApiRoutes(deps: AppDeps, approvals: DeviceApprovals, proofs
     const body = await readJsonObject(c)
     const site = await resolveAuthkey(deps, body.authkey)
     const { token } = await boundToken(c, site)
-    const status = await checkSiteToken(deps, token, site.id)
-    return c.json({
-      valid: status.valid,
-      reason: status.valid ? null : status.reason,
-      expires_at: status.valid ? status.record.expiresAt : status.expiresAt,
-      server_time: deps.clock.now(),
-    })
+    return c.json(statusBody(await checkSiteToken(deps, token, site.id), deps.clock.now()))
   })
 
   /**

@@ -2,9 +2,9 @@ import { Hono } from 'hono'
 import type { AppDeps } from '../deps.ts'
 import { PassportError } from '../errors.ts'
 import { readForm } from '../middleware/body.ts'
-import { checkSiteToken } from '../services/minting.ts'
 import { authenticateSite } from '../services/registry.ts'
 import { revokeForSite } from '../services/revocation.ts'
+import { checkSiteToken, statusBody } from '../services/token-status.ts'
 
 /** Endpoints for site backends, authenticated with the site's client credentials. */
 export function siteApiRoutes(deps: AppDeps): Hono {
@@ -50,12 +50,7 @@ export function siteApiRoutes(deps: AppDeps): Hono {
     c.header('Cache-Control', 'no-store')
     const site = await authenticateSite(deps, c.req.header('Authorization'))
     const status = await checkSiteToken(deps, readTokenParam(await readForm(c)), site.id)
-    return c.json({
-      valid: status.valid,
-      reason: status.valid ? null : status.reason,
-      expires_at: status.valid ? status.record.expiresAt : status.expiresAt,
-      server_time: deps.clock.now(),
-    })
+    return c.json(statusBody(status, deps.clock.now()))
   })
 
   /**

@@ -2,7 +2,7 @@ import { LIVE_PATH } from '../../../passport-frame/src/protocol/live.ts'
 import { sameSecret } from '../auth/random.ts'
 import type { AppDeps } from '../deps.ts'
 import { verifyDpopProof } from '../tokens/dpop.ts'
-import { checkSiteToken } from './minting.ts'
+import { checkSiteToken } from './token-status.ts'
 
 /** Who a live connection belongs to, established from its proof and token. */
 export interface LiveBinding {

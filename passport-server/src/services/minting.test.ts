@@ -18,8 +18,9 @@ import {
   type TestDeps,
 } from '../test-support.ts'
 import { CLOCK_TOLERANCE_SECONDS, signSiteToken } from '../tokens/site-token.ts'
-import { checkSiteToken, mintSiteToken } from './minting.ts'
+import { mintSiteToken } from './minting.ts'
 import { endSession, startSession } from './sessions.ts'
+import { checkSiteToken } from './token-status.ts'
 
 describe('minting site tokens and checking them (newest wins)', () => {
   let deps: TestDeps

@@ -1,5 +1,4 @@
-import type { EndReason } from '../../../passport-frame/src/protocol/codes.ts'
-import { randomSecret, sameSecret, sha256, timeOrderedId } from '../auth/random.ts'
+import { randomSecret, sha256, timeOrderedId } from '../auth/random.ts'
 import type { AppDeps } from '../deps.ts'
 import { PassportError } from '../errors.ts'
 import { publishEvents, recordEvent } from '../events/record.ts'
@@ -9,16 +8,9 @@ import type {
   SessionRecord,
   SiteRecord,
   StoreTx,
-  TokenHolder,
   TokenRecord,
 } from '../store/types.ts'
-import {
-  checkMintedSiteToken,
-  decodeSiteToken,
-  signSiteToken,
-  type VerifyResult,
-  verifySiteToken,
-} from '../tokens/site-token.ts'
+import { signSiteToken } from '../tokens/site-token.ts'
 import { isSessionLive } from './sessions.ts'
 
 export interface MintedToken {
@@ -202,53 +194,4 @@ export async function mintSiteToken(
   deps.log('authn_token_created', { site: site.id, user: session.userId, replaced: minted.replaced.length })
   await publishEvents(deps, minted.replaced)
   return minted.grant
-}
-
-export type TokenStatus =
-  | { valid: true; record: TokenRecord; holder: TokenHolder }
-  | { valid: false; reason: EndReason; expiresAt: number | null }
-
-/**
- * Is this token, presented for this site, valid right now? Signature, issuer, audience, type
- * and expiry first; then the server-side record, which knows about newest-wins replacement,
- * sign-out and revocation before the token's own expiry.
- *
- * The signature is checked by the token's bytes when it can be: its row (found by the `jti` it
- * claims) keeps the SHA-256 of the exact token minted for it, and a token that hashes to that
- * is the one we signed, so `checkMintedSiteToken` does every other check of `verifySiteToken`
- * without verifying Ed25519 again (the costliest step of an introspection by far). A token
- * whose hash does not match (forged, altered, re-encoded), with no row, or with a row written
- * without a hash, is verified in full as before. Either way the answer is the same.
- */
-export async function checkSiteToken(
-  deps: Pick<AppDeps, 'store' | 'keys' | 'clock' | 'config'>,
-  token: string,
-  siteId: string,
-): Promise<TokenStatus> {
-  const now = deps.clock.now()
-  const expected = { issuer: deps.config.issuer, audience: siteId, nowMs: now }
-  const decoded = decodeSiteToken(token)
-  const jti = typeof decoded?.claims.jti === 'string' ? decoded.claims.jti : null
-  const stored = jti === null ? null : await deps.store.tokens.getWithHash(jti)
-  let verified: VerifyResult
-  let row: typeof stored
-  if (decoded && stored?.tokenHash && sameSecret(stored.tokenHash, sha256(token))) {
-    verified = checkMintedSiteToken(deps.keys, decoded, expected)
-    row = stored
-  } else {
-    verified = await verifySiteToken(deps.keys, token, expected)
-    // The row of the jti the signature vouches for (a kept row when it was just read above).
-    row = verified.ok ? await deps.store.tokens.getWithHash(verified.claims.jti) : null
-  }
-  if (!verified.ok) {
-    return { valid: false, reason: verified.reason === 'expired' ? 'expired' : 'unknown', expiresAt: null }
-  }
-  if (!row || row.record.siteId !== siteId) return { valid: false, reason: 'unknown', expiresAt: null }
-  const { record } = row
-  if (record.revokedAt !== null)
-    return { valid: false, reason: record.revokeReason ?? 'revoked', expiresAt: record.expiresAt }
-  if (record.expiresAt <= now) return { valid: false, reason: 'expired', expiresAt: record.expiresAt }
-  // A token outliving its account (deleted meanwhile) is no one's: nothing to vouch for.
-  if (!row.holder) return { valid: false, reason: 'unknown', expiresAt: null }
-  return { valid: true, record, holder: row.holder }
 }

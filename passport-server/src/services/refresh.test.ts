@@ -8,9 +8,10 @@ import { createTestFrameKey, defaultFrameKey } from '../test-dpop.ts'
 const thief = createTestFrameKey()
 
 import { addSite, addUser, createTestDeps, type TestDeps } from '../test-support.ts'
-import { checkSiteToken, mintSiteToken } from './minting.ts'
+import { mintSiteToken } from './minting.ts'
 import { refreshSiteGrant } from './refresh.ts'
 import { endSession, startSession } from './sessions.ts'
+import { checkSiteToken } from './token-status.ts'
 
 interface Grant {
   access_token: string

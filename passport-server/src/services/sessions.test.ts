@@ -4,8 +4,9 @@ import type { SessionEndEvent } from '../events/bus.ts'
 import type { SiteRecord } from '../store/types.ts'
 import { defaultFrameKey } from '../test-dpop.ts'
 import { addSite, addUser, allLogText, createTestDeps, T0, type TestDeps } from '../test-support.ts'
-import { checkSiteToken, mintSiteToken } from './minting.ts'
+import { mintSiteToken } from './minting.ts'
 import { endSession, findLiveSession, startSession } from './sessions.ts'
+import { checkSiteToken } from './token-status.ts'
 
 describe('passport sessions', () => {
   let deps: TestDeps
