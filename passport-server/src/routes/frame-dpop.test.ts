@@ -6,7 +6,15 @@ import { resolveConfig } from '../config.ts'
 import { NONCE_WINDOW_MS } from '../services/dpop-proofs.ts'
 import { checkSiteToken } from '../services/token-status.ts'
 import { createTestFrameKey, defaultFrameKey } from '../test-dpop.ts'
-import { authorizeRequest, formPost, frameApi, openSignInPage, type SignedIn, signIn } from '../test-flows.ts'
+import {
+  authorizeRequest,
+  formPost,
+  frameApi,
+  openSignInPage,
+  postLogin,
+  type SignedIn,
+  signIn,
+} from '../test-flows.ts'
 import { addSite, addUser, createTestDeps, createTestWorld, TEST_ISSUER } from '../test-support.ts'
 
 /**
@@ -62,33 +70,24 @@ describe('a live site token replayed from a program, at every frame endpoint (is
   ] as const
 
   for (const [path, extra] of endpoints) {
-    test(`/api/frame/${path} with the token and no proof: 401, nothing changed`, async () => {
-      const world = await createTestWorld()
-      const victim = await signIn(world.app, world.news, world.alice)
-      const res = await frameApi(
-        world.app,
-        path,
-        { authkey: world.news.authkey, token: victim.token, approval_id: 'x', ...extra },
-        FORGED,
-        { proof: null },
-      )
-      await expectProofRefused(res)
-      await expectUntouched(world, victim)
-    })
-
-    test(`/api/frame/${path} with the token and a valid proof by the thief's own key: 401, nothing changed`, async () => {
-      const world = await createTestWorld()
-      const victim = await signIn(world.app, world.news, world.alice)
-      const res = await frameApi(
-        world.app,
-        path,
-        { authkey: world.news.authkey, token: victim.token, approval_id: 'x', ...extra },
-        FORGED,
-        { key: thief },
-      )
-      await expectProofRefused(res)
-      await expectUntouched(world, victim)
-    })
+    for (const [how, options] of [
+      ['no proof', { proof: null }],
+      ["a valid proof by the thief's own key", { key: thief }],
+    ] as const) {
+      test(`/api/frame/${path} with the token and ${how}: 401, nothing changed`, async () => {
+        const world = await createTestWorld()
+        const victim = await signIn(world.app, world.news, world.alice)
+        const res = await frameApi(
+          world.app,
+          path,
+          { authkey: world.news.authkey, token: victim.token, approval_id: 'x', ...extra },
+          FORGED,
+          options,
+        )
+        await expectProofRefused(res)
+        await expectUntouched(world, victim)
+      })
+    }
 
     test(`/api/frame/${path} with the token in the body the old way, any headers: refused`, async () => {
       const world = await createTestWorld()
@@ -321,17 +320,7 @@ describe('refresh credentials are bound to the frame key (issue 13)', () => {
   test('a code exchange without a proof is refused and the code is not spent', async () => {
     const world = await createTestWorld()
     const req = authorizeRequest('news', world.news.site.redirectUris[0])
-    const jar = new Map<string, string>()
-    const csrf = await openSignInPage(world.app, jar, req)
-    const login = await formPost(world.app, '/login', jar, {
-      csrf,
-      client_id: req.clientId,
-      redirect_uri: req.redirectUri,
-      state: req.state,
-      code_challenge: req.challenge,
-      username: 'alice',
-      password: world.alice.password,
-    })
+    const login = await postLogin(world.app, new Map(), req, world.alice)
     const code = new URLSearchParams((login.headers.get('Location') ?? '').split('#')[1]).get('code') ?? ''
     const body = {
       grant_type: 'authorization_code',
