@@ -1,8 +1,11 @@
+import type { Server as HttpServer } from 'node:http'
 import path from 'node:path'
 import { serve } from '@hono/node-server'
 import type { Clock } from '../passport-server/src/clock.ts'
 import { resolveConfig } from '../passport-server/src/config.ts'
 import { consoleLogger, silentLogger } from '../passport-server/src/deps.ts'
+import type { Logger } from '../passport-server/src/errors.ts'
+import { guardServer, installLastResortHandlers } from '../passport-server/src/guard.ts'
 import { createDeps, listen, type PassportServer } from '../passport-server/src/server.ts'
 import { createDemoSiteApp } from './server/demo-site.ts'
 import { createHostileSiteApp } from './server/hostile-site.ts'
@@ -24,9 +27,10 @@ export interface RunningDemo {
   close(): Promise<void>
 }
 
-function listenApp(fetch: (req: Request) => Response | Promise<Response>, port: number) {
+function listenApp(fetch: (req: Request) => Response | Promise<Response>, port: number, log: Logger) {
   return new Promise<ReturnType<typeof serve>>((resolve) => {
     const server = serve({ fetch, port, hostname: '127.0.0.1' }, () => resolve(server))
+    guardServer(log, server as HttpServer, 'demo_site')
   })
 }
 
@@ -46,10 +50,11 @@ export async function startDemo(input: {
     ...(ports.evil ? { evil: `http://evil.localhost:${ports.evil}` } : {}),
   }
   const config = resolveConfig({ issuer: urls.passport, assetsDir: path.join(root, 'dist/passport') })
+  const log = input.quiet ? silentLogger : consoleLogger
   const deps = await createDeps({
     config,
     storeFile: path.join(input.dataDir, 'passport.sqlite'),
-    log: input.quiet ? silentLogger : consoleLogger,
+    log,
     ...(input.clock ? { clock: input.clock } : {}),
   })
   const seeded = await seedDemo(
@@ -74,8 +79,8 @@ export async function startDemo(input: {
       distDir,
     })
   const servers = [
-    await listenApp(site('news', 'script').fetch, ports.news),
-    await listenApp(site('shop', 'module').fetch, ports.shop),
+    await listenApp(site('news', 'script').fetch, ports.news, log),
+    await listenApp(site('shop', 'module').fetch, ports.shop, log),
   ]
   if (ports.evil) {
     const hostile = createHostileSiteApp({
@@ -83,7 +88,7 @@ export async function startDemo(input: {
       newsAuthkey: seeded.news.authkey,
       distDir,
     })
-    servers.push(await listenApp(hostile.fetch, ports.evil))
+    servers.push(await listenApp(hostile.fetch, ports.evil, log))
   }
   return {
     urls,
@@ -97,6 +102,7 @@ export async function startDemo(input: {
 
 if (import.meta.main) {
   const env = process.env
+  installLastResortHandlers(consoleLogger)
   const demo = await startDemo({
     ports: {
       passport: Number(env.PASSPORT_PORT ?? 8080),

@@ -2,6 +2,7 @@ import path from 'node:path'
 import { runCli } from './cli.ts'
 import { resolveConfig } from './config.ts'
 import { consoleLogger, silentLogger } from './deps.ts'
+import { installLastResortHandlers } from './guard.ts'
 import { createDeps, listen } from './server.ts'
 
 /**
@@ -40,6 +41,7 @@ if (args.length > 0) {
   await deps.store.close()
   process.exit(code)
 } else {
+  installLastResortHandlers(consoleLogger)
   const deps = await createDeps({ config, storeFile, log: consoleLogger })
   const server = await listen(deps, port, host)
   console.log(`passport listening on ${server.internalUrl}, public at ${config.issuer}`)

@@ -9,6 +9,7 @@ import type { AppDeps } from './deps.ts'
 import type { Logger } from './errors.ts'
 import { createInProcessBus } from './events/bus.ts'
 import { startEventLogTail } from './events/log-tail.ts'
+import { guardServer, repeatEvery } from './guard.ts'
 import { attachLiveServer } from './live/live-server.ts'
 import { startBackchannelLogout } from './services/backchannel-logout.ts'
 import { startExpirySweeper } from './services/expiry-sweeper.ts'
@@ -38,7 +39,7 @@ export async function createDeps(input: {
     store,
     keys: await loadOrCreateKeys(store.secrets, clock.now()),
     clock,
-    events: createInProcessBus(),
+    events: createInProcessBus(input.log),
     log: input.log,
   }
 }
@@ -54,6 +55,7 @@ export async function listen(deps: AppDeps, port: number, hostname: string): Pro
   server.headersTimeout = 15_000
   server.requestTimeout = 30_000
   server.maxHeadersCount = 200
+  guardServer(deps.log, server, 'http')
   await new Promise<void>((resolve, reject) => {
     server.once('listening', () => resolve())
     server.once('error', reject)
@@ -61,13 +63,9 @@ export async function listen(deps: AppDeps, port: number, hostname: string): Pro
   const address = server.address() as AddressInfo
   deps.log('sys_startup', { issuer: deps.config.issuer, port: address.port })
   // Picks up keys rotated by the CLI or another instance, and retires old ones, without a restart.
-  const keyReload = setInterval(() => {
-    loadOrCreateKeys(deps.store.secrets, deps.clock.now()).then(
-      (fresh) => replaceKeys(deps.keys, fresh),
-      (err: unknown) => deps.log('key_reload_failed', { cause: String((err as Error)?.message ?? err) }),
-    )
-  }, KEY_RELOAD_MS)
-  keyReload.unref()
+  const stopKeyReload = repeatEvery(deps.log, 'key_reload', KEY_RELOAD_MS, async () => {
+    replaceKeys(deps.keys, await loadOrCreateKeys(deps.store.secrets, deps.clock.now()))
+  })
   const live = attachLiveServer({
     server,
     deps,
@@ -82,7 +80,7 @@ export async function listen(deps: AppDeps, port: number, hostname: string): Pro
     app,
     deps,
     close: async () => {
-      clearInterval(keyReload)
+      stopKeyReload()
       stopSweeper()
       stopTail()
       stopBackchannel()

@@ -1,10 +1,15 @@
 import { createServer } from 'node:http'
+import net, { type AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import WebSocket from 'ws'
 import type { PassportServer } from '../server.ts'
 import { createDeviceApprovals } from '../services/device-approval.ts'
 import { sweepExpiredSessions } from '../services/expiry-sweeper.ts'
-import { createHttpTicketValidator } from '../services/live-tickets.ts'
+import {
+  createHttpTicketValidator,
+  createStoreTicketValidator,
+  type LiveTicketValidator,
+} from '../services/live-tickets.ts'
 import { findLiveSession, SESSION_COOKIE } from '../services/sessions.ts'
 import { frameApi, signIn, silentSignIn } from '../test-flows.ts'
 import { addSite, addUser, freePort, type LogLine, startTestServer, type TestDeps } from '../test-support.ts'
@@ -380,5 +385,121 @@ describe('live channel: sign-in requests from another device', () => {
     await until(() => late.messages.some((m) => m.type === 'approval_request' && m.id === opened.approval.id))
     expect(late.messages.find((m) => m.id === opened.approval.id)).toMatchObject({ same_network: true })
     late.ws.close()
+  })
+})
+
+describe('live channel: a throw or a reset costs one socket, never the process (@see issue 14)', () => {
+  /** A live server apart, with the validator and logger the test gives. */
+  async function startWith(validator: LiveTicketValidator, log: TestDeps['log'] = deps.log) {
+    const apart = createServer()
+    const live = attachLiveServer({ server: apart, deps: { ...deps, log }, validator })
+    await new Promise<void>((r) => apart.listen(0, '127.0.0.1', r))
+    const port = (apart.address() as AddressInfo).port
+    return {
+      port,
+      close: () => {
+        live.close()
+        apart.close()
+      },
+    }
+  }
+  const upgrade = (target = '/live?ticket=t&site=news&last_event_id=0') =>
+    [
+      `GET ${target} HTTP/1.1`,
+      'Host: passport',
+      'Upgrade: websocket',
+      'Connection: Upgrade',
+      'Sec-WebSocket-Version: 13',
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+      `Origin: ${issuer}`,
+      `Sec-WebSocket-Protocol: ${LIVE_PROTOCOL}, code.c`,
+      '',
+      '',
+    ].join('\r\n')
+  /** Sends a raw upgrade; resolves with the status line, or "reset" after resetting it at `resetAfterMs`. */
+  const rawUpgrade = (port: number, options: { target?: string; resetAfterMs?: number } = {}) =>
+    new Promise<string>((resolve) => {
+      const socket = net.connect(port, '127.0.0.1', () => socket.write(upgrade(options.target)))
+      socket.on('data', (d) => {
+        resolve(String(d).split('\r\n')[0] as string)
+        socket.destroy()
+      })
+      socket.on('error', () => resolve('error'))
+      if (options.resetAfterMs !== undefined)
+        setTimeout(() => {
+          socket.resetAndDestroy()
+          resolve('reset')
+        }, options.resetAfterMs)
+    })
+  const slowRefusal: LiveTicketValidator = {
+    validate: () => new Promise((resolve) => setTimeout(() => resolve(null), 100)),
+  }
+
+  test('the upgrade to //[ gets 400', async () => {
+    const apart = await startWith(slowRefusal)
+    try {
+      expect(await rawUpgrade(apart.port, { target: '//[' })).toBe('HTTP/1.1 400 Bad Request')
+      expect(await rawUpgrade(apart.port, { target: 'http://[' })).toBe('HTTP/1.1 400 Bad Request')
+    } finally {
+      apart.close()
+    }
+  })
+
+  test('a client that resets while its credential is checked does not take the server down', async () => {
+    const apart = await startWith(slowRefusal)
+    try {
+      expect(await rawUpgrade(apart.port, { resetAfterMs: 20 })).toBe('reset')
+      await new Promise((r) => setTimeout(r, 200)) // the refusal is written to the reset socket
+      expect(await rawUpgrade(apart.port)).toBe('HTTP/1.1 401 Unauthorized')
+    } finally {
+      apart.close()
+    }
+  })
+
+  test('a validator that throws answers 500 to that upgrade only', async () => {
+    const apart = await startWith({
+      validate: () => {
+        throw new TypeError('validator bug')
+      },
+    })
+    try {
+      expect(await rawUpgrade(apart.port)).toBe('HTTP/1.1 500 Internal Server Error')
+      expect(await rawUpgrade(apart.port)).toBe('HTTP/1.1 500 Internal Server Error')
+      expect(logs).toContainEqual({
+        event: 'server_error',
+        fields: { listener: 'upgrade', error: 'TypeError', message: 'validator bug' },
+      })
+    } finally {
+      apart.close()
+    }
+  })
+
+  test('a socket listener that throws closes that socket; the others stay', async () => {
+    // A logger that fails (stdout gone) inside the message listener, when it reports a flood.
+    const failingLog: TestDeps['log'] = (event, fields) => {
+      if (event === 'ws_closed') throw new Error('write EPIPE')
+      deps.log(event, fields)
+    }
+    const apart = await startWith(createStoreTicketValidator(deps), failingLog)
+    try {
+      const base = `ws://127.0.0.1:${apart.port}/live`
+      const { token } = await signIn(server.app, news, alice, new Map(), issuer)
+      const open = async () => {
+        const t = await ticketFor(news, token)
+        return connect({ ticket: t.ticket, code: t.registration_code, site: 'news' }, base)
+      }
+      const flooder = await open()
+      const quiet = await open()
+      for (let i = 0; i < 25; i++) flooder.ws.send('x')
+      expect((await flooder.closed).code).toBe(1006) // terminated by the guard
+      expect(quiet.ws.readyState).toBe(WebSocket.OPEN)
+      expect(logs).toContainEqual({
+        event: 'server_error',
+        fields: { listener: 'live_message', error: 'Error', message: 'write EPIPE' },
+      })
+      quiet.ws.close()
+    } finally {
+      apart.close()
+    }
   })
 })

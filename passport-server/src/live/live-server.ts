@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream'
 import { type WebSocket, WebSocketServer } from 'ws'
 import type { AppDeps } from '../deps.ts'
 import type { ApprovalPrompt, SessionEndEvent } from '../events/bus.ts'
+import { errorFields, guardListener, guardUpgrade, repeatEvery } from '../guard.ts'
 import { pendingPrompts } from '../services/device-approval.ts'
 import type { LiveBinding, LiveTicketValidator } from '../services/live-tickets.ts'
 
@@ -111,9 +112,15 @@ export function attachLiveServer(input: {
   const byUser = new Map<string, Set<Connection>>()
   let total = 0
 
-  const reject = (socket: Duplex, status: 401 | 403 | 404 | 429 | 503, reason: string, origin?: string) => {
+  const reject = (
+    socket: Duplex,
+    status: 400 | 401 | 403 | 404 | 429 | 503,
+    reason: string,
+    origin?: string,
+  ) => {
     deps.log('ws_upgrade_rejected', { reason, status, ...(origin ? { origin: origin.slice(0, 100) } : {}) })
     const text = {
+      400: 'Bad Request',
       401: 'Unauthorized',
       403: 'Forbidden',
       404: 'Not Found',
@@ -124,9 +131,15 @@ export function attachLiveServer(input: {
     socket.destroy()
   }
 
-  const send = (conn: Connection, message: LiveMessage) => {
-    if (conn.ws.readyState === conn.ws.OPEN) conn.ws.send(JSON.stringify(message))
-  }
+  /** A connection whose send throws is dropped; the others still get the message. */
+  const send = guardListener(
+    deps.log,
+    'live_send',
+    (conn: Connection, message: LiveMessage) => {
+      if (conn.ws.readyState === conn.ws.OPEN) conn.ws.send(JSON.stringify(message))
+    },
+    (conn) => conn.ws.terminate(),
+  )
 
   const concerns = (event: { siteId?: string | null }, binding: LiveBinding) =>
     event.siteId === undefined || event.siteId === null || event.siteId === binding.siteId
@@ -174,25 +187,38 @@ export function attachLiveServer(input: {
 
     let windowStart = Date.now()
     let count = 0
-    ws.on('message', () => {
-      const now = Date.now()
-      if (now - windowStart > limits.rateWindowMs) {
-        windowStart = now
-        count = 0
-      }
-      if (++count > limits.maxMessagesPerWindow) {
-        deps.log('ws_closed', { reason: 'rate_limited', user: binding.userId })
-        ws.close(CLOSE_RATE_LIMITED, 'too many messages')
-      }
-    })
-    ws.on('pong', () => {
-      conn.alive = true
-    })
-    ws.on('close', () => {
-      total -= 1
-      leave(bySession, binding.sessionId, conn)
-      leave(byUser, binding.userId, conn)
-    })
+    // A throw in any of these ends this socket only (ws would rethrow it from the TCP stream).
+    const on = <A extends unknown[]>(name: string, fn: (...args: A) => void) =>
+      guardListener(deps.log, `live_${name}`, fn, () => ws.terminate())
+    ws.on(
+      'message',
+      on('message', () => {
+        const now = Date.now()
+        if (now - windowStart > limits.rateWindowMs) {
+          windowStart = now
+          count = 0
+        }
+        if (++count > limits.maxMessagesPerWindow) {
+          deps.log('ws_closed', { reason: 'rate_limited', user: binding.userId })
+          ws.close(CLOSE_RATE_LIMITED, 'too many messages')
+        }
+      }),
+    )
+    ws.on(
+      'pong',
+      on('pong', () => {
+        conn.alive = true
+      }),
+    )
+    ws.on(
+      'close',
+      on('close', () => {
+        total -= 1
+        leave(bySession, binding.sessionId, conn)
+        leave(byUser, binding.userId, conn)
+      }),
+    )
+    // Invalid frames (bad opcode, unmasked, bad UTF-8, oversized) arrive here: drop the socket.
     ws.on('error', () => ws.terminate())
 
     // Registered first, then the replay: an event published in between is both live and in
@@ -214,8 +240,10 @@ export function attachLiveServer(input: {
     for (const prompt of await pendingPrompts(deps, binding.userId)) send(conn, approvalRequest(prompt, conn))
   }
 
-  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const url = new URL(req.url ?? '/', 'http://localhost')
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    // Any bytes may arrive as the target (`//[` makes `new URL` throw): a bad one is a 400.
+    const url = URL.parse(req.url ?? '/', 'http://localhost')
+    if (!url) return reject(socket, 400, 'bad_request_target')
     if (url.pathname !== LIVE_PATH) return reject(socket, 404, 'unknown_path')
     // Full: refuse before any work, so sign-in and refresh keep their file descriptors.
     if (total >= limits.maxConnections) return reject(socket, 503, 'server_full')
@@ -228,7 +256,7 @@ export function attachLiveServer(input: {
     const code = protocols.find((p) => p.startsWith('code.'))?.slice(5) ?? ''
     if (!ticket || !code || !protocols.includes(LIVE_PROTOCOL)) return reject(socket, 401, 'missing_ticket')
     if (!Number.isSafeInteger(resumeFrom) || resumeFrom < 0) return reject(socket, 401, 'bad_resume_id')
-    validator.validate({ ticket, registrationCode: code }).then(
+    return validator.validate({ ticket, registrationCode: code }).then(
       (binding) => {
         if (!binding) return reject(socket, 401, 'invalid_ticket')
         // A ticket works only for the site it was issued for (the frame names its site).
@@ -237,32 +265,36 @@ export function attachLiveServer(input: {
           return reject(socket, 429, 'too_many_connections')
         }
         wss.handleUpgrade(req, socket, head, (ws) => {
-          onConnection(ws, binding, resumeFrom, req.socket.remoteAddress ?? 'unknown').catch(() =>
-            ws.close(1011, 'server error'),
+          onConnection(ws, binding, resumeFrom, req.socket.remoteAddress ?? 'unknown').catch(
+            (err: unknown) => {
+              deps.log('server_error', { listener: 'live_connection', ...errorFields(err) })
+              ws.close(1011, 'server error')
+            },
           )
         })
       },
       () => reject(socket, 401, 'validator_unavailable'),
     )
-  })
+  }
+  server.on('upgrade', guardUpgrade(deps.log, onUpgrade))
 
-  const heartbeat = setInterval(() => {
-    for (const set of bySession.values()) {
-      for (const conn of set) {
-        if (!conn.alive) {
-          conn.ws.terminate()
-          continue
-        }
-        conn.alive = false
-        conn.ws.ping()
-      }
-    }
-  }, limits.heartbeatMs)
-  heartbeat.unref()
+  const beat = guardListener(
+    deps.log,
+    'live_heartbeat',
+    (conn: Connection) => {
+      if (!conn.alive) return conn.ws.terminate()
+      conn.alive = false
+      conn.ws.ping()
+    },
+    (conn) => conn.ws.terminate(),
+  )
+  const stopHeartbeat = repeatEvery(deps.log, 'live_heartbeat', limits.heartbeatMs, () => {
+    for (const set of bySession.values()) for (const conn of set) beat(conn)
+  })
 
   return {
     close: () => {
-      clearInterval(heartbeat)
+      stopHeartbeat()
       unsubscribe()
       unsubscribeApprovals()
       for (const set of bySession.values()) for (const conn of set) conn.ws.terminate()
