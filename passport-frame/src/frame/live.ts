@@ -1,4 +1,5 @@
 import { type EndReason, isEndReason } from '../protocol/codes.ts'
+import { retryDelayMs } from '../protocol/retry.ts'
 import { type ApprovalNews, parseApprovalNews } from './approval-messages.ts'
 import type { LockManagerLike } from './refresher.ts'
 import { FrameApiError } from './server-api.ts'
@@ -42,8 +43,8 @@ export interface LiveDeps {
 }
 
 const CLOSE_SESSION_ENDED = 4000
-const RETRY_START_MS = 1_000
-const RETRY_MAX_MS = 30_000
+/** Reconnects: 1 s, 2 s, 4 s … 30 s, each jittered, so a restarted passport is not hit by every tab at once. */
+const RETRY = { startMs: 1_000, maxMs: 30_000 }
 
 /**
  * The frame's end of the live channel. One socket per site per browser: the frame that holds
@@ -107,7 +108,7 @@ export function createLiveChannel(deps: LiveDeps) {
   const lead = () =>
     new Promise<void>((release) => {
       let socket: SocketLike | null = null
-      let retryMs = RETRY_START_MS
+      let attempt = 0
       let done = false
       stopLeading = () => {
         done = true
@@ -116,12 +117,19 @@ export function createLiveChannel(deps: LiveDeps) {
       }
       const retry = () => {
         if (done) return
-        setTimer(() => void connect(), retryMs)
-        retryMs = Math.min(retryMs * 2, RETRY_MAX_MS)
+        setTimer(() => void connect(), retryDelayMs(attempt++, RETRY))
       }
       const recheck = async () => {
         const authkey = deps.authkey()
-        const token = await deps.token().catch(() => null)
+        let token: string | null
+        try {
+          token = await deps.token()
+        } catch (err) {
+          // Only the server's verdict ends the sign-in; an unreachable passport is asked again later.
+          if (err instanceof FrameApiError && err.code === 'invalid_grant')
+            return ended(err.reason ?? 'unknown')
+          return retry()
+        }
         if (!authkey || !token) return ended('unknown')
         const answer = await deps.check(authkey, token).catch(() => null)
         if (answer && !answer.valid) return ended(answer.reason ?? 'unknown')
@@ -173,7 +181,7 @@ export function createLiveChannel(deps: LiveDeps) {
             return
           }
           if (msg.type === 'welcome') {
-            retryMs = RETRY_START_MS
+            attempt = 0
             return
           }
           if (msg.type === 'session_event' && typeof msg.id === 'number' && isEndReason(msg.reason)) {
