@@ -23,7 +23,12 @@ export interface DemoPorts {
 
 export interface RunningDemo {
   urls: { passport: string; news: string; shop: string; evil?: string }
-  passport: PassportServer
+  /** The passport now running (a new one after `startPassport`). */
+  readonly passport: PassportServer
+  /** Stops the passport alone, the sites keep serving: an outage, for tests. */
+  stopPassport(): Promise<void>
+  /** Starts it again on the same port and store. */
+  startPassport(): Promise<void>
   close(): Promise<void>
 }
 
@@ -51,12 +56,14 @@ export async function startDemo(input: {
   }
   const config = resolveConfig({ issuer: urls.passport, assetsDir: path.join(root, 'dist/passport') })
   const log = input.quiet ? silentLogger : consoleLogger
-  const deps = await createDeps({
-    config,
-    storeFile: path.join(input.dataDir, 'passport.sqlite'),
-    log,
-    ...(input.clock ? { clock: input.clock } : {}),
-  })
+  const openDeps = () =>
+    createDeps({
+      config,
+      storeFile: path.join(input.dataDir, 'passport.sqlite'),
+      log,
+      ...(input.clock ? { clock: input.clock } : {}),
+    })
+  const deps = await openDeps()
   const seeded = await seedDemo(
     deps,
     { news: urls.news, shop: urls.shop },
@@ -65,14 +72,15 @@ export async function startDemo(input: {
       shop: `http://127.0.0.1:${ports.shop}/backchannel-logout`,
     },
   )
-  const passport = await listen(deps, ports.passport, '127.0.0.1')
+  const first = await listen(deps, ports.passport, '127.0.0.1')
+  let passport: PassportServer | null = first
   const distDir = path.join(root, 'dist/sites')
   const site = (id: 'news' | 'shop', sdk: 'script' | 'module') =>
     createDemoSiteApp({
       id,
       origin: urls[id],
       passportOrigin: urls.passport,
-      passportInternalUrl: passport.internalUrl,
+      passportInternalUrl: first.internalUrl, // the same after a restart: same port
       clientSecret: seeded[id].clientSecret,
       authkey: seeded[id].authkey,
       sdk,
@@ -92,10 +100,21 @@ export async function startDemo(input: {
   }
   return {
     urls,
-    passport,
+    get passport() {
+      if (!passport) throw new Error('the passport is stopped')
+      return passport
+    },
+    stopPassport: async () => {
+      await passport?.close()
+      passport = null
+    },
+    startPassport: async () => {
+      passport ??= await listen(await openDeps(), ports.passport, '127.0.0.1')
+    },
     close: async () => {
       for (const s of servers) s.close()
-      await passport.close()
+      await passport?.close()
+      passport = null
     },
   }
 }

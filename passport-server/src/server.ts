@@ -22,6 +22,8 @@ export interface PassportServer {
   internalUrl: string
   app: Hono
   deps: AppDeps
+  /** Open live-channel WebSockets (for tests and monitoring). */
+  liveConnectionCount(): number
   close(): Promise<void>
 }
 
@@ -79,6 +81,7 @@ export async function listen(deps: AppDeps, port: number, hostname: string): Pro
     internalUrl: `http://${hostname}:${address.port}`,
     app,
     deps,
+    liveConnectionCount: () => live.connectionCount(),
     close: async () => {
       stopKeyReload()
       stopSweeper()
