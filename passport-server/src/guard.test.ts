@@ -1,6 +1,7 @@
 import { createServer } from 'node:http'
 import { describe, expect, it } from 'vitest'
-import { errorFields, guardServer, installLastResortHandlers } from './guard.ts'
+import { errorFields } from './errors.ts'
+import { guardServer, installLastResortHandlers } from './guard.ts'
 import type { LogLine } from './test-support.ts'
 
 const capture = () => {

@@ -1,6 +1,6 @@
 import type { Server as HttpServer, IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
-import type { Logger } from './errors.ts'
+import { errorFields, type Logger } from './errors.ts'
 
 /**
  * One wrapper per kind of listener, so that a throw in one of them costs at most that request,
@@ -9,21 +9,6 @@ import type { Logger } from './errors.ts'
  * Node ends the process on an exception thrown from an event listener or timer, and on a
  * rejected promise nobody handles; each wrapper catches both, logs, and carries on.
  */
-
-/**
- * What the log may say about an unexpected error: its class and a shortened message with
- * anything token-like cut out. Messages can quote their input (a JSON parse error quotes the
- * text it choked on, which may be a token); the stack is never logged.
- */
-export function errorFields(err: unknown): { error: string; message: string } {
-  const name = err instanceof Error ? err.name : typeof err
-  const raw = err instanceof Error ? err.message : String(err)
-  const message = raw
-    .replace(/"[^"]*"|'[^']*'/g, '"…"')
-    .replace(/[A-Za-z0-9_+/=.~-]{20,}/g, '[redacted]')
-    .slice(0, 200)
-  return { error: name, message }
-}
 
 /** Logs from inside a guard: a logger that throws (stdout gone) must not undo the guard. */
 export function logSafely(log: Logger, event: string, fields: Record<string, unknown>): void {

@@ -1,7 +1,7 @@
 import type { ApprovalPrompt } from '../../../passport-frame/src/protocol/approval.ts'
 import type { EndReason } from '../../../passport-frame/src/protocol/codes.ts'
-import type { Logger } from '../errors.ts'
-import { errorFields, logSafely } from '../guard.ts'
+import { errorFields, type Logger } from '../errors.ts'
+import { logSafely } from '../guard.ts'
 
 /** Something ended a user's access: a whole session, or one site's tokens on one session. */
 export interface SessionEndEvent {

@@ -1,6 +1,7 @@
 import type { AppDeps } from '../deps.ts'
+import { errorFields } from '../errors.ts'
 import type { SessionEndEvent } from '../events/bus.ts'
-import { errorFields, runGuarded } from '../guard.ts'
+import { runGuarded } from '../guard.ts'
 import { signLogoutToken } from '../tokens/logout-token.ts'
 
 export interface BackchannelOptions {
