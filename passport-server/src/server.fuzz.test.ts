@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { getRequestListener } from '@hono/node-server'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { attachLiveServer } from './live/live-server.ts'
-import { FUZZ_CASES, type FuzzTarget, runFuzz } from './raw-fuzz.ts'
+import { FUZZ_CASES, type FuzzTarget, runFuzz, stillAnswers } from './raw-fuzz.ts'
 import type { PassportServer } from './server.ts'
 import { allLogText, type LogLine, startTestServer, type TestDeps } from './test-support.ts'
 
@@ -47,6 +47,27 @@ describe('a real passport over TCP', () => {
     expect(logs.filter((l) => l.event === 'server_error')).toEqual([])
     expect(allLogText(logs)).not.toMatch(/eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\./)
   }, 120_000)
+})
+
+describe('a route that throws', () => {
+  test('answers 500 server_error without detail, logs it without secrets, and the passport keeps answering', async () => {
+    const get = deps.store.sites.get
+    deps.store.sites.get = () => {
+      throw new TypeError('a bug quoting "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4In0.c2ln"')
+    }
+    try {
+      const res = await fetch(`http://127.0.0.1:${target.port}/frame/news`)
+      expect(res.status).toBe(500)
+      expect(await res.json()).toEqual({ error: 'server_error' })
+    } finally {
+      deps.store.sites.get = get
+    }
+    expect(await stillAnswers(target)).toBe(true)
+    expect(logs.at(-1)).toEqual({
+      event: 'server_error',
+      fields: { listener: 'http', error: 'TypeError', message: 'a bug quoting "…"', path: '/frame/news' },
+    })
+  })
 })
 
 describe('a live socket that was accepted', () => {
