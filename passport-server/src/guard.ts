@@ -17,15 +17,6 @@ export function logSafely(log: Logger, event: string, fields: Record<string, unk
   } catch {}
 }
 
-const STATUS_TEXT = { 400: 'Bad Request', 500: 'Internal Server Error' } as const
-
-/** Answers a raw upgrade socket with a bodiless status and closes it (no WebSocket exists yet). */
-export function endUpgrade(socket: Duplex, status: number, text: string): void {
-  if (socket.writable)
-    socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
-  socket.destroy()
-}
-
 /**
  * Guards an `upgrade` listener. Node detaches its own error handling from the socket before it
  * emits `upgrade`, so a peer that resets while the handler is still working would otherwise
@@ -38,7 +29,10 @@ export function guardUpgrade(
 ): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
   const fail = (socket: Duplex, err: unknown) => {
     logSafely(log, 'server_error', { listener: 'upgrade', ...errorFields(err) })
-    endUpgrade(socket, 500, STATUS_TEXT[500])
+    // Still a raw socket unless ws took it over; either way it is closed at once.
+    if (socket.writable)
+      socket.end('HTTP/1.1 500 Internal Server Error\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
+    socket.destroy()
   }
   return (req, socket, head) => {
     socket.on('error', () => socket.destroy())
@@ -93,11 +87,6 @@ export function repeatEvery(
   }, intervalMs)
   timer.unref()
   return () => clearInterval(timer)
-}
-
-/** Runs `task` once after `delayMs` (unref'd), logging a throw or rejection as `<name>_failed`. */
-export function runLater(log: Logger, name: string, delayMs: number, task: () => void | Promise<void>): void {
-  setTimeout(() => void runGuarded(log, name, task), delayMs).unref()
 }
 
 /** Runs `task` now; resolves when it is done, whether it succeeded or not (a failure is logged). */

@@ -280,6 +280,22 @@ export const FUZZ_CASES: FuzzCase[] = [
     send: (target) =>
       exchange(target, [...'GET / HTTP/1.1\r\nX-Slow: abcdef'], { gapMs: 50, timeoutMs: 2_000 }),
   },
+  {
+    name: 'slowloris: 50 sockets holding half a request while a normal one is made',
+    send: async (target) => {
+      const held = Array.from({ length: 50 }, () => {
+        const socket = net.connect(target.port, target.host, () => socket.write('GET / HTTP/1.1\r\nX-A: '))
+        socket.on('error', () => {})
+        return socket
+      })
+      await new Promise((r) => setTimeout(r, 200))
+      const answered = await stillAnswers(target)
+      for (const socket of held) socket.destroy()
+      return answered
+        ? 'a normal request was answered meanwhile'
+        : 'a normal request was NOT answered meanwhile'
+    },
+  },
   // Invalid WebSocket frames, right after the upgrade.
   framesAfterUpgrade('unmasked text frame', [wsFrame({ opcode: 0x1, payload: text('hi'), masked: false })]),
   framesAfterUpgrade('reserved opcode', [wsFrame({ opcode: 0x3, payload: text('x') })]),

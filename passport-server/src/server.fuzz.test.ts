@@ -43,6 +43,9 @@ describe('a real passport over TCP', () => {
     expect(reply.get('Content-Length with Transfer-Encoding')).toBe('HTTP/1.1 400 Bad Request')
     expect(reply.get('20 KB header')).toBe('HTTP/1.1 431 Request Header Fields Too Large')
     expect(reply.get('bad chunk size')).toMatch(/^HTTP\/1\.1 400 /)
+    expect(reply.get('slowloris: 50 sockets holding half a request while a normal one is made')).toBe(
+      'a normal request was answered meanwhile',
+    )
     // Client faults are not server errors, and nothing token-like reached the log.
     expect(logs.filter((l) => l.event === 'server_error')).toEqual([])
     expect(allLogText(logs)).not.toMatch(/eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\./)
