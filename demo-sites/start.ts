@@ -34,8 +34,11 @@ export interface RunningDemo {
 
 function listenApp(fetch: (req: Request) => Response | Promise<Response>, port: number, log: Logger) {
   return new Promise<ReturnType<typeof serve>>((resolve) => {
-    const server = serve({ fetch, port, hostname: '127.0.0.1' }, () => resolve(server))
-    guardServer(log, server as HttpServer, 'demo_site')
+    // Guarded once listening: a port already taken still fails the start loudly.
+    const server = serve({ fetch, port, hostname: '127.0.0.1' }, () => {
+      guardServer(log, server as HttpServer, 'demo_site')
+      resolve(server)
+    })
   })
 }
 

@@ -57,11 +57,12 @@ export async function listen(deps: AppDeps, port: number, hostname: string): Pro
   server.headersTimeout = 15_000
   server.requestTimeout = 30_000
   server.maxHeadersCount = 200
-  guardServer(deps.log, server, 'http')
   await new Promise<void>((resolve, reject) => {
     server.once('listening', () => resolve())
     server.once('error', reject)
   })
+  // Listening: from now on an error (an accept failure) is logged, never the end of the process.
+  guardServer(deps.log, server, 'http')
   const address = server.address() as AddressInfo
   deps.log('sys_startup', { issuer: deps.config.issuer, port: address.port })
   // Picks up keys rotated by the CLI or another instance, and retires old ones, without a restart.
