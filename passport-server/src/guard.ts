@@ -107,10 +107,10 @@ export function guardServer(log: Logger, server: HttpServer, name: string): void
 }
 
 /**
- * The last net, for a listener nobody guarded (a dependency's, a future one): a stray rejected
- * promise is logged and the process keeps serving, since nothing it was doing is half done in a
- * way the rest of the process can see. An uncaught exception is logged and the process exits,
- * as Node advises: state after it is unknown, and a supervisor restarts a clean process.
+ * The last net, for a listener nobody guarded (a dependency's, a future one): a rejected promise
+ * nobody handled is logged and the process keeps serving (the work it belonged to failed, the
+ * rest did not). An uncaught exception is logged and the process exits, as Node advises: the
+ * state after one is unknown, and a supervisor restarts a clean process.
  */
 export function installLastResortHandlers(log: Logger, exit: (code: number) => void = process.exit): void {
   process.on('unhandledRejection', (reason) => logSafely(log, 'sys_unhandled_rejection', errorFields(reason)))
