@@ -1,8 +1,11 @@
+import type { Server as HttpServer } from 'node:http'
 import path from 'node:path'
 import { serve } from '@hono/node-server'
 import type { Clock } from '../passport-server/src/clock.ts'
 import { resolveConfig } from '../passport-server/src/config.ts'
 import { consoleLogger, silentLogger } from '../passport-server/src/deps.ts'
+import type { Logger } from '../passport-server/src/errors.ts'
+import { guardServer, installLastResortHandlers } from '../passport-server/src/guard.ts'
 import { createDeps, listen, type PassportServer } from '../passport-server/src/server.ts'
 import { createDemoSiteApp } from './server/demo-site.ts'
 import { createHostileSiteApp } from './server/hostile-site.ts'
@@ -20,13 +23,22 @@ export interface DemoPorts {
 
 export interface RunningDemo {
   urls: { passport: string; news: string; shop: string; evil?: string }
-  passport: PassportServer
+  /** The passport now running (a new one after `startPassport`). */
+  readonly passport: PassportServer
+  /** Stops the passport alone, the sites keep serving: an outage, for tests. */
+  stopPassport(): Promise<void>
+  /** Starts it again on the same port and store. */
+  startPassport(): Promise<void>
   close(): Promise<void>
 }
 
-function listenApp(fetch: (req: Request) => Response | Promise<Response>, port: number) {
+function listenApp(fetch: (req: Request) => Response | Promise<Response>, port: number, log: Logger) {
   return new Promise<ReturnType<typeof serve>>((resolve) => {
-    const server = serve({ fetch, port, hostname: '127.0.0.1' }, () => resolve(server))
+    // Guarded once listening: a port already taken still fails the start loudly.
+    const server = serve({ fetch, port, hostname: '127.0.0.1' }, () => {
+      guardServer(log, server as HttpServer, 'demo_site')
+      resolve(server)
+    })
   })
 }
 
@@ -46,12 +58,15 @@ export async function startDemo(input: {
     ...(ports.evil ? { evil: `http://evil.localhost:${ports.evil}` } : {}),
   }
   const config = resolveConfig({ issuer: urls.passport, assetsDir: path.join(root, 'dist/passport') })
-  const deps = await createDeps({
-    config,
-    storeFile: path.join(input.dataDir, 'passport.sqlite'),
-    log: input.quiet ? silentLogger : consoleLogger,
-    ...(input.clock ? { clock: input.clock } : {}),
-  })
+  const log = input.quiet ? silentLogger : consoleLogger
+  const openDeps = () =>
+    createDeps({
+      config,
+      storeFile: path.join(input.dataDir, 'passport.sqlite'),
+      log,
+      ...(input.clock ? { clock: input.clock } : {}),
+    })
+  const deps = await openDeps()
   const seeded = await seedDemo(
     deps,
     { news: urls.news, shop: urls.shop },
@@ -60,22 +75,23 @@ export async function startDemo(input: {
       shop: `http://127.0.0.1:${ports.shop}/backchannel-logout`,
     },
   )
-  const passport = await listen(deps, ports.passport, '127.0.0.1')
+  const first = await listen(deps, ports.passport, '127.0.0.1')
+  let passport: PassportServer | null = first
   const distDir = path.join(root, 'dist/sites')
   const site = (id: 'news' | 'shop', sdk: 'script' | 'module') =>
     createDemoSiteApp({
       id,
       origin: urls[id],
       passportOrigin: urls.passport,
-      passportInternalUrl: passport.internalUrl,
+      passportInternalUrl: first.internalUrl, // the same after a restart: same port
       clientSecret: seeded[id].clientSecret,
       authkey: seeded[id].authkey,
       sdk,
       distDir,
     })
   const servers = [
-    await listenApp(site('news', 'script').fetch, ports.news),
-    await listenApp(site('shop', 'module').fetch, ports.shop),
+    await listenApp(site('news', 'script').fetch, ports.news, log),
+    await listenApp(site('shop', 'module').fetch, ports.shop, log),
   ]
   if (ports.evil) {
     const hostile = createHostileSiteApp({
@@ -83,20 +99,32 @@ export async function startDemo(input: {
       newsAuthkey: seeded.news.authkey,
       distDir,
     })
-    servers.push(await listenApp(hostile.fetch, ports.evil))
+    servers.push(await listenApp(hostile.fetch, ports.evil, log))
   }
   return {
     urls,
-    passport,
+    get passport() {
+      if (!passport) throw new Error('the passport is stopped')
+      return passport
+    },
+    stopPassport: async () => {
+      await passport?.close()
+      passport = null
+    },
+    startPassport: async () => {
+      passport ??= await listen(await openDeps(), ports.passport, '127.0.0.1')
+    },
     close: async () => {
       for (const s of servers) s.close()
-      await passport.close()
+      await passport?.close()
+      passport = null
     },
   }
 }
 
 if (import.meta.main) {
   const env = process.env
+  installLastResortHandlers(consoleLogger)
   const demo = await startDemo({
     ports: {
       passport: Number(env.PASSPORT_PORT ?? 8080),

@@ -70,6 +70,21 @@ export function errorBody(
 
 export type Logger = (event: string, fields?: Record<string, unknown>) => void
 
+/**
+ * What the log may say about an unexpected error: its class and a shortened message with
+ * anything token-like cut out. Messages can quote their input (a JSON parse error quotes the
+ * text it choked on, which may be a token); the stack is never logged.
+ */
+export function errorFields(err: unknown): { error: string; message: string } {
+  const name = err instanceof Error ? err.name : typeof err
+  const raw = err instanceof Error ? err.message : String(err)
+  const message = raw
+    .replace(/"[^"]*"|'[^']*'/g, '"…"')
+    .replace(/[A-Za-z0-9_+/=.~-]{20,}/g, '[redacted]')
+    .slice(0, 200)
+  return { error: name, message }
+}
+
 /** Hono `onError`: the error owns its response; everything unexpected is logged and hidden. */
 export function createErrorHandler(log: Logger) {
   return (err: Error, c: Context): Response => {
@@ -83,11 +98,11 @@ export function createErrorHandler(log: Logger) {
       return c.json(errorBody(err.code, err.description, err.extra), err.status)
     }
     if (err instanceof StoreUnavailableError) {
-      log('store_unavailable', { cause: String((err.cause as Error)?.message ?? err.cause) })
+      log('store_unavailable', errorFields(err.cause))
       c.header('Retry-After', '1')
       return c.json(errorBody('temporarily_unavailable'), 503)
     }
-    log('server_error', { name: err.name, message: err.message, path: c.req.path })
+    log('server_error', { listener: 'http', ...errorFields(err), path: c.req.path.slice(0, 200) })
     return c.json(errorBody('server_error'), 500)
   }
 }

@@ -2,6 +2,7 @@ import path from 'node:path'
 import { runCli } from './cli.ts'
 import { resolveConfig } from './config.ts'
 import { consoleLogger, silentLogger } from './deps.ts'
+import { installLastResortHandlers } from './guard.ts'
 import { createDeps, listen, listenLiveOnly } from './server.ts'
 
 /**
@@ -51,6 +52,7 @@ if (args.length > 0) {
     console.error('PASSPORT_ROLE=live needs PASSPORT_LIVE_VALIDATE_URL and PASSPORT_LIVE_VALIDATION_SECRET')
     process.exit(2)
   }
+  installLastResortHandlers(consoleLogger)
   const deps = await createDeps({ config, storeFile, log: consoleLogger })
   const live = await listenLiveOnly(deps, port, host, {
     url: passportUrl,
@@ -61,6 +63,7 @@ if (args.length > 0) {
   process.on('SIGINT', stop)
   process.on('SIGTERM', stop)
 } else {
+  installLastResortHandlers(consoleLogger)
   const deps = await createDeps({ config, storeFile, log: consoleLogger })
   const server = await listen(deps, port, host)
   console.log(`passport listening on ${server.internalUrl}, public at ${config.issuer}`)

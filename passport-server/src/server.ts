@@ -9,6 +9,7 @@ import type { AppDeps } from './deps.ts'
 import type { Logger } from './errors.ts'
 import { createInProcessBus } from './events/bus.ts'
 import { startEventLogTail } from './events/log-tail.ts'
+import { guardServer, repeatEvery } from './guard.ts'
 import { attachLiveServer } from './live/live-server.ts'
 import { startBackchannelLogout } from './services/backchannel-logout.ts'
 import { startExpirySweeper } from './services/expiry-sweeper.ts'
@@ -21,6 +22,8 @@ export interface PassportServer {
   internalUrl: string
   app: Hono
   deps: AppDeps
+  /** Open live-channel WebSockets (for tests and monitoring). */
+  liveConnectionCount(): number
   close(): Promise<void>
 }
 
@@ -38,7 +41,7 @@ export async function createDeps(input: {
     store,
     keys: await loadOrCreateKeys(store.secrets, clock.now()),
     clock,
-    events: createInProcessBus(),
+    events: createInProcessBus(input.log),
     log: input.log,
   }
 }
@@ -58,16 +61,14 @@ export async function listen(deps: AppDeps, port: number, hostname: string): Pro
     server.once('listening', () => resolve())
     server.once('error', reject)
   })
+  // Listening: from now on an error (an accept failure) is logged, never the end of the process.
+  guardServer(deps.log, server, 'http')
   const address = server.address() as AddressInfo
   deps.log('sys_startup', { issuer: deps.config.issuer, port: address.port })
   // Picks up keys rotated by the CLI or another instance, and retires old ones, without a restart.
-  const keyReload = setInterval(() => {
-    loadOrCreateKeys(deps.store.secrets, deps.clock.now()).then(
-      (fresh) => replaceKeys(deps.keys, fresh),
-      (err: unknown) => deps.log('key_reload_failed', { cause: String((err as Error)?.message ?? err) }),
-    )
-  }, KEY_RELOAD_MS)
-  keyReload.unref()
+  const stopKeyReload = repeatEvery(deps.log, 'key_reload', KEY_RELOAD_MS, async () => {
+    replaceKeys(deps.keys, await loadOrCreateKeys(deps.store.secrets, deps.clock.now()))
+  })
   const live = attachLiveServer({
     server,
     deps,
@@ -81,8 +82,9 @@ export async function listen(deps: AppDeps, port: number, hostname: string): Pro
     internalUrl: `http://${hostname}:${address.port}`,
     app,
     deps,
+    liveConnectionCount: () => live.connectionCount(),
     close: async () => {
-      clearInterval(keyReload)
+      stopKeyReload()
       stopSweeper()
       stopTail()
       stopBackchannel()

@@ -4,6 +4,7 @@ import { hashPassword } from './auth/password.ts'
 import { type FixedClock, fixedClock } from './clock.ts'
 import { resolveConfig } from './config.ts'
 import type { AppDeps } from './deps.ts'
+import type { Logger } from './errors.ts'
 import { createInProcessBus } from './events/bus.ts'
 import { listen, type PassportServer } from './server.ts'
 import { registerSite, type SiteInput } from './services/registry.ts'
@@ -33,13 +34,14 @@ export interface TestDeps extends AppDeps {
 export async function createTestDeps(overrides: { file?: string } = {}): Promise<TestDeps> {
   const store = openSqliteStore(overrides.file ?? ':memory:')
   const logs: LogLine[] = []
+  const log: Logger = (event, fields = {}) => logs.push({ event, fields })
   return {
     config: resolveConfig({ issuer: TEST_ISSUER, scryptCost: 1024 }),
     store,
     keys: await loadOrCreateKeys(store.secrets),
     clock: fixedClock(T0),
-    events: createInProcessBus(),
-    log: (event, fields = {}) => logs.push({ event, fields }),
+    events: createInProcessBus(log),
+    log,
     logs,
   }
 }
@@ -96,13 +98,14 @@ export async function startTestServer(options: { liveValidationSecret?: string }
   const issuer = `http://127.0.0.1:${port}`
   const store = openSqliteStore(':memory:')
   const logs: LogLine[] = []
+  const log: Logger = (event, fields = {}) => logs.push({ event, fields })
   const deps: TestDeps = {
     config: resolveConfig({ issuer, scryptCost: 1024, ...options }),
     store,
     keys: await loadOrCreateKeys(store.secrets),
     clock: fixedClock(Date.now()),
-    events: createInProcessBus(),
-    log: (event, fields = {}) => logs.push({ event, fields }),
+    events: createInProcessBus(log),
+    log,
     logs,
   }
   const server: PassportServer = await listen(deps, port, '127.0.0.1')

@@ -79,8 +79,9 @@ export function createFrameClient(input: {
   window.addEventListener('message', onMessage)
 
   return {
-    request: async (body) => {
-      await loaded
+    // The timeout counts from the call, loading included: a frame that never loads (the
+    // passport was unreachable) times out like one that never answers.
+    request: (body) => {
       const id = `p${++counter}-${Math.random().toString(36).slice(2, 10)}`
       return new Promise<FrameReply>((resolve, reject) => {
         const timer = setTimeout(() => {
@@ -88,7 +89,9 @@ export function createFrameClient(input: {
           reject(new PassportClientError('timeout'))
         }, REQUEST_TIMEOUT_MS)
         pending.set(id, { resolve, reject, timer })
-        iframe.contentWindow?.postMessage({ v: 1, id, ...body }, input.passportOrigin)
+        void loaded.then(() => {
+          if (pending.has(id)) iframe.contentWindow?.postMessage({ v: 1, id, ...body }, input.passportOrigin)
+        })
       })
     },
     destroy: () => {

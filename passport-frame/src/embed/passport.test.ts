@@ -22,7 +22,14 @@ const LIFETIME_MS = 10 * 60_000
  * A page on News with the real frame agent running in the iframe the SDK creates; only the
  * passport server behind the frame is faked.
  */
-function setup(options: { url?: string; canSeeCookies?: () => Promise<boolean> } = {}) {
+function setup(
+  options: {
+    url?: string
+    canSeeCookies?: () => Promise<boolean>
+    /** The first frames load an error page (the passport was down): no agent answers there. */
+    deadFrames?: number
+  } = {},
+) {
   const frameStorage = new MemoryStorage()
   const frameCache = createTokenCache('news', frameStorage)
   const answer = (token: string): TokenAnswer => ({
@@ -51,6 +58,7 @@ function setup(options: { url?: string; canSeeCookies?: () => Promise<boolean> }
     url: options.url ?? `${NEWS}/`,
     onFrame: (win) => {
       frames.push(win)
+      if (frames.length <= (options.deadFrames ?? 0)) return
       createFrameAgent({
         site: { id: 'news', origins: [NEWS] },
         win,
@@ -529,3 +537,108 @@ function installEvilSender(b: FakeBrowser) {
   const other = { postMessage() {} }
   return (data: unknown) => b.window.receive(data, { origin: PASSPORT, source: other })
 }
+
+describe('a passing outage (@see issue 14)', () => {
+  const renewable = (expiresInMs: number) => ({
+    token: 'cached-token',
+    expiresAt: Date.now() + expiresInMs,
+    clockOffsetMs: 0,
+    refreshToken: 'r'.repeat(43),
+    refreshAt: Date.now() + expiresInMs - 60_000,
+    refreshExpiresAt: Date.now() + 86_400_000,
+  })
+
+  it('getToken near expiry: the passport unreachable or slow keeps the page signed in with the token it holds', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] })
+    try {
+      const env = setup()
+      seedHint(env.browser, { status: 'signed_in', expiresAt: Date.now() + LIFETIME_MS })
+      env.frameCache.write(renewable(LIFETIME_MS))
+      const p = start(env)
+      await p.ready
+      const changes: PassportState[] = []
+      p.onChange((s) => changes.push(s))
+      // 20 s left: the page asks the frame, whose refresh cannot reach the passport.
+      vi.setSystemTime(Date.now() + LIFETIME_MS - 20_000)
+      for (const code of ['temporarily_unavailable', 'timeout', 'server_error'] as const) {
+        env.api.refresh.mockRejectedValueOnce(new FrameApiError(code))
+        await expect(p.getToken()).resolves.toBe('cached-token')
+      }
+      expect(p.state).toMatchObject({ status: 'signed_in' })
+      // Past its expiry there is no token to give, but still no sign-out.
+      vi.setSystemTime(Date.now() + 30_000)
+      env.api.refresh.mockRejectedValueOnce(new FrameApiError('temporarily_unavailable'))
+      await expect(p.getToken()).rejects.toMatchObject({ code: 'temporarily_unavailable' })
+      expect(changes).toEqual([])
+      // The server's verdict does sign out (told by the frame's push and by the reply alike).
+      env.api.refresh.mockRejectedValueOnce(new FrameApiError('invalid_grant', 'replaced'))
+      await expect(p.getToken()).rejects.toMatchObject({ code: 'invalid_grant', reason: 'replaced' })
+      expect(new Set(changes.map((s) => JSON.stringify(s)))).toEqual(
+        new Set([JSON.stringify({ status: 'signed_out', reason: 'replaced' })]),
+      )
+    } finally {
+      vi.useRealTimers()
+    }
+  })
+
+  it('a revisit while the passport is unreachable stays loading, asks again with backoff, and signs in', async () => {
+    const jitter = vi.spyOn(Math, 'random').mockReturnValue(0) // retries after 0.5 s, then 1 s
+    try {
+      const env = setup()
+      seedHint(env.browser, { status: 'signed_in', expiresAt: Date.now() + LIFETIME_MS })
+      env.frameCache.write(renewable(10_000)) // stale: the frame must refresh
+      env.api.refresh
+        .mockRejectedValueOnce(new FrameApiError('temporarily_unavailable'))
+        .mockRejectedValueOnce(new FrameApiError('temporarily_unavailable'))
+      const p = start(env)
+      const changes: PassportState[] = []
+      p.onChange((s) => changes.push(s))
+      await vi.waitFor(() => expect(env.api.refresh).toHaveBeenCalledTimes(2), {
+        timeout: 2_000,
+        interval: 5,
+      })
+      expect(p.state).toEqual({ status: 'loading' })
+      await expect(p.ready).resolves.toMatchObject({ status: 'signed_in' })
+      expect(await p.getToken()).toBe('tok-from-refresh')
+      expect(changes.map((s) => s.status)).toEqual(['signed_in'])
+      expect(env.browser.location.navigations).toEqual([])
+    } finally {
+      jitter.mockRestore()
+    }
+  })
+
+  it('a refused sign-in on a revisit still signs out at once (no retrying a verdict)', async () => {
+    const env = setup()
+    seedSilentAttempt(env.browser, 1_000)
+    seedHint(env.browser, { status: 'signed_in', expiresAt: Date.now() + LIFETIME_MS })
+    env.frameCache.write(renewable(10_000))
+    env.api.refresh.mockRejectedValueOnce(new FrameApiError('invalid_grant', 'revoked'))
+    const p = start(env)
+    await expect(p.ready).resolves.toEqual({ status: 'signed_out', reason: 'revoked' })
+    expect(env.api.refresh).toHaveBeenCalledOnce()
+  })
+
+  it('a page opened while the passport was down drops the dead frame and signs in with a fresh one', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
+    try {
+      const env = setup({ deadFrames: 1 })
+      seedHint(env.browser, { status: 'signed_in', expiresAt: Date.now() + LIFETIME_MS })
+      env.frameCache.write(renewable(LIFETIME_MS))
+      const p = start(env)
+      const changes: PassportState[] = []
+      p.onChange((s) => changes.push(s))
+      await settle()
+      await vi.advanceTimersByTimeAsync(15_000) // no hello answer from the error page
+      expect(p.state).toEqual({ status: 'loading' })
+      await vi.advanceTimersByTimeAsync(1_000) // the retry loads a new frame
+      await vi.waitFor(() => expect(p.state).toMatchObject({ status: 'signed_in' }), {
+        timeout: 2_000,
+        interval: 5,
+      })
+      expect(env.browser.document.iframes.map((f) => f.removed)).toEqual([true, false])
+      expect(changes.map((s) => s.status)).toEqual(['signed_in'])
+    } finally {
+      vi.useRealTimers()
+    }
+  })
+})

@@ -2,11 +2,23 @@ import { readAuthkeySite } from '../protocol/authkey-hint.ts'
 import { type EndReason, isEndReason } from '../protocol/codes.ts'
 import type { FrameReply } from '../protocol/messages.ts'
 import { parseExactOrigin } from '../protocol/origins.ts'
+import { isPassingFailure, retryDelayMs } from '../protocol/retry.ts'
 import { createFrameClient, type FrameClient, PassportClientError } from './frame-client.ts'
 import { createHintStore } from './hint.ts'
 import { pkceChallenge, randomToken } from './pkce.ts'
 
 export { PassportClientError }
+
+/** Asking the frame again after a passing failure: 1 s, 2 s, 4 s … 30 s, each jittered. */
+const RETRY = { startMs: 1_000, maxMs: 30_000 }
+
+/**
+ * Whether `err` is the passport's verdict on the sign-in (`login_required`, `invalid_grant` with
+ * its reason, …). Only a verdict signs a page out: a timeout, an unreachable or busy passport
+ * (@see issue 14: a passing outage looked like a sign-out) leaves the sign-in as it was.
+ */
+const isVerdict = (err: unknown): err is PassportClientError =>
+  err instanceof PassportClientError && !isPassingFailure(err.code)
 
 export interface PassportOptions {
   /** The site's authkey, as printed by `passport site add`. */
@@ -86,6 +98,7 @@ export function createPassport(options: PassportOptions): Passport {
   let current: { token: string; deadline: number } | null = null
   let frame: FrameClient | null = null
   let hello: Promise<FrameReply> | null = null
+  let destroyed = false
 
   const setState = (next: PassportState) => {
     state = next
@@ -110,12 +123,22 @@ export function createPassport(options: PassportOptions): Passport {
 
   const ask = (body: Parameters<FrameClient['request']>[0]): Promise<FrameReply> => {
     if (!frame) {
-      frame = createFrameClient({
+      const created = createFrameClient({
         passportOrigin,
         frameUrl: `${passportOrigin}/frame/${siteId}`,
         onEvent: (event) => signedOut(event.reason),
       })
-      hello = frame.request({ type: 'hello', authkey: options.authkey })
+      frame = created
+      // A frame that did not answer hello (it loaded while the passport was down) never will:
+      // drop it, so that the next question loads a fresh one.
+      hello = created.request({ type: 'hello', authkey: options.authkey }).catch((err: unknown) => {
+        if (frame === created) {
+          created.destroy()
+          frame = null
+          hello = null
+        }
+        throw err
+      })
     }
     const client = frame
     return (hello as Promise<FrameReply>).then(() => client.request(body))
@@ -189,14 +212,19 @@ export function createPassport(options: PassportOptions): Passport {
     const silentAllowed = options.silent !== false && Date.now() - store.lastSilentAttempt() > silentRetryMs
     if (hint?.status === 'signed_in') {
       // Fast revisit: the frame answers from its cache (or refreshes from the refresh
-      // credential it keeps), no passport round trip.
-      try {
-        return signedIn(await ask({ type: 'token_request' }))
-      } catch (err) {
-        if (silentAllowed && err instanceof PassportClientError && err.code === 'login_required') {
-          return leaveForPassport(true)
+      // credential it keeps), no passport round trip. While the passport cannot be reached the
+      // page stays `loading` and asks again, with backoff: only a verdict signs it out.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return signedIn(await ask({ type: 'token_request' }))
+        } catch (err) {
+          if (isVerdict(err)) {
+            if (silentAllowed && err.code === 'login_required') return leaveForPassport(true)
+            return signedOut(err.reason)
+          }
+          await new Promise((resolve) => setTimeout(resolve, retryDelayMs(attempt, RETRY)))
+          if (destroyed) return state
         }
-        return signedOut(err instanceof PassportClientError ? err.reason : null)
       }
     }
     // No sign-in known here: one silent trip, at most once per `silentRetrySeconds` for this
@@ -237,12 +265,18 @@ export function createPassport(options: PassportOptions): Passport {
           state.status === 'signed_out' ? (state.reason ?? undefined) : undefined,
         )
       }
+      const held = current
       try {
         const reply = await ask({ type: 'token_request' })
         signedIn(reply)
         return (current as unknown as { token: string }).token
       } catch (err) {
-        if (err instanceof PassportClientError) signedOut(err.reason)
+        if (isVerdict(err)) {
+          signedOut(err.reason)
+          throw err
+        }
+        // A passing failure: the token this page holds still serves while it lasts.
+        if (held && held.deadline > Date.now()) return held.token
         throw err
       }
     },
@@ -265,12 +299,7 @@ export function createPassport(options: PassportOptions): Passport {
         return (current as unknown as { token: string }).token
       } catch (err) {
         // Only a dead sign-in signs the page out; a network failure leaves the state as it is.
-        if (
-          err instanceof PassportClientError &&
-          (err.code === 'login_required' || err.code === 'invalid_grant')
-        ) {
-          signedOut(err.reason)
-        }
+        if (isVerdict(err)) signedOut(err.reason)
         throw err
       }
     },
@@ -293,6 +322,7 @@ export function createPassport(options: PassportOptions): Passport {
       return () => listeners.delete(listener)
     },
     destroy: () => {
+      destroyed = true
       window.removeEventListener('storage', onStorage)
       frame?.destroy()
       frame = null

@@ -6,6 +6,7 @@ import {
   LIVE_PROTOCOL,
   type LiveAuth,
 } from '../protocol/live.ts'
+import { retryDelayMs } from '../protocol/retry.ts'
 import { type ApprovalNews, parseApprovalNews } from './approval-messages.ts'
 import type { LockManagerLike } from './refresher.ts'
 import { FrameApiError } from './server-api.ts'
@@ -47,8 +48,8 @@ export interface LiveDeps {
   log?: (event: string, detail?: Record<string, unknown>) => void
 }
 
-const RETRY_START_MS = 1_000
-const RETRY_MAX_MS = 30_000
+/** Reconnects: 1 s, 2 s, 4 s … 30 s, each jittered, so a restarted passport is not hit by every tab at once. */
+const RETRY = { startMs: 1_000, maxMs: 30_000 }
 
 /**
  * The frame's end of the live channel. One socket per site per browser: the frame that holds
@@ -114,7 +115,7 @@ export function createLiveChannel(deps: LiveDeps) {
   const lead = () =>
     new Promise<void>((release) => {
       let socket: SocketLike | null = null
-      let retryMs = RETRY_START_MS
+      let attempt = 0
       let done = false
       stopLeading = () => {
         done = true
@@ -123,12 +124,19 @@ export function createLiveChannel(deps: LiveDeps) {
       }
       const retry = () => {
         if (done) return
-        setTimer(() => void connect(), retryMs)
-        retryMs = Math.min(retryMs * 2, RETRY_MAX_MS)
+        setTimer(() => void connect(), retryDelayMs(attempt++, RETRY))
       }
       const recheck = async () => {
         const authkey = deps.authkey()
-        const token = await deps.token().catch(() => null)
+        let token: string | null
+        try {
+          token = await deps.token()
+        } catch (err) {
+          // Only the server's verdict ends the sign-in; an unreachable passport is asked again later.
+          if (err instanceof FrameApiError && err.code === 'invalid_grant')
+            return ended(err.reason ?? 'unknown')
+          return retry()
+        }
         if (!authkey || !token) return ended('unknown')
         let answer: { valid: boolean; reason: EndReason | null } | null = null
         try {
@@ -182,7 +190,7 @@ export function createLiveChannel(deps: LiveDeps) {
             return
           }
           if (msg.type === 'welcome') {
-            retryMs = RETRY_START_MS
+            attempt = 0
             // A frame with no history starts from where the log stands now.
             if (typeof msg.last_event_id === 'number' && readLastId() === 0) writeLastId(msg.last_event_id)
             return

@@ -138,23 +138,34 @@ describe('monitoring refresh', () => {
     expect(timers.pending()).toEqual([])
   })
 
-  it('a failing server is retried with backoff (5 s, 10 s, 20 s … 60 s), never in a loop', async () => {
-    const timers = fakeTimers()
-    const refresh = serverAnswers(() => timers.clock.now)
-    const t = tab(new MemoryStorage(), fakeLocks(), timers, refresh)
-    t.cache.write(toCacheEntry(await refresh('authkey', 'first'), timers.clock.now))
-    refresh.mockReset()
-    refresh.mockRejectedValue(new FrameApiError('temporarily_unavailable'))
-    t.refresher.schedule()
-    const waits: number[] = []
-    for (let i = 0; i < 6; i++) {
-      await timers.fireNext()
-      waits.push(...timers.pending())
-    }
-    expect(waits).toEqual([5_000, 10_000, 20_000, 40_000, 60_000, 60_000])
-    expect(refresh).toHaveBeenCalledTimes(6)
-    expect(t.signedOut).toEqual([])
-  })
+  it.each([
+    [1, [5_000, 10_000, 20_000, 40_000, 60_000, 60_000]],
+    [0, [2_500, 5_000, 10_000, 20_000, 30_000, 30_000]],
+  ])(
+    'a failing server is retried with jittered backoff (random %d: up to 5 s, 10 s, 20 s … 60 s, at least half), never in a loop',
+    async (random, expected) => {
+      const jitter = vi.spyOn(Math, 'random').mockReturnValue(random)
+      try {
+        const timers = fakeTimers()
+        const refresh = serverAnswers(() => timers.clock.now)
+        const t = tab(new MemoryStorage(), fakeLocks(), timers, refresh)
+        t.cache.write(toCacheEntry(await refresh('authkey', 'first'), timers.clock.now))
+        refresh.mockReset()
+        refresh.mockRejectedValue(new FrameApiError('temporarily_unavailable'))
+        t.refresher.schedule()
+        const waits: number[] = []
+        for (let i = 0; i < 6; i++) {
+          await timers.fireNext()
+          waits.push(...timers.pending())
+        }
+        expect(waits).toEqual(expected)
+        expect(refresh).toHaveBeenCalledTimes(6)
+        expect(t.signedOut).toEqual([])
+      } finally {
+        jitter.mockRestore()
+      }
+    },
+  )
 
   it('a forced refresh rotates now, and two forced refreshes never present the same credential', async () => {
     const timers = fakeTimers()

@@ -1,4 +1,5 @@
 import type { EndReason } from '../protocol/codes.ts'
+import { retryDelayMs } from '../protocol/retry.ts'
 import { FrameApiError, type ServerApi, type TokenAnswer } from './server-api.ts'
 import type { CachedToken, TokenCache } from './token-cache.ts'
 
@@ -22,9 +23,11 @@ export interface RefresherDeps {
   log?: (event: string, detail?: Record<string, unknown>) => void
 }
 
-/** After a failed attempt (network, server down): wait 5 s, 10 s, 20 s … at most a minute. */
-const BACKOFF_START_MS = 5_000
-const BACKOFF_MAX_MS = 60_000
+/**
+ * After a failed attempt (network, server down): wait 5 s, 10 s, 20 s … at most a minute, each
+ * jittered, so the frames of every user do not all refresh in the same second after an outage.
+ */
+const BACKOFF = { startMs: 5_000, maxMs: 60_000 }
 
 export function toCacheEntry(answer: TokenAnswer, localNow: number): CachedToken {
   return {
@@ -124,7 +127,7 @@ export function createRefresher(deps: RefresherDeps) {
               err.code === 'login_required')
           )
         ) {
-          schedule(Math.min(BACKOFF_START_MS * 2 ** (failures - 1), BACKOFF_MAX_MS))
+          schedule(retryDelayMs(failures - 1, BACKOFF))
         }
       },
     )

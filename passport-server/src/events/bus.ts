@@ -1,5 +1,7 @@
 import type { ApprovalPrompt } from '../../../passport-frame/src/protocol/approval.ts'
 import type { EndReason } from '../../../passport-frame/src/protocol/codes.ts'
+import { errorFields, type Logger } from '../errors.ts'
+import { logSafely } from '../guard.ts'
 
 /** Something ended a user's access: a whole session, or one site's tokens on one session. */
 export interface SessionEndEvent {
@@ -42,11 +44,25 @@ export interface EventBus {
   subscribeApprovals(listener: (notice: ApprovalNotice) => void): () => void
 }
 
-function createTopic<T>() {
+/**
+ * Every listener hears every value: one that throws (or returns a promise that rejects) is
+ * logged and the others are still called, and the publisher never sees the failure (the
+ * change it reports is already committed).
+ */
+function createTopic<T>(log: Logger, topic: string) {
   const listeners = new Set<(value: T) => void>()
+  const failed = (err: unknown) =>
+    logSafely(log, 'server_error', { listener: `bus_${topic}`, ...errorFields(err) })
   return {
     publish: async (value: T) => {
-      for (const listener of listeners) listener(value)
+      for (const listener of [...listeners]) {
+        try {
+          const result: unknown = listener(value)
+          if (result instanceof Promise) result.catch(failed)
+        } catch (err) {
+          failed(err)
+        }
+      }
     },
     subscribe: (listener: (value: T) => void) => {
       listeners.add(listener)
@@ -57,9 +73,9 @@ function createTopic<T>() {
   }
 }
 
-export function createInProcessBus(): EventBus {
-  const sessions = createTopic<SessionEndEvent>()
-  const approvals = createTopic<ApprovalNotice>()
+export function createInProcessBus(log: Logger): EventBus {
+  const sessions = createTopic<SessionEndEvent>(log, 'session_events')
+  const approvals = createTopic<ApprovalNotice>(log, 'approvals')
   return {
     publish: sessions.publish,
     subscribe: sessions.subscribe,

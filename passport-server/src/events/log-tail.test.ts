@@ -22,3 +22,24 @@ describe('event log tail', () => {
     expect(seen.map((e) => e.id)).toEqual([local.id, foreign.id])
   })
 })
+
+describe('event log tail, running', () => {
+  it('a round that throws is logged and the next round runs (@see issue 14)', async () => {
+    const deps = await createTestDeps()
+    let calls = 0
+    const after = deps.store.events.after.bind(deps.store.events)
+    deps.store.events.after = (id, limit) => {
+      calls += 1
+      if (calls === 1) throw new Error('database is not open')
+      return after(id, limit)
+    }
+    const stop = await startEventLogTail(deps, 10)
+    await new Promise((r) => setTimeout(r, 60))
+    stop()
+    expect(calls).toBeGreaterThan(1)
+    expect(deps.logs).toContainEqual({
+      event: 'event_tail_failed',
+      fields: { error: 'Error', message: 'database is not open' },
+    })
+  })
+})

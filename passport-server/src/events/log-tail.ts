@@ -1,4 +1,5 @@
 import type { AppDeps } from '../deps.ts'
+import { repeatEvery } from '../guard.ts'
 import { publishEvents } from './record.ts'
 
 /**
@@ -16,29 +17,15 @@ export async function startEventLogTail(
   const unsubscribe = deps.events.subscribe((e) => {
     if (e.id > high) publishedHere.add(e.id)
   })
-  let running = false
-  const timer = setInterval(() => {
-    if (running) return
-    running = true
-    deps.store.events
-      .after(high, 500)
-      .then(async (rows) => {
-        for (const row of rows) {
-          high = row.id
-          if (publishedHere.delete(row.id)) continue
-          await publishEvents(deps, [row])
-        }
-      })
-      .catch((err: unknown) =>
-        deps.log('event_tail_failed', { cause: String((err as Error)?.message ?? err) }),
-      )
-      .finally(() => {
-        running = false
-      })
-  }, intervalMs)
-  timer.unref()
+  const stop = repeatEvery(deps.log, 'event_tail', intervalMs, async () => {
+    for (const row of await deps.store.events.after(high, 500)) {
+      high = row.id
+      if (publishedHere.delete(row.id)) continue
+      await publishEvents(deps, [row])
+    }
+  })
   return () => {
-    clearInterval(timer)
+    stop()
     unsubscribe()
   }
 }

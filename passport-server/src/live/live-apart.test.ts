@@ -29,13 +29,14 @@ let logs: LogLine[]
 async function depsOn(file: string, issuerUrl: string) {
   const store = openSqliteStore(file)
   logs = []
+  const log = (event: string, fields: Record<string, unknown> = {}) => void logs.push({ event, fields })
   return {
     config: resolveConfig({ issuer: issuerUrl, scryptCost: 1024, liveValidationSecret: SECRET }),
     store,
     keys: await loadOrCreateKeys(store.secrets),
     clock: systemClock,
-    events: createInProcessBus(),
-    log: (event: string, fields: Record<string, unknown> = {}) => logs.push({ event, fields }),
+    events: createInProcessBus(log),
+    log,
   }
 }
 

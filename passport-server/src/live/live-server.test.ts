@@ -1,10 +1,15 @@
 import { createServer } from 'node:http'
+import net, { type AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import WebSocket from 'ws'
 import type { PassportServer } from '../server.ts'
 import { createDeviceApprovals } from '../services/device-approval.ts'
 import { sweepExpiredSessions } from '../services/expiry-sweeper.ts'
-import { createHttpLiveAuthenticator } from '../services/live-auth.ts'
+import {
+  createHttpLiveAuthenticator,
+  createStoreLiveAuthenticator,
+  type LiveAuthenticator,
+} from '../services/live-auth.ts'
 import { findLiveSession, SESSION_COOKIE } from '../services/sessions.ts'
 import { createTestFrameKey, defaultFrameKey, type TestFrameKey } from '../test-dpop.ts'
 import { frameApi, signIn, silentSignIn } from '../test-flows.ts'
@@ -431,5 +436,121 @@ describe('live channel: sign-in requests from another device', () => {
     await until(() => late.messages.some((m) => m.type === 'approval_request' && m.id === opened.approval.id))
     expect(late.messages.find((m) => m.id === opened.approval.id)).toMatchObject({ same_network: true })
     late.ws.close()
+  })
+})
+
+describe('live channel: a throw or a reset costs one socket, never the process (@see issue 14)', () => {
+  /** A live server apart, with the authenticator and logger the test gives. */
+  async function startWith(authenticator: LiveAuthenticator, log: TestDeps['log'] = deps.log) {
+    const apart = createServer()
+    const live = attachLiveServer({ server: apart, deps: { ...deps, log }, authenticator })
+    await new Promise<void>((r) => apart.listen(0, '127.0.0.1', r))
+    const port = (apart.address() as AddressInfo).port
+    return {
+      port,
+      base: `ws://127.0.0.1:${port}/live`,
+      close: () => {
+        live.close()
+        apart.close()
+      },
+    }
+  }
+  const upgrade = (target = '/live?site=news') =>
+    [
+      `GET ${target} HTTP/1.1`,
+      'Host: passport',
+      'Upgrade: websocket',
+      'Connection: Upgrade',
+      'Sec-WebSocket-Version: 13',
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+      `Origin: ${issuer}`,
+      `Sec-WebSocket-Protocol: ${LIVE_PROTOCOL}`,
+      '',
+      '',
+    ].join('\r\n')
+  /** Sends a raw upgrade; resolves with the status line. */
+  const rawUpgrade = (port: number, target?: string) =>
+    new Promise<string>((resolve) => {
+      const socket = net.connect(port, '127.0.0.1', () => socket.write(upgrade(target)))
+      socket.on('data', (d) => {
+        resolve(String(d).split('\r\n')[0] as string)
+        socket.destroy()
+      })
+      socket.on('error', () => resolve('error'))
+    })
+  const slowRefusal: LiveAuthenticator = {
+    authenticate: () => new Promise((resolve) => setTimeout(() => resolve(null), 100)),
+  }
+
+  test('the upgrade to //[ gets 400', async () => {
+    const apart = await startWith(slowRefusal)
+    try {
+      expect(await rawUpgrade(apart.port, '//[')).toBe('HTTP/1.1 400 Bad Request')
+      expect(await rawUpgrade(apart.port, 'http://[')).toBe('HTTP/1.1 400 Bad Request')
+    } finally {
+      apart.close()
+    }
+  })
+
+  test('a client that resets while its answer is checked does not take the server down', async () => {
+    const apart = await startWith(slowRefusal)
+    try {
+      const { token } = await signIn(server.app, news, alice, new Map(), issuer)
+      const first = await connect({ site: 'news', token }, apart.base)
+      await new Promise((r) => setTimeout(r, 20))
+      ;(first.ws as unknown as { _socket: net.Socket })._socket.resetAndDestroy()
+      await new Promise((r) => setTimeout(r, 200)) // the refusal meets the reset socket
+      const second = await connect({ site: 'news', token }, apart.base)
+      expect((await second.closed).code).toBe(CLOSE_UNAUTHENTICATED)
+    } finally {
+      apart.close()
+    }
+  })
+
+  test('an authenticator that throws ends that socket only', async () => {
+    const apart = await startWith({
+      authenticate: () => {
+        throw new TypeError('authenticator bug')
+      },
+    })
+    try {
+      const { token } = await signIn(server.app, news, alice, new Map(), issuer)
+      for (let i = 0; i < 2; i++) {
+        const socket = await connect({ site: 'news', token }, apart.base)
+        expect((await socket.closed).code).toBe(1006)
+      }
+      expect(logs).toContainEqual({
+        event: 'server_error',
+        fields: { listener: 'live_auth', error: 'TypeError', message: 'authenticator bug' },
+      })
+    } finally {
+      apart.close()
+    }
+  })
+
+  test('a socket listener that throws closes that socket; the others stay', async () => {
+    // A logger that fails (stdout gone) inside the message listener, when it reports a flood.
+    const failingLog: TestDeps['log'] = (event, fields) => {
+      if (event === 'ws_closed') throw new Error('write EPIPE')
+      deps.log(event, fields)
+    }
+    const apart = await startWith(createStoreLiveAuthenticator(deps), failingLog)
+    try {
+      const { token } = await signIn(server.app, news, alice, new Map(), issuer)
+      const flooder = await connect({ site: 'news', token }, apart.base)
+      const quiet = await connect({ site: 'news', token }, apart.base)
+      // Welcomed (a request an earlier test left open may follow the welcome).
+      await until(() => flooder.messages.length >= 1 && quiet.messages.length >= 1)
+      for (let i = 0; i < 25; i++) flooder.ws.send('x')
+      expect((await flooder.closed).code).toBe(1006) // terminated by the guard
+      expect(quiet.ws.readyState).toBe(WebSocket.OPEN)
+      expect(logs).toContainEqual({
+        event: 'server_error',
+        fields: { listener: 'live_message', error: 'Error', message: 'write EPIPE' },
+      })
+      quiet.ws.close()
+    } finally {
+      apart.close()
+    }
   })
 })

@@ -14,7 +14,9 @@ import {
 } from '../../../passport-frame/src/protocol/live.ts'
 import { randomSecret } from '../auth/random.ts'
 import type { AppDeps } from '../deps.ts'
+import { errorFields } from '../errors.ts'
 import type { ApprovalPrompt, SessionEndEvent } from '../events/bus.ts'
+import { guardListener, guardUpgrade, repeatEvery } from '../guard.ts'
 import { pendingPrompts } from '../services/device-approval.ts'
 import type { LiveAuthenticator, LiveBinding } from '../services/live-auth.ts'
 import { MAX_PROOF_LENGTH } from '../tokens/dpop.ts'
@@ -144,9 +146,15 @@ export function attachLiveServer(input: {
     socket.destroy()
   }
 
-  const sendTo = (ws: WebSocket, message: LiveMessage) => {
-    if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(message))
-  }
+  /** A socket whose send throws is dropped; the others still get the message. */
+  const sendTo = guardListener(
+    deps.log,
+    'live_send',
+    (ws: WebSocket, message: LiveMessage) => {
+      if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(message))
+    },
+    (ws) => ws.terminate(),
+  )
   const send = (conn: Connection, message: LiveMessage) => sendTo(conn.ws, message)
 
   const concerns = (event: { siteId?: string | null }, binding: LiveBinding) =>
@@ -204,30 +212,42 @@ export function attachLiveServer(input: {
 
     let windowStart = Date.now()
     let count = 0
-    ws.on('message', (data: RawData) => {
-      if (messageBytes(data) > limits.maxMessageBytes) {
-        deps.log('ws_closed', { reason: 'message_too_large', user: binding.userId })
-        ws.close(1009, 'message too large')
-        return
-      }
-      const now = Date.now()
-      if (now - windowStart > limits.rateWindowMs) {
-        windowStart = now
-        count = 0
-      }
-      if (++count > limits.maxMessagesPerWindow) {
-        deps.log('ws_closed', { reason: 'rate_limited', user: binding.userId })
-        ws.close(CLOSE_RATE_LIMITED, 'too many messages')
-      }
-    })
-    ws.on('pong', () => {
-      conn.alive = true
-    })
-    ws.on('close', () => {
-      total -= 1
-      leave(bySession, binding.sessionId, conn)
-      leave(byUser, binding.userId, conn)
-    })
+    // A throw in any of these ends this socket only (ws would rethrow it from the TCP stream).
+    const on = <A extends unknown[]>(name: string, fn: (...args: A) => void) =>
+      guardListener(deps.log, `live_${name}`, fn, () => ws.terminate())
+    ws.on(
+      'message',
+      on('message', (data: RawData) => {
+        if (messageBytes(data) > limits.maxMessageBytes) {
+          deps.log('ws_closed', { reason: 'message_too_large', user: binding.userId })
+          ws.close(1009, 'message too large')
+          return
+        }
+        const now = Date.now()
+        if (now - windowStart > limits.rateWindowMs) {
+          windowStart = now
+          count = 0
+        }
+        if (++count > limits.maxMessagesPerWindow) {
+          deps.log('ws_closed', { reason: 'rate_limited', user: binding.userId })
+          ws.close(CLOSE_RATE_LIMITED, 'too many messages')
+        }
+      }),
+    )
+    ws.on(
+      'pong',
+      on('pong', () => {
+        conn.alive = true
+      }),
+    )
+    ws.on(
+      'close',
+      on('close', () => {
+        total -= 1
+        leave(bySession, binding.sessionId, conn)
+        leave(byUser, binding.userId, conn)
+      }),
+    )
 
     // Registered first, then the replay: an event published in between is both live and in
     // the log, and the frame drops the second copy by id (exactly once).
@@ -269,39 +289,54 @@ export function attachLiveServer(input: {
       deps.log('ws_upgrade_rejected', { reason, site: siteId })
       ws.close(CLOSE_UNAUTHENTICATED, 'authenticate first')
     }
-    const timer = setTimeout(() => settle() && fail('auth_timeout'), limits.authTimeoutMs)
+    const timer = setTimeout(
+      guardListener(
+        deps.log,
+        'live_auth_timeout',
+        () => settle() && fail('auth_timeout'),
+        () => ws.terminate(),
+      ),
+      limits.authTimeoutMs,
+    )
     ws.on('close', () => settle())
+    // Invalid frames (bad opcode, unmasked, bad UTF-8, oversized) arrive here: drop the socket.
     ws.on('error', () => ws.terminate())
     const nonce = randomSecret()
     sendTo(ws, { type: 'challenge', nonce })
 
-    ws.once('message', (data: RawData, isBinary: boolean) => {
-      if (!settle()) return
-      const answer = isBinary ? null : parseAuth(data)
-      if (!answer) return fail('malformed_auth')
-      authenticator.authenticate({ ...answer, nonce, siteId }).then(
-        (binding) => {
-          if (ws.readyState !== ws.OPEN) return
-          if (!binding) return fail('invalid_proof_or_token')
-          if ((byUser.get(binding.userId)?.size ?? 0) >= limits.maxConnectionsPerUser) {
-            deps.log('ws_closed', { reason: 'too_many_connections', user: binding.userId })
-            ws.close(CLOSE_RATE_LIMITED, 'too many connections')
-            return
-          }
-          onConnection(ws, binding, resumeFrom, address).catch(() => ws.close(1011, 'server error'))
+    const connectionFailed = (err: unknown) => {
+      deps.log('server_error', { listener: 'live_connection', ...errorFields(err) })
+      ws.close(1011, 'server error')
+    }
+    ws.once(
+      'message',
+      guardListener(
+        deps.log,
+        'live_auth',
+        (data: RawData, isBinary: boolean) => {
+          if (!settle()) return
+          const answer = isBinary ? null : parseAuth(data)
+          if (!answer) return fail('malformed_auth')
+          authenticator.authenticate({ ...answer, nonce, siteId }).then((binding) => {
+            if (ws.readyState !== ws.OPEN) return
+            if (!binding) return fail('invalid_proof_or_token')
+            if ((byUser.get(binding.userId)?.size ?? 0) >= limits.maxConnectionsPerUser) {
+              deps.log('ws_closed', { reason: 'too_many_connections', user: binding.userId })
+              ws.close(CLOSE_RATE_LIMITED, 'too many connections')
+              return
+            }
+            onConnection(ws, binding, resumeFrom, address).catch(connectionFailed)
+          }, connectionFailed)
         },
-        () => ws.close(1011, 'authentication unavailable'),
-      )
-    })
+        () => ws.terminate(),
+      ),
+    )
   }
 
-  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    let url: URL
-    try {
-      url = new URL(req.url ?? '/', 'http://localhost')
-    } catch {
-      return reject(socket, 400, 'bad_target')
-    }
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    // Any bytes may arrive as the target (`//[` makes `new URL` throw): a bad one is a 400.
+    const url = URL.parse(req.url ?? '/', 'http://localhost')
+    if (!url) return reject(socket, 400, 'bad_request_target')
     if (url.pathname !== LIVE_PATH) return reject(socket, 404, 'unknown_path')
     // Full: refuse before any work, so sign-in and refresh keep their file descriptors.
     if (total + unauthenticated >= limits.maxConnections) return reject(socket, 503, 'server_full')
@@ -319,25 +354,26 @@ export function attachLiveServer(input: {
     wss.handleUpgrade(req, socket, head, (ws) =>
       authenticate(ws, siteId, resumeFrom, req.socket.remoteAddress ?? 'unknown'),
     )
-  })
+  }
+  server.on('upgrade', guardUpgrade(deps.log, onUpgrade))
 
-  const heartbeat = setInterval(() => {
-    for (const set of bySession.values()) {
-      for (const conn of set) {
-        if (!conn.alive) {
-          conn.ws.terminate()
-          continue
-        }
-        conn.alive = false
-        conn.ws.ping()
-      }
-    }
-  }, limits.heartbeatMs)
-  heartbeat.unref()
+  const beat = guardListener(
+    deps.log,
+    'live_heartbeat',
+    (conn: Connection) => {
+      if (!conn.alive) return conn.ws.terminate()
+      conn.alive = false
+      conn.ws.ping()
+    },
+    (conn) => conn.ws.terminate(),
+  )
+  const stopHeartbeat = repeatEvery(deps.log, 'live_heartbeat', limits.heartbeatMs, () => {
+    for (const set of bySession.values()) for (const conn of set) beat(conn)
+  })
 
   return {
     close: () => {
-      clearInterval(heartbeat)
+      stopHeartbeat()
       unsubscribe()
       unsubscribeApprovals()
       for (const set of bySession.values()) for (const conn of set) conn.ws.terminate()

@@ -23,7 +23,15 @@ export function limitBody(maxSize: number): MiddlewareHandler {
     if (length !== undefined && c.req.header('Transfer-Encoding') === undefined) {
       return Number.parseInt(length, 10) > maxSize ? tooLarge() : next()
     }
-    return streamed(c, next)
+    // `bodyLimit` reads a chunked body whole before the handler runs: a client that garbles or
+    // breaks off its chunks makes that read throw, which is its fault (400), not ours (500).
+    // (A handler's own error never comes back through `next()`: Hono handles it at its level.)
+    try {
+      return await streamed(c, next)
+    } catch (err) {
+      if (err instanceof PassportError) throw err
+      throw new PassportError('invalid_request', 'the body could not be read', { cause: err })
+    }
   }
 }
 
@@ -31,12 +39,24 @@ function mediaType(c: Context): string {
   return (c.req.header('Content-Type') ?? '').split(';')[0]?.trim().toLowerCase() ?? ''
 }
 
+/**
+ * The body as text. A client that breaks off or garbles its body mid-way (a bad chunk, a reset)
+ * makes the read fail: that is its fault, a 400, not a server error.
+ */
+async function readBodyText(c: Context): Promise<string> {
+  try {
+    return await c.req.text()
+  } catch (err) {
+    throw new PassportError('invalid_request', 'the body could not be read', { cause: err })
+  }
+}
+
 /** A form body as single-valued fields. Repeated fields are an error (RFC 6749 §3.1). */
 export async function readForm(c: Context): Promise<Record<string, string>> {
   if (mediaType(c) !== 'application/x-www-form-urlencoded') {
     throw new PassportError('unsupported_media_type', 'expected application/x-www-form-urlencoded')
   }
-  const params = new URLSearchParams(await c.req.text())
+  const params = new URLSearchParams(await readBodyText(c))
   const out: Record<string, string> = Object.create(null)
   for (const [key, value] of params) {
     if (key in out) throw new PassportError('invalid_request', `repeated parameter: ${key.slice(0, 32)}`)
@@ -50,9 +70,10 @@ export async function readJsonObject(c: Context): Promise<Record<string, unknown
   if (mediaType(c) !== 'application/json') {
     throw new PassportError('unsupported_media_type', 'expected application/json')
   }
+  const text = await readBodyText(c)
   let value: unknown
   try {
-    value = JSON.parse(await c.req.text())
+    value = JSON.parse(text)
   } catch {
     throw new PassportError('invalid_request', 'the body is not valid JSON')
   }

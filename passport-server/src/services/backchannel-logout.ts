@@ -1,5 +1,7 @@
 import type { AppDeps } from '../deps.ts'
+import { errorFields } from '../errors.ts'
 import type { SessionEndEvent } from '../events/bus.ts'
+import { runGuarded } from '../guard.ts'
 import { signLogoutToken } from '../tokens/logout-token.ts'
 
 export interface BackchannelOptions {
@@ -58,7 +60,11 @@ export function startBackchannelLogout(
     const delay = o.retryDelaysMs[attempt]
     if (delay === undefined)
       return deps.log('backchannel_logout_failed', { site: siteId, attempts: attempt + 1 })
-    o.setTimer(() => void deliver(uri, siteId, event, attempt + 1), delay)
+    // A retry runs from a bare timer: nothing above it would catch a failure (signing, say).
+    o.setTimer(
+      () => void runGuarded(deps.log, 'backchannel_logout', () => deliver(uri, siteId, event, attempt + 1)),
+      delay,
+    )
   }
 
   return deps.events.subscribe((event) => {
@@ -68,8 +74,6 @@ export function startBackchannelLogout(
         const site = await deps.store.sites.get(siteId)
         if (site?.backchannelLogoutUri) await deliver(site.backchannelLogoutUri, siteId, event, 0)
       }
-    })().catch((err: unknown) =>
-      deps.log('backchannel_logout_failed', { cause: String((err as Error)?.message ?? err) }),
-    )
+    })().catch((err: unknown) => deps.log('backchannel_logout_failed', errorFields(err)))
   })
 }

@@ -1,4 +1,5 @@
 import type { AppDeps } from '../deps.ts'
+import { repeatEvery } from '../guard.ts'
 import { expireDueApprovals } from './device-approval.ts'
 import { endSession } from './sessions.ts'
 
@@ -30,22 +31,11 @@ export function startExpirySweeper(
   intervalMs = 5_000,
   purgeEvery = 120,
 ): () => void {
-  let running = false
   let round = 0
-  const timer = setInterval(() => {
-    if (running) return
-    running = true
+  return repeatEvery(deps.log, 'sweeper', intervalMs, async () => {
     round += 1
-    sweepExpiredSessions(deps)
-      .then(() => expireDueApprovals(deps))
-      .then(async () => {
-        if (round % purgeEvery === 0) await deps.store.maintenance.purge(deps.clock.now())
-      })
-      .catch((err: unknown) => deps.log('sweeper_failed', { cause: String((err as Error)?.message ?? err) }))
-      .finally(() => {
-        running = false
-      })
-  }, intervalMs)
-  timer.unref()
-  return () => clearInterval(timer)
+    await sweepExpiredSessions(deps)
+    await expireDueApprovals(deps)
+    if (round % purgeEvery === 0) await deps.store.maintenance.purge(deps.clock.now())
+  })
 }
