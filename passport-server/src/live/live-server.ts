@@ -1,10 +1,12 @@
 import type { Server as HttpServer, IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { type WebSocket, WebSocketServer } from 'ws'
+import { systemClock } from '../clock.ts'
 import type { AppDeps } from '../deps.ts'
 import type { ApprovalPrompt, SessionEndEvent } from '../events/bus.ts'
 import { pendingPrompts } from '../services/device-approval.ts'
 import type { LiveBinding, LiveTicketValidator } from '../services/live-tickets.ts'
+import { createRateWindow } from '../services/rate-window.ts'
 
 /** Sub-protocol of the live channel; the registration code rides along as `code.<value>`. */
 export const LIVE_PROTOCOL = 'passport.v1'
@@ -172,15 +174,10 @@ export function attachLiveServer(input: {
     join(byUser, binding.userId, conn)
     total += 1
 
-    let windowStart = Date.now()
-    let count = 0
+    // The system clock, not the app's: a test's frozen clock would never open a new window.
+    const messages = createRateWindow(systemClock, limits.maxMessagesPerWindow, limits.rateWindowMs)
     ws.on('message', () => {
-      const now = Date.now()
-      if (now - windowStart > limits.rateWindowMs) {
-        windowStart = now
-        count = 0
-      }
-      if (++count > limits.maxMessagesPerWindow) {
+      if (!messages.take('').allowed) {
         deps.log('ws_closed', { reason: 'rate_limited', user: binding.userId })
         ws.close(CLOSE_RATE_LIMITED, 'too many messages')
       }
