@@ -12,6 +12,7 @@ import { createDeps, listen } from './server.ts'
  *   PASSPORT_ISSUER    public origin (default http://passport.localhost:$PASSPORT_PORT)
  *   PASSPORT_DATA_DIR  where the SQLite store lives (default ./data)
  *   PASSPORT_LIVE_MAX_CONNECTIONS  live-channel WebSockets per process (default 15000)
+ *   PASSPORT_TRUSTED_PROXIES  comma list of reverse-proxy addresses/CIDRs (X-Forwarded-For)
  *
  * `node main.ts` serves; `node main.ts site …|user …` runs a CLI command (see cli.ts).
  */
@@ -22,6 +23,9 @@ const config = resolveConfig({
   issuer: env.PASSPORT_ISSUER ?? `http://passport.localhost:${port}`,
   ...(env.PASSPORT_LIVE_MAX_CONNECTIONS
     ? { liveMaxConnections: Number(env.PASSPORT_LIVE_MAX_CONNECTIONS) }
+    : {}),
+  ...(env.PASSPORT_TRUSTED_PROXIES
+    ? { trustedProxies: env.PASSPORT_TRUSTED_PROXIES.split(',').map((entry) => entry.trim()) }
     : {}),
 })
 const storeFile = path.resolve(env.PASSPORT_DATA_DIR ?? 'data', 'passport.sqlite')

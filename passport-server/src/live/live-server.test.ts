@@ -300,6 +300,41 @@ describe('live channel: capacity', () => {
   })
 })
 
+describe('live channel: connects per client address (F7)', () => {
+  test('F7: beyond the connects one address may make per minute, 429 with Retry-After before any ticket is read', async () => {
+    const { base, close } = await startApart(SECRET, { maxConnectsPerAddress: 2 })
+    try {
+      const { token } = await signIn(server.app, news, alice, new Map(), issuer)
+      for (let i = 0; i < 2; i++) {
+        const t = await ticketFor(news, token)
+        const ok = await connect({ ticket: t.ticket, code: t.registration_code, site: 'news' }, base)
+        ok.ws.close()
+      }
+      const t = await ticketFor(news, token)
+      const status = await new Promise<{ code: number; retryAfter: string | undefined }>((resolve) => {
+        const ws = new WebSocket(
+          `${base}?ticket=${t.ticket}&site=news`,
+          [LIVE_PROTOCOL, `code.${t.registration_code}`],
+          {
+            headers: { Origin: issuer },
+          },
+        )
+        ws.on('unexpected-response', (_req, res) =>
+          resolve({ code: res.statusCode ?? 0, retryAfter: res.headers['retry-after'] }),
+        )
+        ws.on('error', () => {})
+      })
+      expect(status.code).toBe(429)
+      expect(Number(status.retryAfter)).toBeGreaterThan(0)
+      expect(
+        logs.some((l) => l.event === 'ws_upgrade_rejected' && l.fields.reason === 'too_many_connects'),
+      ).toBe(true)
+    } finally {
+      close()
+    }
+  })
+})
+
 describe('live channel running apart from the passport', () => {
   test('validates tickets over HTTP with the shared secret; a wrong secret accepts nothing', async () => {
     const right = await startApart(SECRET)

@@ -4,6 +4,7 @@ import { type WebSocket, WebSocketServer } from 'ws'
 import { systemClock } from '../clock.ts'
 import type { AppDeps } from '../deps.ts'
 import type { ApprovalPrompt, SessionEndEvent } from '../events/bus.ts'
+import { resolveClientAddress, trustedProxiesOf } from '../services/client-address.ts'
 import { pendingPrompts } from '../services/device-approval.ts'
 import type { LiveBinding, LiveTicketValidator } from '../services/live-tickets.ts'
 import { createRateWindow } from '../services/rate-window.ts'
@@ -29,6 +30,9 @@ export interface LiveLimits {
   heartbeatMs: number
   /** Most events replayed to a resuming connection. */
   maxReplay: number
+  /** Upgrade attempts one client address may make per `connectWindowMs` (429 beyond). */
+  maxConnectsPerAddress: number
+  connectWindowMs: number
 }
 
 export const defaultLiveLimits: LiveLimits = {
@@ -39,6 +43,9 @@ export const defaultLiveLimits: LiveLimits = {
   maxConnections: 15_000,
   heartbeatMs: 30_000,
   maxReplay: 100,
+  // A frame reconnects with backoff; 60 a minute is a whole office behind one address.
+  maxConnectsPerAddress: 60,
+  connectWindowMs: 60_000,
 }
 
 /** Close codes the frame understands. */
@@ -112,8 +119,19 @@ export function attachLiveServer(input: {
   const bySession = new Map<string, Set<Connection>>()
   const byUser = new Map<string, Set<Connection>>()
   let total = 0
+  const connectsByAddress = createRateWindow(
+    systemClock,
+    limits.maxConnectsPerAddress,
+    limits.connectWindowMs,
+  )
 
-  const reject = (socket: Duplex, status: 401 | 403 | 404 | 429 | 503, reason: string, origin?: string) => {
+  const reject = (
+    socket: Duplex,
+    status: 401 | 403 | 404 | 429 | 503,
+    reason: string,
+    origin?: string,
+    retryAfterSeconds?: number,
+  ) => {
     deps.log('ws_upgrade_rejected', { reason, status, ...(origin ? { origin: origin.slice(0, 100) } : {}) })
     const text = {
       401: 'Unauthorized',
@@ -122,7 +140,8 @@ export function attachLiveServer(input: {
       429: 'Too Many Requests',
       503: 'Service Unavailable',
     }[status]
-    socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
+    const retry = retryAfterSeconds ? `Retry-After: ${retryAfterSeconds}\r\n` : ''
+    socket.end(`HTTP/1.1 ${status} ${text}\r\n${retry}Connection: close\r\nContent-Length: 0\r\n\r\n`)
     socket.destroy()
   }
 
@@ -216,6 +235,13 @@ export function attachLiveServer(input: {
     if (url.pathname !== LIVE_PATH) return reject(socket, 404, 'unknown_path')
     // Full: refuse before any work, so sign-in and refresh keep their file descriptors.
     if (total >= limits.maxConnections) return reject(socket, 503, 'server_full')
+    const address = resolveClientAddress(
+      req.socket.remoteAddress,
+      req.headers['x-forwarded-for'] as string | undefined,
+      trustedProxiesOf(deps.config.trustedProxies),
+    )
+    const gate = connectsByAddress.take(address)
+    if (!gate.allowed) return reject(socket, 429, 'too_many_connects', undefined, gate.retryAfterSeconds)
     const origin = req.headers.origin
     if (origin !== deps.config.issuer) return reject(socket, 403, 'origin_not_allowed', origin)
     const ticket = url.searchParams.get('ticket') ?? ''
@@ -234,9 +260,7 @@ export function attachLiveServer(input: {
           return reject(socket, 429, 'too_many_connections')
         }
         wss.handleUpgrade(req, socket, head, (ws) => {
-          onConnection(ws, binding, resumeFrom, req.socket.remoteAddress ?? 'unknown').catch(() =>
-            ws.close(1011, 'server error'),
-          )
+          onConnection(ws, binding, resumeFrom, address).catch(() => ws.close(1011, 'server error'))
         })
       },
       () => reject(socket, 401, 'validator_unavailable'),

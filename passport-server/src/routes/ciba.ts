@@ -6,7 +6,7 @@ import { mintSiteToken } from '../services/minting.ts'
 import { authenticateSite } from '../services/registry.ts'
 import { startSession } from '../services/sessions.ts'
 import { signIdToken } from '../tokens/id-token.ts'
-import { clientAddress } from './sign-in-flow.ts'
+import { clientAddress } from './client-address.ts'
 
 export const CIBA_GRANT_TYPE = 'urn:openid:params:grant-type:ciba'
 /** Seconds a client must wait between polls (CIBA `interval`). */
@@ -53,7 +53,7 @@ export function cibaRoutes(deps: AppDeps, approvals: DeviceApprovals): Hono {
       kind: 'ciba',
       context: bindingMessage,
       userAgent: `${site.name} (backchannel request)`,
-      address: clientAddress(c),
+      address: clientAddress(c, deps.config),
     })
     if (!result.ok) {
       c.header('Retry-After', String(result.retryAfterSeconds))
