@@ -154,6 +154,23 @@ describe('CIBA (poll mode)', () => {
       { scope: 'openid', login_hint: 'alice', binding_message: '<b>hi</b>' },
       'invalid_binding_message',
     ],
+    ...[
+      ['U+202E right-to-left override', '\u202e'],
+      ['U+202A left-to-right embedding', '\u202a'],
+      ['U+2066 left-to-right isolate', '\u2066'],
+      ['U+2069 pop directional isolate', '\u2069'],
+      ['U+200B zero-width space', '\u200b'],
+      ['U+200D zero-width joiner', '\u200d'],
+      ['U+FEFF zero-width no-break space', '\ufeff'],
+      ['U+2028 line separator', '\u2028'],
+    ].map(
+      ([name, char]) =>
+        [
+          `a ${name} in the binding message (spoofed prompt text)`,
+          { scope: 'openid', login_hint: 'alice', binding_message: `Order ${char}4321` },
+          'invalid_binding_message',
+        ] as const,
+    ),
   ])('refuses %s, opening no request', async (_name, form, error) => {
     clearPending()
     const { res, body } = await startRequest(form)
