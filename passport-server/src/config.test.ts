@@ -16,6 +16,7 @@ describe('resolveConfig', () => {
       liveValidationSecret: '',
       liveMaxConnections: 15_000,
       assetsDir: defaults.assetsDir,
+      trustedProxies: [],
     })
     expect(defaults.assetsDir).toMatch(/\/dist\/passport\/$/)
   })
@@ -32,6 +33,7 @@ describe('resolveConfig', () => {
       liveValidationSecret: 'x'.repeat(32),
       liveMaxConnections: 100,
       assetsDir: '/srv/passport/',
+      trustedProxies: ['10.0.0.1', 'fd00::/8'],
     }
     expect(resolveConfig(options)).toEqual(options)
   })

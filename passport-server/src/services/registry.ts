@@ -31,6 +31,24 @@ export const SITE_DEFAULTS = {
   refreshBeforeSeconds: 300,
 } as const
 
+/**
+ * Whether a site on this origin can keep its tokens and authkey to itself: https, or plain http
+ * where the traffic never leaves the machine (loopback addresses, `localhost` and `*.localhost`,
+ * which browsers resolve to loopback). A plain-http site elsewhere hands every token to the
+ * network, and browsers treat such a page as insecure (no Web Locks, no secure cookies).
+ */
+export function isSecureOrigin(origin: string): boolean {
+  const url = new URL(origin)
+  if (url.protocol === 'https:') return true
+  const host = url.hostname
+  return (
+    host === 'localhost' ||
+    host.endsWith('.localhost') ||
+    host === '[::1]' ||
+    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
+  )
+}
+
 /** Validates operator input into a site record; throws `invalid_request` naming the field. */
 export function validateSiteInput(
   input: SiteInput,
@@ -41,6 +59,7 @@ export function validateSiteInput(
   const origins = input.origins.map((o) => {
     if (parseExactOrigin(o) === null)
       throw bad(`not an exact origin (scheme://host[:port], no path, no wildcard): ${o}`)
+    if (!isSecureOrigin(o)) throw bad(`an origin must be https (plain http only on loopback or *.localhost): ${o}`)
     return o
   })
   const redirectUris = (input.redirectUris?.length ? input.redirectUris : origins.map((o) => `${o}/`)).map(
