@@ -134,7 +134,7 @@ describe('CIBA (poll mode)', () => {
     expect(await (await poll('x'.repeat(43))).json()).toEqual({ error: 'invalid_grant' })
   })
 
-  test.each([
+  test.each<[string, Record<string, string>, string]>([
     ['no openid scope', { scope: 'profile', login_hint: 'alice' }, 'invalid_scope'],
     ['no login_hint', { scope: 'openid' }, 'invalid_request'],
     ['an id_token_hint', { scope: 'openid', id_token_hint: 'x.y.z' }, 'invalid_request'],
@@ -169,7 +169,7 @@ describe('CIBA (poll mode)', () => {
           `a ${name} in the binding message (spoofed prompt text)`,
           { scope: 'openid', login_hint: 'alice', binding_message: `Order ${char}4321` },
           'invalid_binding_message',
-        ] as const,
+        ] as [string, Record<string, string>, string],
     ),
   ])('refuses %s, opening no request', async (_name, form, error) => {
     clearPending()
