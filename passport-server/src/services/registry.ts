@@ -59,7 +59,8 @@ export function validateSiteInput(
   const origins = input.origins.map((o) => {
     if (parseExactOrigin(o) === null)
       throw bad(`not an exact origin (scheme://host[:port], no path, no wildcard): ${o}`)
-    if (!isSecureOrigin(o)) throw bad(`an origin must be https (plain http only on loopback or *.localhost): ${o}`)
+    if (!isSecureOrigin(o))
+      throw bad(`an origin must be https (plain http only on loopback or *.localhost): ${o}`)
     return o
   })
   const redirectUris = (input.redirectUris?.length ? input.redirectUris : origins.map((o) => `${o}/`)).map(
@@ -160,9 +161,12 @@ export async function registerSite(
   const clientSecret = randomSecret()
   const site = await deps.store.transaction(async (tx) => {
     const existing = await tx.sites.get(fields.id)
+    // Versions never restart: an id removed and registered again continues after its old
+    // authkeys, which would otherwise open again (same id, same origins, version 1).
+    const previous = Math.max(existing?.authkeyVersion ?? 0, await tx.sites.retiredVersion(fields.id))
     const record: SiteRecord = {
       ...fields,
-      authkeyVersion: (existing?.authkeyVersion ?? 0) + 1,
+      authkeyVersion: previous + 1,
       clientSecretHash: sha256(clientSecret),
       createdAt: existing?.createdAt ?? deps.clock.now(),
     }
