@@ -376,6 +376,7 @@ describe('sqlite store', () => {
         'codes',
         'live_tickets',
         'refresh_tokens',
+        'retired_sites',
         'secrets',
         'session_events',
         'sessions',
