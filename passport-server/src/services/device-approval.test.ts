@@ -144,6 +144,34 @@ describe('device approval', () => {
     expect(await approvals.redeem(secret, 'browser')).toBeNull()
   })
 
+  it('H1/K4: wrong picks racing are counted by compare-and-swap: never more than three guesses, 50 times', async () => {
+    for (let run = 0; run < 50; run++) {
+      const { approval } = await opened()
+      const wrong = wrongPick(approval.choices, approval.code)
+      // Five wrong picks at once, all made against the choices first shown.
+      const answers = await Promise.all(
+        Array.from({ length: 5 }, () =>
+          approvals.decide({ approvalId: approval.id, approver: trusted, answer: { pick: wrong } }),
+        ),
+      )
+      const counted = answers.filter((a) => a.outcome === 'wrong' || a.outcome === 'cancelled')
+      expect(counted.length).toBeLessThanOrEqual(3)
+      const stored = await deps.store.approvals.get(approval.id)
+      expect(stored?.wrongPicks ?? 0).toBeLessThan(3)
+      // Whatever got through, the right pick may still approve only while fewer than 3 were wrong.
+      const fresh = stored?.choices ?? []
+      const right = await approvals.decide({
+        approvalId: approval.id,
+        approver: trusted,
+        answer: { pick: approval.code },
+      })
+      if (stored?.status === 'pending') expect(fresh).toContain(approval.code)
+      expect(['approved', 'gone']).toContain(right.outcome)
+      await deps.store.approvals.decide(approval.id, 'cancelled', deps.clock.now(), null)
+      deps.clock.advance(10 * 60_000) // out of the per-username request limit
+    }
+  })
+
   it('deny cancels; the new device sees "denied" and cannot redeem', async () => {
     const { approval, secret } = await opened()
     expect(

@@ -276,8 +276,15 @@ export function createDeviceApprovals(deps: Pick<AppDeps, 'store' | 'clock' | 'e
         await closed(cancelled, 'cancelled', 'code_mismatch_limit')
         return { outcome: 'cancelled' }
       }
-      // New decoys each time, so guessing does not get easier by elimination.
-      const wrong = await deps.store.approvals.wrongPick(approval.id, choicesFor(approval.code), now)
+      // New decoys each time, so guessing does not get easier by elimination. Counted only if no
+      // other pick was counted since we read the request: a pick made against choices already
+      // replaced, or racing another, is `gone` (three guesses at most, however they are timed).
+      const wrong = await deps.store.approvals.wrongPick(
+        approval.id,
+        approval.wrongPicks,
+        choicesFor(approval.code),
+        now,
+      )
       if (!wrong) return { outcome: 'gone' }
       deps.log('approval_code_mismatch', {
         user: wrong.userId,

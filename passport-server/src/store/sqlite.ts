@@ -456,13 +456,14 @@ function createRepos(db: DatabaseSync, caches: Caches): StoreTx {
           now,
           limit,
         ).map(toApproval),
-      wrongPick: async (id, choices, at) => {
+      wrongPick: async (id, seenWrongPicks, choices, at) => {
         const r = one(
           `UPDATE approvals SET wrong_picks = wrong_picks + 1, choices = ?
-           WHERE id = ? AND status = 'pending' AND expires_at > ? RETURNING *`,
+           WHERE id = ? AND status = 'pending' AND expires_at > ? AND wrong_picks = ? RETURNING *`,
           JSON.stringify(choices),
           id,
           at,
+          seenWrongPicks,
         )
         return r && toApproval(r)
       },

@@ -198,8 +198,12 @@ export interface ApprovalRepo {
   ): Promise<ApprovalRecord | null>
   /** Marks pending requests past their expiry `expired` and returns them (at most `limit`). */
   expireDue(now: number, limit: number): Promise<ApprovalRecord[]>
-  /** Counts a wrong pick on a pending, unexpired request and gives it new choices; null if not pending. */
-  wrongPick(id: string, choices: string[], at: number): Promise<ApprovalRecord | null>
+  /**
+   * Counts a wrong pick on a pending, unexpired request and gives it new choices. Compare-and-swap
+   * on the count the picker saw: null, changing nothing, when it is no longer pending or another
+   * pick was counted meanwhile (so racing picks never get more than the allowed guesses).
+   */
+  wrongPick(id: string, seenWrongPicks: number, choices: string[], at: number): Promise<ApprovalRecord | null>
   /**
    * approved -> used, once, if it was approved at `approvedSince` or later; null when it was not
    * approved, already used, or approved too long ago.
