@@ -1,4 +1,5 @@
 import path from 'node:path'
+import { masterKeyFrom, NO_MASTER_KEY_MESSAGE } from './auth/master-key.ts'
 import { runCli } from './cli.ts'
 import { resolveConfig } from './config.ts'
 import { consoleLogger, silentLogger } from './deps.ts'
@@ -13,6 +14,8 @@ import { createDeps, listen } from './server.ts'
  *   PASSPORT_DATA_DIR  where the SQLite store lives (default ./data)
  *   PASSPORT_LIVE_MAX_CONNECTIONS  live-channel WebSockets per process (default 15000)
  *   PASSPORT_TRUSTED_PROXIES  comma list of reverse-proxy addresses/CIDRs (X-Forwarded-For)
+ *   PASSPORT_MASTER_KEY / PASSPORT_MASTER_KEY_FILE  the key the stored secrets are sealed under
+ *                     (required: without one it refuses to start, saying how to make one)
  *
  * `node main.ts` serves; `node main.ts site …|user …` runs a CLI command (see cli.ts).
  */
@@ -30,9 +33,15 @@ const config = resolveConfig({
 })
 const storeFile = path.resolve(env.PASSPORT_DATA_DIR ?? 'data', 'passport.sqlite')
 const args = process.argv.slice(2)
+// No key generated here: one written beside the database would travel with its every copy.
+const masterKey = masterKeyFrom({ key: env.PASSPORT_MASTER_KEY, file: env.PASSPORT_MASTER_KEY_FILE })
+if (!masterKey) {
+  console.error(NO_MASTER_KEY_MESSAGE)
+  process.exit(1)
+}
 
 if (args.length > 0) {
-  const deps = await createDeps({ config, storeFile, log: silentLogger })
+  const deps = await createDeps({ config, storeFile, masterKey, log: silentLogger })
   const code = await runCli(deps, args, {
     out: (line) => console.log(line),
     readSecret: async () => {
@@ -44,7 +53,7 @@ if (args.length > 0) {
   await deps.store.close()
   process.exit(code)
 } else {
-  const deps = await createDeps({ config, storeFile, log: consoleLogger })
+  const deps = await createDeps({ config, storeFile, masterKey, log: consoleLogger })
   const server = await listen(deps, port, host)
   console.log(`passport listening on ${server.internalUrl}, public at ${config.issuer}`)
   const stop = () => void server.close().then(() => process.exit(0))

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { serve } from '@hono/node-server'
 import type { Hono } from 'hono'
 import { createApp } from './app.ts'
+import type { MasterKey } from './auth/master-key.ts'
 import { type Clock, systemClock } from './clock.ts'
 import type { ResolvedConfig } from './config.ts'
 import type { AppDeps } from './deps.ts'
@@ -13,6 +14,7 @@ import { attachLiveServer } from './live/live-server.ts'
 import { startBackchannelLogout } from './services/backchannel-logout.ts'
 import { startExpirySweeper } from './services/expiry-sweeper.ts'
 import { createStoreTicketValidator } from './services/live-tickets.ts'
+import { withSealedSecrets } from './store/sealed-secrets.ts'
 import { openSqliteStore } from './store/sqlite.ts'
 import { KEY_RELOAD_MS, loadOrCreateKeys, replaceKeys } from './tokens/keys.ts'
 
@@ -24,14 +26,18 @@ export interface PassportServer {
   close(): Promise<void>
 }
 
-/** Opens the store and keys and returns the dependencies `createApp` needs. */
+/**
+ * Opens the store and keys and returns the dependencies `createApp` needs. The store's secrets
+ * (signing keys, the authkey key) are sealed under `masterKey`, which is never stored in it.
+ */
 export async function createDeps(input: {
   config: ResolvedConfig
   storeFile: string
+  masterKey: MasterKey
   log: Logger
   clock?: Clock
 }): Promise<AppDeps> {
-  const store = openSqliteStore(input.storeFile)
+  const store = withSealedSecrets(openSqliteStore(input.storeFile), input.masterKey)
   const clock = input.clock ?? systemClock
   return {
     config: input.config,
