@@ -305,6 +305,7 @@ describe('token_request', () => {
       token: 'tok-from-session',
       expiresAt: T0 + SKEW + 600_000,
       clockOffsetMs: SKEW,
+      obtainedAt: T0 + SKEW,
     })
     await h.send(tokenRequest('t2'))
     expect(h.api.tokenFromSession).toHaveBeenCalledOnce()
