@@ -672,6 +672,15 @@ describe('message flood (A10)', () => {
     expect(h.replies().at(-1)?.message).toMatchObject({ type: 'check_response', id: 'after' })
   })
 
+  it('A10: token requests the cache answers are never limited (no server call, however many)', async () => {
+    h.cache.write({ token: 'cached', expiresAt: T0 + 600_000, clockOffsetMs: 0 })
+    await h.send(hello())
+    for (let i = 0; i < 1000; i++) h.frame.receive(tokenRequest(`t${i}`), { origin: NEWS, source: h.page })
+    await settle()
+    expect(h.apiCalls()).toBe(0)
+    expect(h.replies().filter((r) => r.message.type === 'token_response')).toHaveLength(1000)
+  })
+
   it('A10: a flood from an unregistered origin gets no reply and no server call at all', async () => {
     await h.send(hello())
     for (let i = 0; i < 10_000; i++) {

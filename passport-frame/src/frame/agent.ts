@@ -44,9 +44,10 @@ export interface FrameAgentDeps {
 }
 
 /**
- * Requests from the page handled per second (past `hello`); the excess is answered
+ * Requests from the page that may reach the server, handled per second; the excess is answered
  * `rate_limited` without touching the server or the queue (attack A10: a page flooding its
- * frame must not turn into a flood on the passport). An SDK sends a few on a page load.
+ * frame must not turn into a flood on the passport). An SDK sends a few on a page load. Not
+ * counted: `hello`, and a token request the cache answers (no server call, however many).
  */
 export const FRAME_MESSAGES_PER_SECOND = 10
 
@@ -258,7 +259,8 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
       if (typeof id === 'string' && id.length <= 64) replyError(event.origin, id, 'invalid_request')
       return
     }
-    if (msg.type !== 'hello' && !withinBudget()) {
+    const answeredLocally = msg.type === 'hello' || (msg.type === 'token_request' && cache.read() !== null)
+    if (!answeredLocally && !withinBudget()) {
       replyError(event.origin, msg.id, 'rate_limited')
       return
     }
