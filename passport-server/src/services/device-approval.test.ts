@@ -113,6 +113,22 @@ describe('device approval', () => {
     expect((await approvals.view(secret, 'browser'))?.status).toBe('used')
   })
 
+  it('H4: an approval whose approving device was signed out before pickup signs nobody in', async () => {
+    const { approval, secret } = await opened()
+    expect(
+      await approvals.decide({ approvalId: approval.id, approver: trusted, answer: { pick: approval.code } }),
+    ).toEqual({ outcome: 'approved' })
+    // The approving device is kicked (stolen laptop revoked from "Your devices") before pickup.
+    await endSession(deps, trusted, 'revoked')
+    expect(await approvals.redeem(secret, 'browser')).toBeNull()
+    expect(deps.logs).toContainEqual(
+      expect.objectContaining({
+        event: 'approval_rejected',
+        fields: expect.objectContaining({ reason: 'approver_ended' }),
+      }),
+    )
+  })
+
   it('three wrong picks cancel, with new decoys after each', async () => {
     const { approval, secret } = await opened()
     let choices = approval.choices

@@ -324,7 +324,15 @@ export function createDeviceApprovals(deps: Pick<AppDeps, 'store' | 'clock' | 'e
     async redeem(secret: string | undefined, kind: ApprovalRecord['kind']): Promise<ApprovalRecord | null> {
       const a = await bySecret(secret, kind)
       if (!a || a.userId === null) return null
-      return deps.store.approvals.markUsed(a.id, deps.clock.now() - APPROVED_USE_WITHIN_MS)
+      const now = deps.clock.now()
+      // The approving device must still be signed in when its approval is used: a device
+      // revoked (or timed out) since it approved vouches for nobody (attack H4).
+      const approver = a.decidedBy ? await deps.store.sessions.get(a.decidedBy) : null
+      if (a.status === 'approved' && !isSessionLive(approver, now, deps.config)) {
+        deps.log('approval_rejected', { user: a.userId, approval: a.id, reason: 'approver_ended' })
+        return null
+      }
+      return deps.store.approvals.markUsed(a.id, now - APPROVED_USE_WITHIN_MS)
     },
 
     /** Waits until the request with this id is decided or `ms` passes (the requester's long poll). */
