@@ -3,6 +3,7 @@ import { masterKeyFrom, NO_MASTER_KEY_MESSAGE } from './auth/master-key.ts'
 import { runCli } from './cli.ts'
 import { resolveConfig } from './config.ts'
 import { consoleLogger, silentLogger } from './deps.ts'
+import { installLastResortHandler } from './last-resort.ts'
 import { createDeps, listen } from './server.ts'
 
 /**
@@ -53,6 +54,7 @@ if (args.length > 0) {
   await deps.store.close()
   process.exit(code)
 } else {
+  installLastResortHandler(process, consoleLogger)
   const deps = await createDeps({ config, storeFile, masterKey, log: consoleLogger })
   const server = await listen(deps, port, host)
   console.log(`passport listening on ${server.internalUrl}, public at ${config.issuer}`)

@@ -300,6 +300,26 @@ describe('live channel: capacity', () => {
   })
 })
 
+describe('live channel: a handler that throws (I5)', () => {
+  test('I5: a throw while setting up a connection closes that socket with 1011; the server keeps serving', async () => {
+    const { token } = await signIn(server.app, news, alice, new Map(), issuer)
+    const since = deps.store.events.since
+    deps.store.events.since = async () => {
+      throw new Error('disk I/O error')
+    }
+    try {
+      const broken = await liveOn(news, token)
+      expect((await broken.closed).code).toBe(1011)
+    } finally {
+      deps.store.events.since = since
+    }
+    const healthy = await liveOn(news, token)
+    await until(() => healthy.messages.length === 1)
+    expect(healthy.messages[0]).toMatchObject({ type: 'welcome' })
+    healthy.ws.close()
+  })
+})
+
 describe('live channel: connects per client address (F7)', () => {
   test('F7: beyond the connects one address may make per minute, 429 with Retry-After before any ticket is read', async () => {
     const { base, close } = await startApart(SECRET, { maxConnectsPerAddress: 2 })
