@@ -27,7 +27,7 @@ async function revokeWithCli(dataDir: string, username: string): Promise<void> {
   await deps.store.close()
 }
 
-test('a sign-out made while the passport was down reaches the open tab once it is back, exactly once', async ({
+test('J1: a sign-out made while the passport was down reaches the open tab once it is back, exactly once', async ({
   browserContext,
 }) => {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'passport-restart-'))

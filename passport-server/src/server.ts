@@ -21,6 +21,8 @@ import { KEY_RELOAD_MS, loadOrCreateKeys, replaceKeys } from './tokens/keys.ts'
 export interface PassportServer {
   /** Where it listens (internal address, e.g. http://127.0.0.1:8080). */
   internalUrl: string
+  /** The Node HTTP server itself (its timeouts and limits, for tests). */
+  http: HttpServer
   app: Hono
   deps: AppDeps
   close(): Promise<void>
@@ -85,6 +87,7 @@ export async function listen(deps: AppDeps, port: number, hostname: string): Pro
   const stopBackchannel = startBackchannelLogout(deps)
   return {
     internalUrl: `http://${hostname}:${address.port}`,
+    http: server,
     app,
     deps,
     close: async () => {

@@ -97,7 +97,7 @@ function tab(
 }
 
 describe('monitoring refresh', () => {
-  it('refreshes at the server-given time even when the local clock is two hours wrong', async () => {
+  it('J6: refreshes at the server-given time even when the local clock is two hours wrong', async () => {
     for (const localSkew of [TWO_HOURS, -TWO_HOURS]) {
       const timers = fakeTimers()
       const serverNow = () => timers.clock.now - localSkew

@@ -86,7 +86,7 @@ async function liveOn(site: typeof news, token: string, lastEventId?: number) {
 }
 
 describe('live channel: pushed endings', () => {
-  test('a sign-out reaches every socket of the session on every site within a second, then closes', async () => {
+  test('F5: a sign-out reaches every socket of the session on every site within a second, then closes', async () => {
     const { jar, token } = await signIn(server.app, news, alice, new Map(), issuer)
     const shopToken = (await silentSignIn(server.app, shop, jar, issuer)).token ?? ''
     const onNews = await liveOn(news, token)
@@ -118,7 +118,7 @@ describe('live channel: pushed endings', () => {
     onShop.ws.close()
   })
 
-  test('resume: an ending that happened while disconnected is delivered once on reconnect', async () => {
+  test('F8: resume: an ending that happened while disconnected is delivered once on reconnect', async () => {
     const { token } = await signIn(server.app, news, alice, new Map(), issuer)
     const before = await liveOn(news, token)
     await until(() => before.messages.length === 1)
@@ -175,11 +175,11 @@ describe('live channel: refused upgrades (F1-F4)', () => {
   test.each([
     ['no ticket', {}, 'HTTP 401'],
     ['a made-up ticket', { ticket: 'a'.repeat(43), code: 'b'.repeat(43), site: 'news' }, 'HTTP 401'],
-  ])('%s: 401, no connection', async (_, input, expected) => {
+  ])('F1: %s: 401, no connection', async (_, input, expected) => {
     await expect(connect(input)).rejects.toThrow(expected)
   })
 
-  test('a hostile Origin: 403 even with a valid ticket, and the ticket is not spent', async () => {
+  test('F3: a hostile Origin: 403 even with a valid ticket, and the ticket is not spent', async () => {
     const { token } = await signIn(server.app, news, alice, new Map(), issuer)
     const t = await ticketFor(news, token)
     const input = { ticket: t.ticket, code: t.registration_code, site: 'news' }
@@ -189,7 +189,7 @@ describe('live channel: refused upgrades (F1-F4)', () => {
     ok.ws.close()
   })
 
-  test('a reused ticket, a wrong registration code, a ticket for another site: 401', async () => {
+  test('F2, F4: a reused ticket, a wrong registration code, a ticket for another site: 401', async () => {
     const { jar, token } = await signIn(server.app, news, alice, new Map(), issuer)
     const t = await ticketFor(news, token)
     const ok = await connect({ ticket: t.ticket, code: t.registration_code, site: 'news' })
@@ -214,7 +214,7 @@ describe('live channel: refused upgrades (F1-F4)', () => {
     )
   })
 
-  test('an expired ticket: 401', async () => {
+  test('F2, F4: an expired ticket: 401', async () => {
     const { token } = await signIn(server.app, news, alice, new Map(), issuer)
     const t = await ticketFor(news, token)
     deps.clock.advance(31_000)
@@ -227,7 +227,7 @@ describe('live channel: refused upgrades (F1-F4)', () => {
     }
   })
 
-  test('no ticket for a dead token, with the reason: the frame re-checks instead', async () => {
+  test('F2, B12: no ticket for a dead token, with the reason: the frame re-checks instead', async () => {
     const { token } = await signIn(server.app, news, alice, new Map(), issuer)
     await api('logout', { authkey: news.authkey, token })
     const res = await api('live-ticket', { authkey: news.authkey, token })
@@ -235,7 +235,7 @@ describe('live channel: refused upgrades (F1-F4)', () => {
     expect(await res.json()).toMatchObject({ error: 'invalid_token', reason: 'signed_out' })
   })
 
-  test('an oversized message closes with 1009; a flood closes with 1008', async () => {
+  test('F6: an oversized message closes with 1009; a flood closes with 1008', async () => {
     const { token } = await signIn(server.app, news, alice, new Map(), issuer)
     const big = await liveOn(news, token)
     big.ws.send('x'.repeat(5000))
@@ -247,7 +247,7 @@ describe('live channel: refused upgrades (F1-F4)', () => {
     expect(logs.map((l) => l.event)).toContain('ws_closed')
   })
 
-  test('rejections are logged with a reason and never log the ticket', async () => {
+  test('F4: rejections are logged with a reason and never log the ticket', async () => {
     await connect({ ticket: 'a'.repeat(43), code: 'b'.repeat(43), site: 'news' }).catch(() => null)
     const rejected = logs.filter((l) => l.event === 'ws_upgrade_rejected')
     expect(rejected.map((l) => l.fields.reason)).toContain('invalid_ticket')
@@ -277,7 +277,7 @@ async function startApart(secret: string, limits: Parameters<typeof attachLiveSe
 }
 
 describe('live channel: capacity', () => {
-  test('a full server refuses upgrades with 503 before any work, and takes them again when room frees', async () => {
+  test('F7: a full server refuses upgrades with 503 before any work, and takes them again when room frees', async () => {
     const { base, live, close } = await startApart(SECRET, { maxConnections: 1 })
     try {
       const { token } = await signIn(server.app, news, alice, new Map(), issuer)
@@ -390,7 +390,7 @@ describe('live channel: sign-in requests from another device', () => {
       address,
     })
 
-  test("reach every socket of the user (not another user's), then their closing", async () => {
+  test("H7: reach every socket of the user (not another user's) with site, device and address, then their closing", async () => {
     const bob = await addUser(deps, `bob${Date.now()}`)
     const mine = await signIn(server.app, news, alice, new Map(), issuer)
     const myShop = (await silentSignIn(server.app, shop, mine.jar, issuer)).token ?? ''

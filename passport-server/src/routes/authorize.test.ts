@@ -57,7 +57,7 @@ describe('GET /authorize', () => {
     `${NEWS_ORIGIN.replace('http:', 'https:')}/`,
     `${NEWS_ORIGIN}/%2e%2e/`,
     '',
-  ])('refuses the unregistered redirect %j with an error page, no redirect', async (redirectUri) => {
+  ])('G6: refuses the unregistered redirect %j with an error page, no redirect', async (redirectUri) => {
     const { app } = await createTestWorld()
     const res = await app.request(authorizeUrl(authorizeRequest('news', redirectUri)))
     expect(res.status).toBe(400)
@@ -180,7 +180,7 @@ describe('POST /login', () => {
     ['foreign Origin', { Origin: EVIL_ORIGIN }, true],
     ['null Origin', { Origin: 'null' }, true],
     ['no CSRF cookie', {}, false],
-  ])('refuses a login post with %s', async (_, headers, keepCookie) => {
+  ])('G4: refuses a login post with %s', async (_, headers, keepCookie) => {
     const { app, alice, deps } = await createTestWorld()
     const jar: CookieJar = new Map()
     const req = authorizeRequest('news', newsRedirect)

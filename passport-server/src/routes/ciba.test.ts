@@ -108,7 +108,7 @@ describe('CIBA (poll mode)', () => {
     expect(await again.json()).toEqual({ error: 'invalid_grant' })
   })
 
-  test('pending, then too fast, then denied; nothing is minted', async () => {
+  test('H6: pending, then too fast, then denied; nothing is minted', async () => {
     clearPending()
     const { body } = await startRequest({ scope: 'openid', login_hint: 'alice' })
     const authReqId = String(body.auth_req_id)
@@ -127,7 +127,7 @@ describe('CIBA (poll mode)', () => {
     expect(await (await poll(String(body.auth_req_id))).json()).toEqual({ error: 'expired_token' })
   })
 
-  test("another client cannot poll Shop's request, and an unknown id is invalid_grant", async () => {
+  test("H6: another client cannot poll Shop's request, and an unknown id is invalid_grant", async () => {
     clearPending()
     const { body } = await startRequest({ scope: 'openid', login_hint: 'alice' })
     expect(await (await poll(String(body.auth_req_id), news)).json()).toEqual({ error: 'invalid_grant' })

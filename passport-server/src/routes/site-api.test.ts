@@ -7,12 +7,14 @@ import { signSiteToken } from '../tokens/site-token.ts'
 import { DEAD_ANSWERS_PER_SITE_PER_MINUTE } from './site-api.ts'
 
 describe('POST /token/introspect (RFC 7662)', () => {
-  test('a live token of the calling site: active with its claims, no-store', async () => {
+  test('E4: a live token of the calling site: active with its claims, no-store, no CORS', async () => {
     const { app, news, alice, deps } = await createTestWorld()
     const { token, body } = await signIn(app, news, alice)
     const res = await sitePost(app, '/token/introspect', { token }, basicAuth('news', news.clientSecret))
     expect(res.status).toBe(200)
     expect(res.headers.get('Cache-Control')).toBe('no-store')
+    expect(res.headers.get('Content-Type')).toMatch(/^application\/json/)
+    expect(res.headers.get('Access-Control-Allow-Origin')).toBeNull()
     expect(await res.json()).toMatchObject({
       active: true,
       iss: deps.config.issuer,
@@ -32,7 +34,7 @@ describe('POST /token/introspect (RFC 7662)', () => {
     expect(await res.json()).toEqual({ active: false })
   })
 
-  test('a replaced, signed-out or expired token gets only {active:false}', async () => {
+  test('E3: a replaced, signed-out or expired token gets only {active:false}', async () => {
     const { app, news, alice, deps } = await createTestWorld()
     const auth = basicAuth('news', news.clientSecret)
     const first = await signIn(app, news, alice)

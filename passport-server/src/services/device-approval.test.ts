@@ -89,7 +89,7 @@ describe('device approval', () => {
     expect(places).toEqual(new Set([0, 1, 2]))
   })
 
-  it('the right pick approves once; the new device redeems it once', async () => {
+  it('H3: the right pick approves once; the new device redeems it once', async () => {
     const { approval, secret } = await opened()
     expect(
       await approvals.decide({ approvalId: approval.id, approver: trusted, answer: { pick: approval.code } }),
@@ -129,7 +129,7 @@ describe('device approval', () => {
     )
   })
 
-  it('three wrong picks cancel, with new decoys after each', async () => {
+  it('H1: three wrong picks cancel, with new decoys after each', async () => {
     const { approval, secret } = await opened()
     let choices = approval.choices
     for (const left of [2, 1]) {
@@ -199,7 +199,7 @@ describe('device approval', () => {
     expect(await approvals.redeem(secret, 'browser')).toBeNull()
   })
 
-  it('expires after two minutes: no decision takes, the new device sees "expired"', async () => {
+  it('H3: expires after two minutes: no decision takes, the new device sees "expired"', async () => {
     const { approval, secret } = await opened()
     deps.clock.advance(APPROVAL_TTL_MS)
     expect((await approvals.view(secret, 'browser'))?.status).toBe('expired')
@@ -231,14 +231,14 @@ describe('device approval', () => {
     expect((await approvals.view(fresh.secret, 'browser'))?.status).toBe('expired')
   })
 
-  it('an approval must be picked up within a minute', async () => {
+  it('H3: an approval must be picked up within a minute', async () => {
     const { approval, secret } = await opened()
     await approvals.decide({ approvalId: approval.id, approver: trusted, answer: { pick: approval.code } })
     deps.clock.advance(APPROVED_USE_WITHIN_MS + 1)
     expect(await approvals.redeem(secret, 'browser')).toBeNull()
   })
 
-  it('approve and deny racing: exactly one outcome, 100 times', async () => {
+  it('H5: approve and deny racing: exactly one outcome, 100 times', async () => {
     for (let round = 0; round < 100; round++) {
       const { approval } = await opened()
       const answers = await Promise.all([
@@ -252,7 +252,7 @@ describe('device approval', () => {
     }
   })
 
-  it(`at most ${MAX_PENDING_PER_USER} pending per user: the next is refused and changes nothing`, async () => {
+  it(`H2: at most ${MAX_PENDING_PER_USER} pending per user: the next is refused and changes nothing`, async () => {
     for (let i = 0; i < MAX_PENDING_PER_USER; i++) await opened()
     const before = notices.length
     expect(await ask()).toMatchObject({ ok: false, refusal: 'too_many_pending' })
@@ -262,7 +262,7 @@ describe('device approval', () => {
     expect((await ask('bob')).ok).toBe(true)
   })
 
-  it('rate limits per address and per username, even for unknown usernames', async () => {
+  it('H2: rate limits per address and per username, even for unknown usernames', async () => {
     for (let i = 0; i < REQUESTS_PER_ADDRESS; i++) {
       expect((await ask(`nobody${i}`, { address: '10.9.9.9' })).ok).toBe(true)
     }
@@ -290,7 +290,7 @@ describe('device approval', () => {
     expect(await ask('MALLORY')).toMatchObject({ ok: false, refusal: 'too_many_pending' })
   })
 
-  it("refuses an approver whose session has ended, or another user's session; nothing changes", async () => {
+  it("H4: refuses an approver whose session has ended, or another user's session; nothing changes", async () => {
     const { approval, secret } = await opened()
     const bobs = (await startSession(deps, 'u_bob', 'Bob')).session
     expect(

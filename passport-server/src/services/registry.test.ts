@@ -138,7 +138,7 @@ describe('site registry', () => {
       ['a plain-http origin on a private address', { origins: ['http://10.0.0.5:8080'] }],
       ['a plain-http origin that only starts like localhost', { origins: ['http://localhost.example.com'] }],
       ['a plain-http origin under a localhost look-alike', { origins: ['http://news.localhost.evil.com'] }],
-    ])('rejects %s with invalid_request', (_name, change) => {
+    ])('A3, C6: rejects %s with invalid_request', (_name, change) => {
       let caught: unknown
       try {
         validateSiteInput({ ...base, ...change })
@@ -291,7 +291,7 @@ describe('site registry', () => {
       ['bad percent-encoding', () => basicRaw(`news:%E0%A4%A${newsSecret}`)],
       ['a non-base64 value', () => 'Basic !!!!'],
       ['an over-long header', () => basic('news', `${newsSecret}${'x'.repeat(1100)}`)],
-    ])('rejects %s with invalid_client', async (_name, header) => {
+    ])('B13: rejects %s with invalid_client', async (_name, header) => {
       const err = await errorOf(authenticateSite(deps, header()))
       expect(err).toBeInstanceOf(PassportError)
       expect(err).toMatchObject({ code: 'invalid_client', status: 401 })
