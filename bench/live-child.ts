@@ -81,7 +81,7 @@ async function startServer() {
   const { resolveConfig } = await import('../passport-server/src/config.ts')
   const { silentLogger } = await import('../passport-server/src/deps.ts')
   const { createDeps, listen } = await import('../passport-server/src/server.ts')
-  const { addSite } = await import('../passport-server/src/test-support.ts')
+  const { addSite, testMasterKey } = await import('../passport-server/src/test-support.ts')
   const { hashPassword } = await import('../passport-server/src/auth/password.ts')
   const { endSession, startSession } = await import('../passport-server/src/services/sessions.ts')
   const { mintSiteToken } = await import('../passport-server/src/services/minting.ts')
@@ -93,6 +93,7 @@ async function startServer() {
     // Capacity is the point here: no cap of our own below the fd limit.
     config: resolveConfig({ issuer: BENCH_ISSUER, scryptCost: 1024, liveMaxConnections: 1_000_000 }),
     storeFile: path.join(dir, 'passport.sqlite'),
+    masterKey: testMasterKey(),
     log: silentLogger,
   })
   const sites = {

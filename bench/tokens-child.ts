@@ -69,7 +69,7 @@ async function startPassport(lanes: number) {
   const { resolveConfig } = await import('../passport-server/src/config.ts')
   const { silentLogger } = await import('../passport-server/src/deps.ts')
   const { createDeps, listen } = await import('../passport-server/src/server.ts')
-  const { addSite, addUser } = await import('../passport-server/src/test-support.ts')
+  const { addSite, addUser, testMasterKey } = await import('../passport-server/src/test-support.ts')
   const { signIn } = await import('../passport-server/src/test-flows.ts')
   const { mintSiteToken } = await import('../passport-server/src/services/minting.ts')
   const { verifySiteToken } = await import('../passport-server/src/tokens/site-token.ts')
@@ -78,6 +78,7 @@ async function startPassport(lanes: number) {
   const deps = await createDeps({
     config: resolveConfig({ issuer: BENCH_ISSUER, scryptCost: 1024 }),
     storeFile: path.join(dir, 'passport.sqlite'),
+    masterKey: testMasterKey(),
     log: silentLogger,
   })
   const alice = await addUser(deps, 'alice')

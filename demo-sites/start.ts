@@ -1,6 +1,11 @@
 import type { Server as HttpServer } from 'node:http'
 import path from 'node:path'
 import { serve } from '@hono/node-server'
+import {
+  type MasterKey,
+  masterKeyFrom,
+  readOrCreateMasterKeyFile,
+} from '../passport-server/src/auth/master-key.ts'
 import type { Clock } from '../passport-server/src/clock.ts'
 import { resolveConfig } from '../passport-server/src/config.ts'
 import { consoleLogger, silentLogger } from '../passport-server/src/deps.ts'
@@ -42,6 +47,15 @@ function listenApp(fetch: (req: Request) => Response | Promise<Response>, port: 
   })
 }
 
+/**
+ * The demo's master key: made on first start as `master.key` (mode 0600) in the data folder, so
+ * that `npm start` needs no set-up. Fine for a demo; a real passport keeps its key apart from
+ * the data (README, "Running it for real").
+ */
+export function demoMasterKey(dataDir: string): MasterKey {
+  return readOrCreateMasterKeyFile(path.join(dataDir, 'master.key'))
+}
+
 /** The passport and the demo sites in one process, each on its own port and hostname. */
 export async function startDemo(input: {
   ports: DemoPorts
@@ -49,6 +63,8 @@ export async function startDemo(input: {
   quiet?: boolean
   /** The passport's clock (tests move it); the system clock by default. */
   clock?: Clock
+  /** The key the store's secrets are sealed under; by default `master.key` in the data folder. */
+  masterKey?: MasterKey
 }): Promise<RunningDemo> {
   const { ports } = input
   const urls = {
@@ -63,6 +79,7 @@ export async function startDemo(input: {
     createDeps({
       config,
       storeFile: path.join(input.dataDir, 'passport.sqlite'),
+      masterKey: input.masterKey ?? demoMasterKey(input.dataDir),
       log,
       ...(input.clock ? { clock: input.clock } : {}),
     })
@@ -122,6 +139,8 @@ export async function startDemo(input: {
   }
 }
 
+const masterKeyOption = (key: MasterKey | null) => (key ? { masterKey: key } : {})
+
 if (import.meta.main) {
   const env = process.env
   installLastResortHandlers(consoleLogger)
@@ -134,6 +153,7 @@ if (import.meta.main) {
     },
     dataDir: path.resolve(env.PASSPORT_DATA_DIR ?? 'data'),
     quiet: env.PASSPORT_QUIET === '1',
+    ...masterKeyOption(masterKeyFrom({ key: env.PASSPORT_MASTER_KEY, file: env.PASSPORT_MASTER_KEY_FILE })),
   })
   console.log(`
 Passport demo is up:

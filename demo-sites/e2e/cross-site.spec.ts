@@ -1,7 +1,7 @@
 import { expect, message, signIn, status, test, urls } from './fixtures.ts'
 
 test.describe('cross-site sign-in', () => {
-  test('a. signed in on News, opening Shop signs in there with no typing and no click', async ({
+  test('a. (A12) signed in on News, opening Shop signs in there with no typing and no click', async ({
     browserContext,
   }) => {
     const news = await browserContext.newPage()

@@ -5,7 +5,7 @@ import { runCli } from '../../passport-server/src/cli.ts'
 import { resolveConfig } from '../../passport-server/src/config.ts'
 import { silentLogger } from '../../passport-server/src/deps.ts'
 import { createDeps } from '../../passport-server/src/server.ts'
-import { type RunningDemo, startDemo } from '../start.ts'
+import { demoMasterKey, type RunningDemo, startDemo } from '../start.ts'
 import { expect, message, ownPorts, signIn, status, test } from './fixtures.ts'
 
 /** A passport of this spec's own, so that it can be killed and started again. */
@@ -16,6 +16,7 @@ async function revokeWithCli(dataDir: string, username: string): Promise<void> {
   const deps = await createDeps({
     config: resolveConfig({ issuer: `http://passport.localhost:${ports.passport}`, scryptCost: 1024 }),
     storeFile: path.join(dataDir, 'passport.sqlite'),
+    masterKey: demoMasterKey(dataDir),
     log: silentLogger,
   })
   const lines: string[] = []
@@ -26,7 +27,7 @@ async function revokeWithCli(dataDir: string, username: string): Promise<void> {
   await deps.store.close()
 }
 
-test('a sign-out made while the passport was down reaches the open tab once it is back, exactly once', async ({
+test('J1: a sign-out made while the passport was down reaches the open tab once it is back, exactly once', async ({
   browserContext,
 }) => {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'passport-restart-'))

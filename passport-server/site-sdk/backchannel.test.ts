@@ -54,12 +54,14 @@ describe('back-channel logout token, as a site backend verifies it', () => {
     const { token } = await signIn(server.app, news, alice, new Map(), issuer)
     expect((await verifier.verify(token)).ok).toBe(true)
     const sid = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString()).sid as string
+    deps.clock.advance(1000) // the session ends a second after the token was minted
     const logout = await signLogoutToken(deps.keys, {
       issuer,
       siteId: 'news',
       userId: alice.id,
       sessionId: sid,
       reason: 'signed_out',
+      endedAtMs: deps.clock.now(),
       nowMs: deps.clock.now(),
     })
     expect(await verifier.verifyLogoutToken(logout)).toEqual({
@@ -96,6 +98,66 @@ describe('back-channel logout token, as a site backend verifies it', () => {
     const flipped = `${h}.${p}.${sig?.startsWith('A') ? 'B' : 'A'}${sig?.slice(1)}`
     expect(await verifier.verifyLogoutToken(flipped)).toEqual({ ok: false, error: 'invalid' })
     expect(await verifier.verifyLogoutToken('')).toEqual({ ok: false, error: 'invalid' })
+  })
+})
+
+describe("a site-scoped end (site_access_ended) refuses the session's earlier tokens only", () => {
+  const sidOf = (t: string) => JSON.parse(Buffer.from(t.split('.')[1] ?? '', 'base64url').toString()).sid
+
+  test.each(['revoked', 'replaced'])(
+    'after a %s logout token, a later sign-in of the same session on the site is accepted',
+    async (reason) => {
+      const verifier = verifierFor('news', news.clientSecret)
+      const jar = new Map<string, string>()
+      const before = await signIn(server.app, news, alice, jar, issuer)
+      const sid = sidOf(before.token)
+      deps.clock.advance(1000)
+      // The site revokes this device (RFC 7009); the passport tells the site's backend.
+      const auth = `Basic ${Buffer.from(`news:${news.clientSecret}`).toString('base64')}`
+      await fetch(`${issuer}/token/revoke`, {
+        method: 'POST',
+        headers: { Authorization: auth, 'Content-Type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ token: before.token }),
+      })
+      const endedAt = deps.clock.now()
+      // Delivered on a retry, 30 s later: its iat is not when the access ended.
+      deps.clock.advance(30_000)
+      const logout = await signLogoutToken(deps.keys, {
+        issuer,
+        siteId: 'news',
+        userId: alice.id,
+        sessionId: sid,
+        reason,
+        endedAtMs: endedAt,
+        nowMs: deps.clock.now(),
+      })
+      deps.clock.advance(-29_000) // the user signed in again 1 s after the end, before delivery
+      const after = await signIn(server.app, news, alice, jar, issuer)
+      expect(sidOf(after.token)).toBe(sid) // the same passport session, a new token
+      deps.clock.advance(29_000)
+      expect(await verifier.verifyLogoutToken(logout)).toMatchObject({ ok: true, sid, reason })
+      expect(await verifier.verify(before.token)).toEqual({ ok: false, reason })
+      expect(await verifier.verify(after.token)).toMatchObject({ ok: true, user: { sid } })
+    },
+  )
+
+  test('a token minted in the same second as the end is asked about, not refused or trusted blindly', async () => {
+    const verifier = verifierFor('news', news.clientSecret)
+    const jar = new Map<string, string>()
+    const before = await signIn(server.app, news, alice, jar, issuer)
+    const sid = sidOf(before.token)
+    const logout = await signLogoutToken(deps.keys, {
+      issuer,
+      siteId: 'news',
+      userId: alice.id,
+      sessionId: sid,
+      reason: 'revoked',
+      endedAtMs: deps.clock.now(),
+      nowMs: deps.clock.now(),
+    })
+    expect((await verifier.verifyLogoutToken(logout)).ok).toBe(true)
+    // The passport still holds `before` live (the end was only announced here): the SDK asks.
+    expect(await verifier.verify(before.token)).toMatchObject({ ok: true })
   })
 })
 

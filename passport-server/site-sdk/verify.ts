@@ -74,8 +74,10 @@ export function createSiteVerifier(options: SiteVerifierOptions) {
   ).toString('base64')}`
   const jwks = createRemoteJWKSet(new URL(`${base}/.well-known/jwks.json`))
   const active = new Map<string, { user: PassportUser; until: number }>()
-  // Sessions the passport said ended (back-channel logout), with why; and logout tokens seen.
-  const endedSessions = new Map<string, VerifyFailure>()
+  // Sessions whose access to this site the passport said ended (back-channel logout): why, and
+  // when (seconds). Only tokens issued before then are refused: after a site-scoped end
+  // (replaced, revoked) the same session may sign in to the site again. And logout tokens seen.
+  const endedSessions = new Map<string, { reason: VerifyFailure; endedAt: number }>()
   const seenLogoutJtis = new Map<string, number>()
 
   const post = async (path: string, token: string) => {
@@ -99,6 +101,7 @@ export function createSiteVerifier(options: SiteVerifierOptions) {
     let jti: string
     let sid: string
     let boundTo: string | null = null
+    let iat: number
     try {
       const { payload } = await jwtVerify(token, jwks, {
         algorithms: ['EdDSA'],
@@ -106,11 +109,12 @@ export function createSiteVerifier(options: SiteVerifierOptions) {
         audience: options.siteId,
         typ: 'at+jwt',
         clockTolerance: 5,
-        requiredClaims: ['sub', 'sid', 'jti', 'exp'],
+        requiredClaims: ['sub', 'sid', 'jti', 'exp', 'iat'],
         currentDate: new Date(now()),
       })
       jti = String(payload.jti)
       sid = String(payload.sid)
+      iat = Number(payload.iat)
       const cnf = payload.cnf as { jkt?: unknown } | undefined
       if (cnf !== undefined) boundTo = typeof cnf?.jkt === 'string' ? cnf.jkt : ''
     } catch (err) {
@@ -119,8 +123,9 @@ export function createSiteVerifier(options: SiteVerifierOptions) {
     if (boundTo !== null && !(boundTo !== '' && (await checkProof(token, boundTo, request)))) {
       return { ok: false, reason: 'invalid_proof' }
     }
+    // Issued in the very second of the end: it may be either side of it, so the passport decides.
     const ended = endedSessions.get(sid)
-    if (ended) return { ok: false, reason: ended }
+    if (ended && iat < ended.endedAt) return { ok: false, reason: ended.reason }
     const cached = active.get(jti)
     if (cached && cached.until > now()) return { ok: true, user: cached.user }
 
@@ -182,8 +187,10 @@ export function createSiteVerifier(options: SiteVerifierOptions) {
         ? (payload.reason as VerifyFailure)
         : 'signed_out'
     const sid = String(payload.sid)
+    // A passport that does not send `ended_at`: the token's signing time, never earlier than the end.
+    const endedAt = Number.isInteger(payload.ended_at) ? Number(payload.ended_at) : Number(payload.iat)
     if (endedSessions.size >= MAX_CACHE_ENTRIES) endedSessions.clear()
-    endedSessions.set(sid, reason)
+    endedSessions.set(sid, { reason, endedAt: Math.max(endedAt, endedSessions.get(sid)?.endedAt ?? 0) })
     active.clear()
     return { ok: true, sub: String(payload.sub), sid, reason }
   }

@@ -26,8 +26,26 @@ describe('every response', () => {
   })
 })
 
+describe('framing of passport pages (A7)', () => {
+  test.each([
+    [
+      'the sign-in page',
+      '/authorize?client_id=news&redirect_uri=http%3A%2F%2Fnews.localhost%3A8081%2F&response_type=code&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256&state=s',
+    ],
+    ['the account page', '/account'],
+    ['the device sign-in page', '/login/device'],
+    ['an error page', '/authorize?client_id=nobody'],
+    ['the JWKS', '/.well-known/jwks.json'],
+    ['an unknown path', '/nothing-here'],
+  ])('A7: %s may be framed by nobody (frame-ancestors none)', async (_, path) => {
+    const { app } = await createTestWorld()
+    const res = await app.request(path)
+    expect(res.headers.get('Content-Security-Policy')).toContain("frame-ancestors 'none'")
+  })
+})
+
 describe('bad input (I1, I2)', () => {
-  test('an oversized body is 413 payload_too_large before any handler reads it', async () => {
+  test('I1: an oversized body is 413 payload_too_large before any handler reads it', async () => {
     const { app, news } = await createTestWorld()
     const res = await frameApi(app, 'token', {
       grant_type: 'session',
@@ -38,7 +56,7 @@ describe('bad input (I1, I2)', () => {
     expect(await res.json()).toMatchObject({ error: 'payload_too_large' })
   })
 
-  test('a chunked oversized body without Content-Length is also 413', async () => {
+  test('I1: a chunked oversized body without Content-Length is also 413', async () => {
     const { app } = await createTestWorld()
     const chunk = new TextEncoder().encode('x'.repeat(8192))
     let sent = 0
@@ -62,7 +80,7 @@ describe('bad input (I1, I2)', () => {
   })
 
   /** Over a real socket, where @hono/node-server hands the app Node's request (issue 4). */
-  test('over HTTP: a declared or chunked oversized body is 413, a body within the limit is read', async () => {
+  test('I1: over HTTP: a declared or chunked oversized body is 413, a body within the limit is read', async () => {
     const { server, deps, port } = await startTestServer()
     try {
       const site = await addSite(deps, { id: 'news' })
@@ -111,14 +129,14 @@ describe('bad input (I1, I2)', () => {
     ['NaN', '{"a":NaN}'],
     ['a scalar', '"token"'],
     ['null', 'null'],
-  ])('malformed JSON (%s) is 400 invalid_request', async (_, body) => {
+  ])('I2: malformed JSON (%s) is 400 invalid_request', async (_, body) => {
     const { app } = await createTestWorld()
     const res = await frameApi(app, 'check', body)
     expect(res.status).toBe(400)
     expect(await res.json()).toMatchObject({ error: 'invalid_request' })
   })
 
-  test('a __proto__ key cannot pollute prototypes or pass for a field', async () => {
+  test('I2: a __proto__ key cannot pollute prototypes or pass for a field', async () => {
     const { app } = await createTestWorld()
     const res = await frameApi(app, 'check', '{"__proto__":{"authkey":"x","token":"y"}}')
     expect(res.status).toBe(400)

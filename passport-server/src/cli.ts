@@ -4,6 +4,7 @@ import type { AppDeps } from './deps.ts'
 import { PassportError } from './errors.ts'
 import { issueAuthkey, registerSite } from './services/registry.ts'
 import { endSession } from './services/sessions.ts'
+import { removeSite } from './services/site-removal.ts'
 import { rotateSigningKey } from './tokens/keys.ts'
 
 export const CLI_USAGE = `usage: npm run passport -- <command>
@@ -16,7 +17,7 @@ export const CLI_USAGE = `usage: npm run passport -- <command>
       Registers a site (or replaces its config) and prints its authkey and client secret.
       Replacing a site's config voids its earlier authkeys.
   site list                       Lists registered sites.
-  site remove ID                  Removes a site; its authkeys stop working at once.
+  site remove ID                  Removes a site; its authkeys, tokens and refresh credentials stop working at once.
   site authkey ID                 Prints a fresh authkey for a site (same version).
   user add USERNAME [--name NAME] Creates a user; reads the password from standard input.
   user password USERNAME          Sets a new password (from standard input) and signs the user
@@ -116,7 +117,7 @@ export async function runCli(deps: AppDeps, argv: string[], io: CliIo): Promise<
       return 0
     }
     if (noun === 'site' && verb === 'remove' && positionals[0]) {
-      const removed = await deps.store.sites.remove(positionals[0])
+      const removed = await removeSite(deps, positionals[0])
       io.out(removed ? `site ${positionals[0]} removed` : `no site ${positionals[0]}`)
       return removed ? 0 : 1
     }

@@ -17,6 +17,7 @@ describe('resolveConfig', () => {
       liveMaxConnections: 15_000,
       dpopNonceRequired: true,
       assetsDir: defaults.assetsDir,
+      trustedProxies: [],
     })
     expect(defaults.assetsDir).toMatch(/\/dist\/passport\/$/)
   })
@@ -34,6 +35,7 @@ describe('resolveConfig', () => {
       liveMaxConnections: 100,
       dpopNonceRequired: false,
       assetsDir: '/srv/passport/',
+      trustedProxies: ['10.0.0.1', 'fd00::/8'],
     }
     expect(resolveConfig(options)).toEqual(options)
   })

@@ -1,4 +1,5 @@
 import { parseExactOrigin } from '../../passport-frame/src/protocol/origins.ts'
+import { trustedProxiesOf } from './services/client-address.ts'
 
 /** What an operator may set. Every field but `issuer` has a default. */
 export interface PassportOptions {
@@ -34,6 +35,12 @@ export interface PassportOptions {
   dpopNonceRequired?: boolean
   /** Where the built frame and SDK files are (vite output). */
   assetsDir?: string
+  /**
+   * Addresses and CIDRs of the operator's reverse proxies. A request from one of them is
+   * attributed to the right-most address in `X-Forwarded-For` that is not one of them; any other
+   * request to its TCP peer. Empty (the default): always the TCP peer, headers ignored.
+   */
+  trustedProxies?: readonly string[]
 }
 
 export type ResolvedConfig = Readonly<Required<PassportOptions>>
@@ -49,6 +56,7 @@ export const defaults = {
   liveMaxConnections: 15_000,
   dpopNonceRequired: true,
   assetsDir: new URL('../../dist/passport/', import.meta.url).pathname,
+  trustedProxies: [],
 } satisfies Omit<ResolvedConfig, 'issuer'>
 
 /**
@@ -82,5 +90,7 @@ export function resolveConfig(options: PassportOptions): ResolvedConfig {
   if (config.scryptCost < 2 || (config.scryptCost & (config.scryptCost - 1)) !== 0) {
     throw new Error('scryptCost must be a power of two, e.g. 32768')
   }
-  return Object.freeze(config)
+  const trustedProxies = Object.freeze([...config.trustedProxies])
+  trustedProxiesOf(trustedProxies) // throws on an entry that is not an address or CIDR
+  return Object.freeze({ ...config, trustedProxies })
 }

@@ -35,11 +35,18 @@ export class PassportError extends Error {
   readonly status: Status
   readonly description: string | undefined
   readonly extra: Record<string, string> | undefined
+  /** For 429 and 503: how long the client should wait (`Retry-After`). */
+  readonly retryAfterSeconds: number
 
   constructor(
     code: ErrorCode,
     description?: string,
-    options?: { status?: Status; cause?: unknown; extra?: Record<string, string> },
+    options?: {
+      status?: Status
+      cause?: unknown
+      extra?: Record<string, string>
+      retryAfterSeconds?: number
+    },
   ) {
     super(description ?? code, { cause: options?.cause })
     this.name = 'PassportError'
@@ -47,6 +54,7 @@ export class PassportError extends Error {
     this.status = options?.status ?? defaultStatus[code]
     this.description = description
     this.extra = options?.extra
+    this.retryAfterSeconds = options?.retryAfterSeconds ?? 1
   }
 }
 
@@ -94,7 +102,7 @@ export function createErrorHandler(log: Logger) {
       if (err.code === 'invalid_dpop_proof' || err.code === 'use_dpop_nonce') {
         c.header('WWW-Authenticate', `DPoP error="${err.code}", algs="ES256"`)
       }
-      if (err.status === 503 || err.status === 429) c.header('Retry-After', '1')
+      if (err.status === 503 || err.status === 429) c.header('Retry-After', String(err.retryAfterSeconds))
       return c.json(errorBody(err.code, err.description, err.extra), err.status)
     }
     if (err instanceof StoreUnavailableError) {

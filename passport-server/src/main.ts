@@ -1,4 +1,5 @@
 import path from 'node:path'
+import { masterKeyFrom, NO_MASTER_KEY_MESSAGE } from './auth/master-key.ts'
 import { runCli } from './cli.ts'
 import { resolveConfig } from './config.ts'
 import { consoleLogger, silentLogger } from './deps.ts'
@@ -16,6 +17,9 @@ import { createDeps, listen, listenLiveOnly } from './server.ts'
  *   PASSPORT_LIVE_VALIDATION_SECRET  enables POST /internal/live/validate for a live server apart
  *   PASSPORT_ROLE=live  run only the live channel, apart; with PASSPORT_LIVE_VALIDATE_URL (the
  *                       passport's internal URL) and the same PASSPORT_LIVE_VALIDATION_SECRET
+ *   PASSPORT_TRUSTED_PROXIES  comma list of reverse-proxy addresses/CIDRs (X-Forwarded-For)
+ *   PASSPORT_MASTER_KEY / PASSPORT_MASTER_KEY_FILE  the key the stored secrets are sealed under
+ *                     (required: without one it refuses to start, saying how to make one)
  *
  * `node main.ts` serves; `node main.ts site …|user …` runs a CLI command (see cli.ts).
  */
@@ -30,12 +34,21 @@ const config = resolveConfig({
   ...(env.PASSPORT_LIVE_VALIDATION_SECRET
     ? { liveValidationSecret: env.PASSPORT_LIVE_VALIDATION_SECRET }
     : {}),
+  ...(env.PASSPORT_TRUSTED_PROXIES
+    ? { trustedProxies: env.PASSPORT_TRUSTED_PROXIES.split(',').map((entry) => entry.trim()) }
+    : {}),
 })
 const storeFile = path.resolve(env.PASSPORT_DATA_DIR ?? 'data', 'passport.sqlite')
 const args = process.argv.slice(2)
+// No key generated here: one written beside the database would travel with its every copy.
+const masterKey = masterKeyFrom({ key: env.PASSPORT_MASTER_KEY, file: env.PASSPORT_MASTER_KEY_FILE })
+if (!masterKey) {
+  console.error(NO_MASTER_KEY_MESSAGE)
+  process.exit(1)
+}
 
 if (args.length > 0) {
-  const deps = await createDeps({ config, storeFile, log: silentLogger })
+  const deps = await createDeps({ config, storeFile, masterKey, log: silentLogger })
   const code = await runCli(deps, args, {
     out: (line) => console.log(line),
     readSecret: async () => {
@@ -53,7 +66,7 @@ if (args.length > 0) {
     process.exit(2)
   }
   installLastResortHandlers(consoleLogger)
-  const deps = await createDeps({ config, storeFile, log: consoleLogger })
+  const deps = await createDeps({ config, storeFile, masterKey, log: consoleLogger })
   const live = await listenLiveOnly(deps, port, host, {
     url: passportUrl,
     secret: config.liveValidationSecret,
@@ -64,7 +77,7 @@ if (args.length > 0) {
   process.on('SIGTERM', stop)
 } else {
   installLastResortHandlers(consoleLogger)
-  const deps = await createDeps({ config, storeFile, log: consoleLogger })
+  const deps = await createDeps({ config, storeFile, masterKey, log: consoleLogger })
   const server = await listen(deps, port, host)
   console.log(`passport listening on ${server.internalUrl}, public at ${config.issuer}`)
   const stop = () => void server.close().then(() => process.exit(0))

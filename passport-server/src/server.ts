@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { serve } from '@hono/node-server'
 import type { Hono } from 'hono'
 import { createApp } from './app.ts'
+import type { MasterKey } from './auth/master-key.ts'
 import { type Clock, systemClock } from './clock.ts'
 import type { ResolvedConfig } from './config.ts'
 import type { AppDeps } from './deps.ts'
@@ -14,12 +15,15 @@ import { attachLiveServer } from './live/live-server.ts'
 import { startBackchannelLogout } from './services/backchannel-logout.ts'
 import { startExpirySweeper } from './services/expiry-sweeper.ts'
 import { createHttpLiveAuthenticator, createStoreLiveAuthenticator } from './services/live-auth.ts'
+import { withSealedSecrets } from './store/sealed-secrets.ts'
 import { openSqliteStore } from './store/sqlite.ts'
 import { KEY_RELOAD_MS, loadOrCreateKeys, replaceKeys } from './tokens/keys.ts'
 
 export interface PassportServer {
   /** Where it listens (internal address, e.g. http://127.0.0.1:8080). */
   internalUrl: string
+  /** The Node HTTP server itself (its timeouts and limits, for tests). */
+  http: HttpServer
   app: Hono
   deps: AppDeps
   /** Open live-channel WebSockets (for tests and monitoring). */
@@ -27,14 +31,18 @@ export interface PassportServer {
   close(): Promise<void>
 }
 
-/** Opens the store and keys and returns the dependencies `createApp` needs. */
+/**
+ * Opens the store and keys and returns the dependencies `createApp` needs. The store's secrets
+ * (signing keys, the authkey key) are sealed under `masterKey`, which is never stored in it.
+ */
 export async function createDeps(input: {
   config: ResolvedConfig
   storeFile: string
+  masterKey: MasterKey
   log: Logger
   clock?: Clock
 }): Promise<AppDeps> {
-  const store = openSqliteStore(input.storeFile)
+  const store = withSealedSecrets(openSqliteStore(input.storeFile), input.masterKey)
   const clock = input.clock ?? systemClock
   return {
     config: input.config,
@@ -80,6 +88,7 @@ export async function listen(deps: AppDeps, port: number, hostname: string): Pro
   const stopBackchannel = startBackchannelLogout(deps)
   return {
     internalUrl: `http://${hostname}:${address.port}`,
+    http: server,
     app,
     deps,
     liveConnectionCount: () => live.connectionCount(),

@@ -1,5 +1,7 @@
+import { randomBytes } from 'node:crypto'
 import net from 'node:net'
 import { createApp } from './app.ts'
+import { type MasterKey, parseMasterKey } from './auth/master-key.ts'
 import { hashPassword } from './auth/password.ts'
 import { type FixedClock, fixedClock } from './clock.ts'
 import { resolveConfig } from './config.ts'
@@ -8,6 +10,7 @@ import type { Logger } from './errors.ts'
 import { createInProcessBus } from './events/bus.ts'
 import { listen, type PassportServer } from './server.ts'
 import { registerSite, type SiteInput } from './services/registry.ts'
+import { withSealedSecrets } from './store/sealed-secrets.ts'
 import { openSqliteStore } from './store/sqlite.ts'
 import type { UserRecord } from './store/types.ts'
 import { loadOrCreateKeys } from './tokens/keys.ts'
@@ -21,6 +24,11 @@ export const EVIL_ORIGIN = 'http://evil.localhost:8083'
 /** 2026-01-01T00:00:00Z: far from any real "now", so a test that reads the system clock shows up. */
 export const T0 = Date.UTC(2026, 0, 1)
 
+/** A fresh master key: every test store is sealed like a real one. */
+export function testMasterKey(): MasterKey {
+  return parseMasterKey(randomBytes(32).toString('base64'))
+}
+
 export interface LogLine {
   event: string
   fields: Record<string, unknown>
@@ -32,7 +40,7 @@ export interface TestDeps extends AppDeps {
 }
 
 export async function createTestDeps(overrides: { file?: string } = {}): Promise<TestDeps> {
-  const store = openSqliteStore(overrides.file ?? ':memory:')
+  const store = withSealedSecrets(openSqliteStore(overrides.file ?? ':memory:'), testMasterKey())
   const logs: LogLine[] = []
   const log: Logger = (event, fields = {}) => logs.push({ event, fields })
   return {
@@ -96,7 +104,7 @@ export function freePort(): Promise<number> {
 export async function startTestServer(options: { liveValidationSecret?: string } = {}) {
   const port = await freePort()
   const issuer = `http://127.0.0.1:${port}`
-  const store = openSqliteStore(':memory:')
+  const store = withSealedSecrets(openSqliteStore(':memory:'), testMasterKey())
   const logs: LogLine[] = []
   const log: Logger = (event, fields = {}) => logs.push({ event, fields })
   const deps: TestDeps = {

@@ -261,7 +261,7 @@ describe('the passport callback in the fragment', () => {
     expect(env.api.tokenFromSession).not.toHaveBeenCalled()
   })
 
-  it('removes the fragment before anything can read it later, and keeps the token out of storage', async () => {
+  it('A13: removes the fragment before anything can read it later, and keeps the token out of storage', async () => {
     const env = setup({ url: callbackUrl({ code: 'code-1', state: pending.state }) })
     seedPending(env.browser, { ...pending, returnTo: `${NEWS}/` })
     const p = start(env)

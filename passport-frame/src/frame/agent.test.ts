@@ -1,6 +1,6 @@
 import { beforeEach, describe, expect, it, type Mock, vi } from 'vitest'
 import { FakeWindow, fakeAuthkey, MemoryStorage, settle } from '../test-support/fake-window.ts'
-import { createFrameAgent, type FrameAgentDeps } from './agent.ts'
+import { createFrameAgent, FRAME_MESSAGES_PER_SECOND, type FrameAgentDeps } from './agent.ts'
 import { FrameApiError, type ServerApi, type TokenAnswer } from './server-api.ts'
 import { createTokenCache, type TokenCache } from './token-cache.ts'
 
@@ -306,6 +306,7 @@ describe('token_request', () => {
       token: 'tok-from-session',
       expiresAt: T0 + SKEW + 600_000,
       clockOffsetMs: SKEW,
+      obtainedAt: T0 + SKEW,
     })
     await h.send(tokenRequest('t2'))
     expect(h.api.tokenFromSession).toHaveBeenCalledOnce()
@@ -702,5 +703,58 @@ describe('proof_request (DPoP-bound site tokens, issue 13)', () => {
     await h.send(proofRequest(`${NEWS}/api/me`))
     expect(prove).not.toHaveBeenCalled()
     expect(h.replies().at(-1)?.message).toMatchObject({ type: 'error', code: 'login_required' })
+  })
+})
+
+describe('message flood (A10)', () => {
+  it('A10: 10,000 messages in a second from the bound page reach the server a handful of times, the excess answered rate_limited', async () => {
+    await h.send(hello())
+    const codeExchange = (i: number) => ({
+      v: 1,
+      type: 'code_exchange',
+      id: `c${i}`,
+      code: 'a'.repeat(43),
+      codeVerifier: 'v'.repeat(43),
+      redirectUri: `${NEWS}/`,
+    })
+    for (let i = 0; i < 10_000; i++) {
+      h.frame.receive(i % 2 ? codeExchange(i) : { v: 1, type: 'check', id: `k${i}` }, {
+        origin: NEWS,
+        source: h.page,
+      })
+    }
+    await settle()
+    expect(h.apiCalls()).toBeLessThanOrEqual(FRAME_MESSAGES_PER_SECOND)
+    const limited = h.replies().filter((r) => r.message.code === 'rate_limited')
+    expect(limited.length).toBeGreaterThan(9_000)
+    for (const r of limited) expect(r.targetOrigin).toBe(NEWS)
+    // Logged once per window, not once per message.
+    expect(h.log.mock.calls.filter(([event]) => event === 'pm_rate_limited')).toHaveLength(1)
+    // The next second is served again.
+    h.clock.now += 1000
+    await h.send({ v: 1, type: 'check', id: 'after' })
+    expect(h.replies().at(-1)?.message).toMatchObject({ type: 'check_response', id: 'after' })
+  })
+
+  it('A10: token requests the cache answers are never limited (no server call, however many)', async () => {
+    h.cache.write({ token: 'cached', expiresAt: T0 + 600_000, clockOffsetMs: 0 })
+    await h.send(hello())
+    for (let i = 0; i < 1000; i++) h.frame.receive(tokenRequest(`t${i}`), { origin: NEWS, source: h.page })
+    await settle()
+    expect(h.apiCalls()).toBe(0)
+    expect(h.replies().filter((r) => r.message.type === 'token_response')).toHaveLength(1000)
+  })
+
+  it('A10: a flood from an unregistered origin gets no reply and no server call at all', async () => {
+    await h.send(hello())
+    for (let i = 0; i < 10_000; i++) {
+      h.frame.receive(
+        { v: 1, type: 'token_request', id: `e${i}` },
+        { origin: 'http://evil.localhost:8083', source: h.page },
+      )
+    }
+    await settle()
+    expect(h.apiCalls()).toBe(0)
+    expect(h.replies()).toHaveLength(1) // the ready to the hello
   })
 })

@@ -46,6 +46,14 @@ export interface FrameAgentDeps {
 }
 
 /**
+ * Requests from the page that may reach the server, handled per second; the excess is answered
+ * `rate_limited` without touching the server or the queue (attack A10: a page flooding its
+ * frame must not turn into a flood on the passport). An SDK sends a few on a page load. Not
+ * counted: `hello`, and a token request the cache answers (no server call, however many).
+ */
+export const FRAME_MESSAGES_PER_SECOND = 10
+
+/**
  * The passport frame's message handling: the site's token broker.
  *
  * Inbound order of checks (penpal, auth0 runIframe): `event.source` must be our parent, then
@@ -60,6 +68,15 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
   const log = deps.log ?? (() => {})
   let bound: { origin: string; authkey: string } | null = null
   let queue: Promise<void> = Promise.resolve()
+  let budget = { start: Number.NEGATIVE_INFINITY, count: 0 }
+  /** Counts one request in this second's window; false past the limit (logged once per window). */
+  const withinBudget = (): boolean => {
+    const t = now()
+    if (t - budget.start >= 1000) budget = { start: t, count: 0 }
+    budget.count += 1
+    if (budget.count === FRAME_MESSAGES_PER_SECOND + 1) log('pm_rate_limited')
+    return budget.count <= FRAME_MESSAGES_PER_SECOND
+  }
 
   const reply = (origin: string, message: FrameMessage) => win.parent.postMessage(message, origin)
   const replyError = (origin: string, id: string, code: ErrorCode, reason?: EndReason) =>
@@ -261,6 +278,11 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
       log('pm_schema_rejected')
       const id = (event.data as { id?: unknown } | null)?.id
       if (typeof id === 'string' && id.length <= 64) replyError(event.origin, id, 'invalid_request')
+      return
+    }
+    const answeredLocally = msg.type === 'hello' || (msg.type === 'token_request' && cache.read() !== null)
+    if (!answeredLocally && !withinBudget()) {
+      replyError(event.origin, msg.id, 'rate_limited')
       return
     }
     // One message at a time, in order: a token request never overtakes the exchange before it.

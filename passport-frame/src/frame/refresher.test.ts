@@ -1,7 +1,12 @@
 import { describe, expect, it, vi } from 'vitest'
 import type { EndReason } from '../protocol/codes.ts'
 import { MemoryStorage } from '../test-support/fake-window.ts'
-import { createRefresher, type LockManagerLike, toCacheEntry } from './refresher.ts'
+import {
+  createRefresher,
+  FORCED_REFRESH_INTERVAL_MS,
+  type LockManagerLike,
+  toCacheEntry,
+} from './refresher.ts'
 import { FrameApiError, type TokenAnswer } from './server-api.ts'
 import { createTokenCache } from './token-cache.ts'
 
@@ -92,7 +97,7 @@ function tab(
 }
 
 describe('monitoring refresh', () => {
-  it('refreshes at the server-given time even when the local clock is two hours wrong', async () => {
+  it('J6: refreshes at the server-given time even when the local clock is two hours wrong', async () => {
     for (const localSkew of [TWO_HOURS, -TWO_HOURS]) {
       const timers = fakeTimers()
       const serverNow = () => timers.clock.now - localSkew
@@ -176,10 +181,33 @@ describe('monitoring refresh', () => {
     const b = tab(storage, locks, timers, refresh)
     a.cache.write(toCacheEntry(await refresh('authkey', 'first'), timers.clock.now))
     refresh.mockClear()
+    timers.clock.now += FORCED_REFRESH_INTERVAL_MS
+    await a.refresher.refresh(true)
+    timers.clock.now += FORCED_REFRESH_INTERVAL_MS
     await Promise.all([a.refresher.refresh(true), b.refresher.refresh(true)])
     const presented = refresh.mock.calls.map((call) => call[1])
     expect(presented).toHaveLength(2)
     expect(new Set(presented).size).toBe(2)
+  })
+
+  it('A10: a page looping passport.refresh() in two tabs gets one forced refresh per 30 s per site', async () => {
+    const timers = fakeTimers()
+    const refresh = serverAnswers(() => timers.clock.now)
+    const storage = new MemoryStorage()
+    const locks = fakeLocks()
+    const tabs = [tab(storage, locks, timers, refresh), tab(storage, locks, timers, refresh)]
+    tabs[0]?.cache.write(toCacheEntry(await refresh('authkey', 'first'), timers.clock.now))
+    refresh.mockClear()
+    timers.clock.now += FORCED_REFRESH_INTERVAL_MS
+    // Two minutes of a loop: 100 forced refreshes a second from each tab.
+    for (let second = 0; second < 120; second++) {
+      const answers = await Promise.all(
+        tabs.flatMap((t) => Array.from({ length: 100 }, () => t.refresher.refresh(true))),
+      )
+      for (const answer of answers) expect(answer.token).toBe(tabs[0]?.cache.read()?.token)
+      timers.clock.now += 1000
+    }
+    expect(refresh).toHaveBeenCalledTimes(4) // at 0, 30, 60 and 90 s
   })
 
   it('without a refresh credential it refuses with login_required and calls nothing', async () => {

@@ -24,6 +24,13 @@ export interface RefresherDeps {
 }
 
 /**
+ * A forced refresh (`passport.refresh()`) rotates at most once per this long per site, across
+ * the site's tabs (judged on the cached entry, which they share): a page calling it in a loop
+ * gets the current token back instead of hammering the passport (attack A10).
+ */
+export const FORCED_REFRESH_INTERVAL_MS = 30_000
+
+/**
  * After a failed attempt (network, server down): wait 5 s, 10 s, 20 s … at most a minute, each
  * jittered, so the frames of every user do not all refresh in the same second after an outage.
  */
@@ -34,6 +41,7 @@ export function toCacheEntry(answer: TokenAnswer, localNow: number): CachedToken
     token: answer.token,
     expiresAt: answer.expiresAt,
     clockOffsetMs: answer.serverTime - localNow,
+    obtainedAt: answer.serverTime,
     ...(answer.refreshToken
       ? {
           refreshToken: answer.refreshToken,
@@ -91,6 +99,12 @@ export function createRefresher(deps: RefresherDeps) {
       if (!before?.refreshToken || !authkey) throw new FrameApiError('login_required')
       // Another tab refreshed while we waited for the lock, or it is simply not time yet.
       if (!force && deps.cache.read() !== null && (before.refreshAt ?? 0) > serverNow(before)) return before
+      // Forced, but the site's token was obtained moments ago: that one answers.
+      const recent = serverNow(before) - (before.obtainedAt ?? 0) < FORCED_REFRESH_INTERVAL_MS
+      if (force && recent && deps.cache.read() !== null) {
+        log('refresh_held', {})
+        return before
+      }
       try {
         const answer = await deps.api.refresh(authkey, before.refreshToken)
         const entry = toCacheEntry(answer, now())

@@ -15,6 +15,8 @@ export interface CachedToken {
   refreshAt?: number
   /** Server time after which the refresh credential is dead. */
   refreshExpiresAt?: number
+  /** Server time at which the token was received (forced refreshes are spaced by it). */
+  obtainedAt?: number
 }
 
 /** Treat a token as gone this long before it really expires, so it never dies in flight. */

@@ -167,7 +167,7 @@ describe('parsePageRequest', () => {
     expect(parsePageRequest(value)).toBeNull()
   })
 
-  it('does not pollute Object.prototype while rejecting pollution attempts', () => {
+  it('A9: does not pollute Object.prototype while rejecting pollution attempts', () => {
     for (const json of [
       '{"v":1,"type":"hello","id":"a","authkey":"k","__proto__":{"admin":true}}',
       '{"v":1,"type":"token_request","id":"a","constructor":{"prototype":{"admin":true}}}',

@@ -52,7 +52,7 @@ describe('parseExactOrigin', () => {
       'over 255 characters',
       `https://${'a'.repeat(60)}.${'b'.repeat(60)}.${'c'.repeat(60)}.${'d'.repeat(60)}.example`,
     ],
-  ])('rejects %s: %j', (_name, value) => {
+  ])('A2: rejects %s: %j', (_name, value) => {
     expect(parseExactOrigin(value)).toBeNull()
   })
 
@@ -103,7 +103,7 @@ describe('isAllowedOrigin', () => {
     ['bare host', 'news.example'],
     ['unregistered site', 'http://evil.localhost:8083'],
     ['another registered-looking site', 'http://shop.localhost:8082'],
-  ])('rejects %s: %j', (_name, origin) => {
+  ])('A2: rejects %s: %j', (_name, origin) => {
     expect(isAllowedOrigin(origin, allowed)).toBe(false)
   })
 

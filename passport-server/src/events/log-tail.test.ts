@@ -5,7 +5,7 @@ import { startEventLogTail } from './log-tail.ts'
 import { publishEvents } from './record.ts'
 
 describe('event log tail', () => {
-  it('publishes events another process logged, once, and not the ones published here', async () => {
+  it('J3: publishes events another process logged, once, and not the ones published here', async () => {
     const deps = await createTestDeps()
     await addUser(deps, 'alice')
     const seen: SessionEndEvent[] = []

@@ -115,7 +115,7 @@ const liveOn = (site: typeof news, token: string, lastEventId?: number) =>
   connect({ site: site.site.id, token, ...(lastEventId !== undefined ? { lastEventId } : {}) })
 
 describe('live channel: pushed endings', () => {
-  test('a sign-out reaches every socket of the session on every site within a second, then closes', async () => {
+  test('F5: a sign-out reaches every socket of the session on every site within a second, then closes', async () => {
     const { jar, token } = await signIn(server.app, news, alice, new Map(), issuer)
     const shopToken = (await silentSignIn(server.app, shop, jar, issuer)).token ?? ''
     const onNews = await liveOn(news, token)
@@ -147,7 +147,7 @@ describe('live channel: pushed endings', () => {
     onShop.ws.close()
   })
 
-  test('a sign-out made while disconnected: the reconnect is refused (4401) and the check says why', async () => {
+  test('F8: a sign-out made while disconnected: the reconnect is refused (4401) and the check says why', async () => {
     const { token } = await signIn(server.app, news, alice, new Map(), issuer)
     const before = await liveOn(news, token)
     await until(() => before.messages.length === 1)
@@ -197,11 +197,11 @@ describe('live channel: refused upgrades and unanswered challenges (F1-F4, issue
   test.each([
     ['no site', { token: 'x' }, 'HTTP 400'],
     ['a malformed site', { site: '../news', token: 'x' }, 'HTTP 400'],
-  ])('%s: refused before any socket', async (_, input, expected) => {
+  ])('F1: %s: refused before any socket', async (_, input, expected) => {
     await expect(connect(input)).rejects.toThrow(expected)
   })
 
-  test('a hostile Origin: 403 before any socket, whatever it would answer', async () => {
+  test('F3: a hostile Origin: 403 before any socket, whatever it would answer', async () => {
     const { token } = await signIn(server.app, news, alice, new Map(), issuer)
     await expect(connect({ site: 'news', token, origin: 'http://evil.localhost:8083' })).rejects.toThrow(
       'HTTP 403',
@@ -211,7 +211,7 @@ describe('live channel: refused upgrades and unanswered challenges (F1-F4, issue
     )
   })
 
-  test("a live token taken from News's page, forged Origin, answered with the thief's own key: 4401, nothing heard", async () => {
+  test("F2, F4: a live token taken from News's page, forged Origin, answered with the thief's own key: 4401, nothing heard", async () => {
     const { token } = await signIn(server.app, news, alice, new Map(), issuer)
     const stolen = await connect({ site: 'news', token, key: createTestFrameKey() })
     expect((await stolen.closed).code).toBe(CLOSE_UNAUTHENTICATED)
@@ -236,7 +236,7 @@ describe('live channel: refused upgrades and unanswered challenges (F1-F4, issue
     }
   })
 
-  test("a proof captured on one socket is refused on another (it names the other's challenge)", async () => {
+  test("F2: a proof captured on one socket is refused on another (it names the other's challenge)", async () => {
     const { token } = await signIn(server.app, news, alice, new Map(), issuer)
     const first = await liveOn(news, token)
     await until(() => first.messages.length === 1)
@@ -269,7 +269,7 @@ describe('live channel: refused upgrades and unanswered challenges (F1-F4, issue
     }
   })
 
-  test('an oversized message closes with 1009; a flood closes with 1008', async () => {
+  test('F6: an oversized message closes with 1009; a flood closes with 1008', async () => {
     const { token } = await signIn(server.app, news, alice, new Map(), issuer)
     const big = await liveOn(news, token)
     await until(() => big.messages.length === 1)
@@ -283,7 +283,7 @@ describe('live channel: refused upgrades and unanswered challenges (F1-F4, issue
     expect(logs.map((l) => l.event)).toContain('ws_closed')
   })
 
-  test('rejections are logged with a reason and never log the token or the proof', async () => {
+  test('F4: rejections are logged with a reason and never log the token or the proof', async () => {
     const { token } = await signIn(server.app, news, alice, new Map(), issuer)
     const stolen = await connect({ site: 'news', token, key: createTestFrameKey() })
     await stolen.closed
@@ -316,7 +316,7 @@ async function startApart(secret: string, limits: Parameters<typeof attachLiveSe
 }
 
 describe('live channel: capacity', () => {
-  test('a full server refuses upgrades with 503 before any work, and takes them again when room frees', async () => {
+  test('F7: a full server refuses upgrades with 503 before any work, and takes them again when room frees', async () => {
     const { base, live, close } = await startApart(SECRET, { maxConnections: 1 })
     try {
       const { token } = await signIn(server.app, news, alice, new Map(), issuer)
@@ -330,6 +330,53 @@ describe('live channel: capacity', () => {
       const again = await connect({ site: 'news', token }, base)
       await until(() => again.messages.length === 1)
       again.ws.close()
+    } finally {
+      close()
+    }
+  })
+})
+
+describe('live channel: a handler that throws (I5)', () => {
+  test('I5: a throw while setting up a connection closes that socket with 1011; the server keeps serving', async () => {
+    const { token } = await signIn(server.app, news, alice, new Map(), issuer)
+    const since = deps.store.events.since
+    deps.store.events.since = async () => {
+      throw new Error('disk I/O error')
+    }
+    try {
+      const broken = await liveOn(news, token, 0) // resuming: the log is read
+      expect((await broken.closed).code).toBe(1011)
+    } finally {
+      deps.store.events.since = since
+    }
+    const healthy = await liveOn(news, token)
+    await until(() => healthy.messages.length === 1)
+    expect(healthy.messages[0]).toMatchObject({ type: 'welcome' })
+    healthy.ws.close()
+  })
+})
+
+describe('live channel: connects per client address (F7)', () => {
+  test('F7: beyond the connects one address may make per minute, 429 with Retry-After before any socket', async () => {
+    const { base, close } = await startApart(SECRET, { maxConnectsPerAddress: 2 })
+    try {
+      const { token } = await signIn(server.app, news, alice, new Map(), issuer)
+      for (let i = 0; i < 2; i++) {
+        const ok = await connect({ site: 'news', token }, base)
+        ok.ws.close()
+      }
+      const status = await new Promise<{ code: number; retryAfter: string | undefined }>((resolve) => {
+        const ws = new WebSocket(`${base}?site=news`, [LIVE_PROTOCOL], { headers: { Origin: issuer } })
+        ws.on('unexpected-response', (_req, res) =>
+          resolve({ code: res.statusCode ?? 0, retryAfter: res.headers['retry-after'] }),
+        )
+        ws.on('error', () => {})
+      })
+      expect(status.code).toBe(429)
+      expect(Number(status.retryAfter)).toBeGreaterThan(0)
+      expect(
+        logs.some((l) => l.event === 'ws_upgrade_rejected' && l.fields.reason === 'too_many_connects'),
+      ).toBe(true)
     } finally {
       close()
     }
@@ -391,7 +438,7 @@ describe('live channel: sign-in requests from another device', () => {
       address,
     })
 
-  test("reach every socket of the user (not another user's), then their closing", async () => {
+  test("H7: reach every socket of the user (not another user's) with site, device and address, then their closing", async () => {
     const bob = await addUser(deps, `bob${Date.now()}`)
     const mine = await signIn(server.app, news, alice, new Map(), issuer)
     const myShop = (await silentSignIn(server.app, shop, mine.jar, issuer)).token ?? ''

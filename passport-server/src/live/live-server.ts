@@ -13,12 +13,15 @@ import {
   type LiveWelcome,
 } from '../../../passport-frame/src/protocol/live.ts'
 import { randomSecret } from '../auth/random.ts'
+import { systemClock } from '../clock.ts'
 import type { AppDeps } from '../deps.ts'
 import { errorFields } from '../errors.ts'
 import type { ApprovalPrompt, SessionEndEvent } from '../events/bus.ts'
 import { guardListener, guardUpgrade, repeatEvery } from '../guard.ts'
+import { resolveClientAddress, trustedProxiesOf } from '../services/client-address.ts'
 import { pendingPrompts } from '../services/device-approval.ts'
 import type { LiveAuthenticator, LiveBinding } from '../services/live-auth.ts'
+import { createRateWindow } from '../services/rate-window.ts'
 import { MAX_PROOF_LENGTH } from '../tokens/dpop.ts'
 import { MAX_TOKEN_LENGTH } from '../tokens/site-token.ts'
 
@@ -45,6 +48,9 @@ export interface LiveLimits {
   maxReplay: number
   /** How long a socket may stay without answering its challenge. */
   authTimeoutMs: number
+  /** Upgrade attempts one client address may make per `connectWindowMs` (429 beyond). */
+  maxConnectsPerAddress: number
+  connectWindowMs: number
 }
 
 export const defaultLiveLimits: LiveLimits = {
@@ -56,6 +62,9 @@ export const defaultLiveLimits: LiveLimits = {
   heartbeatMs: 30_000,
   maxReplay: 100,
   authTimeoutMs: LIVE_AUTH_TIMEOUT_MS,
+  // A frame reconnects with backoff; 60 a minute is a whole office behind one address.
+  maxConnectsPerAddress: 60,
+  connectWindowMs: 60_000,
 }
 
 /** Server → frame messages. */
@@ -133,16 +142,29 @@ export function attachLiveServer(input: {
   let total = 0
   /** Sockets still answering their challenge: they hold a descriptor too. */
   let unauthenticated = 0
+  const connectsByAddress = createRateWindow(
+    systemClock,
+    limits.maxConnectsPerAddress,
+    limits.connectWindowMs,
+  )
 
-  const reject = (socket: Duplex, status: 400 | 403 | 404 | 503, reason: string, origin?: string) => {
+  const reject = (
+    socket: Duplex,
+    status: 400 | 403 | 404 | 429 | 503,
+    reason: string,
+    origin?: string,
+    retryAfterSeconds?: number,
+  ) => {
     deps.log('ws_upgrade_rejected', { reason, status, ...(origin ? { origin: origin.slice(0, 100) } : {}) })
     const text = {
       400: 'Bad Request',
       403: 'Forbidden',
       404: 'Not Found',
+      429: 'Too Many Requests',
       503: 'Service Unavailable',
     }[status]
-    socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
+    const retry = retryAfterSeconds ? `Retry-After: ${retryAfterSeconds}\r\n` : ''
+    socket.end(`HTTP/1.1 ${status} ${text}\r\n${retry}Connection: close\r\nContent-Length: 0\r\n\r\n`)
     socket.destroy()
   }
 
@@ -210,8 +232,8 @@ export function attachLiveServer(input: {
     join(byUser, binding.userId, conn)
     total += 1
 
-    let windowStart = Date.now()
-    let count = 0
+    // The system clock, not the app's: a test's frozen clock would never open a new window.
+    const messages = createRateWindow(systemClock, limits.maxMessagesPerWindow, limits.rateWindowMs)
     // A throw in any of these ends this socket only (ws would rethrow it from the TCP stream).
     const on = <A extends unknown[]>(name: string, fn: (...args: A) => void) =>
       guardListener(deps.log, `live_${name}`, fn, () => ws.terminate())
@@ -223,12 +245,7 @@ export function attachLiveServer(input: {
           ws.close(1009, 'message too large')
           return
         }
-        const now = Date.now()
-        if (now - windowStart > limits.rateWindowMs) {
-          windowStart = now
-          count = 0
-        }
-        if (++count > limits.maxMessagesPerWindow) {
+        if (!messages.take('').allowed) {
           deps.log('ws_closed', { reason: 'rate_limited', user: binding.userId })
           ws.close(CLOSE_RATE_LIMITED, 'too many messages')
         }
@@ -340,6 +357,13 @@ export function attachLiveServer(input: {
     if (url.pathname !== LIVE_PATH) return reject(socket, 404, 'unknown_path')
     // Full: refuse before any work, so sign-in and refresh keep their file descriptors.
     if (total + unauthenticated >= limits.maxConnections) return reject(socket, 503, 'server_full')
+    const address = resolveClientAddress(
+      req.socket.remoteAddress,
+      req.headers['x-forwarded-for'] as string | undefined,
+      trustedProxiesOf(deps.config.trustedProxies),
+    )
+    const gate = connectsByAddress.take(address)
+    if (!gate.allowed) return reject(socket, 429, 'too_many_connects', undefined, gate.retryAfterSeconds)
     const origin = req.headers.origin
     if (origin !== deps.config.issuer) return reject(socket, 403, 'origin_not_allowed', origin)
     const siteId = url.searchParams.get('site') ?? ''
@@ -351,9 +375,7 @@ export function attachLiveServer(input: {
     if (resumeFrom !== null && (!Number.isSafeInteger(resumeFrom) || resumeFrom < 0)) {
       return reject(socket, 400, 'bad_resume_id')
     }
-    wss.handleUpgrade(req, socket, head, (ws) =>
-      authenticate(ws, siteId, resumeFrom, req.socket.remoteAddress ?? 'unknown'),
-    )
+    wss.handleUpgrade(req, socket, head, (ws) => authenticate(ws, siteId, resumeFrom, address))
   }
   server.on('upgrade', guardUpgrade(deps.log, onUpgrade))
 

@@ -1,4 +1,7 @@
+import type { Hono } from 'hono'
 import { describe, expect, test } from 'vitest'
+import { createApp } from '../app.ts'
+import { resolveConfig } from '../config.ts'
 import {
   authorizeRequest,
   authorizeUrl,
@@ -54,7 +57,7 @@ describe('GET /authorize', () => {
     `${NEWS_ORIGIN.replace('http:', 'https:')}/`,
     `${NEWS_ORIGIN}/%2e%2e/`,
     '',
-  ])('refuses the unregistered redirect %j with an error page, no redirect', async (redirectUri) => {
+  ])('G6: refuses the unregistered redirect %j with an error page, no redirect', async (redirectUri) => {
     const { app } = await createTestWorld()
     const res = await app.request(authorizeUrl(authorizeRequest('news', redirectUri)))
     expect(res.status).toBe(400)
@@ -177,7 +180,7 @@ describe('POST /login', () => {
     ['foreign Origin', { Origin: EVIL_ORIGIN }, true],
     ['null Origin', { Origin: 'null' }, true],
     ['no CSRF cookie', {}, false],
-  ])('refuses a login post with %s', async (_, headers, keepCookie) => {
+  ])('G4: refuses a login post with %s', async (_, headers, keepCookie) => {
     const { app, alice, deps } = await createTestWorld()
     const jar: CookieJar = new Map()
     const req = authorizeRequest('news', newsRedirect)
@@ -277,5 +280,56 @@ describe('POST /login', () => {
     const res = await postLogin(app, new Map(), authorizeRequest('news', newsRedirect), alice)
     expect(res.status).toBe(429)
     expect(Number(res.headers.get('Retry-After'))).toBeGreaterThan(0)
+  })
+
+  test('behind a trusted proxy the limit is per forwarded client, not per proxy (G2, PASSPORT_TRUSTED_PROXIES)', async () => {
+    const { deps, alice } = await createTestWorld()
+    const app = createApp({
+      ...deps,
+      config: resolveConfig({ ...deps.config, trustedProxies: ['10.0.0.1'] }),
+    })
+    const behindProxy = (forwardedFor: string) => {
+      // Every request reaches the passport from the proxy's socket, 10.0.0.1.
+      const env = { incoming: { socket: { remoteAddress: '10.0.0.1', remotePort: 1, remoteFamily: 'IPv4' } } }
+      const viaProxy = {
+        request: (path: string, init: RequestInit = {}) =>
+          app.request(path, { ...init, headers: { ...init.headers, 'X-Forwarded-For': forwardedFor } }, env),
+      } as unknown as Hono
+      return (username: string, password: string) =>
+        postLogin(viaProxy, new Map(), authorizeRequest('news', newsRedirect), { username, password })
+    }
+    // The attacker writes its own X-Forwarded-For; the proxy appends the real address.
+    const attacker = behindProxy('198.51.100.1, 203.0.113.66')
+    for (let i = 0; i < 30; i++) await attacker(`u${i}`, 'x')
+    expect((await attacker('alice', alice.password)).status).toBe(429)
+    const spoofing = behindProxy('198.51.100.2, 203.0.113.66')
+    expect((await spoofing('alice', alice.password)).status).toBe(429)
+    // Another user behind the same proxy is not locked out with the attacker.
+    const neighbour = behindProxy('203.0.113.77')
+    expect((await neighbour('alice', alice.password)).status).toBe(303)
+  })
+
+  test('without trusted proxies X-Forwarded-For is ignored: the TCP peer is counted (G2)', async () => {
+    const { deps, alice } = await createTestWorld()
+    const app = createApp(deps)
+    const env = { incoming: { socket: { remoteAddress: '10.0.0.1', remotePort: 1, remoteFamily: 'IPv4' } } }
+    const from = (forwardedFor: string) =>
+      ({
+        request: (path: string, init: RequestInit = {}) =>
+          app.request(path, { ...init, headers: { ...init.headers, 'X-Forwarded-For': forwardedFor } }, env),
+      }) as unknown as Hono
+    for (let i = 0; i < 30; i++) {
+      await postLogin(from(`203.0.113.${i}`), new Map(), authorizeRequest('news', newsRedirect), {
+        username: `u${i}`,
+        password: 'x',
+      })
+    }
+    const res = await postLogin(
+      from('203.0.113.200'),
+      new Map(),
+      authorizeRequest('news', newsRedirect),
+      alice,
+    )
+    expect(res.status).toBe(429)
   })
 })

@@ -9,8 +9,8 @@ import { sendPage } from '../pages/send-page.ts'
 import { createLoginThrottle } from '../services/login-throttle.ts'
 import { findLiveSession, SESSION_COOKIE } from '../services/sessions.ts'
 import type { SiteRecord } from '../store/types.ts'
+import { clientAddress } from './client-address.ts'
 import {
-  clientAddress,
   codeRedirect,
   isCodeChallenge,
   readSignInParams,
@@ -96,7 +96,7 @@ export function authorizeRoutes(deps: AppDeps): Hono {
     const { site, params } = signIn
     const username = (form.username ?? '').slice(0, 64)
     const password = (form.password ?? '').slice(0, 256)
-    const address = clientAddress(c)
+    const address = clientAddress(c, deps.config)
     const gate = throttle.check(username, address)
     if (!gate.allowed && gate.scope === 'address') {
       deps.log('excess_rate_limit_exceeded', { what: 'login', retryAfter: gate.retryAfterSeconds })

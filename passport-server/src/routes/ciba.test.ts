@@ -108,7 +108,7 @@ describe('CIBA (poll mode)', () => {
     expect(await again.json()).toEqual({ error: 'invalid_grant' })
   })
 
-  test('pending, then too fast, then denied; nothing is minted', async () => {
+  test('H6: pending, then too fast, then denied; nothing is minted', async () => {
     clearPending()
     const { body } = await startRequest({ scope: 'openid', login_hint: 'alice' })
     const authReqId = String(body.auth_req_id)
@@ -127,14 +127,14 @@ describe('CIBA (poll mode)', () => {
     expect(await (await poll(String(body.auth_req_id))).json()).toEqual({ error: 'expired_token' })
   })
 
-  test("another client cannot poll Shop's request, and an unknown id is invalid_grant", async () => {
+  test("H6: another client cannot poll Shop's request, and an unknown id is invalid_grant", async () => {
     clearPending()
     const { body } = await startRequest({ scope: 'openid', login_hint: 'alice' })
     expect(await (await poll(String(body.auth_req_id), news)).json()).toEqual({ error: 'invalid_grant' })
     expect(await (await poll('x'.repeat(43))).json()).toEqual({ error: 'invalid_grant' })
   })
 
-  test.each([
+  test.each<[string, Record<string, string>, string]>([
     ['no openid scope', { scope: 'profile', login_hint: 'alice' }, 'invalid_scope'],
     ['no login_hint', { scope: 'openid' }, 'invalid_request'],
     ['an id_token_hint', { scope: 'openid', id_token_hint: 'x.y.z' }, 'invalid_request'],
@@ -154,6 +154,23 @@ describe('CIBA (poll mode)', () => {
       { scope: 'openid', login_hint: 'alice', binding_message: '<b>hi</b>' },
       'invalid_binding_message',
     ],
+    ...[
+      ['U+202E right-to-left override', '\u202e'],
+      ['U+202A left-to-right embedding', '\u202a'],
+      ['U+2066 left-to-right isolate', '\u2066'],
+      ['U+2069 pop directional isolate', '\u2069'],
+      ['U+200B zero-width space', '\u200b'],
+      ['U+200D zero-width joiner', '\u200d'],
+      ['U+FEFF zero-width no-break space', '\ufeff'],
+      ['U+2028 line separator', '\u2028'],
+    ].map(
+      ([name, char]) =>
+        [
+          `a ${name} in the binding message (spoofed prompt text)`,
+          { scope: 'openid', login_hint: 'alice', binding_message: `Order ${char}4321` },
+          'invalid_binding_message',
+        ] as [string, Record<string, string>, string],
+    ),
   ])('refuses %s, opening no request', async (_name, form, error) => {
     clearPending()
     const { res, body } = await startRequest(form)

@@ -6,7 +6,7 @@ import { mintSiteToken } from '../services/minting.ts'
 import { authenticateSite } from '../services/registry.ts'
 import { startSession } from '../services/sessions.ts'
 import { signIdToken } from '../tokens/id-token.ts'
-import { clientAddress } from './sign-in-flow.ts'
+import { clientAddress } from './client-address.ts'
 
 export const CIBA_GRANT_TYPE = 'urn:openid:params:grant-type:ciba'
 /** Seconds a client must wait between polls (CIBA `interval`). */
@@ -42,7 +42,11 @@ export function cibaRoutes(deps: AppDeps, approvals: DeviceApprovals): Hono {
     if (!username || username.length > 64)
       return oauthError(c, 400, 'invalid_request', 'login_hint is required')
     const bindingMessage = form.binding_message ?? ''
-    if (bindingMessage.length > 64 || /\p{Cc}|[<>]/u.test(bindingMessage)) {
+    // Shown on the user's trusted devices as the site's words: no control characters, no
+    // markup, and no format characters (bidi overrides and isolates U+202A-U+202E and
+    // U+2066-U+2069, zero-width ones) nor line separators, which would let a client make the
+    // prompt read differently from what it sent.
+    if (bindingMessage.length > 64 || /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}<>]/u.test(bindingMessage)) {
       return oauthError(c, 400, 'invalid_binding_message', 'at most 64 plain characters')
     }
     // An authenticated client is told when the user does not exist, as the specification says.
@@ -53,7 +57,7 @@ export function cibaRoutes(deps: AppDeps, approvals: DeviceApprovals): Hono {
       kind: 'ciba',
       context: bindingMessage,
       userAgent: `${site.name} (backchannel request)`,
-      address: clientAddress(c),
+      address: clientAddress(c, deps.config),
     })
     if (!result.ok) {
       c.header('Retry-After', String(result.retryAfterSeconds))

@@ -125,7 +125,7 @@ describe('sign in with another device: the new browser', () => {
     expect(await late.json()).toEqual({ outcome: 'gone' })
   })
 
-  test('a cross-site post opens no request (login CSRF)', async () => {
+  test('G4: a cross-site post opens no request (login CSRF)', async () => {
     const world = await createTestWorld()
     const { jar, csrf } = await askToSignIn(world, 'nobody') // a CSRF value to reuse
     const req: AuthorizeRequest = authorizeRequest('shop', world.shop.site.redirectUris[0])

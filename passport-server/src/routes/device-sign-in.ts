@@ -7,13 +7,8 @@ import { renderDeviceWaitPage } from '../pages/device-sign-in-page.ts'
 import { type AuthorizeParams, renderErrorPage } from '../pages/login-page.ts'
 import { sendPage } from '../pages/send-page.ts'
 import type { DeviceApprovals } from '../services/device-approval.ts'
-import {
-  clientAddress,
-  codeRedirect,
-  cookieOptions,
-  readSignInParams,
-  signInBrowser,
-} from './sign-in-flow.ts'
+import { clientAddress } from './client-address.ts'
+import { codeRedirect, cookieOptions, readSignInParams, signInBrowser } from './sign-in-flow.ts'
 
 /** The new browser's proof that the request is its own: only this browser ever holds it. */
 export const APPROVAL_COOKIE = '__Host-passport_approval'
@@ -68,7 +63,7 @@ export function deviceSignInRoutes(deps: AppDeps, approvals: DeviceApprovals): H
       kind: 'browser',
       context: JSON.stringify(signInForm(signIn.params)),
       userAgent: c.req.header('User-Agent') ?? '',
-      address: clientAddress(c),
+      address: clientAddress(c, deps.config),
     })
     if (!result.ok) {
       c.header('Retry-After', String(result.retryAfterSeconds))

@@ -177,6 +177,24 @@ describe('POST /api/frame/token (refresh_token)', () => {
     expect(JSON.parse(text).refresh_token).not.toBe(body.refresh_token)
   })
 
+  test("D5: scope, audience or resource sent with a refresh widen nothing: the token stays the site's", async () => {
+    const { app, news, alice } = await createTestWorld()
+    const { body } = await signIn(app, news, alice)
+    const res = await frameApi(app, 'token', {
+      grant_type: 'refresh_token',
+      authkey: news.authkey,
+      refresh_token: body.refresh_token,
+      scope: 'openid admin',
+      audience: 'shop',
+      resource: 'http://shop.localhost:8082/',
+    })
+    expect(res.status).toBe(200)
+    const token = ((await res.json()) as { access_token: string }).access_token
+    const claims = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString())
+    expect(claims.aud).toBe('news')
+    expect(claims).not.toHaveProperty('scope')
+  })
+
   test('a refusal says why: invalid_grant with the reason', async () => {
     const { app, news, alice } = await createTestWorld()
     const { body, token } = await signIn(app, news, alice)

@@ -1,4 +1,3 @@
-import { getConnInfo } from '@hono/node-server/conninfo'
 import type { Context } from 'hono'
 import { getCookie, setCookie } from 'hono/cookie'
 import type { AppDeps } from '../deps.ts'
@@ -57,15 +56,6 @@ export async function readSignInParams(
 export function redirectToSite(c: Context, redirectUri: string, params: Record<string, string>) {
   c.header('Cache-Control', 'no-store')
   return c.redirect(`${redirectUri}#${new URLSearchParams(params)}`, 303)
-}
-
-/** The TCP peer; behind a proxy that is the proxy (documented): never a header a client sets. */
-export function clientAddress(c: Context): string {
-  try {
-    return getConnInfo(c).remote.address ?? 'unknown'
-  } catch {
-    return 'unknown' // app.request() in tests has no socket
-  }
 }
 
 /**

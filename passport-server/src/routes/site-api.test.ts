@@ -4,14 +4,17 @@ import { afterEach, describe, expect, test, vi } from 'vitest'
 import { basicAuth, frameApi, signIn, sitePost } from '../test-flows.ts'
 import { createTestWorld } from '../test-support.ts'
 import { signSiteToken } from '../tokens/site-token.ts'
+import { DEAD_ANSWERS_PER_SITE_PER_MINUTE } from './site-api.ts'
 
 describe('POST /token/introspect (RFC 7662)', () => {
-  test('a live token of the calling site: active with its claims, no-store', async () => {
+  test('E4: a live token of the calling site: active with its claims, no-store, no CORS', async () => {
     const { app, news, alice, deps } = await createTestWorld()
     const { token, body } = await signIn(app, news, alice)
     const res = await sitePost(app, '/token/introspect', { token }, basicAuth('news', news.clientSecret))
     expect(res.status).toBe(200)
     expect(res.headers.get('Cache-Control')).toBe('no-store')
+    expect(res.headers.get('Content-Type')).toMatch(/^application\/json/)
+    expect(res.headers.get('Access-Control-Allow-Origin')).toBeNull()
     expect(await res.json()).toMatchObject({
       active: true,
       iss: deps.config.issuer,
@@ -31,7 +34,7 @@ describe('POST /token/introspect (RFC 7662)', () => {
     expect(await res.json()).toEqual({ active: false })
   })
 
-  test('a replaced, signed-out or expired token gets only {active:false}', async () => {
+  test('E3: a replaced, signed-out or expired token gets only {active:false}', async () => {
     const { app, news, alice, deps } = await createTestWorld()
     const auth = basicAuth('news', news.clientSecret)
     const first = await signIn(app, news, alice)
@@ -71,6 +74,45 @@ describe('POST /token/introspect (RFC 7662)', () => {
     const auth = basicAuth('news', news.clientSecret)
     expect((await sitePost(app, '/token/introspect', {}, auth)).status).toBe(400)
     expect((await sitePost(app, '/token/introspect', { token: 'a'.repeat(9000) }, auth)).status).toBe(400)
+  })
+})
+
+describe('token scanning (E2)', () => {
+  test('E2: a credential that checked too many dead tokens gets 429 rate_limited with Retry-After, other sites do not', async () => {
+    const { app, news, shop, alice, deps } = await createTestWorld()
+    const live = await signIn(app, news, alice)
+    const auth = basicAuth('news', news.clientSecret)
+    const scan = (path: string, i: number) => sitePost(app, path, { token: `x${i}.y.z` }, auth)
+    for (let i = 0; i < DEAD_ANSWERS_PER_SITE_PER_MINUTE; i++) {
+      const res = await scan(i % 2 ? '/token/status' : '/token/introspect', i)
+      expect(res.status).toBe(200)
+    }
+    for (const path of ['/token/introspect', '/token/status']) {
+      const refused = await sitePost(app, path, { token: live.token }, auth)
+      expect(refused.status).toBe(429)
+      expect(await refused.json()).toMatchObject({ error: 'rate_limited' })
+      expect(Number(refused.headers.get('Retry-After'))).toBeGreaterThan(0)
+    }
+    expect(deps.logs.map((l) => l.event)).toContain('excess_rate_limit_exceeded')
+    // Another site's credential is counted apart.
+    const shopAuth = basicAuth('shop', shop.clientSecret)
+    expect((await sitePost(app, '/token/introspect', { token: live.token }, shopAuth)).status).toBe(200)
+    // After the window the site is answered again.
+    deps.clock.advance(60_000)
+    expect(
+      await (await sitePost(app, '/token/introspect', { token: live.token }, auth)).json(),
+    ).toMatchObject({
+      active: true,
+    })
+  })
+
+  test('E2: live tokens are never limited (a busy site introspecting its users)', async () => {
+    const { app, news, alice } = await createTestWorld()
+    const { token } = await signIn(app, news, alice)
+    const auth = basicAuth('news', news.clientSecret)
+    for (let i = 0; i < DEAD_ANSWERS_PER_SITE_PER_MINUTE + 5; i++) {
+      expect((await sitePost(app, '/token/introspect', { token }, auth)).status).toBe(200)
+    }
   })
 })
 

@@ -2,13 +2,34 @@ import { Hono } from 'hono'
 import type { AppDeps } from '../deps.ts'
 import { PassportError } from '../errors.ts'
 import { readForm } from '../middleware/body.ts'
+import { createRateWindow } from '../services/rate-window.ts'
 import { authenticateSite } from '../services/registry.ts'
 import { revokeForSite } from '../services/revocation.ts'
 import { checkSiteToken, statusBody } from '../services/token-status.ts'
+import type { SiteRecord } from '../store/types.ts'
+
+/**
+ * Dead or foreign tokens one site credential may have checked per minute at `/token/introspect`
+ * and `/token/status` together (attack E2, token scanning). A site backend using the SDK asks
+ * about a token only after it verified it locally, so dead answers are rare for an honest one:
+ * a refused token costs it two (introspection, then status). Live tokens are never limited.
+ */
+export const DEAD_ANSWERS_PER_SITE_PER_MINUTE = 300
 
 /** Endpoints for site backends, authenticated with the site's client credentials. */
 export function siteApiRoutes(deps: AppDeps): Hono {
   const app = new Hono()
+  const deadAnswers = createRateWindow(deps.clock, DEAD_ANSWERS_PER_SITE_PER_MINUTE, 60_000)
+
+  /** Refuses a credential that has been scanning (checked before the token is even looked at). */
+  const refuseScanner = (site: SiteRecord) => {
+    const gate = deadAnswers.check(site.id)
+    if (gate.allowed) return
+    deps.log('excess_rate_limit_exceeded', { what: 'token_check', site: site.id })
+    throw new PassportError('rate_limited', 'too many inactive tokens checked; wait', {
+      retryAfterSeconds: gate.retryAfterSeconds,
+    })
+  }
 
   const readTokenParam = (form: Record<string, string>): string => {
     const token = form.token
@@ -20,8 +41,12 @@ export function siteApiRoutes(deps: AppDeps): Hono {
   app.post('/token/introspect', async (c) => {
     c.header('Cache-Control', 'no-store')
     const site = await authenticateSite(deps, c.req.header('Authorization'))
+    refuseScanner(site)
     const status = await checkSiteToken(deps, readTokenParam(await readForm(c)), site.id)
-    if (!status.valid) return c.json({ active: false })
+    if (!status.valid) {
+      deadAnswers.hit(site.id)
+      return c.json({ active: false })
+    }
     const { record, holder: user } = status
     // RFC 9449 §6.2: a DPoP-bound token's key, for a resource server that checks the proof itself.
     const bound = site.dpopBoundTokens && record.jkt !== null
@@ -49,7 +74,9 @@ export function siteApiRoutes(deps: AppDeps): Hono {
   app.post('/token/status', async (c) => {
     c.header('Cache-Control', 'no-store')
     const site = await authenticateSite(deps, c.req.header('Authorization'))
+    refuseScanner(site)
     const status = await checkSiteToken(deps, readTokenParam(await readForm(c)), site.id)
+    if (!status.valid) deadAnswers.hit(site.id)
     return c.json(statusBody(status, deps.clock.now()))
   })
 

@@ -43,6 +43,7 @@ export function startBackchannelLogout(
       userId: event.userId,
       sessionId: event.sessionId,
       reason: event.reason,
+      endedAtMs: event.at,
       nowMs: deps.clock.now(),
     })
     let ok = false

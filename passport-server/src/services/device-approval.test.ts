@@ -89,7 +89,7 @@ describe('device approval', () => {
     expect(places).toEqual(new Set([0, 1, 2]))
   })
 
-  it('the right pick approves once; the new device redeems it once', async () => {
+  it('H3: the right pick approves once; the new device redeems it once', async () => {
     const { approval, secret } = await opened()
     expect(
       await approvals.decide({ approvalId: approval.id, approver: trusted, answer: { pick: approval.code } }),
@@ -113,7 +113,23 @@ describe('device approval', () => {
     expect((await approvals.view(secret, 'browser'))?.status).toBe('used')
   })
 
-  it('three wrong picks cancel, with new decoys after each', async () => {
+  it('H4: an approval whose approving device was signed out before pickup signs nobody in', async () => {
+    const { approval, secret } = await opened()
+    expect(
+      await approvals.decide({ approvalId: approval.id, approver: trusted, answer: { pick: approval.code } }),
+    ).toEqual({ outcome: 'approved' })
+    // The approving device is kicked (stolen laptop revoked from "Your devices") before pickup.
+    await endSession(deps, trusted, 'revoked')
+    expect(await approvals.redeem(secret, 'browser')).toBeNull()
+    expect(deps.logs).toContainEqual(
+      expect.objectContaining({
+        event: 'approval_rejected',
+        fields: expect.objectContaining({ reason: 'approver_ended' }),
+      }),
+    )
+  })
+
+  it('H1: three wrong picks cancel, with new decoys after each', async () => {
     const { approval, secret } = await opened()
     let choices = approval.choices
     for (const left of [2, 1]) {
@@ -144,6 +160,34 @@ describe('device approval', () => {
     expect(await approvals.redeem(secret, 'browser')).toBeNull()
   })
 
+  it('H1/K4: wrong picks racing are counted by compare-and-swap: never more than three guesses, 50 times', async () => {
+    for (let run = 0; run < 50; run++) {
+      const { approval } = await opened()
+      const wrong = wrongPick(approval.choices, approval.code)
+      // Five wrong picks at once, all made against the choices first shown.
+      const answers = await Promise.all(
+        Array.from({ length: 5 }, () =>
+          approvals.decide({ approvalId: approval.id, approver: trusted, answer: { pick: wrong } }),
+        ),
+      )
+      const counted = answers.filter((a) => a.outcome === 'wrong' || a.outcome === 'cancelled')
+      expect(counted.length).toBeLessThanOrEqual(3)
+      const stored = await deps.store.approvals.get(approval.id)
+      expect(stored?.wrongPicks ?? 0).toBeLessThan(3)
+      // Whatever got through, the right pick may still approve only while fewer than 3 were wrong.
+      const fresh = stored?.choices ?? []
+      const right = await approvals.decide({
+        approvalId: approval.id,
+        approver: trusted,
+        answer: { pick: approval.code },
+      })
+      if (stored?.status === 'pending') expect(fresh).toContain(approval.code)
+      expect(['approved', 'gone']).toContain(right.outcome)
+      await deps.store.approvals.decide(approval.id, 'cancelled', deps.clock.now(), null)
+      deps.clock.advance(10 * 60_000) // out of the per-username request limit
+    }
+  })
+
   it('deny cancels; the new device sees "denied" and cannot redeem', async () => {
     const { approval, secret } = await opened()
     expect(
@@ -155,7 +199,7 @@ describe('device approval', () => {
     expect(await approvals.redeem(secret, 'browser')).toBeNull()
   })
 
-  it('expires after two minutes: no decision takes, the new device sees "expired"', async () => {
+  it('H3: expires after two minutes: no decision takes, the new device sees "expired"', async () => {
     const { approval, secret } = await opened()
     deps.clock.advance(APPROVAL_TTL_MS)
     expect((await approvals.view(secret, 'browser'))?.status).toBe('expired')
@@ -187,14 +231,14 @@ describe('device approval', () => {
     expect((await approvals.view(fresh.secret, 'browser'))?.status).toBe('expired')
   })
 
-  it('an approval must be picked up within a minute', async () => {
+  it('H3: an approval must be picked up within a minute', async () => {
     const { approval, secret } = await opened()
     await approvals.decide({ approvalId: approval.id, approver: trusted, answer: { pick: approval.code } })
     deps.clock.advance(APPROVED_USE_WITHIN_MS + 1)
     expect(await approvals.redeem(secret, 'browser')).toBeNull()
   })
 
-  it('approve and deny racing: exactly one outcome, 100 times', async () => {
+  it('H5: approve and deny racing: exactly one outcome, 100 times', async () => {
     for (let round = 0; round < 100; round++) {
       const { approval } = await opened()
       const answers = await Promise.all([
@@ -208,7 +252,7 @@ describe('device approval', () => {
     }
   })
 
-  it(`at most ${MAX_PENDING_PER_USER} pending per user: the next is refused and changes nothing`, async () => {
+  it(`H2: at most ${MAX_PENDING_PER_USER} pending per user: the next is refused and changes nothing`, async () => {
     for (let i = 0; i < MAX_PENDING_PER_USER; i++) await opened()
     const before = notices.length
     expect(await ask()).toMatchObject({ ok: false, refusal: 'too_many_pending' })
@@ -218,7 +262,7 @@ describe('device approval', () => {
     expect((await ask('bob')).ok).toBe(true)
   })
 
-  it('rate limits per address and per username, even for unknown usernames', async () => {
+  it('H2: rate limits per address and per username, even for unknown usernames', async () => {
     for (let i = 0; i < REQUESTS_PER_ADDRESS; i++) {
       expect((await ask(`nobody${i}`, { address: '10.9.9.9' })).ok).toBe(true)
     }
@@ -246,7 +290,7 @@ describe('device approval', () => {
     expect(await ask('MALLORY')).toMatchObject({ ok: false, refusal: 'too_many_pending' })
   })
 
-  it("refuses an approver whose session has ended, or another user's session; nothing changes", async () => {
+  it("H4: refuses an approver whose session has ended, or another user's session; nothing changes", async () => {
     const { approval, secret } = await opened()
     const bobs = (await startSession(deps, 'u_bob', 'Bob')).session
     expect(

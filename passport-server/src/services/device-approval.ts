@@ -276,8 +276,15 @@ export function createDeviceApprovals(deps: Pick<AppDeps, 'store' | 'clock' | 'e
         await closed(cancelled, 'cancelled', 'code_mismatch_limit')
         return { outcome: 'cancelled' }
       }
-      // New decoys each time, so guessing does not get easier by elimination.
-      const wrong = await deps.store.approvals.wrongPick(approval.id, choicesFor(approval.code), now)
+      // New decoys each time, so guessing does not get easier by elimination. Counted only if no
+      // other pick was counted since we read the request: a pick made against choices already
+      // replaced, or racing another, is `gone` (three guesses at most, however they are timed).
+      const wrong = await deps.store.approvals.wrongPick(
+        approval.id,
+        approval.wrongPicks,
+        choicesFor(approval.code),
+        now,
+      )
       if (!wrong) return { outcome: 'gone' }
       deps.log('approval_code_mismatch', {
         user: wrong.userId,
@@ -317,7 +324,15 @@ export function createDeviceApprovals(deps: Pick<AppDeps, 'store' | 'clock' | 'e
     async redeem(secret: string | undefined, kind: ApprovalRecord['kind']): Promise<ApprovalRecord | null> {
       const a = await bySecret(secret, kind)
       if (!a || a.userId === null) return null
-      return deps.store.approvals.markUsed(a.id, deps.clock.now() - APPROVED_USE_WITHIN_MS)
+      const now = deps.clock.now()
+      // The approving device must still be signed in when its approval is used: a device
+      // revoked (or timed out) since it approved vouches for nobody (attack H4).
+      const approver = a.decidedBy ? await deps.store.sessions.get(a.decidedBy) : null
+      if (a.status === 'approved' && !isSessionLive(approver, now, deps.config)) {
+        deps.log('approval_rejected', { user: a.userId, approval: a.id, reason: 'approver_ended' })
+        return null
+      }
+      return deps.store.approvals.markUsed(a.id, now - APPROVED_USE_WITHIN_MS)
     },
 
     /** Waits until the request with this id is decided or `ms` passes (the requester's long poll). */

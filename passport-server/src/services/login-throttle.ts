@@ -1,4 +1,5 @@
 import type { Clock } from '../clock.ts'
+import { createRateWindow } from './rate-window.ts'
 
 /**
  * Brute-force and credential-stuffing brakes for the password form (attacks G1, G2).
@@ -24,10 +25,6 @@ interface AccountState {
   failures: number
   lockedUntil: number
 }
-interface AddressState {
-  failures: number
-  windowStart: number
-}
 
 export type ThrottleDecision =
   | { allowed: true }
@@ -41,24 +38,16 @@ function remember<V>(map: Map<string, V>, key: string, value: V) {
 
 export function createLoginThrottle(clock: Clock) {
   const accounts = new Map<string, AccountState>()
-  const addresses = new Map<string, AddressState>()
+  const addresses = createRateWindow(clock, ADDRESS_MAX_FAILURES, ADDRESS_WINDOW_MS)
   const accountKey = (username: string) => username.trim().toLowerCase()
 
   return {
     /** Whether this attempt may even be checked. */
     check(username: string, address: string): ThrottleDecision {
       const now = clock.now()
-      const byAddress = addresses.get(address)
-      if (
-        byAddress &&
-        now - byAddress.windowStart < ADDRESS_WINDOW_MS &&
-        byAddress.failures >= ADDRESS_MAX_FAILURES
-      ) {
-        return {
-          allowed: false,
-          scope: 'address',
-          retryAfterSeconds: Math.ceil((byAddress.windowStart + ADDRESS_WINDOW_MS - now) / 1000),
-        }
+      const byAddress = addresses.check(address)
+      if (!byAddress.allowed) {
+        return { allowed: false, scope: 'address', retryAfterSeconds: byAddress.retryAfterSeconds }
       }
       const account = accounts.get(accountKey(username))
       if (account && account.lockedUntil > now) {
@@ -73,12 +62,7 @@ export function createLoginThrottle(clock: Clock) {
     /** Records a failed attempt; returns true when it (re)locked the account. */
     failed(username: string, address: string): boolean {
       const now = clock.now()
-      const byAddress = addresses.get(address)
-      if (!byAddress || now - byAddress.windowStart >= ADDRESS_WINDOW_MS) {
-        remember(addresses, address, { failures: 1, windowStart: now })
-      } else {
-        byAddress.failures += 1
-      }
+      addresses.hit(address)
       const key = accountKey(username)
       const account = accounts.get(key) ?? { failures: 0, lockedUntil: 0 }
       // Attempts during a lock are refused unchecked; they do not lengthen it (no lock-out DoS).

@@ -70,7 +70,7 @@ describe('minting site tokens and checking them (newest wins)', () => {
     expect(allLogText(deps.logs)).not.toContain(minted.token)
   })
 
-  it("revokes the other session's token on a new sign-in to the same site, and bars that session", async () => {
+  it("B11: revokes the other session's token on a new sign-in to the same site, and bars that session", async () => {
     const first = await mintSiteToken(deps, news, sessionA, defaultFrameKey.jkt)
     deps.clock.advance(1000)
     const second = await mintSiteToken(deps, news, sessionB, defaultFrameKey.jkt)

@@ -2,28 +2,59 @@ import type { Clock } from '../clock.ts'
 
 const MAX_KEYS = 100_000
 
+export type RateDecision = { allowed: true } | { allowed: false; retryAfterSeconds: number }
+
 /**
- * Counts events per key in fixed windows: `take(key)` says whether one more is allowed and,
- * if so, counts it. In memory, per process, bounded (the oldest keys go first when full).
+ * The one fixed-window counter behind every rate limit (sign-in failures per address, device
+ * approval requests, live connects and messages, introspection failures): at most `limit`
+ * events per key per `windowMs`. In memory, per process, bounded (the oldest keys go first when
+ * full): with several instances each counts alone, and the limits per instance still hold.
  */
 export function createRateWindow(clock: Clock, limit: number, windowMs: number) {
   const windows = new Map<string, { start: number; count: number }>()
+
+  const current = (key: string, now: number) => {
+    const entry = windows.get(key)
+    return entry && now - entry.start < windowMs ? entry : null
+  }
+  const refusal = (entry: { start: number }, now: number): RateDecision => ({
+    allowed: false,
+    retryAfterSeconds: Math.max(1, Math.ceil((entry.start + windowMs - now) / 1000)),
+  })
+
+  /** Counts one event for `key` (even past the limit). */
+  const count = (key: string, now: number) => {
+    let entry = current(key, now)
+    if (!entry) {
+      entry = { start: now, count: 0 }
+      windows.delete(key)
+      if (windows.size >= MAX_KEYS) windows.delete(windows.keys().next().value as string)
+      windows.set(key, entry)
+    }
+    entry.count += 1
+    return entry
+  }
+
   return {
-    /** Counts one event for `key`; returns the seconds to wait instead when the limit is reached. */
-    take(key: string): { allowed: true } | { allowed: false; retryAfterSeconds: number } {
+    /** Counts one event for `key` if the limit allows it; otherwise the seconds to wait. */
+    take(key: string): RateDecision {
       const now = clock.now()
-      let entry = windows.get(key)
-      if (!entry || now - entry.start >= windowMs) {
-        entry = { start: now, count: 0 }
-        windows.delete(key)
-        if (windows.size >= MAX_KEYS) windows.delete(windows.keys().next().value as string)
-        windows.set(key, entry)
-      }
-      if (entry.count >= limit) {
-        return { allowed: false, retryAfterSeconds: Math.ceil((entry.start + windowMs - now) / 1000) }
-      }
-      entry.count += 1
+      const entry = current(key, now)
+      if (entry && entry.count >= limit) return refusal(entry, now)
+      count(key, now)
       return { allowed: true }
+    },
+    /** Whether `key` is still under its limit, counting nothing (for limits on failures). */
+    check(key: string): RateDecision {
+      const now = clock.now()
+      const entry = current(key, now)
+      return entry && entry.count >= limit ? refusal(entry, now) : { allowed: true }
+    },
+    /** Counts one event for `key` whatever the limit (a failure that already happened). */
+    hit(key: string): void {
+      count(key, clock.now())
     },
   }
 }
+
+export type RateWindow = ReturnType<typeof createRateWindow>

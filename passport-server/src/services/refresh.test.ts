@@ -54,6 +54,38 @@ describe('refresh: rotation, idempotent retries, reuse detection, lifetimes', ()
   }
   const valid = async (token: string, siteId = 'news') => (await checkSiteToken(deps, token, siteId)).valid
 
+  it('D8: a crash between writing the successor and marking the credential used leaves neither half', async () => {
+    const g0 = await first()
+    const hash = sha256(g0.refresh_token)
+    const store = deps.store
+    // Fault injection: the transaction dies right after the successor was written.
+    deps.store = {
+      ...store,
+      transaction: (fn) =>
+        store.transaction((tx) =>
+          fn({
+            ...tx,
+            refresh: {
+              ...tx.refresh,
+              markRotated: async () => {
+                throw new Error('process killed mid-rotation')
+              },
+            },
+          }),
+        ),
+    }
+    await expect(refreshSiteGrant(deps, news, g0.refresh_token, defaultFrameKey.jkt)).rejects.toThrow(
+      'mid-rotation',
+    )
+    deps.store = store
+    // Nothing of the attempt remains: the credential is unused, no second family member exists.
+    expect(await store.refresh.get(hash)).toMatchObject({ usedAt: null, successorHash: null })
+    // The retry rotates normally and yields a valid pair.
+    const g1 = await refresh(g0.refresh_token)
+    expect(await valid(g1.access_token)).toBe(true)
+    expect(await store.refresh.get(sha256(g1.refresh_token))).toMatchObject({ generation: 1, usedAt: null })
+  })
+
   it('rotates: a new token and a new refresh credential; the old token stays valid until it expires', async () => {
     const g0 = await first()
     deps.clock.advance(60_000)
@@ -67,7 +99,7 @@ describe('refresh: rotation, idempotent retries, reuse detection, lifetimes', ()
     expect(g1.server_time).toBe(deps.clock.now())
   })
 
-  it('20 parallel refreshes of one credential: one successor, 20 identical answers, still signed in (D1)', async () => {
+  it('D1: 20 parallel refreshes of one credential: one successor, 20 identical answers, still signed in (D1)', async () => {
     const g0 = await first()
     const bodies = await Promise.all(
       Array.from({ length: 20 }, () => refreshSiteGrant(deps, news, g0.refresh_token, defaultFrameKey.jkt)),
@@ -90,7 +122,7 @@ describe('refresh: rotation, idempotent retries, reuse detection, lifetimes', ()
     expect(await refreshSiteGrant(deps, news, g0.refresh_token, defaultFrameKey.jkt)).toBe(a)
   })
 
-  it('reuse after the grace window, by a copy (another key), revokes the family and signs the device out of the site (D2)', async () => {
+  it('D2: reuse after the grace window, by a copy (another key), revokes the family and signs the device out of the site (D2)', async () => {
     const g0 = await first()
     const shopGrant = await first(shop)
     const g1 = await refresh(g0.refresh_token)
@@ -119,7 +151,7 @@ describe('refresh: rotation, idempotent retries, reuse detection, lifetimes', ()
     expect(await valid(shopGrant.access_token, 'shop')).toBe(true)
   })
 
-  it('the grace window covers the previous generation only: an older one presented by a copy is reuse (D3)', async () => {
+  it('D3: the grace window covers the previous generation only: an older one presented by a copy is reuse (D3)', async () => {
     const g0 = await first()
     const g1 = await refresh(g0.refresh_token)
     const g2 = await refresh(g1.refresh_token)

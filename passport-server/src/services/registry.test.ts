@@ -86,6 +86,17 @@ describe('site registry', () => {
       expect(validateSiteInput({ ...input, tokenTtlSeconds: 86400 }).tokenTtlSeconds).toBe(86400)
     })
 
+    it.each([
+      'https://news.example.com',
+      'http://localhost:3000',
+      'http://news.localhost:8081',
+      'http://127.0.0.1:8081',
+      'http://127.5.6.7',
+      'http://[::1]:8081',
+    ])('accepts %s: https, or plain http on loopback and *.localhost only', (origin) => {
+      expect(validateSiteInput({ id: 'news', origins: [origin] }).origins).toEqual([origin])
+    })
+
     const base: SiteInput = { id: 'news', origins: [NEWS_ORIGIN] }
     it.each<[string, Partial<SiteInput>]>([
       ['an empty id', { id: '' }],
@@ -124,7 +135,11 @@ describe('site registry', () => {
       ['a negative token lifetime', { tokenTtlSeconds: -900 }],
       ['a fractional token lifetime', { tokenTtlSeconds: 90.5 }],
       ['a NaN token lifetime', { tokenTtlSeconds: Number.NaN }],
-    ])('rejects %s with invalid_request', (_name, change) => {
+      ['a plain-http origin on the internet', { origins: ['http://news.example.com'] }],
+      ['a plain-http origin on a private address', { origins: ['http://10.0.0.5:8080'] }],
+      ['a plain-http origin that only starts like localhost', { origins: ['http://localhost.example.com'] }],
+      ['a plain-http origin under a localhost look-alike', { origins: ['http://news.localhost.evil.com'] }],
+    ])('A3, C6: rejects %s with invalid_request', (_name, change) => {
       let caught: unknown
       try {
         validateSiteInput({ ...base, ...change })
@@ -277,7 +292,7 @@ describe('site registry', () => {
       ['bad percent-encoding', () => basicRaw(`news:%E0%A4%A${newsSecret}`)],
       ['a non-base64 value', () => 'Basic !!!!'],
       ['an over-long header', () => basic('news', `${newsSecret}${'x'.repeat(1100)}`)],
-    ])('rejects %s with invalid_client', async (_name, header) => {
+    ])('B13: rejects %s with invalid_client', async (_name, header) => {
       const err = await errorOf(authenticateSite(deps, header()))
       expect(err).toBeInstanceOf(PassportError)
       expect(err).toMatchObject({ code: 'invalid_client', status: 401 })

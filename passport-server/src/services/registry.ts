@@ -32,6 +32,24 @@ export const SITE_DEFAULTS = {
   refreshBeforeSeconds: 300,
 } as const
 
+/**
+ * Whether a site on this origin can keep its tokens and authkey to itself: https, or plain http
+ * where the traffic never leaves the machine (loopback addresses, `localhost` and `*.localhost`,
+ * which browsers resolve to loopback). A plain-http site elsewhere hands every token to the
+ * network, and browsers treat such a page as insecure (no Web Locks, no secure cookies).
+ */
+export function isSecureOrigin(origin: string): boolean {
+  const url = new URL(origin)
+  if (url.protocol === 'https:') return true
+  const host = url.hostname
+  return (
+    host === 'localhost' ||
+    host.endsWith('.localhost') ||
+    host === '[::1]' ||
+    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
+  )
+}
+
 /** Validates operator input into a site record; throws `invalid_request` naming the field. */
 export function validateSiteInput(
   input: SiteInput,
@@ -42,6 +60,8 @@ export function validateSiteInput(
   const origins = input.origins.map((o) => {
     if (parseExactOrigin(o) === null)
       throw bad(`not an exact origin (scheme://host[:port], no path, no wildcard): ${o}`)
+    if (!isSecureOrigin(o))
+      throw bad(`an origin must be https (plain http only on loopback or *.localhost): ${o}`)
     return o
   })
   const redirectUris = (input.redirectUris?.length ? input.redirectUris : origins.map((o) => `${o}/`)).map(
@@ -143,9 +163,12 @@ export async function registerSite(
   const clientSecret = randomSecret()
   const site = await deps.store.transaction(async (tx) => {
     const existing = await tx.sites.get(fields.id)
+    // Versions never restart: an id removed and registered again continues after its old
+    // authkeys, which would otherwise open again (same id, same origins, version 1).
+    const previous = Math.max(existing?.authkeyVersion ?? 0, await tx.sites.retiredVersion(fields.id))
     const record: SiteRecord = {
       ...fields,
-      authkeyVersion: (existing?.authkeyVersion ?? 0) + 1,
+      authkeyVersion: previous + 1,
       clientSecretHash: sha256(clientSecret),
       createdAt: existing?.createdAt ?? deps.clock.now(),
     }

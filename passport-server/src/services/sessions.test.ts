@@ -81,7 +81,7 @@ describe('passport sessions', () => {
     expect(await findLiveSession(deps, cookieValue)).toBeNull()
   })
 
-  it('ends a session and every token it holds, and tells the event bus once', async () => {
+  it('B12: ends a session and every token it holds, and tells the event bus once', async () => {
     const { cookieValue, session } = await startSession(deps, userId, 'ua')
     const other = (await startSession(deps, userId, 'other')).session
     const onNews = await mintSiteToken(deps, news, session, defaultFrameKey.jkt)

@@ -125,6 +125,10 @@ CREATE TABLE IF NOT EXISTS approvals (
 );
 CREATE INDEX IF NOT EXISTS approvals_pending_by_user ON approvals (user_id, expires_at) WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS approvals_pending_by_name ON approvals (requested_for, expires_at) WHERE status = 'pending';
+CREATE TABLE IF NOT EXISTS retired_sites (
+  id TEXT PRIMARY KEY,
+  authkey_version INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS secrets (
   name TEXT PRIMARY KEY,
   value TEXT NOT NULL

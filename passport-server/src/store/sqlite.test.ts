@@ -261,7 +261,7 @@ describe('sqlite store', () => {
       expect(() => Object.assign(row?.holder ?? {}, { username: 'mallory' })).toThrow(TypeError)
     })
 
-    it('sees a token revoked by another connection (another server on the same file) on the next request', async () => {
+    it('J4, B12: sees a token revoked by another connection (another server on the same file) on the next request', async () => {
       const file = path.join(tempDir(), 'passport.sqlite')
       const server = openSqliteStore(file)
       await server.tokens.create(token('kept'), 'hash-of-kept')
@@ -357,7 +357,7 @@ describe('sqlite store', () => {
   })
 
   describe('file store', () => {
-    it('creates the directory, the file and the schema on first open, and keeps data across opens', async () => {
+    it('J1: creates the directory, the file and the schema on first open, and keeps data across opens', async () => {
       const file = path.join(tempDir(), 'nested', 'deeper', 'passport.sqlite')
       const first = openSqliteStore(file)
       expect(fs.existsSync(file)).toBe(true)
@@ -377,6 +377,7 @@ describe('sqlite store', () => {
         'approvals',
         'codes',
         'refresh_tokens',
+        'retired_sites',
         'secrets',
         'session_events',
         'sessions',

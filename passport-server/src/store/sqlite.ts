@@ -281,8 +281,15 @@ function createRepos(db: DatabaseSync, caches: Caches): StoreTx {
       list: async () => all('SELECT * FROM sites ORDER BY id').map(toSite),
       remove: async (id) => {
         caches.sites.forget()
+        run(
+          `INSERT INTO retired_sites (id, authkey_version) SELECT id, authkey_version FROM sites WHERE id = ?
+           ON CONFLICT (id) DO UPDATE SET authkey_version = MAX(authkey_version, excluded.authkey_version)`,
+          [id],
+        )
         return run('DELETE FROM sites WHERE id = ?', [id]).changes > 0
       },
+      retiredVersion: async (id) =>
+        Number(one('SELECT authkey_version FROM retired_sites WHERE id = ?', id)?.authkey_version ?? 0),
     },
     sessions: {
       create: async (s) => {
@@ -443,13 +450,14 @@ function createRepos(db: DatabaseSync, caches: Caches): StoreTx {
           now,
           limit,
         ).map(toApproval),
-      wrongPick: async (id, choices, at) => {
+      wrongPick: async (id, seenWrongPicks, choices, at) => {
         const r = one(
           `UPDATE approvals SET wrong_picks = wrong_picks + 1, choices = ?
-           WHERE id = ? AND status = 'pending' AND expires_at > ? RETURNING *`,
+           WHERE id = ? AND status = 'pending' AND expires_at > ? AND wrong_picks = ? RETURNING *`,
           JSON.stringify(choices),
           id,
           at,
+          seenWrongPicks,
         )
         return r && toApproval(r)
       },
@@ -551,6 +559,15 @@ function createRepos(db: DatabaseSync, caches: Caches): StoreTx {
           sessionId,
           siteId,
         ).map(toToken),
+      revokeSite: async (siteId, at, reason) =>
+        revokeTokens(
+          `UPDATE tokens SET revoked_at = ?, revoke_reason = ?
+           WHERE site_id = ? AND revoked_at IS NULL AND expires_at > ? RETURNING *`,
+          at,
+          reason,
+          siteId,
+          at,
+        ).map(toToken),
     },
     refresh: {
       create: async (t) => {
@@ -600,6 +617,14 @@ function createRepos(db: DatabaseSync, caches: Caches): StoreTx {
         revokeRefresh('session_id = ?', [sessionId], at, reason),
       revokeSessionSite: async (sessionId, siteId, at, reason) =>
         revokeRefresh('session_id = ? AND site_id = ?', [sessionId, siteId], at, reason),
+      revokeSite: async (siteId, at, reason) =>
+        all(
+          `UPDATE refresh_tokens SET revoked_at = ?, revoke_reason = ?, successor_sealed = NULL
+           WHERE site_id = ? AND revoked_at IS NULL RETURNING session_id, user_id`,
+          at,
+          reason,
+          siteId,
+        ).map((r) => ({ sessionId: r.session_id as string, userId: r.user_id as string })),
       revokeOtherDevices: async (userId, siteId, keepSessionId, at, reason) => [
         ...new Set(
           all(

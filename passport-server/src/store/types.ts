@@ -196,8 +196,12 @@ export interface ApprovalRepo {
   ): Promise<ApprovalRecord | null>
   /** Marks pending requests past their expiry `expired` and returns them (at most `limit`). */
   expireDue(now: number, limit: number): Promise<ApprovalRecord[]>
-  /** Counts a wrong pick on a pending, unexpired request and gives it new choices; null if not pending. */
-  wrongPick(id: string, choices: string[], at: number): Promise<ApprovalRecord | null>
+  /**
+   * Counts a wrong pick on a pending, unexpired request and gives it new choices. Compare-and-swap
+   * on the count the picker saw: null, changing nothing, when it is no longer pending or another
+   * pick was counted meanwhile (so racing picks never get more than the allowed guesses).
+   */
+  wrongPick(id: string, seenWrongPicks: number, choices: string[], at: number): Promise<ApprovalRecord | null>
   /**
    * approved -> used, once, if it was approved at `approvedSince` or later; null when it was not
    * approved, already used, or approved too long ago.
@@ -217,8 +221,13 @@ export interface SiteRepo {
   update(site: SiteRecord): Promise<void>
   get(id: string): Promise<SiteRecord | null>
   list(): Promise<SiteRecord[]>
-  /** Returns false when there was no such site. */
+  /**
+   * Removes the site and remembers its authkey version, so that an id registered again
+   * continues from it (its old authkeys never open again). Returns false when there was no such site.
+   */
   remove(id: string): Promise<boolean>
+  /** The highest authkey version a removed site of this id had (0 if none was ever removed). */
+  retiredVersion(id: string): Promise<number>
 }
 
 export interface SessionRepo {
@@ -285,6 +294,8 @@ export interface TokenRepo {
   revokeSession(sessionId: string, at: number, reason: EndReason): Promise<TokenRecord[]>
   /** Revokes the live tokens of one session on one site; returns them. */
   revokeSessionSite(sessionId: string, siteId: string, at: number, reason: EndReason): Promise<TokenRecord[]>
+  /** Revokes every live token of a site (it is being removed); returns them. */
+  revokeSite(siteId: string, at: number, reason: EndReason): Promise<TokenRecord[]>
 }
 
 export interface RefreshRepo {
@@ -306,6 +317,8 @@ export interface RefreshRepo {
   revokeFamily(familyId: string, at: number, reason: EndReason): Promise<number>
   revokeSession(sessionId: string, at: number, reason: EndReason): Promise<number>
   revokeSessionSite(sessionId: string, siteId: string, at: number, reason: EndReason): Promise<number>
+  /** Revokes every live credential of a site; returns the (session, user) of each family it ended. */
+  revokeSite(siteId: string, at: number, reason: EndReason): Promise<{ sessionId: string; userId: string }[]>
   /**
    * Revokes the user's unused credentials for a site held by every session but `keepSessionId`;
    * returns those sessions.

@@ -86,7 +86,7 @@ describe('authkey seal and open', () => {
     ['IV', 2],
     ['ciphertext', 3],
     ['authentication tag', 4],
-  ])('returns null when one bit of the %s is flipped', async (_name, segment) => {
+  ])('C2: returns null when one bit of the %s is flipped', async (_name, segment) => {
     const sealed = await sealAuthkey(deps.keys.authkeyKey, content)
     const tampered = flipBit(sealed, segment)
     expect(tampered).not.toBe(sealed)
@@ -111,7 +111,7 @@ describe('authkey seal and open', () => {
     expect(await open(await sealAuthkey(other.keys.authkeyKey, content))).toBeNull()
   })
 
-  it('rejects PBES2-HS512+A256KW with a huge p2c quickly, before any key derivation', async () => {
+  it('C3: rejects PBES2-HS512+A256KW with a huge p2c quickly, before any key derivation', async () => {
     const header = b64(
       JSON.stringify({
         ...goodHeader,
@@ -131,7 +131,7 @@ describe('authkey seal and open', () => {
     }
   })
 
-  it('returns null for a JWE an attacker encrypted to an RSA-OAEP key with invented site info', async () => {
+  it('C1: returns null for a JWE an attacker encrypted to an RSA-OAEP key with invented site info', async () => {
     const { publicKey } = await generateKeyPair('RSA-OAEP', { modulusLength: 2048 })
     const jwe = await new CompactEncrypt(json({ ...body, origins: ['http://evil.localhost:8083'] }))
       .setProtectedHeader({ ...goodHeader, alg: 'RSA-OAEP' })
@@ -139,11 +139,11 @@ describe('authkey seal and open', () => {
     expect(await open(jwe)).toBeNull()
   })
 
-  it('returns null when the header names RSA-OAEP even though the content opens with the real key', async () => {
+  it('C2: returns null when the header names RSA-OAEP even though the content opens with the real key', async () => {
     expect(await open(forgeDirJwe(rawKey, { ...goodHeader, alg: 'RSA-OAEP' }, json(body)))).toBeNull()
   })
 
-  it('returns null for a compressed (zip: "DEF") authkey, even one sealed with the real key', async () => {
+  it('C4: returns null for a compressed (zip: "DEF") authkey, even one sealed with the real key', async () => {
     const jwe = await new CompactEncrypt(json(body))
       .setProtectedHeader({ ...goodHeader, zip: 'DEF' })
       .encrypt(rawKey)
@@ -181,7 +181,7 @@ describe('authkey seal and open', () => {
     expect(await open(jwe)).toBeNull()
   })
 
-  it('returns null for a JWS (signed, not encrypted) carrying valid-looking content', async () => {
+  it('C1: returns null for a JWS (signed, not encrypted) carrying valid-looking content', async () => {
     const { privateKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519' })
     const jws = await new CompactSign(json(body))
       .setProtectedHeader({ alg: 'EdDSA', typ: AUTHKEY_TYP, site: 'news' })
@@ -197,7 +197,7 @@ describe('authkey seal and open', () => {
     '{"protected":"x","ciphertext":"y"}',
     b64(randomBytes(300)),
     [b64(randomBytes(20)), '', b64(randomBytes(12)), b64(randomBytes(30)), b64(randomBytes(16))].join('.'),
-  ])('returns null for random garbage %#', async (garbage) => {
+  ])('C1: returns null for random garbage %#', async (garbage) => {
     expect(await open(garbage)).toBeNull()
   })
 

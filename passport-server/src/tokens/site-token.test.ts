@@ -128,12 +128,12 @@ describe('site token sign and verify', () => {
     expect(await verify(token, undefined)).toEqual({ ok: false, reason: 'invalid' })
   })
 
-  it('rejects a token from another issuer as invalid', async () => {
+  it('B8: rejects a token from another issuer as invalid', async () => {
     const token = await signSiteToken(deps.keys, input({ issuer: 'http://staging-passport.localhost:8080' }))
     expect(await verify(token)).toEqual({ ok: false, reason: 'invalid' })
   })
 
-  describe('alg none', () => {
+  describe('alg none (B1)', () => {
     const unsigned = (alg: string) =>
       `${b64(JSON.stringify({ alg, typ: SITE_TOKEN_TYP, kid: deps.keys.current.kid }))}.${b64(
         JSON.stringify({
@@ -163,7 +163,7 @@ describe('site token sign and verify', () => {
     )
   })
 
-  describe('algorithm confusion: HS256 keyed with our public key', () => {
+  describe('algorithm confusion: HS256 keyed with our public key (B2)', () => {
     const hs256 = (secret: Uint8Array) =>
       new SignJWT({ iss: TEST_ISSUER, aud: 'news', sub: 'u_alice', sid: 's', jti: 'j' })
         .setProtectedHeader({ alg: 'HS256', typ: SITE_TOKEN_TYP, kid: deps.keys.current.kid })
@@ -197,7 +197,7 @@ describe('site token sign and verify', () => {
       ['an SQL injection kid', "' OR 1=1--"],
       ['an empty kid', ''],
       ['a prototype kid', '__proto__'],
-    ])('rejects %s as invalid even when signed with our key', async (_name, kid) => {
+    ])('B4: rejects %s as invalid even when signed with our key', async (_name, kid) => {
       expect(await verify(await forge({}, { kid }))).toEqual({ ok: false, reason: 'invalid' })
     })
 
@@ -207,7 +207,7 @@ describe('site token sign and verify', () => {
       expect(await verify(numeric)).toEqual({ ok: false, reason: 'invalid' })
     })
 
-    it('rejects a 10 KB kid as malformed, before parsing', async () => {
+    it('B4: rejects a 10 KB kid as malformed, before parsing', async () => {
       expect(await verify(await forge({}, { kid: 'k'.repeat(10_000) }))).toEqual({
         ok: false,
         reason: 'malformed',
@@ -224,7 +224,7 @@ describe('site token sign and verify', () => {
       expect(await verify(token)).toEqual({ ok: false, reason: 'invalid' })
     })
 
-    it('ignores jwk, jku and x5c headers naming an attacker key, and fetches nothing', async () => {
+    it('B3: ignores jwk, jku and x5c headers naming an attacker key, and fetches nothing', async () => {
       const fetchSpy = vi.spyOn(globalThis, 'fetch')
       const { publicKey, privateKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true })
       const attackerJwk = { ...(await exportJWK(publicKey)), kid: 'attacker' }
@@ -255,7 +255,7 @@ describe('site token sign and verify', () => {
     ['the authkey typ', AUTHKEY_TYP],
     ['a refresh-token-like typ', 'passport-rt+jwt'],
     ['missing', undefined],
-  ])('rejects typ %s as invalid even when signed with our key', async (_name, typ) => {
+  ])('B9: rejects typ %s as invalid even when signed with our key', async (_name, typ) => {
     expect(await verify(await forge({}, { typ }))).toEqual({ ok: false, reason: 'invalid' })
   })
 
@@ -263,20 +263,36 @@ describe('site token sign and verify', () => {
     ['header', 0],
     ['payload', 1],
     ['signature', 2],
-  ])('rejects a token with one bit flipped in the %s', async (_name, segment) => {
+  ])('B5: rejects a token with one bit flipped in the %s', async (_name, segment) => {
     const token = await signSiteToken(deps.keys, input())
     const tampered = flipBit(token, segment)
     expect(tampered).not.toBe(token)
     expect(await verify(tampered)).toEqual({ ok: false, reason: 'invalid' })
   })
 
-  it('rejects the payload of one valid token under the signature of another', async () => {
+  it('B5: rejects the payload of one valid token under the signature of another', async () => {
     const alice = (await signSiteToken(deps.keys, input())).split('.')
     const bob = (await signSiteToken(deps.keys, input({ userId: 'u_bob', jti: 'jti-2' }))).split('.')
     expect(await verify([alice[0], bob[1], alice[2]].join('.'))).toEqual({ ok: false, reason: 'invalid' })
   })
 
-  it('rejects truncated, extended and non-compact shapes as malformed', async () => {
+  it('B6: rejects an all-zero ("psychic") signature and a malleated one (S + L), so a revoked token has no twin', async () => {
+    const token = await signSiteToken(deps.keys, input())
+    const [h, p, s] = token.split('.')
+    const zero = Buffer.alloc(64).toString('base64url')
+    expect(await verify(`${h}.${p}.${zero}`)).toEqual({ ok: false, reason: 'invalid' })
+    // Ed25519: S is the little-endian second half; S + L verifies in a lax implementation.
+    const L = 2n ** 252n + 27742317777372353535851937790883648493n
+    const sig = Buffer.from(s ?? '', 'base64url')
+    const le = (b: Buffer) => BigInt(`0x${Buffer.from(b).reverse().toString('hex')}`)
+    const malleated = le(sig.subarray(32)) + L
+    const sBytes = Buffer.from(malleated.toString(16).padStart(64, '0'), 'hex').reverse()
+    const twin = Buffer.concat([sig.subarray(0, 32), sBytes]).toString('base64url')
+    expect(twin).not.toBe(s)
+    expect(await verify(`${h}.${p}.${twin}`)).toEqual({ ok: false, reason: 'invalid' })
+  })
+
+  it('B5: rejects truncated, extended and non-compact shapes as malformed', async () => {
     const token = await signSiteToken(deps.keys, input())
     const [h, p, s] = token.split('.')
     for (const bad of [
@@ -292,7 +308,7 @@ describe('site token sign and verify', () => {
     }
   })
 
-  describe('time', () => {
+  describe('time (B10)', () => {
     const exp = T0 + 60_000
     const shortLived = () => signSiteToken(deps.keys, input({ expiresAtMs: exp }))
 
@@ -308,7 +324,7 @@ describe('site token sign and verify', () => {
       expect(await verify(token)).toEqual({ ok: false, reason: 'expired' })
     })
 
-    it('keeps the tolerance at or under the 15 s the requirements allow', () => {
+    it('J6: keeps the tolerance at or under the 15 s the requirements allow', () => {
       expect(CLOCK_TOLERANCE_SECONDS).toBeGreaterThan(0)
       expect(CLOCK_TOLERANCE_SECONDS).toBeLessThanOrEqual(15)
     })
