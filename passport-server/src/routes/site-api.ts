@@ -5,6 +5,8 @@ import { readForm } from '../middleware/body.ts'
 import { checkSiteToken } from '../services/minting.ts'
 import { authenticateSite } from '../services/registry.ts'
 import { revokeForSite } from '../services/revocation.ts'
+import { endSession } from '../services/sessions.ts'
+import { verifySiteToken } from '../tokens/site-token.ts'
 
 /** Endpoints for site backends, authenticated with the site's client credentials. */
 export function siteApiRoutes(deps: AppDeps): Hono {
@@ -64,6 +66,27 @@ export function siteApiRoutes(deps: AppDeps): Hono {
     const site = await authenticateSite(deps, c.req.header('Authorization'))
     await revokeForSite(deps, site, readTokenParam(await readForm(c)))
     return c.body(null, 200)
+  })
+
+  /**
+   * The site backend's sign-out (what `/api/frame/logout` is for the frame): ends the passport
+   * session behind this site's token, pushed to every site and tab. A replaced, revoked or
+   * recently expired token still identifies its session; a token of another site or a day past
+   * expiry is refused. The site's server-side session middleware calls it on `logout()`.
+   */
+  app.post('/token/logout', async (c) => {
+    c.header('Cache-Control', 'no-store')
+    const site = await authenticateSite(deps, c.req.header('Authorization'))
+    const verified = await verifySiteToken(deps.keys, readTokenParam(await readForm(c)), {
+      issuer: deps.config.issuer,
+      audience: site.id,
+      nowMs: deps.clock.now(),
+      allowExpired: true,
+    })
+    if (!verified.ok) throw new PassportError('invalid_token', 'the token is not valid for this site')
+    const session = await deps.store.sessions.get(verified.claims.sid)
+    if (session) await endSession(deps, session, 'signed_out')
+    return c.json({ signed_out: true })
   })
 
   return app
