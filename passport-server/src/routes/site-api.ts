@@ -3,7 +3,7 @@ import type { AppDeps } from '../deps.ts'
 import { PassportError } from '../errors.ts'
 import { readForm } from '../middleware/body.ts'
 import { checkSiteToken } from '../services/minting.ts'
-import { authenticateSite } from '../services/registry.ts'
+import { authenticateClient } from '../services/registry.ts'
 import { revokeForSite } from '../services/revocation.ts'
 import { endSession } from '../services/sessions.ts'
 import { verifySiteToken } from '../tokens/site-token.ts'
@@ -21,8 +21,9 @@ export function siteApiRoutes(deps: AppDeps): Hono {
   /** RFC 7662 introspection. Another site's token, or a dead one, gets `{active:false}` only. */
   app.post('/token/introspect', async (c) => {
     c.header('Cache-Control', 'no-store')
-    const site = await authenticateSite(deps, c.req.header('Authorization'))
-    const status = await checkSiteToken(deps, readTokenParam(await readForm(c)), site.id)
+    const form = await readForm(c)
+    const site = await authenticateClient(deps, c.req.header('Authorization'), form)
+    const status = await checkSiteToken(deps, readTokenParam(form), site.id)
     if (!status.valid) return c.json({ active: false })
     const { record, holder: user } = status
     return c.json({
@@ -47,8 +48,9 @@ export function siteApiRoutes(deps: AppDeps): Hono {
    */
   app.post('/token/status', async (c) => {
     c.header('Cache-Control', 'no-store')
-    const site = await authenticateSite(deps, c.req.header('Authorization'))
-    const status = await checkSiteToken(deps, readTokenParam(await readForm(c)), site.id)
+    const form = await readForm(c)
+    const site = await authenticateClient(deps, c.req.header('Authorization'), form)
+    const status = await checkSiteToken(deps, readTokenParam(form), site.id)
     return c.json({
       valid: status.valid,
       reason: status.valid ? null : status.reason,
@@ -63,8 +65,9 @@ export function siteApiRoutes(deps: AppDeps): Hono {
    */
   app.post('/token/revoke', async (c) => {
     c.header('Cache-Control', 'no-store')
-    const site = await authenticateSite(deps, c.req.header('Authorization'))
-    await revokeForSite(deps, site, readTokenParam(await readForm(c)))
+    const form = await readForm(c)
+    const site = await authenticateClient(deps, c.req.header('Authorization'), form)
+    await revokeForSite(deps, site, readTokenParam(form))
     return c.body(null, 200)
   })
 
@@ -76,8 +79,9 @@ export function siteApiRoutes(deps: AppDeps): Hono {
    */
   app.post('/token/logout', async (c) => {
     c.header('Cache-Control', 'no-store')
-    const site = await authenticateSite(deps, c.req.header('Authorization'))
-    const verified = await verifySiteToken(deps.keys, readTokenParam(await readForm(c)), {
+    const form = await readForm(c)
+    const site = await authenticateClient(deps, c.req.header('Authorization'), form)
+    const verified = await verifySiteToken(deps.keys, readTokenParam(form), {
       issuer: deps.config.issuer,
       audience: site.id,
       nowMs: deps.clock.now(),

@@ -16,9 +16,9 @@ export function wellKnownRoutes(deps: AppDeps): Hono {
     authorization_endpoint: `${issuer}/authorize`,
     jwks_uri: `${issuer}/.well-known/jwks.json`,
     introspection_endpoint: `${issuer}/token/introspect`,
-    introspection_endpoint_auth_methods_supported: ['client_secret_basic'],
+    introspection_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
     revocation_endpoint: `${issuer}/token/revoke`,
-    revocation_endpoint_auth_methods_supported: ['client_secret_basic'],
+    revocation_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
     response_types_supported: ['code'],
     // The query is the standard default (site backends); the page SDK asks for the fragment.
     response_modes_supported: ['query', 'fragment'],
