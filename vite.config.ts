@@ -42,6 +42,7 @@ export default defineConfig(({ mode }): UserConfig => {
         input: {
           news: resolve(here, 'demo-sites/news/index.html'),
           shop: resolve(here, 'demo-sites/shop/index.html'),
+          docs: resolve(here, 'demo-sites/docs/index.html'),
           hostile: resolve(here, 'demo-sites/hostile/index.html'),
         },
       },

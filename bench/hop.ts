@@ -13,7 +13,7 @@ import { round, shuffled, summarize } from './stats.ts'
  * partitioning on, third-party cookies blocked, a fresh profile (device) per sample. The floor
  * and the bare redirect run in the same rounds, in shuffled order, each from a third site.
  */
-const DEMO_PORTS = { passport: 19080, news: 19081, shop: 19082 }
+const DEMO_PORTS = { passport: 19080, news: 19081, shop: 19082, docs: 19083 }
 const SKELETON_PORTS = {
   start: 19090,
   floorSite: 19091,

@@ -13,7 +13,7 @@ import { expect, signIn, status, test } from './fixtures.ts'
  * kiosk's poll gets her tokens. A passport of this spec's own, so the kiosk's client secret is
  * known to the test.
  */
-const ports = { passport: 18290, news: 18291, shop: 18292 }
+const ports = { passport: 18290, news: 18291, shop: 18292, docs: 18293 }
 const news = `http://news.localhost:${ports.news}/`
 
 let demo: RunningDemo

@@ -4,13 +4,20 @@ import { launchProfile, type ThirdPartyCookies } from './browser-profile.ts'
 export { CHROMIUM, chromiumArgs, launchProfile, type ThirdPartyCookies } from './browser-profile.ts'
 
 // E2E_PORT_BASE moves the whole set, so several checkouts can run their browser tests at once.
-const base = Number(process.env.E2E_PORT_BASE) || 18080
-const PORTS = { passport: base, news: base + 1, shop: base + 2, evil: base + 3 }
+const portBase = Number(process.env.E2E_PORT_BASE) || 18080
+const PORTS = {
+  passport: portBase,
+  news: portBase + 1,
+  shop: portBase + 2,
+  evil: portBase + 3,
+  docs: portBase + 4,
+}
 export const urls = {
   passport: `http://passport.localhost:${PORTS.passport}`,
   news: `http://news.localhost:${PORTS.news}/`,
   shop: `http://shop.localhost:${PORTS.shop}/`,
   evil: `http://evil.localhost:${PORTS.evil}/`,
+  docs: `http://docs.localhost:${PORTS.docs}/`,
 }
 export const testPorts = PORTS
 

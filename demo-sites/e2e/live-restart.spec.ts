@@ -9,7 +9,7 @@ import { type RunningDemo, startDemo } from '../start.ts'
 import { expect, message, signIn, status, test } from './fixtures.ts'
 
 /** A passport of this spec's own, so that it can be killed and started again. */
-const ports = { passport: 18180, news: 18181, shop: 18182 }
+const ports = { passport: 18180, news: 18181, shop: 18182, docs: 18183 }
 const news = `http://news.localhost:${ports.news}/`
 
 async function revokeWithCli(dataDir: string, username: string): Promise<void> {
