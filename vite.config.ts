@@ -28,6 +28,10 @@ export default defineConfig(({ mode }): UserConfig => {
         emptyOutDir: false,
         target: 'es2022',
         lib: { entry: lib.entry, formats: [lib.format], name: 'Passport', fileName: () => lib.file },
+        // Vite leaves whitespace in ES library output (to keep pure annotations for a bundler
+        // downstream); these files are served as they are, so minify them fully.
+        minify: true,
+        rolldownOptions: { output: { minify: true } },
       },
     }
   }

@@ -1,4 +1,4 @@
-import { type EndReason, ErrorCode, isEndReason } from '../protocol/codes.ts'
+import { type EndReason, type ErrorCode, isEndReason, isErrorCode } from '../protocol/codes.ts'
 import type { DecideAnswer } from './approval-prompt.ts'
 
 /** A failure the frame passes on to the page: a stable code, and a reason where there is one. */
@@ -30,8 +30,6 @@ export interface CheckAnswer {
   serverTime: number
 }
 
-const knownCodes: ReadonlySet<string> = new Set(Object.values(ErrorCode))
-
 /** The frame's calls to its own origin. Same-origin fetches: the server refuses anyone else. */
 export function createServerApi(origin: string, fetchImpl: typeof fetch = fetch.bind(globalThis)) {
   /** POSTs JSON; an answer outside 2xx throws, unless its status is one the caller expects. */
@@ -54,10 +52,7 @@ export function createServerApi(origin: string, fetchImpl: typeof fetch = fetch.
     }
     const json = (await res.json().catch(() => ({}))) as Record<string, unknown>
     if (!res.ok && !expected.includes(res.status)) {
-      const code =
-        typeof json.error === 'string' && knownCodes.has(json.error)
-          ? (json.error as ErrorCode)
-          : 'server_error'
+      const code = isErrorCode(json.error) ? json.error : 'server_error'
       throw new FrameApiError(code, isEndReason(json.reason) ? json.reason : undefined)
     }
     return json

@@ -1,0 +1,42 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { gzipSync } from 'node:zlib'
+import { build } from 'vite'
+import { afterAll, expect, test } from 'vitest'
+
+/**
+ * The weight every site pays on every page: the page SDK (`passport.js`) plus the frame's
+ * script (`frame.js`), gzipped (level 9). Built here from the sources with the real vite config,
+ * so a change that grows them fails this test instead of going unnoticed.
+ *
+ * Budget history (issue 18): 10.2 KiB before (3.5 + 6.9, the frame's ES output was not
+ * whitespace-minified); 9.2 KiB after full minification and plain lists for the protocol codes.
+ * The issue's target is 8 KiB (7 KiB to leave room for DPoP): not reached yet, so the budget
+ * below is today's size with a little slack; lower it as the files shrink, never raise it
+ * without saying why.
+ */
+const BUDGET_BYTES = 9_500
+
+const root = path.resolve(import.meta.dirname, '../..')
+const outDir = mkdtempSync(path.join(tmpdir(), 'passport-size-'))
+afterAll(() => rmSync(outDir, { recursive: true, force: true }))
+
+async function gzippedSize(mode: 'sdk' | 'frame', file: string): Promise<number> {
+  await build({
+    configFile: path.join(root, 'vite.config.ts'),
+    mode,
+    logLevel: 'silent',
+    build: { outDir, emptyOutDir: false },
+  })
+  return gzipSync(readFileSync(path.join(outDir, file)), { level: 9 }).length
+}
+
+test('the page SDK and the frame script stay within their gzip budget together', async () => {
+  const sdk = await gzippedSize('sdk', 'passport.js')
+  const frame = await gzippedSize('frame', 'frame.js')
+  console.info(`passport.js ${sdk} B + frame.js ${frame} B = ${sdk + frame} B gzip (budget ${BUDGET_BYTES})`)
+  expect(sdk).toBeGreaterThan(1000) // really built
+  expect(frame).toBeGreaterThan(1000)
+  expect(sdk + frame).toBeLessThanOrEqual(BUDGET_BYTES)
+}, 60_000)
