@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { serveStatic } from '@hono/node-server/serve-static'
@@ -24,9 +24,19 @@ export interface DocsSiteOptions {
  */
 export function createDocsSiteApp(options: DocsSiteOptions): Hono<PassportSessionEnv> {
   const app = new Hono<PassportSessionEnv>()
-  const template = readFileSync(path.join(options.distDir, 'docs', 'index.html'), 'utf8')
+  // The stylesheets go inline: the first HTML renders at once, with no request to wait for.
+  const styles: string[] = []
+  const template = readFileSync(path.join(options.distDir, 'docs', 'index.html'), 'utf8').replace(
+    /<link rel="stylesheet"[^>]*href="(\/assets\/[^"]+\.css)"[^>]*>/g,
+    (_tag, href: string) => {
+      const css = readFileSync(path.join(options.distDir, href), 'utf8')
+      styles.push(`'sha256-${createHash('sha256').update(css).digest('base64')}'`)
+      return `<style>${css}</style>`
+    },
+  )
   const csp = [
     "default-src 'self'",
+    `style-src 'self' ${styles.join(' ')}`,
     "script-src 'self'",
     "connect-src 'self'",
     "img-src 'self' data:",
