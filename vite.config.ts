@@ -31,7 +31,8 @@ export default defineConfig(({ mode }): UserConfig => {
         // Vite leaves whitespace in ES library output (to keep pure annotations for a bundler
         // downstream); these files are served as they are, so minify them fully.
         minify: true,
-        rolldownOptions: { output: { minify: true } },
+        // The frame's approval prompt is loaded on demand, under a fixed name the passport serves.
+        rolldownOptions: { output: { minify: true, chunkFileNames: 'frame-approval.js' } },
       },
     }
   }

@@ -10,13 +10,15 @@ import { afterAll, expect, test } from 'vitest'
  * script (`frame.js`), gzipped (level 9). Built here from the sources with the real vite config,
  * so a change that grows them fails this test instead of going unnoticed.
  *
- * Budget history (issue 18): 10.2 KiB before (3.5 + 6.9, the frame's ES output was not
- * whitespace-minified); 9.2 KiB after full minification and plain lists for the protocol codes.
- * The issue's target is 8 KiB (7 KiB to leave room for DPoP): not reached yet, so the budget
- * below is today's size with a little slack; lower it as the files shrink, never raise it
- * without saying why.
+ * History (issue 18): 10.2 KiB before (3.5 + 6.9; the frame's ES output was not
+ * whitespace-minified); 9.1 KiB after full minification and plain lists for the protocol codes;
+ * 7.9 KiB once the approval prompt (1.5 KiB, `frame-approval.js`) is fetched only when another
+ * device asks. The issue's target is under 8 KiB (7 KiB would leave room for DPoP): the budget
+ * below holds today's size; lower it as the files shrink, never raise it without saying why.
  */
-const BUDGET_BYTES = 9_500
+const BUDGET_BYTES = 8_192
+/** The on-demand approval prompt, on its own. */
+const APPROVAL_BUDGET_BYTES = 1_700
 
 const root = path.resolve(import.meta.dirname, '../..')
 const outDir = mkdtempSync(path.join(tmpdir(), 'passport-size-'))
@@ -35,8 +37,12 @@ async function gzippedSize(mode: 'sdk' | 'frame', file: string): Promise<number>
 test('the page SDK and the frame script stay within their gzip budget together', async () => {
   const sdk = await gzippedSize('sdk', 'passport.js')
   const frame = await gzippedSize('frame', 'frame.js')
-  console.info(`passport.js ${sdk} B + frame.js ${frame} B = ${sdk + frame} B gzip (budget ${BUDGET_BYTES})`)
+  const approval = gzipSync(readFileSync(path.join(outDir, 'frame-approval.js')), { level: 9 }).length
+  console.info(
+    `passport.js ${sdk} B + frame.js ${frame} B = ${sdk + frame} B gzip (budget ${BUDGET_BYTES}); on demand: frame-approval.js ${approval} B`,
+  )
   expect(sdk).toBeGreaterThan(1000) // really built
   expect(frame).toBeGreaterThan(1000)
   expect(sdk + frame).toBeLessThanOrEqual(BUDGET_BYTES)
+  expect(approval).toBeLessThanOrEqual(APPROVAL_BUDGET_BYTES)
 }, 60_000)
