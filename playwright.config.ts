@@ -28,6 +28,7 @@ export default defineConfig({
       NEWS_PORT: String(testPorts.news),
       SHOP_PORT: String(testPorts.shop),
       EVIL_PORT: String(testPorts.evil),
+      DOCS_PORT: String(testPorts.docs),
       PASSPORT_DATA_DIR: dataDir,
       PASSPORT_QUIET: '1',
     },

@@ -28,6 +28,11 @@ export default defineConfig(({ mode }): UserConfig => {
         emptyOutDir: false,
         target: 'es2022',
         lib: { entry: lib.entry, formats: [lib.format], name: 'Passport', fileName: () => lib.file },
+        // Vite leaves whitespace in ES library output (to keep pure annotations for a bundler
+        // downstream); these files are served as they are, so minify them fully.
+        minify: true,
+        // The frame's approval prompt is loaded on demand, under a fixed name the passport serves.
+        rolldownOptions: { output: { minify: true, chunkFileNames: 'frame-approval.js' } },
       },
     }
   }
@@ -42,6 +47,7 @@ export default defineConfig(({ mode }): UserConfig => {
         input: {
           news: resolve(here, 'demo-sites/news/index.html'),
           shop: resolve(here, 'demo-sites/shop/index.html'),
+          docs: resolve(here, 'demo-sites/docs/index.html'),
           hostile: resolve(here, 'demo-sites/hostile/index.html'),
         },
       },

@@ -33,7 +33,7 @@ import {
  * trips to the passport frame of the demo, answered from its cache.
  */
 
-const FRAME_PORTS = { passport: 19180, news: 19181, shop: 19182 }
+const FRAME_PORTS = { passport: 19180, news: 19181, shop: 19182, docs: 19183 }
 const CHILD_FILE = path.join(import.meta.dirname, 'tokens-child.ts')
 const CALL_TIMEOUT_MS = 120_000
 

@@ -13,6 +13,7 @@ import type { Logger } from '../passport-server/src/errors.ts'
 import { guardServer, installLastResortHandlers } from '../passport-server/src/guard.ts'
 import { createDeps, listen, type PassportServer } from '../passport-server/src/server.ts'
 import { createDemoSiteApp } from './server/demo-site.ts'
+import { createDocsSiteApp } from './server/docs-site.ts'
 import { createHostileSiteApp } from './server/hostile-site.ts'
 import { DEMO_USERS, seedDemo } from './server/seed.ts'
 
@@ -22,12 +23,13 @@ export interface DemoPorts {
   passport: number
   news: number
   shop: number
+  docs: number
   /** evil.localhost, for tests; not started when undefined. */
   evil?: number
 }
 
 export interface RunningDemo {
-  urls: { passport: string; news: string; shop: string; evil?: string }
+  urls: { passport: string; news: string; shop: string; docs: string; evil?: string }
   /** The passport now running (a new one after `startPassport`). */
   readonly passport: PassportServer
   /** Stops the passport alone, the sites keep serving: an outage, for tests. */
@@ -71,6 +73,7 @@ export async function startDemo(input: {
     passport: `http://passport.localhost:${ports.passport}`,
     news: `http://news.localhost:${ports.news}`,
     shop: `http://shop.localhost:${ports.shop}`,
+    docs: `http://docs.localhost:${ports.docs}`,
     ...(ports.evil ? { evil: `http://evil.localhost:${ports.evil}` } : {}),
   }
   const config = resolveConfig({ issuer: urls.passport, assetsDir: path.join(root, 'dist/passport') })
@@ -86,10 +89,11 @@ export async function startDemo(input: {
   const deps = await openDeps()
   const seeded = await seedDemo(
     deps,
-    { news: urls.news, shop: urls.shop },
+    { news: urls.news, shop: urls.shop, docs: urls.docs },
     {
       news: `http://127.0.0.1:${ports.news}/backchannel-logout`,
       shop: `http://127.0.0.1:${ports.shop}/backchannel-logout`,
+      docs: `http://127.0.0.1:${ports.docs}/passport/backchannel-logout`,
     },
   )
   const first = await listen(deps, ports.passport, '127.0.0.1')
@@ -109,6 +113,17 @@ export async function startDemo(input: {
   const servers = [
     await listenApp(site('news', 'script').fetch, ports.news, log),
     await listenApp(site('shop', 'module').fetch, ports.shop, log),
+    await listenApp(
+      createDocsSiteApp({
+        origin: urls.docs,
+        passportOrigin: urls.passport,
+        passportInternalUrl: first.internalUrl,
+        clientSecret: seeded.docs.clientSecret,
+        distDir,
+      }).fetch,
+      ports.docs,
+      log,
+    ),
   ]
   if (ports.evil) {
     const hostile = createHostileSiteApp({
@@ -149,6 +164,7 @@ if (import.meta.main) {
       passport: Number(env.PASSPORT_PORT ?? 8080),
       news: Number(env.NEWS_PORT ?? 8081),
       shop: Number(env.SHOP_PORT ?? 8082),
+      docs: Number(env.DOCS_PORT ?? 8083),
       ...(env.EVIL_PORT ? { evil: Number(env.EVIL_PORT) } : {}),
     },
     dataDir: path.resolve(env.PASSPORT_DATA_DIR ?? 'data'),
@@ -159,10 +175,11 @@ if (import.meta.main) {
 Passport demo is up:
   passport  ${demo.urls.passport}
   News      ${demo.urls.news}
-  Shop      ${demo.urls.shop}${demo.urls.evil ? `\n  evil      ${demo.urls.evil}` : ''}
+  Shop      ${demo.urls.shop}
+  Docs      ${demo.urls.docs}  (server-rendered: its backend signs in)${demo.urls.evil ? `\n  evil      ${demo.urls.evil}` : ''}
 
 Demo users: ${DEMO_USERS.map((u) => `${u.username} / ${u.password}`).join(', ')}
-Open News, sign in, then open Shop. Ctrl-C stops.
+Open News, sign in, then open Shop or Docs. Ctrl-C stops.
 `)
   const stop = () => void demo.close().then(() => process.exit(0))
   process.on('SIGINT', stop)

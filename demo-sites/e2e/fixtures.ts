@@ -5,12 +5,19 @@ export { CHROMIUM, chromiumArgs, launchProfile, type ThirdPartyCookies } from '.
 
 // E2E_PORT_BASE moves the whole set, so several checkouts can run their browser tests at once.
 const portBase = Number(process.env.E2E_PORT_BASE) || 18080
-const PORTS = { passport: portBase, news: portBase + 1, shop: portBase + 2, evil: portBase + 3 }
+const PORTS = {
+  passport: portBase,
+  news: portBase + 1,
+  shop: portBase + 2,
+  evil: portBase + 3,
+  docs: portBase + 4,
+}
 export const urls = {
   passport: `http://passport.localhost:${PORTS.passport}`,
   news: `http://news.localhost:${PORTS.news}/`,
   shop: `http://shop.localhost:${PORTS.shop}/`,
   evil: `http://evil.localhost:${PORTS.evil}/`,
+  docs: `http://docs.localhost:${PORTS.docs}/`,
 }
 export const testPorts = PORTS
 /** Ports for a spec that starts a passport of its own: `offset` (10..99) past the shared base. */
@@ -18,6 +25,7 @@ export const ownPorts = (offset: number) => ({
   passport: portBase + offset,
   news: portBase + offset + 1,
   shop: portBase + offset + 2,
+  docs: portBase + offset + 3,
 })
 
 export const test = base.extend<{

@@ -9,15 +9,15 @@ export const DEMO_USERS = [
 
 /**
  * Demo data, created by `npm start` only (the production start creates none): two users and
- * the two demo sites. Each start gives the sites fresh client secrets, handed to their
+ * the three demo sites. Each start gives the sites fresh client secrets, handed to their
  * backends in memory; nothing secret is written anywhere but the store (as hashes).
  */
 export async function seedDemo(
   deps: AppDeps,
-  sites: { news: string; shop: string },
+  sites: { news: string; shop: string; docs: string },
   /** Where each demo backend takes back-channel logout tokens (an address Node can reach). */
-  backchannel: { news: string; shop: string },
-): Promise<{ news: RegisteredSite; shop: RegisteredSite }> {
+  backchannel: { news: string; shop: string; docs: string },
+): Promise<{ news: RegisteredSite; shop: RegisteredSite; docs: RegisteredSite }> {
   for (const user of DEMO_USERS) {
     if (await deps.store.users.findByUsername(user.username)) continue
     await deps.store.users.create({
@@ -42,6 +42,14 @@ export async function seedDemo(
       backchannelLogoutUri: backchannel.shop,
       // Shop shows the other kind: its tokens name the frame's key, and its backend wants a proof.
       dpopBoundTokens: true,
+    }),
+    // Server-rendered: its backend takes the code at the session middleware's callback.
+    docs: await ensureSite(deps, {
+      id: 'docs',
+      name: 'Docs',
+      origins: [sites.docs],
+      redirectUris: [`${sites.docs}/passport/callback`],
+      backchannelLogoutUri: backchannel.docs,
     }),
   }
 }

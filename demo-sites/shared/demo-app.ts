@@ -1,13 +1,5 @@
 import type { EndReason, Passport, PassportState } from '../../passport-frame/src/embed/index.ts'
-
-/** What a demo site tells its user when a sign-in ends. */
-export const SIGNED_OUT_MESSAGES: Record<EndReason, string> = {
-  replaced: 'You were signed out because your account signed in on another device.',
-  signed_out: 'You were signed out on another site.',
-  expired: 'Your session timed out.',
-  revoked: 'Your sign-in was revoked.',
-  unknown: 'You were signed out.',
-}
+import { SIGNED_OUT_MESSAGES } from './messages.ts'
 
 interface Me {
   user: string

@@ -44,6 +44,13 @@ export interface PassportUser {
   expiresAt: number
 }
 
+export interface IdTokenClaims {
+  sub: string
+  sid: string
+  username: string
+  name: string
+}
+
 export type VerifyFailure =
   | 'missing'
   | 'invalid'
@@ -195,9 +202,38 @@ export function createSiteVerifier(options: SiteVerifierOptions) {
     return { ok: true, sub: String(payload.sub), sid, reason }
   }
 
+  /**
+   * An ID token straight from the token endpoint (the code exchange): signature, issuer, this
+   * site as the audience, fresh; the passport's `sid`, username and name in it.
+   */
+  const verifyIdToken = async (token: unknown): Promise<IdTokenClaims | null> => {
+    if (typeof token !== 'string') return null
+    try {
+      const { payload } = await jwtVerify(token, jwks, {
+        algorithms: ['EdDSA'],
+        issuer: options.issuer,
+        audience: options.siteId,
+        typ: 'JWT',
+        clockTolerance: 5,
+        maxTokenAge: '5m',
+        requiredClaims: ['sub', 'sid', 'iat', 'exp'],
+        currentDate: new Date(now()),
+      })
+      return {
+        sub: String(payload.sub),
+        sid: String(payload.sid),
+        username: String(payload.preferred_username ?? ''),
+        name: String(payload.name ?? ''),
+      }
+    } catch {
+      return null
+    }
+  }
+
   return {
     verify,
     verifyLogoutToken,
+    verifyIdToken,
     /** Forget cached answers, e.g. on a pushed revocation. */
     forget: (jti?: string) => (jti ? active.delete(jti) : active.clear()),
   }

@@ -193,7 +193,7 @@ describe('frame document and scripts', () => {
 
   test('the SDK is public cross-origin code; the frame script is not', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'passport-assets-'))
-    for (const f of ['passport.js', 'passport.mjs', 'frame.js'])
+    for (const f of ['passport.js', 'passport.mjs', 'frame.js', 'frame-approval.js'])
       fs.writeFileSync(path.join(dir, f), `// ${f}`)
     const world = await createTestWorld()
     const app = createApp({ ...world.deps, config: resolveConfig({ ...world.deps.config, assetsDir: dir }) })
@@ -206,6 +206,9 @@ describe('frame document and scripts', () => {
     expect(await frame.text()).toBe('// frame.js')
     expect(frame.headers.get('Access-Control-Allow-Origin')).toBeNull()
     expect(frame.headers.get('Cross-Origin-Resource-Policy')).toBe('same-origin')
+    const approval = await app.request('/frame-approval.js')
+    expect(await approval.text()).toBe('// frame-approval.js')
+    expect(approval.headers.get('Access-Control-Allow-Origin')).toBeNull()
   })
 
   test('missing built files are a clear 503, not a crash', async () => {

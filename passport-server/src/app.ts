@@ -11,6 +11,7 @@ import { frameRoutes } from './routes/frame.ts'
 import { frameApiRoutes } from './routes/frame-api.ts'
 import { liveInternalRoutes } from './routes/live-internal.ts'
 import { siteApiRoutes } from './routes/site-api.ts'
+import { tokenRoutes } from './routes/token.ts'
 import { wellKnownRoutes } from './routes/well-known.ts'
 import { createDeviceApprovals } from './services/device-approval.ts'
 import { createDpopProofs } from './services/dpop-proofs.ts'
@@ -33,7 +34,9 @@ export function createApp(deps: AppDeps): Hono {
   const proofs = createDpopProofs(deps)
   app.route('/', authorizeRoutes(deps))
   app.route('/', deviceSignInRoutes(deps, approvals))
-  app.route('/', cibaRoutes(deps, approvals))
+  const ciba = cibaRoutes(deps, approvals)
+  app.route('/', ciba.routes)
+  app.route('/', tokenRoutes(deps, ciba.tokenGrant))
   app.route('/', accountRoutes(deps, approvals))
   app.route('/', frameRoutes(deps, proofs))
   app.route('/', frameApiRoutes(deps, approvals, proofs))

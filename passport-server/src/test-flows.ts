@@ -52,6 +52,8 @@ export function authorizeUrl(req: AuthorizeRequest, extra: Record<string, string
     state: req.state,
     code_challenge: req.challenge,
     code_challenge_method: 'S256',
+    // As the page SDK asks; a site backend takes the standard default (the query).
+    response_mode: 'fragment',
     ...extra,
   })
   return `/authorize?${q}`
@@ -75,6 +77,7 @@ export function loginForm(
     redirect_uri: req.redirectUri,
     state: req.state,
     code_challenge: req.challenge,
+    response_mode: 'fragment',
     username: credentials.username,
     password: credentials.password,
   })

@@ -1,5 +1,6 @@
 import { createFrameAgent, type FrameSite } from './agent.ts'
-import { createApprovalPrompt } from './approval-prompt.ts'
+import type { ApprovalNews } from './approval-messages.ts'
+import type { createApprovalPrompt } from './approval-prompt.ts'
 import { createDpopSigner, loadOrCreateFrameKey } from './dpop.ts'
 import type { ChannelLike, SocketLike } from './live.ts'
 import { createServerApi } from './server-api.ts'
@@ -68,7 +69,19 @@ if (site && window.parent !== window) {
         signer.proof({ method: 'GET', url, accessToken: token, nonce: challenge }),
     },
     proveForSite: ({ method, url, accessToken }) => signer.proof({ method, url, accessToken }),
-    createPrompt: (hooks) => createApprovalPrompt({ ...hooks, doc: document }),
+    // The approval prompt is needed only when another device asks to sign in: its code is
+    // fetched then (/frame-approval.js), not on every page that embeds the frame.
+    createPrompt: (hooks) => {
+      let prompt: Promise<ReturnType<typeof createApprovalPrompt>> | null = null
+      const load = () =>
+        (prompt ??= import('./approval-prompt.ts').then((m) =>
+          m.createApprovalPrompt({ ...hooks, doc: document }),
+        ))
+      return {
+        handle: (news: ApprovalNews) => void load().then((p) => p.handle(news)),
+        clear: () => void prompt?.then((p) => p.clear()),
+      }
+    },
     canSeeCookies: async () => {
       try {
         return await document.hasStorageAccess()

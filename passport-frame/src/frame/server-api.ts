@@ -1,4 +1,4 @@
-import { type EndReason, ErrorCode, isEndReason } from '../protocol/codes.ts'
+import { type EndReason, type ErrorCode, isEndReason, isErrorCode } from '../protocol/codes.ts'
 import type { DecideAnswer } from './approval-prompt.ts'
 import type { DpopSigner } from './dpop.ts'
 
@@ -30,8 +30,6 @@ export interface CheckAnswer {
   expiresAt: number | null
   serverTime: number
 }
-
-const knownCodes: ReadonlySet<string> = new Set(Object.values(ErrorCode))
 
 /**
  * The frame's calls to its own origin. Same-origin fetches, each with a DPoP proof by the
@@ -88,10 +86,7 @@ export function createServerApi(
       throw new FrameApiError('temporarily_unavailable')
     }
     if (!res.ok && !(options.expected ?? []).includes(res.status)) {
-      const code =
-        typeof json.error === 'string' && knownCodes.has(json.error)
-          ? (json.error as ErrorCode)
-          : 'server_error'
+      const code = isErrorCode(json.error) ? json.error : 'server_error'
       throw new FrameApiError(code, isEndReason(json.reason) ? json.reason : undefined)
     }
     return json

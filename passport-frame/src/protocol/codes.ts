@@ -35,7 +35,35 @@ export const EndReason = {
 } as const
 export type EndReason = (typeof EndReason)[keyof typeof EndReason]
 
-const endReasons: ReadonlySet<string> = new Set(Object.values(EndReason))
+// Plain lists for the checks: the objects above then stay out of the browser bundles.
+const errorCodes: ReadonlySet<string> = new Set([
+  'invalid_request',
+  'invalid_token',
+  'invalid_grant',
+  'invalid_client',
+  'invalid_authkey',
+  'origin_not_allowed',
+  'login_required',
+  'access_denied',
+  'not_found',
+  'payload_too_large',
+  'unsupported_media_type',
+  'rate_limited',
+  'temporarily_unavailable',
+  'server_error',
+  'timeout',
+] satisfies ErrorCode[])
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && errorCodes.has(value)
+}
+
+const endReasons: ReadonlySet<string> = new Set([
+  'expired',
+  'replaced',
+  'signed_out',
+  'revoked',
+  'unknown',
+] satisfies EndReason[])
 export function isEndReason(value: unknown): value is EndReason {
   return typeof value === 'string' && endReasons.has(value)
 }

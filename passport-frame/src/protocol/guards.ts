@@ -1,4 +1,4 @@
-import { ErrorCode, isEndReason } from './codes.ts'
+import { isEndReason, isErrorCode } from './codes.ts'
 import {
   type FrameMessage,
   MAX_FIELD_LENGTH,
@@ -6,8 +6,6 @@ import {
   type PageRequest,
   PROTOCOL_VERSION,
 } from './messages.ts'
-
-const errorCodes: ReadonlySet<string> = new Set(Object.values(ErrorCode))
 
 function isPlainRecord(value: unknown): value is Record<string, unknown> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false
@@ -109,7 +107,7 @@ export function parseFrameMessage(value: unknown): FrameMessage | null {
     case 'error':
       return hasOnly(value, ['v', 'type', 'id', 'code', 'reason']) &&
         typeof value.code === 'string' &&
-        errorCodes.has(value.code) &&
+        isErrorCode(value.code) &&
         (value.reason === undefined || isEndReason(value.reason))
         ? (value as FrameMessage)
         : null

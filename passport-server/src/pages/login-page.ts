@@ -6,7 +6,11 @@ export interface AuthorizeParams {
   redirectUri: string
   state: string
   codeChallenge: string
+  /** Where the answer goes: the query (standard, for site backends) or the fragment (the page SDK). */
+  responseMode: ResponseMode
 }
+
+export type ResponseMode = 'query' | 'fragment'
 
 const notices: Partial<Record<EndReason, string>> = {
   replaced:
@@ -32,14 +36,14 @@ export function renderLoginPage(input: {
 ${notice ? `<p class="notice" role="status">${escapeHtml(notice)}</p>` : ''}
 ${input.error ? `<p class="error" role="alert">${escapeHtml(input.error)}</p>` : ''}
 <form method="post" action="/login">
-${hiddenField('csrf', input.csrf)}${hiddenField('client_id', input.params.clientId)}${hiddenField('redirect_uri', input.params.redirectUri)}${hiddenField('state', input.params.state)}${hiddenField('code_challenge', input.params.codeChallenge)}
+${hiddenField('csrf', input.csrf)}${hiddenField('client_id', input.params.clientId)}${hiddenField('redirect_uri', input.params.redirectUri)}${hiddenField('state', input.params.state)}${hiddenField('code_challenge', input.params.codeChallenge)}${hiddenField('response_mode', input.params.responseMode)}
 <label for="username">Username</label><input id="username" name="username" autocomplete="username" required maxlength="64" value="${escapeHtml(input.username ?? '')}" autofocus>
 <label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required maxlength="256">
 <button type="submit">Sign in</button>
 </form>
 <hr>
 <form method="post" action="/login/device">
-${hiddenField('csrf', input.csrf)}${hiddenField('client_id', input.params.clientId)}${hiddenField('redirect_uri', input.params.redirectUri)}${hiddenField('state', input.params.state)}${hiddenField('code_challenge', input.params.codeChallenge)}
+${hiddenField('csrf', input.csrf)}${hiddenField('client_id', input.params.clientId)}${hiddenField('redirect_uri', input.params.redirectUri)}${hiddenField('state', input.params.state)}${hiddenField('code_challenge', input.params.codeChallenge)}${hiddenField('response_mode', input.params.responseMode)}
 <label for="device-username">No password here? Approve this sign-in on a device where you are signed in.</label><input id="device-username" name="username" autocomplete="username" required maxlength="64" placeholder="Username" aria-label="Username for sign-in with another device" value="${escapeHtml(input.username ?? '')}">
 <button type="submit" class="secondary">Sign in with another device</button>
 </form>`,

@@ -84,7 +84,6 @@ describe('GET /authorize', () => {
     ['response_type', 'token'],
     ['code_challenge_method', 'plain'],
     ['code_challenge', 'short'],
-    ['response_mode', 'query'],
     ['prompt', 'consent'],
     ['state', 'x'.repeat(513)],
   ])('a bad %s=%j goes back to the site as invalid_request in the fragment', async (name, value) => {
@@ -94,6 +93,31 @@ describe('GET /authorize', () => {
     const location = res.headers.get('Location') ?? ''
     expect(location.startsWith(`${newsRedirect}#`)).toBe(true)
     expect(fragmentOf(res).get('error')).toBe('invalid_request')
+  })
+
+  test('an unknown response_mode goes back as invalid_request in the query (the standard default)', async () => {
+    const { app } = await createTestWorld()
+    const req = authorizeRequest('news', newsRedirect)
+    const res = await app.request(authorizeUrl(req, { response_mode: 'form_post' }))
+    expect(res.status).toBe(303)
+    const location = new URL(res.headers.get('Location') ?? '')
+    expect(location.hash).toBe('')
+    expect(location.searchParams.get('error')).toBe('invalid_request')
+    expect(location.searchParams.get('iss')).toBe(TEST_ISSUER)
+  })
+
+  test('without response_mode the answer is in the query, as a stock OIDC client expects', async () => {
+    const { app, news, shop, alice } = await createTestWorld()
+    const { jar } = await signIn(app, news, alice)
+    const req = authorizeRequest('shop', shop.site.redirectUris[0])
+    const url = authorizeUrl(req, { prompt: 'none' }).replace('&response_mode=fragment', '')
+    const res = await app.request(url, { headers: { Cookie: cookieHeader(jar) } })
+    expect(res.status).toBe(303)
+    const location = new URL(res.headers.get('Location') ?? '')
+    expect(location.hash).toBe('')
+    expect(location.searchParams.get('code')).toBeTruthy()
+    expect(location.searchParams.get('state')).toBe(req.state)
+    expect(location.searchParams.get('iss')).toBe(TEST_ISSUER)
   })
 
   test('prompt=none without a session answers login_required once, never a form', async () => {

@@ -13,6 +13,7 @@ import { clientAddress } from './client-address.ts'
 import {
   codeRedirect,
   isCodeChallenge,
+  readResponseMode,
   readSignInParams,
   redirectToSite,
   resolveClient,
@@ -58,15 +59,22 @@ export function authorizeRoutes(deps: AppDeps): Hono {
       return sendPage(c, renderErrorPage('Unknown site or unregistered redirect address.'), 400)
     }
     const state = q.state ?? ''
+    const responseMode = readResponseMode(q.response_mode)
+    // An unknown response_mode is answered the standard way (query), with iss (RFC 9207).
     const fail = (error: string, extra: Record<string, string> = {}) =>
-      redirectToSite(c, q.redirect_uri as string, { error, state, ...extra })
+      redirectToSite(c, q.redirect_uri as string, responseMode ?? 'query', {
+        error,
+        state,
+        iss: deps.config.issuer,
+        ...extra,
+      })
     if (
+      !responseMode ||
       q.response_type !== 'code' ||
       !state ||
       state.length > 512 ||
       q.code_challenge_method !== 'S256' ||
       !isCodeChallenge(q.code_challenge) ||
-      (q.response_mode !== undefined && q.response_mode !== 'fragment') ||
       (q.prompt !== undefined && q.prompt !== 'none' && q.prompt !== 'login')
     ) {
       return fail('invalid_request')
@@ -76,6 +84,7 @@ export function authorizeRoutes(deps: AppDeps): Hono {
       redirectUri: q.redirect_uri,
       state,
       codeChallenge: q.code_challenge as string,
+      responseMode,
     }
     const session = q.prompt === 'login' ? null : await findLiveSession(deps, getCookie(c, SESSION_COOKIE))
     const exclusion = session && (await deps.store.sessions.exclusion(session.id, site.id))

@@ -5,8 +5,10 @@ import { APPROVAL_TTL_MS, type DeviceApprovals } from '../services/device-approv
 import { mintSiteToken } from '../services/minting.ts'
 import { authenticateSite } from '../services/registry.ts'
 import { startSession } from '../services/sessions.ts'
+import type { SiteRecord } from '../store/types.ts'
 import { signIdToken } from '../tokens/id-token.ts'
 import { clientAddress } from './client-address.ts'
+import type { TokenGrant } from './token.ts'
 
 export const CIBA_GRANT_TYPE = 'urn:openid:params:grant-type:ciba'
 /** Seconds a client must wait between polls (CIBA `interval`). */
@@ -21,7 +23,10 @@ const MAX_TRACKED_POLLS = 10_000
  * device, as in the browser flow. Limits (docs/device-approval.md): poll mode only, `login_hint`
  * only, no `user_code`, `requested_expiry` ignored (always 2 minutes), no refresh token.
  */
-export function cibaRoutes(deps: AppDeps, approvals: DeviceApprovals): Hono {
+export function cibaRoutes(
+  deps: AppDeps,
+  approvals: DeviceApprovals,
+): { routes: Hono; tokenGrant: TokenGrant } {
   const app = new Hono()
   const lastPoll = new Map<string, number>()
 
@@ -73,11 +78,8 @@ export function cibaRoutes(deps: AppDeps, approvals: DeviceApprovals): Hono {
     })
   })
 
-  app.post('/token', async (c) => {
-    c.header('Cache-Control', 'no-store')
-    const site = await authenticateSite(deps, c.req.header('Authorization'))
-    const form = await readForm(c)
-    if (form.grant_type !== CIBA_GRANT_TYPE) return oauthError(c, 400, 'unsupported_grant_type')
+  /** The CIBA grant at `/token` (routes/token.ts authenticates the client and dispatches). */
+  const tokenGrant = async (c: Context, site: SiteRecord, form: Record<string, string>) => {
     const authReqId = form.auth_req_id
     const view = await approvals.view(authReqId, 'ciba')
     if (!authReqId || !view || view.kind !== 'ciba' || view.siteId !== site.id) {
@@ -126,7 +128,7 @@ export function cibaRoutes(deps: AppDeps, approvals: DeviceApprovals): Hono {
         expiresAtMs: now + 5 * 60_000,
       }),
     })
-  })
+  }
 
-  return app
+  return { routes: app, tokenGrant }
 }

@@ -30,6 +30,7 @@ async function askToSignIn(world: World, username = 'alice', jar: CookieJar = ne
     redirect_uri: req.redirectUri,
     state: req.state,
     code_challenge: req.challenge,
+    response_mode: 'fragment',
     username,
   })
   return { req, jar, csrf, res }

@@ -21,6 +21,7 @@ const signInForm = (p: AuthorizeParams) => ({
   redirect_uri: p.redirectUri,
   state: p.state,
   code_challenge: p.codeChallenge,
+  response_mode: p.responseMode,
 })
 
 /**

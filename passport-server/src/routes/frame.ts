@@ -11,7 +11,9 @@ const PUBLIC_SCRIPTS = {
   '/passport.js': 'passport.js', // the SDK for a classic <script> tag
   '/passport.mjs': 'passport.mjs', // the SDK as an ES module
   '/frame.js': 'frame.js', // the frame's own code, loaded only by /frame/:site
+  '/frame-approval.js': 'frame-approval.js', // the frame's approval prompt, loaded when one is asked
 } as const
+const FRAME_ONLY: ReadonlySet<string> = new Set(['/frame.js', '/frame-approval.js'])
 
 export function frameRoutes(deps: AppDeps, proofs: DpopProofs): Hono {
   const app = new Hono()
@@ -35,7 +37,7 @@ export function frameRoutes(deps: AppDeps, proofs: DpopProofs): Hono {
       const body = await loadScript(file)
       c.header('Content-Type', 'text/javascript; charset=utf-8')
       c.header('Cache-Control', 'public, max-age=300')
-      if (route !== '/frame.js') {
+      if (!FRAME_ONLY.has(route)) {
         // Sites load the SDK from their own pages: allow cross-origin use of this public code.
         c.header('Access-Control-Allow-Origin', '*')
         c.header('Cross-Origin-Resource-Policy', 'cross-origin')

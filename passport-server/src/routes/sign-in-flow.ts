@@ -1,7 +1,7 @@
 import type { Context } from 'hono'
 import { getCookie, setCookie } from 'hono/cookie'
 import type { AppDeps } from '../deps.ts'
-import type { AuthorizeParams } from '../pages/login-page.ts'
+import type { AuthorizeParams, ResponseMode } from '../pages/login-page.ts'
 import { issueCode } from '../services/codes.ts'
 import { CROSS_SITE_COOKIE, findLiveSession, SESSION_COOKIE, startSession } from '../services/sessions.ts'
 import type { SessionRecord, SignInMethod, SiteRecord } from '../store/types.ts'
@@ -22,6 +22,16 @@ export async function resolveClient(
   return site
 }
 
+/**
+ * `response_mode`: the standard default for the code flow is the query (what a site backend and
+ * a stock OIDC client read); the page SDK asks for the fragment, which never reaches a server.
+ * Null for anything else.
+ */
+export function readResponseMode(value: string | undefined): ResponseMode | null {
+  if (value === undefined || value === 'query') return 'query'
+  return value === 'fragment' ? 'fragment' : null
+}
+
 export function isCodeChallenge(value: string | undefined): value is string {
   return CODE_CHALLENGE.test(value ?? '')
 }
@@ -32,8 +42,10 @@ export async function readSignInParams(
   form: Record<string, string | undefined>,
 ): Promise<{ site: SiteRecord; params: AuthorizeParams } | null> {
   const site = await resolveClient(deps, form.client_id, form.redirect_uri)
+  const responseMode = readResponseMode(form.response_mode)
   if (
     !site ||
+    !responseMode ||
     !form.redirect_uri ||
     !form.state ||
     form.state.length > 512 ||
@@ -48,14 +60,24 @@ export async function readSignInParams(
       redirectUri: form.redirect_uri,
       state: form.state,
       codeChallenge: form.code_challenge,
+      responseMode,
     },
   }
 }
 
-/** Sends the browser back to the site with the result in the fragment (never in a query). */
-export function redirectToSite(c: Context, redirectUri: string, params: Record<string, string>) {
+/**
+ * Sends the browser back to the site with the result in the query or the fragment. The target
+ * is the exact registered URI (never a fragment; a query of its own keeps its parameters).
+ */
+export function redirectToSite(
+  c: Context,
+  redirectUri: string,
+  mode: ResponseMode,
+  params: Record<string, string>,
+) {
   c.header('Cache-Control', 'no-store')
-  return c.redirect(`${redirectUri}#${new URLSearchParams(params)}`, 303)
+  const separator = mode === 'fragment' ? '#' : redirectUri.includes('?') ? '&' : '?'
+  return c.redirect(`${redirectUri}${separator}${new URLSearchParams(params)}`, 303)
 }
 
 /**
@@ -94,5 +116,9 @@ export async function codeRedirect(
     redirectUri: params.redirectUri,
     codeChallenge: params.codeChallenge,
   })
-  return redirectToSite(c, params.redirectUri, { code, state: params.state, iss: deps.config.issuer })
+  return redirectToSite(c, params.redirectUri, params.responseMode, {
+    code,
+    state: params.state,
+    iss: deps.config.issuer,
+  })
 }

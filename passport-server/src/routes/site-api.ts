@@ -3,9 +3,10 @@ import type { AppDeps } from '../deps.ts'
 import { PassportError } from '../errors.ts'
 import { readForm } from '../middleware/body.ts'
 import { createRateWindow } from '../services/rate-window.ts'
-import { authenticateSite } from '../services/registry.ts'
+import { authenticateClient } from '../services/registry.ts'
 import { revokeForSite } from '../services/revocation.ts'
-import { checkSiteToken, statusBody } from '../services/token-status.ts'
+import { endSession } from '../services/sessions.ts'
+import { checkSiteToken, findSiteTokenRow, statusBody } from '../services/token-status.ts'
 import type { SiteRecord } from '../store/types.ts'
 
 /**
@@ -40,9 +41,10 @@ export function siteApiRoutes(deps: AppDeps): Hono {
   /** RFC 7662 introspection. Another site's token, or a dead one, gets `{active:false}` only. */
   app.post('/token/introspect', async (c) => {
     c.header('Cache-Control', 'no-store')
-    const site = await authenticateSite(deps, c.req.header('Authorization'))
+    const form = await readForm(c)
+    const site = await authenticateClient(deps, c.req.header('Authorization'), form)
     refuseScanner(site)
-    const status = await checkSiteToken(deps, readTokenParam(await readForm(c)), site.id)
+    const status = await checkSiteToken(deps, readTokenParam(form), site.id)
     if (!status.valid) {
       deadAnswers.hit(site.id)
       return c.json({ active: false })
@@ -73,9 +75,10 @@ export function siteApiRoutes(deps: AppDeps): Hono {
    */
   app.post('/token/status', async (c) => {
     c.header('Cache-Control', 'no-store')
-    const site = await authenticateSite(deps, c.req.header('Authorization'))
+    const form = await readForm(c)
+    const site = await authenticateClient(deps, c.req.header('Authorization'), form)
     refuseScanner(site)
-    const status = await checkSiteToken(deps, readTokenParam(await readForm(c)), site.id)
+    const status = await checkSiteToken(deps, readTokenParam(form), site.id)
     if (!status.valid) deadAnswers.hit(site.id)
     return c.json(statusBody(status, deps.clock.now()))
   })
@@ -86,9 +89,27 @@ export function siteApiRoutes(deps: AppDeps): Hono {
    */
   app.post('/token/revoke', async (c) => {
     c.header('Cache-Control', 'no-store')
-    const site = await authenticateSite(deps, c.req.header('Authorization'))
-    await revokeForSite(deps, site, readTokenParam(await readForm(c)))
+    const form = await readForm(c)
+    const site = await authenticateClient(deps, c.req.header('Authorization'), form)
+    await revokeForSite(deps, site, readTokenParam(form))
     return c.body(null, 200)
+  })
+
+  /**
+   * The site backend's sign-out (what `/api/frame/logout` is for the frame): ends the passport
+   * session behind this site's token, pushed to every site and tab. A replaced, revoked or
+   * recently expired token still identifies its session; a token of another site or a day past
+   * expiry is refused. The site's server-side session middleware calls it on `logout()`.
+   */
+  app.post('/token/logout', async (c) => {
+    c.header('Cache-Control', 'no-store')
+    const form = await readForm(c)
+    const site = await authenticateClient(deps, c.req.header('Authorization'), form)
+    const row = await findSiteTokenRow(deps, readTokenParam(form), site.id)
+    if (!row) throw new PassportError('invalid_token', 'the token is not valid for this site')
+    const session = await deps.store.sessions.get(row.sessionId)
+    if (session) await endSession(deps, session, 'signed_out')
+    return c.json({ signed_out: true })
   })
 
   return app

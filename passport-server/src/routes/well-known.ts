@@ -16,15 +16,21 @@ export function wellKnownRoutes(deps: AppDeps): Hono {
     authorization_endpoint: `${issuer}/authorize`,
     jwks_uri: `${issuer}/.well-known/jwks.json`,
     introspection_endpoint: `${issuer}/token/introspect`,
-    introspection_endpoint_auth_methods_supported: ['client_secret_basic'],
+    introspection_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
     revocation_endpoint: `${issuer}/token/revoke`,
-    revocation_endpoint_auth_methods_supported: ['client_secret_basic'],
+    revocation_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
     response_types_supported: ['code'],
-    response_modes_supported: ['fragment'],
+    // The query is the standard default (site backends); the page SDK asks for the fragment.
+    response_modes_supported: ['query', 'fragment'],
+    // Every answer of /authorize carries `iss` (RFC 9207): a client checks it against mix-up.
+    authorization_response_iss_parameter_supported: true,
+    scopes_supported: ['openid'],
+    claims_supported: ['sub', 'iss', 'aud', 'exp', 'iat', 'auth_time', 'sid', 'preferred_username', 'name'],
     grant_types_supported: ['authorization_code', 'refresh_token', CIBA_GRANT_TYPE],
-    // CIBA (poll mode) for site backends: see docs/device-approval.md for what is supported.
+    // The authorization-code and refresh grants for site backends, and CIBA (poll mode; see
+    // docs/device-approval.md for what is supported), all with the site's client credentials.
     token_endpoint: `${issuer}/token`,
-    token_endpoint_auth_methods_supported: ['client_secret_basic'],
+    token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
     backchannel_authentication_endpoint: `${issuer}/bc-authorize`,
     backchannel_token_delivery_modes_supported: ['poll'],
     backchannel_user_code_parameter_supported: false,

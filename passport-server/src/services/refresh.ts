@@ -39,12 +39,40 @@ function refused(reason: EndReason): PassportError {
  *
  * Every other refusal is `invalid_grant` with the reason the device was signed out.
  */
-export async function refreshSiteGrant(
-  deps: Pick<AppDeps, 'store' | 'keys' | 'clock' | 'config' | 'events' | 'log'>,
+export function refreshSiteGrant(
+  deps: RefreshDeps,
   site: SiteRecord,
   presented: string,
   jkt: string | null,
 ): Promise<string> {
+  return rotateGrant(deps, site, presented, { by: 'frame', jkt })
+}
+
+/**
+ * The same rotation for a site backend that holds its grant itself (`POST /token` with its
+ * client credentials): its families are bound to no frame key but to the site's client
+ * authentication, which the caller has checked. A frame's family is not the backend's to
+ * rotate (refused as unknown, unchanged), nor the other way round.
+ */
+export function refreshSiteBackendGrant(
+  deps: RefreshDeps,
+  site: SiteRecord,
+  presented: string,
+): Promise<string> {
+  return rotateGrant(deps, site, presented, { by: 'site_backend' })
+}
+
+type RefreshDeps = Pick<AppDeps, 'store' | 'keys' | 'clock' | 'config' | 'events' | 'log'>
+/** Who presents the credential: the frame (with the key its proof showed, if any), or the site's backend. */
+type Presenter = { by: 'frame'; jkt: string | null } | { by: 'site_backend' }
+
+async function rotateGrant(
+  deps: RefreshDeps,
+  site: SiteRecord,
+  presented: string,
+  presenter: Presenter,
+): Promise<string> {
+  const jkt = presenter.by === 'frame' ? presenter.jkt : null
   if (!REFRESH_TOKEN.test(presented)) throw refused('unknown')
   const hash = sha256(presented)
   const now = deps.clock.now()
@@ -56,9 +84,10 @@ export async function refreshSiteGrant(
     // Another site's credential proves nothing about theft: refuse it, touch nothing (D4).
     if (record.siteId !== site.id) return { kind: 'refused', reason: 'unknown', wrongSite: true }
     if (record.revokedAt !== null) return { kind: 'refused', reason: record.revokeReason ?? 'revoked' }
-    // A family from before frame keys is bound to none: its device signs in to the site again.
-    if (record.jkt === null) return { kind: 'refused', reason: 'unknown' }
-    const sameKey = jkt === record.jkt
+    // A frame's family is bound to its key, a site backend's to the site's client credentials;
+    // a frame family from before frame keys is bound to none: its device signs in again.
+    if ((presenter.by === 'frame') !== (record.jkt !== null)) return { kind: 'refused', reason: 'unknown' }
+    const sameKey = presenter.by === 'site_backend' || jkt === record.jkt
 
     /** Mints the successor of `current` (the presented credential, or the family's newest). */
     const rotate = async (current: RefreshRecord, sealFor: string | null): Promise<Outcome> => {

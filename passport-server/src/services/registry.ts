@@ -250,12 +250,47 @@ export async function authenticateSite(
   } catch {
     throw fail()
   }
+  return checkClientSecret(deps, id, secret)
+}
+
+/**
+ * The token endpoint's client authentication: HTTP Basic (`client_secret_basic`) or the
+ * credentials in the form (`client_secret_post`), never both at once (RFC 6749 §2.3).
+ */
+export async function authenticateClient(
+  deps: Pick<AppDeps, 'store' | 'log'>,
+  authorization: string | undefined,
+  form: Record<string, string>,
+): Promise<SiteRecord> {
+  if (authorization !== undefined) {
+    if (form.client_secret !== undefined) {
+      throw new PassportError('invalid_request', 'use one way of client authentication')
+    }
+    const site = await authenticateSite(deps, authorization)
+    if (form.client_id !== undefined && form.client_id !== site.id) {
+      throw new PassportError('invalid_client', 'site credentials are missing or wrong')
+    }
+    return site
+  }
+  const id = form.client_id ?? ''
+  const secret = form.client_secret ?? ''
+  if (!id || !secret || id.length > 64 || secret.length > 256) {
+    throw new PassportError('invalid_client', 'site credentials are missing or wrong')
+  }
+  return checkClientSecret(deps, id, secret)
+}
+
+async function checkClientSecret(
+  deps: Pick<AppDeps, 'store' | 'log'>,
+  id: string,
+  secret: string,
+): Promise<SiteRecord> {
   const site = await deps.store.sites.get(id)
   // Compare hashes of a 256-bit random secret in constant time; a slow KDF adds nothing here.
   const expected = site?.clientSecretHash ?? sha256('no-such-site')
   if (!site || !sameSecret(expected, sha256(secret))) {
     deps.log('authz_fail', { site: site ? id : undefined })
-    throw fail()
+    throw new PassportError('invalid_client', 'site credentials are missing or wrong')
   }
   return site
 }

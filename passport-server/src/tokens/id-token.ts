@@ -3,7 +3,7 @@ import type { KeySet } from './keys.ts'
 import { SIGNING_ALG } from './keys.ts'
 
 /**
- * An OpenID Connect ID token, for the grants that must return one (CIBA). Same key and
+ * An OpenID Connect ID token, for the grants that must return one (CIBA, authorization code). Same key and
  * algorithm as site tokens, but `typ: JWT` and `aud` = the client: it can never pass as a site
  * token (whose verifier pins `typ: at+jwt`), and it grants nothing on its own.
  */
@@ -16,9 +16,11 @@ export function signIdToken(
     authTimeMs: number
     issuedAtMs: number
     expiresAtMs: number
+    /** More claims (`sid`, `preferred_username`, `name`); never the registered ones above. */
+    claims?: Record<string, string>
   },
 ): Promise<string> {
-  return new SignJWT({ auth_time: Math.floor(input.authTimeMs / 1000) })
+  return new SignJWT({ ...input.claims, auth_time: Math.floor(input.authTimeMs / 1000) })
     .setProtectedHeader({ alg: SIGNING_ALG, typ: 'JWT', kid: keys.current.kid })
     .setIssuer(input.issuer)
     .setAudience(input.clientId)

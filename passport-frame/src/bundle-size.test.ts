@@ -1,0 +1,52 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { gzipSync } from 'node:zlib'
+import { build } from 'vite'
+import { afterAll, expect, test } from 'vitest'
+
+/**
+ * The weight every site pays on every page: the page SDK (`passport.js`) plus the frame's
+ * script (`frame.js`), gzipped (level 9). Built here from the sources with the real vite config,
+ * so a change that grows them fails this test instead of going unnoticed.
+ *
+ * History (issue 18): 10.2 KiB before (3.5 + 6.9; the frame's ES output was not
+ * whitespace-minified); 9.1 KiB after full minification and plain lists for the protocol codes;
+ * 7.9 KiB once the approval prompt (1.5 KiB, `frame-approval.js`) is fetched only when another
+ * device asks. The issue's target is under 8 KiB (7 KiB would leave room for DPoP): the budget
+ * below holds today's size; lower it as the files shrink, never raise it without saying why.
+ *
+ * Raised to 9.6 KiB (9,649 B measured) when the frame-bound credentials (issue 13: the frame's
+ * own key, DPoP proofs, the socket's challenge), the outage handling and the page-flood limit
+ * (issue 14) landed together: issue 18's 8 KiB target is not met with them, and stays open.
+ */
+const BUDGET_BYTES = 9_700
+/** The on-demand approval prompt, on its own. */
+const APPROVAL_BUDGET_BYTES = 1_700
+
+const root = path.resolve(import.meta.dirname, '../..')
+const outDir = mkdtempSync(path.join(tmpdir(), 'passport-size-'))
+afterAll(() => rmSync(outDir, { recursive: true, force: true }))
+
+async function gzippedSize(mode: 'sdk' | 'frame', file: string): Promise<number> {
+  await build({
+    configFile: path.join(root, 'vite.config.ts'),
+    mode,
+    logLevel: 'silent',
+    build: { outDir, emptyOutDir: false },
+  })
+  return gzipSync(readFileSync(path.join(outDir, file)), { level: 9 }).length
+}
+
+test('the page SDK and the frame script stay within their gzip budget together', async () => {
+  const sdk = await gzippedSize('sdk', 'passport.js')
+  const frame = await gzippedSize('frame', 'frame.js')
+  const approval = gzipSync(readFileSync(path.join(outDir, 'frame-approval.js')), { level: 9 }).length
+  console.info(
+    `passport.js ${sdk} B + frame.js ${frame} B = ${sdk + frame} B gzip (budget ${BUDGET_BYTES}); on demand: frame-approval.js ${approval} B`,
+  )
+  expect(sdk).toBeGreaterThan(1000) // really built
+  expect(frame).toBeGreaterThan(1000)
+  expect(sdk + frame).toBeLessThanOrEqual(BUDGET_BYTES)
+  expect(approval).toBeLessThanOrEqual(APPROVAL_BUDGET_BYTES)
+}, 60_000)
