@@ -276,6 +276,26 @@ export const FUZZ_CASES: FuzzCase[] = [
       }),
   },
   {
+    name: 'a form body cut short, then the write side closed',
+    send: (target) =>
+      exchange(
+        target,
+        [
+          request(
+            [
+              'POST /login HTTP/1.1',
+              'Host: passport',
+              `Origin: ${target.origin}`,
+              'Content-Type: application/x-www-form-urlencoded',
+              'Content-Length: 100',
+            ],
+            'username=alice&pass',
+          ),
+        ],
+        { afterSend: (s) => s.end() },
+      ),
+  },
+  {
     name: 'slow headers (a byte every 50 ms for 1 s)',
     send: (target) =>
       exchange(target, [...'GET / HTTP/1.1\r\nX-Slow: abcdef'], { gapMs: 50, timeoutMs: 2_000 }),

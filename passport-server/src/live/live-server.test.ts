@@ -1,6 +1,6 @@
 import { createServer } from 'node:http'
 import net, { type AddressInfo } from 'node:net'
-import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest'
 import WebSocket from 'ws'
 import type { PassportServer } from '../server.ts'
 import { createDeviceApprovals } from '../services/device-approval.ts'
@@ -487,10 +487,14 @@ describe('live channel: sign-in requests from another device', () => {
 })
 
 describe('live channel: a throw or a reset costs one socket, never the process (@see issue 14)', () => {
-  /** A live server apart, with the authenticator and logger the test gives. */
-  async function startWith(authenticator: LiveAuthenticator, log: TestDeps['log'] = deps.log) {
+  /** A live server apart, with the authenticator, logger and limits the test gives. */
+  async function startWith(
+    authenticator: LiveAuthenticator,
+    log: TestDeps['log'] = deps.log,
+    limits: Parameters<typeof attachLiveServer>[0]['limits'] = {},
+  ) {
     const apart = createServer()
-    const live = attachLiveServer({ server: apart, deps: { ...deps, log }, authenticator })
+    const live = attachLiveServer({ server: apart, deps: { ...deps, log }, authenticator, limits })
     await new Promise<void>((r) => apart.listen(0, '127.0.0.1', r))
     const port = (apart.address() as AddressInfo).port
     return {
@@ -597,6 +601,68 @@ describe('live channel: a throw or a reset costs one socket, never the process (
       })
       quiet.ws.close()
     } finally {
+      apart.close()
+    }
+  })
+
+  /** Two sockets of one sign-in on a live server apart; `limits` as given. */
+  async function twoSockets(limits: Parameters<typeof attachLiveServer>[0]['limits'] = {}) {
+    const apart = await startWith(createStoreLiveAuthenticator(deps), deps.log, limits)
+    const { token } = await signIn(server.app, news, alice, new Map(), issuer)
+    const open = async () => {
+      const socket = await connect({ site: 'news', token }, apart.base)
+      await until(() => socket.messages.length >= 1) // welcomed
+      return socket
+    }
+    const sessionId = JSON.parse(Buffer.from(token.split('.')[1] as string, 'base64url').toString()).sid
+    return { apart, first: await open(), second: await open(), sessionId: sessionId as string }
+  }
+
+  test('a send that throws drops that socket; the others still get the event', async () => {
+    const { apart, first, second, sessionId } = await twoSockets()
+    // The next thing the server sends is the event: the first send of it throws.
+    const send = vi.spyOn(WebSocket.prototype, 'send').mockImplementationOnce(() => {
+      throw new Error('send failed')
+    })
+    try {
+      await deps.events.publish({
+        id: 999_999,
+        type: 'session_ended',
+        userId: alice.id,
+        sessionId,
+        reason: 'revoked',
+        at: deps.clock.now(),
+      })
+      const codes = await Promise.all([first.closed, second.closed])
+      expect(codes.map((c) => c.code).sort()).toEqual([1006, CLOSE_SESSION_ENDED])
+      const heard = [first, second].filter((s) => s.messages.some((m) => m.type === 'session_event'))
+      expect(heard).toHaveLength(1)
+      expect(logs).toContainEqual({
+        event: 'server_error',
+        fields: { listener: 'live_send', error: 'Error', message: 'send failed' },
+      })
+    } finally {
+      send.mockRestore()
+      apart.close()
+    }
+  })
+
+  test('a heartbeat ping that throws drops that socket; the others are still pinged', async () => {
+    const { apart, first, second } = await twoSockets({ heartbeatMs: 50 })
+    const ping = vi.spyOn(WebSocket.prototype, 'ping').mockImplementationOnce(() => {
+      throw new Error('ping failed')
+    })
+    try {
+      await until(() => [first, second].some((s) => s.ws.readyState === WebSocket.CLOSED), 2_000)
+      await new Promise((r) => setTimeout(r, 200)) // a few more beats
+      expect([first, second].map((s) => s.ws.readyState).sort()).toEqual([WebSocket.OPEN, WebSocket.CLOSED])
+      expect(logs).toContainEqual({
+        event: 'server_error',
+        fields: { listener: 'live_heartbeat', error: 'Error', message: 'ping failed' },
+      })
+    } finally {
+      ping.mockRestore()
+      for (const s of [first, second]) s.ws.close()
       apart.close()
     }
   })
