@@ -276,9 +276,10 @@ export function createDeviceApprovals(deps: Pick<AppDeps, 'store' | 'clock' | 'e
         await closed(cancelled, 'cancelled', 'code_mismatch_limit')
         return { outcome: 'cancelled' }
       }
-      // New decoys each time, so guessing does not get easier by elimination. Counted only if no
-      // other pick was counted since we read the request: a pick made against choices already
-      // replaced, or racing another, is `gone` (three guesses at most, however they are timed).
+      // New decoys each time (the code stays among them, so a second prompt shows it: attack K4,
+      // still open, see docs/security.md). Counted only if no other pick was counted since we
+      // read the request: a pick made against choices already replaced, or racing another, is
+      // `gone` (three guesses at most, however they are timed).
       const wrong = await deps.store.approvals.wrongPick(
         approval.id,
         approval.wrongPicks,
