@@ -1,9 +1,7 @@
-import { EventEmitter } from 'node:events'
 import { describe, expect, test } from 'vitest'
 import type { AppDeps } from './deps.ts'
-import { installLastResortHandler } from './last-resort.ts'
 import { frameApi, signIn } from './test-flows.ts'
-import { createTestWorld, type LogLine, startTestServer } from './test-support.ts'
+import { createTestWorld, startTestServer } from './test-support.ts'
 
 describe('unhandled failures (I5)', () => {
   test('I5: a throw inside a route is a generic 500 server_error, logged, and the next request is served', async () => {
@@ -24,20 +22,6 @@ describe('unhandled failures (I5)', () => {
     } finally {
       await server.close()
     }
-  })
-
-  test('I5: a rejection nobody handled is logged by the last-resort handler and the process lives on', () => {
-    const proc = new EventEmitter()
-    const logs: LogLine[] = []
-    installLastResortHandler(proc as unknown as NodeJS.Process, (event, fields = {}) =>
-      logs.push({ event, fields }),
-    )
-    proc.emit('unhandledRejection', new RangeError('lost in a timer'), Promise.resolve())
-    proc.emit('unhandledRejection', 'a string', Promise.resolve())
-    expect(logs).toEqual([
-      { event: 'unhandled_rejection', fields: { name: 'RangeError', message: 'lost in a timer' } },
-      { event: 'unhandled_rejection', fields: { name: 'Error', message: 'a string' } },
-    ])
   })
 
   test('I5: a throw inside the frame API (a store method) hides its detail from the caller', async () => {
