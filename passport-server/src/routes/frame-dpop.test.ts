@@ -398,3 +398,23 @@ describe('refresh credentials are bound to the frame key (issue 13)', () => {
     expect(await res.json()).toMatchObject({ error: 'invalid_grant', reason: 'unknown' })
   })
 })
+
+describe('the frame API per device (issue 13, issue 14)', () => {
+  test('a frame key making more than 60 requests a minute gets 429 rate_limited; another key is served', async () => {
+    const world = await createTestWorld()
+    const device = await signIn(world.app, world.news, world.alice)
+    const check = (key = defaultFrameKey) =>
+      frameApi(world.app, 'check', { authkey: world.news.authkey, token: device.token }, {}, { key })
+    let limited: Response | null = null
+    for (let i = 0; i < 62 && !limited; i++) {
+      const res = await check()
+      if (res.status === 429) limited = res
+    }
+    expect(limited?.headers.get('Retry-After')).toBeTruthy()
+    expect(await limited?.json()).toMatchObject({ error: 'rate_limited' })
+    // Another device's key has its own allowance (it is refused only for not being bound).
+    expect((await check(createTestFrameKey())).status).toBe(401)
+    world.deps.clock.advance(60_000)
+    expect((await check()).status).toBe(200)
+  })
+})
