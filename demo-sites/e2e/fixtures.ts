@@ -4,8 +4,8 @@ import { launchProfile, type ThirdPartyCookies } from './browser-profile.ts'
 export { CHROMIUM, chromiumArgs, launchProfile, type ThirdPartyCookies } from './browser-profile.ts'
 
 // E2E_PORT_BASE moves the whole set, so several checkouts can run their browser tests at once.
-const base = Number(process.env.E2E_PORT_BASE) || 18080
-const PORTS = { passport: base, news: base + 1, shop: base + 2, evil: base + 3 }
+const portBase = Number(process.env.E2E_PORT_BASE) || 18080
+const PORTS = { passport: portBase, news: portBase + 1, shop: portBase + 2, evil: portBase + 3 }
 export const urls = {
   passport: `http://passport.localhost:${PORTS.passport}`,
   news: `http://news.localhost:${PORTS.news}/`,
@@ -13,6 +13,13 @@ export const urls = {
   evil: `http://evil.localhost:${PORTS.evil}/`,
 }
 export const testPorts = PORTS
+/** Ports for a spec that starts a passport of its own, `offset` above the shared set's. */
+export const ownPorts = (offset: number) => ({
+  passport: portBase + offset,
+  news: portBase + offset + 1,
+  shop: portBase + offset + 2,
+  evil: portBase + offset + 3,
+})
 
 export const test = base.extend<{
   thirdPartyCookies: ThirdPartyCookies

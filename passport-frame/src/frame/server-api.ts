@@ -115,7 +115,7 @@ export function createServerApi(origin: string, fetchImpl: typeof fetch = fetch.
       authkey: string,
       token: string,
       approvalId: string,
-      answer: { pick: string } | { deny: true },
+      answer: { code: string } | { deny: true },
     ): Promise<DecideAnswer> => {
       // 410: no longer open (decided elsewhere, expired, used): nothing to do.
       const json = await post(
@@ -123,15 +123,8 @@ export function createServerApi(origin: string, fetchImpl: typeof fetch = fetch.
         { authkey, token, approval_id: approvalId, ...answer },
         [410],
       )
-      if (json.outcome === 'wrong' && Array.isArray(json.choices)) {
-        return {
-          outcome: 'wrong',
-          picksLeft: Number(json.picks_left) || 0,
-          choices: json.choices.map(String),
-        }
-      }
       const outcome = json.outcome
-      return outcome === 'approved' || outcome === 'denied' || outcome === 'cancelled'
+      return outcome === 'approved' || outcome === 'denied' || outcome === 'mismatch'
         ? { outcome }
         : { outcome: 'gone' }
     },

@@ -162,9 +162,6 @@ export interface ApprovalRecord {
   siteId: string
   /** The two-digit code the new device shows. */
   code: string
-  /** Three codes, one of them `code`, in random order; new decoys after each wrong pick. */
-  choices: string[]
-  wrongPicks: number
   /** What the approving device is shown about the requester. */
   userAgent: string
   address: string
@@ -198,8 +195,6 @@ export interface ApprovalRepo {
   ): Promise<ApprovalRecord | null>
   /** Marks pending requests past their expiry `expired` and returns them (at most `limit`). */
   expireDue(now: number, limit: number): Promise<ApprovalRecord[]>
-  /** Counts a wrong pick on a pending, unexpired request and gives it new choices; null if not pending. */
-  wrongPick(id: string, choices: string[], at: number): Promise<ApprovalRecord | null>
   /**
    * approved -> used, once, if it was approved at `approvedSince` or later; null when it was not
    * approved, already used, or approved too long ago.
