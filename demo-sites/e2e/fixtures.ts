@@ -25,7 +25,8 @@ export const ownPorts = (offset: number) => ({
   passport: portBase + offset,
   news: portBase + offset + 1,
   shop: portBase + offset + 2,
-  docs: portBase + offset + 3,
+  evil: portBase + offset + 3,
+  docs: portBase + offset + 4,
 })
 
 export const test = base.extend<{

@@ -10,7 +10,8 @@ export const DEMO_USERS = [
 /**
  * Demo data, created by `npm start` only (the production start creates none): two users and
  * the three demo sites. Each start gives the sites fresh client secrets, handed to their
- * backends in memory; nothing secret is written anywhere but the store (as hashes).
+ * backends in memory; nothing secret is written anywhere but the store (as hashes). All
+ * sites offer "Sign in with another device" (login mode `device`) beside the password.
  */
 export async function seedDemo(
   deps: AppDeps,
@@ -33,12 +34,14 @@ export async function seedDemo(
       id: 'news',
       name: 'News',
       origins: [sites.news],
+      loginModes: ['password', 'device'],
       backchannelLogoutUri: backchannel.news,
     }),
     shop: await ensureSite(deps, {
       id: 'shop',
       name: 'Shop',
       origins: [sites.shop],
+      loginModes: ['password', 'device'],
       backchannelLogoutUri: backchannel.shop,
       // Shop shows the other kind: its tokens name the frame's key, and its backend wants a proof.
       dpopBoundTokens: true,

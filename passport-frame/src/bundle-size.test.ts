@@ -21,8 +21,8 @@ import { afterAll, expect, test } from 'vitest'
  * (issue 14) landed together: issue 18's 8 KiB target is not met with them, and stays open.
  */
 const BUDGET_BYTES = 9_700
-/** The on-demand approval prompt, on its own. */
-const APPROVAL_BUDGET_BYTES = 1_700
+/** The on-demand approval prompt, on its own (1,747 B once the code is typed rather than picked). */
+const APPROVAL_BUDGET_BYTES = 1_800
 
 const root = path.resolve(import.meta.dirname, '../..')
 const outDir = mkdtempSync(path.join(tmpdir(), 'passport-size-'))

@@ -60,6 +60,14 @@ describe('passport CLI', () => {
       expect((await authenticateSite(deps, basic)).id).toBe('news')
     })
 
+    it('gives a new site password sign-in only; device and CIBA are opt-in with --login-mode', async () => {
+      expect(await addNews()).toBe(0)
+      expect((await deps.store.sites.get('news'))?.loginModes).toEqual(['password'])
+      const modes = ['--login-mode', 'password', '--login-mode', 'device', '--login-mode', 'ciba']
+      expect(await run(['site', 'add', '--id', 'news', '--origin', NEWS_ORIGIN, ...modes], fakeIo())).toBe(0)
+      expect((await deps.store.sites.get('news'))?.loginModes).toEqual(['password', 'device', 'ciba'])
+    })
+
     it('takes every option', async () => {
       const code = await run([
         'site',

@@ -10,12 +10,14 @@ import { rotateSigningKey } from './tokens/keys.ts'
 export const CLI_USAGE = `usage: npm run passport -- <command>
 
   site add --id ID --origin ORIGIN [--origin ORIGIN …] [--name NAME]
-           [--redirect-uri URI …] [--login-mode password] [--token-ttl SECONDS]
-           [--one-device-per-site true|false] [--dpop-bound-tokens true|false] [--refresh-idle SECONDS]
+           [--redirect-uri URI …] [--login-mode password|device|ciba …]
+           [--token-ttl SECONDS] [--one-device-per-site true|false] [--dpop-bound-tokens true|false]
+           [--refresh-idle SECONDS]
            [--refresh-absolute SECONDS] [--refresh-before SECONDS]
            [--backchannel-logout-uri URL]
       Registers a site (or replaces its config) and prints its authkey and client secret.
-      Replacing a site's config voids its earlier authkeys.
+      Replacing a site's config voids its earlier authkeys. Login modes: password only unless
+      given (device: sign in with another device; ciba: backchannel requests).
   site list                       Lists registered sites.
   site remove ID                  Removes a site; its authkeys, tokens and refresh credentials stop working at once.
   site authkey ID                 Prints a fresh authkey for a site (same version).

@@ -71,14 +71,17 @@ export function addSite(deps: AppDeps, input: Partial<SiteInput> & { id: string 
   return registerSite(deps, { origins: [origin], ...input })
 }
 
+/** Every login mode: the test world's sites allow device sign-in and CIBA. */
+export const ALL_LOGIN_MODES = ['password', 'device', 'ciba']
+
 /** A full test world: deps, the app, alice and bob, and the News and Shop sites. */
 export async function createTestWorld() {
   const deps = await createTestDeps()
   const app = createApp(deps)
   const alice = await addUser(deps, 'alice')
   const bob = await addUser(deps, 'bob')
-  const news = await addSite(deps, { id: 'news', origins: [NEWS_ORIGIN] })
-  const shop = await addSite(deps, { id: 'shop', origins: [SHOP_ORIGIN] })
+  const news = await addSite(deps, { id: 'news', origins: [NEWS_ORIGIN], loginModes: ALL_LOGIN_MODES })
+  const shop = await addSite(deps, { id: 'shop', origins: [SHOP_ORIGIN], loginModes: ALL_LOGIN_MODES })
   return { deps, app, alice, bob, news, shop }
 }
 

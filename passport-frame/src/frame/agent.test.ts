@@ -620,8 +620,8 @@ describe('approval prompt hooks', () => {
   it("answers with this device's live token for the site", async () => {
     h.cache.write({ token: 'cached', expiresAt: T0 + 600_000, clockOffsetMs: 0 })
     await h.send(hello())
-    expect(await hooks.decide('appr1', { pick: '42' })).toEqual({ outcome: 'approved' })
-    expect(h.api.decideApproval).toHaveBeenCalledExactlyOnceWith(authkey, 'cached', 'appr1', { pick: '42' })
+    expect(await hooks.decide('appr1', { code: '42' })).toEqual({ outcome: 'approved' })
+    expect(h.api.decideApproval).toHaveBeenCalledExactlyOnceWith(authkey, 'cached', 'appr1', { code: '42' })
   })
 
   it('without a live token the answer is "gone" and the server is not asked', async () => {

@@ -7,7 +7,6 @@ const request = {
   site_name: 'Shop',
   device: 'Chromium on Linux',
   address: '127.0.0.1',
-  choices: ['42', '17', '88'],
   binding_message: null,
   expires_at: 1_700_000_120_000,
   same_network: true,
@@ -22,7 +21,6 @@ describe('parseApprovalNews', () => {
         siteName: 'Shop',
         device: 'Chromium on Linux',
         address: '127.0.0.1',
-        choices: ['42', '17', '88'],
         bindingMessage: null,
         expiresAt: request.expires_at,
         sameNetwork: true,
@@ -36,11 +34,6 @@ describe('parseApprovalNews', () => {
   })
 
   it.each([
-    ['two choices', { ...request, choices: ['42', '17'] }],
-    ['four choices', { ...request, choices: ['42', '17', '88', '11'] }],
-    ['a three-digit choice', { ...request, choices: ['42', '17', '880'] }],
-    ['a markup choice', { ...request, choices: ['42', '17', '<b>'] }],
-    ['a numeric choice', { ...request, choices: ['42', '17', 88] }],
     ['an id with a slash', { ...request, id: '../account' }],
     ['an oversized device', { ...request, device: 'd'.repeat(257) }],
     ['a missing site name', { ...request, site_name: undefined }],

@@ -2,7 +2,7 @@ import type { ApprovalPrompt } from '../protocol/approval.ts'
 
 /**
  * "Sign in with another device" as the live channel carries it to the frame. Parsed strictly:
- * only the exact shapes, bounded strings, two-digit choices; anything else is dropped.
+ * only the exact shapes and bounded strings; anything else is dropped.
  */
 
 /** A request as the frame holds it: the server's description, and whether it came from the network this device is on. */
@@ -28,7 +28,6 @@ export function parseApprovalNews(msg: Record<string, unknown>): ApprovalNews | 
       : null
   }
   if (msg.type !== 'approval_request') return null
-  const choices = msg.choices
   if (
     !id(msg.id) ||
     !text(msg.site_name, 200) ||
@@ -36,10 +35,7 @@ export function parseApprovalNews(msg: Record<string, unknown>): ApprovalNews | 
     !text(msg.address, 64) ||
     !(msg.binding_message === null || text(msg.binding_message, 256)) ||
     typeof msg.expires_at !== 'number' ||
-    typeof msg.same_network !== 'boolean' ||
-    !Array.isArray(choices) ||
-    choices.length !== 3 ||
-    !choices.every((c) => typeof c === 'string' && /^\d\d$/.test(c))
+    typeof msg.same_network !== 'boolean'
   ) {
     return null
   }
@@ -50,7 +46,6 @@ export function parseApprovalNews(msg: Record<string, unknown>): ApprovalNews | 
       siteName: msg.site_name,
       device: msg.device,
       address: msg.address,
-      choices: choices as string[],
       bindingMessage: (msg.binding_message as string | null) ?? null,
       expiresAt: msg.expires_at,
       sameNetwork: msg.same_network,

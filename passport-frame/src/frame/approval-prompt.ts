@@ -1,20 +1,20 @@
 import type { ApprovalNews, ApprovalOutcome, ApprovalRequest } from './approval-messages.ts'
 
-export type DecideAnswer =
-  | { outcome: 'approved' | 'denied' | 'cancelled' | 'gone' }
-  | { outcome: 'wrong'; picksLeft: number; choices: string[] }
+/** `mismatch`: the typed code was wrong, and the request is cancelled. */
+export type DecideAnswer = { outcome: 'approved' | 'denied' | 'mismatch' | 'gone' }
+export type ApprovalAnswer = { code: string } | { deny: true }
 
 export interface ApprovalPromptDeps {
   doc: Document
   /** Sends the answer with this device's live token for the site. */
-  decide: (approvalId: string, answer: { pick: string } | { deny: true }) => Promise<DecideAnswer>
+  decide: (approvalId: string, answer: ApprovalAnswer) => Promise<DecideAnswer>
   /** Asks the page to show or hide the frame (it is an invisible iframe otherwise). */
   setVisible: (visible: boolean) => void
   /** Server time now (the frame's clock corrected by its offset). */
   serverNow: () => number
   /**
-   * Clickjacking brake: the buttons work only once the prompt has been on screen this long, so a
-   * click aimed at something the page showed before cannot land on "approve" as it appears.
+   * Clickjacking brake: the field and buttons work only once the prompt has been on screen this
+   * long, so a click aimed at something the page showed before cannot land on them as it appears.
    */
   armDelayMs?: number
 }
@@ -32,13 +32,23 @@ const STYLES = {
     margin: '0 0 8px',
   },
   row: { display: 'flex', gap: '8px', margin: '8px 0' },
-  choice: {
-    flex: '1',
-    padding: '10px 0',
+  code: {
+    width: '4.5em',
+    padding: '8px',
     font: '700 22px/1 system-ui,sans-serif',
+    letterSpacing: '4px',
+    textAlign: 'center',
     border: '1px solid #b8bfcc',
     borderRadius: '8px',
-    background: '#f4f6fb',
+  },
+  approve: {
+    flex: '1',
+    padding: '8px',
+    border: '0',
+    borderRadius: '8px',
+    background: '#2557d6',
+    color: '#fff',
+    font: '600 15px/1.2 system-ui,sans-serif',
     cursor: 'pointer',
   },
   deny: {
@@ -54,7 +64,9 @@ const STYLES = {
 
 /**
  * The approval prompt, drawn inside the passport frame (the passport's origin): the site's page
- * can show or hide the frame but can neither read the three numbers nor press a button. One
+ * can show or hide the frame but can neither read nor type into it. The code is never shown
+ * here: the user types the two digits the new device shows, so approving blindly passes 1 time
+ * in 100, and a wrong entry ends the request (the server says so). One
  * request at a time, oldest first; each goes away when decided here or elsewhere, or expires.
  */
 export function createApprovalPrompt(deps: ApprovalPromptDeps) {
@@ -62,7 +74,7 @@ export function createApprovalPrompt(deps: ApprovalPromptDeps) {
   const armDelayMs = deps.armDelayMs ?? 600
   const open = new Map<string, ApprovalRequest>()
   let shownId: string | null = null
-  /** A line that replaces the usual instruction for one request (after a wrong pick). */
+  /** A line that replaces the usual instruction for one request (a malformed entry). */
   let note: { id: string; text: string } | null = null
   let expiryTimer: ReturnType<typeof setTimeout> | null = null
   let busy = false
@@ -113,30 +125,44 @@ export function createApprovalPrompt(deps: ApprovalPromptDeps) {
               'This request comes from another network than this device. If someone asked you to approve it, deny it.',
             ),
           ]),
-      el(
-        'p',
-        { margin: '0' },
-        note?.id === request.id ? note.text : 'If this is you, pick the number shown on that device:',
-      ),
     )
-    const row = el('div', STYLES.row)
-    const buttons: HTMLButtonElement[] = []
-    for (const choice of request.choices) {
-      const button = el('button', STYLES.choice, choice)
-      button.type = 'button'
-      button.onclick = () => void answer(request, { pick: choice })
-      buttons.push(button)
-      row.append(button)
+    const label = el(
+      'label',
+      { display: 'block', margin: '0' },
+      note?.id === request.id ? note.text : 'If this is you, type the number shown on that device:',
+    )
+    label.htmlFor = 'approval-code-input'
+    const input = el('input', STYLES.code)
+    Object.assign(input, {
+      id: 'approval-code-input',
+      type: 'text',
+      inputMode: 'numeric',
+      autocomplete: 'off',
+      maxLength: 2,
+      pattern: '[0-9]{2}',
+    })
+    const approve = el('button', STYLES.approve, 'Approve')
+    approve.type = 'submit'
+    const form = el('form', { margin: '0' })
+    form.onsubmit = (event) => {
+      event.preventDefault()
+      const code = input.value.trim()
+      if (/^\d\d$/.test(code)) return void answer(request, { code })
+      // Not an answer yet (one digit, letters): nothing is sent, nothing is used up.
+      note = { id: request.id, text: 'Type both digits shown on that device:' }
+      render()
     }
-    const deny = el('button', STYLES.deny, "Deny, this isn't me")
+    form.append(label, el('div', STYLES.row))
+    form.lastElementChild?.append(input, approve)
+    const deny = el('button', STYLES.deny, 'Deny, I did not ask for this')
     deny.type = 'button'
     deny.onclick = () => void answer(request, { deny: true })
-    buttons.push(deny)
-    box.append(row, deny)
-    // No autofocus: keystrokes typed into the page must never land on these buttons.
-    for (const b of buttons) b.disabled = true
+    box.append(form, deny)
+    // No autofocus: keystrokes typed into the page must never land in this field.
+    const controls = [input, approve, deny]
+    for (const control of controls) control.disabled = true
     setTimeout(() => {
-      for (const b of buttons) b.disabled = false
+      for (const control of controls) control.disabled = false
     }, armDelayMs)
     doc.body.replaceChildren(box)
     deps.setVisible(true)
@@ -157,27 +183,17 @@ export function createApprovalPrompt(deps: ApprovalPromptDeps) {
     setTimeout(render, 1500)
   }
 
-  const answer = async (request: ApprovalRequest, choice: { pick: string } | { deny: true }) => {
+  const answer = async (request: ApprovalRequest, choice: ApprovalAnswer) => {
     if (busy) return
     busy = true
     try {
       const result = await deps.decide(request.id, choice)
-      if (result.outcome === 'wrong') {
-        open.set(request.id, { ...request, choices: result.choices })
-        const tries = result.picksLeft === 1 ? 'try' : 'tries'
-        note = {
-          id: request.id,
-          text: `That is not the number shown on the other device. ${result.picksLeft} ${tries} left:`,
-        }
-        render()
-        return
-      }
       closeWith(
         request.id,
         {
           approved: 'Approved. The other device is signing in.',
-          denied: 'Denied. The other device was not signed in.',
-          cancelled: 'Three wrong numbers: the request is cancelled.',
+          denied: 'Denied. No new sign-in request for your account is shown for an hour.',
+          mismatch: 'That is not the number shown on the other device: the request is cancelled.',
           gone: 'This request is no longer open.',
         }[result.outcome],
       )
@@ -194,8 +210,10 @@ export function createApprovalPrompt(deps: ApprovalPromptDeps) {
         if (news.request.expiresAt <= deps.serverNow()) return
         const known = open.has(news.request.id)
         open.set(news.request.id, news.request)
-        if (!known && shownId !== null) return // queued behind the one on screen
-        render() // new, or new decoys after a wrong pick made on another device or tab
+        // A repeat (a reconnect lists what is open) keeps what the user is typing; a new one
+        // queues behind the one on screen.
+        if (known || shownId !== null) return
+        render()
         return
       }
       // Decided elsewhere (another tab or device), or expired: take it down (said, if on screen).

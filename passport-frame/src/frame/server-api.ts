@@ -136,7 +136,7 @@ export function createServerApi(
       authkey: string,
       token: string,
       approvalId: string,
-      answer: { pick: string } | { deny: true },
+      answer: { code: string } | { deny: true },
     ): Promise<DecideAnswer> => {
       // 410: no longer open (decided elsewhere, expired, used): nothing to do.
       const json = await post(
@@ -144,15 +144,8 @@ export function createServerApi(
         { authkey, approval_id: approvalId, ...answer },
         { token, expected: [410] },
       )
-      if (json.outcome === 'wrong' && Array.isArray(json.choices)) {
-        return {
-          outcome: 'wrong',
-          picksLeft: Number(json.picks_left) || 0,
-          choices: json.choices.map(String),
-        }
-      }
       const outcome = json.outcome
-      return outcome === 'approved' || outcome === 'denied' || outcome === 'cancelled'
+      return outcome === 'approved' || outcome === 'denied' || outcome === 'mismatch'
         ? { outcome }
         : { outcome: 'gone' }
     },

@@ -11,8 +11,7 @@ export interface ApprovalPrompt {
   device: string
   /** The address the request came from (the TCP peer; a proxy's own address behind one). */
   address: string
-  /** Three codes; the one the new device shows is among them. */
-  choices: string[]
+  // Never the code, nor numbers to choose from: the user types what the new device shows.
   /** CIBA's binding message, if the client sent one. */
   bindingMessage: string | null
   /** Server time (ms). */

@@ -30,7 +30,7 @@ export type ApprovalNotice =
       approvalId: string
       outcome: 'approved' | 'denied' | 'cancelled' | 'expired'
       /** Why a cancelled request was cancelled (for the log). */
-      reason?: 'code_mismatch_limit' | 'withdrawn'
+      reason?: 'code_mismatch' | 'withdrawn'
     }
 
 /**

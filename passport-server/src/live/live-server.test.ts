@@ -13,7 +13,15 @@ import {
 import { findLiveSession, SESSION_COOKIE } from '../services/sessions.ts'
 import { createTestFrameKey, defaultFrameKey, type TestFrameKey } from '../test-dpop.ts'
 import { frameApi, signIn, silentSignIn } from '../test-flows.ts'
-import { addSite, addUser, freePort, type LogLine, startTestServer, type TestDeps } from '../test-support.ts'
+import {
+  ALL_LOGIN_MODES,
+  addSite,
+  addUser,
+  freePort,
+  type LogLine,
+  startTestServer,
+  type TestDeps,
+} from '../test-support.ts'
 import { attachLiveServer, CLOSE_SESSION_ENDED, CLOSE_UNAUTHENTICATED, LIVE_PROTOCOL } from './live-server.ts'
 
 const SECRET = 'v'.repeat(40)
@@ -31,8 +39,8 @@ beforeAll(async () => {
   ;({ server, deps, issuer, logs } = started)
   wsBase = `ws://127.0.0.1:${started.port}/live`
   alice = await addUser(deps, 'alice')
-  news = await addSite(deps, { id: 'news' })
-  shop = await addSite(deps, { id: 'shop' })
+  news = await addSite(deps, { id: 'news', loginModes: ALL_LOGIN_MODES })
+  shop = await addSite(deps, { id: 'shop', loginModes: ALL_LOGIN_MODES })
 })
 afterAll(() => server.close())
 
@@ -438,7 +446,7 @@ describe('live channel: sign-in requests from another device', () => {
       address,
     })
 
-  test("H7: reach every socket of the user (not another user's) with site, device and address, then their closing", async () => {
+  test("H7: reach every socket of the user (not another user's), without the code or choices, then their closing", async () => {
     const bob = await addUser(deps, `bob${Date.now()}`)
     const mine = await signIn(server.app, news, alice, new Map(), issuer)
     const myShop = (await silentSignIn(server.app, shop, mine.jar, issuer)).token ?? ''
@@ -453,13 +461,13 @@ describe('live channel: sign-in requests from another device', () => {
     const took = await until(() => onNews.messages.length === 2 && onShop.messages.length === 2)
     expect(took).toBeLessThan(1000)
     for (const socket of [onNews, onShop]) {
+      // Exactly these fields: never the code, nor numbers to choose it from.
       expect(socket.messages[1]).toEqual({
         type: 'approval_request',
         id: opened.approval.id,
         site_name: shop.site.name,
         device: 'Firefox 132 on Linux',
         address: '10.1.2.3',
-        choices: opened.approval.choices,
         binding_message: null,
         expires_at: opened.approval.expiresAt,
         same_network: false, // asked from 10.1.2.3, this socket is 127.0.0.1

@@ -78,7 +78,6 @@ export type LiveMessage =
       site_name: string
       device: string
       address: string
-      choices: string[]
       binding_message: string | null
       expires_at: number
       /** Whether the request came from the address this device is connected from (proximity hint). */
@@ -92,7 +91,6 @@ const approvalRequest = (p: ApprovalPrompt, conn: Connection): LiveMessage => ({
   site_name: p.siteName,
   device: p.device,
   address: p.address,
-  choices: p.choices,
   binding_message: p.bindingMessage,
   expires_at: p.expiresAt,
   same_network: p.address === conn.address,

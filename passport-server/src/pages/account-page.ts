@@ -17,20 +17,21 @@ const when = (ms: number) => new Date(ms).toISOString().replace('T', ' ').slice(
 /** Reloads the page when a sign-in request for this user opens or closes (a long poll). */
 const WATCH_SCRIPT = `(async()=>{for(;;){try{const r=await fetch('/account/approvals/wait',{cache:'no-store'});if(!r.ok)return;if((await r.json()).changed){location.reload();return}}catch{await new Promise(r=>setTimeout(r,5000))}}})()`
 
+/**
+ * One request: who asks, a field for the two digits the new device shows (never the code or
+ * numbers to pick from, so approving without looking passes 1 time in 100), and the deny.
+ */
 function renderPrompt(p: ApprovalPrompt, csrf: string): string {
   const hidden = hiddenField('csrf', csrf) + hiddenField('approval', p.id)
-  const picks = p.choices
-    .map(
-      (choice) =>
-        `<form method="post" action="/account/approvals/decide">${hidden}${hiddenField('pick', choice)}<button type="submit">${escapeHtml(choice)}</button></form>`,
-    )
-    .join('')
+  const field = `code-${escapeHtml(p.id)}`
   return `<li class="approval" data-approval="${escapeHtml(p.id)}">
 <strong>Sign-in request for ${escapeHtml(p.siteName)}</strong><br>
 <span class="site">from ${escapeHtml(p.device || 'an unknown browser')} at ${escapeHtml(p.address)}${p.bindingMessage ? ` · "${escapeHtml(p.bindingMessage)}"` : ''}</span>
-<p>If this is you, pick the number shown on that device:</p>
-<div class="choices">${picks}</div>
-<form method="post" action="/account/approvals/decide">${hidden}${hiddenField('deny', '1')}<button type="submit" class="secondary">Deny</button></form></li>`
+<form method="post" action="/account/approvals/decide">${hidden}
+<label for="${field}">If this is you, type the number shown on that device:</label>
+<input id="${field}" name="code" inputmode="numeric" autocomplete="off" required minlength="2" maxlength="2" pattern="[0-9]{2}">
+<button type="submit">Approve</button></form>
+<form method="post" action="/account/approvals/decide">${hidden}${hiddenField('deny', '1')}<button type="submit" class="secondary">Deny, I did not ask for this</button></form></li>`
 }
 
 /**

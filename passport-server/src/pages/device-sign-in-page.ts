@@ -9,7 +9,7 @@ const WAIT_SCRIPT = `(async()=>{const f=document.getElementById('continue');for(
 
 const endings: Record<Exclude<RequesterView['status'], 'pending' | 'approved'>, string> = {
   denied: 'The sign-in was denied on your other device.',
-  cancelled: 'The sign-in request was cancelled: a wrong number was picked three times, or it was withdrawn.',
+  cancelled: 'The sign-in request was cancelled: a wrong number was entered, or it was withdrawn.',
   expired: 'The sign-in request expired before it was approved.',
   used: 'This sign-in request was already used.',
 }
@@ -30,8 +30,8 @@ export function renderDeviceWaitPage(input: {
       formAction: [input.siteOrigin],
       script: WAIT_SCRIPT,
       body: `<h1>Approve on your other device</h1><p class="site">to continue to <strong>${escapeHtml(input.siteName)}</strong></p>
-<p>On a device where you are signed in, a sign-in request is waiting. Pick this number there:</p>
-<p class="code" id="approval-code" aria-label="Number to pick">${escapeHtml(view.code)}</p>
+<p>On a device where you are signed in, a sign-in request is waiting. Type this number there:</p>
+<p class="code" id="approval-code" aria-label="Number to type">${escapeHtml(view.code)}</p>
 <p class="site">The request ends in two minutes.</p>
 <form method="post" action="/login/device/complete" id="continue">${csrf}<button type="submit">Continue</button></form>
 <form method="post" action="/login/device/cancel">${csrf}<button type="submit" class="secondary">Cancel this request</button></form>`,

@@ -25,7 +25,6 @@ button{margin-top:1.2rem;width:100%;padding:.6rem;border:0;border-radius:6px;bac
 .site{color:#5b6475;font-size:.9rem}
 .code{font-size:3rem;font-weight:700;letter-spacing:.3rem;text-align:center;margin:.5rem 0}
 .secondary{background:#e8ebf2;color:#1d2330}
-.choices{display:flex;gap:.5rem}.choices button{font-size:1.3rem}
 hr{border:0;border-top:1px solid #dde1e8;margin:1.5rem 0}`
 const STYLE_HASH = inlineHash(STYLE)
 

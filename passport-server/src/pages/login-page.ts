@@ -26,6 +26,8 @@ export function renderLoginPage(input: {
   error?: string
   notice?: EndReason
   redirectOrigin: string
+  /** Whether the site allows "Sign in with another device" (its `device` login mode). */
+  offerDevice: boolean
 }): { html: string; csp: string } {
   const notice = input.notice && notices[input.notice]
   return renderPage({
@@ -41,13 +43,17 @@ ${hiddenField('csrf', input.csrf)}${hiddenField('client_id', input.params.client
 <label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required maxlength="256">
 <button type="submit">Sign in</button>
 </form>
-<hr>
+${input.offerDevice ? deviceForm(input) : ''}`,
+  })
+}
+
+function deviceForm(input: { params: AuthorizeParams; csrf: string; username?: string }): string {
+  return `<hr>
 <form method="post" action="/login/device">
 ${hiddenField('csrf', input.csrf)}${hiddenField('client_id', input.params.clientId)}${hiddenField('redirect_uri', input.params.redirectUri)}${hiddenField('state', input.params.state)}${hiddenField('code_challenge', input.params.codeChallenge)}${hiddenField('response_mode', input.params.responseMode)}
 <label for="device-username">No password here? Approve this sign-in on a device where you are signed in.</label><input id="device-username" name="username" autocomplete="username" required maxlength="64" placeholder="Username" aria-label="Username for sign-in with another device" value="${escapeHtml(input.username ?? '')}">
 <button type="submit" class="secondary">Sign in with another device</button>
-</form>`,
-  })
+</form>`
 }
 
 export function renderErrorPage(message: string): { html: string; csp: string } {

@@ -24,9 +24,10 @@ import type { SessionRecord, SignInMethod } from '../store/types.ts'
  */
 const decisionNotices: Record<DecisionOutcome['outcome'], string> = {
   approved: 'Approved: the other device is signing in.',
-  wrong: 'That is not the number shown on the other device. Look again and pick from the new numbers.',
-  denied: 'Denied: the other device was not signed in.',
-  cancelled: 'Three wrong numbers: the request is cancelled and the other device was not signed in.',
+  mismatch:
+    'That is not the number shown on the other device: the request is cancelled and the other device was not signed in.',
+  denied:
+    'Denied: the other device was not signed in, and no new sign-in request for your account is shown for an hour.',
   gone: 'That sign-in request is no longer open.',
   not_yours: 'That sign-in request is no longer open.',
 }
@@ -119,8 +120,8 @@ export function accountRoutes(deps: AppDeps, approvals: DeviceApprovals): Hono {
     const post = await readAccountPost(c)
     if ('refused' in post) return post.refused
     const { form, current } = post
-    const answer = readAnswer(form.pick, form.deny === undefined ? undefined : form.deny === '1')
-    if (!answer) return sendPage(c, renderErrorPage('Pick one of the numbers, or deny.'), 400)
+    const answer = readAnswer(form.code, form.deny === undefined ? undefined : form.deny === '1')
+    if (!answer) return sendPage(c, renderErrorPage('Type the two digits, or deny.'), 400)
     const decided = await approvals.decide({
       approvalId: (form.approval ?? '').slice(0, 64),
       approver: current,

@@ -7,6 +7,7 @@ import { issueCsrf, refuseForeignPost } from '../middleware/csrf.ts'
 import { type AuthorizeParams, renderErrorPage, renderLoginPage } from '../pages/login-page.ts'
 import { sendPage } from '../pages/send-page.ts'
 import { createLoginThrottle } from '../services/login-throttle.ts'
+import { allowsLoginMode } from '../services/registry.ts'
 import { findLiveSession, SESSION_COOKIE } from '../services/sessions.ts'
 import type { SiteRecord } from '../store/types.ts'
 import { clientAddress } from './client-address.ts'
@@ -46,6 +47,7 @@ export function authorizeRoutes(deps: AppDeps): Hono {
         params,
         csrf: issueCsrf(c),
         redirectOrigin: new URL(params.redirectUri).origin,
+        offerDevice: allowsLoginMode(site, 'device'),
         ...extra,
       }),
       status,

@@ -2,15 +2,15 @@ import * as oidc from 'openid-client'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { CSRF_COOKIE } from '../middleware/csrf.ts'
 import type { PassportServer } from '../server.ts'
-import { APPROVAL_TTL_MS } from '../services/device-approval.ts'
+import { APPROVAL_TTL_MS, BLOCK_AFTER_DENY_MS } from '../services/device-approval.ts'
 import { basicAuth, cookieHeader, formPost, frameApi, signIn, sitePost } from '../test-flows.ts'
-import { addSite, addUser, startTestServer, type TestDeps } from '../test-support.ts'
+import { ALL_LOGIN_MODES, addSite, addUser, startTestServer, type TestDeps } from '../test-support.ts'
 import { CIBA_GRANT_TYPE } from './ciba.ts'
 import { APPROVAL_COOKIE } from './device-sign-in.ts'
 
 /**
  * CIBA poll mode against a real passport over HTTP: openid-client starts the request and polls
- * for the grant; alice approves on a signed-in device by picking the code, as in the browser.
+ * for the grant; alice approves on a signed-in device by typing the code, as in the browser.
  */
 
 let server: PassportServer
@@ -25,8 +25,8 @@ beforeAll(async () => {
   ;({ server, issuer, deps } = started)
   alice = await addUser(deps, 'alice')
   await addUser(deps, 'bob')
-  news = await addSite(deps, { id: 'news', name: 'News' })
-  shop = await addSite(deps, { id: 'shop', name: 'Shop' })
+  news = await addSite(deps, { id: 'news', name: 'News', loginModes: ALL_LOGIN_MODES })
+  shop = await addSite(deps, { id: 'shop', name: 'Shop', loginModes: ALL_LOGIN_MODES })
 })
 afterAll(() => server.close())
 
@@ -40,7 +40,7 @@ const configFor = (site: typeof news) =>
   )
 
 /** Alice's signed-in device (on News) answers the request whose code the client shows. */
-async function answerOnTrustedDevice(answer: { pick: string } | { deny: true }) {
+async function answerOnTrustedDevice(answer: { code: string } | { deny: true }) {
   const trusted = await signIn(server.app, news, alice, new Map(), issuer)
   const [pending] = await deps.store.approvals.listPending(alice.id, deps.clock.now())
   const res = await frameApi(
@@ -66,8 +66,8 @@ const poll = (authReqId: string, site = shop) =>
     basicAuth(site.site.id, site.clientSecret),
   )
 
-/** Lets alice's pending requests lapse so each test starts under her limit. */
-const clearPending = () => deps.clock.advance(APPROVAL_TTL_MS)
+/** Lets alice's requests, her request window and any block after a deny lapse: each test starts afresh. */
+const clearPending = () => deps.clock.advance(BLOCK_AFTER_DENY_MS)
 
 describe('CIBA (poll mode)', () => {
   test('discovery advertises the backchannel endpoint, poll mode only', async () => {
@@ -77,7 +77,7 @@ describe('CIBA (poll mode)', () => {
     expect(meta.grant_types_supported).toContain(CIBA_GRANT_TYPE)
   })
 
-  test('openid-client: start, approve by picking the code on the signed-in device, poll the tokens', async () => {
+  test('openid-client: start, approve by typing the code on the signed-in device, poll the tokens', async () => {
     clearPending()
     const config = await configFor(shop)
     const started = await oidc.initiateBackchannelAuthentication(config, {
@@ -89,8 +89,8 @@ describe('CIBA (poll mode)', () => {
     const code = String(started.binding_code)
     expect(code).toMatch(/^\d\d$/)
     const [pending] = await deps.store.approvals.listPending(alice.id, deps.clock.now())
-    expect(pending?.choices).toContain(code)
-    expect(await answerOnTrustedDevice({ pick: code })).toEqual({ outcome: 'approved' })
+    expect(pending?.code).toBe(code)
+    expect(await answerOnTrustedDevice({ code })).toEqual({ outcome: 'approved' })
 
     const tokens = await oidc.pollBackchannelAuthenticationGrant(config, started)
     expect(tokens.token_type).toBe('bearer')
@@ -118,6 +118,33 @@ describe('CIBA (poll mode)', () => {
     const denied = await poll(authReqId)
     expect(denied.status).toBe(403)
     expect(await denied.json()).toEqual({ error: 'access_denied' })
+  })
+
+  test('a wrong code typed on the device ends the request: the poll is access_denied', async () => {
+    clearPending()
+    const { body } = await startRequest({ scope: 'openid', login_hint: 'alice' })
+    const wrong = String((Number(body.binding_code) + 1) % 100).padStart(2, '0')
+    expect(await answerOnTrustedDevice({ code: wrong })).toEqual({ outcome: 'mismatch' })
+    expect(await (await poll(String(body.auth_req_id))).json()).toEqual({ error: 'access_denied' })
+  })
+
+  test('after "Deny, I did not ask for this" the user takes no new request for an hour', async () => {
+    clearPending()
+    await startRequest({ scope: 'openid', login_hint: 'alice' })
+    expect(await answerOnTrustedDevice({ deny: true })).toEqual({ outcome: 'denied' })
+    const again = await startRequest({ scope: 'openid', login_hint: 'alice' })
+    expect(again.res.status).toBe(403)
+    expect(again.body).toEqual({ error: 'access_denied' })
+    expect(await deps.store.approvals.listPending(alice.id, deps.clock.now())).toEqual([])
+  })
+
+  test('a client whose site lacks the `ciba` login mode is unauthorized_client, opening no request', async () => {
+    clearPending()
+    const kiosk = await addSite(deps, { id: 'kiosk', name: 'Kiosk', loginModes: ['password', 'device'] })
+    const { res, body } = await startRequest({ scope: 'openid', login_hint: 'alice' }, kiosk)
+    expect(res.status).toBe(400)
+    expect(body.error).toBe('unauthorized_client')
+    expect(await deps.store.approvals.listPending(alice.id, deps.clock.now())).toEqual([])
   })
 
   test('expiry: expired_token', async () => {
@@ -182,7 +209,7 @@ describe('CIBA (poll mode)', () => {
   test("an approved auth_req_id planted as a browser's approval cookie buys no passport session", async () => {
     clearPending()
     const { body } = await startRequest({ scope: 'openid', login_hint: 'alice' })
-    expect(await answerOnTrustedDevice({ pick: String(body.binding_code) })).toEqual({ outcome: 'approved' })
+    expect(await answerOnTrustedDevice({ code: String(body.binding_code) })).toEqual({ outcome: 'approved' })
     const jar = new Map([[APPROVAL_COOKIE, String(body.auth_req_id)]])
     const page = await server.app.request('/login/device', { headers: { Cookie: cookieHeader(jar) } })
     expect(page.status).toBe(404)

@@ -3,7 +3,7 @@ import type { AppDeps } from '../deps.ts'
 import { readForm } from '../middleware/body.ts'
 import { APPROVAL_TTL_MS, type DeviceApprovals } from '../services/device-approval.ts'
 import { mintSiteToken } from '../services/minting.ts'
-import { authenticateSite } from '../services/registry.ts'
+import { allowsLoginMode, authenticateSite } from '../services/registry.ts'
 import { startSession } from '../services/sessions.ts'
 import type { SiteRecord } from '../store/types.ts'
 import { signIdToken } from '../tokens/id-token.ts'
@@ -37,6 +37,10 @@ export function cibaRoutes(
     c.header('Cache-Control', 'no-store')
     const site = await authenticateSite(deps, c.req.header('Authorization'))
     const form = await readForm(c)
+    // Checked before anything about the user: a client without the mode learns nothing here.
+    if (!allowsLoginMode(site, 'ciba')) {
+      return oauthError(c, 400, 'unauthorized_client', 'this client may not use CIBA')
+    }
     if (!(form.scope ?? '').split(' ').includes('openid')) {
       return oauthError(c, 400, 'invalid_scope', 'scope must include openid')
     }
@@ -65,10 +69,17 @@ export function cibaRoutes(
       address: clientAddress(c, deps.config),
     })
     if (!result.ok) {
-      c.header('Retry-After', String(result.retryAfterSeconds))
-      return result.refusal === 'too_many_pending'
-        ? oauthError(c, 403, 'access_denied', 'too many sign-in requests are waiting for this user')
-        : oauthError(c, 429, 'slow_down', 'too many sign-in requests')
+      if (result.retryAfterSeconds > 0) c.header('Retry-After', String(result.retryAfterSeconds))
+      switch (result.refusal) {
+        case 'too_many_pending':
+          return oauthError(c, 403, 'access_denied', 'too many sign-in requests are waiting for this user')
+        case 'blocked':
+          return oauthError(c, 403, 'access_denied')
+        case 'mode_not_allowed':
+          return oauthError(c, 400, 'unauthorized_client', 'this client may not use CIBA')
+        case 'rate_limited':
+          return oauthError(c, 429, 'slow_down', 'too many sign-in requests')
+      }
     }
     return c.json({
       auth_req_id: result.secret,

@@ -1,9 +1,10 @@
 import { describe, expect, test } from 'vitest'
 import type { ApprovalNotice } from '../events/bus.ts'
-import { APPROVAL_TTL_MS } from '../services/device-approval.ts'
+import { APPROVAL_TTL_MS, BLOCK_AFTER_DENY_MS, RATE_WINDOW_MS } from '../services/device-approval.ts'
 import {
   type AuthorizeRequest,
   authorizeRequest,
+  authorizeUrl,
   type CookieJar,
   cookieHeader,
   csrfOf,
@@ -15,14 +16,19 @@ import {
   signIn,
   storeCookies,
 } from '../test-flows.ts'
-import { allLogText, createTestWorld, EVIL_ORIGIN } from '../test-support.ts'
+import { addSite, allLogText, createTestWorld, EVIL_ORIGIN } from '../test-support.ts'
 import { APPROVAL_COOKIE } from './device-sign-in.ts'
 
 type World = Awaited<ReturnType<typeof createTestWorld>>
 
 /** The new browser: opens Shop's sign-in page and asks to sign in with another device. */
-async function askToSignIn(world: World, username = 'alice', jar: CookieJar = new Map()) {
-  const req = authorizeRequest('shop', world.shop.site.redirectUris[0])
+async function askToSignIn(
+  world: World,
+  username = 'alice',
+  jar: CookieJar = new Map(),
+  site: { site: { id: string; redirectUris: string[] } } = world.shop,
+) {
+  const req = authorizeRequest(site.site.id, site.site.redirectUris[0])
   const csrf = await openSignInPage(world.app, jar, req)
   const res = await formPost(world.app, '/login/device', jar, {
     csrf,
@@ -83,7 +89,7 @@ describe('sign in with another device: the new browser', () => {
     expect(early.status).toBe(200)
     expect(early.headers.getSetCookie().some((c) => c.startsWith('__Host-passport_session='))).toBe(false)
 
-    const picked = await answerFromFrame(world, trusted.token, { approval_id: pending?.id, pick: page.code })
+    const picked = await answerFromFrame(world, trusted.token, { approval_id: pending?.id, code: page.code })
     expect(picked.status).toBe(200)
     expect(picked.headers.get('Cache-Control')).toBe('no-store')
     expect(await picked.json()).toEqual({ outcome: 'approved' })
@@ -109,7 +115,7 @@ describe('sign in with another device: the new browser', () => {
     const trusted = await signIn(world.app, world.news, world.alice)
     const { jar, csrf } = await askToSignIn(world)
     const [pending] = await pendingOf(world)
-    await answerFromFrame(world, trusted.token, { approval_id: pending?.id, pick: pending?.code })
+    await answerFromFrame(world, trusted.token, { approval_id: pending?.id, code: pending?.code })
     const copy: CookieJar = new Map(jar) // the approval cookie, replayed by a copy of the browser
     expect((await complete(world, jar, csrf)).status).toBe(303)
     const again = await complete(world, copy, csrf)
@@ -120,7 +126,7 @@ describe('sign in with another device: the new browser', () => {
     // A replayed approval from the trusted device does nothing either.
     const late = await answerFromFrame(world, trusted.token, {
       approval_id: pending?.id,
-      pick: pending?.code,
+      code: pending?.code,
     })
     expect(late.status).toBe(410)
     expect(await late.json()).toEqual({ outcome: 'gone' })
@@ -169,14 +175,86 @@ describe('sign in with another device: the new browser', () => {
     expect(await pendingOf(world)).toEqual([])
   })
 
-  test('a fourth pending request is refused with 429 and a clear message', async () => {
+  test('a fourth request within 10 minutes is refused with 429 and reaches no device', async () => {
     const world = await createTestWorld()
-    for (let i = 0; i < 3; i++) expect((await askToSignIn(world)).res.status).toBe(303)
+    const notices: ApprovalNotice[] = []
+    world.deps.events.subscribeApprovals((n) => notices.push(n))
+    for (let i = 0; i < 3; i++) {
+      const { jar, csrf, res } = await askToSignIn(world)
+      expect(res.status).toBe(303)
+      await formPost(world.app, '/login/device/cancel', jar, { csrf }) // withdrawn: still counted
+    }
     const fourth = await askToSignIn(world)
     expect(fourth.res.status).toBe(429)
-    expect(await fourth.res.text()).toContain('Too many sign-in requests are waiting for this account')
+    expect(fourth.res.headers.get('Retry-After')).toMatch(/^\d+$/)
+    expect(await fourth.res.text()).toContain('Too many sign-in requests. Try again later.')
     expect(fourth.jar.has(APPROVAL_COOKIE)).toBe(false)
-    expect(await pendingOf(world)).toHaveLength(3)
+    expect(notices.filter((n) => n.type === 'approval_request')).toHaveLength(3)
+    // An unknown username is refused at exactly the same point (no account discovery).
+    for (let i = 0; i < 3; i++) expect((await askToSignIn(world, 'nobody')).res.status).toBe(303)
+    expect((await askToSignIn(world, 'nobody')).res.status).toBe(429)
+    world.deps.clock.advance(RATE_WINDOW_MS)
+    expect((await askToSignIn(world)).res.status).toBe(303)
+  })
+
+  test('one wrong code from the trusted device ends the request: the waiting page says so', async () => {
+    const world = await createTestWorld()
+    const trusted = await signIn(world.app, world.news, world.alice)
+    const { jar, csrf } = await askToSignIn(world)
+    const [pending] = await pendingOf(world)
+    const wrong = String((Number(pending?.code) + 1) % 100).padStart(2, '0')
+    const res = await answerFromFrame(world, trusted.token, { approval_id: pending?.id, code: wrong })
+    expect(res.status).toBe(200)
+    expect(await res.json()).toEqual({ outcome: 'mismatch' })
+    const wait = await world.app.request('/login/device/wait', { headers: { Cookie: cookieHeader(jar) } })
+    expect(await wait.json()).toEqual({ status: 'cancelled' })
+    expect((await waitingPage(world, jar)).html).toContain('a wrong number was entered')
+    // The right code now comes too late.
+    const late = await answerFromFrame(world, trusted.token, {
+      approval_id: pending?.id,
+      code: pending?.code,
+    })
+    expect(late.status).toBe(410)
+    expect((await complete(world, jar, csrf)).status).toBe(200)
+    expect(jar.has('__Host-passport_session')).toBe(false)
+  })
+
+  test('after "Deny, I did not ask for this" a new request is refused for an hour, then allowed', async () => {
+    const world = await createTestWorld()
+    const trusted = await signIn(world.app, world.news, world.alice)
+    await askToSignIn(world)
+    const [pending] = await pendingOf(world)
+    await answerFromFrame(world, trusted.token, { approval_id: pending?.id, deny: true })
+    const refused = await askToSignIn(world, 'Alice')
+    expect(refused.res.status).toBe(403)
+    expect(await refused.res.text()).toContain('not available for this account right now')
+    expect(refused.jar.has(APPROVAL_COOKIE)).toBe(false)
+    expect(await pendingOf(world)).toEqual([])
+    world.deps.clock.advance(BLOCK_AFTER_DENY_MS - 1_000)
+    expect((await askToSignIn(world)).res.status).toBe(403)
+    world.deps.clock.advance(1_000)
+    expect((await askToSignIn(world)).res.status).toBe(303)
+  })
+
+  test('a site without the `device` login mode offers no device sign-in and refuses it', async () => {
+    const world = await createTestWorld()
+    const blog = await addSite(world.deps, { id: 'blog', origins: ['http://blog.localhost:8084'] })
+    expect(blog.site.loginModes).toEqual(['password'])
+    const page = await world.app.request(authorizeUrl(authorizeRequest('blog', blog.site.redirectUris[0])))
+    const html = await page.text()
+    expect(html).toContain('action="/login"')
+    expect(html).not.toContain('Sign in with another device')
+    expect(html).not.toContain('action="/login/device"')
+    // The shop (with the mode) offers it.
+    const shopPage = await world.app.request(
+      authorizeUrl(authorizeRequest('shop', world.shop.site.redirectUris[0])),
+    )
+    expect(await shopPage.text()).toContain('Sign in with another device')
+
+    const { res } = await askToSignIn(world, 'alice', new Map(), blog)
+    expect(res.status).toBe(403)
+    expect(await res.text()).toContain('does not offer sign-in with another device')
+    expect(await pendingOf(world)).toEqual([])
   })
 
   test('expiry cancels: the waiting page says so and continue signs nothing in', async () => {
@@ -190,7 +268,7 @@ describe('sign in with another device: the new browser', () => {
     expect((await waitingPage(world, jar)).html).toContain('expired before it was approved')
     const late = await answerFromFrame(world, trusted.token, {
       approval_id: pending?.id,
-      pick: pending?.code,
+      code: pending?.code,
     })
     expect(late.status).toBe(410)
     expect(await late.json()).toEqual({ outcome: 'gone' })
@@ -231,7 +309,7 @@ describe('sign in with another device: the signed-in device answers through its 
     await askToSignIn(world)
     const [pending] = await pendingOf(world)
     await frameApi(world.app, 'logout', { authkey: world.news.authkey, token: trusted.token })
-    const res = await answerFromFrame(world, trusted.token, { approval_id: pending?.id, pick: pending?.code })
+    const res = await answerFromFrame(world, trusted.token, { approval_id: pending?.id, code: pending?.code })
     expect(res.status).toBe(401)
     expect(((await res.json()) as { error: string }).error).toBe('invalid_token')
     expect(await pendingOf(world)).toHaveLength(1)
@@ -242,7 +320,7 @@ describe('sign in with another device: the signed-in device answers through its 
     const bobs = await signIn(world.app, world.news, world.bob)
     await askToSignIn(world)
     const [pending] = await pendingOf(world)
-    const res = await answerFromFrame(world, bobs.token, { approval_id: pending?.id, pick: pending?.code })
+    const res = await answerFromFrame(world, bobs.token, { approval_id: pending?.id, code: pending?.code })
     expect(res.status).toBe(403)
     expect(((await res.json()) as { error: string }).error).toBe('access_denied')
     expect(await pendingOf(world)).toHaveLength(1)
@@ -255,21 +333,21 @@ describe('sign in with another device: the signed-in device answers through its 
     const [pending] = await pendingOf(world)
     for (const body of [
       { approval_id: pending?.id },
-      { approval_id: pending?.id, pick: 'abc' },
-      { approval_id: pending?.id, pick: 42 },
-      { approval_id: pending?.id, pick: pending?.code, deny: true },
+      { approval_id: pending?.id, code: 'abc' },
+      { approval_id: pending?.id, code: 42 },
+      { approval_id: pending?.id, code: '7' },
+      { approval_id: pending?.id, code: '100' },
+      { approval_id: pending?.id, pick: pending?.code },
+      { approval_id: pending?.id, code: pending?.code, deny: true },
       { approval_id: pending?.id, deny: 'yes' },
-      { pick: pending?.code },
-      { approval_id: 'x'.repeat(65), pick: pending?.code },
+      { code: pending?.code },
+      { approval_id: 'x'.repeat(65), code: pending?.code },
     ]) {
       const res = await answerFromFrame(world, trusted.token, body)
       expect(res.status).toBe(400)
       expect(((await res.json()) as { error: string }).error).toBe('invalid_request')
     }
-    expect(await world.deps.store.approvals.get(pending?.id ?? '')).toMatchObject({
-      status: 'pending',
-      wrongPicks: 0,
-    })
+    expect(await world.deps.store.approvals.get(pending?.id ?? '')).toMatchObject({ status: 'pending' })
   })
 
   test('a page on another origin cannot call it (403)', async () => {
@@ -280,7 +358,7 @@ describe('sign in with another device: the signed-in device answers through its 
     const res = await answerFromFrame(
       world,
       trusted.token,
-      { approval_id: pending?.id, pick: pending?.code },
+      { approval_id: pending?.id, code: pending?.code },
       { Origin: EVIL_ORIGIN, 'Sec-Fetch-Site': 'cross-site' },
     )
     expect(res.status).toBe(403)
@@ -289,7 +367,7 @@ describe('sign in with another device: the signed-in device answers through its 
 })
 
 describe('sign in with another device: the account page', () => {
-  test('lists the pending request with three numbers and takes a pick', async () => {
+  test('lists the pending request without its code or choices and takes the typed code', async () => {
     const world = await createTestWorld()
     const trusted = await signIn(world.app, world.news, world.alice)
     await askToSignIn(world)
@@ -298,10 +376,14 @@ describe('sign in with another device: the account page', () => {
     storeCookies(trusted.jar, page)
     const html = await page.text()
     expect(html).toContain('Sign-in request for shop')
-    expect(html).not.toContain(`name="code"`)
-    for (const choice of pending?.choices ?? []) expect(html).toContain(`name="pick" value="${choice}"`)
+    // A field to type the code into; never the code, nor numbers to choose from.
+    expect(html).toMatch(/<input id="code-[^"]+" name="code" inputmode="numeric" autocomplete="off"/)
+    expect(html).not.toContain(`>${pending?.code}<`)
+    expect(html).not.toContain(`value="${pending?.code}"`)
+    expect(html).not.toContain('name="pick"')
+    expect(html).toContain('Deny, I did not ask for this')
     const csrf = csrfOf(html)
-    const form = { csrf, approval: pending?.id ?? '', pick: pending?.code ?? '' }
+    const form = { csrf, approval: pending?.id ?? '', code: pending?.code ?? '' }
     // Cross-site: refused, nothing decided.
     const forged = await formPost(world.app, '/account/approvals/decide', trusted.jar, form, {
       Origin: EVIL_ORIGIN,

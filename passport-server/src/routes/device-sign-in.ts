@@ -6,7 +6,7 @@ import { issueCsrf, refuseForeignPost } from '../middleware/csrf.ts'
 import { renderDeviceWaitPage } from '../pages/device-sign-in-page.ts'
 import { type AuthorizeParams, renderErrorPage } from '../pages/login-page.ts'
 import { sendPage } from '../pages/send-page.ts'
-import type { DeviceApprovals } from '../services/device-approval.ts'
+import type { ApprovalRefusal, DeviceApprovals } from '../services/device-approval.ts'
 import { clientAddress } from './client-address.ts'
 import { codeRedirect, cookieOptions, readSignInParams, signInBrowser } from './sign-in-flow.ts'
 
@@ -14,6 +14,22 @@ import { codeRedirect, cookieOptions, readSignInParams, signInBrowser } from './
 export const APPROVAL_COOKIE = '__Host-passport_approval'
 /** The long poll's longest wait; a decision ends it at once. */
 const WAIT_MS = 20_000
+
+/** What the new browser is told when no request is opened. */
+const refusals: Record<ApprovalRefusal, { message: string; status: 403 | 429 }> = {
+  too_many_pending: {
+    message:
+      'Too many sign-in requests are waiting for this account. Answer them on your other device, or wait two minutes.',
+    status: 429,
+  },
+  rate_limited: { message: 'Too many sign-in requests. Try again later.', status: 429 },
+  // A plain refusal: the requester learns nothing about who denied or why.
+  blocked: {
+    message: 'Sign-in with another device is not available for this account right now.',
+    status: 403,
+  },
+  mode_not_allowed: { message: 'This site does not offer sign-in with another device.', status: 403 },
+}
 
 /** The sign-in parameters as the passport's forms carry them (what `readSignInParams` reads). */
 const signInForm = (p: AuthorizeParams) => ({
@@ -67,16 +83,9 @@ export function deviceSignInRoutes(deps: AppDeps, approvals: DeviceApprovals): H
       address: clientAddress(c, deps.config),
     })
     if (!result.ok) {
-      c.header('Retry-After', String(result.retryAfterSeconds))
-      return sendPage(
-        c,
-        renderErrorPage(
-          result.refusal === 'too_many_pending'
-            ? 'Too many sign-in requests are waiting for this account. Answer them on your other device, or wait two minutes.'
-            : 'Too many sign-in requests. Try again later.',
-        ),
-        429,
-      )
+      if (result.retryAfterSeconds > 0) c.header('Retry-After', String(result.retryAfterSeconds))
+      const { message, status } = refusals[result.refusal]
+      return sendPage(c, renderErrorPage(message), status)
     }
     setCookie(c, APPROVAL_COOKIE, result.secret, { ...cookieOptions, sameSite: 'Strict', maxAge: 300 })
     // Post/redirect/get: a reload of the waiting page never opens a second request.

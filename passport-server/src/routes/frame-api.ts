@@ -158,17 +158,17 @@ export function frameApiRoutes(deps: AppDeps, approvals: DeviceApprovals, proofs
   })
 
   /**
-   * A signed-in device answers a "sign in with another device" request: `pick` one of the three
-   * codes, or `deny`. The frame proves the device's sign-in with its live token for this site,
-   * bound to its key; a dead token (the device's own session ended) is refused before the
-   * request is looked at.
+   * A signed-in device answers a "sign in with another device" request: the `code` the user
+   * typed from the new device, or `deny`. The frame proves the device's sign-in with its live
+   * token for this site, bound to its key; a dead token (the device's own session ended) is
+   * refused before the request is looked at.
    */
   app.post('/api/frame/approval', async (c) => {
     const body = await readJsonObject(c)
     const site = await resolveAuthkey(deps, body.authkey)
     const approvalId = requireString(body, 'approval_id', 64)
-    const answer = readAnswer(body.pick, body.deny)
-    if (!answer) throw new PassportError('invalid_request', 'send either pick (two digits) or deny: true')
+    const answer = readAnswer(body.code, body.deny)
+    if (!answer) throw new PassportError('invalid_request', 'send either code (two digits) or deny: true')
     const { token } = await boundToken(c, site)
     const status = await checkSiteToken(deps, token, site.id)
     if (!status.valid) {
@@ -183,11 +183,7 @@ export function frameApiRoutes(deps: AppDeps, approvals: DeviceApprovals, proofs
       throw new PassportError('access_denied', 'not a request of this user')
     // Decided, expired, used or unknown: 410, and nothing changed.
     if (decided.outcome === 'gone') return c.json({ outcome: 'gone' }, 410)
-    return c.json(
-      decided.outcome === 'wrong'
-        ? { outcome: 'wrong', picks_left: decided.picksLeft, choices: decided.choices }
-        : { outcome: decided.outcome },
-    )
+    return c.json({ outcome: decided.outcome })
   })
 
   app.post('/api/frame/logout', async (c) => {

@@ -1,18 +1,28 @@
 import { beforeEach, describe, expect, it } from 'vitest'
 import type { ApprovalNotice } from '../events/bus.ts'
 import type { SessionRecord, SiteRecord } from '../store/types.ts'
-import { addSite, addUser, allLogText, createTestDeps, type TestDeps } from '../test-support.ts'
+import {
+  ALL_LOGIN_MODES,
+  addSite,
+  addUser,
+  allLogText,
+  createTestDeps,
+  type TestDeps,
+} from '../test-support.ts'
 import {
   APPROVAL_TTL_MS,
   APPROVED_USE_WITHIN_MS,
-  choicesFor,
+  BLOCK_AFTER_DENY_MS,
   createDeviceApprovals,
   type DeviceApprovals,
+  drawCode,
   expireDueApprovals,
   MAX_PENDING_PER_USER,
   pendingPrompts,
+  RATE_WINDOW_MS,
   REQUESTS_PER_ADDRESS,
   REQUESTS_PER_USER,
+  readAnswer,
 } from './device-approval.ts'
 import { endSession, startSession } from './sessions.ts'
 
@@ -32,7 +42,7 @@ describe('device approval', () => {
     approvals = createDeviceApprovals(deps)
     await addUser(deps, 'alice')
     await addUser(deps, 'bob')
-    shop = (await addSite(deps, { id: 'shop' })).site
+    shop = (await addSite(deps, { id: 'shop', loginModes: ALL_LOGIN_MODES })).site
     trusted = (await startSession(deps, 'u_alice', 'Firefox on the laptop')).session
     notices = []
     deps.events.subscribeApprovals((n) => notices.push(n))
@@ -53,14 +63,12 @@ describe('device approval', () => {
     if (!result.ok) throw new Error(`refused: ${result.refusal}`)
     return result
   }
-  const wrongPick = (choices: string[], code: string) => choices.find((c) => c !== code) as string
+  /** A two-digit code other than `code`. */
+  const otherThan = (code: string) => String((Number(code) + 1) % 100).padStart(2, '0')
 
-  it('gives a two-digit code among three distinct choices and pushes the request to the user', async () => {
+  it('gives a two-digit code and pushes the request to the user without it or any choices', async () => {
     const { approval, secret } = await opened()
-    expect(approval.code).toMatch(/^[1-9][0-9]$/)
-    expect(approval.choices).toHaveLength(3)
-    expect(new Set(approval.choices).size).toBe(3)
-    expect(approval.choices).toContain(approval.code)
+    expect(approval.code).toMatch(/^\d\d$/)
     expect(approval.expiresAt - approval.createdAt).toBe(APPROVAL_TTL_MS)
     expect(approval.secretHash).not.toBe(secret)
     expect(notices).toEqual([
@@ -71,28 +79,68 @@ describe('device approval', () => {
           id: approval.id,
           siteName: shop.name,
           device: 'Chrome 131 on Android', // described, never the raw header
-          choices: approval.choices,
         }),
       },
     ])
-    // The prompt never says which choice is the code.
+    // The approving device is never given the code, nor numbers among which it would be.
+    const prompt = notices[0]?.type === 'approval_request' ? notices[0].prompt : null
+    expect(Object.keys(prompt ?? {}).sort()).toEqual(
+      ['address', 'bindingMessage', 'device', 'expiresAt', 'id', 'siteName'].sort(),
+    )
     expect(JSON.stringify(notices)).not.toContain('"code"')
+    expect(JSON.stringify(notices)).not.toContain('choices')
     expect(allLogText(deps.logs)).not.toContain(secret)
   })
 
-  it('choices are shuffled: the code is not always in the same place', () => {
-    const places = new Set<number>()
-    for (let i = 0; i < 200; i++) {
-      const choices = choicesFor('42')
-      places.add(choices.indexOf('42'))
+  it('codes are uniform over 00–99: every value occurs, none outside, none far from 1 in 100', () => {
+    const draws = 20_000
+    const counts = new Map<string, number>()
+    for (let i = 0; i < draws; i++) {
+      const code = drawCode()
+      counts.set(code, (counts.get(code) ?? 0) + 1)
     }
-    expect(places).toEqual(new Set([0, 1, 2]))
+    const all = Array.from({ length: 100 }, (_, i) => String(i).padStart(2, '0'))
+    expect([...counts.keys()].sort()).toEqual(all)
+    // 200 expected each (standard deviation ~14): a biased generator (10–99 only, or a modulo
+    // skew of a few percent) fails; a uniform one stays within 7 deviations, practically always.
+    for (const n of counts.values()) {
+      expect(n).toBeGreaterThan(100)
+      expect(n).toBeLessThan(300)
+    }
   })
 
-  it('H3: the right pick approves once; the new device redeems it once', async () => {
+  it('H1, K4: a blind try passes 1 time in 100: one wrong code cancels, so a second try is refused', async () => {
+    const { approval, secret } = await opened()
+    // The code is one of 100 equally likely values (test above) and the approving device never
+    // sees it: a guess matches with probability 1/100, and a miss ends the request.
+    expect(
+      await approvals.decide({
+        approvalId: approval.id,
+        approver: trusted,
+        answer: { code: otherThan(approval.code) },
+      }),
+    ).toEqual({ outcome: 'mismatch' })
+    expect((await approvals.view(secret, 'browser'))?.status).toBe('cancelled')
+    expect(notices.at(-1)).toEqual({
+      type: 'approval_closed',
+      userId: 'u_alice',
+      approvalId: approval.id,
+      outcome: 'cancelled',
+      reason: 'code_mismatch',
+    })
+    // The second try, even with the right code, changes nothing.
+    expect(
+      await approvals.decide({ approvalId: approval.id, approver: trusted, answer: { code: approval.code } }),
+    ).toEqual({ outcome: 'gone' })
+    expect(await approvals.redeem(secret, 'browser')).toBeNull()
+    expect(deps.logs.map((l) => l.event)).toContain('approval_code_mismatch')
+    expect(allLogText(deps.logs)).not.toContain(`"${approval.code}"`)
+  })
+
+  it('H3: the right code approves once; the new device redeems it once', async () => {
     const { approval, secret } = await opened()
     expect(
-      await approvals.decide({ approvalId: approval.id, approver: trusted, answer: { pick: approval.code } }),
+      await approvals.decide({ approvalId: approval.id, approver: trusted, answer: { code: approval.code } }),
     ).toEqual({
       outcome: 'approved',
     })
@@ -108,7 +156,7 @@ describe('device approval', () => {
     // A replayed approval does nothing: no second redeem, no second decision.
     expect(await approvals.redeem(secret, 'browser')).toBeNull()
     expect(
-      await approvals.decide({ approvalId: approval.id, approver: trusted, answer: { pick: approval.code } }),
+      await approvals.decide({ approvalId: approval.id, approver: trusted, answer: { code: approval.code } }),
     ).toEqual({ outcome: 'gone' })
     expect((await approvals.view(secret, 'browser'))?.status).toBe('used')
   })
@@ -116,7 +164,7 @@ describe('device approval', () => {
   it('H4: an approval whose approving device was signed out before pickup signs nobody in', async () => {
     const { approval, secret } = await opened()
     expect(
-      await approvals.decide({ approvalId: approval.id, approver: trusted, answer: { pick: approval.code } }),
+      await approvals.decide({ approvalId: approval.id, approver: trusted, answer: { code: approval.code } }),
     ).toEqual({ outcome: 'approved' })
     // The approving device is kicked (stolen laptop revoked from "Your devices") before pickup.
     await endSession(deps, trusted, 'revoked')
@@ -128,66 +176,6 @@ describe('device approval', () => {
       }),
     )
   })
-
-  it('H1: three wrong picks cancel, with new decoys after each', async () => {
-    const { approval, secret } = await opened()
-    let choices = approval.choices
-    for (const left of [2, 1]) {
-      const answer = await approvals.decide({
-        approvalId: approval.id,
-        approver: trusted,
-        answer: { pick: wrongPick(choices, approval.code) },
-      })
-      expect(answer).toMatchObject({ outcome: 'wrong', picksLeft: left })
-      if (answer.outcome !== 'wrong') throw new Error('expected wrong')
-      expect(answer.choices).toContain(approval.code)
-      choices = answer.choices
-      expect(notices.at(-1)).toMatchObject({ type: 'approval_request', prompt: { choices } })
-    }
-    expect(
-      await approvals.decide({
-        approvalId: approval.id,
-        approver: trusted,
-        answer: { pick: wrongPick(choices, approval.code) },
-      }),
-    ).toEqual({ outcome: 'cancelled' })
-    expect((await approvals.view(secret, 'browser'))?.status).toBe('cancelled')
-    expect(notices.at(-1)).toMatchObject({ type: 'approval_closed', outcome: 'cancelled' })
-    // Even the right code now does nothing.
-    expect(
-      await approvals.decide({ approvalId: approval.id, approver: trusted, answer: { pick: approval.code } }),
-    ).toEqual({ outcome: 'gone' })
-    expect(await approvals.redeem(secret, 'browser')).toBeNull()
-  })
-
-  it('H1/K4: wrong picks racing are counted by compare-and-swap: never more than three guesses, 50 times', async () => {
-    for (let run = 0; run < 50; run++) {
-      const { approval } = await opened()
-      const wrong = wrongPick(approval.choices, approval.code)
-      // Five wrong picks at once, all made against the choices first shown.
-      const answers = await Promise.all(
-        Array.from({ length: 5 }, () =>
-          approvals.decide({ approvalId: approval.id, approver: trusted, answer: { pick: wrong } }),
-        ),
-      )
-      const counted = answers.filter((a) => a.outcome === 'wrong' || a.outcome === 'cancelled')
-      expect(counted.length).toBeLessThanOrEqual(3)
-      const stored = await deps.store.approvals.get(approval.id)
-      expect(stored?.wrongPicks ?? 0).toBeLessThan(3)
-      // Whatever got through, the right pick may still approve only while fewer than 3 were wrong.
-      const fresh = stored?.choices ?? []
-      const right = await approvals.decide({
-        approvalId: approval.id,
-        approver: trusted,
-        answer: { pick: approval.code },
-      })
-      if (stored?.status === 'pending') expect(fresh).toContain(approval.code)
-      expect(['approved', 'gone']).toContain(right.outcome)
-      await deps.store.approvals.decide(approval.id, 'cancelled', deps.clock.now(), null)
-      deps.clock.advance(10 * 60_000) // out of the per-username request limit
-    }
-  })
-
   it('deny cancels; the new device sees "denied" and cannot redeem', async () => {
     const { approval, secret } = await opened()
     expect(
@@ -204,7 +192,7 @@ describe('device approval', () => {
     deps.clock.advance(APPROVAL_TTL_MS)
     expect((await approvals.view(secret, 'browser'))?.status).toBe('expired')
     expect(
-      await approvals.decide({ approvalId: approval.id, approver: trusted, answer: { pick: approval.code } }),
+      await approvals.decide({ approvalId: approval.id, approver: trusted, answer: { code: approval.code } }),
     ).toEqual({ outcome: 'gone' })
     expect(await approvals.redeem(secret, 'browser')).toBeNull()
     expect(await pendingPrompts(deps, 'u_alice')).toEqual([])
@@ -233,33 +221,79 @@ describe('device approval', () => {
 
   it('H3: an approval must be picked up within a minute', async () => {
     const { approval, secret } = await opened()
-    await approvals.decide({ approvalId: approval.id, approver: trusted, answer: { pick: approval.code } })
+    await approvals.decide({ approvalId: approval.id, approver: trusted, answer: { code: approval.code } })
     deps.clock.advance(APPROVED_USE_WITHIN_MS + 1)
     expect(await approvals.redeem(secret, 'browser')).toBeNull()
   })
 
-  it('H5: approve and deny racing: exactly one outcome, 100 times', async () => {
+  it('H5: approve, deny and a wrong code racing: exactly one outcome, 100 times', async () => {
     for (let round = 0; round < 100; round++) {
       const { approval } = await opened()
       const answers = await Promise.all([
-        approvals.decide({ approvalId: approval.id, approver: trusted, answer: { pick: approval.code } }),
+        approvals.decide({ approvalId: approval.id, approver: trusted, answer: { code: approval.code } }),
         approvals.decide({ approvalId: approval.id, approver: trusted, answer: { deny: true } }),
-        approvals.decide({ approvalId: approval.id, approver: trusted, answer: { pick: approval.code } }),
+        approvals.decide({
+          approvalId: approval.id,
+          approver: trusted,
+          answer: { code: otherThan(approval.code) },
+        }),
+        approvals.decide({ approvalId: approval.id, approver: trusted, answer: { code: approval.code } }),
       ])
       const outcomes = answers.map((a) => a.outcome).filter((o) => o !== 'gone')
       expect(outcomes).toHaveLength(1)
-      deps.clock.advance(APPROVAL_TTL_MS) // keeps alice under her pending limit
+      // Past the block a winning deny sets, and past alice's request window.
+      deps.clock.advance(BLOCK_AFTER_DENY_MS)
     }
   })
 
-  it(`H2: at most ${MAX_PENDING_PER_USER} pending per user: the next is refused and changes nothing`, async () => {
-    for (let i = 0; i < MAX_PENDING_PER_USER; i++) await opened()
+  it(`K4: push fatigue: at most ${REQUESTS_PER_USER} requests per account in 10 minutes reach its devices`, async () => {
+    for (let i = 0; i < REQUESTS_PER_USER; i++) {
+      const { secret } = await opened()
+      await approvals.withdraw(secret, 'browser') // answered or not, each one counts
+    }
+    const shown = notices.filter((n) => n.type === 'approval_request').length
+    const fourth = await ask()
+    expect(fourth).toMatchObject({ ok: false, refusal: 'rate_limited' })
+    expect(fourth.ok ? 0 : fourth.retryAfterSeconds).toBeGreaterThan(0)
+    expect(notices.filter((n) => n.type === 'approval_request')).toHaveLength(shown)
+    expect(deps.logs.map((l) => l.event)).toContain('excess_rate_limit_exceeded')
+    // Another account is not affected; the same one is again once the window has passed.
+    expect((await ask('bob')).ok).toBe(true)
+    deps.clock.advance(RATE_WINDOW_MS)
+    expect((await ask()).ok).toBe(true)
+  })
+
+  it(`at most ${MAX_PENDING_PER_USER} pending per user across instances sharing the store`, async () => {
+    // Each instance counts requests in its own memory; the store's pending count is shared.
+    const instances = Array.from({ length: MAX_PENDING_PER_USER + 1 }, () => createDeviceApprovals(deps))
+    for (const instance of instances.slice(0, MAX_PENDING_PER_USER)) {
+      expect(
+        (
+          await instance.request({
+            username: 'alice',
+            site: shop,
+            kind: 'browser',
+            context: '{}',
+            userAgent: PHONE,
+            address: '10.1.1.1',
+          })
+        ).ok,
+      ).toBe(true)
+    }
     const before = notices.length
-    expect(await ask()).toMatchObject({ ok: false, refusal: 'too_many_pending' })
+    const last = instances.at(-1) as DeviceApprovals
+    expect(
+      await last.request({
+        username: 'alice',
+        site: shop,
+        kind: 'browser',
+        context: '{}',
+        userAgent: PHONE,
+        address: '10.1.1.1',
+      }),
+    ).toMatchObject({ ok: false, refusal: 'too_many_pending' })
     expect(notices).toHaveLength(before)
     expect(await pendingPrompts(deps, 'u_alice')).toHaveLength(MAX_PENDING_PER_USER)
-    // Another user is not affected.
-    expect((await ask('bob')).ok).toBe(true)
   })
 
   it('H2: rate limits per address and per username, even for unknown usernames', async () => {
@@ -274,6 +308,48 @@ describe('device approval', () => {
     expect(await ask('ghost')).toMatchObject({ ok: false, refusal: 'rate_limited' })
   })
 
+  it('"Deny, I did not ask for this" blocks new requests for the account for an hour, logged', async () => {
+    const { approval } = await opened()
+    expect(
+      await approvals.decide({ approvalId: approval.id, approver: trusted, answer: { deny: true } }),
+    ).toEqual({
+      outcome: 'denied',
+    })
+    expect(deps.logs.find((l) => l.event === 'authn_login_lock')).toMatchObject({
+      fields: { user: 'u_alice', via: 'device_approval', reason: 'denied_by_user' },
+    })
+    const shown = notices.length
+    // By the name as typed, whatever its case, and from any address.
+    for (const username of ['alice', 'ALICE']) {
+      expect(await ask(username)).toMatchObject({ ok: false, refusal: 'blocked' })
+    }
+    expect(notices).toHaveLength(shown)
+    // Other accounts are not affected.
+    expect((await ask('bob')).ok).toBe(true)
+    deps.clock.advance(BLOCK_AFTER_DENY_MS - 1_000)
+    expect(await ask()).toMatchObject({ ok: false, refusal: 'blocked', retryAfterSeconds: 1 })
+    deps.clock.advance(1_000)
+    expect((await ask()).ok).toBe(true)
+  })
+
+  it('a site without the `device` mode takes no browser request; without `ciba`, no CIBA request', async () => {
+    const passwordOnly = (await addSite(deps, { id: 'news' })).site
+    expect(passwordOnly.loginModes).toEqual(['password'])
+    for (const kind of ['browser', 'ciba'] as const) {
+      expect(
+        await approvals.request({
+          username: 'alice',
+          site: passwordOnly,
+          kind,
+          context: '',
+          userAgent: PHONE,
+          address: '10.2.2.2',
+        }),
+      ).toMatchObject({ ok: false, refusal: 'mode_not_allowed' })
+    }
+    expect(notices).toEqual([])
+  })
+
   it('an unknown username gets a request like any other, pushed to nobody, that never approves', async () => {
     const result = await opened('mallory')
     expect(result.approval.code).toMatch(/^\d\d$/)
@@ -281,20 +357,20 @@ describe('device approval', () => {
     expect(await approvals.redeem(result.secret, 'browser')).toBeNull()
   })
 
-  it('an unknown username hits the pending limit exactly like a real one (no account probing)', async () => {
+  it('an unknown username hits the request limit exactly like a real one (no account probing)', async () => {
     for (const username of ['alice', 'mallory']) {
-      for (let i = 0; i < MAX_PENDING_PER_USER; i++) expect((await ask(username)).ok).toBe(true)
-      expect(await ask(username)).toMatchObject({ ok: false, refusal: 'too_many_pending' })
+      for (let i = 0; i < REQUESTS_PER_USER; i++) expect((await ask(username)).ok).toBe(true)
+      expect(await ask(username)).toMatchObject({ ok: false, refusal: 'rate_limited' })
     }
     // The limit is per name as typed, whatever its case.
-    expect(await ask('MALLORY')).toMatchObject({ ok: false, refusal: 'too_many_pending' })
+    expect(await ask('MALLORY')).toMatchObject({ ok: false, refusal: 'rate_limited' })
   })
 
   it("H4: refuses an approver whose session has ended, or another user's session; nothing changes", async () => {
     const { approval, secret } = await opened()
     const bobs = (await startSession(deps, 'u_bob', 'Bob')).session
     expect(
-      await approvals.decide({ approvalId: approval.id, approver: bobs, answer: { pick: approval.code } }),
+      await approvals.decide({ approvalId: approval.id, approver: bobs, answer: { code: approval.code } }),
     ).toEqual({ outcome: 'not_yours' })
     await endSession(deps, trusted, 'signed_out')
     const ended = await deps.store.sessions.get(trusted.id)
@@ -302,33 +378,32 @@ describe('device approval', () => {
       await approvals.decide({
         approvalId: approval.id,
         approver: ended as SessionRecord,
-        answer: { pick: approval.code },
+        answer: { code: approval.code },
       }),
     ).toEqual({ outcome: 'gone' })
     expect((await approvals.view(secret, 'browser'))?.status).toBe('pending')
   })
 
-  it('a pick that is not one of the choices changes nothing', async () => {
-    const { approval, secret } = await opened()
-    const outside = ['00', '100', 'x', ''].concat(
-      Array.from({ length: 90 }, (_, i) => String(i + 10))
-        .filter((c) => !approval.choices.includes(c))
-        .slice(0, 1),
-    )
-    for (const pick of outside) {
-      expect(
-        await approvals.decide({ approvalId: approval.id, approver: trusted, answer: { pick } }),
-      ).toEqual({
-        outcome: 'gone',
-      })
+  it('an answer that is not two digits or a deny is refused before it reaches a request', () => {
+    expect(readAnswer('07', undefined)).toEqual({ code: '07' })
+    expect(readAnswer(undefined, true)).toEqual({ deny: true })
+    for (const [code, deny] of [
+      ['7', undefined],
+      ['100', undefined],
+      ['x', undefined],
+      ['', undefined],
+      [7, undefined],
+      ['07', true],
+      [undefined, undefined],
+      [undefined, 'true'],
+    ]) {
+      expect(readAnswer(code, deny)).toBeNull()
     }
-    expect(await deps.store.approvals.get(approval.id)).toMatchObject({ status: 'pending', wrongPicks: 0 })
-    expect((await approvals.view(secret, 'browser'))?.status).toBe('pending')
   })
 
   it("a secret works only for its own kind: a browser's for the browser, CIBA's for CIBA", async () => {
     const { approval, secret } = await opened()
-    await approvals.decide({ approvalId: approval.id, approver: trusted, answer: { pick: approval.code } })
+    await approvals.decide({ approvalId: approval.id, approver: trusted, answer: { code: approval.code } })
     expect(await approvals.view(secret, 'ciba')).toBeNull()
     expect(await approvals.redeem(secret, 'ciba')).toBeNull()
     expect(await approvals.withdraw(secret, 'ciba')).toBe(false)

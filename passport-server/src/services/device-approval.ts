@@ -5,38 +5,52 @@ import type { ApprovalNotice, ApprovalPrompt } from '../events/bus.ts'
 import { describeUserAgent } from '../pages/user-agent.ts'
 import type { ApprovalRecord, SessionRecord, SiteRecord } from '../store/types.ts'
 import { createRateWindow } from './rate-window.ts'
+import { allowsLoginMode } from './registry.ts'
 import { isSessionLive } from './sessions.ts'
+import { createTimedBlock } from './timed-block.ts'
 
 /**
  * "Sign in with another device" with number matching (seed 001).
  *
  * A new device asks on behalf of a username; the passport shows it a random two-digit code
- * and pushes the request to every device where that user is signed in, with three codes to
- * choose from. Picking the one the new device shows approves it; a deny, or three wrong picks,
- * cancels it; two minutes end it. Every decision is a compare-and-swap on a pending request,
- * so racing decisions have exactly one outcome, and the approval is then used once.
+ * and pushes the request to every device where that user is signed in. The approving device is
+ * never shown the code: the user types the two digits the new device shows. The right code
+ * approves; a deny or one wrong code cancels; two minutes end it. So a user who approves without
+ * looking passes 1 time in 100, and never twice. Every decision is a compare-and-swap on a
+ * pending request, so racing decisions have exactly one outcome, and the approval is then used once.
  *
  * The requester proves it is the requester with a secret only it holds (a cookie of the new
  * browser, or CIBA's auth_req_id); the store keeps its hash. An unknown username gets a request
  * that looks the same and that nobody is ever shown: the form does not reveal who has an account.
  */
 export const APPROVAL_TTL_MS = 2 * 60_000
+/** Store-wide (all instances) cap on requests waiting for one username at once. */
 export const MAX_PENDING_PER_USER = 3
-export const MAX_WRONG_PICKS = 3
 /** An approval must be picked up by the new device within this long. */
 export const APPROVED_USE_WITHIN_MS = 60_000
-/** Requests per username, and per client address, in `RATE_WINDOW_MS`. */
-export const REQUESTS_PER_USER = 10
+/**
+ * Push fatigue: at most this many requests per username in `RATE_WINDOW_MS` reach the account's
+ * devices; and requests per client address in the same window.
+ */
+export const REQUESTS_PER_USER = 3
 export const REQUESTS_PER_ADDRESS = 30
 export const RATE_WINDOW_MS = 10 * 60_000
+/** After "Deny, I did not ask for this", the account takes no new request for this long. */
+export const BLOCK_AFTER_DENY_MS = 60 * 60_000
 
-export type ApprovalRefusal = 'too_many_pending' | 'rate_limited'
+export type ApprovalRefusal =
+  | 'too_many_pending'
+  | 'rate_limited'
+  /** The user denied a request recently ("I did not ask for this"). */
+  | 'blocked'
+  /** The site does not allow this way of signing in (its login modes). */
+  | 'mode_not_allowed'
 
 export type DecisionOutcome =
   | { outcome: 'approved' }
-  | { outcome: 'wrong'; picksLeft: number; choices: string[] }
+  /** A wrong code: the request is cancelled. */
+  | { outcome: 'mismatch' }
   | { outcome: 'denied' }
-  | { outcome: 'cancelled' }
   /** Not pending any more (decided, expired, used), or never existed. */
   | { outcome: 'gone' }
   /** Another user's request: this device may not answer it. */
@@ -50,28 +64,24 @@ export type RequesterView = Pick<
   status: ApprovalRecord['status']
 }
 
+export type Answer = { code: string } | { deny: true }
+
 /**
- * An answer as a form or the frame sends it: exactly one of a two-digit `pick` or `deny: true`;
+ * An answer as a form or the frame sends it: exactly one of a two-digit `code` or `deny: true`;
  * anything else (both, neither, another shape) is null and must change nothing.
  */
-export function readAnswer(pick: unknown, deny: unknown): { pick: string } | { deny: true } | null {
-  if (deny === true && pick === undefined) return { deny: true }
-  if (deny === undefined && typeof pick === 'string' && /^\d\d$/.test(pick)) return { pick }
+export function readAnswer(code: unknown, deny: unknown): Answer | null {
+  if (deny === true && code === undefined) return { deny: true }
+  if (deny === undefined && typeof code === 'string' && /^\d\d$/.test(code)) return { code }
   return null
 }
 
-const twoDigits = () => String(randomInt(10, 100))
-
-/** The code and two other two-digit codes, in random order. */
-export function choicesFor(code: string): string[] {
-  const set = new Set([code])
-  while (set.size < 3) set.add(twoDigits())
-  const choices = [...set]
-  for (let i = choices.length - 1; i > 0; i--) {
-    const j = randomInt(0, i + 1)
-    ;[choices[i], choices[j]] = [choices[j] as string, choices[i] as string]
-  }
-  return choices
+/**
+ * The code the new device shows: uniform over 00–99 from the CSPRNG (`randomInt` rejects
+ * biased draws), leading zero kept, so one blind try matches 1 time in 100.
+ */
+export function drawCode(): string {
+  return String(randomInt(0, 100)).padStart(2, '0')
 }
 
 async function promptOf(deps: Pick<AppDeps, 'store'>, a: ApprovalRecord): Promise<ApprovalPrompt> {
@@ -82,7 +92,6 @@ async function promptOf(deps: Pick<AppDeps, 'store'>, a: ApprovalRecord): Promis
     // A backchannel request names its client; a browser is described, never shown raw.
     device: a.kind === 'ciba' ? a.userAgent : describeUserAgent(a.userAgent),
     address: a.address,
-    choices: a.choices,
     bindingMessage: a.kind === 'ciba' && a.context ? a.context : null,
     expiresAt: a.expiresAt,
   }
@@ -150,12 +159,16 @@ export async function pendingPrompts(
 export function createDeviceApprovals(deps: Pick<AppDeps, 'store' | 'clock' | 'events' | 'log' | 'config'>) {
   const perUser = createRateWindow(deps.clock, REQUESTS_PER_USER, RATE_WINDOW_MS)
   const perAddress = createRateWindow(deps.clock, REQUESTS_PER_ADDRESS, RATE_WINDOW_MS)
+  // Keys: the username as typed (`requestedFor`) and `user:<id>`; set by a deny.
+  const deniedRecently = createTimedBlock(deps.clock, BLOCK_AFTER_DENY_MS)
+  const refuse = (refusal: ApprovalRefusal, retryAfterSeconds: number) =>
+    ({ ok: false, refusal, retryAfterSeconds }) as const
 
   const notify = (notice: ApprovalNotice) => announce(deps, notice)
   const closed = (
     a: ApprovalRecord,
     outcome: 'approved' | 'denied' | 'cancelled',
-    reason?: 'code_mismatch_limit' | 'withdrawn',
+    reason?: 'code_mismatch' | 'withdrawn',
   ) =>
     notify({
       type: 'approval_closed',
@@ -192,18 +205,26 @@ export function createDeviceApprovals(deps: Pick<AppDeps, 'store' | 'clock' | 'e
       | { ok: true; approval: ApprovalRecord; secret: string }
       | { ok: false; refusal: ApprovalRefusal; retryAfterSeconds: number }
     > {
+      const mode = input.kind === 'ciba' ? 'ciba' : 'device'
+      if (!allowsLoginMode(input.site, mode)) return refuse('mode_not_allowed', 0)
       const username = input.username.trim().slice(0, 64)
       const requestedFor = sha256(username.toLowerCase())
+      const blockedByName = deniedRecently.retryAfterSeconds(requestedFor)
+      if (blockedByName > 0) return refuse('blocked', blockedByName)
+      // Counted by the username as typed, before looking it up: an unknown name is refused at
+      // exactly the same point as a real one (no account discovery).
       for (const gate of [perAddress.take(input.address), perUser.take(requestedFor)]) {
         if (!gate.allowed) {
           deps.log('excess_rate_limit_exceeded', { what: 'device_approval' })
-          return { ok: false, refusal: 'rate_limited', retryAfterSeconds: gate.retryAfterSeconds }
+          return refuse('rate_limited', gate.retryAfterSeconds)
         }
       }
       const user = await deps.store.users.findByUsername(username)
+      const blockedById = user ? deniedRecently.retryAfterSeconds(`user:${user.id}`) : 0
+      if (blockedById > 0) return refuse('blocked', blockedById)
       const now = deps.clock.now()
       const secret = randomSecret()
-      const code = twoDigits()
+      const code = drawCode()
       const approval: ApprovalRecord = {
         id: randomBytes(16).toString('base64url'),
         secretHash: sha256(secret),
@@ -212,8 +233,6 @@ export function createDeviceApprovals(deps: Pick<AppDeps, 'store' | 'clock' | 'e
         requestedFor,
         siteId: input.site.id,
         code,
-        choices: choicesFor(code),
-        wrongPicks: 0,
         userAgent: input.userAgent.slice(0, 256),
         address: input.address.slice(0, 64),
         context: input.context,
@@ -231,7 +250,7 @@ export function createDeviceApprovals(deps: Pick<AppDeps, 'store' | 'clock' | 'e
       })
       if (!created) {
         deps.log('approval_rejected', { user: user?.id ?? null, reason: 'too_many_pending' })
-        return { ok: false, refusal: 'too_many_pending', retryAfterSeconds: APPROVAL_TTL_MS / 1000 }
+        return refuse('too_many_pending', APPROVAL_TTL_MS / 1000)
       }
       deps.log('approval_requested', { user: user?.id ?? null, approval: approval.id, kind: input.kind })
       if (user)
@@ -240,13 +259,14 @@ export function createDeviceApprovals(deps: Pick<AppDeps, 'store' | 'clock' | 'e
     },
 
     /**
-     * A signed-in device answers: a pick of one of the three codes, or a deny. The approving
-     * session must be live and the user's own; anything else is `gone` and changes nothing.
+     * A signed-in device answers: the two digits the new device shows, or a deny ("I did not ask
+     * for this"). The approving session must be live and the user's own; anything else is `gone`
+     * and changes nothing. A wrong code cancels the request at once: one blind try in 100 passes.
      */
     async decide(input: {
       approvalId: string
       approver: SessionRecord
-      answer: { pick: string } | { deny: true }
+      answer: Answer
     }): Promise<DecisionOutcome> {
       const now = deps.clock.now()
       const { approver } = input
@@ -259,41 +279,30 @@ export function createDeviceApprovals(deps: Pick<AppDeps, 'store' | 'clock' | 'e
       if ('deny' in input.answer) {
         const denied = await deps.store.approvals.decide(approval.id, 'denied', now, approver.id)
         if (!denied) return { outcome: 'gone' }
+        // The user says someone else is trying: no new request reaches them for an hour.
+        deniedRecently.block(denied.requestedFor)
+        deniedRecently.block(`user:${approver.userId}`)
+        deps.log('authn_login_lock', {
+          user: approver.userId,
+          via: 'device_approval',
+          reason: 'denied_by_user',
+          seconds: BLOCK_AFTER_DENY_MS / 1000,
+        })
         await closed(denied, 'denied')
         return { outcome: 'denied' }
       }
-      const { pick } = input.answer
-      if (!approval.choices.includes(pick)) return { outcome: 'gone' }
-      if (pick === approval.code) {
+      if (input.answer.code === approval.code) {
         const approved = await deps.store.approvals.decide(approval.id, 'approved', now, approver.id)
         if (!approved) return { outcome: 'gone' }
         await closed(approved, 'approved')
         return { outcome: 'approved' }
       }
-      if (approval.wrongPicks + 1 >= MAX_WRONG_PICKS) {
-        const cancelled = await deps.store.approvals.decide(approval.id, 'cancelled', now, approver.id)
-        if (!cancelled) return { outcome: 'gone' }
-        await closed(cancelled, 'cancelled', 'code_mismatch_limit')
-        return { outcome: 'cancelled' }
-      }
-      // New decoys each time (the code stays among them, so a second prompt shows it: attack K4,
-      // still open, see docs/security.md). Counted only if no other pick was counted since we
-      // read the request: a pick made against choices already replaced, or racing another, is
-      // `gone` (three guesses at most, however they are timed).
-      const wrong = await deps.store.approvals.wrongPick(
-        approval.id,
-        approval.wrongPicks,
-        choicesFor(approval.code),
-        now,
-      )
-      if (!wrong) return { outcome: 'gone' }
-      deps.log('approval_code_mismatch', {
-        user: wrong.userId,
-        approval: wrong.id,
-        left: MAX_WRONG_PICKS - wrong.wrongPicks,
-      })
-      await notify({ type: 'approval_request', userId: approver.userId, prompt: await promptOf(deps, wrong) })
-      return { outcome: 'wrong', picksLeft: MAX_WRONG_PICKS - wrong.wrongPicks, choices: wrong.choices }
+      // Compare-and-swap like the approval: of a racing right and wrong code exactly one counts.
+      const cancelled = await deps.store.approvals.decide(approval.id, 'cancelled', now, approver.id)
+      if (!cancelled) return { outcome: 'gone' }
+      deps.log('approval_code_mismatch', { user: cancelled.userId, approval: cancelled.id })
+      await closed(cancelled, 'cancelled', 'code_mismatch')
+      return { outcome: 'mismatch' }
     },
 
     /** The requester's own view of its request, by its secret; null for a secret we never issued. */

@@ -5,7 +5,18 @@ import { PassportError } from '../errors.ts'
 import type { SiteRecord } from '../store/types.ts'
 import { openAuthkeyCached, sealAuthkey } from '../tokens/authkey.ts'
 
-export const LOGIN_MODES = ['password'] as const
+/**
+ * How a site's users may sign in: `password` on the sign-in page, `device` ("Sign in with another
+ * device" on that page), `ciba` (the site's backend asks by username, docs/device-approval.md).
+ */
+export const LOGIN_MODES = ['password', 'device', 'ciba'] as const
+export type LoginMode = (typeof LOGIN_MODES)[number]
+/** A site added without `--login-mode` gets password only: approval-based ways are opt-in. */
+export const DEFAULT_LOGIN_MODES: readonly LoginMode[] = ['password']
+
+export function allowsLoginMode(site: Pick<SiteRecord, 'loginModes'>, mode: LoginMode): boolean {
+  return site.loginModes.includes(mode)
+}
 const SITE_ID = /^[a-z0-9][a-z0-9-]{0,62}$/
 
 export interface SiteInput {
@@ -80,7 +91,7 @@ export function validateSiteInput(
       return uri
     },
   )
-  const loginModes = input.loginModes?.length ? input.loginModes : [...LOGIN_MODES]
+  const loginModes = input.loginModes?.length ? input.loginModes : [...DEFAULT_LOGIN_MODES]
   for (const mode of loginModes) {
     if (!(LOGIN_MODES as readonly string[]).includes(mode)) throw bad(`unknown login mode: ${mode}`)
   }

@@ -1,5 +1,5 @@
 /** Schema of the embedded store. `PRAGMA user_version` numbers it for later migrations. */
-export const SCHEMA_VERSION = 7
+export const SCHEMA_VERSION = 8
 
 export const schemaSql = `
 CREATE TABLE IF NOT EXISTS users (
@@ -112,8 +112,6 @@ CREATE TABLE IF NOT EXISTS approvals (
   requested_for TEXT NOT NULL,
   site_id TEXT NOT NULL,
   code TEXT NOT NULL,
-  choices TEXT NOT NULL,
-  wrong_picks INTEGER NOT NULL DEFAULT 0,
   user_agent TEXT NOT NULL,
   address TEXT NOT NULL,
   context TEXT NOT NULL,
@@ -162,6 +160,15 @@ export const addedColumns: { table: string; column: string; definition: string }
   { table: 'refresh_tokens', column: 'jkt', definition: 'TEXT' },
   { table: 'sites', column: 'dpop_bound_tokens', definition: 'INTEGER NOT NULL DEFAULT 0' },
 ]
+
+/**
+ * Tables dropped when a store older than `before` is opened, then made anew by `schemaSql`.
+ * Only for short-lived rows: approvals live two minutes, and schema 8 dropped the columns of
+ * picking from three numbers (`choices`, `wrong_picks`, NOT NULL without a default, so a
+ * newer server could not insert beside them). A request open during the upgrade is gone: its
+ * new browser is told so and asks again.
+ */
+export const recreatedTables = [{ table: 'approvals', before: 8 }]
 
 /** Indexes of older versions that newer queries no longer use. */
 export const droppedIndexes = ['tokens_live_by_user_site', 'refresh_live_by_user_site']

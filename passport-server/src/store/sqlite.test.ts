@@ -433,6 +433,41 @@ describe('sqlite store', () => {
       await migrated.close()
     })
 
+    it('migrates a store of schema 7: approvals lose the picking columns (open requests are dropped)', async () => {
+      const file = path.join(tempDir(), 'passport.sqlite')
+      const db = new DatabaseSync(file)
+      db.exec(`CREATE TABLE approvals (id TEXT PRIMARY KEY, secret_hash TEXT NOT NULL UNIQUE, kind TEXT NOT NULL,
+        user_id TEXT, requested_for TEXT NOT NULL, site_id TEXT NOT NULL, code TEXT NOT NULL, choices TEXT NOT NULL,
+        wrong_picks INTEGER NOT NULL DEFAULT 0, user_agent TEXT NOT NULL, address TEXT NOT NULL, context TEXT NOT NULL,
+        created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, status TEXT NOT NULL, decided_at INTEGER, decided_by TEXT);
+        INSERT INTO approvals VALUES ('old', 'h', 'browser', 'u_alice', 'r', 'news', '42', '["42","17","88"]', 0,
+          'Firefox', '10.0.0.1', '{}', 0, 120000, 'pending', NULL, NULL);
+        PRAGMA user_version = 7;`)
+      db.close()
+      const migrated = openSqliteStore(file)
+      expect(await migrated.approvals.get('old')).toBeNull()
+      const fresh = {
+        id: 'new',
+        secretHash: 'h2',
+        kind: 'browser' as const,
+        userId: 'u_alice',
+        requestedFor: 'r',
+        siteId: 'news',
+        code: '07',
+        userAgent: 'Firefox',
+        address: '10.0.0.1',
+        context: '{}',
+        createdAt: 0,
+        expiresAt: 120_000,
+        status: 'pending' as const,
+        decidedAt: null,
+        decidedBy: null,
+      }
+      await migrated.approvals.create(fresh)
+      expect(await migrated.approvals.get('new')).toEqual(fresh)
+      await migrated.close()
+    })
+
     it('adds tokens.token_hash to a store of the same version without it, and keeps its rows and version', async () => {
       // A store written by the server before the column (same SCHEMA_VERSION, which it did not bump).
       const file = path.join(tempDir(), 'passport.sqlite')

@@ -5,7 +5,7 @@ import type { EndReason } from '../../../passport-frame/src/protocol/codes.ts'
 import { StoreUnavailableError } from '../errors.ts'
 import { createRowCache, watchOtherConnections } from './row-cache.ts'
 import { createSqliteQueue } from './sqlite-queue.ts'
-import { addedColumns, droppedIndexes, SCHEMA_VERSION, schemaSql } from './sqlite-schema.ts'
+import { addedColumns, droppedIndexes, recreatedTables, SCHEMA_VERSION, schemaSql } from './sqlite-schema.ts'
 import type {
   ApprovalRecord,
   CodeRecord,
@@ -96,8 +96,6 @@ const toApproval = (r: Row): ApprovalRecord => ({
   requestedFor: r.requested_for as string,
   siteId: r.site_id as string,
   code: r.code as string,
-  choices: JSON.parse(r.choices as string),
-  wrongPicks: Number(r.wrong_picks),
   userAgent: r.user_agent as string,
   address: r.address as string,
   context: r.context as string,
@@ -381,9 +379,8 @@ function createRepos(db: DatabaseSync, caches: Caches): StoreTx {
     approvals: {
       create: async (a) => {
         run(
-          `INSERT INTO approvals (id, secret_hash, kind, user_id, requested_for, site_id, code, choices, wrong_picks,
-             user_agent, address, context, created_at, expires_at, status, decided_at, decided_by)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          `INSERT INTO approvals (id, secret_hash, kind, user_id, requested_for, site_id, code, user_agent, address, context, created_at, expires_at, status, decided_at, decided_by)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
           [
             a.id,
             a.secretHash,
@@ -392,8 +389,6 @@ function createRepos(db: DatabaseSync, caches: Caches): StoreTx {
             a.requestedFor,
             a.siteId,
             a.code,
-            JSON.stringify(a.choices),
-            a.wrongPicks,
             a.userAgent,
             a.address,
             a.context,
@@ -450,17 +445,6 @@ function createRepos(db: DatabaseSync, caches: Caches): StoreTx {
           now,
           limit,
         ).map(toApproval),
-      wrongPick: async (id, seenWrongPicks, choices, at) => {
-        const r = one(
-          `UPDATE approvals SET wrong_picks = wrong_picks + 1, choices = ?
-           WHERE id = ? AND status = 'pending' AND expires_at > ? AND wrong_picks = ? RETURNING *`,
-          JSON.stringify(choices),
-          id,
-          at,
-          seenWrongPicks,
-        )
-        return r && toApproval(r)
-      },
       markUsed: async (id, approvedSince) => {
         const r = one(
           `UPDATE approvals SET status = 'used' WHERE id = ? AND status = 'approved' AND decided_at >= ? RETURNING *`,
@@ -731,6 +715,8 @@ export function openSqliteStore(file: string): Store {
       db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${definition}`)
     }
     if (version < SCHEMA_VERSION) for (const index of droppedIndexes) db.exec(`DROP INDEX IF EXISTS ${index}`)
+    for (const { table, before } of recreatedTables)
+      if (version < before) db.exec(`DROP TABLE IF EXISTS ${table}`)
     db.exec('COMMIT')
   }
   db.exec(schemaSql)

@@ -160,9 +160,6 @@ export interface ApprovalRecord {
   siteId: string
   /** The two-digit code the new device shows. */
   code: string
-  /** Three codes, one of them `code`, in random order; new decoys after each wrong pick. */
-  choices: string[]
-  wrongPicks: number
   /** What the approving device is shown about the requester. */
   userAgent: string
   address: string
@@ -196,12 +193,6 @@ export interface ApprovalRepo {
   ): Promise<ApprovalRecord | null>
   /** Marks pending requests past their expiry `expired` and returns them (at most `limit`). */
   expireDue(now: number, limit: number): Promise<ApprovalRecord[]>
-  /**
-   * Counts a wrong pick on a pending, unexpired request and gives it new choices. Compare-and-swap
-   * on the count the picker saw: null, changing nothing, when it is no longer pending or another
-   * pick was counted meanwhile (so racing picks never get more than the allowed guesses).
-   */
-  wrongPick(id: string, seenWrongPicks: number, choices: string[], at: number): Promise<ApprovalRecord | null>
   /**
    * approved -> used, once, if it was approved at `approvedSince` or later; null when it was not
    * approved, already used, or approved too long ago.
