@@ -116,13 +116,16 @@ export function serveIpc(
   })
 }
 
-/** One POST over a keep-alive agent, the answer read whole (the load generators' request). */
+/**
+ * One POST over a keep-alive agent, the answer read whole (the load generators' request); its
+ * headers too, for the ones a client keeps (`DPoP-Nonce`).
+ */
 export function post(
   agent: http.Agent,
   url: URL,
   headers: Record<string, string>,
   body: string,
-): Promise<{ status: number; text: string }> {
+): Promise<{ status: number; text: string; headers: http.IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
     const req = http.request(
       url,
@@ -130,7 +133,13 @@ export function post(
       (res) => {
         const chunks: Buffer[] = []
         res.on('data', (c: Buffer) => chunks.push(c))
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }))
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            text: Buffer.concat(chunks).toString(),
+            headers: res.headers,
+          }),
+        )
         res.on('error', reject)
       },
     )

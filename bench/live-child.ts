@@ -4,17 +4,24 @@ import os from 'node:os'
 import path from 'node:path'
 import v8 from 'node:v8'
 import WebSocket from 'ws'
+import { LIVE_PATH, LIVE_PROTOCOL } from '../passport-frame/src/protocol/live.ts'
+import { type FrameKey, type FrameKeyJwk, frameKey, nonceKeeper, wantsNonce } from './dpop-client.ts'
 import { post, serveIpc } from './ipc.ts'
 
 /**
  * The child processes of `bench/live.ts`, one role each (argv[2]), driven over IPC:
  *
  * - `server`: the real passport (`listen()` from server.ts: HTTP, the `/live` WebSocket channel,
- *   the event-log tail, the sweeper) on a temp SQLite file. It prepares users, sessions, site
- *   tokens and live tickets in-process, ends sessions in-process on request, and reports its heap.
- * - `client`: holds the WebSockets (`ws`, no compression), stamps every `session_event` on
+ *   the event-log tail, the sweeper) on a temp SQLite file. It prepares users, sessions and site
+ *   tokens (bound to the frame keys it is given) in-process, ends sessions in-process on
+ *   request, and reports its heap. `bench/live.ts` also starts this role from the checkout of
+ *   the code before DPoP (its own copy of this file: tokens without keys, live tickets).
+ * - `client`: holds the frames' keys and WebSockets (`ws`, no compression): answers each
+ *   socket's challenge with its token and a DPoP proof, stamps every `session_event` on
  *   arrival, sends sign-outs (`POST /api/frame/logout`) and runs the polling baseline
- *   (`POST /api/frame/check` every period, random phase).
+ *   (`POST /api/frame/check` every period, random phase), every request with a proof. It also
+ *   opens sockets the way before DPoP (a live ticket over HTTP, then the upgrade with it), for
+ *   the server of that code.
  *
  * Every timestamp is `process.hrtime.bigint()`: CLOCK_MONOTONIC, one clock for every process of
  * the machine, passed over IPC as a decimal string. Every child exits when the parent goes away
@@ -58,13 +65,16 @@ export interface PreparedSession {
   tokens: Record<SiteId, string>
 }
 
-export interface TicketItem {
+/** One frame to connect: its socket authenticates with its token and a proof by its key. */
+export interface SocketItem {
   /** `${sid}.${site}`: one frame, one socket. */
   key: string
   site: SiteId
-  ticket: string
-  code: string
-  lastEventId: number
+  token: string
+  /** The frame's key; absent for a server before DPoP (its tokens are bound to no key). */
+  jwk?: FrameKeyJwk
+  /** For the ticket way only: the site's authkey, sent with the ticket request. */
+  authkey?: string
 }
 
 export interface HeapReport {
@@ -85,7 +95,6 @@ async function startServer() {
   const { hashPassword } = await import('../passport-server/src/auth/password.ts')
   const { endSession, startSession } = await import('../passport-server/src/services/sessions.ts')
   const { mintSiteToken } = await import('../passport-server/src/services/minting.ts')
-  const { issueLiveTicket } = await import('../passport-server/src/services/live-tickets.ts')
   type SessionRecord = Awaited<ReturnType<typeof startSession>>['session']
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'passport-bench-live-'))
@@ -117,12 +126,14 @@ async function startServer() {
   return {
     info,
     /**
-     * `count` signed-in devices: one user each, one passport session, signed in on both sites
-     * (a site token each, minted by the same code as a sign-in: `mintSiteToken`).
+     * One signed-in device per entry of `jkts`: one user each, one passport session, signed in
+     * on both sites (a site token each, minted by the same code as a sign-in, `mintSiteToken`,
+     * bound to the thumbprint of that site's frame key: the News frame and the Shop frame are
+     * partitioned apart, each with its own key).
      */
-    prepare: async (args: { count: number }): Promise<PreparedSession[]> => {
+    prepare: async (args: { jkts: Record<SiteId, string>[] }): Promise<PreparedSession[]> => {
       const out: PreparedSession[] = []
-      for (let i = 0; i < args.count; i++) {
+      for (const jkt of args.jkts) {
         const sid = nextSid++
         const userId = `u_bench${sid}`
         await deps.store.users.create({
@@ -134,30 +145,11 @@ async function startServer() {
         })
         const { session } = await startSession(deps, userId, 'passport-bench-live')
         const tokens = {
-          news: (await mintSiteToken(deps, sites.news.site, session)).token,
-          shop: (await mintSiteToken(deps, sites.shop.site, session)).token,
+          news: (await mintSiteToken(deps, sites.news.site, session, jkt.news)).token,
+          shop: (await mintSiteToken(deps, sites.shop.site, session, jkt.shop)).token,
         }
         sessions.set(sid, { session, tokens })
         out.push({ sid, tokens })
-      }
-      return out
-    },
-    /** A live ticket per site for each session (what `/api/frame/live-ticket` issues). */
-    tickets: async (args: { sids: number[] }): Promise<TicketItem[]> => {
-      const out: TicketItem[] = []
-      for (const sid of args.sids) {
-        const s = sessions.get(sid)
-        if (!s) throw new Error(`no session ${sid}`)
-        for (const site of SITES) {
-          const t = await issueLiveTicket(deps, sites[site].site, s.tokens[site])
-          out.push({
-            key: `${sid}.${site}`,
-            site,
-            ticket: t.ticket,
-            code: t.registrationCode,
-            lastEventId: t.lastEventId,
-          })
-        }
       }
       return out
     },
@@ -246,7 +238,14 @@ let closedWithoutEvent = 0
 export interface ConnectArgs {
   url: string
   origin: string
-  items: TicketItem[]
+  items: SocketItem[]
+  /**
+   * `challenge` (this code): the socket opens with no credential, and the frame answers the
+   * server's challenge with its token and a DPoP proof. `ticket` (the code before DPoP): a live
+   * ticket is asked for over HTTP (`POST /api/frame/live-ticket`, keep-alive), then the
+   * upgrade carries it (and its registration code in the sub-protocol).
+   */
+  mode?: 'challenge' | 'ticket'
   /**
    * Source addresses `${localNet}.2` … `.9` in turn. Binding one source address for thousands of
    * sockets makes the kernel's search for a free port slow (connects fell to ~500/s at 10k).
@@ -255,44 +254,70 @@ export interface ConnectArgs {
   inFlight: number
 }
 export interface ConnectResult {
+  /** Sockets that received their `welcome` (authenticated, registered, told where the log is). */
   opened: number
   failed: number
   failures: Record<string, number>
   ms: number
+  /** Per opened socket: from wanting it (before any request) to its `welcome`, ms. */
+  welcomeMs: number[]
 }
 
 let attempts = 0
+/** Frame keys by frame (`${sid}.${site}`), imported once from the JWK the parent made. */
+const keys = new Map<string, FrameKey>()
+const keyOf = (item: { key: string; jwk?: FrameKeyJwk }): FrameKey => {
+  let key = keys.get(item.key)
+  if (!key) {
+    if (!item.jwk) throw new Error(`no key for ${item.key}`)
+    key = frameKey(item.jwk)
+    keys.set(item.key, key)
+  }
+  return key
+}
+/** The last event id each frame was welcomed with: sent again when it reconnects, as the frame does. */
+const lastEventIds = new Map<string, number>()
+/** The keep-alive agent of the ticket requests (the frame's fetches to its own origin). */
+const ticketAgent = new http.Agent({ keepAlive: true })
 
-function openFrame(args: ConnectArgs, item: TicketItem): Promise<string | null> {
-  const localAddress = args.localNet ? `${args.localNet}.${2 + (attempts++ % 8)}` : undefined
-  const query = new URLSearchParams({
-    ticket: item.ticket,
-    site: item.site,
-    last_event_id: String(item.lastEventId),
-  })
-  const ws = new WebSocket(
-    `${args.url.replace(/^http/, 'ws')}/live?${query}`,
-    ['passport.v1', `code.${item.code}`],
-    {
-      headers: { Origin: args.origin },
-      perMessageDeflate: false,
-      handshakeTimeout: 15_000,
-      ...(localAddress ? { localAddress } : {}),
-    },
+/** Before DPoP: a live ticket for this frame's token, over HTTP. */
+async function liveTicket(args: ConnectArgs, item: SocketItem) {
+  const got = await post(
+    ticketAgent,
+    new URL(`${args.url}/api/frame/live-ticket`),
+    FRAME_HEADERS(args.origin),
+    JSON.stringify({ authkey: item.authkey, token: item.token }),
   )
-  const frame: Frame = { ws, welcomed: false }
-  ws.on('message', (data) => {
-    const at = now() // stamped first: what follows is the frame's own work
-    const msg = JSON.parse(String(data)) as { type: string; reason?: string }
-    if (msg.type === 'welcome') {
-      frame.welcomed = true
-      welcomed++
-    } else if (msg.type === 'session_event' && frame.eventAt === undefined) {
-      frame.eventAt = at
-      frame.reason = msg.reason
-      eventsTotal++
+  if (got.status !== 200) throw new Error(`ticket ${got.status}`)
+  return JSON.parse(got.text) as { ticket: string; registration_code: string; last_event_id: number }
+}
+
+/** Opens one frame's socket; settles with null once its `welcome` arrived, or with what failed. */
+async function openFrame(args: ConnectArgs, item: SocketItem): Promise<string | null> {
+  const localAddress = args.localNet ? `${args.localNet}.${2 + (attempts++ % 8)}` : undefined
+  const query = new URLSearchParams({ site: item.site })
+  let protocols = [LIVE_PROTOCOL]
+  if (args.mode === 'ticket') {
+    let ticket: Awaited<ReturnType<typeof liveTicket>>
+    try {
+      ticket = await liveTicket(args, item)
+    } catch (err) {
+      return String((err as Error).message).slice(0, 40)
     }
+    query.set('ticket', ticket.ticket)
+    query.set('last_event_id', String(ticket.last_event_id))
+    protocols = ['passport.v1', `code.${ticket.registration_code}`]
+  } else {
+    const last = lastEventIds.get(item.key)
+    if (last !== undefined && last > 0) query.set('last_event_id', String(last))
+  }
+  const ws = new WebSocket(`${args.url.replace(/^http/, 'ws')}${LIVE_PATH}?${query}`, protocols, {
+    headers: { Origin: args.origin },
+    perMessageDeflate: false,
+    handshakeTimeout: 15_000,
+    ...(localAddress ? { localAddress } : {}),
   })
+  const frame: Frame = { ws, welcomed: false }
   return new Promise((resolve) => {
     let settled = false
     const done = (failure: string | null) => {
@@ -300,10 +325,35 @@ function openFrame(args: ConnectArgs, item: TicketItem): Promise<string | null> 
       settled = true
       resolve(failure)
     }
-    ws.on('open', () => {
-      frames.set(item.key, frame)
-      done(null)
+    ws.on('message', (data) => {
+      const at = now() // stamped first: what follows is the frame's own work
+      const msg = JSON.parse(String(data)) as {
+        type: string
+        reason?: string
+        nonce?: string
+        last_event_id?: number
+      }
+      if (msg.type === 'challenge') {
+        // The answer: the token, and a proof by the frame's key over the challenge and the token.
+        const proof = keyOf(item).proof({
+          htm: 'GET',
+          htu: `${args.origin.replace(/^http/, 'ws')}${LIVE_PATH}`,
+          nonce: msg.nonce ?? '',
+          accessToken: item.token,
+        })
+        ws.send(JSON.stringify({ type: 'auth', token: item.token, proof }))
+      } else if (msg.type === 'welcome') {
+        frame.welcomed = true
+        welcomed++
+        if (typeof msg.last_event_id === 'number') lastEventIds.set(item.key, msg.last_event_id)
+        done(null)
+      } else if (msg.type === 'session_event' && frame.eventAt === undefined) {
+        frame.eventAt = at
+        frame.reason = msg.reason
+        eventsTotal++
+      }
     })
+    ws.on('open', () => frames.set(item.key, frame))
     ws.on('unexpected-response', (_req, res) => {
       done(`http ${res.statusCode}`)
       ws.terminate()
@@ -323,18 +373,22 @@ function openFrame(args: ConnectArgs, item: TicketItem): Promise<string | null> 
 async function connect(args: ConnectArgs): Promise<ConnectResult> {
   const t0 = performance.now()
   const failures: Record<string, number> = {}
+  const welcomeMs: number[] = []
   let ok = 0
   let next = 0
   const lane = async () => {
     while (next < args.items.length) {
-      const item = args.items[next++] as TicketItem
+      const item = args.items[next++] as SocketItem
+      const wanted = performance.now()
       const failure = await openFrame(args, item)
-      if (failure === null) ok++
-      else failures[failure] = (failures[failure] ?? 0) + 1
+      if (failure === null) {
+        ok++
+        welcomeMs.push(performance.now() - wanted)
+      } else failures[failure] = (failures[failure] ?? 0) + 1
     }
   }
   await Promise.all(Array.from({ length: Math.min(args.inFlight, args.items.length) }, lane))
-  return { opened: ok, failed: args.items.length - ok, failures, ms: performance.now() - t0 }
+  return { opened: ok, failed: args.items.length - ok, failures, ms: performance.now() - t0, welcomeMs }
 }
 
 export interface FrameStats {
@@ -402,11 +456,68 @@ const FRAME_HEADERS = (origin: string) => ({
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
+/** A frame's request to its API: what it sends, and the key that proves it. */
+export interface FrameCall {
+  /** The frame (`${sid}.${site}`), whose key proves the request. */
+  key: string
+  jwk: FrameKeyJwk
+  authkey: string
+  token: string
+}
+
+/** The server's nonce, as every frame of this process last heard it (it is the server's, not a key's). */
+const nonce = nonceKeeper()
+
+/**
+ * A POST to the frame API as the frame makes it: the token in `Authorization: DPoP`, a proof by
+ * the frame's key (over the token, with the server's latest nonce) in `DPoP`, made again once
+ * when the server answers `use_dpop_nonce` (its answer carries the fresh nonce).
+ */
+async function frameApi(
+  agent: http.Agent,
+  base: string,
+  origin: string,
+  path: string,
+  call: FrameCall,
+  /** A proof made beforehand for the first attempt (see \`proofFor\`). */
+  ready?: string,
+) {
+  const url = new URL(`${base}${path}`)
+  const body = JSON.stringify({ authkey: call.authkey })
+  let got = { status: 0, text: '' }
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const proof = (attempt === 0 ? ready : undefined) ?? proofFor(origin, path, call)
+    const res = await post(
+      agent,
+      url,
+      { ...FRAME_HEADERS(origin), Authorization: `DPoP ${call.token}`, DPoP: proof },
+      body,
+    )
+    nonce.take(res.headers)
+    got = res
+    if (!wantsNonce(res.status, res.text)) break
+  }
+  return got
+}
+
+const proofFor = (origin: string, path: string, call: FrameCall) =>
+  keyOf(call).proof({ htm: 'POST', htu: `${origin}${path}`, nonce: nonce.get(), accessToken: call.token })
+
+/** Asks the server once for its nonce (as the frame page carries it), so that timed requests need no retry. */
+async function primeNonce(args: { url: string; origin: string }) {
+  const agent = new http.Agent({ keepAlive: false })
+  const res = await post(agent, new URL(`${args.url}/api/frame/check`), FRAME_HEADERS(args.origin), '{}')
+  nonce.take(res.headers)
+  agent.destroy()
+  if (nonce.get() === null) throw new Error(`no DPoP-Nonce from the server (${res.status})`)
+  return nonce.get()
+}
+
 export interface SignoutArgs {
   url: string
   origin: string
-  /** One per session: the site token of the frame that signs out, and that site's authkey. */
-  items: { sid: number; authkey: string; token: string }[]
+  /** One per session: the frame that signs out (its token, key and site's authkey). */
+  items: (FrameCall & { sid: number })[]
   /** `spread`: one by one, evenly over `spreadMs` with jitter; `burst`: all requested at once. */
   mode: 'spread' | 'burst'
   spreadMs: number
@@ -424,23 +535,16 @@ export interface SignoutResult {
 /** The frame's sign-out: `POST /api/frame/logout` with its token, as the button in the frame does. */
 async function signout(args: SignoutArgs): Promise<SignoutResult> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: args.maxSockets })
-  const url = new URL(`${args.url}/api/frame/logout`)
-  const headers = FRAME_HEADERS(args.origin)
   const t0: Record<number, string> = {}
   const httpMs: number[] = []
   let bad = 0
   let firstBad: string | undefined
-  const one = async (item: SignoutArgs['items'][number], startedAt: bigint) => {
+  const one = async (item: SignoutArgs['items'][number], startedAt: bigint, proof?: string) => {
     t0[item.sid] = String(startedAt)
     let status = 0
     let text = ''
     try {
-      ;({ status, text } = await post(
-        agent,
-        url,
-        headers,
-        JSON.stringify({ authkey: item.authkey, token: item.token }),
-      ))
+      ;({ status, text } = await frameApi(agent, args.url, args.origin, '/api/frame/logout', item, proof))
     } catch (err) {
       text = String(err)
     }
@@ -451,8 +555,11 @@ async function signout(args: SignoutArgs): Promise<SignoutResult> {
     }
   }
   if (args.mode === 'burst') {
+    // Every frame signs its proof on its own device: here one process signs them all, so the
+    // proofs are made before the instant the sign-outs are requested.
+    const proofs = args.items.map((item) => proofFor(args.origin, '/api/frame/logout', item))
     const at = now()
-    await Promise.all(args.items.map((item) => one(item, at)))
+    await Promise.all(args.items.map((item, i) => one(item, at, proofs[i])))
   } else {
     // Slot i starts at i·gap plus a random part of one gap: even on average, never in lockstep.
     const gap = args.spreadMs / args.items.length
@@ -471,7 +578,7 @@ async function signout(args: SignoutArgs): Promise<SignoutResult> {
 export interface PollArgs {
   url: string
   origin: string
-  items: { key: string; authkey: string; token: string }[]
+  items: FrameCall[]
   periodMs: number
 }
 interface Poller {
@@ -494,8 +601,6 @@ let polling: {
  */
 function pollStart(args: PollArgs) {
   const agent = new http.Agent({ keepAlive: true })
-  const url = new URL(`${args.url}/api/frame/check`)
-  const headers = FRAME_HEADERS(args.origin)
   const state = {
     pollers: new Map<string, Poller>(),
     agent,
@@ -516,12 +621,7 @@ function pollStart(args: PollArgs) {
       const sent = now()
       state.requests++
       try {
-        const r = await post(
-          agent,
-          url,
-          headers,
-          JSON.stringify({ authkey: item.authkey, token: item.token }),
-        )
+        const r = await frameApi(agent, args.url, args.origin, '/api/frame/check', item)
         const at = now()
         state.checkMs.push(Number(at - sent) / 1e6)
         if (r.status !== 200) throw new Error(`${r.status} ${r.text.slice(0, 200)}`)
@@ -593,8 +693,7 @@ if (import.meta.main) {
           running = await startServer()
           return running.info
         },
-        prepare: (args: { count: number }) => need().prepare(args),
-        tickets: (args: { sids: number[] }) => need().tickets(args),
+        prepare: (args: { jkts: Record<SiteId, string>[] }) => need().prepare(args),
         endSessions: (args: { sids: number[] }) => need().endSessions(args),
         probeSitesOf: () => need().probeSitesOf(),
         heap: (args: { flavor: 'regular' | 'last-resort' }) => need().heap(args),
@@ -610,6 +709,7 @@ if (import.meta.main) {
         receipts,
         forget,
         signout,
+        primeNonce,
         pollStart,
         pollWait,
         pollStop,

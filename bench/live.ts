@@ -1,6 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
+import { BEFORE_COMMIT, beforeCheckout } from './before.ts'
+import { type FrameKeyJwk, newFrameKeyJwk, thumbprint } from './dpop-client.ts'
 import { attachChild, canPin, type Child as IpcChild } from './ipc.ts'
 import {
   BENCH_ISSUER,
@@ -13,7 +15,7 @@ import {
   SITES,
   type SignoutResult,
   type SiteId,
-  type TicketItem,
+  type SocketItem,
   type Usage,
 } from './live-child.ts'
 import { quantile, round, shuffled } from './stats.ts'
@@ -35,7 +37,7 @@ const CHILD_FILE = path.join(import.meta.dirname, 'live-child.ts')
 const CALL_TIMEOUT_MS = 120_000
 /** Sockets one client process holds at most (its fd limit here is 20,000). */
 const SOCKETS_PER_CLIENT = 12_000
-/** Sessions per `prepare` / `tickets` call: keeps IPC messages small, and tickets fresh (30 s). */
+/** Sessions per `prepare` / `connect` call: keeps IPC messages small. */
 const CHUNK_SESSIONS = 2_000
 /** Capacity: sockets connected and dropped before memory is measured (see `capacity`). */
 const WARMUP_SOCKETS = 2_000
@@ -57,6 +59,12 @@ export interface LiveOptions {
   holdMs: number
   /** The whole run stops stepping past this (seconds). */
   budgetS: number
+  /** Which parts run: \`auth\` (socket authentication vs tickets), \`latency\`, \`capacity\`. */
+  parts: string[]
+  /** auth: rounds, sockets per case, and sockets opened at once (each a case). */
+  authRounds: number
+  authSockets: number
+  authInFlight: number[]
 }
 
 const list = (s: string | undefined, d: number[]) =>
@@ -78,6 +86,10 @@ export function liveOptionsFromEnv(env = process.env): LiveOptions {
     steps: list(env.BENCH_LIVE_STEPS, [10_000, 20_000, 30_000, 50_000]),
     holdMs: Number(env.BENCH_LIVE_HOLD_MS ?? 35_000),
     budgetS: Number(env.BENCH_LIVE_BUDGET_S ?? 300),
+    parts: (env.BENCH_LIVE_PARTS ?? 'auth,latency,capacity').split(',').filter(Boolean),
+    authRounds: Number(env.BENCH_LIVE_AUTH_ROUNDS ?? 5),
+    authSockets: Number(env.BENCH_LIVE_AUTH_SOCKETS ?? 400),
+    authInFlight: list(env.BENCH_LIVE_AUTH_INFLIGHT, [1, 16]),
   }
 }
 
@@ -86,12 +98,18 @@ export function liveOptionsFromEnv(env = process.env): LiveOptions {
 
 type Child = IpcChild<Role>
 
-function spawnChild(role: Role, core: number | null, nodeFlags: string[] = []): Child {
+/** `childFile`: another checkout's live-child.ts (the code before DPoP) in place of this one's. */
+function spawnChild(
+  role: Role,
+  core: number | null,
+  nodeFlags: string[] = [],
+  childFile = CHILD_FILE,
+): Child {
   const argv = [
     ...(core === null ? [] : ['taskset', '-c', String(core)]),
     process.execPath,
     ...nodeFlags,
-    CHILD_FILE,
+    childFile,
     role,
   ]
   // The soft fd limit raised to the hard one; `exec` all the way, so the pid is node's.
@@ -156,6 +174,8 @@ interface World {
   info: ServerInfo
   clients: { child: Child; localNet: string; sockets: number }[]
   tokens: Map<number, Record<SiteId, string>>
+  /** Each frame's key (one per site: the News frame and the Shop frame are partitioned apart). */
+  keys: Map<number, Record<SiteId, FrameKeyJwk>>
   /** Sessions whose two frames are connected and not yet signed out. */
   live: number[]
   /** session_events the clients should have received so far (anything more is a false one). */
@@ -164,23 +184,51 @@ interface World {
 
 const keysOf = (sids: number[]) => sids.flatMap((sid) => SITES.map((site) => `${sid}.${site}`))
 
+/** What a frame sends the frame API: its token, proven by its key. */
+const frameCall = (world: World, sid: number, site: SiteId) => ({
+  key: `${sid}.${site}`,
+  jwk: world.keys.get(sid)?.[site] as FrameKeyJwk,
+  authkey: world.info.authkeys[site],
+  token: world.tokens.get(sid)?.[site] as string,
+})
+
 /** Sign-outs from each session's News frame: the session ends, so both its frames are told. */
 const newsSignouts = (world: World, sids: number[]) =>
-  sids.map((sid) => ({ sid, authkey: world.info.authkeys.news, token: world.tokens.get(sid)?.news }))
+  sids.map((sid) => ({ sid, ...frameCall(world, sid, 'news') }))
 
+/**
+ * New signed-in sessions. The frames' keys are made here (node:crypto, P-256) and handed to the
+ * client that connects them; the server only ever sees their thumbprints, to bind the tokens.
+ */
 async function prepare(world: World, count: number): Promise<number[]> {
   const sids: number[] = []
   for (let done = 0; done < count; done += CHUNK_SESSIONS) {
+    const keys = Array.from({ length: Math.min(CHUNK_SESSIONS, count - done) }, () => ({
+      news: newFrameKeyJwk(),
+      shop: newFrameKeyJwk(),
+    }))
     const got = await world.server.call<PreparedSession[]>('prepare', {
-      count: Math.min(CHUNK_SESSIONS, count - done),
+      jkts: keys.map((k) => ({ news: thumbprint(k.news), shop: thumbprint(k.shop) })),
     })
-    for (const s of got) {
+    got.forEach((s, i) => {
       world.tokens.set(s.sid, s.tokens)
+      world.keys.set(s.sid, keys[i] as Record<SiteId, FrameKeyJwk>)
       sids.push(s.sid)
-    }
+    })
   }
   return sids
 }
+
+/** The frames of these sessions, as the client connects them. */
+const socketItems = (world: World, sids: number[]): SocketItem[] =>
+  sids.flatMap((sid) =>
+    SITES.map((site) => ({
+      key: `${sid}.${site}`,
+      site,
+      token: world.tokens.get(sid)?.[site] as string,
+      jwk: world.keys.get(sid)?.[site] as FrameKeyJwk,
+    })),
+  )
 
 interface ConnectTotals {
   opened: number
@@ -190,7 +238,7 @@ interface ConnectTotals {
   serverCpuUs: number
 }
 
-/** Tickets for these sessions, chunk by chunk, each chunk connected at once (tickets live 30 s). */
+/** These sessions' frames, chunk by chunk, each chunk connected at once. */
 async function connectSessions(
   world: World,
   sids: number[],
@@ -199,7 +247,7 @@ async function connectSessions(
   const totals: ConnectTotals = { opened: 0, failed: 0, failures: {}, ms: 0, serverCpuUs: 0 }
   for (let i = 0; i < sids.length; i += CHUNK_SESSIONS / 2) {
     const chunk = sids.slice(i, i + CHUNK_SESSIONS / 2)
-    const items = await world.server.call<TicketItem[]>('tickets', { sids: chunk })
+    const items = socketItems(world, chunk)
     let client = world.clients.find((c) => c.sockets + items.length <= SOCKETS_PER_CLIENT)
     if (!client) {
       if (!newClient) throw new Error('no client has room for more sockets')
@@ -409,13 +457,7 @@ async function pollingBaseline(world: World, options: LiveOptions, signouts: num
   if (!client) throw new Error('no client')
   const started = performance.now()
   const sids = await prepare(world, Math.ceil(options.pollFrames / SITES.length))
-  const items = sids.flatMap((sid) =>
-    SITES.map((site) => ({
-      key: `${sid}.${site}`,
-      authkey: world.info.authkeys[site],
-      token: world.tokens.get(sid)?.[site] ?? '',
-    })),
-  )
+  const items = sids.flatMap((sid) => SITES.map((site) => frameCall(world, sid, site)))
   await client.child.call('pollStart', {
     url: world.info.url,
     origin: BENCH_ISSUER,
@@ -634,6 +676,146 @@ async function capacity(world: World, options: LiveOptions, deadline: number, ne
 }
 
 // ---------------------------------------------------------------------------------------------
+// authenticating a socket: on the socket (this code) vs a ticket request (the code before DPoP)
+
+export type AuthWay = 'challenge' | 'ticket'
+
+export interface AuthSample {
+  way: AuthWay
+  inFlight: number
+  sockets: number
+  /** Server CPU (all threads) over the case, per socket welcomed. */
+  serverCpuUsPerSocket: number
+  /** From wanting the socket to its \`welcome\`, per socket. */
+  p50Ms: number
+  p90Ms: number
+  /** The whole case's wall time per socket (the rate at this many in flight). */
+  wallMsPerSocket: number
+}
+
+export interface AuthRatio {
+  inFlight: number
+  /** challenge / ticket, median of per-round ratios. */
+  cpu: number
+  p50: number
+  wall: number
+  perRoundCpu: number[]
+  perRoundP50: number[]
+}
+
+export interface AuthResult {
+  rounds: number
+  sockets: number
+  samples: AuthSample[]
+  ratios: AuthRatio[]
+}
+
+/**
+ * What it costs to get an authenticated socket, per connection, this code against the code
+ * before DPoP, in the same shuffled rounds: two servers pinned to the same core (this checkout's
+ * and the one of ${BEFORE_COMMIT}), one client on the other core. From "want a socket" to its
+ * \`welcome\`: here, the upgrade, the server's challenge, the frame's proof (signed by the
+ * client) and the server's check of it with the token; before, \`POST /api/frame/live-ticket\`
+ * (keep-alive), then the upgrade with the ticket. The sockets of a case stay open until its CPU
+ * is read, then are closed before the next case.
+ */
+async function authCost(
+  options: LiveOptions,
+  child: (role: Role, core: number | null, flags?: string[], file?: string) => Child,
+  cores: { server: number | null; client: number | null },
+  beforeFile: string,
+): Promise<AuthResult> {
+  const after = child('server', cores.server)
+  const before = child('server', cores.server, [], beforeFile)
+  const client = child('client', cores.client)
+  const afterInfo = await after.call<ServerInfo>('start')
+  const beforeInfo = await before.call<ServerInfo>('start')
+  const world: World = {
+    server: after,
+    info: afterInfo,
+    clients: [],
+    tokens: new Map(),
+    keys: new Map(),
+    live: [],
+    expectedEvents: 0,
+  }
+  const sessions = Math.ceil(options.authSockets / SITES.length)
+  const afterItems = socketItems(world, await prepare(world, sessions))
+  // The code before DPoP prepares sessions by count, its tokens bound to no key.
+  const beforeItems: SocketItem[] = (
+    await before.call<PreparedSession[]>('prepare', { count: sessions })
+  ).flatMap((x) =>
+    SITES.map((site) => ({
+      key: `before.${x.sid}.${site}`,
+      site,
+      token: x.tokens[site],
+      authkey: beforeInfo.authkeys[site],
+    })),
+  )
+  const cases = options.authInFlight.flatMap((inFlight) =>
+    (['challenge', 'ticket'] as const).map((way) => ({ way, inFlight })),
+  )
+  const samples: AuthSample[] = []
+  // Round 0 warms up (compiled code, the store's pages, the client's keys imported), discarded.
+  for (let r = 0; r <= options.authRounds; r++) {
+    const line: string[] = []
+    for (const c of shuffled(cases)) {
+      const server = c.way === 'challenge' ? after : before
+      const info = c.way === 'challenge' ? afterInfo : beforeInfo
+      const items = c.way === 'challenge' ? afterItems : beforeItems
+      const u0 = await server.call<Usage>('usage')
+      const res = await client.call<ConnectResult>('connect', {
+        url: info.url,
+        origin: BENCH_ISSUER,
+        items,
+        mode: c.way,
+        localNet: '127.0.1',
+        inFlight: c.inFlight,
+      })
+      const u1 = await server.call<Usage>('usage')
+      if (res.failed > 0)
+        throw new Error(`auth ${c.way}: ${res.failed} sockets failed: ${JSON.stringify(res.failures)}`)
+      await client.call('forget', { keys: items.map((x) => x.key) })
+      await sleep(300) // the server closes them before the next case is measured
+      const sample: AuthSample = {
+        ...c,
+        sockets: res.opened,
+        serverCpuUsPerSocket: round((u1.cpuUs - u0.cpuUs) / res.opened, 1),
+        p50Ms: round(quantile(res.welcomeMs, 0.5), 3),
+        p90Ms: round(quantile(res.welcomeMs, 0.9), 3),
+        wallMsPerSocket: round(res.ms / res.opened, 3),
+      }
+      if (r > 0) samples.push(sample)
+      line.push(`${c.way} W${c.inFlight} ${sample.serverCpuUsPerSocket} µs, p50 ${sample.p50Ms} ms`)
+    }
+    process.stdout.write(`auth ${r === 0 ? 'warm-up' : `round ${r}`}: ${line.join('; ')}\n`)
+  }
+  await Promise.all([after.stop(), before.stop(), client.stop()])
+  const ratios = options.authInFlight.map((inFlight) => {
+    const of = (way: AuthWay) => samples.filter((x) => x.way === way && x.inFlight === inFlight)
+    const [n, o] = [of('challenge'), of('ticket')]
+    const per = (f: (x: AuthSample) => number) => n.map((x, i) => f(x) / f(o[i] as AuthSample))
+    const perRoundCpu = per((x) => x.serverCpuUsPerSocket)
+    const perRoundP50 = per((x) => x.p50Ms)
+    return {
+      inFlight,
+      cpu: round(quantile(perRoundCpu, 0.5), 3),
+      p50: round(quantile(perRoundP50, 0.5), 3),
+      wall: round(
+        quantile(
+          per((x) => x.wallMsPerSocket),
+          0.5,
+        ),
+        3,
+      ),
+      perRoundCpu: perRoundCpu.map((x) => round(x, 3)),
+      perRoundP50: perRoundP50.map((x) => round(x, 3)),
+    }
+  })
+  return { rounds: options.authRounds, sockets: options.authSockets, samples, ratios }
+}
+
+// ---------------------------------------------------------------------------------------------
 // the run
 
 export interface SitesOfProbe {
@@ -654,11 +836,14 @@ export async function runLiveBench(options: LiveOptions) {
   const started = performance.now()
   const deadline = started + options.budgetS * 1000
   const children: Child[] = []
-  const child = (role: Role, core: number | null, flags: string[] = []) => {
-    const c = spawnChild(role, core, flags)
+  const child = (role: Role, core: number | null, flags: string[] = [], file?: string) => {
+    const c = spawnChild(role, core, flags, file)
     children.push(c)
     return c
   }
+  const wants = (part: string) => options.parts.includes(part)
+  let auth: AuthResult | null = null
+  let authLeftOut: string | null = null
   const latency: LatencyRow[] = []
   const idleCpu: IdleCpu[] = []
   let polling: PollingResult | null = null
@@ -669,18 +854,31 @@ export async function runLiveBench(options: LiveOptions) {
   let sitesOf: SitesOfProbe | null = null
   const log = (s: string) => process.stdout.write(`${s}\n`)
   try {
+    // Part 0: authenticating a socket, this code vs the code before DPoP (its own checkout).
+    if (wants('auth')) {
+      const checkout = beforeCheckout()
+      if (checkout.dir === null) authLeftOut = checkout.why
+      else {
+        const file = path.join(checkout.dir, 'bench', 'live-child.ts')
+        auth = await authCost(options, child, { server: serverCore, client: clientCore }, file)
+      }
+    } else authLeftOut = 'not in BENCH_LIVE_PARTS'
+
     // Part 1: latency, on one server and one client process.
-    {
+    if (wants('latency')) {
       const server = child('server', serverCore, ['--expose-gc'])
       const client = child('client', clientCore)
       const info = await server.call<ServerInfo>('start')
       clock = await checkClock([server, client])
       log(`clock: ${JSON.stringify(clock)}`)
+      // The frame page carries the server's first DPoP nonce; the client asks for it once.
+      await client.call('primeNonce', { url: info.url, origin: BENCH_ISSUER })
       const world: World = {
         server,
         info,
         clients: [{ child: client, localNet: '127.0.1', sockets: 0 }],
         tokens: new Map(),
+        keys: new Map(),
         live: [],
         expectedEvents: 0,
       }
@@ -730,10 +928,18 @@ export async function runLiveBench(options: LiveOptions) {
     }
 
     // Part 2: memory and capacity, on a fresh server, clients added as they fill up.
-    {
+    if (wants('capacity')) {
       const server = child('server', serverCore, ['--expose-gc'])
       const info = await server.call<ServerInfo>('start')
-      const world: World = { server, info, clients: [], tokens: new Map(), live: [], expectedEvents: 0 }
+      const world: World = {
+        server,
+        info,
+        clients: [],
+        tokens: new Map(),
+        keys: new Map(),
+        live: [],
+        expectedEvents: 0,
+      }
       cap = await capacity(world, options, deadline, () => child('client', clientCore))
     }
   } finally {
@@ -743,6 +949,8 @@ export async function runLiveBench(options: LiveOptions) {
   return summarize({
     options,
     pinned,
+    auth,
+    authLeftOut,
     clock,
     latency,
     polling,
@@ -761,6 +969,8 @@ export async function runLiveBench(options: LiveOptions) {
 interface Raw {
   options: LiveOptions
   pinned: boolean
+  auth: AuthResult | null
+  authLeftOut: string | null
   clock: Awaited<ReturnType<typeof checkClock>> | null
   latency: LatencyRow[]
   polling: PollingResult | null
@@ -824,6 +1034,8 @@ function summarize(raw: Raw) {
     options: raw.options,
     pinned: raw.pinned,
     seconds: round(raw.seconds, 1),
+    auth: raw.auth,
+    authLeftOut: raw.authLeftOut,
     clock: raw.clock,
     latency: raw.latency,
     polling: raw.polling,
@@ -846,6 +1058,37 @@ const reasons = (r: Record<string, number>) =>
   Object.entries(r)
     .map(([k, v]) => `${k} ${fmt(v)}`)
     .join(', ')
+
+function authSection(result: LiveResult): string {
+  const a = result.auth
+  if (!a) return `Not measured: ${result.authLeftOut ?? '?'}.`
+  const med = (xs: number[]) => round(quantile(xs, 0.5), 3)
+  const rows = result.options.authInFlight
+    .flatMap((inFlight) =>
+      (['challenge', 'ticket'] as const).map((way) => {
+        const xs = a.samples.filter((x) => x.way === way && x.inFlight === inFlight)
+        return `| ${inFlight} | ${way === 'challenge' ? 'challenge → auth with a proof (this code)' : `ticket request + upgrade (${BEFORE_COMMIT})`} | ${med(xs.map((x) => x.serverCpuUsPerSocket))} | ${med(xs.map((x) => x.p50Ms))} | ${med(xs.map((x) => x.p90Ms))} | ${med(xs.map((x) => x.wallMsPerSocket))} |`
+      }),
+    )
+    .join('\n')
+  const ratios = a.ratios
+    .map(
+      (r) =>
+        `| ${r.inFlight} | ${r.cpu.toFixed(2)}× | ${r.p50.toFixed(2)}× | ${r.wall.toFixed(2)}× | ${r.perRoundCpu.map((x) => x.toFixed(2)).join(', ')} | ${r.perRoundP50.map((x) => x.toFixed(2)).join(', ')} |`,
+    )
+    .join('\n')
+  return `Per connection, from "want a socket" to its \`welcome\`. This code: the upgrade (\`GET /live?site=…[&last_event_id=…]\`, sub-protocol \`passport.v2\`), the server's \`challenge\`, the frame's \`auth\` (its token and an ES256 DPoP proof over the challenge and the token, signed by the client), the server's check (proof, token, the key it is bound to), \`welcome\`. Before (the passport of commit ${BEFORE_COMMIT}, its own checkout): \`POST /api/frame/live-ticket\` on a keep-alive connection (token in the body), then the upgrade with the ticket and its registration code, \`welcome\`. Both servers pinned to the same core, the client (one for both) on the other; ${fmt(a.sockets)} sockets per case (${fmt(a.sockets / SITES.length)} sessions × 2 sites), ${a.rounds} rounds after a warm-up round, the cases of a round in shuffled order; a case's sockets are closed after its server CPU is read. A frame that was welcomed before sends the last event id it was told (both ways then read the event log once). Medians over rounds:
+
+| sockets at once | way | server CPU µs per socket | want → welcome p50 ms | p90 ms | wall ms per socket |
+|---|---|---|---|---|---|
+${rows}
+
+On the socket / ticket request (median of per-round ratios; below 1 is cheaper):
+
+| sockets at once | server CPU per socket | want → welcome p50 | wall per socket | per round (CPU) | per round (p50) |
+|---|---|---|---|---|---|
+${ratios}`
+}
 
 export function liveMarkdown(result: LiveResult, meta: string): string {
   const o = result.options
@@ -892,6 +1135,10 @@ ${meta} Pinned: ${result.pinned ? 'yes (server on core 0, client processes on co
 | (same bound, bulk cases at ${fmt(Math.max(...o.sizes))}) | ${bulk || '—'} | info |
 | ≥ ${fmt(HELD_TARGET)} idle connections on one server process | ${fmt(t.maxHeld.measured ?? 0)} held (${cap?.stoppedBecause ?? '?'}) | ${verdict(t.maxHeld.met)} |
 | ≤ 10 KiB per idle connection | ${fmt(perConn)} B RSS per connection at ${fmt(t.bytesPerConn.measuredAt ?? 0)} after last-resort GCs (V8 heap ${fmt(t.bytesPerConn.heap ?? Number.NaN)} B of it)${t.bytesPerConn.marginal === null ? '' : `; marginal beyond: ${fmt(t.bytesPerConn.marginal)} B`}; after regular GCs ${fmt(t.bytesPerConn.regularGc ?? Number.NaN)} B | ${verdict(t.bytesPerConn.met)} |
+
+## Authenticating a socket: on the socket vs the ticket request it replaced (issue 13)
+
+${authSection(result)}
 
 ## Sign-out → delivery at every affected socket (push)
 

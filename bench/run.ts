@@ -12,9 +12,12 @@ import { runTokensBench, tokensMarkdown, tokensOptionsFromEnv } from './tokens.t
  * BENCH_TOKENS_CONCURRENCY (32), BENCH_TOKENS_FRAME_SAMPLES (200); live: BENCH_LIVE_SIZES (1000,10000),
  * BENCH_LIVE_SPREAD (200), BENCH_LIVE_SPREAD_MS (4000), BENCH_LIVE_BULK_SHARE (0.1),
  * BENCH_LIVE_POLL_FRAMES (1000), BENCH_LIVE_POLL_MS (5000), BENCH_LIVE_STEPS (10000,20000,30000,50000),
- * BENCH_LIVE_HOLD_MS (35000), BENCH_LIVE_BUDGET_S (300).
+ * BENCH_LIVE_HOLD_MS (35000), BENCH_LIVE_BUDGET_S (300), BENCH_LIVE_PARTS (auth,latency,capacity).
+ * BENCH_RESULTS_TAG=x writes bench/results/<name>-x.md/.json instead: a partial run (a subset of
+ * cases or parts) then leaves the full results where they are.
  */
 const resultsDir = path.join(import.meta.dirname, 'results')
+const tag = process.env.BENCH_RESULTS_TAG ? `-${process.env.BENCH_RESULTS_TAG}` : ''
 const selected = new Set(process.argv.slice(2))
 const wants = (name: string) => selected.size === 0 || selected.has(name)
 
@@ -29,24 +32,33 @@ fs.mkdirSync(resultsDir, { recursive: true })
 
 if (wants('hop')) {
   const result = await runHopBench({ samples, warmup })
-  fs.writeFileSync(path.join(resultsDir, 'hop.json'), `${JSON.stringify({ meta, ...result }, null, 2)}\n`)
+  fs.writeFileSync(
+    path.join(resultsDir, `hop${tag}.json`),
+    `${JSON.stringify({ meta, ...result }, null, 2)}\n`,
+  )
   const md = hopMarkdown(result, meta)
-  fs.writeFileSync(path.join(resultsDir, 'hop.md'), md)
-  process.stdout.write(`\n${md}\nwritten to bench/results/hop.md and hop.json\n`)
+  fs.writeFileSync(path.join(resultsDir, `hop${tag}.md`), md)
+  process.stdout.write(`\n${md}\nwritten to bench/results/hop${tag}.md and hop${tag}.json\n`)
 }
 
 if (wants('tokens')) {
   const result = await runTokensBench(tokensOptionsFromEnv())
-  fs.writeFileSync(path.join(resultsDir, 'tokens.json'), `${JSON.stringify({ meta, ...result }, null, 2)}\n`)
+  fs.writeFileSync(
+    path.join(resultsDir, `tokens${tag}.json`),
+    `${JSON.stringify({ meta, ...result }, null, 2)}\n`,
+  )
   const md = tokensMarkdown(result, meta)
-  fs.writeFileSync(path.join(resultsDir, 'tokens.md'), md)
-  process.stdout.write(`\n${md}\nwritten to bench/results/tokens.md and tokens.json\n`)
+  fs.writeFileSync(path.join(resultsDir, `tokens${tag}.md`), md)
+  process.stdout.write(`\n${md}\nwritten to bench/results/tokens${tag}.md and tokens${tag}.json\n`)
 }
 
 if (wants('live')) {
   const result = await runLiveBench(liveOptionsFromEnv())
-  fs.writeFileSync(path.join(resultsDir, 'live.json'), `${JSON.stringify({ meta, ...result }, null, 2)}\n`)
+  fs.writeFileSync(
+    path.join(resultsDir, `live${tag}.json`),
+    `${JSON.stringify({ meta, ...result }, null, 2)}\n`,
+  )
   const md = liveMarkdown(result, meta)
-  fs.writeFileSync(path.join(resultsDir, 'live.md'), md)
-  process.stdout.write(`\n${md}\nwritten to bench/results/live.md and live.json\n`)
+  fs.writeFileSync(path.join(resultsDir, `live${tag}.md`), md)
+  process.stdout.write(`\n${md}\nwritten to bench/results/live${tag}.md and live${tag}.json\n`)
 }

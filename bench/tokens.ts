@@ -5,6 +5,7 @@ import path from 'node:path'
 import type { Request as PwRequest } from '@playwright/test'
 import { launchProfile } from '../demo-sites/e2e/browser-profile.ts'
 import { startDemo } from '../demo-sites/start.ts'
+import { BEFORE_COMMIT, beforeCheckout } from './before.ts'
 import { attachChild, canPin, type Child as IpcChild } from './ipc.ts'
 import { median, quantile, round, shuffled } from './stats.ts'
 import {
@@ -18,6 +19,7 @@ import {
   type OidcInfo,
   type PassportInfo,
   type PassportRows,
+  type PassportStart,
   type Role,
   type Usage,
 } from './tokens-child.ts'
@@ -43,6 +45,13 @@ export interface TokensOptions {
   cryptoMs: number
   concurrency: number
   frameSamples: number
+  /**
+   * Refresh families (each its frame key) a lane takes in turn. The frame API allows a key 60
+   * requests a minute, as many as a frame makes in hours: one key per lane would be refused
+   * within a second, so a lane plays this many frames (default: ~25 requests per key per case
+   * at 5,000 refreshes/s).
+   */
+  familiesPerLane: number
 }
 
 /** BENCH_TOKENS_ONLY=a,b: only the cases whose names start with one of these (for profiling). */
@@ -56,6 +65,16 @@ export function tokensOptionsFromEnv(env = process.env): TokensOptions {
     cryptoMs: Number(env.BENCH_TOKENS_CRYPTO_MS ?? 1000),
     concurrency: Number(env.BENCH_TOKENS_CONCURRENCY ?? 32),
     frameSamples: Number(env.BENCH_TOKENS_FRAME_SAMPLES ?? 200),
+    familiesPerLane: Number(
+      env.BENCH_TOKENS_FAMILIES_PER_LANE ??
+        Math.max(
+          4,
+          Math.ceil(
+            (Number(env.BENCH_TOKENS_HTTP_MS ?? 3000) / 1000) *
+              (5000 / Number(env.BENCH_TOKENS_CONCURRENCY ?? 32) / 25),
+          ),
+        ),
+    ),
   }
 }
 
@@ -64,12 +83,15 @@ export function tokensOptionsFromEnv(env = process.env): TokensOptions {
 
 type Child = IpcChild<Role>
 
-function spawnChild(role: Role, core: number | null): Child {
+/** `childFile`: another checkout's tokens-child.ts (the code before DPoP) in place of this one's. */
+function spawnChild(role: Role, core: number | null, childFile = CHILD_FILE): Child {
   // BENCH_TOKENS_CPU_PROF=dir: a V8 CPU profile of the passport server, written when it stops.
   const prof = process.env.BENCH_TOKENS_CPU_PROF
   const nodeArgs = [
-    ...(prof && role === 'passport' ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(prof)}`] : []),
-    CHILD_FILE,
+    ...(prof && role === 'passport' && childFile === CHILD_FILE
+      ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(prof)}`]
+      : []),
+    childFile,
     role,
   ]
   const proc: ChildProcess =
@@ -86,6 +108,7 @@ function spawnChild(role: Role, core: number | null): Child {
 
 type HttpCase =
   | 'passport.mint'
+  | 'before.mint'
   | 'passport.mint.users'
   | 'passport.introspect'
   | 'oidc.token.opaque'
@@ -95,6 +118,7 @@ type HttpCase =
   | 'ceiling.hono'
 const HTTP_CASES: HttpCase[] = [
   'passport.mint',
+  'before.mint',
   'passport.mint.users',
   'passport.introspect',
   'oidc.token.opaque',
@@ -103,6 +127,8 @@ const HTTP_CASES: HttpCase[] = [
   'ceiling.node-http',
   'ceiling.hono',
 ]
+/** Issue 13: a refresh with a DPoP proof may cost at most this much of the bearer refresh before it. */
+const DPOP_REFRESH_TARGET = 1.25
 /** The cases every HTTP figure is also given as a fraction of: Node's own ceiling. */
 const CEILING: HttpCase = 'ceiling.node-http'
 const CRYPTO_CASES: { name: CryptoCase; inFlight: number }[] = [
@@ -117,6 +143,10 @@ const CRYPTO_CASES: { name: CryptoCase; inFlight: number }[] = [
   { name: 'passport.verify', inFlight: 32 },
   { name: 'sdk.verify', inFlight: 1 },
   { name: 'sdk.verify', inFlight: 32 },
+  { name: 'node.es256.verify', inFlight: 1 },
+  { name: 'dpop.verify', inFlight: 1 },
+  { name: 'dpop.import', inFlight: 1 },
+  { name: 'dpop.check', inFlight: 1 },
 ]
 const cryptoKey = (c: { name: CryptoCase; inFlight: number }) => `${c.name} W${c.inFlight}`
 
@@ -147,27 +177,52 @@ const FORM = 'application/x-www-form-urlencoded'
 function httpSpec(
   name: HttpCase,
   p: PassportInfo,
+  before: PassportInfo | null,
   o: OidcInfo,
   bare: { nodeHttp: BareInfo; hono: BareInfo },
-  opts: { concurrency: number; durationMs: number },
+  opts: { concurrency: number; durationMs: number; familiesPerLane: number },
 ): LoadSpec {
   const common = { name, concurrency: opts.concurrency, durationMs: opts.durationMs }
   const oidcHeaders = { Authorization: basic(o.clientId, o.clientSecret), 'Content-Type': FORM }
+  // What the frame sends: a same-origin fetch from the passport origin.
+  const frameHeaders = (issuer: string) => ({
+    'Content-Type': 'application/json',
+    Origin: issuer,
+    'Sec-Fetch-Site': 'same-origin',
+  })
   switch (name) {
     case 'passport.mint':
     case 'passport.mint.users':
       return {
         ...common,
         url: `${p.url}/api/frame/token`,
-        // What the frame sends: a same-origin fetch from the passport origin.
-        headers: { 'Content-Type': 'application/json', Origin: p.issuer, 'Sec-Fetch-Site': 'same-origin' },
+        headers: frameHeaders(p.issuer),
         mode: 'chain',
         chain: {
           authkey: p.authkey,
           seeds: name === 'passport.mint' ? p.refreshTokens : p.refreshTokensManyUsers,
+          familiesPerLane: opts.familiesPerLane,
+          // Every refresh proves the key its family is bound to (keys named as the case).
+          dpop: { keys: name, htu: `${p.issuer}/api/frame/token` },
         },
         expect: '"access_token"',
       }
+    case 'before.mint': {
+      // The same chained refreshes against the server before DPoP: a bearer refresh credential.
+      if (!before) throw new Error('no server before DPoP')
+      return {
+        ...common,
+        url: `${before.url}/api/frame/token`,
+        headers: frameHeaders(before.issuer),
+        mode: 'chain',
+        chain: {
+          authkey: before.authkey,
+          seeds: before.refreshTokens,
+          familiesPerLane: opts.familiesPerLane,
+        },
+        expect: '"access_token"',
+      }
+    }
     case 'passport.introspect':
       return {
         ...common,
@@ -335,11 +390,15 @@ export async function runTokensBench(options: TokensOptions) {
   const loadCore = pinned ? 1 : null
   const started = performance.now()
   const children: Child[] = []
-  const child = (role: Role, core: number | null) => {
-    const c = spawnChild(role, core)
+  const child = (role: Role, core: number | null, childFile?: string) => {
+    const c = spawnChild(role, core, childFile)
     children.push(c)
     return c
   }
+  // The server before DPoP, for the bearer refresh it replaces (see bench/before.ts).
+  const checkout = selected('before.mint') ? beforeCheckout() : { dir: null, why: 'not selected' }
+  if (checkout.dir === null) process.stdout.write(`before.mint left out: ${checkout.why}\n`)
+  const cases = HTTP_CASES.filter((c) => selected(c) && (c !== 'before.mint' || checkout.dir !== null))
   const http: Record<HttpCase, HttpSample[]> = Object.fromEntries(HTTP_CASES.map((c) => [c, []])) as never
   const inproc: Record<string, CryptoSample[]> = Object.fromEntries(
     CRYPTO_CASES.map((c) => [cryptoKey(c), []]),
@@ -352,7 +411,20 @@ export async function runTokensBench(options: TokensOptions) {
     const bareHono = child('bare-hono', serverCore)
     const load = child('load', loadCore)
     const cryptoChild = child('crypto', serverCore)
-    const p = await passport.call<PassportInfo>('start', { lanes: options.concurrency })
+    const beforeServer =
+      checkout.dir === null
+        ? null
+        : child('passport', serverCore, path.join(checkout.dir, 'bench', 'tokens-child.ts'))
+    // The frames' keys live in the load generator; the passport binds each family to one.
+    const families = options.concurrency * options.familiesPerLane
+    const start: PassportStart = {
+      lanes: options.concurrency,
+      jkts: await load.call<string[]>('frameKeys', { name: 'passport.mint', count: families }),
+      jktsManyUsers: await load.call<string[]>('frameKeys', { name: 'passport.mint.users', count: families }),
+    }
+    const p = await passport.call<PassportInfo>('start', start)
+    // Its own start makes \`lanes\` families of alice (and signs in as many users, unused here).
+    const prior = beforeServer ? await beforeServer.call<PassportInfo>('start', { lanes: families }) : null
     const o = await oidc.call<OidcInfo>('start')
     const bare = {
       nodeHttp: await bareHttp.call<BareInfo>('start'),
@@ -364,9 +436,11 @@ export async function runTokensBench(options: TokensOptions) {
         ? bareHttp
         : c === 'ceiling.hono'
           ? bareHono
-          : c.startsWith('passport')
-            ? passport
-            : oidc
+          : c === 'before.mint' && beforeServer
+            ? beforeServer
+            : c.startsWith('passport')
+              ? passport
+              : oidc
 
     // Round 0 is a shorter warm-up (JIT, SQLite pages, connection pools), discarded.
     for (let r = 0; r <= options.rounds; r++) {
@@ -375,12 +449,16 @@ export async function runTokensBench(options: TokensOptions) {
       const cryptoMs = warm ? Math.ceil(options.cryptoMs / 3) : options.cryptoMs
       const line: string[] = []
       const all = shuffled([
-        ...HTTP_CASES.filter(selected).map((c) => ({ kind: 'http' as const, c })),
+        ...cases.map((c) => ({ kind: 'http' as const, c })),
         ...CRYPTO_CASES.filter((c) => selected(cryptoKey(c))).map((c) => ({ kind: 'crypto' as const, c })),
       ])
       for (const item of all) {
         if (item.kind === 'http') {
-          const spec = httpSpec(item.c, p, o, bare, { concurrency: options.concurrency, durationMs: httpMs })
+          const spec = httpSpec(item.c, p, prior, o, bare, {
+            concurrency: options.concurrency,
+            durationMs: httpMs,
+            familiesPerLane: options.familiesPerLane,
+          })
           const before = item.c === 'passport.mint' ? await passport.call<PassportRows>('rows') : undefined
           const s = await runHttpCase(serverOf(item.c), load, spec)
           if (before) s.rowsBefore = before.aliceLiveTokens + before.aliceLiveRefresh
@@ -610,6 +688,46 @@ function summarize(raw: Raw) {
     budget('mint ≥ 50 % of raw jose sign (W32)', 2 * opUs('jose.sign W32'), 'passport.mint'),
     budget('introspection ≥ 2× node-oidc-provider', cpuUs('oidc.introspect') / 2, 'passport.introspect'),
   ]
+
+  // DPoP (issue 13): what a refresh with a proof costs against the bearer refresh of the server
+  // before DPoP, measured in the same rounds. A cost ratio (after / before: ≤ 1.25 is the goal),
+  // i.e. before's rate over after's, per round, then the median.
+  const perRound = (f: (i: number) => number) => Array.from({ length: rounds }, (_, i) => f(i))
+  const costWall = perRound((i) => h('before.mint', i).reqPerSec / h('passport.mint', i).reqPerSec)
+  const costCpu = perRound(
+    (i) => h('passport.mint', i).serverCpuUsPerReq / h('before.mint', i).serverCpuUsPerReq,
+  )
+  const verifyOverRaw = perRound(
+    (i) => k('node.es256.verify W1', i).opsPerCpuSec / k('dpop.verify W1', i).opsPerCpuSec,
+  )
+  const dpop = {
+    refresh: {
+      target: DPOP_REFRESH_TARGET,
+      cpu: round(median(costCpu), 3),
+      wall: round(median(costWall), 3),
+      perRoundCpu: costCpu.map((x) => round(x, 3)),
+      perRoundWall: costWall.map((x) => round(x, 3)),
+      met: Number.isNaN(median(costCpu)) ? null : median(costCpu) <= DPOP_REFRESH_TARGET,
+      afterUs: cpuUs('passport.mint'),
+      beforeUs: cpuUs('before.mint'),
+      /** Median over rounds of the per-round difference (same round, same machine state). */
+      extraUs: round(
+        median(
+          perRound((i) => h('passport.mint', i).serverCpuUsPerReq - h('before.mint', i).serverCpuUsPerReq),
+        ),
+        1,
+      ),
+    },
+    /** µs of CPU per call, in-process (median of per-round figures). */
+    perCallUs: {
+      es256Verify: round(opUs('node.es256.verify W1'), 1),
+      verifyDpopProof: round(opUs('dpop.verify W1'), 1),
+      keyImport: round(opUs('dpop.import W1'), 1),
+      check: round(opUs('dpop.check W1'), 1),
+    },
+    verifyOverRaw: round(median(verifyOverRaw), 3),
+    verifyOverRawPerRound: verifyOverRaw.map((x) => round(x, 3)),
+  }
   return {
     options: raw.options,
     pinned: raw.pinned,
@@ -619,6 +737,7 @@ function summarize(raw: Raw) {
     inProcess: cryptoTable,
     frame: { ...raw.frame, targetMs: 2, met: frameMet },
     budgets,
+    dpop,
     ratios,
     raw: { http: raw.http, inProcess: raw.inproc },
   }
@@ -664,6 +783,7 @@ export function tokensMarkdown(result: TokensResult, meta: string): string {
     })
     .join('\n')
   const f = result.frame
+  const d = result.dpop
   return `# Token endpoints, verification and the frame cache
 
 ${meta} Pinned: ${result.pinned ? 'yes (servers and the in-process child on core 0, load generator on core 1)' : 'no (taskset or a second core missing)'}.
@@ -675,20 +795,21 @@ ${o.rounds} rounds after a warm-up round; per round every case once, shuffled: H
 |---|---|---|---|---|---|---|---|---|
 ${httpRows}
 
-- passport.mint: \`POST /api/frame/token\` with \`grant_type=refresh_token\`, the frame's headers; ${o.concurrency} lanes, each chaining its own refresh family (every request presents the credential the previous answer gave).
-- passport.mint.users: the same with one user per lane (${o.concurrency} users, each with the refresh credential of their own sign-in).
+- passport.mint: \`POST /api/frame/token\` with \`grant_type=refresh_token\`, the frame's headers and a DPoP proof (\`DPoP\` header, ES256, with the server's latest \`DPoP-Nonce\`) by the key its family is bound to; ${o.concurrency} lanes, each taking ${o.familiesPerLane} refresh families (frames) in turn and chaining each (every request presents the credential the previous answer of that family gave).
+- before.mint: the same refreshes without a proof (bearer) against the passport before DPoP (commit ${BEFORE_COMMIT}, its own checkout and process); see the DPoP section.
+- passport.mint.users: the same as passport.mint with one user per lane (${o.concurrency} users, each with one session and their lane's families).
 - Every mint leaves a token row and a refresh row that stay live (not revoked) until sign-out; newest-wins (\`revokeOtherDevices\`) scans the user's live rows on a new sign-in only, not on a refresh. alice's live token + refresh rows when each passport.mint case started: ${mintRows}. Rows at the end: ${result.passportRowsAtEnd ? `${fmt(result.passportRowsAtEnd.tokens)} tokens, ${fmt(result.passportRowsAtEnd.refresh)} refresh credentials, store ${(result.passportRowsAtEnd.storeBytes / 2 ** 20).toFixed(1)} MiB` : '?'}.
 - passport.introspect: \`POST /token/introspect\`, Basic site credentials, a live token: the token row and its holder found by the jti the token claims (one joined read, then kept in memory until a revocation or another connection's commit), the token's SHA-256 compared with the one kept on the row (no signature check for a token we minted). The same token every time, as a site backend introspecting the token of each API call sends it: after the first request the row comes from memory (bench/README.md gives the uncached cost).
 - ceiling.node-http: a bare \`node:http\` server that reads the body and answers \`${BARE_ANSWER}\` (200, keep-alive); ceiling.hono: a bare Hono app on \`@hono/node-server\` doing the same (\`c.req.text()\`, \`c.json\`), served as the passport serves its app. Both get the introspection request (same headers and body), in the same rounds, on the same core, from the same load generator. Nothing a Node server does per request can be cheaper, so a target above bare node:http's figure is out of reach for any Node HTTP server on this machine. When the load generator's core is the limit (its CPU near 100 %), the wall figure understates the server: its req per server CPU-s is then the better estimate of one core's capacity.
 - oidc.*: node-oidc-provider 9.13.3, client_credentials with \`client_secret_basic\`; opaque access token (in-memory adapter), or with \`resource=${OIDC_JWT_RESOURCE}\` an EdDSA (Ed25519) JWT access token. Introspection of an opaque token.
 
-## In-process (one child on one core, Ed25519)
+## In-process (one child on one core; Ed25519 tokens, ES256 proofs)
 
 | case (W = operations in flight) | ops/s | ops per CPU-s | ops/s per round |
 |---|---|---|---|
 ${cryptoRows}
 
-jose.*: raw jose 6 (\`SignJWT\` with the same header and claims as a site token / \`jwtVerify(token, key, {algorithms})\`). node.sign: \`crypto.sign(null, input, key)\` on the same signing input. passport.sign: \`signSiteToken\`. passport.verify: \`verifySiteToken\` (all its checks). sdk.verify: the site SDK's \`createSiteVerifier().verify()\` with its JWKS fetched and its revocation cache warm (its \`fetch\` calls are counted: none while timing).
+jose.*: raw jose 6 (\`SignJWT\` with the same header and claims as a site token / \`jwtVerify(token, key, {algorithms})\`). node.sign: \`crypto.sign(null, input, key)\` on the same signing input. passport.sign: \`signSiteToken\`. passport.verify: \`verifySiteToken\` (all its checks). sdk.verify: the site SDK's \`createSiteVerifier().verify()\` with its JWKS fetched and its revocation cache warm (its \`fetch\` calls are counted: none while timing). node.es256.verify: \`crypto.verify('sha256', …, {dsaEncoding: 'ieee-p1363'})\` of a refresh's DPoP proof with its imported key; dpop.verify: \`verifyDpopProof\` on the same proof; dpop.import: \`createPublicKey\` of its JWK (what a key missing from the cache adds); dpop.check: \`createDpopProofs().check\` on fresh proofs made before the timer starts.
 
 ## Frame cache answer (headless Chromium)
 
@@ -707,6 +828,16 @@ What one request may cost the server to meet each HTTP target, what Passport spe
 | target | allowed µs/req | Passport µs/req | bare node:http | bare Hono | left for the work | one Ed25519 sign |
 |---|---|---|---|---|---|---|
 ${result.budgets.map((b) => `| ${b.target} | ${b.allowedUs} | ${b.passportUs} | ${b.bareNodeHttpUs} | ${b.bareHonoUs} | ${b.leftUs} | ${b.ed25519SignUs} |`).join('\n')}
+
+## DPoP: a refresh with a proof vs the bearer refresh before it (issue 13)
+
+passport.mint (this code: every refresh carries a DPoP proof by its family's key, checked with the server nonce and the replay cache) against before.mint (the passport of commit ${BEFORE_COMMIT}, the parent of the DPoP change, run from its own checkout as one more server child on the same core, in the same shuffled rounds, sent the same chained refreshes without a proof by the same load generator). ${o.concurrency} lanes × ${o.familiesPerLane} families each (each family its own frame key, taken in turn: the frame API allows a key 60 requests a minute) on both servers. Proofs are signed by the load generator (its CPU); the server's CPU pays for checking them. Cost ratio = after / before per request: server CPU µs per refresh, and wall time (before's req/s over after's); median of per-round ratios.
+
+| figure | after (DPoP) | before (bearer) | after − before (median per round) | cost ratio, per server CPU-s | cost ratio, wall | per round (CPU-s) | per round (wall) | goal |
+|---|---|---|---|---|---|---|---|---|
+| server CPU µs per refresh | ${d.refresh.afterUs} | ${d.refresh.beforeUs} | ${d.refresh.extraUs} | ${times(d.refresh.cpu)} | ${times(d.refresh.wall)} | ${d.refresh.perRoundCpu.map((x) => x.toFixed(2)).join(', ')} | ${d.refresh.perRoundWall.map((x) => x.toFixed(2)).join(', ')} | ≤ ${d.refresh.target}×: ${d.refresh.met === null ? 'not measured' : d.refresh.met ? '**met**' : '**not met**'} |
+
+Proof checks in-process (one child, µs of CPU per call, medians): raw node:crypto ES256 verify ${d.perCallUs.es256Verify} µs; \`verifyDpopProof\` (every check of a proof, its key found by thumbprint in the cache) ${d.perCallUs.verifyDpopProof} µs (${times(d.verifyOverRaw)} the raw verify; per round ${d.verifyOverRawPerRound.map((x) => x.toFixed(2)).join(', ')}); importing a key not in the cache (\`createPublicKey\` from the JWK) adds ${d.perCallUs.keyImport} µs; the frame API's whole check (\`createDpopProofs().check\`: the proof, the server nonce's HMACs, the replay cache; a fresh proof each call) ${d.perCallUs.check} µs.
 
 ## Ratios (median of per-round ratios)
 

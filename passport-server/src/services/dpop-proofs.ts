@@ -47,11 +47,23 @@ export function createDpopProofs(deps: Pick<AppDeps, 'store' | 'clock' | 'config
     })
     return secret
   }
-  const nonceFor = async (window: number) =>
-    createHmac('sha256', await nonceSecret())
+  /**
+   * Nonces of the last few windows. Once read, the secret never changes in this process, so a
+   * window's nonce is the same HMAC every time: computed once, not on every request (each
+   * answer carries the current one, and each proof's is compared with two).
+   */
+  const nonces = new Map<number, string>()
+  const nonceFor = async (window: number) => {
+    const known = nonces.get(window)
+    if (known !== undefined) return known
+    const nonce = createHmac('sha256', await nonceSecret())
       .update(`dpop-nonce:${window}`)
       .digest('base64url')
       .slice(0, 32)
+    nonces.set(window, nonce)
+    if (nonces.size > 4) nonces.delete(Math.min(...nonces.keys()))
+    return nonce
+  }
 
   /** `jkt.jti` -> when it may be forgotten; insertion order is expiry order. */
   const seen = new Map<string, number>()

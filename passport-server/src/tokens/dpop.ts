@@ -101,19 +101,20 @@ export function proofUrl(url: string): string | null {
 }
 
 /**
- * Checks a DPoP proof (RFC 9449 §4.3): shape, `typ`, the pinned algorithm, a public P-256 key
- * in the header and the signature by it, `htm`, `htu`, `iat` within the window, `jti`, `ath`
- * for a token sent with it, and the nonce where the caller names one. Replay of a `jti` and
- * the server nonce's freshness are the caller's (they need state); so is `iat` when the caller
- * judges freshness by a nonce (`checkIat: false`).
+ * A proof header that passed, by its exact base64url text: a frame sends the same header (its
+ * key) with every proof, and the same text always decodes to the same header, so its checks,
+ * its thumbprint and its key are worked out once. Only headers that passed are kept.
  */
-export function verifyDpopProof(proof: string | undefined, expected: ProofExpectation): ProofResult {
-  if (proof === undefined || proof.length === 0) return { ok: false, reason: 'missing' }
-  if (proof.length > MAX_PROOF_LENGTH || !COMPACT_JWS.test(proof)) return { ok: false, reason: 'malformed' }
-  const [headerPart, payloadPart, signaturePart] = proof.split('.') as [string, string, string]
+const headerCache = new Map<string, { ok: true; jkt: string; key: KeyObject }>()
+
+type HeaderResult = { ok: true; jkt: string; key: KeyObject } | { ok: false; reason: string }
+
+/** `typ`, the pinned algorithm, a public P-256 key: its thumbprint and the imported key. */
+function proofHeader(headerPart: string): HeaderResult {
+  const known = headerCache.get(headerPart)
+  if (known !== undefined) return known
   const header = parsePart(headerPart)
-  const claims = parsePart(payloadPart)
-  if (!header || !claims) return { ok: false, reason: 'malformed' }
+  if (!header) return { ok: false, reason: 'malformed' }
   if (header.typ !== DPOP_TYP) return { ok: false, reason: 'typ' }
   if (header.alg !== DPOP_ALG) return { ok: false, reason: 'alg' }
   const jwk = header.jwk as Record<string, unknown> | undefined
@@ -131,12 +132,56 @@ export function verifyDpopProof(proof: string | undefined, expected: ProofExpect
     return { ok: false, reason: 'jwk' }
   }
   const jkt = jwkThumbprint({ x: jwk.x, y: jwk.y })
+  let key: KeyObject
+  try {
+    key = publicKeyFor(jkt, { kty: 'EC', crv: 'P-256', x: jwk.x, y: jwk.y })
+  } catch {
+    return { ok: false, reason: 'jwk' }
+  }
+  const result = { ok: true as const, jkt, key }
+  if (headerCache.size >= MAX_CACHED_KEYS) headerCache.delete(headerCache.keys().next().value as string)
+  headerCache.set(headerPart, result)
+  return result
+}
+
+/** Whether each expected URL is already in \`htu\` form (then a proof naming it exactly needs no parsing). */
+const normalUrls = new Map<string, boolean>()
+
+/** \`proofUrl(htu) === url\`, without parsing \`htu\` when it is exactly \`url\` and \`url\` is in \`htu\` form. */
+function sameProofUrl(htu: string, url: string): boolean {
+  if (htu === url) {
+    let normal = normalUrls.get(url)
+    if (normal === undefined) {
+      normal = proofUrl(url) === url
+      if (normalUrls.size < 64) normalUrls.set(url, normal)
+    }
+    if (normal) return true
+  }
+  return proofUrl(htu) === url
+}
+
+/**
+ * Checks a DPoP proof (RFC 9449 §4.3): shape, `typ`, the pinned algorithm, a public P-256 key
+ * in the header and the signature by it, `htm`, `htu`, `iat` within the window, `jti`, `ath`
+ * for a token sent with it, and the nonce where the caller names one. Replay of a `jti` and
+ * the server nonce's freshness are the caller's (they need state); so is `iat` when the caller
+ * judges freshness by a nonce (`checkIat: false`).
+ */
+export function verifyDpopProof(proof: string | undefined, expected: ProofExpectation): ProofResult {
+  if (proof === undefined || proof.length === 0) return { ok: false, reason: 'missing' }
+  if (proof.length > MAX_PROOF_LENGTH || !COMPACT_JWS.test(proof)) return { ok: false, reason: 'malformed' }
+  const [headerPart, payloadPart, signaturePart] = proof.split('.') as [string, string, string]
+  const claims = parsePart(payloadPart)
+  if (!claims) return { ok: false, reason: 'malformed' }
+  const header = proofHeader(headerPart)
+  if (!header.ok) return header
+  const { jkt, key } = header
   let valid = false
   try {
     valid = verify(
       'sha256',
       Buffer.from(`${headerPart}.${payloadPart}`),
-      { key: publicKeyFor(jkt, { kty: 'EC', crv: 'P-256', x: jwk.x, y: jwk.y }), dsaEncoding: 'ieee-p1363' },
+      { key, dsaEncoding: 'ieee-p1363' },
       Buffer.from(signaturePart, 'base64url'),
     )
   } catch {
@@ -146,7 +191,7 @@ export function verifyDpopProof(proof: string | undefined, expected: ProofExpect
 
   if (typeof claims.jti !== 'string' || !JTI.test(claims.jti)) return { ok: false, reason: 'jti' }
   if (claims.htm !== expected.method) return { ok: false, reason: 'htm' }
-  if (typeof claims.htu !== 'string' || proofUrl(claims.htu) !== expected.url)
+  if (typeof claims.htu !== 'string' || !sameProofUrl(claims.htu, expected.url))
     return { ok: false, reason: 'htu' }
   if (typeof claims.iat !== 'number' || !Number.isFinite(claims.iat)) return { ok: false, reason: 'iat' }
   const iatMs = claims.iat * 1000
