@@ -144,10 +144,10 @@ function proofHeader(headerPart: string): HeaderResult {
   return result
 }
 
-/** Whether each expected URL is already in \`htu\` form (then a proof naming it exactly needs no parsing). */
+/** Whether each expected URL is already in `htu` form (then a proof naming it exactly needs no parsing). */
 const normalUrls = new Map<string, boolean>()
 
-/** \`proofUrl(htu) === url\`, without parsing \`htu\` when it is exactly \`url\` and \`url\` is in \`htu\` form. */
+/** `proofUrl(htu) === url`, without parsing `htu` when it is exactly `url` and `url` is in `htu` form. */
 function sameProofUrl(htu: string, url: string): boolean {
   if (htu === url) {
     let normal = normalUrls.get(url)
