@@ -126,17 +126,23 @@ export function createLiveChannel(deps: LiveDeps) {
         if (done) return
         setTimer(() => void connect(), retryDelayMs(attempt++, RETRY))
       }
+      /**
+       * The live token (null: none). Only the server's verdict ends the sign-in; an unreachable
+       * passport is asked again later. Undefined when either was done here.
+       */
+      const tokenOrRetry = async (): Promise<string | null | undefined> => {
+        try {
+          return await deps.token()
+        } catch (err) {
+          if (err instanceof FrameApiError && err.code === 'invalid_grant') ended(err.reason ?? 'unknown')
+          else retry()
+          return undefined
+        }
+      }
       const recheck = async () => {
         const authkey = deps.authkey()
-        let token: string | null
-        try {
-          token = await deps.token()
-        } catch (err) {
-          // Only the server's verdict ends the sign-in; an unreachable passport is asked again later.
-          if (err instanceof FrameApiError && err.code === 'invalid_grant')
-            return ended(err.reason ?? 'unknown')
-          return retry()
-        }
+        const token = await tokenOrRetry()
+        if (token === undefined) return
         if (!authkey || !token) return ended('unknown')
         let answer: { valid: boolean; reason: EndReason | null } | null = null
         try {
@@ -151,14 +157,8 @@ export function createLiveChannel(deps: LiveDeps) {
       const connect = async () => {
         if (done) return
         const authkey = deps.authkey()
-        let token: string | null
-        try {
-          token = await deps.token()
-        } catch (err) {
-          if (err instanceof FrameApiError && err.code === 'invalid_grant')
-            return ended(err.reason ?? 'unknown')
-          return retry()
-        }
+        const token = await tokenOrRetry()
+        if (token === undefined) return
         if (!authkey || !token) return stopLeading?.()
         const resumeFrom = readLastId()
         const query = new URLSearchParams({
