@@ -4,7 +4,7 @@ import path from 'node:path'
 import * as oidc from 'openid-client'
 import { registerSite } from '../../passport-server/src/services/registry.ts'
 import { type RunningDemo, startDemo } from '../start.ts'
-import { expect, signIn, status, test } from './fixtures.ts'
+import { expect, ownDemoPorts, signIn, status, test } from './fixtures.ts'
 
 /**
  * CIBA in the browser: a site backend (here a kiosk with no browser of its own) asks, by
@@ -13,7 +13,7 @@ import { expect, signIn, status, test } from './fixtures.ts'
  * kiosk's poll gets her tokens. A passport of this spec's own, so the kiosk's client secret is
  * known to the test.
  */
-const ports = { passport: 18290, news: 18291, shop: 18292, docs: 18293 }
+const ports = ownDemoPorts(2)
 const news = `http://news.localhost:${ports.news}/`
 
 let demo: RunningDemo

@@ -2,10 +2,10 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { type RunningDemo, startDemo } from '../start.ts'
-import { expect, signIn, status, test } from './fixtures.ts'
+import { expect, ownDemoPorts, signIn, status, test } from './fixtures.ts'
 
 /** A passport of this spec's own, whose clock the test moves two minutes ahead. */
-const ports = { passport: 18190, news: 18191, shop: 18192, docs: 18193 }
+const ports = ownDemoPorts(1)
 const news = `http://news.localhost:${ports.news}/`
 const shop = `http://shop.localhost:${ports.shop}/`
 

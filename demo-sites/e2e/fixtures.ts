@@ -20,6 +20,14 @@ export const urls = {
   docs: `http://docs.localhost:${PORTS.docs}/`,
 }
 export const testPorts = PORTS
+/**
+ * Ports for the specs that start a demo of their own (base+50 onwards, five each), moved by
+ * E2E_PORT_BASE like the rest, so checkouts running side by side never share one.
+ */
+export function ownDemoPorts(slot: number) {
+  const first = portBase + 50 + slot * 5
+  return { passport: first, news: first + 1, shop: first + 2, docs: first + 3 }
+}
 
 export const test = base.extend<{
   thirdPartyCookies: ThirdPartyCookies

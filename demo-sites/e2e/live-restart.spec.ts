@@ -6,10 +6,10 @@ import { resolveConfig } from '../../passport-server/src/config.ts'
 import { silentLogger } from '../../passport-server/src/deps.ts'
 import { createDeps } from '../../passport-server/src/server.ts'
 import { type RunningDemo, startDemo } from '../start.ts'
-import { expect, message, signIn, status, test } from './fixtures.ts'
+import { expect, message, ownDemoPorts, signIn, status, test } from './fixtures.ts'
 
 /** A passport of this spec's own, so that it can be killed and started again. */
-const ports = { passport: 18180, news: 18181, shop: 18182, docs: 18183 }
+const ports = ownDemoPorts(0)
 const news = `http://news.localhost:${ports.news}/`
 
 async function revokeWithCli(dataDir: string, username: string): Promise<void> {
