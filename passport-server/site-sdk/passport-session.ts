@@ -99,7 +99,9 @@ export function safeReturnTo(value: unknown): string {
   if (value.startsWith('//') || value.includes('\\') || /\p{Cc}/u.test(value)) return '/'
   const base = 'http://site.invalid'
   const url = new URL(value, base)
-  return url.origin === base ? `${url.pathname}${url.search}` : '/'
+  const path = `${url.pathname}${url.search}`
+  // Dot segments can normalise into `//host` ("/..//evil"): checked again after parsing.
+  return url.origin === base && !path.startsWith('//') ? path : '/'
 }
 
 function readCookies(header: string | undefined): Map<string, string> {

@@ -290,6 +290,8 @@ export function sessionMiddlewareCases(framework: string, startSite: StartSite):
       ['//evil.localhost:8084/x', '/'],
       ['/\\evil.localhost', '/'],
       ['https://evil.localhost/', '/'],
+      ['/..//evil.localhost/x', '/'],
+      ['/.//evil.localhost', '/'],
       ['/ok?a=1', '/ok?a=1'],
       ['/%2F%2Fevil', '/%2F%2Fevil'],
       ['javascript:alert(1)', '/'],
