@@ -1,7 +1,7 @@
 import type { EndReason } from '../../../passport-frame/src/protocol/codes.ts'
 import { sameSecret, sha256 } from '../auth/random.ts'
 import type { AppDeps } from '../deps.ts'
-import type { TokenHolder, TokenRecord } from '../store/types.ts'
+import type { StoredToken, TokenHolder, TokenRecord } from '../store/types.ts'
 import {
   checkMintedSiteToken,
   decodeSiteToken,
@@ -19,9 +19,7 @@ export type TokenStatus =
   | { valid: false; reason: EndReason; expiresAt: number | null }
 
 /**
- * Is this token, presented for this site, valid right now? Signature, issuer, audience, type
- * and expiry first; then the server-side record, which knows about newest-wins replacement,
- * sign-out and revocation before the token's own expiry.
+ * A presented token, judged as ours (signature, issuer, audience, type, times) and its row.
  *
  * The signature is checked by the token's bytes when it can be: its row (found by the `jti` it
  * claims) keeps the SHA-256 of the exact token minted for it, and a token that hashes to that
@@ -30,26 +28,38 @@ export type TokenStatus =
  * whose hash does not match (forged, altered, re-encoded), with no row, or with a row written
  * without a hash, is verified in full as before. Either way the answer is the same.
  */
+async function readSiteToken(
+  deps: Pick<AppDeps, 'store' | 'keys'>,
+  token: string,
+  expected: { issuer: string; audience: string; nowMs: number; allowExpired?: boolean },
+): Promise<{ verified: VerifyResult; row: StoredToken | null }> {
+  const decoded = decodeSiteToken(token)
+  const jti = typeof decoded?.claims.jti === 'string' ? decoded.claims.jti : null
+  const stored = jti === null ? null : await deps.store.tokens.getWithHash(jti)
+  if (decoded && stored?.tokenHash && sameSecret(stored.tokenHash, sha256(token))) {
+    return { verified: checkMintedSiteToken(deps.keys, decoded, expected), row: stored }
+  }
+  const verified = await verifySiteToken(deps.keys, token, expected)
+  // The row of the jti the signature vouches for (a kept row when it was just read above).
+  return { verified, row: verified.ok ? await deps.store.tokens.getWithHash(verified.claims.jti) : null }
+}
+
+/**
+ * Is this token, presented for this site, valid right now? Signature, issuer, audience, type
+ * and expiry first; then the server-side record, which knows about newest-wins replacement,
+ * sign-out and revocation before the token's own expiry.
+ */
 export async function checkSiteToken(
   deps: Pick<AppDeps, 'store' | 'keys' | 'clock' | 'config'>,
   token: string,
   siteId: string,
 ): Promise<TokenStatus> {
   const now = deps.clock.now()
-  const expected = { issuer: deps.config.issuer, audience: siteId, nowMs: now }
-  const decoded = decodeSiteToken(token)
-  const jti = typeof decoded?.claims.jti === 'string' ? decoded.claims.jti : null
-  const stored = jti === null ? null : await deps.store.tokens.getWithHash(jti)
-  let verified: VerifyResult
-  let row: typeof stored
-  if (decoded && stored?.tokenHash && sameSecret(stored.tokenHash, sha256(token))) {
-    verified = checkMintedSiteToken(deps.keys, decoded, expected)
-    row = stored
-  } else {
-    verified = await verifySiteToken(deps.keys, token, expected)
-    // The row of the jti the signature vouches for (a kept row when it was just read above).
-    row = verified.ok ? await deps.store.tokens.getWithHash(verified.claims.jti) : null
-  }
+  const { verified, row } = await readSiteToken(deps, token, {
+    issuer: deps.config.issuer,
+    audience: siteId,
+    nowMs: now,
+  })
   if (!verified.ok) {
     return { valid: false, reason: verified.reason === 'expired' ? 'expired' : 'unknown', expiresAt: null }
   }
@@ -83,13 +93,11 @@ export async function findSiteTokenRow(
   token: string,
   siteId: string,
 ): Promise<TokenRecord | null> {
-  const verified = await verifySiteToken(deps.keys, token, {
+  const { verified, row } = await readSiteToken(deps, token, {
     issuer: deps.config.issuer,
     audience: siteId,
     nowMs: deps.clock.now(),
     allowExpired: true,
   })
-  if (!verified.ok) return null
-  const row = await deps.store.tokens.get(verified.claims.jti)
-  return row && row.siteId === siteId ? row : null
+  return verified.ok && row && row.record.siteId === siteId ? row.record : null
 }
