@@ -15,8 +15,8 @@ import { attachLiveServer } from './live/live-server.ts'
 import { startBackchannelLogout } from './services/backchannel-logout.ts'
 import { startExpirySweeper } from './services/expiry-sweeper.ts'
 import { createHttpLiveAuthenticator, createStoreLiveAuthenticator } from './services/live-auth.ts'
+import { openStore } from './store/open-store.ts'
 import { withSealedSecrets } from './store/sealed-secrets.ts'
-import { openSqliteStore } from './store/sqlite.ts'
 import { KEY_RELOAD_MS, loadOrCreateKeys, replaceKeys } from './tokens/keys.ts'
 
 export interface PassportServer {
@@ -32,7 +32,8 @@ export interface PassportServer {
 }
 
 /**
- * Opens the store and keys and returns the dependencies `createApp` needs. The store's secrets
+ * Opens the store and keys and returns the dependencies `createApp` needs. The store is
+ * PostgreSQL when `config.databaseUrl` is set, else SQLite in `storeFile`. Its secrets
  * (signing keys, the authkey key) are sealed under `masterKey`, which is never stored in it.
  */
 export async function createDeps(input: {
@@ -42,7 +43,11 @@ export async function createDeps(input: {
   log: Logger
   clock?: Clock
 }): Promise<AppDeps> {
-  const store = withSealedSecrets(openSqliteStore(input.storeFile), input.masterKey)
+  const opened = await openStore(
+    { databaseUrl: input.config.databaseUrl, sqliteFile: input.storeFile },
+    input.log,
+  )
+  const store = withSealedSecrets(opened, input.masterKey)
   const clock = input.clock ?? systemClock
   return {
     config: input.config,
