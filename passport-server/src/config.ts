@@ -46,6 +46,8 @@ export interface PassportOptions {
    * instead of the SQLite file. Empty (the default): SQLite. It may hold a password: never log it.
    */
   databaseUrl?: string
+  /** Most connections one instance opens to that database. Default 10. */
+  databasePoolSize?: number
 }
 
 export type ResolvedConfig = Readonly<Required<PassportOptions>>
@@ -63,6 +65,7 @@ export const defaults = {
   assetsDir: new URL('../../dist/passport/', import.meta.url).pathname,
   trustedProxies: [],
   databaseUrl: '',
+  databasePoolSize: 10,
 } satisfies Omit<ResolvedConfig, 'issuer'>
 
 /**
@@ -85,6 +88,7 @@ export function resolveConfig(options: PassportOptions): ResolvedConfig {
     'liveMaxConnections',
     'maxBodyBytes',
     'scryptCost',
+    'databasePoolSize',
   ] as const) {
     if (!Number.isInteger(config[key]) || config[key] <= 0)
       throw new Error(`${key} must be a positive integer`)

@@ -44,10 +44,7 @@ export async function createDeps(input: {
   log: Logger
   clock?: Clock
 }): Promise<AppDeps> {
-  const opened = await openStore(
-    { databaseUrl: input.config.databaseUrl, sqliteFile: input.storeFile },
-    input.log,
-  )
+  const opened = await openStore(input.config, input.storeFile, input.log)
   const store = withSealedSecrets(opened, input.masterKey)
   const clock = input.clock ?? systemClock
   return {

@@ -1,3 +1,4 @@
+import type { ResolvedConfig } from '../config.ts'
 import type { Logger } from '../errors.ts'
 import { openPostgresStore } from './postgres/index.ts'
 import { openSqliteStore } from './sqlite.ts'
@@ -8,9 +9,12 @@ import type { Store } from './types.ts'
  * else the embedded SQLite file. Unsealed: the caller wraps it with `withSealedSecrets`.
  */
 export async function openStore(
-  target: { databaseUrl: string; sqliteFile: string },
+  config: Pick<ResolvedConfig, 'databaseUrl' | 'databasePoolSize'>,
+  sqliteFile: string,
   log: Logger,
 ): Promise<Store> {
-  if (target.databaseUrl !== '') return openPostgresStore(target.databaseUrl, { log })
-  return openSqliteStore(target.sqliteFile)
+  if (config.databaseUrl !== '') {
+    return openPostgresStore(config.databaseUrl, { poolSize: config.databasePoolSize, log })
+  }
+  return openSqliteStore(sqliteFile)
 }
