@@ -1,5 +1,5 @@
 import pg from 'pg'
-import { StoreUnavailableError } from '../../errors.ts'
+import { errorFields, type Logger, StoreUnavailableError } from '../../errors.ts'
 import type { Store, StoreTx } from '../types.ts'
 import { createApprovalRepo } from './approvals.ts'
 import { createCodeRepo } from './codes.ts'
@@ -32,7 +32,7 @@ export interface PostgresStoreOptions {
   /** How often a transaction that keeps meeting serialisation conflicts is run before 503. Default 10. */
   maxAttempts?: number
   /** Where pool errors are reported (a connection dropped while idle). */
-  log?: (event: string, fields?: Record<string, unknown>) => void
+  log?: Logger
 }
 
 /**
@@ -114,7 +114,7 @@ export async function openPostgresStore(url: string, opts: PostgresStoreOptions 
     application_name: 'passport',
   })
   // An idle connection that breaks (the server restarted) is dropped by the pool; say so, never crash.
-  pool.on('error', (error) => log('store_connection_lost', { message: error.message.slice(0, 200) }))
+  pool.on('error', (error) => log('store_connection_lost', errorFields(error)))
   // Every statement is SERIALIZABLE, also those outside a transaction (one statement each), so
   // that serialisable transactions see them in the conflict checks. Queued before any other.
   pool.on('connect', (client) => {
