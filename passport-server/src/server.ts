@@ -76,7 +76,9 @@ export async function listen(deps: AppDeps, port: number, hostname: string): Pro
   // Listening: from now on an error (an accept failure) is logged, never the end of the process.
   guardServer(deps.log, server, 'http')
   const address = server.address() as AddressInfo
-  deps.log('sys_startup', { issuer: deps.config.issuer, port: address.port })
+  // Which engine, never the database URL (it may hold a password).
+  const store = deps.config.databaseUrl === '' ? 'sqlite' : 'postgres'
+  deps.log('sys_startup', { issuer: deps.config.issuer, port: address.port, store })
   // Picks up keys rotated by the CLI or another instance, and retires old ones, without a restart.
   const stopKeyReload = repeatEvery(deps.log, 'key_reload', KEY_RELOAD_MS, async () => {
     replaceKeys(deps.keys, await loadOrCreateKeys(deps.store.secrets, deps.clock.now()))
