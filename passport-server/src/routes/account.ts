@@ -36,6 +36,7 @@ const methodLabels: Record<SignInMethod, string> = {
   password: 'password',
   device_approval: 'approval on another device',
   ciba: 'a backchannel request approved on another device',
+  passkey: 'a passkey',
 }
 
 /** The longest an account page's watch waits before asking again. */

@@ -4,6 +4,7 @@ import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlit
 import type { EndReason } from '../../../passport-frame/src/protocol/codes.ts'
 import { StoreUnavailableError } from '../errors.ts'
 import { createRowCache, watchOtherConnections } from './row-cache.ts'
+import { createPasskeyRepo, passkeysPurgeSql, passkeysSchemaSql } from './sqlite/passkeys.ts'
 import { createSqliteQueue } from './sqlite-queue.ts'
 import { addedColumns, droppedIndexes, recreatedTables, SCHEMA_VERSION, schemaSql } from './sqlite-schema.ts'
 import type {
@@ -222,6 +223,7 @@ function createRepos(db: DatabaseSync, caches: Caches): StoreTx {
     )
 
   return {
+    passkeys: createPasskeyRepo({ one, all, run }),
     users: {
       setPasswordHash: async (id, passwordHash) => {
         run('UPDATE users SET password_hash = ? WHERE id = ?', [passwordHash, id])
@@ -639,6 +641,7 @@ function createRepos(db: DatabaseSync, caches: Caches): StoreTx {
           ],
           ['DELETE FROM codes WHERE expires_at < ?', [dayAgo]],
           ['DELETE FROM approvals WHERE expires_at < ?', [dayAgo]],
+          [passkeysPurgeSql, [dayAgo]],
           ['DELETE FROM session_events WHERE at < ?', [weekAgo]],
         ] as const) {
           removed += Number(run(sql, [...params]).changes)
@@ -720,6 +723,7 @@ export function openSqliteStore(file: string): Store {
     db.exec('COMMIT')
   }
   db.exec(schemaSql)
+  db.exec(passkeysSchemaSql)
   db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`)
 
   const caches = createCaches(db)
