@@ -244,6 +244,8 @@ export interface PasskeyChallengeRecord {
   /** Registration: the user and the session that asked; authentication: null. */
   userId: string | null
   sessionId: string | null
+  /** Registration: the WebAuthn user handle the options carried (base64url); else null. */
+  userHandle: string | null
   createdAt: number
   expiresAt: number
   usedAt: number | null

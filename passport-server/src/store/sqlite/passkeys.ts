@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS passkey_challenges (
   purpose TEXT NOT NULL,
   user_id TEXT,
   session_id TEXT,
+  user_handle TEXT,
   created_at BIGINT NOT NULL,
   expires_at BIGINT NOT NULL,
   used_at BIGINT
@@ -73,6 +74,7 @@ const toChallenge = (r: Row): PasskeyChallengeRecord => ({
   purpose: r.purpose as PasskeyChallengeRecord['purpose'],
   userId: (r.user_id as string | null) ?? null,
   sessionId: (r.session_id as string | null) ?? null,
+  userHandle: (r.user_handle as string | null) ?? null,
   createdAt: Number(r.created_at),
   expiresAt: Number(r.expires_at),
   usedAt: nullableNumber(r.used_at),
@@ -135,8 +137,19 @@ export function createPasskeyRepo({ one, all, run }: SqliteQueries): PasskeyRepo
     createChallenge: async (c) => {
       run(
         `INSERT INTO passkey_challenges (id, challenge, binding_hash, purpose, user_id, session_id,
-           created_at, expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        [c.id, c.challenge, c.bindingHash, c.purpose, c.userId, c.sessionId, c.createdAt, c.expiresAt, c.usedAt],
+           user_handle, created_at, expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        [
+          c.id,
+          c.challenge,
+          c.bindingHash,
+          c.purpose,
+          c.userId,
+          c.sessionId,
+          c.userHandle,
+          c.createdAt,
+          c.expiresAt,
+          c.usedAt,
+        ],
       )
     },
     useChallenge: async (id, at) => {
