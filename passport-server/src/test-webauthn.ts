@@ -81,7 +81,8 @@ export function createSoftAuthenticator(defaults: { origin: string; rpId: string
       return counter
     },
     /** Answers registration options (the JSON the passport sent) with a registration response. */
-    register(options: { challenge: string; user: { id: string } }, o: CeremonyOverrides = {}): string {
+    register(optionsJson: unknown, o: CeremonyOverrides = {}): string {
+      const options = optionsJson as { challenge: string; user: { id: string } }
       userHandle = options.user.id
       const authData = authenticatorData(o, true)
       const attestationObject = isoCBOR.encode(
@@ -104,7 +105,8 @@ export function createSoftAuthenticator(defaults: { origin: string; rpId: string
       })
     },
     /** Answers authentication options with an assertion (the counter moves on by one first). */
-    authenticate(options: { challenge: string }, o: CeremonyOverrides = {}): string {
+    authenticate(optionsJson: unknown, o: CeremonyOverrides = {}): string {
+      const options = optionsJson as { challenge: string }
       if (o.counter === undefined) counter += 1
       const authData = authenticatorData(o, false)
       const data = clientData('webauthn.get', options.challenge, o)
