@@ -1,18 +1,12 @@
-import type { SQLInputValue, StatementResultingChanges } from 'node:sqlite'
+import type { SQLInputValue } from 'node:sqlite'
 import type { PasskeyChallengeRecord, PasskeyRecord, PasskeyRepo } from '../types.ts'
-
-type Row = Record<string, SQLInputValue>
-
-/** The statement helpers every SQLite repository is built on (one connection, prepared once). */
-export interface SqliteQueries {
-  one(sql: string, ...params: SQLInputValue[]): Row | null
-  all(sql: string, ...params: SQLInputValue[]): Row[]
-  run(sql: string, params?: SQLInputValue[]): StatementResultingChanges
-}
+import type { Row, Sql } from './connection.ts'
 
 /**
- * Passkeys (WebAuthn credentials) and the challenges handed out for them. Plain SQL that
- * PostgreSQL accepts too (BIGINT for times, INTEGER 0/1 for flags).
+ * Passkeys (WebAuthn credentials) and the challenges handed out for them: two new tables, made
+ * by `schemaSql` (which includes this) on every open, so an older store gains them with no
+ * version step and an older server never reads them. Plain SQL that PostgreSQL accepts too
+ * (BIGINT for times, INTEGER 0/1 for flags).
  */
 export const passkeysSchemaSql = `
 CREATE TABLE IF NOT EXISTS passkeys (
@@ -80,7 +74,7 @@ const toChallenge = (r: Row): PasskeyChallengeRecord => ({
   usedAt: nullableNumber(r.used_at),
 })
 
-export function createPasskeyRepo({ one, all, run }: SqliteQueries): PasskeyRepo {
+export function sqlitePasskeys({ one, all, run }: Sql): PasskeyRepo {
   return {
     create: async (p) =>
       Number(
