@@ -73,11 +73,11 @@ function setUpSignIn(form: HTMLFormElement) {
           ? 'No passkey was used.'
           : 'The passkey could not be used here. Try again, or use your password.',
       )
-      void conditional()
     }
   })
   form.hidden = false
-  void conditional()
+  // After a refused sign-in the page waits for the button: autofill does not try again by itself.
+  if (!document.querySelector('.error[role="alert"]:not([hidden])')) void conditional()
 }
 
 function setUpRegistration(form: HTMLFormElement) {
