@@ -70,7 +70,8 @@ async function signOutOnNews(page: Page) {
 }
 
 test.describe('passkeys', () => {
-  test.describe.configure({ timeout: 120_000 })
+  // Many round trips and two ceremonies each: generous for a busy shared machine.
+  test.describe.configure({ timeout: 240_000 })
 
   test('register on /account, sign out, sign in with it (News signed in, Shop with no typing); removed, it no longer signs in', async ({
     browserContext,
