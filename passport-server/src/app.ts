@@ -10,6 +10,7 @@ import { deviceSignInRoutes } from './routes/device-sign-in.ts'
 import { frameRoutes } from './routes/frame.ts'
 import { frameApiRoutes } from './routes/frame-api.ts'
 import { liveInternalRoutes } from './routes/live-internal.ts'
+import { passkeySignInRoutes } from './routes/passkeys.ts'
 import { siteApiRoutes } from './routes/site-api.ts'
 import { tokenRoutes } from './routes/token.ts'
 import { wellKnownRoutes } from './routes/well-known.ts'
@@ -34,6 +35,7 @@ export function createApp(deps: AppDeps): Hono {
   const proofs = createDpopProofs(deps)
   app.route('/', authorizeRoutes(deps))
   app.route('/', deviceSignInRoutes(deps, approvals))
+  app.route('/', passkeySignInRoutes(deps))
   const ciba = cibaRoutes(deps, approvals)
   app.route('/', ciba.routes)
   app.route('/', tokenRoutes(deps, ciba.tokenGrant))

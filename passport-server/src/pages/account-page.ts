@@ -1,5 +1,7 @@
 import type { ApprovalPrompt } from '../events/bus.ts'
+import type { PasskeyView } from '../services/passkeys.ts'
 import { escapeHtml, hiddenField, renderPage } from './html.ts'
+import { passkeyAccountSection } from './passkey-parts.ts'
 
 export interface DeviceRow {
   /** The session's id (a hash of its cookie; it grants nothing by itself). */
@@ -44,6 +46,8 @@ export function renderAccountPage(input: {
   approvals: ApprovalPrompt[]
   csrf: string
   notice?: string
+  /** The user's passkeys and the page script that adds them (`passkeyScriptUrl`). */
+  passkeys?: { list: PasskeyView[]; script: string }
 }) {
   const rows = input.devices
     .map(
@@ -61,9 +65,11 @@ ${
   return renderPage({
     title: 'Your devices · Passport',
     script: WATCH_SCRIPT,
+    ...(input.passkeys ? { scriptFiles: [input.passkeys.script] } : {}),
     body: `<h1>Your devices</h1><p class="site">Signed in as <strong>${escapeHtml(input.username)}</strong></p>
 ${input.notice ? `<p class="notice" role="status">${escapeHtml(input.notice)}</p>` : ''}
 ${approvals ? `<h2>Sign-in requests</h2><ul class="approvals">${approvals}</ul>` : ''}
-<ul class="devices">${rows}</ul>`,
+<ul class="devices">${rows}</ul>
+${input.passkeys ? passkeyAccountSection({ passkeys: input.passkeys.list, csrf: input.csrf }) : ''}`,
   })
 }

@@ -1,5 +1,6 @@
 import type { EndReason } from '../../../passport-frame/src/protocol/codes.ts'
 import { escapeHtml, hiddenField, renderPage } from './html.ts'
+import { passkeySignInForm } from './passkey-parts.ts'
 
 export interface AuthorizeParams {
   clientId: string
@@ -17,7 +18,10 @@ const notices: Partial<Record<EndReason, string>> = {
     'You were signed out because your account signed in on another device. Sign in again to continue here.',
 }
 
-/** The sign-in form. Every dynamic value is escaped; the page runs no script. */
+/**
+ * The sign-in form. Every dynamic value is escaped; the page runs no script but, when
+ * `passkeyScript` is given, that one file (passkeys: autofill in the username field and a button).
+ */
 export function renderLoginPage(input: {
   siteName: string
   params: AuthorizeParams
@@ -28,21 +32,25 @@ export function renderLoginPage(input: {
   redirectOrigin: string
   /** Whether the site allows "Sign in with another device" (its `device` login mode). */
   offerDevice: boolean
+  /** The passkey page script's URL (`passkeyScriptUrl`): offers "Sign in with a passkey". */
+  passkeyScript?: string
 }): { html: string; csp: string } {
   const notice = input.notice && notices[input.notice]
   return renderPage({
     title: 'Sign in · Passport',
     // After a successful POST the passport redirects to the site; form-action must allow it.
     formAction: [input.redirectOrigin],
+    ...(input.passkeyScript ? { scriptFiles: [input.passkeyScript] } : {}),
     body: `<h1>Sign in</h1><p class="site">to continue to <strong>${escapeHtml(input.siteName)}</strong></p>
 ${notice ? `<p class="notice" role="status">${escapeHtml(notice)}</p>` : ''}
 ${input.error ? `<p class="error" role="alert">${escapeHtml(input.error)}</p>` : ''}
 <form method="post" action="/login">
 ${hiddenField('csrf', input.csrf)}${hiddenField('client_id', input.params.clientId)}${hiddenField('redirect_uri', input.params.redirectUri)}${hiddenField('state', input.params.state)}${hiddenField('code_challenge', input.params.codeChallenge)}${hiddenField('response_mode', input.params.responseMode)}
-<label for="username">Username</label><input id="username" name="username" autocomplete="username" required maxlength="64" value="${escapeHtml(input.username ?? '')}" autofocus>
+<label for="username">Username</label><input id="username" name="username" autocomplete="username${input.passkeyScript ? ' webauthn' : ''}" required maxlength="64" value="${escapeHtml(input.username ?? '')}" autofocus>
 <label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required maxlength="256">
 <button type="submit">Sign in</button>
 </form>
+${input.passkeyScript ? passkeySignInForm(input) : ''}
 ${input.offerDevice ? deviceForm(input) : ''}`,
   })
 }

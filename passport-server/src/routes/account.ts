@@ -5,6 +5,7 @@ import { readForm } from '../middleware/body.ts'
 import { issueCsrf, refuseForeignPost } from '../middleware/csrf.ts'
 import { type DeviceRow, renderAccountPage } from '../pages/account-page.ts'
 import { renderErrorPage } from '../pages/login-page.ts'
+import { passkeyScriptUrl } from '../pages/passkey-parts.ts'
 import { sendPage } from '../pages/send-page.ts'
 import { describeUserAgent } from '../pages/user-agent.ts'
 import {
@@ -14,8 +15,10 @@ import {
   readAnswer,
   waitForNotice,
 } from '../services/device-approval.ts'
+import { createPasskeys } from '../services/passkeys.ts'
 import { endSession, findLiveSession, SESSION_COOKIE } from '../services/sessions.ts'
 import type { SessionRecord, SignInMethod } from '../store/types.ts'
+import { passkeyAccountRoutes } from './passkeys.ts'
 
 /**
  * The passport's account page, "Your devices": every live sign-in of the user with its sites,
@@ -36,6 +39,7 @@ const methodLabels: Record<SignInMethod, string> = {
   password: 'password',
   device_approval: 'approval on another device',
   ciba: 'a backchannel request approved on another device',
+  passkey: 'a passkey',
 }
 
 /** The longest an account page's watch waits before asking again. */
@@ -43,6 +47,7 @@ const WATCH_MS = 25_000
 
 export function accountRoutes(deps: AppDeps, approvals: DeviceApprovals): Hono {
   const app = new Hono()
+  const passkeys = createPasskeys(deps)
 
   const devicesOf = async (current: SessionRecord): Promise<DeviceRow[]> => {
     const now = deps.clock.now()
@@ -77,6 +82,10 @@ export function accountRoutes(deps: AppDeps, approvals: DeviceApprovals): Hono {
         approvals: await pendingPrompts(deps, current.userId),
         csrf: issueCsrf(c),
         ...(notice ? { notice } : {}),
+        passkeys: {
+          list: await passkeys.list(current.userId),
+          script: passkeyScriptUrl(deps.config.issuer),
+        },
       }),
     )
   }
@@ -100,6 +109,8 @@ export function accountRoutes(deps: AppDeps, approvals: DeviceApprovals): Hono {
     }
     return { form, current }
   }
+
+  app.route('/', passkeyAccountRoutes(deps, { readAccountPost, show }, passkeys))
 
   app.post('/account/sessions/end', async (c) => {
     const post = await readAccountPost(c)

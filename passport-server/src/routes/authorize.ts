@@ -5,6 +5,7 @@ import type { AppDeps } from '../deps.ts'
 import { readForm } from '../middleware/body.ts'
 import { issueCsrf, refuseForeignPost } from '../middleware/csrf.ts'
 import { type AuthorizeParams, renderErrorPage, renderLoginPage } from '../pages/login-page.ts'
+import { passkeyScriptUrl } from '../pages/passkey-parts.ts'
 import { sendPage } from '../pages/send-page.ts'
 import { createLoginThrottle } from '../services/login-throttle.ts'
 import { allowsLoginMode } from '../services/registry.ts'
@@ -48,6 +49,7 @@ export function authorizeRoutes(deps: AppDeps): Hono {
         csrf: issueCsrf(c),
         redirectOrigin: new URL(params.redirectUri).origin,
         offerDevice: allowsLoginMode(site, 'device'),
+        passkeyScript: passkeyScriptUrl(deps.config.issuer),
         ...extra,
       }),
       status,

@@ -94,6 +94,8 @@ describe('sqlite store', () => {
       expect(tables).toEqual([
         'approvals',
         'codes',
+        'passkey_challenges',
+        'passkeys',
         'refresh_tokens',
         'retired_sites',
         'secrets',

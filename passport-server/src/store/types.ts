@@ -56,7 +56,7 @@ export interface SessionRecord {
   method?: SignInMethod
 }
 
-export type SignInMethod = 'password' | 'device_approval' | 'ciba'
+export type SignInMethod = 'password' | 'device_approval' | 'ciba' | 'passkey'
 
 export interface CodeRecord {
   /** SHA-256 of the code. */
@@ -198,6 +198,85 @@ export interface ApprovalRepo {
    * approved, already used, or approved too long ago.
    */
   markUsed(id: string, approvedSince: number): Promise<ApprovalRecord | null>
+}
+
+/** A WebAuthn credential (passkey) of a user. */
+export interface PasskeyRecord {
+  /** The credential id, base64url, as the authenticator made it (unique across users). */
+  id: string
+  userId: string
+  /**
+   * The WebAuthn user handle (base64url) the credential was made for: random, the same for
+   * every passkey of a user, never the user id or name (authenticators may show or sync it).
+   */
+  userHandle: string
+  /** The credential's COSE public key, base64url. */
+  publicKey: string
+  /** The signature counter last seen (0 for authenticators that keep none). */
+  counter: number
+  transports: string[]
+  /** `multiDevice`: the credential may be synced (backup eligible); `singleDevice`: bound to one authenticator. */
+  deviceType: 'singleDevice' | 'multiDevice'
+  /** Backup state, as the authenticator last reported it. */
+  backedUp: boolean
+  /** The authenticator model's AAGUID (all zeros when it gives none). */
+  aaguid: string
+  /** A label for the account page. */
+  name: string
+  createdAt: number
+  lastUsedAt: number | null
+  /** Kept after removal so that the removed credential is refused as such (and never accepted again). */
+  removedAt: number | null
+}
+
+/**
+ * A WebAuthn challenge the passport handed out: single-use, short-lived, and bound to the
+ * browser that asked for it (the hash of a cookie only that browser holds).
+ */
+export interface PasskeyChallengeRecord {
+  /** SHA-256 of the challenge (base64url): the challenge itself is the client's to send back. */
+  id: string
+  /** The challenge (base64url), for the verifier. */
+  challenge: string
+  /** SHA-256 of the browser's binding cookie. */
+  bindingHash: string
+  purpose: 'registration' | 'authentication'
+  /** Registration: the user and the session that asked; authentication: null. */
+  userId: string | null
+  sessionId: string | null
+  /** Registration: the WebAuthn user handle the options carried (base64url); else null. */
+  userHandle: string | null
+  createdAt: number
+  expiresAt: number
+  usedAt: number | null
+}
+
+export interface PasskeyRepo {
+  /** Adds a passkey; false when a credential with that id exists (live or removed). */
+  create(passkey: PasskeyRecord): Promise<boolean>
+  /** The credential, removed or not; null when never registered. */
+  get(id: string): Promise<PasskeyRecord | null>
+  /** The user's passkeys not removed, oldest first. */
+  listByUser(userId: string): Promise<PasskeyRecord[]>
+  /** The user handle of any passkey the user ever had (removed too), or null. */
+  userHandleOf(userId: string): Promise<string | null>
+  /**
+   * Records a successful use. Compare-and-swap: only while the passkey is not removed and its
+   * stored counter is still `expectedCounter`; false (changing nothing) otherwise.
+   */
+  recordUse(
+    id: string,
+    expectedCounter: number,
+    use: { counter: number; backedUp: boolean; at: number },
+  ): Promise<boolean>
+  /** Marks the user's own passkey removed; false when it is not theirs or already removed. */
+  remove(userId: string, id: string, at: number): Promise<boolean>
+  createChallenge(challenge: PasskeyChallengeRecord): Promise<void>
+  /**
+   * Marks a challenge used and returns it as it was before this call, atomically: of two
+   * concurrent calls one sees `usedAt: null`, the other the first one's time. Null if unknown.
+   */
+  useChallenge(id: string, at: number): Promise<PasskeyChallengeRecord | null>
 }
 
 export interface UserRepo {
@@ -358,6 +437,7 @@ export interface StoreTx {
   maintenance: MaintenanceRepo
   secrets: SecretRepo
   approvals: ApprovalRepo
+  passkeys: PasskeyRepo
 }
 
 /**

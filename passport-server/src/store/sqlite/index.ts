@@ -9,6 +9,7 @@ import { createSql, type Sql, translateError } from './connection.ts'
 import { sqliteEvents } from './events.ts'
 import { sqliteMaintenance } from './maintenance.ts'
 import { migrate } from './migrate.ts'
+import { sqlitePasskeys } from './passkeys.ts'
 import { createSqliteQueue } from './queue.ts'
 import { sqliteRefresh } from './refresh.ts'
 import { sqliteSecrets } from './secrets.ts'
@@ -30,6 +31,7 @@ function createRepos(sql: Sql, caches: Caches): StoreTx {
     refresh: sqliteRefresh(sql),
     maintenance: sqliteMaintenance(sql, caches),
     secrets: sqliteSecrets(sql),
+    passkeys: sqlitePasskeys(sql),
   }
 }
 

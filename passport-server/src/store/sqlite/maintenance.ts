@@ -1,6 +1,7 @@
 import type { MaintenanceRepo } from '../types.ts'
 import type { Caches } from './caches.ts'
 import type { Sql } from './connection.ts'
+import { passkeysPurgeSql } from './passkeys.ts'
 
 export function sqliteMaintenance({ run }: Sql, caches: Caches): MaintenanceRepo {
   return {
@@ -18,6 +19,7 @@ export function sqliteMaintenance({ run }: Sql, caches: Caches): MaintenanceRepo
         ],
         ['DELETE FROM codes WHERE expires_at < ?', [dayAgo]],
         ['DELETE FROM approvals WHERE expires_at < ?', [dayAgo]],
+        [passkeysPurgeSql, [dayAgo]],
         ['DELETE FROM session_events WHERE at < ?', [weekAgo]],
       ] as const) {
         removed += Number(run(sql, [...params]).changes)

@@ -1,3 +1,5 @@
+import { passkeysSchemaSql } from './passkeys.ts'
+
 /** Schema of the embedded store. `PRAGMA user_version` numbers it for later migrations. */
 export const SCHEMA_VERSION = 8
 
@@ -133,7 +135,7 @@ CREATE TABLE IF NOT EXISTS secrets (
 );
 -- Live-channel tickets of older versions: the frame now proves its key on the socket itself.
 DROP TABLE IF EXISTS live_tickets;
-`
+${passkeysSchemaSql}`
 
 /**
  * What later versions added to tables that already existed, so that a store created by an
