@@ -7,6 +7,7 @@ import type { Db } from './db.ts'
 import { isRetryable, isUnavailable, translateError } from './errors.ts'
 import { createEventRepo } from './events.ts'
 import { createMaintenanceRepo } from './maintenance.ts'
+import { createPasskeyRepo } from './passkeys.ts'
 import { createRefreshRepo } from './refresh.ts'
 import { migrate } from './schema.ts'
 import { createSecretRepo } from './secrets.ts'
@@ -51,6 +52,7 @@ function createRepos(db: Db): StoreTx {
     maintenance: createMaintenanceRepo(db),
     secrets: createSecretRepo(db),
     approvals: createApprovalRepo(db),
+    passkeys: createPasskeyRepo(db),
   }
 }
 

@@ -18,6 +18,7 @@ const purged: { table: string; key: string; where: string; age: number }[] = [
   { table: 'codes', key: 'hash', where: 'expires_at < $1', age: DAY },
   { table: 'approvals', key: 'id', where: 'expires_at < $1', age: DAY },
   { table: 'session_events', key: 'id', where: 'at < $1', age: 7 * DAY },
+  { table: 'passkey_challenges', key: 'id', where: 'expires_at < $1', age: DAY },
 ]
 
 export function createMaintenanceRepo(db: Db): MaintenanceRepo {

@@ -150,6 +150,41 @@ CREATE TABLE secrets (
 );
 `,
   },
+  {
+    version: 2,
+    name: 'passkeys',
+    sql: `
+CREATE TABLE passkeys (
+  id TEXT PRIMARY KEY,
+  user_id TEXT NOT NULL,
+  user_handle TEXT NOT NULL,
+  public_key TEXT NOT NULL,
+  counter BIGINT NOT NULL,
+  transports TEXT NOT NULL,
+  device_type TEXT NOT NULL,
+  backed_up INTEGER NOT NULL,
+  aaguid TEXT NOT NULL,
+  name TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  last_used_at BIGINT,
+  removed_at BIGINT
+);
+CREATE INDEX passkeys_by_user ON passkeys (user_id);
+CREATE TABLE passkey_challenges (
+  id TEXT PRIMARY KEY,
+  challenge TEXT NOT NULL,
+  binding_hash TEXT NOT NULL,
+  purpose TEXT NOT NULL,
+  user_id TEXT,
+  session_id TEXT,
+  user_handle TEXT,
+  created_at BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  used_at BIGINT
+);
+CREATE INDEX passkey_challenges_by_expiry ON passkey_challenges (expires_at);
+`,
+  },
 ]
 
 export const SCHEMA_VERSION = Math.max(...migrations.map((m) => m.version))

@@ -1,6 +1,6 @@
-import type { SQLInputValue } from 'node:sqlite'
-import type { PasskeyChallengeRecord, PasskeyRecord, PasskeyRepo } from '../types.ts'
-import type { Row, Sql } from './connection.ts'
+import { toPasskey, toPasskeyChallenge } from '../passkey-rows.ts'
+import type { PasskeyRepo } from '../types.ts'
+import type { Sql } from './connection.ts'
 
 /**
  * Passkeys (WebAuthn credentials) and the challenges handed out for them: two new tables, made
@@ -42,37 +42,6 @@ CREATE INDEX IF NOT EXISTS passkey_challenges_by_expiry ON passkey_challenges (e
 
 /** What the maintenance purge deletes: challenges a day past expiry (used or not). */
 export const passkeysPurgeSql = 'DELETE FROM passkey_challenges WHERE expires_at < ?'
-
-const nullableNumber = (v: SQLInputValue | undefined) => (v === null || v === undefined ? null : Number(v))
-
-const toPasskey = (r: Row): PasskeyRecord => ({
-  id: r.id as string,
-  userId: r.user_id as string,
-  userHandle: r.user_handle as string,
-  publicKey: r.public_key as string,
-  counter: Number(r.counter),
-  transports: JSON.parse(r.transports as string),
-  deviceType: r.device_type as PasskeyRecord['deviceType'],
-  backedUp: Number(r.backed_up) === 1,
-  aaguid: r.aaguid as string,
-  name: r.name as string,
-  createdAt: Number(r.created_at),
-  lastUsedAt: nullableNumber(r.last_used_at),
-  removedAt: nullableNumber(r.removed_at),
-})
-
-const toChallenge = (r: Row): PasskeyChallengeRecord => ({
-  id: r.id as string,
-  challenge: r.challenge as string,
-  bindingHash: r.binding_hash as string,
-  purpose: r.purpose as PasskeyChallengeRecord['purpose'],
-  userId: (r.user_id as string | null) ?? null,
-  sessionId: (r.session_id as string | null) ?? null,
-  userHandle: (r.user_handle as string | null) ?? null,
-  createdAt: Number(r.created_at),
-  expiresAt: Number(r.expires_at),
-  usedAt: nullableNumber(r.used_at),
-})
 
 export function sqlitePasskeys({ one, all, run }: Sql): PasskeyRepo {
   return {
@@ -152,7 +121,7 @@ export function sqlitePasskeys({ one, all, run }: Sql): PasskeyRepo {
       const before = one('SELECT * FROM passkey_challenges WHERE id = ?', id)
       if (!before) return null
       if (before.used_at === null) run('UPDATE passkey_challenges SET used_at = ? WHERE id = ?', [at, id])
-      return toChallenge(before)
+      return toPasskeyChallenge(before)
     },
   }
 }

@@ -2,10 +2,11 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { T0 } from '../../test-support.ts'
-import { openSqliteStore } from '../sqlite.ts'
-import type { PasskeyChallengeRecord, PasskeyRecord, Store } from '../types.ts'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { T0 } from '../test-support.ts'
+import { openSqliteStore } from './sqlite.ts'
+import { createEngine, ENGINES, type TestEngine } from './test-engines.ts'
+import type { PasskeyChallengeRecord, PasskeyRecord, Store } from './types.ts'
 
 const passkey = (id: string, over: Partial<PasskeyRecord> = {}): PasskeyRecord => ({
   id,
@@ -38,15 +39,23 @@ const challenge = (id: string, over: Partial<PasskeyChallengeRecord> = {}): Pass
   ...over,
 })
 
-let store: Store
-beforeEach(() => {
-  store = openSqliteStore(':memory:')
-})
-afterEach(async () => {
-  await store.close()
-})
+describe.each(ENGINES)('passkeys repository: %s', (engineName) => {
+  let engine: TestEngine
+  let store: Store
+  beforeAll(async () => {
+    engine = await createEngine(engineName)
+  })
+  afterAll(async () => {
+    await engine?.dispose()
+  })
+  beforeEach(async () => {
+    await engine.reset()
+    store = await engine.open()
+  })
+  afterEach(async () => {
+    await store.close()
+  })
 
-describe('sqlite passkeys', () => {
   it('stores a passkey whole; a second with the same id is refused', async () => {
     expect(await store.passkeys.create(passkey('p1'))).toBe(true)
     expect(await store.passkeys.get('p1')).toEqual(passkey('p1'))
@@ -101,7 +110,9 @@ describe('sqlite passkeys', () => {
     expect(await store.passkeys.useChallenge('new', T0)).not.toBeNull()
     expect(await store.passkeys.get('p1')).not.toBeNull()
   })
+})
 
+describe('sqlite passkeys', () => {
   it('a store from before passkeys gains both tables on open', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'passport-passkeys-store-'))
     try {
