@@ -10,6 +10,7 @@ import { deviceSignInRoutes } from './routes/device-sign-in.ts'
 import { frameRoutes } from './routes/frame.ts'
 import { frameApiRoutes } from './routes/frame-api.ts'
 import { liveInternalRoutes } from './routes/live-internal.ts'
+import { scramSignInRoutes } from './routes/scram-sign-in.ts'
 import { siteApiRoutes } from './routes/site-api.ts'
 import { tokenRoutes } from './routes/token.ts'
 import { wellKnownRoutes } from './routes/well-known.ts'
@@ -33,6 +34,7 @@ export function createApp(deps: AppDeps): Hono {
   // One per app: it holds the proofs seen (replay) and makes the nonces the frame pages carry.
   const proofs = createDpopProofs(deps)
   app.route('/', authorizeRoutes(deps))
+  app.route('/', scramSignInRoutes(deps))
   app.route('/', deviceSignInRoutes(deps, approvals))
   const ciba = cibaRoutes(deps, approvals)
   app.route('/', ciba.routes)

@@ -44,7 +44,7 @@ export async function createTestDeps(overrides: { file?: string } = {}): Promise
   const logs: LogLine[] = []
   const log: Logger = (event, fields = {}) => logs.push({ event, fields })
   return {
-    config: resolveConfig({ issuer: TEST_ISSUER, scryptCost: 1024 }),
+    config: resolveConfig({ issuer: TEST_ISSUER, scryptCost: 1024, scramIterations: 4096 }),
     store,
     keys: await loadOrCreateKeys(store.secrets),
     clock: fixedClock(T0),
@@ -111,7 +111,7 @@ export async function startTestServer(options: { liveValidationSecret?: string }
   const logs: LogLine[] = []
   const log: Logger = (event, fields = {}) => logs.push({ event, fields })
   const deps: TestDeps = {
-    config: resolveConfig({ issuer, scryptCost: 1024, ...options }),
+    config: resolveConfig({ issuer, scryptCost: 1024, scramIterations: 4096, ...options }),
     store,
     keys: await loadOrCreateKeys(store.secrets),
     clock: fixedClock(Date.now()),

@@ -33,13 +33,25 @@ const STYLE_HASH = inlineHash(STYLE)
  * one, its own inline script (by hash, fetching from the passport alone), and forbids framing:
  * sign-in pages must never be overlaid by another site.
  */
-export function renderPage(input: { title: string; body: string; formAction?: string[]; script?: string }): {
+export function renderPage(input: {
+  title: string
+  body: string
+  formAction?: string[]
+  script?: string
+  /** A built script of the passport's own (`/sign-in.js`), loaded as a module. */
+  scriptFile?: string
+}): {
   html: string
   csp: string
 } {
   const formAction = ["'self'", ...(input.formAction ?? [])].join(' ')
-  const script = input.script ? `<script>${input.script}</script>` : ''
-  const scriptPolicy = input.script ? `; script-src ${inlineHash(input.script)}; connect-src 'self'` : ''
+  const script =
+    (input.script ? `<script>${input.script}</script>` : '') +
+    (input.scriptFile ? `<script type="module" src="${escapeHtml(input.scriptFile)}"></script>` : '')
+  const sources = [input.script ? inlineHash(input.script) : '', input.scriptFile ? "'self'" : ''].filter(
+    Boolean,
+  )
+  const scriptPolicy = sources.length ? `; script-src ${sources.join(' ')}; connect-src 'self'` : ''
   return {
     html: `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>${escapeHtml(input.title)}</title><style>${STYLE}</style></head><body><main>${input.body}</main>${script}</body></html>`,
     csp: `default-src 'none'; style-src ${STYLE_HASH}; form-action ${formAction}; frame-ancestors 'none'; base-uri 'none'${scriptPolicy}`,

@@ -17,7 +17,11 @@ const notices: Partial<Record<EndReason, string>> = {
     'You were signed out because your account signed in on another device. Sign in again to continue here.',
 }
 
-/** The sign-in form. Every dynamic value is escaped; the page runs no script. */
+/**
+ * The sign-in form. Every dynamic value is escaped. With JavaScript, `/sign-in.js` takes the
+ * form over and signs in with SCRAM over the sign-in socket (the password never leaves the
+ * page); without, the form posts as it always did, unless `passwordForm` is off.
+ */
 export function renderLoginPage(input: {
   siteName: string
   params: AuthorizeParams
@@ -28,16 +32,19 @@ export function renderLoginPage(input: {
   redirectOrigin: string
   /** Whether the site allows "Sign in with another device" (its `device` login mode). */
   offerDevice: boolean
+  /** Whether the plain password post is accepted (`PASSPORT_PASSWORD_FORM`); default true. */
+  passwordForm?: boolean
 }): { html: string; csp: string } {
   const notice = input.notice && notices[input.notice]
   return renderPage({
     title: 'Sign in · Passport',
     // After a successful POST the passport redirects to the site; form-action must allow it.
     formAction: [input.redirectOrigin],
+    scriptFile: '/sign-in.js',
     body: `<h1>Sign in</h1><p class="site">to continue to <strong>${escapeHtml(input.siteName)}</strong></p>
 ${notice ? `<p class="notice" role="status">${escapeHtml(notice)}</p>` : ''}
 ${input.error ? `<p class="error" role="alert">${escapeHtml(input.error)}</p>` : ''}
-<form method="post" action="/login">
+<form method="post" action="/login" id="sign-in" data-password-form="${input.passwordForm === false ? 'off' : 'on'}">
 ${hiddenField('csrf', input.csrf)}${hiddenField('client_id', input.params.clientId)}${hiddenField('redirect_uri', input.params.redirectUri)}${hiddenField('state', input.params.state)}${hiddenField('code_challenge', input.params.codeChallenge)}${hiddenField('response_mode', input.params.responseMode)}
 <label for="username">Username</label><input id="username" name="username" autocomplete="username" required maxlength="64" value="${escapeHtml(input.username ?? '')}" autofocus>
 <label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required maxlength="256">

@@ -4,6 +4,7 @@ import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlit
 import type { EndReason } from '../../../passport-frame/src/protocol/codes.ts'
 import { StoreUnavailableError } from '../errors.ts'
 import { createRowCache, watchOtherConnections } from './row-cache.ts'
+import { createOneTimeIdRepo, oneTimeIdsSql } from './sqlite-one-time-ids.ts'
 import { createSqliteQueue } from './sqlite-queue.ts'
 import { addedColumns, droppedIndexes, recreatedTables, SCHEMA_VERSION, schemaSql } from './sqlite-schema.ts'
 import type {
@@ -624,6 +625,7 @@ function createRepos(db: DatabaseSync, caches: Caches): StoreTx {
         ),
       ],
     },
+    oneTimeIds: createOneTimeIdRepo(run),
     maintenance: {
       purge: async (now) => {
         caches.tokens.forget()
@@ -640,6 +642,7 @@ function createRepos(db: DatabaseSync, caches: Caches): StoreTx {
           ['DELETE FROM codes WHERE expires_at < ?', [dayAgo]],
           ['DELETE FROM approvals WHERE expires_at < ?', [dayAgo]],
           ['DELETE FROM session_events WHERE at < ?', [weekAgo]],
+          ['DELETE FROM one_time_ids WHERE expires_at < ?', [now]],
         ] as const) {
           removed += Number(run(sql, [...params]).changes)
         }
@@ -720,6 +723,7 @@ export function openSqliteStore(file: string): Store {
     db.exec('COMMIT')
   }
   db.exec(schemaSql)
+  db.exec(oneTimeIdsSql)
   db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`)
 
   const caches = createCaches(db)
