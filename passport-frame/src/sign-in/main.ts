@@ -140,9 +140,9 @@ function takeOver(form: HTMLFormElement) {
   }
 
   function refused(error: Extract<SignInServerMessage, { type: 'error' }>): void {
-    if (error.code === 'invalid_proof' && error.fallback && formAllowed) return postForm(error.fallback)
-    if (error.code === 'throttled') return showError('Too many sign-in attempts from here. Try again later.')
-    if (error.code === 'invalid_proof') return showError('Wrong username or password.')
-    showError('This sign-in could not be completed. Reload the page and try again.')
+    if (error.code === 'invalid_proof' && error.fallback && formAllowed) postForm(error.fallback)
+    else if (error.code === 'throttled') showError('Too many sign-in attempts from here. Try again later.')
+    else if (error.code === 'invalid_proof') showError('Wrong username or password.')
+    else showError('This sign-in could not be completed. Reload the page and try again.')
   }
 }

@@ -24,17 +24,17 @@ export function fromBase64(text: string): Uint8Array | null {
 async function hmac(key: Uint8Array, data: string | Uint8Array): Promise<Uint8Array> {
   const k = await crypto.subtle.importKey(
     'raw',
-    key as BufferSource,
+    key as Uint8Array<ArrayBuffer>,
     { name: 'HMAC', hash: 'SHA-256' },
     false,
     ['sign'],
   )
   const bytes = typeof data === 'string' ? te.encode(data) : data
-  return new Uint8Array(await crypto.subtle.sign('HMAC', k, bytes as BufferSource))
+  return new Uint8Array(await crypto.subtle.sign('HMAC', k, bytes as Uint8Array<ArrayBuffer>))
 }
 
 async function sha256(data: Uint8Array): Promise<Uint8Array> {
-  return new Uint8Array(await crypto.subtle.digest('SHA-256', data as BufferSource))
+  return new Uint8Array(await crypto.subtle.digest('SHA-256', data as Uint8Array<ArrayBuffer>))
 }
 
 /** PBKDF2-HMAC-SHA-256 of the NFKC-normalised password (as the passport normalises it). */
@@ -43,7 +43,7 @@ export async function saltedPassword(password: string, salt: Uint8Array, iterati
     'deriveBits',
   ])
   const bits = await crypto.subtle.deriveBits(
-    { name: 'PBKDF2', hash: 'SHA-256', salt: salt as BufferSource, iterations },
+    { name: 'PBKDF2', hash: 'SHA-256', salt: salt as Uint8Array<ArrayBuffer>, iterations },
     base,
     256,
   )
@@ -80,8 +80,7 @@ export async function clientFinal(input: {
   const salt = fromBase64(attrs?.get('s') ?? '')
   const iterations = Number(attrs?.get('i'))
   if (
-    !nonce ||
-    !nonce.startsWith(input.clientNonce) ||
+    !nonce?.startsWith(input.clientNonce) ||
     nonce.length <= input.clientNonce.length ||
     !salt ||
     salt.length === 0 ||

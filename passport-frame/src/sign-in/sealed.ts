@@ -24,15 +24,18 @@ export async function wrapContentKey(
   jwk: JWK,
   issuer: string,
   purpose: SealedPurpose,
+  /** The time it is made (ms): the device's clock unless given (tests). */
+  nowMs = Date.now(),
 ): Promise<{ key: Uint8Array; wrapped: string }> {
+  const now = Math.floor(nowMs / 1000)
   const key = crypto.getRandomValues(new Uint8Array(32))
   const publicKey = await importJWK(jwk, 'ECDH-ES+A256KW')
   const wrapped = await new EncryptJWT({ k: base64url.encode(key) })
     .setProtectedHeader({ alg: 'ECDH-ES+A256KW', enc: 'A256GCM', ...(jwk.kid ? { kid: jwk.kid } : {}) })
     .setAudience(`${issuer}/sealed/${purpose}`)
     .setJti(base64url.encode(crypto.getRandomValues(new Uint8Array(16))))
-    .setIssuedAt()
-    .setExpirationTime('2m')
+    .setIssuedAt(now)
+    .setExpirationTime(now + 120)
     .encrypt(publicKey)
   return { key, wrapped }
 }
