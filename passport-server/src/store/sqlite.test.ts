@@ -376,6 +376,7 @@ describe('sqlite store', () => {
       expect(tables).toEqual([
         'approvals',
         'codes',
+        'one_time_ids',
         'refresh_tokens',
         'retired_sites',
         'secrets',
