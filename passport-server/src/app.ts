@@ -4,6 +4,7 @@ import { createErrorHandler, errorBody } from './errors.ts'
 import { limitBody } from './middleware/body.ts'
 import { securityHeaders } from './middleware/security-headers.ts'
 import { accountRoutes } from './routes/account.ts'
+import { accountSealedRoutes } from './routes/account-sealed.ts'
 import { authorizeRoutes } from './routes/authorize.ts'
 import { cibaRoutes } from './routes/ciba.ts'
 import { deviceSignInRoutes } from './routes/device-sign-in.ts'
@@ -40,6 +41,7 @@ export function createApp(deps: AppDeps): Hono {
   app.route('/', ciba.routes)
   app.route('/', tokenRoutes(deps, ciba.tokenGrant))
   app.route('/', accountRoutes(deps, approvals))
+  app.route('/', accountSealedRoutes(deps))
   app.route('/', frameRoutes(deps, proofs))
   app.route('/', frameApiRoutes(deps, approvals, proofs))
   app.route('/', siteApiRoutes(deps))
