@@ -18,6 +18,7 @@ import { createDeps, listen, listenLiveOnly } from './server.ts'
  *   PASSPORT_ROLE=live  run only the live channel, apart; with PASSPORT_LIVE_VALIDATE_URL (the
  *                       passport's internal URL) and the same PASSPORT_LIVE_VALIDATION_SECRET
  *   PASSPORT_PASSWORD_FORM=off  no plain password form: sign-in over the SCRAM socket only
+ *   PASSPORT_SCRAM_ITERATIONS  PBKDF2 iterations of new SCRAM credentials (default 600000)
  *   PASSPORT_TRUSTED_PROXIES  comma list of reverse-proxy addresses/CIDRs (X-Forwarded-For)
  *   PASSPORT_MASTER_KEY / PASSPORT_MASTER_KEY_FILE  the key the stored secrets are sealed under
  *                     (required: without one it refuses to start, saying how to make one)
@@ -36,6 +37,7 @@ const config = resolveConfig({
     ? { liveValidationSecret: env.PASSPORT_LIVE_VALIDATION_SECRET }
     : {}),
   ...(env.PASSPORT_PASSWORD_FORM === 'off' ? { passwordForm: false } : {}),
+  ...(env.PASSPORT_SCRAM_ITERATIONS ? { scramIterations: Number(env.PASSPORT_SCRAM_ITERATIONS) } : {}),
   ...(env.PASSPORT_TRUSTED_PROXIES
     ? { trustedProxies: env.PASSPORT_TRUSTED_PROXIES.split(',').map((entry) => entry.trim()) }
     : {}),
