@@ -53,7 +53,7 @@ export const SignInErrorCode = {
   invalid_proof: 'invalid_proof',
   /** Too many failures for this account or from this address (`retry_after` seconds). */
   throttled: 'throttled',
-  /** The site is not registered (or does not allow password sign-in). */
+  /** The site is not registered (or does not allow password sign-in). `site: ''` is the passport itself (re-authentication). */
   unknown_site: 'unknown_site',
   /** The sealed key (`seal`) is malformed, replayed, for another audience or another key. */
   invalid_seal: 'invalid_seal',

@@ -109,3 +109,19 @@ export function checkServerFinal(serverFinal: string, expectedSignature: string)
   const attrs = parseScramAttributes(serverFinal)
   return attrs !== null && !attrs.has('e') && attrs.get('v') === expectedSignature
 }
+
+/**
+ * A new SCRAM credential made on the page (a password change): the new password goes into
+ * PBKDF2 here and only StoredKey and ServerKey leave, sealed.
+ */
+export async function newCredential(password: string, iterations: number) {
+  const salt = crypto.getRandomValues(new Uint8Array(16))
+  const salted = await saltedPassword(password, salt, iterations)
+  const clientKey = await hmac(salted, 'Client Key')
+  return {
+    salt: toBase64(salt),
+    iterations,
+    stored_key: toBase64(await sha256(clientKey)),
+    server_key: toBase64(await hmac(salted, 'Server Key')),
+  }
+}

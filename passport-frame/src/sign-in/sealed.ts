@@ -26,11 +26,13 @@ export async function wrapContentKey(
   purpose: SealedPurpose,
   /** The time it is made (ms): the device's clock unless given (tests). */
   nowMs = Date.now(),
+  /** Claims sent sealed beside the key (a password change's new credential). */
+  extra: Record<string, unknown> = {},
 ): Promise<{ key: Uint8Array; wrapped: string }> {
   const now = Math.floor(nowMs / 1000)
   const key = crypto.getRandomValues(new Uint8Array(32))
   const publicKey = await importJWK(jwk, 'ECDH-ES+A256KW')
-  const wrapped = await new EncryptJWT({ k: base64url.encode(key) })
+  const wrapped = await new EncryptJWT({ ...extra, k: base64url.encode(key) })
     .setProtectedHeader({ alg: 'ECDH-ES+A256KW', enc: 'A256GCM', ...(jwk.kid ? { kid: jwk.kid } : {}) })
     .setAudience(`${issuer}/sealed/${purpose}`)
     .setJti(base64url.encode(crypto.getRandomValues(new Uint8Array(16))))

@@ -21,7 +21,7 @@ import type { AppDeps } from '../deps.ts'
 import { loginThrottleOf } from '../services/login-throttle.ts'
 import { allowsLoginMode } from '../services/registry.ts'
 import { issueSignInTicket } from '../services/sign-in-tickets.ts'
-import type { UserRecord } from '../store/types.ts'
+import type { SiteRecord, UserRecord } from '../store/types.ts'
 import { openWrappedKey, sealForKey } from '../tokens/sealed.ts'
 
 /** Exchanges one socket may start (retries after a wrong password) before it is closed. */
@@ -69,8 +69,12 @@ export function createSignInExchange(deps: AppDeps, address: string) {
       return refuse('invalid_message')
     }
     if (!SCRAM_NONCE.test(clientNonce)) return refuse('invalid_message')
-    const site = await deps.store.sites.get(siteId)
-    if (!site || !allowsLoginMode(site, 'password')) return refuse('unknown_site')
+    // An empty site: the passport itself, re-authenticating a signed-in user (a password change);
+    // its result opens no sign-in, only `POST /account/password/sealed`.
+    const site = siteId === '' ? { id: '' } : await deps.store.sites.get(siteId)
+    if (!site || (site.id !== '' && !allowsLoginMode(site as SiteRecord, 'password'))) {
+      return refuse('unknown_site')
+    }
     const gate = throttle.check(username, address)
     // As on the form: an address over its limit is told so (429 there); a locked account is
     // not (the exchange runs and ends in the same invalid_proof as a wrong password).

@@ -29,16 +29,28 @@ export function sealedAudience(issuer: string, purpose: SealedPurpose): string {
  * Opens a wrapped content key. `claimOnce(jti, expiresAtMs)` records the key's id and answers
  * false if it was recorded before (the store's one-time ids), so a replay opens nothing.
  */
-export async function openWrappedKey(input: {
+export async function openWrappedKey(input: OpenInput): Promise<Uint8Array | null> {
+  return (await openSealedRequest(input))?.key ?? null
+}
+
+interface OpenInput {
   keys: KeySet
   issuer: string
   purpose: SealedPurpose
   jwe: string
   nowMs: number
   claimOnce: (id: string, expiresAtMs: number) => Promise<boolean>
-}): Promise<Uint8Array | null> {
+}
+
+/**
+ * As `openWrappedKey`, with the request's other claims: what the page sends sealed beside the
+ * key (a password change's new credential).
+ */
+export async function openSealedRequest(
+  input: OpenInput,
+): Promise<{ key: Uint8Array; claims: Record<string, unknown> } | null> {
   if (input.jwe.length > MAX_SEALED_LENGTH) return null
-  let payload: { k?: unknown; jti?: unknown; exp?: unknown }
+  let payload: Record<string, unknown> & { k?: unknown; jti?: unknown; exp?: unknown }
   try {
     const header = decodeProtectedHeader(input.jwe)
     const key = typeof header.kid === 'string' ? input.keys.encryption.privateKeys.get(header.kid) : undefined
@@ -66,7 +78,7 @@ export async function openWrappedKey(input: {
   if (contentKey.length !== 32) return null
   const expiresAtMs = Math.min(Number(payload.exp) * 1000, input.nowMs + SEALED_KEY_MAX_AGE_SECONDS * 1000)
   if (!(await input.claimOnce(`sealed:${payload.jti}`, expiresAtMs + 30_000))) return null
-  return contentKey
+  return { key: contentKey, claims: payload }
 }
 
 /** The answer: `data` as JSON in a JWE under the page's content key (`dir`, `A256GCM`). */
