@@ -233,7 +233,8 @@ describe('JWKS', () => {
     expect(encryption.length).toBeGreaterThan(0)
     expect(signing.length + encryption.length).toBe(body.keys.length)
     for (const key of signing) expect(key).toMatchObject({ kty: 'OKP', crv: 'Ed25519', alg: 'EdDSA' })
-    for (const key of encryption) expect(key).toMatchObject({ kty: 'EC', crv: 'P-256', alg: 'ECDH-ES+A256KW' })
+    for (const key of encryption)
+      expect(key).toMatchObject({ kty: 'EC', crv: 'P-256', alg: 'ECDH-ES+A256KW' })
     for (const key of body.keys) {
       expect(key.kid).toBeTruthy()
       expect(key.d).toBeUndefined()
