@@ -59,8 +59,13 @@ function takeOver(form: HTMLFormElement) {
     ws.send(JSON.stringify(message))
     return answer
   }
-  // Opened at once: the first attempt does not wait for the handshake.
+  // Opened at once, with the passport's encryption key fetched beside it: the first attempt
+  // waits for neither.
   open().catch(() => {})
+  let encKey = fetchEncryptionKey(issuer)
+  encKey.catch(() => {
+    encKey = fetchEncryptionKey(issuer) // tried once more at the attempt
+  })
 
   const showError = (text: string) => {
     let p = form.parentElement?.querySelector<HTMLElement>('p.error')
@@ -105,9 +110,9 @@ function takeOver(form: HTMLFormElement) {
     const password = passwordInput?.value ?? ''
     const nonce = clientNonce()
     const bare = clientFirstBare(username, nonce)
-    const [first, encKey] = await Promise.all([
+    const [first, jwk] = await Promise.all([
       ask({ type: 'client_first', site, message: `${SIGN_IN_GS2_HEADER}${bare}` }),
-      fetchEncryptionKey(issuer),
+      encKey,
     ])
     if (!first) throw new Error('socket closed')
     if (first.type === 'error') return refused(first)
@@ -120,7 +125,7 @@ function takeOver(form: HTMLFormElement) {
       channelBinding: `${SIGN_IN_GS2_HEADER}${bindingData(first.address, site)}`,
     })
     if (!final) return showError('The passport answered in a way this page does not accept.')
-    const { key, wrapped } = await wrapContentKey(encKey, issuer, 'sign_in')
+    const { key, wrapped } = await wrapContentKey(jwk, issuer, 'sign_in')
     const last = await ask({ type: 'client_final', message: final.message, seal: wrapped })
     if (!last) throw new Error('socket closed')
     if (last.type === 'error') return refused(last)
