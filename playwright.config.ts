@@ -31,6 +31,9 @@ export default defineConfig({
       DOCS_PORT: String(testPorts.docs),
       PASSPORT_DATA_DIR: dataDir,
       PASSPORT_QUIET: '1',
+      // The demo users' SCRAM credentials at a test cost: each browser sign-in derives the key
+      // with PBKDF2 in the page, and 600,000 iterations take seconds on a loaded CI machine.
+      PASSPORT_SCRAM_ITERATIONS: process.env.PASSPORT_SCRAM_ITERATIONS ?? '10000',
     },
   },
 })

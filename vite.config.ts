@@ -11,6 +11,7 @@ const frameSrc = resolve(here, 'passport-frame/src')
  * - `--mode sdk`:   the SDK for a classic <script> tag, served as /passport.js
  * - `--mode esm`:   the SDK as an ES module, served as /passport.mjs
  * - `--mode passkey`: the passport pages' passkey script, served as /passkey.js
+ * - `--mode signin`: the sign-in page's SCRAM client, served as /sign-in.js
  * Each passport file is a single self-contained script (no chunks) with a fixed name, because
  * sites link to it by URL.
  */
@@ -19,6 +20,7 @@ const passportFiles: Record<string, { entry: string; format: 'es' | 'iife'; file
   sdk: { entry: `${frameSrc}/embed/script-tag.ts`, format: 'iife', file: 'passport.js' },
   esm: { entry: `${frameSrc}/embed/index.ts`, format: 'es', file: 'passport.mjs' },
   passkey: { entry: `${frameSrc}/pages/passkey.ts`, format: 'iife', file: 'passkey.js' },
+  signin: { entry: `${frameSrc}/sign-in/main.ts`, format: 'es', file: 'sign-in.js' },
 }
 
 export default defineConfig(({ mode }): UserConfig => {

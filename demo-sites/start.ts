@@ -67,6 +67,8 @@ export async function startDemo(input: {
   clock?: Clock
   /** The key the store's secrets are sealed under; by default `master.key` in the data folder. */
   masterKey?: MasterKey
+  /** PBKDF2 iterations of the demo users' SCRAM credentials (`PASSPORT_SCRAM_ITERATIONS`). */
+  scramIterations?: number
 }): Promise<RunningDemo> {
   const { ports } = input
   const urls = {
@@ -76,7 +78,11 @@ export async function startDemo(input: {
     docs: `http://docs.localhost:${ports.docs}`,
     ...(ports.evil ? { evil: `http://evil.localhost:${ports.evil}` } : {}),
   }
-  const config = resolveConfig({ issuer: urls.passport, assetsDir: path.join(root, 'dist/passport') })
+  const config = resolveConfig({
+    issuer: urls.passport,
+    assetsDir: path.join(root, 'dist/passport'),
+    ...(input.scramIterations ? { scramIterations: input.scramIterations } : {}),
+  })
   const log = input.quiet ? silentLogger : consoleLogger
   const openDeps = () =>
     createDeps({
@@ -169,6 +175,7 @@ if (import.meta.main) {
     },
     dataDir: path.resolve(env.PASSPORT_DATA_DIR ?? 'data'),
     quiet: env.PASSPORT_QUIET === '1',
+    ...(env.PASSPORT_SCRAM_ITERATIONS ? { scramIterations: Number(env.PASSPORT_SCRAM_ITERATIONS) } : {}),
     ...masterKeyOption(masterKeyFrom({ key: env.PASSPORT_MASTER_KEY, file: env.PASSPORT_MASTER_KEY_FILE })),
   })
   console.log(`

@@ -1,4 +1,4 @@
-import { hashPassword } from '../../passport-server/src/auth/password.ts'
+import { hashScramPassword } from '../../passport-server/src/auth/scram.ts'
 import type { AppDeps } from '../../passport-server/src/deps.ts'
 import { ensureSite, type RegisteredSite } from '../../passport-server/src/services/registry.ts'
 
@@ -25,7 +25,8 @@ export async function seedDemo(
       id: `u_${crypto.randomUUID()}`,
       username: user.username,
       name: user.name,
-      passwordHash: await hashPassword(user.password, deps.config.scryptCost),
+      // SCRAM credentials: the sign-in page never sends the password (docs/sign-in.md).
+      passwordHash: await hashScramPassword(user.password, deps.config.scramIterations),
       createdAt: deps.clock.now(),
     })
   }

@@ -221,14 +221,21 @@ describe('frame document and scripts', () => {
 })
 
 describe('JWKS', () => {
-  test('publishes public Ed25519 keys only, with kid and alg', async () => {
+  test('publishes public Ed25519 signing keys and P-256 encryption keys only, with kid and alg', async () => {
     const { app } = await createTestWorld()
     const body = (await (await app.request('/.well-known/jwks.json')).json()) as {
       keys: Record<string, string>[]
     }
-    expect(body.keys.length).toBeGreaterThan(0)
+    const signing = body.keys.filter((k) => k.use === 'sig')
+    const encryption = body.keys.filter((k) => k.use === 'enc')
+    expect(signing.length).toBeGreaterThan(0)
+    // Issue 16: the key browsers wrap one-time content keys to (sealed payloads).
+    expect(encryption.length).toBeGreaterThan(0)
+    expect(signing.length + encryption.length).toBe(body.keys.length)
+    for (const key of signing) expect(key).toMatchObject({ kty: 'OKP', crv: 'Ed25519', alg: 'EdDSA' })
+    for (const key of encryption)
+      expect(key).toMatchObject({ kty: 'EC', crv: 'P-256', alg: 'ECDH-ES+A256KW' })
     for (const key of body.keys) {
-      expect(key).toMatchObject({ kty: 'OKP', crv: 'Ed25519', alg: 'EdDSA', use: 'sig' })
       expect(key.kid).toBeTruthy()
       expect(key.d).toBeUndefined()
     }

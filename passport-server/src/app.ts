@@ -4,6 +4,7 @@ import { createErrorHandler, errorBody } from './errors.ts'
 import { limitBody } from './middleware/body.ts'
 import { securityHeaders } from './middleware/security-headers.ts'
 import { accountRoutes } from './routes/account.ts'
+import { accountSealedRoutes } from './routes/account-sealed.ts'
 import { authorizeRoutes } from './routes/authorize.ts'
 import { cibaRoutes } from './routes/ciba.ts'
 import { deviceSignInRoutes } from './routes/device-sign-in.ts'
@@ -11,6 +12,7 @@ import { frameRoutes } from './routes/frame.ts'
 import { frameApiRoutes } from './routes/frame-api.ts'
 import { liveInternalRoutes } from './routes/live-internal.ts'
 import { passkeySignInRoutes } from './routes/passkeys.ts'
+import { scramSignInRoutes } from './routes/scram-sign-in.ts'
 import { siteApiRoutes } from './routes/site-api.ts'
 import { tokenRoutes } from './routes/token.ts'
 import { wellKnownRoutes } from './routes/well-known.ts'
@@ -34,12 +36,14 @@ export function createApp(deps: AppDeps): Hono {
   // One per app: it holds the proofs seen (replay) and makes the nonces the frame pages carry.
   const proofs = createDpopProofs(deps)
   app.route('/', authorizeRoutes(deps))
+  app.route('/', scramSignInRoutes(deps))
   app.route('/', deviceSignInRoutes(deps, approvals))
   app.route('/', passkeySignInRoutes(deps))
   const ciba = cibaRoutes(deps, approvals)
   app.route('/', ciba.routes)
   app.route('/', tokenRoutes(deps, ciba.tokenGrant))
   app.route('/', accountRoutes(deps, approvals))
+  app.route('/', accountSealedRoutes(deps))
   app.route('/', frameRoutes(deps, proofs))
   app.route('/', frameApiRoutes(deps, approvals, proofs))
   app.route('/', siteApiRoutes(deps))

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util'
-import { hashPassword } from './auth/password.ts'
+import { hashScramPassword } from './auth/scram.ts'
 import type { AppDeps } from './deps.ts'
 import { PassportError } from './errors.ts'
 import { issueAuthkey, registerSite } from './services/registry.ts'
@@ -169,7 +169,10 @@ export async function runCli(deps: AppDeps, argv: string[], io: CliIo): Promise<
       const password = (await io.readSecret()).trim()
       if (password.length < 8)
         throw new PassportError('invalid_request', 'passwords need at least 8 characters')
-      await deps.store.users.setPasswordHash(user.id, await hashPassword(password, deps.config.scryptCost))
+      await deps.store.users.setPasswordHash(
+        user.id,
+        await hashScramPassword(password, deps.config.scramIterations),
+      )
       // A password change ends every sign-in made with the old one.
       const live = (await deps.store.sessions.listByUser(user.id)).filter((s) => s.endedAt === null)
       for (const session of live) await endSession(deps, session, 'revoked')
@@ -189,7 +192,7 @@ export async function runCli(deps: AppDeps, argv: string[], io: CliIo): Promise<
         id: `u_${crypto.randomUUID()}`,
         username,
         name: values.name?.slice(0, 64) || username,
-        passwordHash: await hashPassword(password, deps.config.scryptCost),
+        passwordHash: await hashScramPassword(password, deps.config.scramIterations),
         createdAt: deps.clock.now(),
       })
       io.out(`user ${username} created`)

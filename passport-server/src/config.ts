@@ -18,6 +18,17 @@ export interface PassportOptions {
   /** scrypt cost parameter N for password hashes. Default 2^15. */
   scryptCost?: number
   /**
+   * PBKDF2-HMAC-SHA-256 iterations of new SCRAM credentials (sign-in without the password on
+   * the wire, docs/sign-in.md). Default 600,000 (OWASP's current figure).
+   */
+  scramIterations?: number
+  /**
+   * Whether the plain password form (the no-JavaScript fallback, which posts the password)
+   * is accepted. `PASSPORT_PASSWORD_FORM=off` turns it off: SCRAM over the socket only.
+   * Default true.
+   */
+  passwordForm?: boolean
+  /**
    * Shared secret a WebSocket server running apart uses to validate live tickets at
    * `POST /internal/live/validate`. Empty (the default): that endpoint does not exist.
    */
@@ -59,6 +70,8 @@ export const defaults = {
   refreshGraceSeconds: 10,
   maxBodyBytes: 16 * 1024,
   scryptCost: 2 ** 15,
+  scramIterations: 600_000,
+  passwordForm: true,
   liveValidationSecret: '',
   liveMaxConnections: 15_000,
   dpopNonceRequired: true,
@@ -89,6 +102,7 @@ export function resolveConfig(options: PassportOptions): ResolvedConfig {
     'maxBodyBytes',
     'scryptCost',
     'databasePoolSize',
+    'scramIterations',
   ] as const) {
     if (!Number.isInteger(config[key]) || config[key] <= 0)
       throw new Error(`${key} must be a positive integer`)

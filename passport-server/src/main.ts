@@ -20,6 +20,8 @@ import { createDeps, listen, listenLiveOnly } from './server.ts'
  *   PASSPORT_LIVE_VALIDATION_SECRET  enables POST /internal/live/validate for a live server apart
  *   PASSPORT_ROLE=live  run only the live channel, apart; with PASSPORT_LIVE_VALIDATE_URL (the
  *                       passport's internal URL) and the same PASSPORT_LIVE_VALIDATION_SECRET
+ *   PASSPORT_PASSWORD_FORM=off  no plain password form: sign-in over the SCRAM socket only
+ *   PASSPORT_SCRAM_ITERATIONS  PBKDF2 iterations of new SCRAM credentials (default 600000)
  *   PASSPORT_TRUSTED_PROXIES  comma list of reverse-proxy addresses/CIDRs (X-Forwarded-For)
  *   PASSPORT_MASTER_KEY / PASSPORT_MASTER_KEY_FILE  the key the stored secrets are sealed under
  *                     (required: without one it refuses to start, saying how to make one)
@@ -39,6 +41,8 @@ const config = resolveConfig({
     : {}),
   ...(env.PASSPORT_DATABASE_URL ? { databaseUrl: env.PASSPORT_DATABASE_URL } : {}),
   ...(env.PASSPORT_DATABASE_POOL_SIZE ? { databasePoolSize: Number(env.PASSPORT_DATABASE_POOL_SIZE) } : {}),
+  ...(env.PASSPORT_PASSWORD_FORM === 'off' ? { passwordForm: false } : {}),
+  ...(env.PASSPORT_SCRAM_ITERATIONS ? { scramIterations: Number(env.PASSPORT_SCRAM_ITERATIONS) } : {}),
   ...(env.PASSPORT_TRUSTED_PROXIES
     ? { trustedProxies: env.PASSPORT_TRUSTED_PROXIES.split(',').map((entry) => entry.trim()) }
     : {}),

@@ -13,6 +13,7 @@ import { startEventLogTail } from './events/log-tail.ts'
 import { guardServer, repeatEvery } from './guard.ts'
 import { attachLiveServer } from './live/live-server.ts'
 import { createInProcessPresence } from './live/presence.ts'
+import { attachSignInSocket, SIGN_IN_PATH } from './live/sign-in-socket.ts'
 import { startBackchannelLogout } from './services/backchannel-logout.ts'
 import { startExpirySweeper } from './services/expiry-sweeper.ts'
 import { createHttpLiveAuthenticator, createStoreLiveAuthenticator } from './services/live-auth.ts'
@@ -88,7 +89,9 @@ export async function listen(deps: AppDeps, port: number, hostname: string): Pro
     deps,
     authenticator: createStoreLiveAuthenticator(deps),
     limits: { maxConnections: deps.config.liveMaxConnections },
+    otherPaths: [SIGN_IN_PATH],
   })
+  const signInSocket = attachSignInSocket({ server, deps })
   const stopSweeper = startExpirySweeper(deps)
   const stopTail = await startEventLogTail(deps)
   const stopBackchannel = startBackchannelLogout(deps)
@@ -104,6 +107,7 @@ export async function listen(deps: AppDeps, port: number, hostname: string): Pro
       stopTail()
       stopBackchannel()
       live.close()
+      signInSocket.close()
       await new Promise<void>((resolve) => {
         server.close(() => resolve())
         server.closeAllConnections()

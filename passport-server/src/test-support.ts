@@ -55,7 +55,7 @@ export async function createTestDeps(
   const logs: LogLine[] = []
   const log: Logger = (event, fields = {}) => logs.push({ event, fields })
   return {
-    config: resolveConfig({ issuer: TEST_ISSUER, scryptCost: 1024 }),
+    config: resolveConfig({ issuer: TEST_ISSUER, scryptCost: 1024, scramIterations: 4096 }),
     store,
     keys: await loadOrCreateKeys(store.secrets),
     clock: fixedClock(T0),
@@ -123,7 +123,7 @@ export async function startTestServer(options: { liveValidationSecret?: string }
   const logs: LogLine[] = []
   const log: Logger = (event, fields = {}) => logs.push({ event, fields })
   const deps: TestDeps = {
-    config: resolveConfig({ issuer, scryptCost: 1024, ...options }),
+    config: resolveConfig({ issuer, scryptCost: 1024, scramIterations: 4096, ...options }),
     store,
     keys: await loadOrCreateKeys(store.secrets),
     clock: fixedClock(Date.now()),

@@ -1,4 +1,5 @@
 import { randomBytes, type ScryptOptions, scrypt, timingSafeEqual } from 'node:crypto'
+import { SCRAM_SCHEME, verifyScramPassword } from './scram.ts'
 
 const KEY_LENGTH = 32
 const R = 8
@@ -23,7 +24,14 @@ export async function hashPassword(password: string, cost: number): Promise<stri
   return ['scrypt', cost, R, P, salt.toString('base64url'), key.toString('base64url')].join('$')
 }
 
+/** Whether `stored` is an scrypt hash from before SCRAM credentials (upgraded at the next sign-in). */
+export function isLegacyHash(stored: string): boolean {
+  return stored.startsWith('scrypt$')
+}
+
+/** Checks a password against a stored SCRAM credential (PBKDF2) or an scrypt hash. */
 export async function verifyPassword(password: string, stored: string): Promise<boolean> {
+  if (stored.startsWith(`${SCRAM_SCHEME}$`)) return verifyScramPassword(password, stored)
   const [scheme, n, r, p, salt, hash] = stored.split('$')
   if (scheme !== 'scrypt' || !salt || !hash) return false
   const N = Number(n)

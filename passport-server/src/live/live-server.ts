@@ -124,6 +124,8 @@ export function attachLiveServer(input: {
   deps: Pick<AppDeps, 'config' | 'store' | 'events' | 'presence' | 'log' | 'clock'>
   authenticator: LiveAuthenticator
   limits?: Partial<LiveLimits>
+  /** Upgrade paths another listener on the same server answers (the sign-in socket). */
+  otherPaths?: readonly string[]
 }): { close(): void; connectionCount(): number } {
   const { server, deps, authenticator } = input
   const limits = { ...defaultLiveLimits, ...input.limits }
@@ -359,6 +361,7 @@ export function attachLiveServer(input: {
     // Any bytes may arrive as the target (`//[` makes `new URL` throw): a bad one is a 400.
     const url = URL.parse(req.url ?? '/', 'http://localhost')
     if (!url) return reject(socket, 400, 'bad_request_target')
+    if (input.otherPaths?.includes(url.pathname)) return
     if (url.pathname !== LIVE_PATH) return reject(socket, 404, 'unknown_path')
     // Full: refuse before any work, so sign-in and refresh keep their file descriptors.
     if (total + unauthenticated >= limits.maxConnections) return reject(socket, 503, 'server_full')

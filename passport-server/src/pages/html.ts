@@ -40,6 +40,8 @@ export function renderPage(input: {
   script?: string
   /** Absolute URLs of the passport's own page scripts; the CSP allows exactly these files. */
   scriptFiles?: string[]
+  /** A built script of the passport's own (`/sign-in.js`), loaded as a module. */
+  scriptFile?: string
 }): {
   html: string
   csp: string
@@ -48,8 +50,13 @@ export function renderPage(input: {
   const files = input.scriptFiles ?? []
   const script =
     (input.script ? `<script>${input.script}</script>` : '') +
-    files.map((url) => `<script src="${escapeHtml(url)}" defer></script>`).join('')
-  const sources = [...(input.script ? [inlineHash(input.script)] : []), ...files]
+    files.map((url) => `<script src="${escapeHtml(url)}" defer></script>`).join('') +
+    (input.scriptFile ? `<script type="module" src="${escapeHtml(input.scriptFile)}"></script>` : '')
+  const sources = [
+    ...(input.script ? [inlineHash(input.script)] : []),
+    ...files,
+    ...(input.scriptFile ? ["'self'"] : []),
+  ]
   const scriptPolicy = sources.length ? `; script-src ${sources.join(' ')}; connect-src 'self'` : ''
   return {
     html: `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>${escapeHtml(input.title)}</title><style>${STYLE}</style></head><body><main>${input.body}</main>${script}</body></html>`,

@@ -19,8 +19,10 @@ const notices: Partial<Record<EndReason, string>> = {
 }
 
 /**
- * The sign-in form. Every dynamic value is escaped; the page runs no script but, when
- * `passkeyScript` is given, that one file (passkeys: autofill in the username field and a button).
+ * The sign-in form. Every dynamic value is escaped. With `passkeyScript`, that file offers
+ * passkeys (autofill in the username field and a button). With JavaScript, `/sign-in.js` takes the
+ * form over and signs in with SCRAM over the sign-in socket (the password never leaves the
+ * page); without, the form posts as it always did, unless `passwordForm` is off.
  */
 export function renderLoginPage(input: {
   siteName: string
@@ -34,6 +36,8 @@ export function renderLoginPage(input: {
   offerDevice: boolean
   /** The passkey page script's URL (`passkeyScriptUrl`): offers "Sign in with a passkey". */
   passkeyScript?: string
+  /** Whether the plain password post is accepted (`PASSPORT_PASSWORD_FORM`); default true. */
+  passwordForm?: boolean
 }): { html: string; csp: string } {
   const notice = input.notice && notices[input.notice]
   return renderPage({
@@ -41,10 +45,11 @@ export function renderLoginPage(input: {
     // After a successful POST the passport redirects to the site; form-action must allow it.
     formAction: [input.redirectOrigin],
     ...(input.passkeyScript ? { scriptFiles: [input.passkeyScript] } : {}),
+    scriptFile: '/sign-in.js',
     body: `<h1>Sign in</h1><p class="site">to continue to <strong>${escapeHtml(input.siteName)}</strong></p>
 ${notice ? `<p class="notice" role="status">${escapeHtml(notice)}</p>` : ''}
 ${input.error ? `<p class="error" role="alert">${escapeHtml(input.error)}</p>` : ''}
-<form method="post" action="/login">
+<form method="post" action="/login" id="sign-in" data-password-form="${input.passwordForm === false ? 'off' : 'on'}">
 ${hiddenField('csrf', input.csrf)}${hiddenField('client_id', input.params.clientId)}${hiddenField('redirect_uri', input.params.redirectUri)}${hiddenField('state', input.params.state)}${hiddenField('code_challenge', input.params.codeChallenge)}${hiddenField('response_mode', input.params.responseMode)}
 <label for="username">Username</label><input id="username" name="username" autocomplete="username${input.passkeyScript ? ' webauthn' : ''}" required maxlength="64" value="${escapeHtml(input.username ?? '')}" autofocus>
 <label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required maxlength="256">

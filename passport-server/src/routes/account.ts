@@ -45,32 +45,35 @@ const methodLabels: Record<SignInMethod, string> = {
 /** The longest an account page's watch waits before asking again. */
 const WATCH_MS = 25_000
 
+/** The user's live sign-ins ("Your devices"), the current one marked. */
+export async function listDevices(deps: AppDeps, current: SessionRecord): Promise<DeviceRow[]> {
+  const now = deps.clock.now()
+  const sessions = (await deps.store.sessions.listByUser(current.userId)).filter(
+    (s) => s.endedAt === null && s.expiresAt > now,
+  )
+  const names = new Map<string, string>()
+  const siteName = async (id: string) => {
+    if (!names.has(id)) names.set(id, (await deps.store.sites.get(id))?.name ?? id)
+    return names.get(id) as string
+  }
+  return Promise.all(
+    sessions.map(async (s) => ({
+      id: s.id,
+      device: s.method === 'ciba' ? s.userAgent : describeUserAgent(s.userAgent),
+      sites: await Promise.all((await deps.store.sessions.sitesOf(s.id)).map(siteName)),
+      signedInAt: s.createdAt,
+      lastActivityAt: await deps.store.sessions.lastActivity(s.id),
+      method: methodLabels[s.method ?? 'password'],
+      current: s.id === current.id,
+    })),
+  )
+}
+
 export function accountRoutes(deps: AppDeps, approvals: DeviceApprovals): Hono {
   const app = new Hono()
   const passkeys = createPasskeys(deps)
 
-  const devicesOf = async (current: SessionRecord): Promise<DeviceRow[]> => {
-    const now = deps.clock.now()
-    const sessions = (await deps.store.sessions.listByUser(current.userId)).filter(
-      (s) => s.endedAt === null && s.expiresAt > now,
-    )
-    const names = new Map<string, string>()
-    const siteName = async (id: string) => {
-      if (!names.has(id)) names.set(id, (await deps.store.sites.get(id))?.name ?? id)
-      return names.get(id) as string
-    }
-    return Promise.all(
-      sessions.map(async (s) => ({
-        id: s.id,
-        device: s.method === 'ciba' ? s.userAgent : describeUserAgent(s.userAgent),
-        sites: await Promise.all((await deps.store.sessions.sitesOf(s.id)).map(siteName)),
-        signedInAt: s.createdAt,
-        lastActivityAt: await deps.store.sessions.lastActivity(s.id),
-        method: methodLabels[s.method ?? 'password'],
-        current: s.id === current.id,
-      })),
-    )
-  }
+  const devicesOf = (current: SessionRecord) => listDevices(deps, current)
 
   const show = async (c: Context, current: SessionRecord, notice?: string) => {
     const user = await deps.store.users.findById(current.userId)

@@ -32,7 +32,7 @@ describe('GET /authorize', () => {
     const res = await app.request(authorizeUrl(authorizeRequest('news', newsRedirect)))
     expect(res.status).toBe(200)
     const html = await res.text()
-    expect(html).toContain('<form method="post" action="/login">')
+    expect(html).toContain('<form method="post" action="/login" id="sign-in" data-password-form="on">')
     expect(html).toContain('name="csrf"')
     expect(res.headers.get('Cache-Control')).toBe('no-store')
     expect(res.headers.get('Content-Security-Policy')).toContain("frame-ancestors 'none'")

@@ -1,15 +1,23 @@
 import { type Context, Hono } from 'hono'
 import { getCookie } from 'hono/cookie'
-import { createDummyHash, verifyPassword } from '../auth/password.ts'
+import { isLegacyHash, verifyPassword } from '../auth/password.ts'
+import { randomSecret } from '../auth/random.ts'
+import {
+  decoyCredential,
+  deriveScramCredential,
+  encodeScramCredential,
+  hashScramPassword,
+} from '../auth/scram.ts'
 import type { AppDeps } from '../deps.ts'
 import { readForm } from '../middleware/body.ts'
 import { issueCsrf, refuseForeignPost } from '../middleware/csrf.ts'
 import { type AuthorizeParams, renderErrorPage, renderLoginPage } from '../pages/login-page.ts'
 import { passkeyScriptUrl } from '../pages/passkey-parts.ts'
 import { sendPage } from '../pages/send-page.ts'
-import { createLoginThrottle } from '../services/login-throttle.ts'
+import { loginThrottleOf } from '../services/login-throttle.ts'
 import { allowsLoginMode } from '../services/registry.ts'
 import { findLiveSession, SESSION_COOKIE } from '../services/sessions.ts'
+import { redeemSignInTicket } from '../services/sign-in-tickets.ts'
 import type { SiteRecord } from '../store/types.ts'
 import { clientAddress } from './client-address.ts'
 import {
@@ -23,6 +31,8 @@ import {
 } from './sign-in-flow.ts'
 
 const GENERIC_LOGIN_ERROR = 'Wrong username or password.'
+const NO_FORM_ERROR =
+  'This passport signs in without sending your password: turn on JavaScript and try again.'
 
 /**
  * The sign-in round trip: `GET /authorize` (silent with `prompt=none`, or showing the form) and
@@ -32,7 +42,7 @@ const GENERIC_LOGIN_ERROR = 'Wrong username or password.'
 export function authorizeRoutes(deps: AppDeps): Hono {
   const app = new Hono()
   let dummyHash: Promise<string> | undefined
-  const throttle = createLoginThrottle(deps.clock)
+  const throttle = loginThrottleOf(deps)
 
   const showLogin = (
     c: Context,
@@ -50,6 +60,7 @@ export function authorizeRoutes(deps: AppDeps): Hono {
         redirectOrigin: new URL(params.redirectUri).origin,
         offerDevice: allowsLoginMode(site, 'device'),
         passkeyScript: passkeyScriptUrl(deps.config.issuer),
+        passwordForm: deps.config.passwordForm,
         ...extra,
       }),
       status,
@@ -107,6 +118,10 @@ export function authorizeRoutes(deps: AppDeps): Hono {
     const signIn = await readSignInParams(deps, form)
     if (!signIn) return sendPage(c, renderErrorPage('Unknown site or unregistered redirect address.'), 400)
     const { site, params } = signIn
+    if (!deps.config.passwordForm) {
+      // PASSPORT_PASSWORD_FORM=off: the password never travels, not even as a fallback.
+      return showLogin(c, site, params, { error: NO_FORM_ERROR }, 401)
+    }
     const username = (form.username ?? '').slice(0, 64)
     const password = (form.password ?? '').slice(0, 256)
     const address = clientAddress(c, deps.config)
@@ -116,17 +131,31 @@ export function authorizeRoutes(deps: AppDeps): Hono {
       c.header('Retry-After', String(gate.retryAfterSeconds))
       return sendPage(c, renderErrorPage('Too many sign-in attempts from here. Try again later.'), 429)
     }
+    // The page's fallback after a refused SCRAM proof: that attempt was counted on the socket.
+    const counted =
+      form.fallback !== undefined &&
+      (await redeemSignInTicket(deps, form.fallback, { kind: 'fallback', siteId: site.id, address })) ===
+        username
     const user = username ? await deps.store.users.findByUsername(username) : null
-    // Unknown users are checked against a dummy hash so both failures take the same time; a
-    // locked account is checked too, and answered the same way whatever the password.
-    dummyHash ??= createDummyHash(deps.config.scryptCost)
+    // Unknown users are checked against a dummy credential of the current kind (SCRAM, PBKDF2)
+    // so both failures take the same time; a locked account is checked too, and answered the
+    // same way whatever the password.
+    dummyHash ??= hashScramPassword(randomSecret(), deps.config.scramIterations)
     const ok = await verifyPassword(password, user?.passwordHash ?? (await dummyHash))
     if (!user || !ok || !gate.allowed) {
-      const locked = throttle.failed(username, address)
+      const locked = counted ? false : throttle.failed(username, address)
       deps.log(locked ? 'authn_login_lock' : 'authn_login_fail', { site: site.id })
       return showLogin(c, site, params, { error: GENERIC_LOGIN_ERROR, username }, 401)
     }
     throttle.succeeded(username)
+    if (isLegacyHash(user.passwordHash)) {
+      // Upgrade: from now on this account signs in over SCRAM with no password on the wire. The
+      // salt is the decoy salt this username was already answered with (no visible change).
+      const { salt } = decoyCredential(deps.keys.scramSecret, user.username, deps.config.scramIterations)
+      const credential = await deriveScramCredential(password, salt, deps.config.scramIterations)
+      await deps.store.users.setPasswordHash(user.id, encodeScramCredential(credential))
+      deps.log('password_upgraded', { user: user.id, scheme: 'scram-sha-256' })
+    }
     const session = await signInBrowser(deps, c, user.id, 'password')
     return codeRedirect(deps, c, site, session, params)
   })

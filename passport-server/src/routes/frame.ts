@@ -12,8 +12,9 @@ const PUBLIC_SCRIPTS = {
   '/passport.mjs': 'passport.mjs', // the SDK as an ES module
   '/frame.js': 'frame.js', // the frame's own code, loaded only by /frame/:site
   '/frame-approval.js': 'frame-approval.js', // the frame's approval prompt, loaded when one is asked
+  '/sign-in.js': 'sign-in.js', // the sign-in page's SCRAM client (passport pages only)
 } as const
-const FRAME_ONLY: ReadonlySet<string> = new Set(['/frame.js', '/frame-approval.js'])
+const FRAME_ONLY: ReadonlySet<string> = new Set(['/frame.js', '/frame-approval.js', '/sign-in.js'])
 
 export function frameRoutes(deps: AppDeps, proofs: DpopProofs): Hono {
   const app = new Hono()

@@ -48,7 +48,8 @@ export function wellKnownRoutes(deps: AppDeps): Hono {
   }
   app.get('/.well-known/jwks.json', (c) => {
     c.header('Cache-Control', 'no-store')
-    return c.json(deps.keys.jwks)
+    // Signing keys, then the encryption keys browsers wrap sealed-payload keys to (`use: enc`).
+    return c.json({ keys: [...deps.keys.jwks.keys, ...deps.keys.encryption.jwks] })
   })
   return app
 }

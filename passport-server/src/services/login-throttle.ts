@@ -81,3 +81,18 @@ export function createLoginThrottle(clock: Clock) {
 }
 
 export type LoginThrottle = ReturnType<typeof createLoginThrottle>
+
+const throttles = new WeakMap<object, LoginThrottle>()
+
+/**
+ * The one throttle of an app (keyed by its deps): the password form and the SCRAM sign-in
+ * socket count failures together, so neither is a way around the other's limits.
+ */
+export function loginThrottleOf(deps: { clock: Clock }): LoginThrottle {
+  let throttle = throttles.get(deps)
+  if (!throttle) {
+    throttle = createLoginThrottle(deps.clock)
+    throttles.set(deps, throttle)
+  }
+  return throttle
+}

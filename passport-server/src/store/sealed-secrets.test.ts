@@ -37,7 +37,12 @@ describe('stored secrets sealed under the master key', () => {
     await rotateSigningKey(deps.store, deps.clock.now()) // written inside a transaction, sealed too
     await deps.store.close()
     const raw = rawSecrets(file)
-    expect(Object.keys(raw).sort()).toEqual(['authkey_key', 'signing_keys'])
+    expect(Object.keys(raw).sort()).toEqual([
+      'authkey_key',
+      'encryption_keys',
+      'scram_secret',
+      'signing_keys',
+    ])
     for (const value of Object.values(raw)) {
       expect(value).toMatch(/^sealed:v1:/)
       expect(value).not.toContain('"d"') // no private JWK member

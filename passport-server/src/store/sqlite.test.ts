@@ -94,6 +94,7 @@ describe('sqlite store', () => {
       expect(tables).toEqual([
         'approvals',
         'codes',
+        'one_time_ids',
         'passkey_challenges',
         'passkeys',
         'refresh_tokens',

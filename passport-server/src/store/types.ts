@@ -426,6 +426,17 @@ export interface SecretRepo {
   put(name: string, value: string): Promise<void>
 }
 
+/**
+ * Ids that may be used once (wrapped keys of sealed payloads, sign-in tickets), each kept until
+ * it expires; the maintenance sweep drops expired ones.
+ */
+export interface OneTimeIdRepo {
+  /** Records `id` until `expiresAt` (ms); false if it is recorded already (a replay). */
+  claim(id: string, expiresAt: number): Promise<boolean>
+  /** Drops ids expired at `now`; returns how many. */
+  purgeExpired(now: number): Promise<number>
+}
+
 export interface StoreTx {
   users: UserRepo
   sites: SiteRepo
@@ -438,6 +449,7 @@ export interface StoreTx {
   secrets: SecretRepo
   approvals: ApprovalRepo
   passkeys: PasskeyRepo
+  oneTimeIds: OneTimeIdRepo
 }
 
 /**

@@ -24,6 +24,19 @@ export interface KeySet {
   jwks: { keys: JWK[] }
   /** Key for sealing and opening authkeys (AES-256-GCM, server-only). */
   authkeyKey: webcrypto.CryptoKey
+  /**
+   * Encryption keys (`use: enc`, ECDH-ES on P-256) that browsers wrap one-time content keys to
+   * (sealed payloads, `tokens/sealed.ts`). Published in the JWKS beside the signing keys and
+   * rotated with them: new ones are wrapped to from their activation, older ones still open
+   * until retired.
+   */
+  encryption: {
+    current: { kid: string; privateKey: webcrypto.CryptoKey }
+    privateKeys: ReadonlyMap<string, webcrypto.CryptoKey>
+    jwks: JWK[]
+  }
+  /** Server-only secret of the SCRAM sign-in: decoy salts and keys for usernames without a credential. */
+  scramSecret: Buffer
 }
 
 interface StoredSigningKey {
@@ -55,8 +68,20 @@ function publicPart(jwk: JWK, kid: string): JWK {
   return { kty: jwk.kty, crv: jwk.crv, x: jwk.x, kid, alg: SIGNING_ALG, use: 'sig' }
 }
 
+export const ENCRYPTION_ALG = 'ECDH-ES+A256KW'
+
+async function newEncryptionKey(nowMs: number, activeFrom: number): Promise<StoredSigningKey> {
+  const { privateKey } = await generateKeyPair(ENCRYPTION_ALG, { crv: 'P-256', extractable: true })
+  const privateJwk = await exportJWK(privateKey)
+  return { kid: crypto.randomUUID(), privateJwk, createdAt: nowMs, activeFrom }
+}
+
+function publicEncryptionPart(jwk: JWK, kid: string): JWK {
+  return { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y, kid, alg: ENCRYPTION_ALG, use: 'enc' }
+}
+
 /** Newest first. The current key is the newest active one; older ones stay until retired. */
-function liveKeys(stored: StoredSigningKey[], nowMs: number) {
+function liveKeys<K extends { activeFrom?: number }>(stored: K[], nowMs: number) {
   const byAge = [...stored].sort((a, b) => (b.activeFrom ?? 0) - (a.activeFrom ?? 0))
   const currentIndex = byAge.findIndex((k) => (k.activeFrom ?? 0) <= nowMs)
   if (currentIndex < 0) throw new Error('no active signing key stored')
@@ -71,6 +96,7 @@ function liveKeys(stored: StoredSigningKey[], nowMs: number) {
 }
 
 const SIGNING_KEYS = 'signing_keys'
+const ENCRYPTION_KEYS = 'encryption_keys'
 
 /**
  * Loads the signing keys and the authkey key from the store, creating them on first start.
@@ -104,15 +130,41 @@ export async function loadOrCreateKeys(secrets: SecretRepo, nowMs = Date.now()):
     }
   }
   if (!current) throw new Error('no active signing key stored')
+  const scramRaw = await secrets.putIfAbsent(
+    'scram_secret',
+    Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64url'),
+  )
   return {
     current,
     publicKeys,
     jwks: { keys: jwks },
+    encryption: await loadEncryptionKeys(secrets, nowMs),
+    scramSecret: Buffer.from(scramRaw, 'base64url'),
     authkeyKey: await crypto.subtle.importKey('raw', Buffer.from(authkeyRaw, 'base64url'), 'AES-GCM', false, [
       'encrypt',
       'decrypt',
     ]),
   }
+}
+
+async function loadEncryptionKeys(secrets: SecretRepo, nowMs: number): Promise<KeySet['encryption']> {
+  const stored = JSON.parse(
+    await secrets.putIfAbsent(ENCRYPTION_KEYS, JSON.stringify([await newEncryptionKey(nowMs, 0)])),
+  ) as StoredSigningKey[]
+  const privateKeys = new Map<string, webcrypto.CryptoKey>()
+  const jwks: JWK[] = []
+  let current: KeySet['encryption']['current'] | null = null
+  for (const { key, isCurrent } of liveKeys(stored, nowMs)) {
+    const privateKey = (await importJWK(
+      { ...key.privateJwk, alg: ENCRYPTION_ALG },
+      ENCRYPTION_ALG,
+    )) as webcrypto.CryptoKey
+    privateKeys.set(key.kid, privateKey)
+    jwks.push(publicEncryptionPart(key.privateJwk, key.kid))
+    if (isCurrent) current = { kid: key.kid, privateKey }
+  }
+  if (!current) throw new Error('no active encryption key stored')
+  return { current, privateKeys, jwks }
 }
 
 /**
@@ -125,7 +177,15 @@ export async function rotateSigningKey(
   delayMs = KEY_ACTIVATION_DELAY_MS,
 ): Promise<{ kid: string; activeFrom: number; dropped: string[] }> {
   const added = await newSigningKey(nowMs, nowMs + delayMs)
+  const addedEnc = await newEncryptionKey(nowMs, nowMs + delayMs)
   return store.transaction(async (tx) => {
+    // The encryption key rotates with the signing key, on the same schedule.
+    const storedEnc = JSON.parse((await tx.secrets.get(ENCRYPTION_KEYS)) ?? '[]') as StoredSigningKey[]
+    const keepEnc = new Set(liveKeys([addedEnc, ...storedEnc], nowMs).map(({ key }) => key.kid))
+    await tx.secrets.put(
+      ENCRYPTION_KEYS,
+      JSON.stringify([addedEnc, ...storedEnc].filter((k) => keepEnc.has(k.kid))),
+    )
     const stored = JSON.parse((await tx.secrets.get(SIGNING_KEYS)) ?? '[]') as StoredSigningKey[]
     const keep = new Set(liveKeys([added, ...stored], nowMs).map(({ key }) => key.kid))
     const next = [added, ...stored].filter((k) => keep.has(k.kid))

@@ -7,6 +7,7 @@ import type { Db } from './db.ts'
 import { isRetryable, isUnavailable, translateError } from './errors.ts'
 import { createEventRepo } from './events.ts'
 import { createMaintenanceRepo } from './maintenance.ts'
+import { createOneTimeIdRepo } from './one-time-ids.ts'
 import { createPasskeyRepo } from './passkeys.ts'
 import { createRefreshRepo } from './refresh.ts'
 import { migrate } from './schema.ts'
@@ -53,6 +54,7 @@ function createRepos(db: Db): StoreTx {
     secrets: createSecretRepo(db),
     approvals: createApprovalRepo(db),
     passkeys: createPasskeyRepo(db),
+    oneTimeIds: createOneTimeIdRepo(db),
   }
 }
 

@@ -19,6 +19,8 @@ const purged: { table: string; key: string; where: string; age: number }[] = [
   { table: 'approvals', key: 'id', where: 'expires_at < $1', age: DAY },
   { table: 'session_events', key: 'id', where: 'at < $1', age: 7 * DAY },
   { table: 'passkey_challenges', key: 'id', where: 'expires_at < $1', age: DAY },
+  // Expired ids guard nothing: the ticket or key they name is refused for its age anyway.
+  { table: 'one_time_ids', key: 'id', where: 'expires_at < $1', age: 0 },
 ]
 
 export function createMaintenanceRepo(db: Db): MaintenanceRepo {

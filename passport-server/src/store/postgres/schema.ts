@@ -185,6 +185,17 @@ CREATE TABLE passkey_challenges (
 CREATE INDEX passkey_challenges_by_expiry ON passkey_challenges (expires_at);
 `,
   },
+  {
+    version: 3,
+    name: 'one-time ids',
+    sql: `
+CREATE TABLE one_time_ids (
+  id TEXT PRIMARY KEY,
+  expires_at BIGINT NOT NULL
+);
+CREATE INDEX one_time_ids_by_expiry ON one_time_ids (expires_at);
+`,
+  },
 ]
 
 export const SCHEMA_VERSION = Math.max(...migrations.map((m) => m.version))

@@ -9,6 +9,7 @@ import { createSql, type Sql, translateError } from './connection.ts'
 import { sqliteEvents } from './events.ts'
 import { sqliteMaintenance } from './maintenance.ts'
 import { migrate } from './migrate.ts'
+import { sqliteOneTimeIds } from './one-time-ids.ts'
 import { sqlitePasskeys } from './passkeys.ts'
 import { createSqliteQueue } from './queue.ts'
 import { sqliteRefresh } from './refresh.ts'
@@ -32,6 +33,7 @@ function createRepos(sql: Sql, caches: Caches): StoreTx {
     maintenance: sqliteMaintenance(sql, caches),
     secrets: sqliteSecrets(sql),
     passkeys: sqlitePasskeys(sql),
+    oneTimeIds: sqliteOneTimeIds(sql),
   }
 }
 

@@ -21,6 +21,7 @@ export function sqliteMaintenance({ run }: Sql, caches: Caches): MaintenanceRepo
         ['DELETE FROM approvals WHERE expires_at < ?', [dayAgo]],
         [passkeysPurgeSql, [dayAgo]],
         ['DELETE FROM session_events WHERE at < ?', [weekAgo]],
+        ['DELETE FROM one_time_ids WHERE expires_at < ?', [now]],
       ] as const) {
         removed += Number(run(sql, [...params]).changes)
       }

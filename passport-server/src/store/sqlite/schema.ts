@@ -135,6 +135,13 @@ CREATE TABLE IF NOT EXISTS secrets (
 );
 -- Live-channel tickets of older versions: the frame now proves its key on the socket itself.
 DROP TABLE IF EXISTS live_tickets;
+-- One-time ids (issue 16: sealed-payload keys, SCRAM sign-in tickets), kept until they expire.
+-- A new table only: older servers never read it, so no version bump (they still open the store).
+CREATE TABLE IF NOT EXISTS one_time_ids (
+  id TEXT PRIMARY KEY,
+  expires_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS one_time_ids_by_expiry ON one_time_ids (expires_at);
 ${passkeysSchemaSql}`
 
 /**
