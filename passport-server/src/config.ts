@@ -41,6 +41,14 @@ export interface PassportOptions {
    * request to its TCP peer. Empty (the default): always the TCP peer, headers ignored.
    */
   trustedProxies?: readonly string[]
+  /**
+   * Redis shared by several instances (`redis://host:6379/0`): cross-instance event fan-out,
+   * shared rate limits and the DPoP replay cache, live-socket presence. Empty (the default):
+   * all of it in this process, for one instance.
+   */
+  redisUrl?: string
+  /** Prefix of every Redis key and channel, so several deployments can share one Redis. */
+  redisKeyPrefix?: string
 }
 
 export type ResolvedConfig = Readonly<Required<PassportOptions>>
@@ -57,6 +65,8 @@ export const defaults = {
   dpopNonceRequired: true,
   assetsDir: new URL('../../dist/passport/', import.meta.url).pathname,
   trustedProxies: [],
+  redisUrl: '',
+  redisKeyPrefix: 'passport:',
 } satisfies Omit<ResolvedConfig, 'issuer'>
 
 /**
@@ -89,6 +99,9 @@ export function resolveConfig(options: PassportOptions): ResolvedConfig {
   // scrypt needs a power of two; catching it here beats failing every sign-in later.
   if (config.scryptCost < 2 || (config.scryptCost & (config.scryptCost - 1)) !== 0) {
     throw new Error('scryptCost must be a power of two, e.g. 32768')
+  }
+  if (config.redisUrl !== '' && !/^rediss?:\/\//.test(config.redisUrl)) {
+    throw new Error('redisUrl must be a redis:// or rediss:// URL (or empty for one instance)')
   }
   const trustedProxies = Object.freeze([...config.trustedProxies])
   trustedProxiesOf(trustedProxies) // throws on an entry that is not an address or CIDR

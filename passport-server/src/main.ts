@@ -18,6 +18,8 @@ import { createDeps, listen, listenLiveOnly } from './server.ts'
  *   PASSPORT_ROLE=live  run only the live channel, apart; with PASSPORT_LIVE_VALIDATE_URL (the
  *                       passport's internal URL) and the same PASSPORT_LIVE_VALIDATION_SECRET
  *   PASSPORT_TRUSTED_PROXIES  comma list of reverse-proxy addresses/CIDRs (X-Forwarded-For)
+ *   PASSPORT_REDIS_URL  Redis shared by several instances (events, limits, presence); unset: one
+ *   PASSPORT_REDIS_PREFIX  prefix of its keys and channels (default passport:)
  *   PASSPORT_MASTER_KEY / PASSPORT_MASTER_KEY_FILE  the key the stored secrets are sealed under
  *                     (required: without one it refuses to start, saying how to make one)
  *
@@ -37,6 +39,8 @@ const config = resolveConfig({
   ...(env.PASSPORT_TRUSTED_PROXIES
     ? { trustedProxies: env.PASSPORT_TRUSTED_PROXIES.split(',').map((entry) => entry.trim()) }
     : {}),
+  ...(env.PASSPORT_REDIS_URL ? { redisUrl: env.PASSPORT_REDIS_URL } : {}),
+  ...(env.PASSPORT_REDIS_PREFIX ? { redisKeyPrefix: env.PASSPORT_REDIS_PREFIX } : {}),
 })
 const storeFile = path.resolve(env.PASSPORT_DATA_DIR ?? 'data', 'passport.sqlite')
 const args = process.argv.slice(2)
@@ -57,6 +61,7 @@ if (args.length > 0) {
       return text
     },
   })
+  await deps.events.close() // its Redis connections, if any
   await deps.store.close()
   process.exit(code)
 } else if (env.PASSPORT_ROLE === 'live') {

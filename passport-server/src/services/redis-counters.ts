@@ -1,0 +1,123 @@
+import { createHash } from 'node:crypto'
+import type { Clock } from '../clock.ts'
+import { errorFields, type Logger } from '../errors.ts'
+import { logSafely } from '../guard.ts'
+import type { Redis } from '../redis/client.ts'
+import { type ClaimResult, type CounterStore, createMemoryCounters, type WindowCount } from './counters.ts'
+
+/** INCR, and start the window's expiry if it has none: one atomic step, so no key lives forever. */
+const INCREMENT = `
+local n = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {n, ttl}`
+
+const PEEK = `
+local n = redis.call('GET', KEYS[1])
+if not n then return false end
+return {tonumber(n), redis.call('PTTL', KEYS[1])}`
+
+type Scripted = Redis & {
+  passportIncrement(key: string, windowMs: number): Promise<[number, number]>
+  passportPeek(key: string): Promise<[number, number] | null>
+}
+
+const larger = (a: WindowCount | null, b: WindowCount | null): WindowCount | null =>
+  !a ? b : !b ? a : b.count > a.count || (b.count === a.count && b.resetInMs > a.resetInMs) ? b : a
+
+/**
+ * The counters several instances share, in Redis: a window is one key (`INCR` + `PEXPIRE` in a
+ * script), a block one key with a `PX` expiry, a claim `SET NX PX`. Keys are
+ * `<prefix>c:<kind>:<sha256 of the key>`: no username or address is written to Redis as such,
+ * and every key expires by itself.
+ *
+ * Every operation also runs on this instance's in-memory counters, and an answer is the stricter
+ * of the two. So a Redis that restarted empty forgets nothing this instance saw, and when Redis
+ * is away (not connected, an error, or no answer within 500 ms) the answer is the in-memory one.
+ *
+ * That is the fail-safe direction, chosen on purpose: neither closed (refusing every sign-in
+ * while Redis is away would turn a cache outage into a sign-in outage) nor open (no brute-force
+ * brake at all), but per instance: each instance still enforces every limit alone, so during the
+ * outage an attacker spread over N instances gets at most N times the shared limit. A DPoP
+ * proof replayed to the instance that saw it is still refused; one replayed to another instance
+ * during the outage is not, but it is still bound to the frame's key and only repeats the same
+ * request within its nonce's ten minutes.
+ */
+export function createRedisCounters(input: {
+  redis: Redis
+  keyPrefix: string
+  clock: Clock
+  log: Logger
+}): CounterStore {
+  const { log } = input
+  const redis = input.redis as Scripted
+  redis.defineCommand('passportIncrement', { numberOfKeys: 1, lua: INCREMENT })
+  redis.defineCommand('passportPeek', { numberOfKeys: 1, lua: PEEK })
+  const local = createMemoryCounters(input.clock)
+  const keyOf = (kind: string, key: string) =>
+    `${input.keyPrefix}c:${kind}:${createHash('sha256').update(key).digest('base64url').slice(0, 27)}`
+
+  // One log line per outage, not one per request.
+  let failing = false
+  redis.on('ready', () => {
+    failing = false
+  })
+  /** Runs `op` on Redis; undefined when Redis is away or failed (the caller uses memory). */
+  const shared = async <T>(op: () => Promise<T>): Promise<T | undefined> => {
+    if (redis.status !== 'ready') return undefined
+    try {
+      return await op()
+    } catch (err) {
+      if (!failing) {
+        failing = true
+        logSafely(log, 'shared_counters_fallback', errorFields(err))
+      }
+      return undefined
+    }
+  }
+
+  return {
+    async increment(key, windowMs) {
+      const [mine, all] = await Promise.all([
+        local.increment(key, windowMs),
+        shared(() => redis.passportIncrement(keyOf('w', key), windowMs)),
+      ])
+      return larger(mine, all ? { count: all[0], resetInMs: all[1] } : null) as WindowCount
+    },
+    async peek(key) {
+      const [mine, all] = await Promise.all([
+        local.peek(key),
+        shared(() => redis.passportPeek(keyOf('w', key))),
+      ])
+      return larger(mine, all ? { count: all[0], resetInMs: all[1] } : null)
+    },
+    async block(key, durationMs) {
+      await Promise.all([
+        local.block(key, durationMs),
+        shared(() => redis.set(keyOf('b', key), '1', 'PX', durationMs)),
+      ])
+    },
+    async blockedForMs(key) {
+      const [mine, all] = await Promise.all([
+        local.blockedForMs(key),
+        shared(() => redis.pttl(keyOf('b', key))),
+      ])
+      return Math.max(mine, all ?? 0, 0)
+    },
+    async clear(key) {
+      await Promise.all([local.clear(key), shared(() => redis.del(keyOf('w', key), keyOf('b', key)))])
+    },
+    async claimOnce(key, ttlMs): Promise<ClaimResult> {
+      const mine = await local.claimOnce(key, ttlMs)
+      if (mine === 'replayed') return mine
+      const all = await shared(() => redis.set(keyOf('c', key), '1', 'PX', ttlMs, 'NX'))
+      // Redis is the authority while it answers (this instance's memory being full is no reason
+      // to refuse); without it, memory decides, `full` included (fail closed).
+      if (all === undefined) return mine
+      return all === 'OK' ? 'claimed' : 'replayed'
+    },
+  }
+}
