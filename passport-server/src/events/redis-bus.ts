@@ -18,6 +18,8 @@ type Wire =
   | { from: string; kind: 'session'; value: SessionEndEvent }
   | { from: string; kind: 'approval'; value: ApprovalNotice }
   | { from: string; kind: 'command'; value: LiveCommand }
+  /** "I could not send for a while: read the log" (an instance whose publisher is back). */
+  | { from: string; kind: 'wake' }
 
 /** A set of the last `max` ids added: `add` says whether the id is new. */
 function recentIds(max: number) {
@@ -44,7 +46,9 @@ function recentIds(max: number) {
  *   tail (`log-tail.ts`) reads the log by id on every instance and hands this bus what it finds
  *   (`deliverFromLog`); each event id is delivered here at most once, whichever way comes
  *   first. After an outage the bus resubscribes and only then wakes the tail, so an event is
- *   either in what the tail reads or arrives on the channel: none missed, none twice.
+ *   either in what the tail reads or arrives on the channel; and an instance whose publisher
+ *   is back tells all the others to read the log too (what it published meanwhile was never
+ *   sent). None missed, none twice.
  * - Approval notices and live commands are not durable (as in one process): one sent while
  *   Redis is away reaches this instance's sockets only. A device that connects later is sent
  *   its pending approvals on connect; a refresh command not heard is a refresh on schedule.
@@ -80,7 +84,7 @@ export function createRedisBus(input: {
       .subscribe(channel)
       .then(() => {
         subscribed = true
-        for (const listener of [...reconnectListeners]) listener()
+        wake()
       })
       .catch((err: unknown) => {
         logSafely(log, 'redis_subscribe_failed', errorFields(err))
@@ -104,7 +108,16 @@ export function createRedisBus(input: {
     if (wire.kind === 'session') void deliverSession(wire.value)
     else if (wire.kind === 'approval') void local.publishApproval(wire.value)
     else if (wire.kind === 'command') void local.publishCommand(wire.value)
+    else if (wire.kind === 'wake') wake()
   })
+  const wake = () => {
+    for (const listener of [...reconnectListeners]) listener()
+  }
+
+  // Events this instance published while its publisher was away were never sent: once it is
+  // back, every instance is told to read the log (one listening since before reads it now; one
+  // not yet listening reads it when its own subscription is back).
+  publisher.on('ready', () => send({ from: instanceId, kind: 'wake' }))
 
   const send = (wire: Wire) => {
     if (publisher.status !== 'ready') return
@@ -115,9 +128,9 @@ export function createRedisBus(input: {
 
   return {
     async publish(event) {
-      // Already delivered (the tail read it first): everyone else reads the same log.
-      if (!delivered.add(event.id)) return
-      await local.publish(event)
+      // Sent even when this instance's tail delivered it here first (the tail delivers locally
+      // only); the other instances drop it if their own tail was quicker.
+      await deliverSession(event)
       send({ from: instanceId, kind: 'session', value: event })
     },
     subscribe: local.subscribe,

@@ -3,7 +3,7 @@ import type { Clock } from '../clock.ts'
 import { errorFields, type Logger } from '../errors.ts'
 import { logSafely } from '../guard.ts'
 import type { Redis } from '../redis/client.ts'
-import { type ClaimResult, type CounterStore, createMemoryCounters, type WindowCount } from './counters.ts'
+import { type ClaimResult, type CounterStore, createMemoryCounters } from './counters.ts'
 
 /** INCR, and start the window's expiry if it has none: one atomic step, so no key lives forever. */
 const INCREMENT = `
@@ -25,18 +25,17 @@ type Scripted = Redis & {
   passportPeek(key: string): Promise<[number, number] | null>
 }
 
-const larger = (a: WindowCount | null, b: WindowCount | null): WindowCount | null =>
-  !a ? b : !b ? a : b.count > a.count || (b.count === a.count && b.resetInMs > a.resetInMs) ? b : a
-
 /**
  * The counters several instances share, in Redis: a window is one key (`INCR` + `PEXPIRE` in a
  * script), a block one key with a `PX` expiry, a claim `SET NX PX`. Keys are
  * `<prefix>c:<kind>:<sha256 of the key>`: no username or address is written to Redis as such,
  * and every key expires by itself.
  *
- * Every operation also runs on this instance's in-memory counters, and an answer is the stricter
- * of the two. So a Redis that restarted empty forgets nothing this instance saw, and when Redis
- * is away (not connected, an error, or no answer within 500 ms) the answer is the in-memory one.
+ * Redis answers while it is there. Every operation also runs on this instance's in-memory
+ * counters, which answer when Redis is away (not connected, an error, or no answer within
+ * 500 ms): they already hold what this instance counted before the outage, so an outage resets
+ * nothing this instance saw. (A success clearing an account on another instance clears Redis,
+ * not this memory: during an outage an account may lock a little early, never late.)
  *
  * That is the fail-safe direction, chosen on purpose: neither closed (refusing every sign-in
  * while Redis is away would turn a cache outage into a sign-in outage) nor open (no brute-force
@@ -85,14 +84,15 @@ export function createRedisCounters(input: {
         local.increment(key, windowMs),
         shared(() => redis.passportIncrement(keyOf('w', key), windowMs)),
       ])
-      return larger(mine, all ? { count: all[0], resetInMs: all[1] } : null) as WindowCount
+      return all ? { count: all[0], resetInMs: all[1] } : mine
     },
     async peek(key) {
       const [mine, all] = await Promise.all([
         local.peek(key),
         shared(() => redis.passportPeek(keyOf('w', key))),
       ])
-      return larger(mine, all ? { count: all[0], resetInMs: all[1] } : null)
+      if (all === undefined) return mine
+      return all ? { count: all[0], resetInMs: all[1] } : null
     },
     async block(key, durationMs) {
       await Promise.all([
@@ -105,17 +105,18 @@ export function createRedisCounters(input: {
         local.blockedForMs(key),
         shared(() => redis.pttl(keyOf('b', key))),
       ])
-      return Math.max(mine, all ?? 0, 0)
+      return all === undefined ? mine : Math.max(all, 0)
     },
     async clear(key) {
       await Promise.all([local.clear(key), shared(() => redis.del(keyOf('w', key), keyOf('b', key)))])
     },
     async claimOnce(key, ttlMs): Promise<ClaimResult> {
       const mine = await local.claimOnce(key, ttlMs)
+      // A replay this instance remembers is one, whatever a Redis restarted empty says.
       if (mine === 'replayed') return mine
       const all = await shared(() => redis.set(keyOf('c', key), '1', 'PX', ttlMs, 'NX'))
-      // Redis is the authority while it answers (this instance's memory being full is no reason
-      // to refuse); without it, memory decides, `full` included (fail closed).
+      // Redis decides while it answers (this instance's memory being full is no reason to
+      // refuse); without it, memory does, `full` included (fail closed).
       if (all === undefined) return mine
       return all === 'OK' ? 'claimed' : 'replayed'
     },
