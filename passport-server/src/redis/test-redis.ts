@@ -63,6 +63,9 @@ export async function startOwnRedis(): Promise<OwnRedis> {
       ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
       { stdio: 'ignore' },
     )
+    // Never outlives the test run, whatever happens to it.
+    const started = child
+    process.once('exit', () => started.kill('SIGKILL'))
     const probe = new Redis(url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 })
     probe.on('error', () => {})
     try {
