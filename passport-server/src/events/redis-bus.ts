@@ -67,7 +67,7 @@ export function createRedisBus(input: {
   const local = createInProcessBus(log)
   const delivered = recentIds(REMEMBERED_IDS)
   const publisher = openRedis(input.url, log, 'bus_publish')
-  const subscriber = openRedis(input.url, log, 'bus_subscribe', { autoResubscribe: false })
+  const subscriber = openRedis(input.url, log, 'bus_subscribe', { subscriber: true })
   const reconnectListeners = new Set<() => void>()
   let subscribed = false
   let closed = false

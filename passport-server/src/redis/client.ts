@@ -23,7 +23,7 @@ export function openRedis(
   url: string,
   log: Logger,
   role: string,
-  options: { autoResubscribe?: boolean } = {},
+  options: { subscriber?: boolean } = {},
 ): Redis {
   const redis = new Redis(url, {
     enableOfflineQueue: false,
@@ -31,7 +31,11 @@ export function openRedis(
     commandTimeout: REDIS_COMMAND_TIMEOUT_MS,
     connectTimeout: 2_000,
     retryStrategy: (attempt) => Math.min(50 * attempt, MAX_RECONNECT_DELAY_MS),
-    autoResubscribe: options.autoResubscribe ?? true,
+    // The bus subscribes by hand on every connection (it must know when it hears again).
+    autoResubscribe: !options.subscriber,
+    // Commands issued in the same tick go out in one write (many sign-ins and frame calls at
+    // once cost one round trip, not one each); not for a subscriber, which sends few.
+    enableAutoPipelining: !options.subscriber,
     lazyConnect: false,
     // Our own name in CLIENT LIST, for an operator looking at who is connected.
     connectionName: `passport-${role}`,

@@ -20,6 +20,8 @@ local n = redis.call('GET', KEYS[1])
 if not n then return false end
 return {tonumber(n), redis.call('PTTL', KEYS[1])}`
 
+const SKIP_AFTER_FAILURE_MS = 2_000
+
 type Scripted = Redis & {
   passportIncrement(key: string, windowMs: number): Promise<[number, number]>
   passportPeek(key: string): Promise<[number, number] | null>
@@ -61,15 +63,20 @@ export function createRedisCounters(input: {
 
   // One log line per outage, not one per request.
   let failing = false
+  /** After a failure (a timeout, say) Redis is left alone for a while: a sign-in makes several
+   * counter calls, and a hung Redis must cost the first of them only, not each. */
+  let skipUntil = 0
   redis.on('ready', () => {
     failing = false
+    skipUntil = 0
   })
   /** Runs `op` on Redis; undefined when Redis is away or failed (the caller uses memory). */
   const shared = async <T>(op: () => Promise<T>): Promise<T | undefined> => {
-    if (redis.status !== 'ready') return undefined
+    if (redis.status !== 'ready' || Date.now() < skipUntil) return undefined
     try {
       return await op()
     } catch (err) {
+      skipUntil = Date.now() + SKIP_AFTER_FAILURE_MS
       if (!failing) {
         failing = true
         logSafely(log, 'shared_counters_fallback', errorFields(err))
