@@ -155,6 +155,33 @@ describe('Redis faults (own redis-server, two instances on one store)', () => {
     expectExactlyOnce(b.heard, published)
   })
 
+  it('Redis hung (SIGSTOP): sign-in and refresh answer within a few seconds; events catch up once it answers', async () => {
+    const [a, b] = await twoInstances(250)
+    const site = await aliceOnNews(a)
+    const published = [await signOutEvent(a)]
+    await waitFor(() => b.heard.length === 1, 3_000, 'first event')
+    redis.freeze()
+    try {
+      const started = Date.now()
+      const signedIn = await signIn(b.app, site, { username: 'alice', password: 'alice-password-1' })
+      const refreshed = await frameApi(a.app, 'token', {
+        grant_type: 'refresh_token',
+        authkey: site.authkey,
+        refresh_token: signedIn.body.refresh_token,
+      })
+      expect(refreshed.status).toBe(200)
+      // One command timeout (500 ms) per instance, then the counters leave Redis alone a while.
+      expect(Date.now() - started).toBeLessThan(3_000)
+      for (let i = 0; i < 3; i++) published.push(await signOutEvent(a))
+    } finally {
+      redis.thaw()
+    }
+    await waitFor(() => a.heard.length >= 4 && b.heard.length >= 4, 5_000, 'events after the thaw')
+    await new Promise((r) => setTimeout(r, 400))
+    expectExactlyOnce(a.heard, published)
+    expectExactlyOnce(b.heard, published)
+  })
+
   it('pushes go on from the log during the outage (default tail), still exactly once', async () => {
     const [a, b] = await twoInstances(250)
     const published: number[] = []

@@ -50,6 +50,9 @@ export interface OwnRedis {
   start(): Promise<void>
   /** Kills the connections whose name starts with `passport-` (CLIENT KILL), as a fault. */
   killClients(): Promise<number>
+  /** Freezes the server (SIGSTOP): connected, answering nothing. `thaw` resumes it. */
+  freeze(): void
+  thaw(): void
 }
 
 /** A Redis of the test's own (`--save '' --appendonly no`, loopback), on a free port. */
@@ -102,6 +105,8 @@ export async function startOwnRedis(): Promise<OwnRedis> {
     port,
     stop,
     start,
+    freeze: () => void (child as ChildProcess | null)?.kill('SIGSTOP'),
+    thaw: () => void (child as ChildProcess | null)?.kill('SIGCONT'),
     async killClients() {
       const admin = new Redis(url)
       try {

@@ -3,7 +3,8 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { fixedClock } from '../clock.ts'
 import { closeRedis, openRedis } from '../redis/client.ts'
 import { deleteKeys, SHARED_REDIS_URL, uniquePrefix, waitFor } from '../redis/test-redis.ts'
-import { freePort, T0 } from '../test-support.ts'
+import { addSite, addUser, createTestDeps, freePort, T0 } from '../test-support.ts'
+import { startBackchannelLogout } from './backchannel-logout.ts'
 import type { CounterStore } from './counters.ts'
 import { createLoginThrottle } from './login-throttle.ts'
 import { createSharedRateWindow } from './rate-window.ts'
@@ -120,5 +121,43 @@ describe('shared counters without Redis (fail-safe: per instance)', () => {
     expect(await a.claimOnce('dpop_jti:k.j', 1_000)).toBe('claimed')
     expect(await a.claimOnce('dpop_jti:k.j', 1_000)).toBe('replayed')
     expect(Date.now() - started).toBeLessThan(100)
+  })
+})
+
+describe('back-channel logout with two instances', () => {
+  it('a site gets one logout token per event, however many instances hear it', async () => {
+    const sent: string[] = []
+    const stops: (() => void)[] = []
+    const instances = []
+    for (const _ of [1, 2]) {
+      const deps = await createTestDeps()
+      deps.counters = await instance()
+      await addUser(deps, 'alice')
+      await addSite(deps, { id: 'news', backchannelLogoutUri: 'https://news.example/backchannel' })
+      stops.push(
+        startBackchannelLogout(deps, {
+          fetchImpl: async (url) => {
+            sent.push(String(url))
+            return new Response(null, { status: 200 })
+          },
+        }),
+      )
+      instances.push(deps)
+    }
+    const event = {
+      id: Math.floor(Math.random() * 1e9),
+      type: 'site_access_ended' as const,
+      userId: 'u_alice',
+      sessionId: 's1',
+      siteId: 'news',
+      reason: 'revoked' as const,
+      at: T0,
+    }
+    // Both instances hear the same event (as the Redis bus and the log tail make them).
+    for (const deps of instances) await deps.events.publish(event)
+    await waitFor(() => sent.length >= 1, 2_000, 'a logout token sent')
+    await new Promise((r) => setTimeout(r, 100))
+    for (const stop of stops) stop()
+    expect(sent).toEqual(['https://news.example/backchannel'])
   })
 })
