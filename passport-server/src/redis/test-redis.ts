@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { Redis } from 'ioredis'
+import { afterAll } from 'vitest'
 import { freePort } from '../test-support.ts'
 
 /**
@@ -8,7 +9,40 @@ import { freePort } from '../test-support.ts'
  * reconfigured: each run works under a prefix of its own and deletes its keys after); fault
  * tests start a Redis of their own that they may restart and kill.
  */
-export const SHARED_REDIS_URL = 'redis://127.0.0.1:6379'
+const MACHINE_REDIS_URL = 'redis://127.0.0.1:6379'
+
+/** Whether a Redis answers PING at `url` within half a second. */
+async function answers(url: string): Promise<boolean> {
+  const probe = new Redis(url, {
+    lazyConnect: true,
+    retryStrategy: () => null,
+    maxRetriesPerRequest: 0,
+    connectTimeout: 500,
+  })
+  probe.on('error', () => {})
+  try {
+    await probe.connect()
+    return (await probe.ping()) === 'PONG'
+  } catch {
+    return false
+  } finally {
+    probe.disconnect()
+  }
+}
+
+/**
+ * The machine's Redis (127.0.0.1:6379) when one runs there, as on the project's machines and
+ * CI; else a Redis this test process starts for itself (stopped when the process exits), so
+ * `npm test` needs no Redis set up beforehand, only `redis-server` installed.
+ */
+export const SHARED_REDIS_URL = (await answers(MACHINE_REDIS_URL))
+  ? MACHINE_REDIS_URL
+  : await (async () => {
+      const own = await startOwnRedis()
+      // Imported while the test file is collected: this hook is that file's.
+      afterAll(() => own.stop())
+      return own.url
+    })()
 
 export function uniquePrefix(): string {
   return `passport-test:${randomBytes(6).toString('hex')}:`
