@@ -1,6 +1,6 @@
 import type { AppDeps } from '../deps.ts'
 import { repeatEvery, runGuarded } from '../guard.ts'
-import { isLogFollowingBus } from './bus.ts'
+import { isLogFollowingBus, type SessionEndEvent } from './bus.ts'
 import { sessionEndEvent } from './record.ts'
 
 const BATCH = 500
@@ -26,7 +26,8 @@ export async function startEventLogTail(
     if (e.id > high) publishedHere.add(e.id)
   })
   const bus = deps.events
-  const deliver = isLogFollowingBus(bus) ? bus.deliverFromLog : bus.publish
+  const deliver = (event: SessionEndEvent) =>
+    isLogFollowingBus(bus) ? bus.deliverFromLog(event) : bus.publish(event)
   const readLog = async () => {
     for (;;) {
       const rows = await deps.store.events.after(high, BATCH)

@@ -157,7 +157,9 @@ export async function pendingPrompts(
   return Promise.all(pending.map((a) => promptOf(deps, a)))
 }
 
-export function createDeviceApprovals(deps: Pick<AppDeps, 'store' | 'clock' | 'events' | 'log' | 'config'>) {
+export function createDeviceApprovals(
+  deps: Pick<AppDeps, 'store' | 'clock' | 'events' | 'log' | 'config' | 'counters'>,
+) {
   // Shared across instances (with Redis): a request may land on any instance, and a deny on
   // one must hold off the next request on all of them.
   const counters = countersOf(deps)
