@@ -23,6 +23,8 @@ import { createDeps, listen, listenLiveOnly } from './server.ts'
  *   PASSPORT_PASSWORD_FORM=off  no plain password form: sign-in over the SCRAM socket only
  *   PASSPORT_SCRAM_ITERATIONS  PBKDF2 iterations of new SCRAM credentials (default 600000)
  *   PASSPORT_TRUSTED_PROXIES  comma list of reverse-proxy addresses/CIDRs (X-Forwarded-For)
+ *   PASSPORT_REDIS_URL  Redis shared by several instances (events, limits, presence); unset: one
+ *   PASSPORT_REDIS_PREFIX  prefix of its keys and channels (default passport:)
  *   PASSPORT_MASTER_KEY / PASSPORT_MASTER_KEY_FILE  the key the stored secrets are sealed under
  *                     (required: without one it refuses to start, saying how to make one)
  *
@@ -46,6 +48,8 @@ const config = resolveConfig({
   ...(env.PASSPORT_TRUSTED_PROXIES
     ? { trustedProxies: env.PASSPORT_TRUSTED_PROXIES.split(',').map((entry) => entry.trim()) }
     : {}),
+  ...(env.PASSPORT_REDIS_URL ? { redisUrl: env.PASSPORT_REDIS_URL } : {}),
+  ...(env.PASSPORT_REDIS_PREFIX ? { redisKeyPrefix: env.PASSPORT_REDIS_PREFIX } : {}),
 })
 const storeFile = path.resolve(env.PASSPORT_DATA_DIR ?? 'data', 'passport.sqlite')
 const args = process.argv.slice(2)
@@ -66,6 +70,7 @@ if (args.length > 0) {
       return text
     },
   })
+  await deps.events.close() // its Redis connections, if any
   await deps.store.close()
   process.exit(code)
 } else if (env.PASSPORT_ROLE === 'live') {

@@ -8,12 +8,11 @@ import { type Clock, systemClock } from './clock.ts'
 import type { ResolvedConfig } from './config.ts'
 import type { AppDeps } from './deps.ts'
 import type { Logger } from './errors.ts'
-import { createInProcessBus } from './events/bus.ts'
 import { startEventLogTail } from './events/log-tail.ts'
 import { guardServer, repeatEvery } from './guard.ts'
 import { attachLiveServer } from './live/live-server.ts'
-import { createInProcessPresence } from './live/presence.ts'
 import { attachSignInSocket, SIGN_IN_PATH } from './live/sign-in-socket.ts'
+import { createSharedState } from './redis/shared-state.ts'
 import { startBackchannelLogout } from './services/backchannel-logout.ts'
 import { startExpirySweeper } from './services/expiry-sweeper.ts'
 import { createHttpLiveAuthenticator, createStoreLiveAuthenticator } from './services/live-auth.ts'
@@ -53,8 +52,8 @@ export async function createDeps(input: {
     store,
     keys: await loadOrCreateKeys(store.secrets, clock.now()),
     clock,
-    events: createInProcessBus(input.log),
-    presence: createInProcessPresence(),
+    // Event bus, live-socket presence and shared counters: Redis with `redisUrl`, else in process.
+    ...createSharedState({ config: input.config, log: input.log, clock }),
     log: input.log,
   }
 }
@@ -112,6 +111,7 @@ export async function listen(deps: AppDeps, port: number, hostname: string): Pro
         server.close(() => resolve())
         server.closeAllConnections()
       })
+      await deps.events.close()
       await deps.store.close()
     },
   }
@@ -158,6 +158,7 @@ export async function listenLiveOnly(
         server.close(() => resolve())
         server.closeAllConnections()
       })
+      await deps.events.close()
       await deps.store.close()
     },
   }

@@ -75,7 +75,7 @@ export function createSignInExchange(deps: AppDeps, address: string) {
     if (!site || (site.id !== '' && !allowsLoginMode(site as SiteRecord, 'password'))) {
       return refuse('unknown_site')
     }
-    const gate = throttle.check(username, address)
+    const gate = await throttle.check(username, address)
     // As on the form: an address over its limit is told so (429 there); a locked account is
     // not (the exchange runs and ends in the same invalid_proof as a wrong password).
     if (!gate.allowed && gate.scope === 'address') {
@@ -139,9 +139,9 @@ export function createSignInExchange(deps: AppDeps, address: string) {
       authMessage(exchange.clientFirstBare, exchange.serverFirst, withoutProof),
       Buffer.from(proof, 'base64'),
     )
-    const gate = throttle.check(exchange.username, address)
+    const gate = await throttle.check(exchange.username, address)
     if (!ok || !exchange.real || !exchange.user || !gate.allowed) {
-      const locked = throttle.failed(exchange.username, address)
+      const locked = await throttle.failed(exchange.username, address)
       deps.log(locked ? 'authn_login_lock' : 'authn_login_fail', { site: exchange.siteId, method: 'scram' })
       if (!deps.config.passwordForm) return refuse('invalid_proof')
       // The page may post the form once for this attempt without a second failure counted:
@@ -154,7 +154,7 @@ export function createSignInExchange(deps: AppDeps, address: string) {
       })
       return { type: 'error', code: 'invalid_proof', fallback }
     }
-    throttle.succeeded(exchange.username)
+    await throttle.succeeded(exchange.username)
     const result = issueSignInTicket(deps, {
       kind: 'result',
       subject: exchange.user.id,

@@ -125,7 +125,7 @@ export function authorizeRoutes(deps: AppDeps): Hono {
     const username = (form.username ?? '').slice(0, 64)
     const password = (form.password ?? '').slice(0, 256)
     const address = clientAddress(c, deps.config)
-    const gate = throttle.check(username, address)
+    const gate = await throttle.check(username, address)
     if (!gate.allowed && gate.scope === 'address') {
       deps.log('excess_rate_limit_exceeded', { what: 'login', retryAfter: gate.retryAfterSeconds })
       c.header('Retry-After', String(gate.retryAfterSeconds))
@@ -143,11 +143,11 @@ export function authorizeRoutes(deps: AppDeps): Hono {
     dummyHash ??= hashScramPassword(randomSecret(), deps.config.scramIterations)
     const ok = await verifyPassword(password, user?.passwordHash ?? (await dummyHash))
     if (!user || !ok || !gate.allowed) {
-      const locked = counted ? false : throttle.failed(username, address)
+      const locked = counted ? false : await throttle.failed(username, address)
       deps.log(locked ? 'authn_login_lock' : 'authn_login_fail', { site: site.id })
       return showLogin(c, site, params, { error: GENERIC_LOGIN_ERROR, username }, 401)
     }
-    throttle.succeeded(username)
+    await throttle.succeeded(username)
     if (isLegacyHash(user.passwordHash)) {
       // Upgrade: from now on this account signs in over SCRAM with no password on the wire. The
       // salt is the decoy salt this username was already answered with (no visible change).
