@@ -10,6 +10,7 @@ import { deviceSignInRoutes } from './routes/device-sign-in.ts'
 import { frameRoutes } from './routes/frame.ts'
 import { frameApiRoutes } from './routes/frame-api.ts'
 import { liveInternalRoutes } from './routes/live-internal.ts'
+import { refreshRequestRoutes } from './routes/refresh-request.ts'
 import { siteApiRoutes } from './routes/site-api.ts'
 import { tokenRoutes } from './routes/token.ts'
 import { wellKnownRoutes } from './routes/well-known.ts'
@@ -41,6 +42,7 @@ export function createApp(deps: AppDeps): Hono {
   app.route('/', frameRoutes(deps, proofs))
   app.route('/', frameApiRoutes(deps, approvals, proofs))
   app.route('/', siteApiRoutes(deps))
+  app.route('/', refreshRequestRoutes(deps))
   app.route('/', wellKnownRoutes(deps))
   app.route('/', liveInternalRoutes(deps))
   app.get('/', (c) => c.text('Passport is running. Sites embed /passport.js.'))

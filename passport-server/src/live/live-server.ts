@@ -10,6 +10,7 @@ import {
   LIVE_PATH,
   LIVE_PROTOCOL,
   type LiveChallenge,
+  type LiveRefreshNow,
   type LiveWelcome,
 } from '../../../passport-frame/src/protocol/live.ts'
 import { randomSecret } from '../auth/random.ts'
@@ -71,6 +72,7 @@ export const defaultLiveLimits: LiveLimits = {
 export type LiveMessage =
   | LiveChallenge
   | LiveWelcome
+  | LiveRefreshNow
   | { type: 'session_event'; id: number; reason: SessionEndEvent['reason']; site_id: string | null }
   | {
       type: 'approval_request'
@@ -202,6 +204,13 @@ export function attachLiveServer(input: {
           ? approvalRequest(notice.prompt, conn)
           : { type: 'approval_closed', id: notice.approvalId, outcome: notice.outcome },
       )
+    }
+  })
+  // "Refresh now" for one device on one site: only its sockets on that site hear it.
+  const unsubscribeCommands = deps.events.subscribeCommands((command) => {
+    for (const conn of bySession.get(command.sessionId) ?? []) {
+      if (conn.binding.siteId !== command.siteId) continue
+      send(conn, { type: 'refresh_now', request_id: command.requestId })
     }
   })
   const join = (index: Map<string, Set<Connection>>, key: string, conn: Connection) => {
@@ -403,6 +412,7 @@ export function attachLiveServer(input: {
       stopHeartbeat()
       unsubscribe()
       unsubscribeApprovals()
+      unsubscribeCommands()
       for (const set of bySession.values()) for (const conn of set) conn.ws.terminate()
       wss.close()
     },
