@@ -27,6 +27,8 @@ import { createDpopProofs } from './services/dpop-proofs.ts'
  */
 export function createApp(deps: AppDeps): Hono {
   const app = new Hono()
+  // Outermost, so that every answer is counted, refusals by the middlewares below included.
+  if (deps.metrics) app.use(deps.metrics.middleware())
   app.use(securityHeaders())
   app.use(limitBody(deps.config.maxBodyBytes))
   // One per app: it holds the request rate limits every way in shares.

@@ -123,7 +123,7 @@ interface Connection {
  */
 export function attachLiveServer(input: {
   server: HttpServer
-  deps: Pick<AppDeps, 'config' | 'store' | 'events' | 'presence' | 'log' | 'clock'>
+  deps: Pick<AppDeps, 'config' | 'store' | 'events' | 'presence' | 'log' | 'clock' | 'metrics'>
   authenticator: LiveAuthenticator
   limits?: Partial<LiveLimits>
 }): { close(): void; connectionCount(): number } {
@@ -177,7 +177,10 @@ export function attachLiveServer(input: {
     },
     (ws) => ws.terminate(),
   )
-  const send = (conn: Connection, message: LiveMessage) => sendTo(conn.ws, message)
+  const send = (conn: Connection, message: LiveMessage) => {
+    if (message.type !== 'welcome') deps.metrics?.pushed('live', message.type)
+    sendTo(conn.ws, message)
+  }
 
   const concerns = (event: { siteId?: string | null }, binding: LiveBinding) =>
     event.siteId === undefined || event.siteId === null || event.siteId === binding.siteId
