@@ -3,6 +3,7 @@ import type { AppDeps } from './deps.ts'
 import { createErrorHandler, errorBody } from './errors.ts'
 import { limitBody } from './middleware/body.ts'
 import { securityHeaders } from './middleware/security-headers.ts'
+import { requestContext, withRequestId } from './observability/request-context.ts'
 import { accountRoutes } from './routes/account.ts'
 import { authorizeRoutes } from './routes/authorize.ts'
 import { cibaRoutes } from './routes/ciba.ts'
@@ -25,8 +26,11 @@ import { createDpopProofs } from './services/dpop-proofs.ts'
  * const app = createApp({ config, store, keys, clock: systemClock, events, log })
  * const res = await app.request('/.well-known/jwks.json')
  */
-export function createApp(deps: AppDeps): Hono {
+export function createApp(input: AppDeps): Hono {
+  // Every line logged while a request is handled carries its id (X-Request-Id).
+  const deps: AppDeps = { ...input, log: withRequestId(input.log) }
   const app = new Hono()
+  app.use(requestContext(deps.log))
   // Outermost, so that every answer is counted, refusals by the middlewares below included.
   if (deps.metrics) app.use(deps.metrics.middleware())
   app.use(securityHeaders())

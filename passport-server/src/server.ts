@@ -15,6 +15,7 @@ import { attachLiveServer } from './live/live-server.ts'
 import { createInProcessPresence } from './live/presence.ts'
 import { listenManagement, type ManagementOptions } from './observability/management.ts'
 import { createMetrics } from './observability/metrics.ts'
+import { withRequestId } from './observability/request-context.ts'
 import { startBackchannelLogout } from './services/backchannel-logout.ts'
 import { startExpirySweeper } from './services/expiry-sweeper.ts'
 import { createHttpLiveAuthenticator, createStoreLiveAuthenticator } from './services/live-auth.ts'
@@ -50,8 +51,9 @@ export async function createDeps(input: {
   const store = withSealedSecrets(openSqliteStore(input.storeFile), input.masterKey)
   const clock = input.clock ?? systemClock
   const metrics = createMetrics()
-  // Counted from the log events the code already writes (sign-ins, failures, pushes).
-  const log = metrics.tapLog(input.log)
+  // Counted from the log events the code already writes (sign-ins, failures, pushes); each line
+  // written during a request carries its id.
+  const log = withRequestId(metrics.tapLog(input.log))
   return {
     config: input.config,
     store,
