@@ -26,9 +26,11 @@ import { createDpopProofs } from './services/dpop-proofs.ts'
  * const app = createApp({ config, store, keys, clock: systemClock, events, log })
  * const res = await app.request('/.well-known/jwks.json')
  */
-export function createApp(input: AppDeps): Hono {
-  // Every line logged while a request is handled carries its id (X-Request-Id).
-  const deps: AppDeps = { ...input, log: withRequestId(input.log) }
+export function createApp(deps: AppDeps): Hono {
+  // Every line logged while a request is handled carries its id (X-Request-Id). Set on the deps
+  // themselves, not a copy: whoever holds them (tests, the live server) sees one object.
+  // `createDeps` already did it; this is for deps made elsewhere (idempotent).
+  deps.log = withRequestId(deps.log)
   const app = new Hono()
   app.use(requestContext(deps.log))
   // Outermost, so that every answer is counted, refusals by the middlewares below included.
