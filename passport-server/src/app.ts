@@ -3,6 +3,7 @@ import type { AppDeps } from './deps.ts'
 import { createErrorHandler, errorBody } from './errors.ts'
 import { limitBody } from './middleware/body.ts'
 import { securityHeaders } from './middleware/security-headers.ts'
+import { requestContext, withRequestId } from './observability/request-context.ts'
 import { accountRoutes } from './routes/account.ts'
 import { accountSealedRoutes } from './routes/account-sealed.ts'
 import { authorizeRoutes } from './routes/authorize.ts'
@@ -12,6 +13,7 @@ import { frameRoutes } from './routes/frame.ts'
 import { frameApiRoutes } from './routes/frame-api.ts'
 import { liveInternalRoutes } from './routes/live-internal.ts'
 import { passkeySignInRoutes } from './routes/passkeys.ts'
+import { refreshRequestRoutes } from './routes/refresh-request.ts'
 import { scramSignInRoutes } from './routes/scram-sign-in.ts'
 import { siteApiRoutes } from './routes/site-api.ts'
 import { tokenRoutes } from './routes/token.ts'
@@ -28,7 +30,14 @@ import { createDpopProofs } from './services/dpop-proofs.ts'
  * const res = await app.request('/.well-known/jwks.json')
  */
 export function createApp(deps: AppDeps): Hono {
+  // Every line logged while a request is handled carries its id (X-Request-Id). Set on the deps
+  // themselves, not a copy: whoever holds them (tests, the live server) sees one object.
+  // `createDeps` already did it; this is for deps made elsewhere (idempotent).
+  deps.log = withRequestId(deps.log)
   const app = new Hono()
+  app.use(requestContext(deps.log))
+  // Outermost, so that every answer is counted, refusals by the middlewares below included.
+  if (deps.metrics) app.use(deps.metrics.middleware())
   app.use(securityHeaders())
   app.use(limitBody(deps.config.maxBodyBytes))
   // One per app: it holds the request rate limits every way in shares.
@@ -47,6 +56,7 @@ export function createApp(deps: AppDeps): Hono {
   app.route('/', frameRoutes(deps, proofs))
   app.route('/', frameApiRoutes(deps, approvals, proofs))
   app.route('/', siteApiRoutes(deps))
+  app.route('/', refreshRequestRoutes(deps))
   app.route('/', wellKnownRoutes(deps))
   app.route('/', liveInternalRoutes(deps))
   app.get('/', (c) => c.text('Passport is running. Sites embed /passport.js.'))

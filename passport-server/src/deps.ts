@@ -3,6 +3,7 @@ import type { ResolvedConfig } from './config.ts'
 import type { Logger } from './errors.ts'
 import type { EventBus } from './events/bus.ts'
 import type { LivePresence } from './live/presence.ts'
+import type { PassportMetrics } from './observability/metrics.ts'
 import type { CounterStore } from './services/counters.ts'
 import type { Store } from './store/types.ts'
 import type { KeySet } from './tokens/keys.ts'
@@ -23,6 +24,8 @@ export interface AppDeps {
    */
   counters?: CounterStore
   log: Logger
+  /** Prometheus metrics (its own registry); absent: nothing is measured (most unit tests). */
+  metrics?: PassportMetrics
 }
 
 /** Structured log lines on stdout. Callers pass ids and reasons only, never secrets. */

@@ -66,9 +66,16 @@ describe('a route that throws', () => {
       deps.store.sites.get = get
     }
     expect(await stillAnswers(target)).toBe(true)
-    expect(logs.at(-1)).toEqual({
+    // Each request also writes its http_request line; every line carries its request id.
+    expect(logs.filter((l) => l.event === 'server_error').at(-1)).toEqual({
       event: 'server_error',
-      fields: { listener: 'http', error: 'TypeError', message: 'a bug quoting "…"', path: '/frame/news' },
+      fields: {
+        listener: 'http',
+        error: 'TypeError',
+        message: 'a bug quoting "…"',
+        path: '/frame/news',
+        request_id: expect.any(String),
+      },
     })
   })
 })

@@ -12,6 +12,9 @@ import { startEventLogTail } from './events/log-tail.ts'
 import { guardServer, repeatEvery } from './guard.ts'
 import { attachLiveServer } from './live/live-server.ts'
 import { attachSignInSocket, SIGN_IN_PATH } from './live/sign-in-socket.ts'
+import { listenManagement, type ManagementOptions } from './observability/management.ts'
+import { createMetrics } from './observability/metrics.ts'
+import { withRequestId } from './observability/request-context.ts'
 import { createSharedState } from './redis/shared-state.ts'
 import { startBackchannelLogout } from './services/backchannel-logout.ts'
 import { startExpirySweeper } from './services/expiry-sweeper.ts'
@@ -29,6 +32,8 @@ export interface PassportServer {
   deps: AppDeps
   /** Open live-channel WebSockets (for tests and monitoring). */
   liveConnectionCount(): number
+  /** Where the management listener (metrics, presence) listens, if it was asked for. */
+  managementUrl: string | null
   close(): Promise<void>
 }
 
@@ -47,14 +52,19 @@ export async function createDeps(input: {
   const opened = await openStore(input.config, input.storeFile, input.log)
   const store = withSealedSecrets(opened, input.masterKey)
   const clock = input.clock ?? systemClock
+  const metrics = createMetrics()
+  // Counted from the log events the code already writes (sign-ins, failures, pushes); each line
+  // written during a request carries its id.
+  const log = withRequestId(metrics.tapLog(input.log))
   return {
     config: input.config,
     store,
     keys: await loadOrCreateKeys(store.secrets, clock.now()),
     clock,
     // Event bus, live-socket presence and shared counters: Redis with `redisUrl`, else in process.
-    ...createSharedState({ config: input.config, log: input.log, clock }),
-    log: input.log,
+    ...createSharedState({ config: input.config, log, clock }),
+    log,
+    metrics,
   }
 }
 
@@ -63,7 +73,12 @@ export async function createDeps(input: {
  * and browsers reach it through `*.localhost` names, which Node does not resolve, so it binds
  * an address.
  */
-export async function listen(deps: AppDeps, port: number, hostname: string): Promise<PassportServer> {
+export async function listen(
+  deps: AppDeps,
+  port: number,
+  hostname: string,
+  options: { management?: ManagementOptions } = {},
+): Promise<PassportServer> {
   const app = createApp(deps)
   const server = serve({ fetch: app.fetch, port, hostname }) as HttpServer
   server.headersTimeout = 15_000
@@ -94,13 +109,19 @@ export async function listen(deps: AppDeps, port: number, hostname: string): Pro
   const stopSweeper = startExpirySweeper(deps)
   const stopTail = await startEventLogTail(deps)
   const stopBackchannel = startBackchannelLogout(deps)
+  deps.metrics?.setLiveSockets(() => live.connectionCount())
+  const stopMetrics = deps.metrics?.watch(deps)
+  const management = options.management ? await listenManagement(deps, options.management) : null
   return {
     internalUrl: `http://${hostname}:${address.port}`,
     http: server,
     app,
     deps,
     liveConnectionCount: () => live.connectionCount(),
+    managementUrl: management?.url ?? null,
     close: async () => {
+      stopMetrics?.()
+      await management?.close()
       stopKeyReload()
       stopSweeper()
       stopTail()
