@@ -9,6 +9,7 @@ import { cibaRoutes } from './routes/ciba.ts'
 import { deviceSignInRoutes } from './routes/device-sign-in.ts'
 import { frameRoutes } from './routes/frame.ts'
 import { frameApiRoutes } from './routes/frame-api.ts'
+import { createDrainState, type DrainState, healthRoutes } from './routes/health.ts'
 import { liveInternalRoutes } from './routes/live-internal.ts'
 import { siteApiRoutes } from './routes/site-api.ts'
 import { tokenRoutes } from './routes/token.ts'
@@ -24,7 +25,7 @@ import { createDpopProofs } from './services/dpop-proofs.ts'
  * const app = createApp({ config, store, keys, clock: systemClock, events, log })
  * const res = await app.request('/.well-known/jwks.json')
  */
-export function createApp(deps: AppDeps): Hono {
+export function createApp(deps: AppDeps, options: { drain?: DrainState } = {}): Hono {
   const app = new Hono()
   app.use(securityHeaders())
   app.use(limitBody(deps.config.maxBodyBytes))
@@ -43,6 +44,8 @@ export function createApp(deps: AppDeps): Hono {
   app.route('/', siteApiRoutes(deps))
   app.route('/', wellKnownRoutes(deps))
   app.route('/', liveInternalRoutes(deps))
+  // Load-balancer checks; `drain` is set by the graceful shutdown (server.ts).
+  app.route('/', healthRoutes(deps, options.drain ?? createDrainState()))
   app.get('/', (c) => c.text('Passport is running. Sites embed /passport.js.'))
   app.notFound((c) => c.json(errorBody('not_found'), 404))
   app.onError(createErrorHandler(deps.log))

@@ -12,10 +12,12 @@ import { createInProcessBus } from './events/bus.ts'
 import { startEventLogTail } from './events/log-tail.ts'
 import { guardServer, repeatEvery } from './guard.ts'
 import { attachLiveServer } from './live/live-server.ts'
+import { createDrainState } from './routes/health.ts'
 import { startBackchannelLogout } from './services/backchannel-logout.ts'
 import { startExpirySweeper } from './services/expiry-sweeper.ts'
 import { createHttpLiveAuthenticator, createStoreLiveAuthenticator } from './services/live-auth.ts'
 import { withSealedSecrets } from './store/sealed-secrets.ts'
+import { type ShutdownOptions, shutdownGracefully, trackRequests } from './shutdown.ts'
 import { openSqliteStore } from './store/sqlite.ts'
 import { KEY_RELOAD_MS, loadOrCreateKeys, replaceKeys } from './tokens/keys.ts'
 
@@ -28,7 +30,10 @@ export interface PassportServer {
   deps: AppDeps
   /** Open live-channel WebSockets (for tests and monitoring). */
   liveConnectionCount(): number
+  /** Stops at once: every connection and socket cut (tests, the demo). */
   close(): Promise<void>
+  /** Stops gracefully (SIGTERM): drains, tells the frames to reconnect elsewhere, finishes requests. */
+  shutdown(options?: ShutdownOptions): Promise<void>
 }
 
 /**
@@ -60,8 +65,10 @@ export async function createDeps(input: {
  * an address.
  */
 export async function listen(deps: AppDeps, port: number, hostname: string): Promise<PassportServer> {
-  const app = createApp(deps)
+  const drain = createDrainState()
+  const app = createApp(deps, { drain })
   const server = serve({ fetch: app.fetch, port, hostname }) as HttpServer
+  const requests = trackRequests(server)
   server.headersTimeout = 15_000
   server.requestTimeout = 30_000
   server.maxHeadersCount = 200
@@ -86,17 +93,36 @@ export async function listen(deps: AppDeps, port: number, hostname: string): Pro
   const stopSweeper = startExpirySweeper(deps)
   const stopTail = await startEventLogTail(deps)
   const stopBackchannel = startBackchannelLogout(deps)
+  const stopJobs = () => {
+    stopKeyReload()
+    stopSweeper()
+    stopTail()
+    stopBackchannel()
+  }
   return {
     internalUrl: `http://${hostname}:${address.port}`,
     http: server,
     app,
     deps,
     liveConnectionCount: () => live.connectionCount(),
+    shutdown: (options) =>
+      shutdownGracefully(
+        {
+          http: server,
+          live,
+          drain,
+          requests,
+          stopJobs,
+          release: async () => {
+            await deps.events.close()
+            await deps.store.close()
+          },
+          log: deps.log,
+        },
+        options,
+      ),
     close: async () => {
-      stopKeyReload()
-      stopSweeper()
-      stopTail()
-      stopBackchannel()
+      stopJobs()
       live.close()
       await new Promise<void>((resolve) => {
         server.close(() => resolve())

@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream'
 import { type RawData, type WebSocket, WebSocketServer } from 'ws'
 import {
   CLOSE_RATE_LIMITED,
+  CLOSE_RESTARTING,
   CLOSE_SESSION_ENDED,
   CLOSE_UNAUTHENTICATED,
   LIVE_AUTH_MAX_BYTES,
@@ -124,7 +125,7 @@ export function attachLiveServer(input: {
   deps: Pick<AppDeps, 'config' | 'store' | 'events' | 'log' | 'clock'>
   authenticator: LiveAuthenticator
   limits?: Partial<LiveLimits>
-}): { close(): void; connectionCount(): number } {
+}): LiveServerHandle {
   const { server, deps, authenticator } = input
   const limits = { ...defaultLiveLimits, ...input.limits }
   const wss = new WebSocketServer({
@@ -138,6 +139,7 @@ export function attachLiveServer(input: {
   const bySession = new Map<string, Set<Connection>>()
   const byUser = new Map<string, Set<Connection>>()
   let total = 0
+  let draining = false
   /** Sockets still answering their challenge: they hold a descriptor too. */
   let unauthenticated = 0
   const connectsByAddress = createRateWindow(
@@ -353,6 +355,8 @@ export function attachLiveServer(input: {
     const url = URL.parse(req.url ?? '/', 'http://localhost')
     if (!url) return reject(socket, 400, 'bad_request_target')
     if (url.pathname !== LIVE_PATH) return reject(socket, 404, 'unknown_path')
+    // Shutting down: the frame tries again, and the load balancer sends it to another instance.
+    if (draining) return reject(socket, 503, 'draining')
     // Full: refuse before any work, so sign-in and refresh keep their file descriptors.
     if (total + unauthenticated >= limits.maxConnections) return reject(socket, 503, 'server_full')
     const address = resolveClientAddress(
@@ -400,7 +404,28 @@ export function attachLiveServer(input: {
       wss.close()
     },
     connectionCount: () => total,
+    refuseNew: () => {
+      draining = true
+    },
+    closeForRestart: () => {
+      draining = true
+      for (const ws of wss.clients) ws.close(CLOSE_RESTARTING, 'server restarting')
+    },
   }
+}
+
+export interface LiveServerHandle {
+  /** Ends every socket at once (no close handshake) and stops listening for events. */
+  close(): void
+  connectionCount(): number
+  /** Graceful shutdown, first step: new upgrades get 503 (the frame tries again elsewhere). */
+  refuseNew(): void
+  /**
+   * Graceful shutdown, once the listener is closed: every open socket (authenticated or still
+   * answering its challenge) is closed with `CLOSE_RESTARTING`, on which the frame reconnects at
+   * once, through the load balancer to another instance, and resumes by event id.
+   */
+  closeForRestart(): void
 }
 
 /** Bytes of a message however `ws` hands it over (one buffer, fragments, or an ArrayBuffer). */
