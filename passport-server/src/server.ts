@@ -12,6 +12,7 @@ import { createInProcessBus } from './events/bus.ts'
 import { startEventLogTail } from './events/log-tail.ts'
 import { guardServer, repeatEvery } from './guard.ts'
 import { attachLiveServer } from './live/live-server.ts'
+import { createInProcessPresence } from './live/presence.ts'
 import { createDrainState } from './routes/health.ts'
 import { startBackchannelLogout } from './services/backchannel-logout.ts'
 import { startExpirySweeper } from './services/expiry-sweeper.ts'
@@ -55,6 +56,7 @@ export async function createDeps(input: {
     keys: await loadOrCreateKeys(store.secrets, clock.now()),
     clock,
     events: createInProcessBus(input.log),
+    presence: createInProcessPresence(),
     log: input.log,
   }
 }
