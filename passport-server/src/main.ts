@@ -5,6 +5,7 @@ import { resolveConfig } from './config.ts'
 import { consoleLogger, silentLogger } from './deps.ts'
 import { installLastResortHandlers } from './guard.ts'
 import { createDeps, listen, listenLiveOnly } from './server.ts'
+import { DEFAULT_SHUTDOWN_GRACE_MS } from './shutdown.ts'
 
 /**
  * The only place that reads the environment.
@@ -18,6 +19,8 @@ import { createDeps, listen, listenLiveOnly } from './server.ts'
  *   PASSPORT_ROLE=live  run only the live channel, apart; with PASSPORT_LIVE_VALIDATE_URL (the
  *                       passport's internal URL) and the same PASSPORT_LIVE_VALIDATION_SECRET
  *   PASSPORT_TRUSTED_PROXIES  comma list of reverse-proxy addresses/CIDRs (X-Forwarded-For)
+ *   PASSPORT_DRAIN_DELAY_MS  on SIGTERM, how long /readyz says 503 before the listener closes
+ *                     (so the load balancer's health check sees it first; default 0)
  *   PASSPORT_MASTER_KEY / PASSPORT_MASTER_KEY_FILE  the key the stored secrets are sealed under
  *                     (required: without one it refuses to start, saying how to make one)
  *
@@ -80,7 +83,19 @@ if (args.length > 0) {
   const deps = await createDeps({ config, storeFile, masterKey, log: consoleLogger })
   const server = await listen(deps, port, host)
   console.log(`passport listening on ${server.internalUrl}, public at ${config.issuer}`)
-  const stop = () => void server.close().then(() => process.exit(0))
+  // Graceful (shutdown.ts): drain, frames told to reconnect elsewhere, requests finished; a
+  // second signal, or a shutdown that overruns its bound, ends the process at once.
+  let stopping = false
+  const stop = () => {
+    if (stopping) process.exit(1)
+    stopping = true
+    const delayMs = Number(env.PASSPORT_DRAIN_DELAY_MS ?? 0) || 0
+    setTimeout(() => process.exit(1), delayMs + DEFAULT_SHUTDOWN_GRACE_MS + 5_000).unref()
+    server.shutdown({ delayMs }).then(
+      () => process.exit(0),
+      () => process.exit(1),
+    )
+  }
   process.on('SIGINT', stop)
   process.on('SIGTERM', stop)
 }

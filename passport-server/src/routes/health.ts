@@ -21,7 +21,10 @@ export function createDrainState(): DrainState {
  * Resolves true when the store answers a trivial query (the event log's head) within `ms`,
  * false when it throws or is slower. A query left hanging settles on its own; nothing waits.
  */
-export async function storeAnswers(deps: Pick<AppDeps, 'store'>, ms = STORE_PROBE_TIMEOUT_MS): Promise<boolean> {
+export async function storeAnswers(
+  deps: Pick<AppDeps, 'store'>,
+  ms = STORE_PROBE_TIMEOUT_MS,
+): Promise<boolean> {
   let timer: ReturnType<typeof setTimeout> | undefined
   const late = new Promise<false>((resolve) => {
     timer = setTimeout(() => resolve(false), ms)
@@ -61,7 +64,10 @@ export function healthRoutes(deps: Pick<AppDeps, 'store' | 'events'>, drain: Dra
     const store = (await storeAnswers(deps)) ? 'ok' : 'unavailable'
     const bus = deps.events.ready() ? 'ok' : 'unavailable'
     const ready = store === 'ok' && !drain.draining
-    return c.json({ status: ready ? 'ok' : 'unavailable', store, bus, draining: drain.draining }, ready ? 200 : 503)
+    return c.json(
+      { status: ready ? 'ok' : 'unavailable', store, bus, draining: drain.draining },
+      ready ? 200 : 503,
+    )
   })
   return app
 }
