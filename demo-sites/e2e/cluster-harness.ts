@@ -337,6 +337,8 @@ export async function startCluster(options: { instances?: number; base?: number 
       PASSPORT_MASTER_KEY: masterKeyText,
       // HAProxy's X-Forwarded-For is believed from loopback only.
       PASSPORT_TRUSTED_PROXIES: '127.0.0.1',
+      // A stopping instance says 503 on /readyz for longer than HAProxy's check interval (250 ms).
+      PASSPORT_DRAIN_DELAY_MS: '400',
     }
     delete instanceEnv.PASSPORT_MASTER_KEY_FILE
     const instances: Instance[] = Array.from({ length: count }, (_, i) => {

@@ -12,15 +12,18 @@ import { expect, message, signIn, status, test } from './fixtures.ts'
  *
  * Each test starts its own cluster (ports 19000-19099) and stops every process at its end.
  */
-test.describe.configure({ mode: 'serial', timeout: 60_000 })
+test.describe.configure({ mode: 'serial', timeout: 120_000 })
 // One cookie mode is enough here: what is under test is the servers, not the browser.
 test.skip(({ thirdPartyCookies }) => thirdPartyCookies !== 'blocked', 'runs once, in 3pc-blocked')
 
 let cluster: Cluster
 test.beforeEach(async () => {
+  const started = Date.now()
   cluster = await startCluster()
+  console.info(`cluster: started in ${Date.now() - started} ms (${cluster.backends})`)
 })
-test.afterEach(async ({}, info) => {
+test.afterEach(async () => {
+  const info = test.info()
   if (info.status !== info.expectedStatus) await info.attach('cluster logs', { body: cluster?.logs() ?? '' })
   await cluster?.close()
 })
@@ -134,4 +137,138 @@ test('20 parallel refreshes of one family, spread over both instances: one succe
   // Not revoked: the successor rotates on either instance.
   const next = await backend.refresh(successor)
   expect(next.status).toBe(200)
+})
+
+test('a device approval asked through A is answered on B', async ({ browserContext, newDevice }) => {
+  test.skip(
+    !cluster.sharedBus,
+    'approval prompts cross instances over the Redis bus only (CLUSTER_BUS=redis)',
+  )
+  await cluster.haproxy.only(B)
+  const trusted = await browserContext.newPage()
+  await signIn(trusted, cluster.urls.news, 'alice', 'alice-password-1')
+  await expect(status(trusted)).toHaveText('Signed in as alice')
+  await socketsOn(B, 1)
+
+  await cluster.haproxy.only(A)
+  const asker = await (await newDevice()).newPage()
+  await asker.goto(cluster.urls.shop)
+  await asker.getByRole('button', { name: 'Sign in', exact: true }).click()
+  await expect(asker).toHaveURL(/passport\.localhost/)
+  await asker.getByLabel('Username for sign-in with another device').fill('alice')
+  await asker.getByRole('button', { name: 'Sign in with another device' }).click()
+  const code = ((await asker.locator('#approval-code').textContent()) ?? '').trim()
+  expect(code).toMatch(/^\d\d$/)
+
+  const prompt = trusted
+    .frameLocator('iframe[title="Passport"]')
+    .getByRole('dialog', { name: 'Sign-in request' })
+  await expect(prompt).toContainText('Sign in to Shop on another device?', { timeout: pushed })
+  await cluster.haproxy.only(B)
+  await prompt.getByRole('textbox').fill(code)
+  await prompt.getByRole('button', { name: 'Approve' }).click()
+  await expect(status(asker)).toHaveText('Signed in as alice', { timeout: 5_000 })
+  await expect(status(trusted)).toHaveText('Signed in as alice')
+})
+
+test.describe('faults', () => {
+  test('an instance killed (kill -9) mid-refresh: the family stays consistent; its tabs reconnect to the other and get what they missed', async ({
+    browserContext,
+  }) => {
+    const [first, second] = cluster.instances
+    if (!first || !second) throw new Error('two instances expected')
+    await cluster.haproxy.only(A)
+    const news = await browserContext.newPage()
+    await signIn(news, cluster.urls.news, 'alice', 'alice-password-1')
+    await expect(status(news)).toHaveText('Signed in as alice')
+    const endings = await watchEndings(news)
+    await socketsOn(A, 1)
+    await cluster.haproxy.only(B)
+    const shop = await browserContext.newPage()
+    await shop.goto(cluster.urls.shop)
+    await expect(status(shop)).toHaveText('Signed in as alice')
+    await cluster.haproxy.all()
+
+    // Another user's site-backend family, rotating on both instances when one dies.
+    const backend = siteBackend({
+      internalUrl: `http://127.0.0.1:${cluster.ports.haproxy}`,
+      issuer: cluster.urls.passport,
+      site: cluster.sites.docs,
+    })
+    const original = await backend.signIn('bob', 'bob-password-1')
+    const inFlight = Promise.all(Array.from({ length: 20 }, () => backend.refresh(original)))
+    await new Promise((r) => setTimeout(r, 15))
+    const killedAt = Date.now()
+    await first.kill()
+    // A sign-out while News's socket is gone with its instance: made on B, in the log for News.
+    await shop.getByRole('button', { name: 'Sign out' }).click()
+
+    const answers = await inFlight
+    const lost = answers.filter((a) => a.status !== 200).length
+    // A backend whose answer was lost sends the same refresh token again.
+    const settled = await Promise.all(answers.map((a) => (a.status === 200 ? a : backend.refresh(original))))
+    expect(settled.map((a) => a.status)).toEqual(Array(20).fill(200))
+    const successors = new Set(settled.map((a) => a.refreshToken))
+    expect(successors.size).toBe(1)
+    const next = await backend.refresh([...successors][0] ?? '')
+    expect(next.status).toBe(200) // the family was not revoked
+
+    await expect(message(news)).toHaveText('You were signed out on another site.', { timeout: 10_000 })
+    const recoveredMs = (await endings.at()) - killedAt
+    await news.waitForTimeout(1_000)
+    const count = await endings.count()
+    console.info(
+      `cluster-fault kill9: ${JSON.stringify({ lost_answers: lost, answered_by: [...new Set(answers.map((a) => a.instance))], sign_out_reached_tab_ms: recoveredMs, endings: count })}`,
+    )
+    expect(count).toBe(1)
+  })
+
+  test('both instances restarted one after the other (SIGTERM, rolling) with tabs open: nobody signed out', async ({
+    browserContext,
+  }) => {
+    await cluster.haproxy.only(A)
+    const aliceNews = await browserContext.newPage()
+    await signIn(aliceNews, cluster.urls.news, 'alice', 'alice-password-1')
+    await expect(status(aliceNews)).toHaveText('Signed in as alice')
+    await socketsOn(A, 1)
+    await cluster.haproxy.only(B)
+    const aliceShop = await browserContext.newPage()
+    await aliceShop.goto(cluster.urls.shop)
+    await expect(status(aliceShop)).toHaveText('Signed in as alice')
+    await socketsOn(B, 1)
+    await cluster.haproxy.all()
+    const aliceEndings = await watchEndings(aliceNews)
+
+    const figures: Record<string, number | string | null>[] = []
+    for (const [stopping, other] of [
+      [cluster.instances[0], cluster.instances[1]],
+      [cluster.instances[1], cluster.instances[0]],
+    ]) {
+      if (!stopping || !other) throw new Error('two instances expected')
+      const before = Date.now()
+      const code = await stopping.stop()
+      const stoppedMs = Date.now() - before
+      expect(code).toBe(0) // graceful
+      // Every tab's socket is on the other instance now.
+      await expect
+        .poll(async () => (await cluster.haproxy.stat(other.name)).current, { timeout: 5_000 })
+        .toBeGreaterThanOrEqual(2)
+      const movedMs = Date.now() - before
+      await stopping.start()
+      await cluster.haproxy.waitFor(stopping.name, 'UP')
+      figures.push({ instance: stopping.name, exit: code, stopped_ms: stoppedMs, sockets_moved_ms: movedMs })
+    }
+    console.info(`cluster-fault rolling: ${JSON.stringify(figures)}`)
+
+    // Nobody was signed out, and the live channel still works on the restarted instances.
+    await expect(status(aliceNews)).toHaveText('Signed in as alice')
+    await expect(status(aliceShop)).toHaveText('Signed in as alice')
+    expect(await aliceEndings.count()).toBe(0)
+    const clicked = Date.now()
+    await aliceShop.getByRole('button', { name: 'Sign out' }).click()
+    await expect(message(aliceNews)).toHaveText('You were signed out on another site.', { timeout: 3_000 })
+    expect((await aliceEndings.at()) - clicked).toBeLessThan(pushed)
+    await aliceNews.waitForTimeout(500)
+    expect(await aliceEndings.count()).toBe(1)
+  })
 })
