@@ -70,7 +70,11 @@ export function haproxyConfigFrom(
     if (!pattern.test(text)) throw new Error(`deploy/haproxy.cfg: no ${what} to adapt`)
     text = text.replace(pattern, replacement)
   }
+  // A leftover HAProxy on the same port must make this one fail, not share the port with it.
+  swap(/^(\s*stats socket )\S+.*\n/m, `$&    noreuseport\n`, 'stats socket')
   swap(/^(\s*stats socket )\S+/m, `$1${input.socket}`, 'stats socket')
+  // Log every connection, even one that sent nothing (a reset shows in the test's report).
+  swap(/^\s*option dontlognull\n/m, '', 'dontlognull')
   // The machines running the tests allow 20,000 descriptors per process.
   swap(/^(?<lead>\s*maxconn )\d+$/m, '$<lead>2000', 'global maxconn')
   swap(/^(\s*)bind .*\n(?:\s*bind .*\n)*/m, `$1bind 127.0.0.1:${input.port}\n`, 'bind')
