@@ -75,7 +75,7 @@ if (args.length > 0) {
     secret: config.liveValidationSecret,
   })
   console.log(`passport live channel listening on ${live.internalUrl}, authenticating at ${passportUrl}`)
-  const stop = () => void live.close().then(() => process.exit(0))
+  const stop = () => void live.shutdown().then(() => process.exit(0))
   process.on('SIGINT', stop)
   process.on('SIGTERM', stop)
 } else {

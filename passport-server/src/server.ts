@@ -147,7 +147,11 @@ export async function listenLiveOnly(
   port: number,
   hostname: string,
   passport: { url: string; secret: string },
-): Promise<{ internalUrl: string; close(): Promise<void> }> {
+): Promise<{
+  internalUrl: string
+  close(): Promise<void>
+  shutdown(options?: ShutdownOptions): Promise<void>
+}> {
   const server = createServer((_req, res) => {
     res.writeHead(404, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' })
     res.end('{"error":"not_found"}')
@@ -169,6 +173,23 @@ export async function listenLiveOnly(
   deps.log('sys_startup', { role: 'live', port: address.port })
   return {
     internalUrl: `http://${hostname}:${address.port}`,
+    // As the passport's (no routes here, so no requests to wait for): the frames reconnect elsewhere.
+    shutdown: (options) =>
+      shutdownGracefully(
+        {
+          http: server,
+          live,
+          drain: createDrainState(),
+          requests: { inFlight: () => 0 },
+          stopJobs: stopTail,
+          release: async () => {
+            await deps.events.close()
+            await deps.store.close()
+          },
+          log: deps.log,
+        },
+        options,
+      ),
     close: async () => {
       stopTail()
       live.close()

@@ -2,9 +2,10 @@ import http from 'node:http'
 import { afterEach, describe, expect, test } from 'vitest'
 import WebSocket from 'ws'
 import { CLOSE_RESTARTING, LIVE_PROTOCOL } from '../../passport-frame/src/protocol/live.ts'
+import { listenLiveOnly } from './server.ts'
 import { defaultFrameKey } from './test-dpop.ts'
 import { signIn } from './test-flows.ts'
-import { addSite, addUser, startTestServer } from './test-support.ts'
+import { addSite, addUser, createTestDeps, startTestServer } from './test-support.ts'
 
 type Started = Awaited<ReturnType<typeof startTestServer>>
 let running: Started | null = null
@@ -132,5 +133,19 @@ describe('graceful shutdown (issue 15: SIGTERM in a rolling restart)', () => {
     await expect(stuck.answered).rejects.toThrow()
     const phases = s.logs.filter((l) => l.event === 'sys_shutdown').map((l) => l.fields)
     expect(phases.at(-1)).toMatchObject({ phase: 'stopped', requests_cut: 1 })
+  })
+
+  test('the live channel run apart (PASSPORT_ROLE=live) closes its sockets with CLOSE_RESTARTING too', async () => {
+    const deps = await createTestDeps()
+    const apart = await listenLiveOnly(deps, 0, '127.0.0.1', {
+      url: 'http://127.0.0.1:9',
+      secret: 's'.repeat(40),
+    })
+    const port = Number(new URL(apart.internalUrl).port)
+    const waiting = openSocket({ port, issuer: deps.config.issuer } as Started, null)
+    await waiting.welcomed
+    await apart.shutdown()
+    expect(await waiting.closed).toBe(CLOSE_RESTARTING)
+    await expect(get(port, '/')).rejects.toThrow()
   })
 })
