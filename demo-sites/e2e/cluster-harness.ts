@@ -79,7 +79,7 @@ export function haproxyConfigFrom(
   swap(/^(?<lead>\s*maxconn )\d+$/m, '$<lead>2000', 'global maxconn')
   swap(/^(\s*)bind .*\n(?:\s*bind .*\n)*/m, `$1bind 127.0.0.1:${input.port}\n`, 'bind')
   swap(/^\s*http-request redirect scheme https.*\n/m, '', 'https redirect')
-  swap(/inter \S+ fall \d+ rise \d+/, `inter ${input.checkMs}ms fall 1 rise 1`, 'check timing')
+  swap(/inter \S+ fall \d+ rise \d+/, `inter ${input.checkMs}ms fall 2 rise 1`, 'check timing')
   const servers = input.servers.map((s) => `    server ${s.name} 127.0.0.1:${s.port}\n`).join('')
   swap(/^(?:\s*server \S+ \S+.*\n)+/m, servers, 'server lines')
   swap(/^(\s*balance roundrobin\n)/m, '$1    http-response set-header X-Passport-Instance %s\n', 'balance')
@@ -341,8 +341,8 @@ export async function startCluster(options: { instances?: number; base?: number 
       PASSPORT_MASTER_KEY: masterKeyText,
       // HAProxy's X-Forwarded-For is believed from loopback only.
       PASSPORT_TRUSTED_PROXIES: '127.0.0.1',
-      // A stopping instance says 503 on /readyz for longer than HAProxy's check interval (250 ms).
-      PASSPORT_DRAIN_DELAY_MS: '400',
+      // A stopping instance says 503 on /readyz until HAProxy has seen it twice (inter 250 ms, fall 2).
+      PASSPORT_DRAIN_DELAY_MS: '800',
     }
     delete instanceEnv.PASSPORT_MASTER_KEY_FILE
     const instances: Instance[] = Array.from({ length: count }, (_, i) => {
