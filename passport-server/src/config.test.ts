@@ -18,6 +18,8 @@ describe('resolveConfig', () => {
       dpopNonceRequired: true,
       assetsDir: defaults.assetsDir,
       trustedProxies: [],
+      databaseUrl: '',
+      databasePoolSize: 10,
     })
     expect(defaults.assetsDir).toMatch(/\/dist\/passport\/$/)
   })
@@ -36,6 +38,8 @@ describe('resolveConfig', () => {
       dpopNonceRequired: false,
       assetsDir: '/srv/passport/',
       trustedProxies: ['10.0.0.1', 'fd00::/8'],
+      databaseUrl: 'postgres://passport@db.internal:5432/passport',
+      databasePoolSize: 20,
     }
     expect(resolveConfig(options)).toEqual(options)
   })

@@ -41,6 +41,13 @@ export interface PassportOptions {
    * request to its TCP peer. Empty (the default): always the TCP peer, headers ignored.
    */
   trustedProxies?: readonly string[]
+  /**
+   * A `postgres://` URL: the store is this PostgreSQL database (several instances may share it)
+   * instead of the SQLite file. Empty (the default): SQLite. It may hold a password: never log it.
+   */
+  databaseUrl?: string
+  /** Most connections one instance opens to that database. Default 10. */
+  databasePoolSize?: number
 }
 
 export type ResolvedConfig = Readonly<Required<PassportOptions>>
@@ -57,6 +64,8 @@ export const defaults = {
   dpopNonceRequired: true,
   assetsDir: new URL('../../dist/passport/', import.meta.url).pathname,
   trustedProxies: [],
+  databaseUrl: '',
+  databasePoolSize: 10,
 } satisfies Omit<ResolvedConfig, 'issuer'>
 
 /**
@@ -79,6 +88,7 @@ export function resolveConfig(options: PassportOptions): ResolvedConfig {
     'liveMaxConnections',
     'maxBodyBytes',
     'scryptCost',
+    'databasePoolSize',
   ] as const) {
     if (!Number.isInteger(config[key]) || config[key] <= 0)
       throw new Error(`${key} must be a positive integer`)
@@ -89,6 +99,9 @@ export function resolveConfig(options: PassportOptions): ResolvedConfig {
   // scrypt needs a power of two; catching it here beats failing every sign-in later.
   if (config.scryptCost < 2 || (config.scryptCost & (config.scryptCost - 1)) !== 0) {
     throw new Error('scryptCost must be a power of two, e.g. 32768')
+  }
+  if (config.databaseUrl !== '' && !/^postgres(ql)?:\/\//.test(config.databaseUrl)) {
+    throw new Error('databaseUrl must be a postgres:// URL (or empty for the SQLite store)')
   }
   const trustedProxies = Object.freeze([...config.trustedProxies])
   trustedProxiesOf(trustedProxies) // throws on an entry that is not an address or CIDR

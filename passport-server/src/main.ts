@@ -14,6 +14,9 @@ import { DEFAULT_SHUTDOWN_GRACE_MS } from './shutdown.ts'
  *   PASSPORT_HOST      address to bind (default 127.0.0.1)
  *   PASSPORT_ISSUER    public origin (default http://passport.localhost:$PASSPORT_PORT)
  *   PASSPORT_DATA_DIR  where the SQLite store lives (default ./data)
+ *   PASSPORT_DATABASE_URL  postgres://user:password@host:5432/db: the store is that PostgreSQL
+ *                     database instead (several instances share it; see docs/scale-out.md)
+ *   PASSPORT_DATABASE_POOL_SIZE  connections per instance to that database (default 10)
  *   PASSPORT_LIVE_MAX_CONNECTIONS  live-channel WebSockets per process (default 15000)
  *   PASSPORT_LIVE_VALIDATION_SECRET  enables POST /internal/live/validate for a live server apart
  *   PASSPORT_ROLE=live  run only the live channel, apart; with PASSPORT_LIVE_VALIDATE_URL (the
@@ -37,6 +40,8 @@ const config = resolveConfig({
   ...(env.PASSPORT_LIVE_VALIDATION_SECRET
     ? { liveValidationSecret: env.PASSPORT_LIVE_VALIDATION_SECRET }
     : {}),
+  ...(env.PASSPORT_DATABASE_URL ? { databaseUrl: env.PASSPORT_DATABASE_URL } : {}),
+  ...(env.PASSPORT_DATABASE_POOL_SIZE ? { databasePoolSize: Number(env.PASSPORT_DATABASE_POOL_SIZE) } : {}),
   ...(env.PASSPORT_TRUSTED_PROXIES
     ? { trustedProxies: env.PASSPORT_TRUSTED_PROXIES.split(',').map((entry) => entry.trim()) }
     : {}),

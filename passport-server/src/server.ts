@@ -18,8 +18,8 @@ import { startBackchannelLogout } from './services/backchannel-logout.ts'
 import { startExpirySweeper } from './services/expiry-sweeper.ts'
 import { createHttpLiveAuthenticator, createStoreLiveAuthenticator } from './services/live-auth.ts'
 import { type ShutdownOptions, shutdownGracefully, trackRequests } from './shutdown.ts'
+import { openStore } from './store/open-store.ts'
 import { withSealedSecrets } from './store/sealed-secrets.ts'
-import { openSqliteStore } from './store/sqlite.ts'
 import { KEY_RELOAD_MS, loadOrCreateKeys, replaceKeys } from './tokens/keys.ts'
 
 export interface PassportServer {
@@ -38,7 +38,8 @@ export interface PassportServer {
 }
 
 /**
- * Opens the store and keys and returns the dependencies `createApp` needs. The store's secrets
+ * Opens the store and keys and returns the dependencies `createApp` needs. The store is
+ * PostgreSQL when `config.databaseUrl` is set, else SQLite in `storeFile`. Its secrets
  * (signing keys, the authkey key) are sealed under `masterKey`, which is never stored in it.
  */
 export async function createDeps(input: {
@@ -48,7 +49,8 @@ export async function createDeps(input: {
   log: Logger
   clock?: Clock
 }): Promise<AppDeps> {
-  const store = withSealedSecrets(openSqliteStore(input.storeFile), input.masterKey)
+  const opened = await openStore(input.config, input.storeFile, input.log)
+  const store = withSealedSecrets(opened, input.masterKey)
   const clock = input.clock ?? systemClock
   return {
     config: input.config,
@@ -81,7 +83,9 @@ export async function listen(deps: AppDeps, port: number, hostname: string): Pro
   // Listening: from now on an error (an accept failure) is logged, never the end of the process.
   guardServer(deps.log, server, 'http')
   const address = server.address() as AddressInfo
-  deps.log('sys_startup', { issuer: deps.config.issuer, port: address.port })
+  // Which engine, never the database URL (it may hold a password).
+  const store = deps.config.databaseUrl === '' ? 'sqlite' : 'postgres'
+  deps.log('sys_startup', { issuer: deps.config.issuer, port: address.port, store })
   // Picks up keys rotated by the CLI or another instance, and retires old ones, without a restart.
   const stopKeyReload = repeatEvery(deps.log, 'key_reload', KEY_RELOAD_MS, async () => {
     replaceKeys(deps.keys, await loadOrCreateKeys(deps.store.secrets, deps.clock.now()))

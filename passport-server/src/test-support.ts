@@ -13,7 +13,7 @@ import { listen, type PassportServer } from './server.ts'
 import { registerSite, type SiteInput } from './services/registry.ts'
 import { withSealedSecrets } from './store/sealed-secrets.ts'
 import { openSqliteStore } from './store/sqlite.ts'
-import type { UserRecord } from './store/types.ts'
+import type { Store, UserRecord } from './store/types.ts'
 import { loadOrCreateKeys } from './tokens/keys.ts'
 
 /** Test-only wiring: an in-memory store, a clock the test moves, a log the test reads. */
@@ -40,8 +40,18 @@ export interface TestDeps extends AppDeps {
   logs: LogLine[]
 }
 
-export async function createTestDeps(overrides: { file?: string } = {}): Promise<TestDeps> {
-  const store = withSealedSecrets(openSqliteStore(overrides.file ?? ':memory:'), testMasterKey())
+/**
+ * `store`: an unsealed store the test opened (e.g. PostgreSQL, see store/test-engines.ts) instead
+ * of an in-memory SQLite one; the test closes it. `masterKey`: the same for several instances
+ * sharing one store (each must open the others' sealed secrets).
+ */
+export async function createTestDeps(
+  overrides: { file?: string; store?: Store; masterKey?: MasterKey } = {},
+): Promise<TestDeps> {
+  const store = withSealedSecrets(
+    overrides.store ?? openSqliteStore(overrides.file ?? ':memory:'),
+    overrides.masterKey ?? testMasterKey(),
+  )
   const logs: LogLine[] = []
   const log: Logger = (event, fields = {}) => logs.push({ event, fields })
   return {

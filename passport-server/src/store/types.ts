@@ -361,10 +361,15 @@ export interface StoreTx {
 }
 
 /**
- * The persistence boundary. The embedded default is SQLite (`sqlite.ts`); a scale-out
- * implementation must give the same guarantees: `transaction` is all-or-nothing and
+ * The persistence boundary. The embedded default is SQLite (`sqlite.ts`); the scale-out one is
+ * PostgreSQL (`postgres/`). Both give the same guarantees: `transaction` is all-or-nothing and
  * serialisable with respect to other transactions, and every failure to reach the data
  * surfaces as `StoreUnavailableError` so the app can fail closed.
+ *
+ * `fn` may run more than once (PostgreSQL runs a transaction again after a serialisation
+ * conflict), so it must have no effect outside `tx` (no publishing, no logging of what it did)
+ * before it returns: do those after `transaction` resolves. The contract tests of both
+ * engines are in `contract.test.ts`.
  */
 export interface Store extends StoreTx {
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>

@@ -1,0 +1,89 @@
+import type { EndReason } from '../../../../passport-frame/src/protocol/codes.ts'
+import type { RefreshRepo } from '../types.ts'
+import { count, type Db, one, rows } from './db.ts'
+import { toRefresh } from './rows.ts'
+
+export function createRefreshRepo(db: Db): RefreshRepo {
+  /** Revokes the live credentials matching `where`; a revoked one keeps no sealed answer. */
+  const revoke = (where: string, values: unknown[], at: number, reason: EndReason): Promise<number> =>
+    count(
+      db,
+      `UPDATE refresh_tokens SET revoked_at = $1, revoke_reason = $2, successor_sealed = NULL
+       WHERE ${where} AND revoked_at IS NULL`,
+      [at, reason, ...values],
+    )
+  return {
+    create: async (t) => {
+      await db.query(
+        `INSERT INTO refresh_tokens (hash, family_id, generation, site_id, user_id, session_id, issued_at,
+           idle_expires_at, absolute_expires_at, used_at, successor_hash, successor_sealed, revoked_at,
+           revoke_reason, jkt)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+        [
+          t.hash,
+          t.familyId,
+          t.generation,
+          t.siteId,
+          t.userId,
+          t.sessionId,
+          t.issuedAt,
+          t.idleExpiresAt,
+          t.absoluteExpiresAt,
+          t.usedAt,
+          t.successorHash,
+          t.successorSealed,
+          t.revokedAt,
+          t.revokeReason,
+          t.jkt,
+        ],
+      )
+    },
+    get: async (hash) => {
+      const r = await one(db, 'SELECT * FROM refresh_tokens WHERE hash = $1', [hash])
+      return r && toRefresh(r)
+    },
+    head: async (familyId) => {
+      const r = await one(
+        db,
+        'SELECT * FROM refresh_tokens WHERE family_id = $1 ORDER BY generation DESC LIMIT 1',
+        [familyId],
+      )
+      return r && r.used_at === null && r.revoked_at === null ? toRefresh(r) : null
+    },
+    // Compare-and-swap. Of racing rotations one updates the row; under SERIALIZABLE the others,
+    // having waited for its row lock, fail with 40001 and run again, when they find it used.
+    markRotated: async (hash, at, successorHash, sealed) =>
+      (await count(
+        db,
+        `UPDATE refresh_tokens SET used_at = $1, successor_hash = $2, successor_sealed = $3
+         WHERE hash = $4 AND used_at IS NULL AND revoked_at IS NULL`,
+        [at, successorHash, sealed, hash],
+      )) > 0,
+    revokeFamily: (familyId, at, reason) => revoke('family_id = $3', [familyId], at, reason),
+    revokeSession: (sessionId, at, reason) => revoke('session_id = $3', [sessionId], at, reason),
+    revokeSessionSite: (sessionId, siteId, at, reason) =>
+      revoke('session_id = $3 AND site_id = $4', [sessionId, siteId], at, reason),
+    revokeSite: async (siteId, at, reason) =>
+      (
+        await rows(
+          db,
+          `UPDATE refresh_tokens SET revoked_at = $1, revoke_reason = $2, successor_sealed = NULL
+           WHERE site_id = $3 AND revoked_at IS NULL RETURNING session_id, user_id`,
+          [at, reason, siteId],
+        )
+      ).map((r) => ({ sessionId: r.session_id as string, userId: r.user_id as string })),
+    revokeOtherDevices: async (userId, siteId, keepSessionId, at, reason) => [
+      ...new Set(
+        (
+          await rows(
+            db,
+            `UPDATE refresh_tokens SET revoked_at = $1, revoke_reason = $2, successor_sealed = NULL
+             WHERE user_id = $3 AND site_id = $4 AND session_id <> $5 AND revoked_at IS NULL AND used_at IS NULL
+             RETURNING session_id`,
+            [at, reason, userId, siteId, keepSessionId],
+          )
+        ).map((r) => r.session_id as string),
+      ),
+    ],
+  }
+}

@@ -1,0 +1,172 @@
+import type { EndReason } from '../../../../passport-frame/src/protocol/codes.ts'
+import type {
+  ApprovalRecord,
+  CodeRecord,
+  RefreshRecord,
+  SessionEventRecord,
+  SessionRecord,
+  SignInMethod,
+  SiteRecord,
+  TokenRecord,
+  UserRecord,
+} from '../types.ts'
+
+/**
+ * A row as `pg` hands it out. Times are BIGINT, which `pg` returns as strings (they may exceed
+ * 2^53 in general; ours are milliseconds since the epoch, far below): every mapper converts.
+ */
+export type Row = Record<string, unknown>
+
+const num = (v: unknown): number => Number(v)
+const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v))
+const strOrNull = <T extends string = string>(v: unknown): T | null => (v ?? null) as T | null
+
+/** Shared between requests (as the SQLite store's kept rows are), so nobody may change them. */
+export const frozenSite = (s: SiteRecord): SiteRecord => {
+  for (const list of [s.origins, s.redirectUris, s.loginModes]) Object.freeze(list)
+  return Object.freeze(s)
+}
+
+export const toSite = (r: Row): SiteRecord =>
+  frozenSite({
+    id: r.id as string,
+    name: r.name as string,
+    origins: JSON.parse(r.origins as string),
+    redirectUris: JSON.parse(r.redirect_uris as string),
+    loginModes: JSON.parse(r.login_modes as string),
+    tokenTtlSeconds: num(r.token_ttl_seconds),
+    refreshIdleSeconds: num(r.refresh_idle_seconds),
+    refreshAbsoluteSeconds: num(r.refresh_absolute_seconds),
+    refreshBeforeSeconds: num(r.refresh_before_seconds),
+    backchannelLogoutUri: strOrNull(r.backchannel_logout_uri),
+    oneDevicePerSite: r.one_device_per_site === true,
+    dpopBoundTokens: r.dpop_bound_tokens === true,
+    authkeyVersion: num(r.authkey_version),
+    clientSecretHash: r.client_secret_hash as string,
+    createdAt: num(r.created_at),
+  })
+
+/** The columns of `sites` in order, and their values for a record. */
+export const siteColumns = [
+  'id',
+  'name',
+  'origins',
+  'redirect_uris',
+  'login_modes',
+  'token_ttl_seconds',
+  'refresh_idle_seconds',
+  'refresh_absolute_seconds',
+  'refresh_before_seconds',
+  'backchannel_logout_uri',
+  'one_device_per_site',
+  'dpop_bound_tokens',
+  'authkey_version',
+  'client_secret_hash',
+  'created_at',
+] as const
+export const siteValues = (s: SiteRecord): unknown[] => [
+  s.id,
+  s.name,
+  JSON.stringify(s.origins),
+  JSON.stringify(s.redirectUris),
+  JSON.stringify(s.loginModes),
+  s.tokenTtlSeconds,
+  s.refreshIdleSeconds,
+  s.refreshAbsoluteSeconds,
+  s.refreshBeforeSeconds,
+  s.backchannelLogoutUri,
+  s.oneDevicePerSite,
+  s.dpopBoundTokens,
+  s.authkeyVersion,
+  s.clientSecretHash,
+  s.createdAt,
+]
+
+export const toUser = (r: Row): UserRecord => ({
+  id: r.id as string,
+  username: r.username as string,
+  name: r.name as string,
+  passwordHash: r.password_hash as string,
+  createdAt: num(r.created_at),
+})
+
+export const toSession = (r: Row): SessionRecord => ({
+  id: r.id as string,
+  userId: r.user_id as string,
+  createdAt: num(r.created_at),
+  expiresAt: num(r.expires_at),
+  endedAt: numOrNull(r.ended_at),
+  endReason: strOrNull<EndReason>(r.end_reason),
+  userAgent: r.user_agent as string,
+  ...(r.last_seen_at === null || r.last_seen_at === undefined ? {} : { lastSeenAt: num(r.last_seen_at) }),
+  ...(r.method ? { method: r.method as SignInMethod } : {}),
+})
+
+export const toApproval = (r: Row): ApprovalRecord => ({
+  id: r.id as string,
+  secretHash: r.secret_hash as string,
+  kind: r.kind as ApprovalRecord['kind'],
+  userId: strOrNull(r.user_id),
+  requestedFor: r.requested_for as string,
+  siteId: r.site_id as string,
+  code: r.code as string,
+  userAgent: r.user_agent as string,
+  address: r.address as string,
+  context: r.context as string,
+  createdAt: num(r.created_at),
+  expiresAt: num(r.expires_at),
+  status: r.status as ApprovalRecord['status'],
+  decidedAt: numOrNull(r.decided_at),
+  decidedBy: strOrNull(r.decided_by),
+})
+
+export const toCode = (r: Row): CodeRecord => ({
+  hash: r.hash as string,
+  siteId: r.site_id as string,
+  userId: r.user_id as string,
+  sessionId: r.session_id as string,
+  redirectUri: r.redirect_uri as string,
+  codeChallenge: r.code_challenge as string,
+  expiresAt: num(r.expires_at),
+  usedAt: numOrNull(r.used_at),
+})
+
+export const toRefresh = (r: Row): RefreshRecord => ({
+  hash: r.hash as string,
+  familyId: r.family_id as string,
+  generation: num(r.generation),
+  siteId: r.site_id as string,
+  userId: r.user_id as string,
+  sessionId: r.session_id as string,
+  issuedAt: num(r.issued_at),
+  idleExpiresAt: num(r.idle_expires_at),
+  absoluteExpiresAt: num(r.absolute_expires_at),
+  usedAt: numOrNull(r.used_at),
+  successorHash: strOrNull(r.successor_hash),
+  successorSealed: strOrNull(r.successor_sealed),
+  revokedAt: numOrNull(r.revoked_at),
+  revokeReason: strOrNull<EndReason>(r.revoke_reason),
+  jkt: strOrNull(r.jkt),
+})
+
+export const toEvent = (r: Row): SessionEventRecord => ({
+  id: num(r.id),
+  type: r.type as SessionEventRecord['type'],
+  userId: r.user_id as string,
+  sessionId: r.session_id as string,
+  siteId: strOrNull(r.site_id),
+  reason: r.reason as EndReason,
+  at: num(r.at),
+})
+
+export const toToken = (r: Row): TokenRecord => ({
+  jti: r.jti as string,
+  siteId: r.site_id as string,
+  userId: r.user_id as string,
+  sessionId: r.session_id as string,
+  issuedAt: num(r.issued_at),
+  expiresAt: num(r.expires_at),
+  revokedAt: numOrNull(r.revoked_at),
+  revokeReason: strOrNull<EndReason>(r.revoke_reason),
+  jkt: strOrNull(r.jkt),
+})

@@ -1,0 +1,79 @@
+import type { StoredToken, TokenRepo } from '../types.ts'
+import { type Db, one, rows } from './db.ts'
+import { type Row, toToken } from './rows.ts'
+
+/** Shared between requests, so nobody may change it (as the SQLite store's kept rows). */
+const frozenToken = (t: StoredToken): StoredToken => {
+  Object.freeze(t.record)
+  if (t.holder) Object.freeze(t.holder)
+  return Object.freeze(t)
+}
+
+export function createTokenRepo(db: Db): TokenRepo {
+  const revoked = async (text: string, values: unknown[]) => (await rows(db, text, values)).map(toToken)
+  return {
+    create: async (t, tokenHash = null) => {
+      await db.query(
+        `INSERT INTO tokens (jti, site_id, user_id, session_id, issued_at, expires_at, revoked_at, revoke_reason,
+           token_hash, jkt)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+        [
+          t.jti,
+          t.siteId,
+          t.userId,
+          t.sessionId,
+          t.issuedAt,
+          t.expiresAt,
+          t.revokedAt,
+          t.revokeReason,
+          tokenHash,
+          t.jkt,
+        ],
+      )
+    },
+    get: async (jti) => {
+      const r = await one(db, 'SELECT * FROM tokens WHERE jti = $1', [jti])
+      return r && toToken(r)
+    },
+    // Read afresh every time: another instance may revoke the token at any moment.
+    getWithHash: async (jti) => {
+      const r: Row | null = await one(
+        db,
+        `SELECT tokens.*, users.username AS holder_username, users.name AS holder_name
+         FROM tokens LEFT JOIN users ON users.id = tokens.user_id WHERE tokens.jti = $1`,
+        [jti],
+      )
+      if (!r) return null
+      const holder =
+        r.holder_username === null
+          ? null
+          : { id: r.user_id as string, username: r.holder_username as string, name: r.holder_name as string }
+      return frozenToken({ record: toToken(r), tokenHash: (r.token_hash as string | null) ?? null, holder })
+    },
+    revokeOtherDevices: (userId, siteId, keepSessionId, at, reason) =>
+      revoked(
+        `UPDATE tokens SET revoked_at = $1, revoke_reason = $2
+         WHERE user_id = $3 AND site_id = $4 AND expires_at > $1 AND session_id <> $5 AND revoked_at IS NULL
+         RETURNING *`,
+        [at, reason, userId, siteId, keepSessionId],
+      ),
+    revokeSession: (sessionId, at, reason) =>
+      revoked(
+        `UPDATE tokens SET revoked_at = $1, revoke_reason = $2
+         WHERE session_id = $3 AND revoked_at IS NULL RETURNING *`,
+        [at, reason, sessionId],
+      ),
+    revokeSessionSite: (sessionId, siteId, at, reason) =>
+      revoked(
+        `UPDATE tokens SET revoked_at = $1, revoke_reason = $2
+         WHERE session_id = $3 AND site_id = $4 AND revoked_at IS NULL RETURNING *`,
+        [at, reason, sessionId, siteId],
+      ),
+    revokeSite: (siteId, at, reason) =>
+      revoked(
+        `UPDATE tokens SET revoked_at = $1, revoke_reason = $2
+         WHERE site_id = $3 AND revoked_at IS NULL AND expires_at > $1 RETURNING *`,
+        [at, reason, siteId],
+      ),
+  }
+}
