@@ -20,6 +20,8 @@ describe('resolveConfig', () => {
       trustedProxies: [],
       databaseUrl: '',
       databasePoolSize: 10,
+      redisUrl: '',
+      redisKeyPrefix: 'passport:',
     })
     expect(defaults.assetsDir).toMatch(/\/dist\/passport\/$/)
   })
@@ -40,6 +42,8 @@ describe('resolveConfig', () => {
       trustedProxies: ['10.0.0.1', 'fd00::/8'],
       databaseUrl: 'postgres://passport@db.internal:5432/passport',
       databasePoolSize: 20,
+      redisUrl: 'redis://127.0.0.1:6379/2',
+      redisKeyPrefix: 'sso:',
     }
     expect(resolveConfig(options)).toEqual(options)
   })
@@ -86,5 +90,13 @@ describe('resolveConfig', () => {
 
   it('refuses a live validation secret shorter than 32 characters', () => {
     expect(() => resolveConfig({ issuer, liveValidationSecret: 'short' })).toThrow('liveValidationSecret')
+  })
+
+  it('takes a redis:// or rediss:// URL for the shared Redis, and nothing else', () => {
+    expect(resolveConfig({ issuer, redisUrl: 'rediss://:pw@redis.internal:6380/1' }).redisUrl).toMatch(
+      /^rediss:/,
+    )
+    expect(() => resolveConfig({ issuer, redisUrl: 'http://redis.internal' })).toThrow('redisUrl')
+    expect(() => resolveConfig({ issuer, redisUrl: 'redis.internal:6379' })).toThrow('redisUrl')
   })
 })

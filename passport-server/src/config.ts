@@ -48,6 +48,14 @@ export interface PassportOptions {
   databaseUrl?: string
   /** Most connections one instance opens to that database. Default 10. */
   databasePoolSize?: number
+  /**
+   * Redis shared by several instances (`redis://host:6379/0`): cross-instance event fan-out,
+   * shared rate limits and the DPoP replay cache, live-socket presence. Empty (the default):
+   * all of it in this process, for one instance.
+   */
+  redisUrl?: string
+  /** Prefix of every Redis key and channel, so several deployments can share one Redis. */
+  redisKeyPrefix?: string
 }
 
 export type ResolvedConfig = Readonly<Required<PassportOptions>>
@@ -66,6 +74,8 @@ export const defaults = {
   trustedProxies: [],
   databaseUrl: '',
   databasePoolSize: 10,
+  redisUrl: '',
+  redisKeyPrefix: 'passport:',
 } satisfies Omit<ResolvedConfig, 'issuer'>
 
 /**
@@ -102,6 +112,9 @@ export function resolveConfig(options: PassportOptions): ResolvedConfig {
   }
   if (config.databaseUrl !== '' && !/^postgres(ql)?:\/\//.test(config.databaseUrl)) {
     throw new Error('databaseUrl must be a postgres:// URL (or empty for the SQLite store)')
+  }
+  if (config.redisUrl !== '' && !/^rediss?:\/\//.test(config.redisUrl)) {
+    throw new Error('redisUrl must be a redis:// or rediss:// URL (or empty for one instance)')
   }
   const trustedProxies = Object.freeze([...config.trustedProxies])
   trustedProxiesOf(trustedProxies) // throws on an entry that is not an address or CIDR

@@ -3,6 +3,7 @@ import type { ResolvedConfig } from './config.ts'
 import type { Logger } from './errors.ts'
 import type { EventBus } from './events/bus.ts'
 import type { LivePresence } from './live/presence.ts'
+import type { CounterStore } from './services/counters.ts'
 import type { Store } from './store/types.ts'
 import type { KeySet } from './tokens/keys.ts'
 
@@ -15,6 +16,12 @@ export interface AppDeps {
   events: EventBus
   /** Which devices hold a live socket now (this instance, or all of them when shared). */
   presence: LivePresence
+  /**
+   * Where limits that must hold across instances count (login throttle, approval limits, DPoP
+   * per-key window and replay cache, dead introspection answers): Redis when instances share
+   * one. Absent: each limit counts in this process's memory.
+   */
+  counters?: CounterStore
   log: Logger
 }
 

@@ -24,6 +24,8 @@ import { DEFAULT_SHUTDOWN_GRACE_MS } from './shutdown.ts'
  *   PASSPORT_TRUSTED_PROXIES  comma list of reverse-proxy addresses/CIDRs (X-Forwarded-For)
  *   PASSPORT_DRAIN_DELAY_MS  on SIGTERM, how long /readyz says 503 before the listener closes
  *                     (so the load balancer's health check sees it first; default 0)
+ *   PASSPORT_REDIS_URL  Redis shared by several instances (events, limits, presence); unset: one
+ *   PASSPORT_REDIS_PREFIX  prefix of its keys and channels (default passport:)
  *   PASSPORT_MASTER_KEY / PASSPORT_MASTER_KEY_FILE  the key the stored secrets are sealed under
  *                     (required: without one it refuses to start, saying how to make one)
  *
@@ -45,6 +47,8 @@ const config = resolveConfig({
   ...(env.PASSPORT_TRUSTED_PROXIES
     ? { trustedProxies: env.PASSPORT_TRUSTED_PROXIES.split(',').map((entry) => entry.trim()) }
     : {}),
+  ...(env.PASSPORT_REDIS_URL ? { redisUrl: env.PASSPORT_REDIS_URL } : {}),
+  ...(env.PASSPORT_REDIS_PREFIX ? { redisKeyPrefix: env.PASSPORT_REDIS_PREFIX } : {}),
 })
 const storeFile = path.resolve(env.PASSPORT_DATA_DIR ?? 'data', 'passport.sqlite')
 const args = process.argv.slice(2)
@@ -65,6 +69,7 @@ if (args.length > 0) {
       return text
     },
   })
+  await deps.events.close() // its Redis connections, if any
   await deps.store.close()
   process.exit(code)
 } else if (env.PASSPORT_ROLE === 'live') {

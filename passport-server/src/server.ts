@@ -8,11 +8,10 @@ import { type Clock, systemClock } from './clock.ts'
 import type { ResolvedConfig } from './config.ts'
 import type { AppDeps } from './deps.ts'
 import type { Logger } from './errors.ts'
-import { createInProcessBus } from './events/bus.ts'
 import { startEventLogTail } from './events/log-tail.ts'
 import { guardServer, repeatEvery } from './guard.ts'
 import { attachLiveServer } from './live/live-server.ts'
-import { createInProcessPresence } from './live/presence.ts'
+import { createSharedState } from './redis/shared-state.ts'
 import { createDrainState } from './routes/health.ts'
 import { startBackchannelLogout } from './services/backchannel-logout.ts'
 import { startExpirySweeper } from './services/expiry-sweeper.ts'
@@ -57,8 +56,8 @@ export async function createDeps(input: {
     store,
     keys: await loadOrCreateKeys(store.secrets, clock.now()),
     clock,
-    events: createInProcessBus(input.log),
-    presence: createInProcessPresence(),
+    // Event bus, live-socket presence and shared counters: Redis with `redisUrl`, else in process.
+    ...createSharedState({ config: input.config, log: input.log, clock }),
     log: input.log,
   }
 }
@@ -134,6 +133,7 @@ export async function listen(deps: AppDeps, port: number, hostname: string): Pro
         server.close(() => resolve())
         server.closeAllConnections()
       })
+      await deps.events.close()
       await deps.store.close()
     },
   }
@@ -201,6 +201,7 @@ export async function listenLiveOnly(
         server.close(() => resolve())
         server.closeAllConnections()
       })
+      await deps.events.close()
       await deps.store.close()
     },
   }

@@ -58,11 +58,26 @@ export interface EventBus {
 }
 
 /**
+ * A bus spanning several instances that share one event log (Redis). The log tail hands it the
+ * events it reads from the log, to deliver to this instance only (the instance that wrote one
+ * already published it), each event id at most once whichever way it came first; and it wakes
+ * the tail the moment it is back after an outage, so the events it missed are read at once.
+ */
+export interface LogFollowingBus extends EventBus {
+  deliverFromLog(event: SessionEndEvent): Promise<void>
+  onReconnect(listener: () => void): () => void
+}
+
+export function isLogFollowingBus(bus: EventBus): bus is LogFollowingBus {
+  return 'deliverFromLog' in bus && 'onReconnect' in bus
+}
+
+/**
  * Every listener hears every value: one that throws (or returns a promise that rejects) is
  * logged and the others are still called, and the publisher never sees the failure (the
  * change it reports is already committed).
  */
-function createTopic<T>(log: Logger, topic: string) {
+export function createTopic<T>(log: Logger, topic: string) {
   const listeners = new Set<(value: T) => void>()
   const failed = (err: unknown) =>
     logSafely(log, 'server_error', { listener: `bus_${topic}`, ...errorFields(err) })

@@ -1,5 +1,6 @@
 import type { AppDeps } from '../deps.ts'
 import type { SessionEventRecord, StoreTx } from '../store/types.ts'
+import type { SessionEndEvent } from './bus.ts'
 
 /**
  * Every end of a session or of a site's access is written to the durable event log inside the
@@ -11,19 +12,22 @@ export function recordEvent(tx: StoreTx, event: Omit<SessionEventRecord, 'id'>):
   return tx.events.append(event)
 }
 
+/** The bus's form of a logged event. */
+export function sessionEndEvent(e: SessionEventRecord): SessionEndEvent {
+  return {
+    id: e.id,
+    type: e.type,
+    userId: e.userId,
+    sessionId: e.sessionId,
+    ...(e.siteId ? { siteId: e.siteId } : {}),
+    reason: e.reason,
+    at: e.at,
+  }
+}
+
 export async function publishEvents(
   deps: Pick<AppDeps, 'events'>,
   events: SessionEventRecord[],
 ): Promise<void> {
-  for (const e of events) {
-    await deps.events.publish({
-      id: e.id,
-      type: e.type,
-      userId: e.userId,
-      sessionId: e.sessionId,
-      ...(e.siteId ? { siteId: e.siteId } : {}),
-      reason: e.reason,
-      at: e.at,
-    })
-  }
+  for (const e of events) await deps.events.publish(sessionEndEvent(e))
 }

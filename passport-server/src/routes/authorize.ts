@@ -6,6 +6,7 @@ import { readForm } from '../middleware/body.ts'
 import { issueCsrf, refuseForeignPost } from '../middleware/csrf.ts'
 import { type AuthorizeParams, renderErrorPage, renderLoginPage } from '../pages/login-page.ts'
 import { sendPage } from '../pages/send-page.ts'
+import { countersOf } from '../services/counters.ts'
 import { createLoginThrottle } from '../services/login-throttle.ts'
 import { allowsLoginMode } from '../services/registry.ts'
 import { findLiveSession, SESSION_COOKIE } from '../services/sessions.ts'
@@ -31,7 +32,7 @@ const GENERIC_LOGIN_ERROR = 'Wrong username or password.'
 export function authorizeRoutes(deps: AppDeps): Hono {
   const app = new Hono()
   let dummyHash: Promise<string> | undefined
-  const throttle = createLoginThrottle(deps.clock)
+  const throttle = createLoginThrottle(deps.clock, countersOf(deps))
 
   const showLogin = (
     c: Context,
@@ -108,7 +109,7 @@ export function authorizeRoutes(deps: AppDeps): Hono {
     const username = (form.username ?? '').slice(0, 64)
     const password = (form.password ?? '').slice(0, 256)
     const address = clientAddress(c, deps.config)
-    const gate = throttle.check(username, address)
+    const gate = await throttle.check(username, address)
     if (!gate.allowed && gate.scope === 'address') {
       deps.log('excess_rate_limit_exceeded', { what: 'login', retryAfter: gate.retryAfterSeconds })
       c.header('Retry-After', String(gate.retryAfterSeconds))
@@ -120,11 +121,11 @@ export function authorizeRoutes(deps: AppDeps): Hono {
     dummyHash ??= createDummyHash(deps.config.scryptCost)
     const ok = await verifyPassword(password, user?.passwordHash ?? (await dummyHash))
     if (!user || !ok || !gate.allowed) {
-      const locked = throttle.failed(username, address)
+      const locked = await throttle.failed(username, address)
       deps.log(locked ? 'authn_login_lock' : 'authn_login_fail', { site: site.id })
       return showLogin(c, site, params, { error: GENERIC_LOGIN_ERROR, username }, 401)
     }
-    throttle.succeeded(username)
+    await throttle.succeeded(username)
     const session = await signInBrowser(deps, c, user.id, 'password')
     return codeRedirect(deps, c, site, session, params)
   })

@@ -5,10 +5,11 @@ import type { AppDeps } from '../deps.ts'
 import { PassportError } from '../errors.ts'
 import { readJsonObject, requireString } from '../middleware/body.ts'
 import { redeemCode } from '../services/codes.ts'
+import { countersOf } from '../services/counters.ts'
 import { type DeviceApprovals, readAnswer } from '../services/device-approval.ts'
 import type { DpopProofs } from '../services/dpop-proofs.ts'
 import { type MintedGrant, mintSiteToken } from '../services/minting.ts'
-import { createRateWindow } from '../services/rate-window.ts'
+import { createSharedRateWindow } from '../services/rate-window.ts'
 import { refreshSiteGrant } from '../services/refresh.ts'
 import { resolveAuthkey } from '../services/registry.ts'
 import {
@@ -38,7 +39,8 @@ const DPOP_AUTHORIZATION = /^DPoP ([A-Za-z0-9_.-]{1,2048})$/
  */
 export function frameApiRoutes(deps: AppDeps, approvals: DeviceApprovals, proofs: DpopProofs): Hono {
   const app = new Hono()
-  const perKey = createRateWindow(deps.clock, REQUESTS_PER_KEY_PER_MINUTE, 60_000)
+  // Shared across instances (with Redis): one device's requests are spread over all of them.
+  const perKey = createSharedRateWindow(countersOf(deps), 'frame_key', REQUESTS_PER_KEY_PER_MINUTE, 60_000)
 
   app.use('/api/frame/*', async (c, next) => {
     const fetchSite = c.req.header('Sec-Fetch-Site')
@@ -62,7 +64,7 @@ export function frameApiRoutes(deps: AppDeps, approvals: DeviceApprovals, proofs
       path: c.req.path,
       ...(accessToken !== undefined ? { accessToken } : {}),
     })
-    const allowed = perKey.take(jkt)
+    const allowed = await perKey.take(jkt)
     if (!allowed.allowed) {
       deps.log('excess_rate_limit_exceeded', { what: 'frame_api', path: c.req.path })
       throw new PassportError('rate_limited', 'too many requests from this device')

@@ -2,7 +2,8 @@ import { Hono } from 'hono'
 import type { AppDeps } from '../deps.ts'
 import { PassportError } from '../errors.ts'
 import { readForm } from '../middleware/body.ts'
-import { createRateWindow } from '../services/rate-window.ts'
+import { countersOf } from '../services/counters.ts'
+import { createSharedRateWindow } from '../services/rate-window.ts'
 import { authenticateClient } from '../services/registry.ts'
 import { revokeForSite } from '../services/revocation.ts'
 import { endSession } from '../services/sessions.ts'
@@ -20,11 +21,18 @@ export const DEAD_ANSWERS_PER_SITE_PER_MINUTE = 300
 /** Endpoints for site backends, authenticated with the site's client credentials. */
 export function siteApiRoutes(deps: AppDeps): Hono {
   const app = new Hono()
-  const deadAnswers = createRateWindow(deps.clock, DEAD_ANSWERS_PER_SITE_PER_MINUTE, 60_000)
+  // Shared across instances (with Redis): a scanner spread over the instances behind the load
+  // balancer must not get the limit once per instance.
+  const deadAnswers = createSharedRateWindow(
+    countersOf(deps),
+    'dead_answers',
+    DEAD_ANSWERS_PER_SITE_PER_MINUTE,
+    60_000,
+  )
 
   /** Refuses a credential that has been scanning (checked before the token is even looked at). */
-  const refuseScanner = (site: SiteRecord) => {
-    const gate = deadAnswers.check(site.id)
+  const refuseScanner = async (site: SiteRecord) => {
+    const gate = await deadAnswers.check(site.id)
     if (gate.allowed) return
     deps.log('excess_rate_limit_exceeded', { what: 'token_check', site: site.id })
     throw new PassportError('rate_limited', 'too many inactive tokens checked; wait', {
@@ -43,10 +51,10 @@ export function siteApiRoutes(deps: AppDeps): Hono {
     c.header('Cache-Control', 'no-store')
     const form = await readForm(c)
     const site = await authenticateClient(deps, c.req.header('Authorization'), form)
-    refuseScanner(site)
+    await refuseScanner(site)
     const status = await checkSiteToken(deps, readTokenParam(form), site.id)
     if (!status.valid) {
-      deadAnswers.hit(site.id)
+      await deadAnswers.hit(site.id)
       return c.json({ active: false })
     }
     const { record, holder: user } = status
@@ -77,9 +85,9 @@ export function siteApiRoutes(deps: AppDeps): Hono {
     c.header('Cache-Control', 'no-store')
     const form = await readForm(c)
     const site = await authenticateClient(deps, c.req.header('Authorization'), form)
-    refuseScanner(site)
+    await refuseScanner(site)
     const status = await checkSiteToken(deps, readTokenParam(form), site.id)
-    if (!status.valid) deadAnswers.hit(site.id)
+    if (!status.valid) await deadAnswers.hit(site.id)
     return c.json(statusBody(status, deps.clock.now()))
   })
 

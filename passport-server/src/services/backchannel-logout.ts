@@ -3,6 +3,7 @@ import { errorFields } from '../errors.ts'
 import type { SessionEndEvent } from '../events/bus.ts'
 import { runGuarded } from '../guard.ts'
 import { signLogoutToken } from '../tokens/logout-token.ts'
+import { countersOf } from './counters.ts'
 
 export interface BackchannelOptions {
   /** Waits before each retry after the first attempt. */
@@ -11,6 +12,9 @@ export interface BackchannelOptions {
   fetchImpl: typeof fetch
   setTimer: (fn: () => void, ms: number) => unknown
 }
+
+/** How long an event's back-channel delivery stays claimed (its copies arrive within seconds). */
+const CLAIM_MS = 10 * 60_000
 
 const defaults: BackchannelOptions = {
   retryDelaysMs: [1_000, 5_000, 25_000],
@@ -26,10 +30,17 @@ const defaults: BackchannelOptions = {
  * Returns the unsubscribe function.
  */
 export function startBackchannelLogout(
-  deps: Pick<AppDeps, 'store' | 'keys' | 'clock' | 'config' | 'events' | 'log'>,
+  deps: Pick<AppDeps, 'store' | 'keys' | 'clock' | 'config' | 'events' | 'log' | 'counters'>,
   options: Partial<BackchannelOptions> = {},
 ): () => void {
   const o = { ...defaults, ...options }
+  // Every instance hears every session event (Redis bus, log tail): the one that claims the
+  // event for a site sends it, so a site gets one logout token, not one per instance. With Redis
+  // away each instance claims alone (a duplicate, which a logout receiver shrugs off, rather
+  // than none); a claim store too full to remember answers `full`, and the token is sent.
+  const claims = countersOf(deps)
+  const firstToClaim = async (event: SessionEndEvent, siteId: string) =>
+    (await claims.claimOnce(`backchannel:${event.id}:${siteId}`, CLAIM_MS)) !== 'replayed'
 
   const deliver = async (
     uri: string,
@@ -73,7 +84,8 @@ export function startBackchannelLogout(
       const siteIds = event.siteId ? [event.siteId] : await deps.store.sessions.sitesOf(event.sessionId)
       for (const siteId of siteIds) {
         const site = await deps.store.sites.get(siteId)
-        if (site?.backchannelLogoutUri) await deliver(site.backchannelLogoutUri, siteId, event, 0)
+        if (site?.backchannelLogoutUri && (await firstToClaim(event, siteId)))
+          await deliver(site.backchannelLogoutUri, siteId, event, 0)
       }
     })().catch((err: unknown) => deps.log('backchannel_logout_failed', errorFields(err)))
   })

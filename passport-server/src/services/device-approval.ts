@@ -4,7 +4,8 @@ import type { AppDeps } from '../deps.ts'
 import type { ApprovalNotice, ApprovalPrompt } from '../events/bus.ts'
 import { describeUserAgent } from '../pages/user-agent.ts'
 import type { ApprovalRecord, SessionRecord, SiteRecord } from '../store/types.ts'
-import { createRateWindow } from './rate-window.ts'
+import { countersOf } from './counters.ts'
+import { createSharedRateWindow } from './rate-window.ts'
 import { allowsLoginMode } from './registry.ts'
 import { isSessionLive } from './sessions.ts'
 import { createTimedBlock } from './timed-block.ts'
@@ -156,11 +157,21 @@ export async function pendingPrompts(
   return Promise.all(pending.map((a) => promptOf(deps, a)))
 }
 
-export function createDeviceApprovals(deps: Pick<AppDeps, 'store' | 'clock' | 'events' | 'log' | 'config'>) {
-  const perUser = createRateWindow(deps.clock, REQUESTS_PER_USER, RATE_WINDOW_MS)
-  const perAddress = createRateWindow(deps.clock, REQUESTS_PER_ADDRESS, RATE_WINDOW_MS)
+export function createDeviceApprovals(
+  deps: Pick<AppDeps, 'store' | 'clock' | 'events' | 'log' | 'config' | 'counters'>,
+) {
+  // Shared across instances (with Redis): a request may land on any instance, and a deny on
+  // one must hold off the next request on all of them.
+  const counters = countersOf(deps)
+  const perUser = createSharedRateWindow(counters, 'approval_user', REQUESTS_PER_USER, RATE_WINDOW_MS)
+  const perAddress = createSharedRateWindow(
+    counters,
+    'approval_address',
+    REQUESTS_PER_ADDRESS,
+    RATE_WINDOW_MS,
+  )
   // Keys: the username as typed (`requestedFor`) and `user:<id>`; set by a deny.
-  const deniedRecently = createTimedBlock(deps.clock, BLOCK_AFTER_DENY_MS)
+  const deniedRecently = createTimedBlock(counters, 'approval_denied', BLOCK_AFTER_DENY_MS)
   const refuse = (refusal: ApprovalRefusal, retryAfterSeconds: number) =>
     ({ ok: false, refusal, retryAfterSeconds }) as const
 
@@ -209,18 +220,18 @@ export function createDeviceApprovals(deps: Pick<AppDeps, 'store' | 'clock' | 'e
       if (!allowsLoginMode(input.site, mode)) return refuse('mode_not_allowed', 0)
       const username = input.username.trim().slice(0, 64)
       const requestedFor = sha256(username.toLowerCase())
-      const blockedByName = deniedRecently.retryAfterSeconds(requestedFor)
+      const blockedByName = await deniedRecently.retryAfterSeconds(requestedFor)
       if (blockedByName > 0) return refuse('blocked', blockedByName)
       // Counted by the username as typed, before looking it up: an unknown name is refused at
       // exactly the same point as a real one (no account discovery).
-      for (const gate of [perAddress.take(input.address), perUser.take(requestedFor)]) {
+      for (const gate of [await perAddress.take(input.address), await perUser.take(requestedFor)]) {
         if (!gate.allowed) {
           deps.log('excess_rate_limit_exceeded', { what: 'device_approval' })
           return refuse('rate_limited', gate.retryAfterSeconds)
         }
       }
       const user = await deps.store.users.findByUsername(username)
-      const blockedById = user ? deniedRecently.retryAfterSeconds(`user:${user.id}`) : 0
+      const blockedById = user ? await deniedRecently.retryAfterSeconds(`user:${user.id}`) : 0
       if (blockedById > 0) return refuse('blocked', blockedById)
       const now = deps.clock.now()
       const secret = randomSecret()
@@ -280,8 +291,8 @@ export function createDeviceApprovals(deps: Pick<AppDeps, 'store' | 'clock' | 'e
         const denied = await deps.store.approvals.decide(approval.id, 'denied', now, approver.id)
         if (!denied) return { outcome: 'gone' }
         // The user says someone else is trying: no new request reaches them for an hour.
-        deniedRecently.block(denied.requestedFor)
-        deniedRecently.block(`user:${approver.userId}`)
+        await deniedRecently.block(denied.requestedFor)
+        await deniedRecently.block(`user:${approver.userId}`)
         deps.log('authn_login_lock', {
           user: approver.userId,
           via: 'device_approval',

@@ -8,13 +8,12 @@ import {
   type ProofExpectation,
   verifyDpopProof,
 } from '../tokens/dpop.ts'
+import { countersOf } from './counters.ts'
 
 /** A server nonce is good for the window it was made in and the next one (5 to 10 minutes). */
 export const NONCE_WINDOW_MS = 5 * 60_000
 /** A proof is fresh for as long as its nonce: it is remembered against replay that long. */
 const REMEMBER_PROOF_MS = 2 * NONCE_WINDOW_MS
-/** Proofs remembered against replay at once; beyond it new proofs are refused (fail closed). */
-const MAX_REMEMBERED_PROOFS = 200_000
 const NONCE_SECRET = 'dpop_nonce_key'
 
 /** A proof that passed: the thumbprint of the key that made it. */
@@ -31,11 +30,16 @@ export type DpopProofs = ReturnType<typeof createDpopProofs>
  *   shares through the store: stateless, so any instance accepts another's; a proof made in
  *   advance, or kept, is useless after ten minutes whatever its `iat` says;
  * - the replay cache: a proof's `jti` is accepted once while its nonce (or, with nonces off,
- *   its `iat`) is fresh.
+ *   its `iat`) is fresh. Kept in the deployment's counters (`counters.ts`): with several
+ *   instances, Redis `SET NX PX`, so a proof spent on one instance is refused on all; in memory
+ *   it holds at most 200,000 proofs, beyond which new ones are refused (fail closed).
+ *
+ * Nonces need nothing shared beyond the secret: the per-window HMACs cached below are the same
+ * on every instance, so the cache is per process by design.
  *
  * Failures are `invalid_dpop_proof` (or `use_dpop_nonce` with a fresh nonce), and change nothing.
  */
-export function createDpopProofs(deps: Pick<AppDeps, 'store' | 'clock' | 'config' | 'log'>) {
+export function createDpopProofs(deps: Pick<AppDeps, 'store' | 'clock' | 'config' | 'log' | 'counters'>) {
   let secret: Promise<Buffer> | null = null
   const nonceSecret = () => {
     secret ??= deps.store.secrets
@@ -65,14 +69,7 @@ export function createDpopProofs(deps: Pick<AppDeps, 'store' | 'clock' | 'config
     return nonce
   }
 
-  /** `jkt.jti` -> when it may be forgotten; insertion order is expiry order. */
-  const seen = new Map<string, number>()
-  const forgetExpired = (now: number) => {
-    for (const [key, until] of seen) {
-      if (until > now) break
-      seen.delete(key)
-    }
-  }
+  const spent = countersOf(deps)
 
   const currentNonce = () => nonceFor(Math.floor(deps.clock.now() / NONCE_WINDOW_MS))
   const isFreshNonce = async (nonce: string) => {
@@ -113,15 +110,16 @@ export function createDpopProofs(deps: Pick<AppDeps, 'store' | 'clock' | 'config
       if (result.nonce !== null ? !(await isFreshNonce(result.nonce)) : nonceRequired) {
         throw new PassportError('use_dpop_nonce', 'send the proof again with the nonce in DPoP-Nonce')
       }
-      forgetExpired(now)
-      const key = `${result.jkt}.${result.jti}`
-      if (seen.has(key)) return refuse('replayed', input.path)
-      if (seen.size >= MAX_REMEMBERED_PROOFS) {
-        deps.log('dpop_replay_cache_full', { size: seen.size })
+      // Long enough that the same proof is stale (nonce, or `iat`) before it is forgotten.
+      const claim = await spent.claimOnce(
+        `dpop_jti:${result.jkt}.${result.jti}`,
+        nonceRequired ? REMEMBER_PROOF_MS : PROOF_MAX_AGE_MS + PROOF_MAX_FUTURE_MS,
+      )
+      if (claim === 'replayed') return refuse('replayed', input.path)
+      if (claim === 'full') {
+        deps.log('dpop_replay_cache_full', {})
         throw new PassportError('temporarily_unavailable', 'too many requests in flight; try again')
       }
-      // Long enough that the same proof is stale (nonce, or `iat`) before it is forgotten.
-      seen.set(key, now + (nonceRequired ? REMEMBER_PROOF_MS : PROOF_MAX_AGE_MS + PROOF_MAX_FUTURE_MS))
       return { jkt: result.jkt }
     },
   }

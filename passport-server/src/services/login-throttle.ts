@@ -1,5 +1,6 @@
 import type { Clock } from '../clock.ts'
-import { createRateWindow } from './rate-window.ts'
+import { type CounterStore, createMemoryCounters } from './counters.ts'
+import { createSharedRateWindow } from './rate-window.ts'
 
 /**
  * Brute-force and credential-stuffing brakes for the password form (attacks G1, G2).
@@ -11,71 +12,56 @@ import { createRateWindow } from './rate-window.ts'
  * - Per client address: more than 30 failures in 10 minutes, across any accounts, is answered
  *   429 until the window has passed.
  *
- * In memory, per process: with several instances each counts alone (the limits per instance
- * still hold). Bounded: the oldest entries go first when a map is full.
+ * Kept in the deployment's counters (`counters.ts`): in memory for one instance, in Redis shared
+ * by all instances when there are several (both limits must be global, or N instances would give
+ * an attacker N times the guesses); with Redis away each instance enforces them alone.
  */
 export const ACCOUNT_FREE_FAILURES = 5
 export const ACCOUNT_LOCK_START_MS = 60_000
 export const ACCOUNT_LOCK_MAX_MS = 15 * 60_000
 export const ADDRESS_MAX_FAILURES = 30
 export const ADDRESS_WINDOW_MS = 10 * 60_000
-const MAX_ENTRIES = 100_000
-
-interface AccountState {
-  failures: number
-  lockedUntil: number
-}
+/** An account's failures are counted for a day from the first of them (then the count starts over). */
+export const FAILURES_REMEMBERED_MS = 24 * 3600_000
 
 export type ThrottleDecision =
   | { allowed: true }
   | { allowed: false; scope: 'account' | 'address'; retryAfterSeconds: number }
 
-function remember<V>(map: Map<string, V>, key: string, value: V) {
-  map.delete(key)
-  if (map.size >= MAX_ENTRIES) map.delete(map.keys().next().value as string)
-  map.set(key, value)
-}
-
-export function createLoginThrottle(clock: Clock) {
-  const accounts = new Map<string, AccountState>()
-  const addresses = createRateWindow(clock, ADDRESS_MAX_FAILURES, ADDRESS_WINDOW_MS)
+export function createLoginThrottle(clock: Clock, counters: CounterStore = createMemoryCounters(clock)) {
+  const addresses = createSharedRateWindow(counters, 'login_address', ADDRESS_MAX_FAILURES, ADDRESS_WINDOW_MS)
   const accountKey = (username: string) => username.trim().toLowerCase()
+  const lockKey = (username: string) => `login_lock:${accountKey(username)}`
+  const failuresKey = (username: string) => `login_failures:${accountKey(username)}`
 
   return {
     /** Whether this attempt may even be checked. */
-    check(username: string, address: string): ThrottleDecision {
-      const now = clock.now()
-      const byAddress = addresses.check(address)
+    async check(username: string, address: string): Promise<ThrottleDecision> {
+      const byAddress = await addresses.check(address)
       if (!byAddress.allowed) {
         return { allowed: false, scope: 'address', retryAfterSeconds: byAddress.retryAfterSeconds }
       }
-      const account = accounts.get(accountKey(username))
-      if (account && account.lockedUntil > now) {
-        return {
-          allowed: false,
-          scope: 'account',
-          retryAfterSeconds: Math.ceil((account.lockedUntil - now) / 1000),
-        }
-      }
+      const lockedMs = await counters.blockedForMs(lockKey(username))
+      if (lockedMs > 0)
+        return { allowed: false, scope: 'account', retryAfterSeconds: Math.ceil(lockedMs / 1000) }
       return { allowed: true }
     },
     /** Records a failed attempt; returns true when it (re)locked the account. */
-    failed(username: string, address: string): boolean {
-      const now = clock.now()
-      addresses.hit(address)
-      const key = accountKey(username)
-      const account = accounts.get(key) ?? { failures: 0, lockedUntil: 0 }
+    async failed(username: string, address: string): Promise<boolean> {
+      await addresses.hit(address)
       // Attempts during a lock are refused unchecked; they do not lengthen it (no lock-out DoS).
-      if (account.lockedUntil > now) return false
-      account.failures += 1
-      remember(accounts, key, account)
-      const over = account.failures - ACCOUNT_FREE_FAILURES
+      if ((await counters.blockedForMs(lockKey(username))) > 0) return false
+      const { count } = await counters.increment(failuresKey(username), FAILURES_REMEMBERED_MS)
+      const over = count - ACCOUNT_FREE_FAILURES
       if (over < 0) return false
-      account.lockedUntil = now + Math.min(ACCOUNT_LOCK_START_MS * 2 ** over, ACCOUNT_LOCK_MAX_MS)
+      await counters.block(
+        lockKey(username),
+        Math.min(ACCOUNT_LOCK_START_MS * 2 ** over, ACCOUNT_LOCK_MAX_MS),
+      )
       return true
     },
-    succeeded(username: string): void {
-      accounts.delete(accountKey(username))
+    async succeeded(username: string): Promise<void> {
+      await Promise.all([counters.clear(failuresKey(username)), counters.clear(lockKey(username))])
     },
   }
 }

@@ -1,4 +1,5 @@
 import type { Clock } from '../clock.ts'
+import type { CounterStore, WindowCount } from './counters.ts'
 
 const MAX_KEYS = 100_000
 
@@ -9,6 +10,10 @@ export type RateDecision = { allowed: true } | { allowed: false; retryAfterSecon
  * approval requests, live connects and messages, introspection failures): at most `limit`
  * events per key per `windowMs`. In memory, per process, bounded (the oldest keys go first when
  * full): with several instances each counts alone, and the limits per instance still hold.
+ *
+ * Used as it is only for limits that are about this process: live-channel upgrades per address
+ * (they guard this process's file descriptors) and messages per socket (a socket lives on one
+ * instance). Limits that must hold across instances use `createSharedRateWindow` below.
  */
 export function createRateWindow(clock: Clock, limit: number, windowMs: number) {
   const windows = new Map<string, { start: number; count: number }>()
@@ -58,3 +63,39 @@ export function createRateWindow(clock: Clock, limit: number, windowMs: number) 
 }
 
 export type RateWindow = ReturnType<typeof createRateWindow>
+
+/**
+ * A fixed window of at most `limit` events per key per `windowMs`, kept in the deployment's
+ * counters (`counters.ts`): shared by every instance when they share Redis, so N instances do
+ * not make N times the limit. `name` keeps each limit's keys apart.
+ */
+export function createSharedRateWindow(
+  counters: CounterStore,
+  name: string,
+  limit: number,
+  windowMs: number,
+) {
+  const refusal = (w: WindowCount): RateDecision => ({
+    allowed: false,
+    retryAfterSeconds: Math.max(1, Math.ceil(w.resetInMs / 1000)),
+  })
+  const keyOf = (key: string) => `${name}:${key}`
+  return {
+    /** Counts one event for `key`; refused past the limit (with the seconds to wait). */
+    async take(key: string): Promise<RateDecision> {
+      const w = await counters.increment(keyOf(key), windowMs)
+      return w.count > limit ? refusal(w) : { allowed: true }
+    },
+    /** Whether `key` is still under its limit, counting nothing (for limits on failures). */
+    async check(key: string): Promise<RateDecision> {
+      const w = await counters.peek(keyOf(key))
+      return w && w.count >= limit ? refusal(w) : { allowed: true }
+    },
+    /** Counts one event for `key` whatever the limit (a failure that already happened). */
+    async hit(key: string): Promise<void> {
+      await counters.increment(keyOf(key), windowMs)
+    },
+  }
+}
+
+export type SharedRateWindow = ReturnType<typeof createSharedRateWindow>

@@ -1,27 +1,18 @@
-import type { Clock } from '../clock.ts'
-
-const MAX_KEYS = 100_000
+import type { CounterStore } from './counters.ts'
 
 /**
  * Keys blocked for a while: `block(key)` starts (or restarts) the block, `retryAfterSeconds(key)`
- * says how long it still lasts (0 when not blocked). In memory, per process, bounded (the oldest
- * keys go first when full), like the rate windows beside it.
+ * says how long it still lasts (0 when not blocked). Kept in the deployment's counters
+ * (`counters.ts`): a block set on one instance holds on all of them when they share Redis.
  */
-export function createTimedBlock(clock: Clock, durationMs: number) {
-  const until = new Map<string, number>()
+export function createTimedBlock(counters: CounterStore, name: string, durationMs: number) {
+  const keyOf = (key: string) => `${name}:${key}`
   return {
-    block(key: string): void {
-      until.delete(key)
-      if (until.size >= MAX_KEYS) until.delete(until.keys().next().value as string)
-      until.set(key, clock.now() + durationMs)
+    async block(key: string): Promise<void> {
+      await counters.block(keyOf(key), durationMs)
     },
-    retryAfterSeconds(key: string): number {
-      const end = until.get(key)
-      if (end === undefined) return 0
-      const left = end - clock.now()
-      if (left > 0) return Math.ceil(left / 1000)
-      until.delete(key)
-      return 0
+    async retryAfterSeconds(key: string): Promise<number> {
+      return Math.ceil((await counters.blockedForMs(keyOf(key))) / 1000)
     },
   }
 }

@@ -1,0 +1,107 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import WebSocket from 'ws'
+import { resolveConfig } from '../config.ts'
+import { CLOSE_SESSION_ENDED, LIVE_PROTOCOL } from '../live/live-server.ts'
+import { createDeps, listen, type PassportServer } from '../server.ts'
+import { defaultFrameKey } from '../test-dpop.ts'
+import { frameApi, signIn } from '../test-flows.ts'
+import { addSite, addUser, freePort, testMasterKey } from '../test-support.ts'
+import { deleteKeys, SHARED_REDIS_URL, uniquePrefix, waitFor } from './test-redis.ts'
+
+/**
+ * Two real passport servers (HTTP, live channel, background jobs) on one SQLite file and the
+ * shared Redis, behind one public origin: what a sign-out on one does to a tab whose live socket
+ * is on the other, and what "Your devices" sees.
+ */
+const keyPrefix = uniquePrefix()
+let dir: string
+let a: PassportServer
+let b: PassportServer
+let issuer: string
+
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(tmpdir(), 'passport-two-'))
+  const [portA, portB] = [await freePort(), await freePort()]
+  issuer = `http://127.0.0.1:${portA}`
+  const config = resolveConfig({
+    issuer,
+    scryptCost: 1024,
+    redisUrl: SHARED_REDIS_URL,
+    redisKeyPrefix: keyPrefix,
+  })
+  const storeFile = path.join(dir, 'passport.sqlite')
+  const masterKey = testMasterKey()
+  const log = () => {}
+  a = await listen(await createDeps({ config, storeFile, masterKey, log }), portA, '127.0.0.1')
+  b = await listen(await createDeps({ config, storeFile, masterKey, log }), portB, '127.0.0.1')
+  await waitFor(() => a.deps.events.ready() && b.deps.events.ready(), 5_000, 'both buses ready')
+})
+afterAll(async () => {
+  await Promise.all([a?.close(), b?.close()])
+  await deleteKeys(SHARED_REDIS_URL, keyPrefix)
+  rmSync(dir, { recursive: true, force: true })
+})
+
+/** A frame's live socket on `server` (the answer to its challenge proven by the frame key). */
+function liveSocket(server: PassportServer, site: string, token: string) {
+  const ws = new WebSocket(
+    `${server.internalUrl.replace(/^http/, 'ws')}/live?site=${site}`,
+    [LIVE_PROTOCOL],
+    {
+      headers: { Origin: issuer },
+    },
+  )
+  const messages: Record<string, unknown>[] = []
+  const closed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)))
+  ws.on('message', (data) => {
+    const message = JSON.parse(String(data)) as Record<string, unknown>
+    if (message.type !== 'challenge') return void messages.push(message)
+    const proof = defaultFrameKey.proof({
+      method: 'GET',
+      url: `${issuer.replace(/^http/, 'ws')}/live`,
+      accessToken: token,
+      nonce: String(message.nonce),
+    })
+    ws.send(JSON.stringify({ type: 'auth', token, proof }))
+  })
+  return { ws, messages, closed }
+}
+
+const sessionOf = (token: string) =>
+  (JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString()) as { sid: string }).sid
+
+describe('two instances sharing Redis', () => {
+  it('a sign-out on A reaches the socket on B within a second, and A counts that socket', async () => {
+    const alice = await addUser(a.deps, 'alice')
+    const news = await addSite(a.deps, { id: 'news', origins: [issuer] })
+    const { token } = await signIn(a.app, news, alice, new Map(), issuer)
+    const onB = liveSocket(b, 'news', token)
+    await waitFor(() => onB.messages.some((m) => m.type === 'welcome'), 3_000, 'welcome on B')
+    const sessionId = sessionOf(token)
+    // "Your devices" asked on A sees the socket B holds.
+    await waitFor(
+      async () => (await a.deps.presence.countsBySession([sessionId])).get(sessionId) === 1,
+      2_000,
+      'presence on A',
+    )
+    expect(await a.deps.presence.countsBySessionSite(sessionId)).toEqual(new Map([['news', 1]]))
+
+    const started = Date.now()
+    const res = await frameApi(a.app, 'logout', { authkey: news.authkey, token }, { Origin: issuer })
+    expect(res.status).toBeLessThan(300)
+    await waitFor(() => onB.messages.some((m) => m.type === 'session_event'), 1_000, 'the sign-out on B')
+    expect(Date.now() - started).toBeLessThan(1_000)
+    expect(onB.messages.filter((m) => m.type === 'session_event')).toEqual([
+      expect.objectContaining({ type: 'session_event', reason: 'signed_out' }),
+    ])
+    expect(await onB.closed).toBe(CLOSE_SESSION_ENDED)
+    await waitFor(
+      async () => !(await a.deps.presence.countsBySession([sessionId])).has(sessionId),
+      2_000,
+      'the closed socket leaves presence',
+    )
+  })
+})
