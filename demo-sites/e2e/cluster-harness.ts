@@ -156,8 +156,9 @@ export interface ClusterBackends {
   kind: 'sqlite' | 'postgres'
   /** Environment for every instance (store and bus). */
   env: Record<string, string>
-  /** Store settings for the in-process seeding (createDeps). */
-  deps: { storeFile: string; databaseUrl?: string; redisUrl?: string; redisPrefix?: string }
+  /** The SQLite file (when no database URL) and the config settings, for the in-process seeding. */
+  storeFile: string
+  config: { databaseUrl?: string; redisUrl?: string; redisKeyPrefix?: string }
   release(): Promise<void>
 }
 
@@ -176,12 +177,13 @@ export async function clusterBackends(dataDir: string): Promise<ClusterBackends>
   const redisEnv: Record<string, string> = redisUrl
     ? { PASSPORT_REDIS_URL: redisUrl, PASSPORT_REDIS_PREFIX: redisPrefix }
     : {}
-  const redisDeps = redisUrl ? { redisUrl, redisPrefix } : {}
+  const redisConfig = redisUrl ? { redisUrl, redisKeyPrefix: redisPrefix } : {}
   if (env.CLUSTER_STORE !== 'postgres') {
     return {
       kind: 'sqlite',
       env: { PASSPORT_DATA_DIR: dataDir, ...redisEnv },
-      deps: { storeFile, ...redisDeps },
+      storeFile,
+      config: redisConfig,
       release: async () => {},
     }
   }
@@ -193,7 +195,8 @@ export async function clusterBackends(dataDir: string): Promise<ClusterBackends>
   return {
     kind: 'postgres',
     env: { PASSPORT_DATA_DIR: dataDir, PASSPORT_DATABASE_URL: url.toString(), ...redisEnv },
-    deps: { storeFile, databaseUrl: url.toString(), ...redisDeps },
+    storeFile,
+    config: { databaseUrl: url.toString(), ...redisConfig },
     release: () => psql(admin, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`),
   }
 }
@@ -314,10 +317,10 @@ export async function startCluster(options: { instances?: number; base?: number 
     cleanups.push(() => backends.release())
 
     // The demo's users and sites, written once, before any instance runs.
-    const config = resolveConfig({ issuer: urls.passport, scryptCost: 1024 })
+    const config = resolveConfig({ issuer: urls.passport, scryptCost: 1024, ...backends.config })
     const deps = await createDeps({
       config,
-      ...backends.deps,
+      storeFile: backends.storeFile,
       masterKey: parseMasterKey(masterKeyText),
       log: silentLogger,
     })
