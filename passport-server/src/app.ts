@@ -11,6 +11,7 @@ import { cibaRoutes } from './routes/ciba.ts'
 import { deviceSignInRoutes } from './routes/device-sign-in.ts'
 import { frameRoutes } from './routes/frame.ts'
 import { frameApiRoutes } from './routes/frame-api.ts'
+import { createDrainState, type DrainState, healthRoutes } from './routes/health.ts'
 import { liveInternalRoutes } from './routes/live-internal.ts'
 import { passkeySignInRoutes } from './routes/passkeys.ts'
 import { refreshRequestRoutes } from './routes/refresh-request.ts'
@@ -29,7 +30,7 @@ import { createDpopProofs } from './services/dpop-proofs.ts'
  * const app = createApp({ config, store, keys, clock: systemClock, events, log })
  * const res = await app.request('/.well-known/jwks.json')
  */
-export function createApp(deps: AppDeps): Hono {
+export function createApp(deps: AppDeps, options: { drain?: DrainState } = {}): Hono {
   // Every line logged while a request is handled carries its id (X-Request-Id). Set on the deps
   // themselves, not a copy: whoever holds them (tests, the live server) sees one object.
   // `createDeps` already did it; this is for deps made elsewhere (idempotent).
@@ -59,6 +60,8 @@ export function createApp(deps: AppDeps): Hono {
   app.route('/', refreshRequestRoutes(deps))
   app.route('/', wellKnownRoutes(deps))
   app.route('/', liveInternalRoutes(deps))
+  // Load-balancer checks; `drain` is set by the graceful shutdown (server.ts).
+  app.route('/', healthRoutes(deps, options.drain ?? createDrainState()))
   app.get('/', (c) => c.text('Passport is running. Sites embed /passport.js.'))
   app.notFound((c) => c.json(errorBody('not_found'), 404))
   app.onError(createErrorHandler(deps.log))

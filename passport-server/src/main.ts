@@ -6,6 +6,7 @@ import { consoleLogger, silentLogger } from './deps.ts'
 import { installLastResortHandlers } from './guard.ts'
 import { managementFromEnv } from './observability/management-env.ts'
 import { createDeps, listen, listenLiveOnly } from './server.ts'
+import { DEFAULT_SHUTDOWN_GRACE_MS } from './shutdown.ts'
 
 /**
  * The only place that reads the environment.
@@ -24,6 +25,8 @@ import { createDeps, listen, listenLiveOnly } from './server.ts'
  *   PASSPORT_PASSWORD_FORM=off  no plain password form: sign-in over the SCRAM socket only
  *   PASSPORT_SCRAM_ITERATIONS  PBKDF2 iterations of new SCRAM credentials (default 600000)
  *   PASSPORT_TRUSTED_PROXIES  comma list of reverse-proxy addresses/CIDRs (X-Forwarded-For)
+ *   PASSPORT_DRAIN_DELAY_MS  on SIGTERM, how long /readyz says 503 before the listener closes
+ *                     (so the load balancer's health check sees it first; default 0)
  *   PASSPORT_REDIS_URL  Redis shared by several instances (events, limits, presence); unset: one
  *   PASSPORT_REDIS_PREFIX  prefix of its keys and channels (default passport:)
  *   PASSPORT_MASTER_KEY / PASSPORT_MASTER_KEY_FILE  the key the stored secrets are sealed under
@@ -91,7 +94,7 @@ if (args.length > 0) {
     secret: config.liveValidationSecret,
   })
   console.log(`passport live channel listening on ${live.internalUrl}, authenticating at ${passportUrl}`)
-  const stop = () => void live.close().then(() => process.exit(0))
+  const stop = () => void live.shutdown().then(() => process.exit(0))
   process.on('SIGINT', stop)
   process.on('SIGTERM', stop)
 } else {
@@ -101,7 +104,19 @@ if (args.length > 0) {
   const server = await listen(deps, port, host, management ? { management } : {})
   console.log(`passport listening on ${server.internalUrl}, public at ${config.issuer}`)
   if (server.managementUrl) console.log(`management (metrics) on ${server.managementUrl}`)
-  const stop = () => void server.close().then(() => process.exit(0))
+  // Graceful (shutdown.ts): drain, frames told to reconnect elsewhere, requests finished; a
+  // second signal, or a shutdown that overruns its bound, ends the process at once.
+  let stopping = false
+  const stop = () => {
+    if (stopping) process.exit(1)
+    stopping = true
+    const delayMs = Number(env.PASSPORT_DRAIN_DELAY_MS ?? 0) || 0
+    setTimeout(() => process.exit(1), delayMs + DEFAULT_SHUTDOWN_GRACE_MS + 5_000).unref()
+    server.shutdown({ delayMs }).then(
+      () => process.exit(0),
+      () => process.exit(1),
+    )
+  }
   process.on('SIGINT', stop)
   process.on('SIGTERM', stop)
 }

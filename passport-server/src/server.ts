@@ -16,9 +16,11 @@ import { listenManagement, type ManagementOptions } from './observability/manage
 import { createMetrics } from './observability/metrics.ts'
 import { withRequestId } from './observability/request-context.ts'
 import { createSharedState } from './redis/shared-state.ts'
+import { createDrainState } from './routes/health.ts'
 import { startBackchannelLogout } from './services/backchannel-logout.ts'
 import { startExpirySweeper } from './services/expiry-sweeper.ts'
 import { createHttpLiveAuthenticator, createStoreLiveAuthenticator } from './services/live-auth.ts'
+import { type ShutdownOptions, shutdownGracefully, trackRequests } from './shutdown.ts'
 import { openStore } from './store/open-store.ts'
 import { withSealedSecrets } from './store/sealed-secrets.ts'
 import { KEY_RELOAD_MS, loadOrCreateKeys, replaceKeys } from './tokens/keys.ts'
@@ -34,7 +36,10 @@ export interface PassportServer {
   liveConnectionCount(): number
   /** Where the management listener (metrics, presence) listens, if it was asked for. */
   managementUrl: string | null
+  /** Stops at once: every connection and socket cut (tests, the demo). */
   close(): Promise<void>
+  /** Stops gracefully (SIGTERM): drains, tells the frames to reconnect elsewhere, finishes requests. */
+  shutdown(options?: ShutdownOptions): Promise<void>
 }
 
 /**
@@ -79,8 +84,10 @@ export async function listen(
   hostname: string,
   options: { management?: ManagementOptions } = {},
 ): Promise<PassportServer> {
-  const app = createApp(deps)
+  const drain = createDrainState()
+  const app = createApp(deps, { drain })
   const server = serve({ fetch: app.fetch, port, hostname }) as HttpServer
+  const requests = trackRequests(server)
   server.headersTimeout = 15_000
   server.requestTimeout = 30_000
   server.maxHeadersCount = 200
@@ -112,6 +119,13 @@ export async function listen(
   deps.metrics?.setLiveSockets(() => live.connectionCount())
   const stopMetrics = deps.metrics?.watch(deps)
   const management = options.management ? await listenManagement(deps, options.management) : null
+  const stopJobs = () => {
+    stopMetrics?.()
+    stopKeyReload()
+    stopSweeper()
+    stopTail()
+    stopBackchannel()
+  }
   return {
     internalUrl: `http://${hostname}:${address.port}`,
     http: server,
@@ -119,13 +133,27 @@ export async function listen(
     deps,
     liveConnectionCount: () => live.connectionCount(),
     managementUrl: management?.url ?? null,
+    shutdown: (shutdownOptions) =>
+      shutdownGracefully(
+        {
+          http: server,
+          live,
+          drain,
+          requests,
+          stopJobs,
+          release: async () => {
+            signInSocket.close()
+            await management?.close()
+            await deps.events.close()
+            await deps.store.close()
+          },
+          log: deps.log,
+        },
+        shutdownOptions,
+      ),
     close: async () => {
-      stopMetrics?.()
+      stopJobs()
       await management?.close()
-      stopKeyReload()
-      stopSweeper()
-      stopTail()
-      stopBackchannel()
       live.close()
       signInSocket.close()
       await new Promise<void>((resolve) => {
@@ -150,7 +178,11 @@ export async function listenLiveOnly(
   port: number,
   hostname: string,
   passport: { url: string; secret: string },
-): Promise<{ internalUrl: string; close(): Promise<void> }> {
+): Promise<{
+  internalUrl: string
+  close(): Promise<void>
+  shutdown(options?: ShutdownOptions): Promise<void>
+}> {
   const server = createServer((_req, res) => {
     res.writeHead(404, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' })
     res.end('{"error":"not_found"}')
@@ -172,6 +204,23 @@ export async function listenLiveOnly(
   deps.log('sys_startup', { role: 'live', port: address.port })
   return {
     internalUrl: `http://${hostname}:${address.port}`,
+    // As the passport's (no routes here, so no requests to wait for): the frames reconnect elsewhere.
+    shutdown: (options) =>
+      shutdownGracefully(
+        {
+          http: server,
+          live,
+          drain: createDrainState(),
+          requests: { inFlight: () => 0 },
+          stopJobs: stopTail,
+          release: async () => {
+            await deps.events.close()
+            await deps.store.close()
+          },
+          log: deps.log,
+        },
+        options,
+      ),
     close: async () => {
       stopTail()
       live.close()

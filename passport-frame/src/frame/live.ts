@@ -1,5 +1,6 @@
 import { type EndReason, isEndReason } from '../protocol/codes.ts'
 import {
+  CLOSE_RESTARTING,
   CLOSE_SESSION_ENDED,
   CLOSE_UNAUTHENTICATED,
   LIVE_PATH,
@@ -222,6 +223,8 @@ export function createLiveChannel(deps: LiveDeps) {
           log('live_closed', { code: event.code })
           // Ended, or our answer refused (the token may have died): ask before trying again.
           if (event.code === CLOSE_SESSION_ENDED || event.code === CLOSE_UNAUTHENTICATED) void recheck()
+          // An instance shutting down: straight back (another one takes it), spread over a second.
+          else if (event.code === CLOSE_RESTARTING) setTimer(() => void connect(), Math.random() * 1_000)
           else retry()
         }
       }

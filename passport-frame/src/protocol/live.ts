@@ -23,6 +23,12 @@ export const CLOSE_SESSION_ENDED = 4000
 export const CLOSE_UNAUTHENTICATED = 4401
 /** Too many messages, or too many connections of this user. */
 export const CLOSE_RATE_LIMITED = 1008
+/**
+ * The instance is shutting down (rolling restart): reconnect at once, with a little jitter, and
+ * resume from the last event id; the load balancer sends the socket to another instance. Never
+ * a sign-out.
+ */
+export const CLOSE_RESTARTING = 4503
 
 /** Server -> frame, first on every socket. */
 export type LiveChallenge = { type: 'challenge'; nonce: string }

@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream'
 import { type RawData, type WebSocket, WebSocketServer } from 'ws'
 import {
   CLOSE_RATE_LIMITED,
+  CLOSE_RESTARTING,
   CLOSE_SESSION_ENDED,
   CLOSE_UNAUTHENTICATED,
   LIVE_AUTH_MAX_BYTES,
@@ -128,7 +129,7 @@ export function attachLiveServer(input: {
   limits?: Partial<LiveLimits>
   /** Upgrade paths another listener on the same server answers (the sign-in socket). */
   otherPaths?: readonly string[]
-}): { close(): void; connectionCount(): number } {
+}): LiveServerHandle {
   const { server, deps, authenticator } = input
   const limits = { ...defaultLiveLimits, ...input.limits }
   const wss = new WebSocketServer({
@@ -142,6 +143,7 @@ export function attachLiveServer(input: {
   const bySession = new Map<string, Set<Connection>>()
   const byUser = new Map<string, Set<Connection>>()
   let total = 0
+  let draining = false
   /** Sockets still answering their challenge: they hold a descriptor too. */
   let unauthenticated = 0
   const connectsByAddress = createRateWindow(
@@ -375,6 +377,8 @@ export function attachLiveServer(input: {
     if (!url) return reject(socket, 400, 'bad_request_target')
     if (input.otherPaths?.includes(url.pathname)) return
     if (url.pathname !== LIVE_PATH) return reject(socket, 404, 'unknown_path')
+    // Shutting down: the frame tries again, and the load balancer sends it to another instance.
+    if (draining) return reject(socket, 503, 'draining')
     // Full: refuse before any work, so sign-in and refresh keep their file descriptors.
     if (total + unauthenticated >= limits.maxConnections) return reject(socket, 503, 'server_full')
     const address = resolveClientAddress(
@@ -423,7 +427,28 @@ export function attachLiveServer(input: {
       wss.close()
     },
     connectionCount: () => total,
+    refuseNew: () => {
+      draining = true
+    },
+    closeForRestart: () => {
+      draining = true
+      for (const ws of wss.clients) ws.close(CLOSE_RESTARTING, 'server restarting')
+    },
   }
+}
+
+export interface LiveServerHandle {
+  /** Ends every socket at once (no close handshake) and stops listening for events. */
+  close(): void
+  connectionCount(): number
+  /** Graceful shutdown, first step: new upgrades get 503 (the frame tries again elsewhere). */
+  refuseNew(): void
+  /**
+   * Graceful shutdown, once the listener is closed: every open socket (authenticated or still
+   * answering its challenge) is closed with `CLOSE_RESTARTING`, on which the frame reconnects at
+   * once, through the load balancer to another instance, and resumes by event id.
+   */
+  closeForRestart(): void
 }
 
 /** Bytes of a message however `ws` hands it over (one buffer, fragments, or an ArrayBuffer). */
