@@ -41,6 +41,8 @@ export interface PassportOptions {
    * request to its TCP peer. Empty (the default): always the TCP peer, headers ignored.
    */
   trustedProxies?: readonly string[]
+  /** Days the audit log keeps a row; the maintenance sweep purges older ones. Default 90. */
+  auditRetentionDays?: number
 }
 
 export type ResolvedConfig = Readonly<Required<PassportOptions>>
@@ -57,6 +59,7 @@ export const defaults = {
   dpopNonceRequired: true,
   assetsDir: new URL('../../dist/passport/', import.meta.url).pathname,
   trustedProxies: [],
+  auditRetentionDays: 90,
 } satisfies Omit<ResolvedConfig, 'issuer'>
 
 /**
@@ -79,6 +82,7 @@ export function resolveConfig(options: PassportOptions): ResolvedConfig {
     'liveMaxConnections',
     'maxBodyBytes',
     'scryptCost',
+    'auditRetentionDays',
   ] as const) {
     if (!Number.isInteger(config[key]) || config[key] <= 0)
       throw new Error(`${key} must be a positive integer`)

@@ -17,6 +17,7 @@ import { createDeps, listen, listenLiveOnly } from './server.ts'
  *   PASSPORT_LIVE_VALIDATION_SECRET  enables POST /internal/live/validate for a live server apart
  *   PASSPORT_ROLE=live  run only the live channel, apart; with PASSPORT_LIVE_VALIDATE_URL (the
  *                       passport's internal URL) and the same PASSPORT_LIVE_VALIDATION_SECRET
+ *   PASSPORT_AUDIT_RETENTION_DAYS  days the audit log keeps a row (default 90)
  *   PASSPORT_TRUSTED_PROXIES  comma list of reverse-proxy addresses/CIDRs (X-Forwarded-For)
  *   PASSPORT_MASTER_KEY / PASSPORT_MASTER_KEY_FILE  the key the stored secrets are sealed under
  *                     (required: without one it refuses to start, saying how to make one)
@@ -33,6 +34,9 @@ const config = resolveConfig({
     : {}),
   ...(env.PASSPORT_LIVE_VALIDATION_SECRET
     ? { liveValidationSecret: env.PASSPORT_LIVE_VALIDATION_SECRET }
+    : {}),
+  ...(env.PASSPORT_AUDIT_RETENTION_DAYS
+    ? { auditRetentionDays: Number(env.PASSPORT_AUDIT_RETENTION_DAYS) }
     : {}),
   ...(env.PASSPORT_TRUSTED_PROXIES
     ? { trustedProxies: env.PASSPORT_TRUSTED_PROXIES.split(',').map((entry) => entry.trim()) }

@@ -119,7 +119,8 @@ export function authorizeRoutes(deps: AppDeps): Hono {
     // locked account is checked too, and answered the same way whatever the password.
     dummyHash ??= createDummyHash(deps.config.scryptCost)
     const ok = await verifyPassword(password, user?.passwordHash ?? (await dummyHash))
-    if (!user || !ok || !gate.allowed) {
+    // A disabled account gets the same answer as a wrong password: nothing to probe.
+    if (!user || !ok || !gate.allowed || user.disabled) {
       const locked = throttle.failed(username, address)
       deps.log(locked ? 'authn_login_lock' : 'authn_login_fail', { site: site.id })
       return showLogin(c, site, params, { error: GENERIC_LOGIN_ERROR, username }, 401)

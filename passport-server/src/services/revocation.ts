@@ -2,6 +2,7 @@ import { sha256 } from '../auth/random.ts'
 import type { AppDeps } from '../deps.ts'
 import { publishEvents, recordEvent } from '../events/record.ts'
 import type { SiteRecord } from '../store/types.ts'
+import { recordAudit } from './audit.ts'
 import { verifySiteToken } from '../tokens/site-token.ts'
 
 /**
@@ -49,5 +50,13 @@ export async function revokeForSite(
   if (!event) return false
   deps.log('authn_token_revoked', { site: site.id, user: userId })
   await publishEvents(deps, [event])
+  await recordAudit(deps, {
+    type: 'site_access_ended',
+    actor: `site:${site.id}`,
+    userId,
+    siteId: site.id,
+    sessionId,
+    detail: { reason: 'revoked' },
+  })
   return true
 }

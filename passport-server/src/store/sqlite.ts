@@ -4,6 +4,7 @@ import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlit
 import type { EndReason } from '../../../passport-frame/src/protocol/codes.ts'
 import { StoreUnavailableError } from '../errors.ts'
 import { createRowCache, watchOtherConnections } from './row-cache.ts'
+import { createSqliteAuditRepo } from './sqlite-audit.ts'
 import { createSqliteQueue } from './sqlite-queue.ts'
 import { addedColumns, droppedIndexes, recreatedTables, SCHEMA_VERSION, schemaSql } from './sqlite-schema.ts'
 import type {
@@ -76,6 +77,8 @@ const toUser = (r: Row): UserRecord => ({
   name: r.name as string,
   passwordHash: r.password_hash as string,
   createdAt: Number(r.created_at),
+  ...(r.is_admin === 1 ? { isAdmin: true } : {}),
+  ...(r.disabled === 1 ? { disabled: true } : {}),
 })
 const toSession = (r: Row): SessionRecord => ({
   id: r.id as string,
@@ -87,6 +90,7 @@ const toSession = (r: Row): SessionRecord => ({
   userAgent: r.user_agent as string,
   ...(r.last_seen_at === null || r.last_seen_at === undefined ? {} : { lastSeenAt: Number(r.last_seen_at) }),
   ...(r.method ? { method: r.method as SignInMethod } : {}),
+  ...(r.address ? { address: r.address as string } : {}),
 })
 const toApproval = (r: Row): ApprovalRecord => ({
   id: r.id as string,
@@ -227,13 +231,18 @@ function createRepos(db: DatabaseSync, caches: Caches): StoreTx {
         run('UPDATE users SET password_hash = ? WHERE id = ?', [passwordHash, id])
       },
       create: async (u) => {
-        run('INSERT INTO users (id, username, name, password_hash, created_at) VALUES (?, ?, ?, ?, ?)', [
-          u.id,
-          u.username,
-          u.name,
-          u.passwordHash,
-          u.createdAt,
-        ])
+        run(
+          `INSERT INTO users (id, username, name, password_hash, created_at, is_admin, disabled)
+           VALUES (?, ?, ?, ?, ?, ?, ?)`,
+          [u.id, u.username, u.name, u.passwordHash, u.createdAt, u.isAdmin ? 1 : 0, u.disabled ? 1 : 0],
+        )
+      },
+      list: async () => all('SELECT * FROM users ORDER BY username').map(toUser),
+      setAdmin: async (id, isAdmin) => {
+        run('UPDATE users SET is_admin = ? WHERE id = ?', [isAdmin ? 1 : 0, id])
+      },
+      setDisabled: async (id, disabled) => {
+        run('UPDATE users SET disabled = ? WHERE id = ?', [disabled ? 1 : 0, id])
       },
       findById: async (id) => {
         const r = one('SELECT * FROM users WHERE id = ?', id)
@@ -292,9 +301,20 @@ function createRepos(db: DatabaseSync, caches: Caches): StoreTx {
     sessions: {
       create: async (s) => {
         run(
-          `INSERT INTO sessions (id, user_id, created_at, expires_at, ended_at, end_reason, user_agent, method)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-          [s.id, s.userId, s.createdAt, s.expiresAt, s.endedAt, s.endReason, s.userAgent, s.method ?? null],
+          `INSERT INTO sessions (id, user_id, created_at, expires_at, ended_at, end_reason, user_agent, method,
+             address)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          [
+            s.id,
+            s.userId,
+            s.createdAt,
+            s.expiresAt,
+            s.endedAt,
+            s.endReason,
+            s.userAgent,
+            s.method ?? null,
+            s.address ?? null,
+          ],
         )
       },
       get: async (id) => {
@@ -350,6 +370,13 @@ function createRepos(db: DatabaseSync, caches: Caches): StoreTx {
         all('SELECT DISTINCT site_id FROM tokens WHERE session_id = ? ORDER BY site_id', sessionId).map(
           (r) => r.site_id as string,
         ),
+      listLive: async (now, limit) =>
+        all(
+          `SELECT * FROM sessions WHERE ended_at IS NULL AND expires_at > ?
+           ORDER BY created_at DESC, id LIMIT ?`,
+          now,
+          limit,
+        ).map(toSession),
     },
     events: {
       append: async (e) => {
@@ -468,6 +495,19 @@ function createRepos(db: DatabaseSync, caches: Caches): StoreTx {
       },
     },
     tokens: {
+      listLive: async (now, sessionId) =>
+        (sessionId === undefined
+          ? all(
+              'SELECT * FROM tokens WHERE revoked_at IS NULL AND expires_at > ? ORDER BY issued_at',
+              now,
+            )
+          : all(
+              `SELECT * FROM tokens WHERE session_id = ? AND revoked_at IS NULL AND expires_at > ?
+               ORDER BY issued_at`,
+              sessionId,
+              now,
+            )
+        ).map(toToken),
       create: async (t, tokenHash = null) => {
         run(
           `INSERT INTO tokens (jti, site_id, user_id, session_id, issued_at, expires_at, revoked_at, revoke_reason,
@@ -646,6 +686,7 @@ function createRepos(db: DatabaseSync, caches: Caches): StoreTx {
         return removed
       },
     },
+    audit: createSqliteAuditRepo({ one, run, all }),
     secrets: {
       get: async (name) => {
         const r = one('SELECT value FROM secrets WHERE name = ?', name)
