@@ -4,6 +4,7 @@ import { createErrorHandler, errorBody } from './errors.ts'
 import { limitBody } from './middleware/body.ts'
 import { securityHeaders } from './middleware/security-headers.ts'
 import { accountRoutes } from './routes/account.ts'
+import { adminRoutes } from './routes/admin.ts'
 import { authorizeRoutes } from './routes/authorize.ts'
 import { cibaRoutes } from './routes/ciba.ts'
 import { deviceSignInRoutes } from './routes/device-sign-in.ts'
@@ -43,6 +44,7 @@ export function createApp(deps: AppDeps): Hono {
   app.route('/', siteApiRoutes(deps))
   app.route('/', wellKnownRoutes(deps))
   app.route('/', liveInternalRoutes(deps))
+  app.route('/', adminRoutes(deps))
   app.get('/', (c) => c.text('Passport is running. Sites embed /passport.js.'))
   app.notFound((c) => c.json(errorBody('not_found'), 404))
   app.onError(createErrorHandler(deps.log))

@@ -60,7 +60,11 @@ export async function recordAudit(
     logSafely(deps.log, 'audit_write_failed', { type: input.type, ...errorFields(err) })
   }
   if (deps.events && input.sessionId) {
-    notifyActivity(deps.events, { sessionId: input.sessionId, userId: input.userId ?? null, type: input.type })
+    notifyActivity(deps.events, {
+      sessionId: input.sessionId,
+      userId: input.userId ?? null,
+      type: input.type,
+    })
   }
 }
 

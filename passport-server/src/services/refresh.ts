@@ -2,10 +2,10 @@ import type { EndReason } from '../../../passport-frame/src/protocol/codes.ts'
 import { sha256 } from '../auth/random.ts'
 import { openForHolder, sealForHolder } from '../auth/seal.ts'
 import type { AppDeps } from '../deps.ts'
-import { notifyActivity } from './audit.ts'
 import { PassportError } from '../errors.ts'
 import { publishEvents, recordEvent } from '../events/record.ts'
 import type { RefreshRecord, SessionEventRecord, SiteRecord } from '../store/types.ts'
+import { notifyActivity } from './audit.ts'
 import { type MintedGrant, mintInTransaction } from './minting.ts'
 import { isSessionLive } from './sessions.ts'
 
@@ -161,7 +161,11 @@ async function rotateGrant(
     case 'rotated':
       await publishEvents(deps, outcome.replaced)
       // The console's monitoring view shows the new validity at once (not audited: routine).
-      notifyActivity(deps.events, { sessionId: outcome.record.sessionId, userId: outcome.record.userId, type: 'refreshed' })
+      notifyActivity(deps.events, {
+        sessionId: outcome.record.sessionId,
+        userId: outcome.record.userId,
+        type: 'refreshed',
+      })
       return outcome.grant.body
     case 'replay':
       return outcome.body

@@ -497,10 +497,7 @@ function createRepos(db: DatabaseSync, caches: Caches): StoreTx {
     tokens: {
       listLive: async (now, sessionId) =>
         (sessionId === undefined
-          ? all(
-              'SELECT * FROM tokens WHERE revoked_at IS NULL AND expires_at > ? ORDER BY issued_at',
-              now,
-            )
+          ? all('SELECT * FROM tokens WHERE revoked_at IS NULL AND expires_at > ? ORDER BY issued_at', now)
           : all(
               `SELECT * FROM tokens WHERE session_id = ? AND revoked_at IS NULL AND expires_at > ?
                ORDER BY issued_at`,
