@@ -1,10 +1,11 @@
 import { parseArgs } from 'node:util'
-import { hashPassword } from './auth/password.ts'
 import type { AppDeps } from './deps.ts'
 import { PassportError } from './errors.ts'
+import { listAudit, recordAudit } from './services/audit.ts'
 import { issueAuthkey, registerSite } from './services/registry.ts'
 import { endSession } from './services/sessions.ts'
 import { removeSite } from './services/site-removal.ts'
+import { createUser, resetPassword, setUserDisabled } from './services/users.ts'
 import { rotateSigningKey } from './tokens/keys.ts'
 
 export const CLI_USAGE = `usage: npm run passport -- <command>
@@ -21,7 +22,14 @@ export const CLI_USAGE = `usage: npm run passport -- <command>
   site list                       Lists registered sites.
   site remove ID                  Removes a site; its authkeys, tokens and refresh credentials stop working at once.
   site authkey ID                 Prints a fresh authkey for a site (same version).
-  user add USERNAME [--name NAME] Creates a user; reads the password from standard input.
+  user add USERNAME [--name NAME] [--admin]
+                                  Creates a user; reads the password from standard input.
+                                  --admin: may use the console at /admin.
+  user admin USERNAME on|off      Grants or withdraws the console (admin role).
+  user disable USERNAME           Refuses the user's every sign-in and signs them out everywhere.
+  user enable USERNAME            Lets a disabled user sign in again.
+  audit [--user USERNAME] [--site ID] [--type TYPE] [--since TIME] [--until TIME] [--limit N]
+                                  Lists audit events, newest first (TIME: ISO 8601).
   user password USERNAME          Sets a new password (from standard input) and signs the user
                                   out everywhere; their open tabs are told at once.
   session list --user USERNAME    Lists the user's passport sessions (id, device, state).
@@ -53,6 +61,12 @@ function parseCliOptions(args: string[]) {
       'one-device-per-site': { type: 'string' },
       'dpop-bound-tokens': { type: 'string' },
       user: { type: 'string' },
+      admin: { type: 'boolean' },
+      site: { type: 'string' },
+      type: { type: 'string' },
+      since: { type: 'string' },
+      until: { type: 'string' },
+      limit: { type: 'string' },
     },
   })
 }
@@ -100,6 +114,7 @@ export async function runCli(deps: AppDeps, argv: string[], io: CliIo): Promise<
         ...(oneDevice ? { oneDevicePerSite: oneDevice === 'true' } : {}),
         ...(dpopBound ? { dpopBoundTokens: dpopBound === 'true' } : {}),
       })
+      await recordAudit(deps, { type: 'cli_site_registered', actor: 'cli', siteId: site.id })
       io.out(`site ${site.id} registered (version ${site.authkeyVersion})`)
       io.out(`origins:       ${site.origins.join(' ')}`)
       io.out(`redirect URIs: ${site.redirectUris.join(' ')}`)
@@ -120,6 +135,7 @@ export async function runCli(deps: AppDeps, argv: string[], io: CliIo): Promise<
     }
     if (noun === 'site' && verb === 'remove' && positionals[0]) {
       const removed = await removeSite(deps, positionals[0])
+      if (removed) await recordAudit(deps, { type: 'cli_site_removed', actor: 'cli', siteId: positionals[0] })
       io.out(removed ? `site ${positionals[0]} removed` : `no site ${positionals[0]}`)
       return removed ? 0 : 1
     }
@@ -152,6 +168,12 @@ export async function runCli(deps: AppDeps, argv: string[], io: CliIo): Promise<
         return 0
       }
       await endSession(deps, session, 'revoked')
+      await recordAudit(deps, {
+        type: 'cli_session_revoked',
+        actor: 'cli',
+        userId: session.userId,
+        sessionId: session.id,
+      })
       io.out(`session ${session.id} revoked`)
       return 0
     }
@@ -169,30 +191,82 @@ export async function runCli(deps: AppDeps, argv: string[], io: CliIo): Promise<
       const password = (await io.readSecret()).trim()
       if (password.length < 8)
         throw new PassportError('invalid_request', 'passwords need at least 8 characters')
-      await deps.store.users.setPasswordHash(user.id, await hashPassword(password, deps.config.scryptCost))
       // A password change ends every sign-in made with the old one.
-      const live = (await deps.store.sessions.listByUser(user.id)).filter((s) => s.endedAt === null)
-      for (const session of live) await endSession(deps, session, 'revoked')
-      io.out(`password of ${user.username} changed; ${live.length} session(s) signed out`)
+      const ended = await resetPassword(deps, user, password)
+      await recordAudit(deps, { type: 'cli_password_reset', actor: 'cli', userId: user.id })
+      io.out(`password of ${user.username} changed; ${ended} session(s) signed out`)
+      return 0
+    }
+    if (noun === 'user' && verb === 'admin' && positionals[0] && /^(on|off)$/.test(positionals[1] ?? '')) {
+      const user = await deps.store.users.findByUsername(positionals[0])
+      if (!user) throw new PassportError('not_found', `no user ${positionals[0]}`)
+      const on = positionals[1] === 'on'
+      await deps.store.users.setAdmin(user.id, on)
+      await recordAudit(deps, {
+        type: on ? 'cli_admin_granted' : 'cli_admin_revoked',
+        actor: 'cli',
+        userId: user.id,
+      })
+      io.out(`${user.username} ${on ? 'may' : 'may no longer'} use the console`)
+      return 0
+    }
+    if (noun === 'user' && (verb === 'disable' || verb === 'enable') && positionals[0]) {
+      const user = await deps.store.users.findByUsername(positionals[0])
+      if (!user) throw new PassportError('not_found', `no user ${positionals[0]}`)
+      const ended = await setUserDisabled(deps, user, verb === 'disable')
+      await recordAudit(deps, { type: `cli_user_${verb}d`, actor: 'cli', userId: user.id })
+      io.out(`${user.username} ${verb}d${verb === 'disable' ? `; ${ended} session(s) signed out` : ''}`)
+      return 0
+    }
+    if (noun === 'audit') {
+      const time = (flag: string, value: string | undefined) => {
+        if (value === undefined) return undefined
+        const ms = Date.parse(value)
+        if (!Number.isFinite(ms))
+          throw new PassportError('invalid_request', `--${flag} takes an ISO 8601 time`)
+        return ms
+      }
+      const since = time('since', values.since)
+      const until = time('until', values.until)
+      let userId: string | undefined
+      if (values.user) {
+        const user = await deps.store.users.findByUsername(values.user)
+        if (!user) throw new PassportError('not_found', `no user ${values.user}`)
+        userId = user.id
+      }
+      const events = await listAudit(deps, {
+        ...(userId ? { userId } : {}),
+        ...(values.site ? { siteId: values.site } : {}),
+        ...(values.type ? { type: values.type } : {}),
+        ...(since !== undefined ? { since } : {}),
+        ...(until !== undefined ? { until } : {}),
+        ...(values.limit ? { limit: Number(values.limit) } : {}),
+      })
+      if (events.length === 0) io.out('no audit events')
+      for (const e of events) {
+        io.out(
+          `${new Date(e.at).toISOString()}\t${e.type}\tactor=${e.actor ?? '-'}\tuser=${e.userId ?? '-'}\tsite=${e.siteId ?? '-'}\tsession=${e.sessionId?.slice(0, 12) ?? '-'}\t${JSON.stringify(e.detail)}`,
+        )
+      }
       return 0
     }
     if (noun === 'user' && verb === 'add' && positionals[0]) {
       const username = positionals[0]
-      if (!/^[a-z0-9._-]{1,64}$/i.test(username))
-        throw new PassportError('invalid_request', 'usernames are 1-64 of a-z, 0-9, . _ -')
       if (await deps.store.users.findByUsername(username))
         throw new PassportError('invalid_request', `user ${username} exists`)
-      const password = (await io.readSecret()).trim()
-      if (password.length < 8)
-        throw new PassportError('invalid_request', 'passwords need at least 8 characters')
-      await deps.store.users.create({
-        id: `u_${crypto.randomUUID()}`,
+      const user = await createUser(deps, {
         username,
-        name: values.name?.slice(0, 64) || username,
-        passwordHash: await hashPassword(password, deps.config.scryptCost),
-        createdAt: deps.clock.now(),
+        ...(values.name ? { name: values.name } : {}),
+        password: await io.readSecret(),
+        isAdmin: values.admin === true,
       })
-      io.out(`user ${username} created`)
+      await recordAudit(deps, {
+        type: 'cli_user_added',
+        actor: 'cli',
+        userId: user.id,
+        detail: { admin: values.admin === true },
+      })
+      io.out(`user ${username} created${values.admin ? ' (admin)' : ''}`)
       return 0
     }
   } catch (err) {

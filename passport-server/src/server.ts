@@ -11,6 +11,7 @@ import type { Logger } from './errors.ts'
 import { createInProcessBus } from './events/bus.ts'
 import { startEventLogTail } from './events/log-tail.ts'
 import { guardServer, repeatEvery } from './guard.ts'
+import { attachConsoleSocket } from './live/console-socket.ts'
 import { attachLiveServer } from './live/live-server.ts'
 import { createInProcessPresence } from './live/presence.ts'
 import { startBackchannelLogout } from './services/backchannel-logout.ts'
@@ -85,6 +86,7 @@ export async function listen(deps: AppDeps, port: number, hostname: string): Pro
     authenticator: createStoreLiveAuthenticator(deps),
     limits: { maxConnections: deps.config.liveMaxConnections },
   })
+  const consoleSocket = attachConsoleSocket({ server, deps })
   const stopSweeper = startExpirySweeper(deps)
   const stopTail = await startEventLogTail(deps)
   const stopBackchannel = startBackchannelLogout(deps)
@@ -99,6 +101,7 @@ export async function listen(deps: AppDeps, port: number, hostname: string): Pro
       stopSweeper()
       stopTail()
       stopBackchannel()
+      consoleSocket.close()
       live.close()
       await new Promise<void>((resolve) => {
         server.close(() => resolve())

@@ -11,6 +11,7 @@ import { CSRF_COOKIE, issueCsrf, refuseForeignPost } from '../middleware/csrf.ts
 import { renderConsoleLogin, renderConsolePage } from '../pages/admin-page.ts'
 import { renderErrorPage } from '../pages/login-page.ts'
 import { sendPage } from '../pages/send-page.ts'
+import { type AdminContext, adminOfCookie } from '../services/admins.ts'
 import { type AuditInput, listAudit, recordAudit } from '../services/audit.ts'
 import { consoleSessionRow, listConsoleSessions } from '../services/console-view.ts'
 import { createLoginThrottle } from '../services/login-throttle.ts'
@@ -20,7 +21,7 @@ import { endSiteAccess } from '../services/revocation.ts'
 import { endSession, findLiveSession, SESSION_COOKIE } from '../services/sessions.ts'
 import { removeSite } from '../services/site-removal.ts'
 import { createUser, resetPassword, setUserDisabled, signOutEverywhere } from '../services/users.ts'
-import type { SessionRecord, SiteRecord, UserRecord } from '../store/types.ts'
+import type { SiteRecord, UserRecord } from '../store/types.ts'
 import { clientAddress } from './client-address.ts'
 import { signInBrowser } from './sign-in-flow.ts'
 
@@ -31,23 +32,6 @@ import { signInBrowser } from './sign-in-flow.ts'
  * cookie in `X-Passport-CSRF`. Every action is in the audit log, actor = the admin's username.
  */
 export const ADMIN_CSRF_HEADER = 'X-Passport-CSRF'
-
-export interface AdminContext {
-  session: SessionRecord
-  user: UserRecord
-}
-
-/** The admin behind a request's passport session, or null (not signed in, not an admin, disabled). */
-export async function adminOfCookie(
-  deps: Pick<AppDeps, 'store' | 'clock' | 'config'>,
-  cookieValue: string | undefined,
-): Promise<AdminContext | null> {
-  const session = await findLiveSession(deps, cookieValue)
-  if (!session) return null
-  const user = await deps.store.users.findById(session.userId)
-  if (!user?.isAdmin || user.disabled) return null
-  return { session, user }
-}
 
 /**
  * Whether a request may come from where it says: no `Origin` but the passport's, and, where the
