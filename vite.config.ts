@@ -10,6 +10,7 @@ const frameSrc = resolve(here, 'passport-frame/src')
  * - `--mode frame`: the frame's script, served by the passport as /frame.js
  * - `--mode sdk`:   the SDK for a classic <script> tag, served as /passport.js
  * - `--mode esm`:   the SDK as an ES module, served as /passport.mjs
+ * - `--mode admin`: the operator console, served to admins only as /admin/console.js
  * Each passport file is a single self-contained script (no chunks) with a fixed name, because
  * sites link to it by URL.
  */
@@ -17,6 +18,7 @@ const passportFiles: Record<string, { entry: string; format: 'es' | 'iife'; file
   frame: { entry: `${frameSrc}/frame/main.ts`, format: 'es', file: 'frame.js' },
   sdk: { entry: `${frameSrc}/embed/script-tag.ts`, format: 'iife', file: 'passport.js' },
   esm: { entry: `${frameSrc}/embed/index.ts`, format: 'es', file: 'passport.mjs' },
+  admin: { entry: resolve(here, 'passport-admin/src/main.ts'), format: 'es', file: 'admin.js' },
 }
 
 export default defineConfig(({ mode }): UserConfig => {

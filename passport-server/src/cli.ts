@@ -252,6 +252,9 @@ export async function runCli(deps: AppDeps, argv: string[], io: CliIo): Promise<
     }
     if (noun === 'user' && verb === 'add' && positionals[0]) {
       const username = positionals[0]
+      // Checked before the password is asked for (createUser checks it again).
+      if (!/^[a-z0-9._-]{1,64}$/i.test(username))
+        throw new PassportError('invalid_request', 'usernames are 1-64 of a-z, 0-9, . _ -')
       if (await deps.store.users.findByUsername(username))
         throw new PassportError('invalid_request', `user ${username} exists`)
       const user = await createUser(deps, {

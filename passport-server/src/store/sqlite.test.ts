@@ -375,6 +375,7 @@ describe('sqlite store', () => {
         .sort()
       expect(tables).toEqual([
         'approvals',
+        'audit_events',
         'codes',
         'refresh_tokens',
         'retired_sites',
