@@ -36,6 +36,8 @@ async function serveBlog(context: BrowserContext, authkey: string) {
 }
 
 test.describe('operator console', () => {
+  // Several browsers and a passport on a shared machine: the steps before the timed ones are slow.
+  test.describe.configure({ timeout: 120_000 })
   test('an admin registers a site in the console and its authkey works on a page', async ({
     browserContext,
     newDevice,
@@ -44,9 +46,9 @@ test.describe('operator console', () => {
     await openConsole(consolePage, 'Sites')
     const id = `blog-${testInfo.project.name}`
     const form = consolePage.getByTestId('register-site')
-    await form.getByLabel('Id').fill(id)
-    await form.getByLabel('Name').fill('Blog')
-    await form.getByLabel('Origins').fill(blogOrigin)
+    await form.getByLabel('Id', { exact: true }).fill(id)
+    await form.getByLabel('Name', { exact: true }).fill('Blog')
+    await form.getByLabel('Origins', { exact: true }).fill(blogOrigin)
     await form.getByRole('button', { name: 'Register site' }).click()
     const authkey = (await consolePage.getByTestId('authkey').textContent()) ?? ''
     expect(authkey.length).toBeGreaterThan(20)
