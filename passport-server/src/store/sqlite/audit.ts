@@ -1,14 +1,6 @@
-import type { SQLInputValue, StatementResultingChanges } from 'node:sqlite'
-import type { AuditRecord, AuditRepo } from './types.ts'
-
-type Row = Record<string, SQLInputValue>
-
-/** The statement helpers of one connection (see `createRepos`). */
-export interface SqliteHelpers {
-  one(sql: string, ...params: SQLInputValue[]): Row | null
-  run(sql: string, params?: Row | SQLInputValue[]): StatementResultingChanges
-  all(sql: string, ...params: SQLInputValue[]): Row[]
-}
+import type { SQLInputValue } from 'node:sqlite'
+import type { AuditRecord, AuditRepo } from '../types.ts'
+import type { Row, Sql } from './connection.ts'
 
 const toAudit = (r: Row): AuditRecord => ({
   id: Number(r.id),
@@ -22,7 +14,7 @@ const toAudit = (r: Row): AuditRecord => ({
 })
 
 /** The audit log: append-only rows, read newest first with optional filters, purged by age. */
-export function createSqliteAuditRepo({ one, run, all }: SqliteHelpers): AuditRepo {
+export function sqliteAudit({ one, run, all }: Sql): AuditRepo {
   return {
     append: async (e) =>
       Number(

@@ -1,0 +1,42 @@
+import type { UserRecord, UserRepo } from '../types.ts'
+import type { Row, Sql } from './connection.ts'
+
+export const toUser = (r: Row): UserRecord => ({
+  id: r.id as string,
+  username: r.username as string,
+  name: r.name as string,
+  passwordHash: r.password_hash as string,
+  createdAt: Number(r.created_at),
+  ...(r.is_admin === 1 ? { isAdmin: true } : {}),
+  ...(r.disabled === 1 ? { disabled: true } : {}),
+})
+
+export function sqliteUsers({ one, run, all }: Sql): UserRepo {
+  return {
+    setPasswordHash: async (id, passwordHash) => {
+      run('UPDATE users SET password_hash = ? WHERE id = ?', [passwordHash, id])
+    },
+    create: async (u) => {
+      run(
+        `INSERT INTO users (id, username, name, password_hash, created_at, is_admin, disabled)
+         VALUES (?, ?, ?, ?, ?, ?, ?)`,
+        [u.id, u.username, u.name, u.passwordHash, u.createdAt, u.isAdmin ? 1 : 0, u.disabled ? 1 : 0],
+      )
+    },
+    list: async () => all('SELECT * FROM users ORDER BY username').map(toUser),
+    setAdmin: async (id, isAdmin) => {
+      run('UPDATE users SET is_admin = ? WHERE id = ?', [isAdmin ? 1 : 0, id])
+    },
+    setDisabled: async (id, disabled) => {
+      run('UPDATE users SET disabled = ? WHERE id = ?', [disabled ? 1 : 0, id])
+    },
+    findById: async (id) => {
+      const r = one('SELECT * FROM users WHERE id = ?', id)
+      return r && toUser(r)
+    },
+    findByUsername: async (username) => {
+      const r = one('SELECT * FROM users WHERE username = ?', username)
+      return r && toUser(r)
+    },
+  }
+}
