@@ -1,5 +1,8 @@
 import type { BrowserContext, Page } from '@playwright/test'
-import { expect, message, signIn, status, test, urls } from './fixtures.ts'
+import { expect as baseExpect, message, signIn, status, test, urls } from './fixtures.ts'
+
+// Set-up steps wait longer on a loaded machine; the pushed changes keep their own 1 s bound.
+const expect = baseExpect.configure({ timeout: 20_000 })
 
 /** @see issue 19: the operator console at /admin. */
 const pushed = { timeout: 1_000 }
@@ -37,7 +40,7 @@ async function serveBlog(context: BrowserContext, authkey: string) {
 
 test.describe('operator console', () => {
   // Several browsers and a passport on a shared machine: the steps before the timed ones are slow.
-  test.describe.configure({ timeout: 120_000 })
+  test.describe.configure({ timeout: 240_000 })
   test('an admin registers a site in the console and its authkey works on a page', async ({
     browserContext,
     newDevice,
