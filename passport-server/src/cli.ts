@@ -77,7 +77,9 @@ export async function runCli(deps: AppDeps, argv: string[], io: CliIo): Promise<
   let parsed: ReturnType<typeof parseCliOptions>
   try {
     // Session ids are base64url and may begin with '-': never read one as an option.
-    parsed = parseCliOptions(noun === 'session' && verb === 'revoke' ? ['--', ...rest] : rest)
+    // `audit` has no verb: its options start right after it.
+    const args = noun === 'audit' ? argv.slice(1) : rest
+    parsed = parseCliOptions(noun === 'session' && verb === 'revoke' ? ['--', ...rest] : args)
   } catch (err) {
     // Unknown option or missing value: say which, then how to call it; change nothing.
     io.out(`error: ${(err as Error).message}`)
