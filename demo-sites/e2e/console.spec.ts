@@ -1,4 +1,5 @@
-import type { BrowserContext, Page } from '@playwright/test'
+import { createServer } from 'node:http'
+import type { Page } from '@playwright/test'
 import { expect as baseExpect, message, signIn, status, test, urls } from './fixtures.ts'
 
 // Set-up steps wait longer on a loaded machine; the pushed changes keep their own 1 s bound.
@@ -19,8 +20,12 @@ async function openConsole(page: Page, view = 'Sessions') {
   if (view !== 'Sessions') await page.getByRole('button', { name: view, exact: true }).click()
 }
 
-/** Serves a minimal page on `blogOrigin` embedding the passport with `authkey`. */
-async function serveBlog(context: BrowserContext, authkey: string) {
+/**
+ * Serves a minimal page on `blogOrigin` embedding the passport with `authkey`, from a real
+ * loopback server (a page the browser's router made up counts as a public address, and Chromium's
+ * local network access then keeps it from loading the passport's script).
+ */
+async function serveBlog(authkey: string): Promise<() => Promise<void>> {
   const html = `<!doctype html><html><head><meta charset="utf-8"><title>Blog</title>
 <script src="${urls.passport}/passport.js" data-authkey="${authkey}"></script></head>
 <body><p id="status">Checking…</p><p id="message"></p><p id="expires"></p><button type="button" id="login">Sign in</button>
@@ -33,9 +38,12 @@ async function serveBlog(context: BrowserContext, authkey: string) {
   })
   document.getElementById('login').onclick = () => passport.login()
 </script></body></html>`
-  await context.route(`${blogOrigin}/**`, (route) =>
-    route.fulfill({ status: 200, contentType: 'text/html; charset=utf-8', body: html }),
-  )
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' })
+    res.end(html)
+  })
+  await new Promise<void>((resolve) => server.listen(portBase + 9, '127.0.0.1', resolve))
+  return () => new Promise<void>((resolve) => server.close(() => resolve()))
 }
 
 test.describe('operator console', () => {
@@ -47,7 +55,7 @@ test.describe('operator console', () => {
   }, testInfo) => {
     const consolePage = await browserContext.newPage()
     await openConsole(consolePage, 'Sites')
-    const id = `blog-${testInfo.project.name}`
+    const id = `blog-${testInfo.project.name}-${Date.now().toString(36)}`
     const form = consolePage.getByTestId('register-site')
     await form.getByLabel('Id', { exact: true }).fill(id)
     await form.getByLabel('Name', { exact: true }).fill('Blog')
@@ -57,13 +65,17 @@ test.describe('operator console', () => {
     expect(authkey.length).toBeGreaterThan(20)
     await expect(consolePage.getByTestId('sites').locator(`tr[data-site="${id}"]`)).toBeVisible()
 
-    const alice = await newDevice()
-    await serveBlog(alice, authkey)
-    const blog = await alice.newPage()
-    await blog.goto(`${blogOrigin}/`)
-    await expect(status(blog)).toHaveText('signed_out')
-    await signIn(blog, `${blogOrigin}/`, 'alice', 'alice-password-1')
-    await expect(status(blog)).toHaveText('Signed in')
+    const stopBlog = await serveBlog(authkey)
+    try {
+      const alice = await newDevice()
+      const blog = await alice.newPage()
+      await blog.goto(`${blogOrigin}/`)
+      await expect(status(blog)).toHaveText('signed_out')
+      await signIn(blog, `${blogOrigin}/`, 'alice', 'alice-password-1')
+      await expect(status(blog)).toHaveText('Signed in')
+    } finally {
+      await stopBlog()
+    }
 
     // The registration is in the audit log.
     await consolePage.getByRole('button', { name: 'Audit', exact: true }).click()

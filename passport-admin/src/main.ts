@@ -41,7 +41,7 @@ function siteForm(site: Site | null, onSaved: () => void): HTMLFormElement {
   const form = h(
     'form',
     { 'data-testid': site ? `edit-${site.id}` : 'register-site' },
-    site ? null : textField('Id', 'id', '', { required: 'true', pattern: '[a-z0-9][a-z0-9-]*' }),
+    site ? null : textField('Id', 'id', '', { required: 'true', pattern: '[a-z0-9][a-z0-9\\-]*' }),
     textField('Name', 'name', site?.name ?? ''),
     textField('Origins', 'origins', site?.origins.join(' ') ?? '', { required: 'true', size: '40' }),
     textField('Redirect URIs', 'redirectUris', site?.redirectUris.join(' ') ?? '', { size: '40' }),
