@@ -68,6 +68,22 @@ export function createDemoSiteApp(options: DemoSiteOptions): Hono {
   // then refuses that session's tokens here at once, whatever else happens.
   app.post('/backchannel-logout', backchannelLogout(verifier))
 
+  // The site backend asks the passport to have this device refresh its token now (what a
+  // monitoring job would do shortly before expiry): standard client credentials and the token.
+  app.post('/api/refresh-request', requirePassport(verifier), async (c) => {
+    c.header('Cache-Control', 'no-store')
+    const token = (c.req.header('Authorization') ?? '').replace(/^(Bearer|DPoP) /, '')
+    const res = await fetch(new URL('/token/refresh-request', options.passportInternalUrl), {
+      method: 'POST',
+      headers: {
+        Authorization: `Basic ${Buffer.from(`${options.id}:${options.clientSecret}`).toString('base64')}`,
+        'Content-Type': 'application/x-www-form-urlencoded',
+      },
+      body: new URLSearchParams({ token }),
+    })
+    return c.json(await res.json(), res.status === 202 ? 202 : 502)
+  })
+
   app.get('/api/me', requirePassport(verifier), (c) => {
     c.header('Cache-Control', 'no-store')
     const user = c.get('passportUser')

@@ -3,6 +3,7 @@ import type { AppDeps } from './deps.ts'
 import { createErrorHandler, errorBody } from './errors.ts'
 import { limitBody } from './middleware/body.ts'
 import { securityHeaders } from './middleware/security-headers.ts'
+import { requestContext, withRequestId } from './observability/request-context.ts'
 import { accountRoutes } from './routes/account.ts'
 import { adminRoutes } from './routes/admin.ts'
 import { authorizeRoutes } from './routes/authorize.ts'
@@ -11,6 +12,7 @@ import { deviceSignInRoutes } from './routes/device-sign-in.ts'
 import { frameRoutes } from './routes/frame.ts'
 import { frameApiRoutes } from './routes/frame-api.ts'
 import { liveInternalRoutes } from './routes/live-internal.ts'
+import { refreshRequestRoutes } from './routes/refresh-request.ts'
 import { siteApiRoutes } from './routes/site-api.ts'
 import { tokenRoutes } from './routes/token.ts'
 import { wellKnownRoutes } from './routes/well-known.ts'
@@ -25,8 +27,13 @@ import { createDpopProofs } from './services/dpop-proofs.ts'
  * const app = createApp({ config, store, keys, clock: systemClock, events, log })
  * const res = await app.request('/.well-known/jwks.json')
  */
-export function createApp(deps: AppDeps): Hono {
+export function createApp(input: AppDeps): Hono {
+  // Every line logged while a request is handled carries its id (X-Request-Id).
+  const deps: AppDeps = { ...input, log: withRequestId(input.log) }
   const app = new Hono()
+  app.use(requestContext(deps.log))
+  // Outermost, so that every answer is counted, refusals by the middlewares below included.
+  if (deps.metrics) app.use(deps.metrics.middleware())
   app.use(securityHeaders())
   app.use(limitBody(deps.config.maxBodyBytes))
   // One per app: it holds the request rate limits every way in shares.
@@ -42,6 +49,7 @@ export function createApp(deps: AppDeps): Hono {
   app.route('/', frameRoutes(deps, proofs))
   app.route('/', frameApiRoutes(deps, approvals, proofs))
   app.route('/', siteApiRoutes(deps))
+  app.route('/', refreshRequestRoutes(deps))
   app.route('/', wellKnownRoutes(deps))
   app.route('/', liveInternalRoutes(deps))
   app.route('/', adminRoutes(deps))

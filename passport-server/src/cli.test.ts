@@ -252,10 +252,16 @@ describe('passport CLI', () => {
       const events: SessionEndEvent[] = []
       deps.events.subscribe((e) => events.push(e))
       const list = fakeIo()
+      list.io.presence = async (ids) => ({ ok: true, sessions: { [ids[0] ?? '']: { news: 1 } } })
       expect(await run(['session', 'list', '--user', 'alice'], list)).toBe(0)
       expect(list.lines).toEqual([
-        expect.stringMatching(new RegExp(`^${session.id}\t.*\tlive\tFirefox on Linux$`)),
+        expect.stringMatching(new RegExp(`^${session.id}\t.*\tlive\tsockets=news:1\tFirefox on Linux$`)),
       ])
+      // No passport answering: the sessions are still listed, their sockets unknown.
+      const offline = fakeIo()
+      expect(await run(['session', 'list', '--user', 'alice'], offline)).toBe(0)
+      expect(offline.lines[0]).toMatch(/\tlive\tsockets=\?\t/)
+      expect(offline.lines[1]).toBe('(live sockets unknown: the management listener is off)')
       const revoke = fakeIo()
       expect(await run(['session', 'revoke', session.id], revoke)).toBe(0)
       expect(events).toEqual([expect.objectContaining({ sessionId: session.id, reason: 'revoked' })])
@@ -332,6 +338,133 @@ describe('passport CLI', () => {
       expect(t.lines[0]).toMatch(/^error: /)
       expect(t.lines[1]).toBe(CLI_USAGE)
       expect(await deps.store.sites.list()).toEqual([])
+    })
+  })
+
+  describe('--json (issue 19: CLI parity)', () => {
+    const json = async (argv: string[], t = fakeIo()) => {
+      const code = await run([...argv, '--json'], t)
+      expect(t.lines).toHaveLength(1)
+      return { code, value: JSON.parse(t.lines[0] ?? '') as Record<string, unknown> }
+    }
+
+    it('site add, list, authkey and remove answer one stable JSON object each', async () => {
+      const added = await json(['site', 'add', '--id', 'news', '--origin', NEWS_ORIGIN, '--name', 'News'])
+      expect(added.code).toBe(0)
+      expect(added.value).toEqual({
+        site: {
+          id: 'news',
+          name: 'News',
+          origins: [NEWS_ORIGIN],
+          redirect_uris: [`${NEWS_ORIGIN}/`],
+          login_modes: ['password'],
+          token_ttl_seconds: 900,
+          refresh_before_seconds: 300,
+          refresh_idle_seconds: 86400,
+          refresh_absolute_seconds: 2592000,
+          one_device_per_site: true,
+          dpop_bound_tokens: false,
+          backchannel_logout_uri: null,
+          authkey_version: 1,
+        },
+        authkey: expect.any(String),
+        client_id: 'news',
+        client_secret: expect.any(String),
+      })
+      expect((await resolveAuthkey(deps, added.value.authkey as string)).id).toBe('news')
+      const listed = await json(['site', 'list'])
+      expect(listed.value).toEqual({ sites: [added.value.site] })
+      expect(JSON.stringify(listed.value)).not.toContain(added.value.client_secret as string)
+      const authkey = await json(['site', 'authkey', 'news'])
+      expect(authkey.value).toEqual({ id: 'news', authkey: expect.any(String) })
+      expect(await json(['site', 'authkey', 'nope'])).toEqual({
+        code: 1,
+        value: { error: 'not_found', error_description: 'no site nope' },
+      })
+      expect(await json(['site', 'remove', 'news'])).toEqual({
+        code: 0,
+        value: { id: 'news', removed: true },
+      })
+      expect(await json(['site', 'remove', 'news'])).toEqual({
+        code: 1,
+        value: { id: 'news', removed: false },
+      })
+    })
+
+    it('user add and user password; errors as {error, error_description} with the same exit codes', async () => {
+      const added = await json(['user', 'add', 'carol', '--name', 'Carol'])
+      expect(added).toEqual({
+        code: 0,
+        value: { user: { id: expect.stringMatching(/^u_/), username: 'carol', name: 'Carol' } },
+      })
+      expect(await json(['user', 'add', 'carol'])).toEqual({
+        code: 1,
+        value: { error: 'invalid_request', error_description: 'user carol exists' },
+      })
+      const carol = await deps.store.users.findByUsername('carol')
+      await startSession(deps, carol?.id ?? '', 'A')
+      expect(await json(['user', 'password', 'carol'], fakeIo('another good password\n'))).toEqual({
+        code: 0,
+        value: { username: 'carol', sessions_signed_out: 1 },
+      })
+      expect(await json(['site', 'add', '--bogus'])).toMatchObject({
+        code: 2,
+        value: { error: 'invalid_request' },
+      })
+      expect(await json(['nothing'])).toEqual({
+        code: 2,
+        value: { error: 'invalid_request', error_description: 'unknown command' },
+      })
+    })
+
+    it('session list with live sockets per site, and session revoke', async () => {
+      const alice = await addUser(deps, 'alice')
+      const { session } = await startSession(deps, alice.id, 'Firefox on Linux')
+      const ended = (await startSession(deps, alice.id, 'Old phone')).session
+      await run(['session', 'revoke', ended.id])
+      const t = fakeIo()
+      const asked: string[][] = []
+      t.io.presence = async (ids) => {
+        asked.push(ids)
+        return { ok: true, sessions: { [session.id]: { news: 1, shop: 2 } } }
+      }
+      const listed = await json(['session', 'list', '--user', 'alice'], t)
+      expect(asked).toEqual([[session.id]]) // only live sessions are asked about
+      const sessions = listed.value.sessions as Record<string, unknown>[]
+      expect(listed.value).toMatchObject({ user: { id: alice.id, username: 'alice' }, presence: 'ok' })
+      expect(sessions.find((s) => s.id === session.id)).toEqual({
+        id: session.id,
+        state: 'live',
+        end_reason: null,
+        created_at: new Date(session.createdAt).toISOString(),
+        last_seen_at: null,
+        expires_at: new Date(session.expiresAt).toISOString(),
+        method: 'password',
+        user_agent: 'Firefox on Linux',
+        live_sockets: { news: 1, shop: 2 },
+      })
+      expect(sessions.find((s) => s.id === ended.id)).toMatchObject({ state: 'ended', end_reason: 'revoked' })
+      const offline = await json(['session', 'list', '--user', 'alice'])
+      expect(offline.value.presence).toBe('unavailable')
+      expect(
+        (offline.value.sessions as { live_sockets: unknown }[]).some((s) => s.live_sockets === null),
+      ).toBe(true)
+      expect(await json(['session', 'revoke', session.id])).toEqual({
+        code: 0,
+        value: { id: session.id, revoked: true, end_reason: 'revoked' },
+      })
+      expect(await json(['session', 'revoke', session.id])).toEqual({
+        code: 0,
+        value: { id: session.id, revoked: false, end_reason: 'revoked' },
+      })
+    })
+
+    it('keys rotate', async () => {
+      const rotated = await json(['keys', 'rotate'])
+      expect(rotated).toEqual({
+        code: 0,
+        value: { kid: expect.any(String), active_from: expect.any(String), dropped: [] },
+      })
     })
   })
 })

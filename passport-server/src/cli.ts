@@ -1,11 +1,14 @@
 import { parseArgs } from 'node:util'
 import type { AppDeps } from './deps.ts'
 import { PassportError } from './errors.ts'
+import { fetchPresence, type PresenceAnswer } from './observability/cli-presence.ts'
+import type { ManagementOptions } from './observability/management.ts'
 import { listAudit, recordAudit } from './services/audit.ts'
 import { issueAuthkey, registerSite } from './services/registry.ts'
 import { endSession } from './services/sessions.ts'
 import { removeSite } from './services/site-removal.ts'
 import { createUser, resetPassword, setUserDisabled } from './services/users.ts'
+import type { SiteRecord } from './store/types.ts'
 import { rotateSigningKey } from './tokens/keys.ts'
 
 export const CLI_USAGE = `usage: npm run passport -- <command>
@@ -35,12 +38,41 @@ export const CLI_USAGE = `usage: npm run passport -- <command>
   session list --user USERNAME    Lists the user's passport sessions (id, device, state).
   session revoke SESSION_ID       Ends a session; its open tabs are told at once.
   keys rotate                     Adds a signing key: in the JWKS at once, signing in 5 minutes;
-                                  the old key keeps verifying until its tokens have expired.`
+                                  the old key keeps verifying until its tokens have expired.
+
+  --json (any command)            One JSON object on standard output instead of text, errors
+                                  included ({"error", "error_description"}); same exit codes.
+  session list shows each session's open live sockets per site, asked of the running passport's
+  management listener (PASSPORT_MANAGEMENT_HOST/PORT, PASSPORT_METRICS_TOKEN).`
 
 export interface CliIo {
   out: (line: string) => void
   readSecret: () => Promise<string>
+  /** The running passport's management listener, where `session list` reads live sockets. */
+  management?: ManagementOptions | null
+  /** Asks it (tests replace it); by default an HTTP call with a 2 s timeout. */
+  presence?: (sessionIds: string[]) => Promise<PresenceAnswer>
 }
+
+/** A site as `--json` prints it (snake_case, like the HTTP API). Never its secrets. */
+function siteJson(s: SiteRecord) {
+  return {
+    id: s.id,
+    name: s.name,
+    origins: s.origins,
+    redirect_uris: s.redirectUris,
+    login_modes: s.loginModes,
+    token_ttl_seconds: s.tokenTtlSeconds,
+    refresh_before_seconds: s.refreshBeforeSeconds,
+    refresh_idle_seconds: s.refreshIdleSeconds,
+    refresh_absolute_seconds: s.refreshAbsoluteSeconds,
+    one_device_per_site: s.oneDevicePerSite,
+    dpop_bound_tokens: s.dpopBoundTokens,
+    backchannel_logout_uri: s.backchannelLogoutUri ?? null,
+    authkey_version: s.authkeyVersion,
+  }
+}
+const iso = (ms: number | null | undefined) => (typeof ms === 'number' ? new Date(ms).toISOString() : null)
 
 function parseCliOptions(args: string[]) {
   return parseArgs({
@@ -61,6 +93,7 @@ function parseCliOptions(args: string[]) {
       'one-device-per-site': { type: 'string' },
       'dpop-bound-tokens': { type: 'string' },
       user: { type: 'string' },
+      json: { type: 'boolean' },
       admin: { type: 'boolean' },
       site: { type: 'string' },
       type: { type: 'string' },
@@ -74,17 +107,32 @@ function parseCliOptions(args: string[]) {
 /** Runs one CLI command against the given dependencies. Returns the process exit code. */
 export async function runCli(deps: AppDeps, argv: string[], io: CliIo): Promise<number> {
   const [noun, verb, ...rest] = argv
+  const json = argv.includes('--json')
+  /** Prints the JSON answer, or the text lines, and returns the exit code. */
+  const answer = (code: number, value: Record<string, unknown>, lines: () => string[]): number => {
+    if (json) io.out(JSON.stringify(value))
+    else for (const line of lines()) io.out(line)
+    return code
+  }
+  const usage = (code: number, message?: string) =>
+    answer(code, { error: 'invalid_request', error_description: message ?? 'unknown command' }, () => [
+      ...(message ? [`error: ${message}`] : []),
+      CLI_USAGE,
+    ])
   let parsed: ReturnType<typeof parseCliOptions>
   try {
     // Session ids are base64url and may begin with '-': never read one as an option.
-    // `audit` has no verb: its options start right after it.
-    const args = noun === 'audit' ? argv.slice(1) : rest
-    parsed = parseCliOptions(noun === 'session' && verb === 'revoke' ? ['--', ...rest] : args)
+    parsed = parseCliOptions(
+      noun === 'session' && verb === 'revoke'
+        ? [...(json ? ['--json'] : []), '--', ...rest.filter((a) => a !== '--json')]
+        : // `audit` has no verb: its options start right after it.
+          noun === 'audit'
+          ? argv.slice(1)
+          : rest,
+    )
   } catch (err) {
     // Unknown option or missing value: say which, then how to call it; change nothing.
-    io.out(`error: ${(err as Error).message}`)
-    io.out(CLI_USAGE)
-    return 2
+    return usage(2, (err as Error).message)
   }
   const { values, positionals } = parsed
   try {
@@ -117,57 +165,104 @@ export async function runCli(deps: AppDeps, argv: string[], io: CliIo): Promise<
         ...(dpopBound ? { dpopBoundTokens: dpopBound === 'true' } : {}),
       })
       await recordAudit(deps, { type: 'cli_site_registered', actor: 'cli', siteId: site.id })
-      io.out(`site ${site.id} registered (version ${site.authkeyVersion})`)
-      io.out(`origins:       ${site.origins.join(' ')}`)
-      io.out(`redirect URIs: ${site.redirectUris.join(' ')}`)
-      io.out(`authkey:       ${authkey}`)
-      io.out(`client id:     ${site.id}`)
-      io.out(`client secret: ${clientSecret}   (shown once; the site backend uses it for introspection)`)
-      return 0
+      return answer(
+        0,
+        { site: siteJson(site), authkey, client_id: site.id, client_secret: clientSecret },
+        () => [
+          `site ${site.id} registered (version ${site.authkeyVersion})`,
+          `origins:       ${site.origins.join(' ')}`,
+          `redirect URIs: ${site.redirectUris.join(' ')}`,
+          `authkey:       ${authkey}`,
+          `client id:     ${site.id}`,
+          `client secret: ${clientSecret}   (shown once; the site backend uses it for introspection)`,
+        ],
+      )
     }
     if (noun === 'site' && verb === 'list') {
       const sites = await deps.store.sites.list()
-      if (sites.length === 0) io.out('no sites registered')
-      for (const s of sites) {
-        io.out(
-          `${s.id}\t${s.name}\t${s.origins.join(',')}\tttl=${s.tokenTtlSeconds}s\trefresh=${s.refreshBeforeSeconds}s-before,idle=${s.refreshIdleSeconds}s,max=${s.refreshAbsoluteSeconds}s\tone-device=${s.oneDevicePerSite}\tdpop-bound=${s.dpopBoundTokens}\tv${s.authkeyVersion}`,
-        )
-      }
-      return 0
+      return answer(0, { sites: sites.map(siteJson) }, () =>
+        sites.length === 0
+          ? ['no sites registered']
+          : sites.map(
+              (s) =>
+                `${s.id}\t${s.name}\t${s.origins.join(',')}\tttl=${s.tokenTtlSeconds}s\trefresh=${s.refreshBeforeSeconds}s-before,idle=${s.refreshIdleSeconds}s,max=${s.refreshAbsoluteSeconds}s\tone-device=${s.oneDevicePerSite}\tdpop-bound=${s.dpopBoundTokens}\tv${s.authkeyVersion}`,
+            ),
+      )
     }
     if (noun === 'site' && verb === 'remove' && positionals[0]) {
-      const removed = await removeSite(deps, positionals[0])
-      if (removed) await recordAudit(deps, { type: 'cli_site_removed', actor: 'cli', siteId: positionals[0] })
-      io.out(removed ? `site ${positionals[0]} removed` : `no site ${positionals[0]}`)
-      return removed ? 0 : 1
+      const id = positionals[0]
+      const removed = await removeSite(deps, id)
+      if (removed) await recordAudit(deps, { type: 'cli_site_removed', actor: 'cli', siteId: id })
+      return answer(removed ? 0 : 1, { id, removed }, () => [
+        removed ? `site ${id} removed` : `no site ${id}`,
+      ])
     }
     if (noun === 'site' && verb === 'authkey' && positionals[0]) {
       const site = await deps.store.sites.get(positionals[0])
       if (!site) {
-        io.out(`no site ${positionals[0]}`)
-        return 1
+        const description = `no site ${positionals[0]}`
+        return answer(1, { error: 'not_found', error_description: description }, () => [description])
       }
-      io.out(await issueAuthkey(deps, site))
-      return 0
+      const authkey = await issueAuthkey(deps, site)
+      return answer(0, { id: site.id, authkey }, () => [authkey])
     }
     if (noun === 'session' && verb === 'list' && values.user) {
       const user = await deps.store.users.findByUsername(values.user)
       if (!user) throw new PassportError('not_found', `no user ${values.user}`)
       const sessions = await deps.store.sessions.listByUser(user.id)
-      if (sessions.length === 0) io.out('no sessions')
       const now = deps.clock.now()
-      for (const s of sessions) {
-        const state = s.endedAt !== null ? `ended (${s.endReason})` : s.expiresAt <= now ? 'expired' : 'live'
-        io.out(`${s.id}\t${new Date(s.createdAt).toISOString()}\t${state}\t${s.userAgent.slice(0, 60)}`)
+      const stateOf = (s: (typeof sessions)[number]) =>
+        s.endedAt !== null ? 'ended' : s.expiresAt <= now ? 'expired' : 'live'
+      // Sockets live in the running passport, not in this process: ask it, for live sessions only.
+      const live = sessions.filter((s) => stateOf(s) === 'live').map((s) => s.id)
+      const presence: PresenceAnswer =
+        live.length === 0
+          ? { ok: true, sessions: {} }
+          : await (io.presence ?? ((ids) => fetchPresence(io.management ?? null, ids)))(live)
+      const socketsOf = (id: string) => (presence.ok ? (presence.sessions[id] ?? {}) : null)
+      const socketsText = (id: string) => {
+        const sockets = socketsOf(id)
+        if (sockets === null) return 'sockets=?'
+        const entries = Object.entries(sockets)
+        return entries.length === 0
+          ? 'sockets=none'
+          : `sockets=${entries.map(([k, n]) => `${k}:${n}`).join(',')}`
       }
-      return 0
+      return answer(
+        0,
+        {
+          user: { id: user.id, username: user.username },
+          presence: presence.ok ? 'ok' : 'unavailable',
+          sessions: sessions.map((s) => ({
+            id: s.id,
+            state: stateOf(s),
+            end_reason: s.endReason,
+            created_at: iso(s.createdAt),
+            last_seen_at: iso(s.lastSeenAt),
+            expires_at: iso(s.expiresAt),
+            method: s.method ?? null,
+            user_agent: s.userAgent,
+            live_sockets: stateOf(s) === 'live' ? socketsOf(s.id) : {},
+          })),
+        },
+        () => [
+          ...(sessions.length === 0 ? ['no sessions'] : []),
+          ...sessions.map((s) => {
+            const state = stateOf(s) === 'ended' ? `ended (${s.endReason})` : stateOf(s)
+            const sockets = stateOf(s) === 'live' ? `\t${socketsText(s.id)}` : ''
+            return `${s.id}\t${new Date(s.createdAt).toISOString()}\t${state}${sockets}\t${s.userAgent.slice(0, 60)}`
+          }),
+          ...(presence.ok ? [] : [`(live sockets unknown: ${presence.reason})`]),
+        ],
+      )
     }
     if (noun === 'session' && verb === 'revoke' && positionals[0]) {
       const session = await deps.store.sessions.get(positionals[0])
       if (!session) throw new PassportError('not_found', `no session ${positionals[0]}`)
       if (session.endedAt !== null) {
-        io.out(`session already ended (${session.endReason})`)
-        return 0
+        return answer(0, { id: session.id, revoked: false, end_reason: session.endReason }, () => [
+          `session already ended (${session.endReason})`,
+        ])
       }
       await endSession(deps, session, 'revoked')
       await recordAudit(deps, {
@@ -176,16 +271,20 @@ export async function runCli(deps: AppDeps, argv: string[], io: CliIo): Promise<
         userId: session.userId,
         sessionId: session.id,
       })
-      io.out(`session ${session.id} revoked`)
-      return 0
+      return answer(0, { id: session.id, revoked: true, end_reason: 'revoked' }, () => [
+        `session ${session.id} revoked`,
+      ])
     }
     if (noun === 'keys' && verb === 'rotate' && positionals.length === 0) {
       const rotated = await rotateSigningKey(deps.store, deps.clock.now())
-      io.out(
-        `signing key ${rotated.kid} published; it signs from ${new Date(rotated.activeFrom).toISOString()}`,
+      return answer(
+        0,
+        { kid: rotated.kid, active_from: iso(rotated.activeFrom), dropped: rotated.dropped },
+        () => [
+          `signing key ${rotated.kid} published; it signs from ${new Date(rotated.activeFrom).toISOString()}`,
+          ...(rotated.dropped.length ? [`retired keys removed: ${rotated.dropped.join(' ')}`] : []),
+        ],
       )
-      if (rotated.dropped.length) io.out(`retired keys removed: ${rotated.dropped.join(' ')}`)
-      return 0
     }
     if (noun === 'user' && verb === 'password' && positionals[0]) {
       const user = await deps.store.users.findByUsername(positionals[0])
@@ -196,8 +295,9 @@ export async function runCli(deps: AppDeps, argv: string[], io: CliIo): Promise<
       // A password change ends every sign-in made with the old one.
       const ended = await resetPassword(deps, user, password)
       await recordAudit(deps, { type: 'cli_password_reset', actor: 'cli', userId: user.id })
-      io.out(`password of ${user.username} changed; ${ended} session(s) signed out`)
-      return 0
+      return answer(0, { username: user.username, sessions_signed_out: ended }, () => [
+        `password of ${user.username} changed; ${ended} session(s) signed out`,
+      ])
     }
     if (noun === 'user' && verb === 'admin' && positionals[0] && /^(on|off)$/.test(positionals[1] ?? '')) {
       const user = await deps.store.users.findByUsername(positionals[0])
@@ -209,16 +309,20 @@ export async function runCli(deps: AppDeps, argv: string[], io: CliIo): Promise<
         actor: 'cli',
         userId: user.id,
       })
-      io.out(`${user.username} ${on ? 'may' : 'may no longer'} use the console`)
-      return 0
+      return answer(0, { username: user.username, admin: on }, () => [
+        `${user.username} ${on ? 'may' : 'may no longer'} use the console`,
+      ])
     }
     if (noun === 'user' && (verb === 'disable' || verb === 'enable') && positionals[0]) {
       const user = await deps.store.users.findByUsername(positionals[0])
       if (!user) throw new PassportError('not_found', `no user ${positionals[0]}`)
       const ended = await setUserDisabled(deps, user, verb === 'disable')
       await recordAudit(deps, { type: `cli_user_${verb}d`, actor: 'cli', userId: user.id })
-      io.out(`${user.username} ${verb}d${verb === 'disable' ? `; ${ended} session(s) signed out` : ''}`)
-      return 0
+      return answer(
+        0,
+        { username: user.username, disabled: verb === 'disable', sessions_signed_out: ended },
+        () => [`${user.username} ${verb}d${verb === 'disable' ? `; ${ended} session(s) signed out` : ''}`],
+      )
     }
     if (noun === 'audit') {
       const time = (flag: string, value: string | undefined) => {
@@ -244,22 +348,36 @@ export async function runCli(deps: AppDeps, argv: string[], io: CliIo): Promise<
         ...(until !== undefined ? { until } : {}),
         ...(values.limit ? { limit: Number(values.limit) } : {}),
       })
-      if (events.length === 0) io.out('no audit events')
-      for (const e of events) {
-        io.out(
-          `${new Date(e.at).toISOString()}\t${e.type}\tactor=${e.actor ?? '-'}\tuser=${e.userId ?? '-'}\tsite=${e.siteId ?? '-'}\tsession=${e.sessionId?.slice(0, 12) ?? '-'}\t${JSON.stringify(e.detail)}`,
-        )
-      }
-      return 0
+      return answer(
+        0,
+        {
+          events: events.map((e) => ({
+            id: e.id,
+            at: iso(e.at),
+            type: e.type,
+            actor: e.actor,
+            user_id: e.userId,
+            site_id: e.siteId,
+            session_id: e.sessionId,
+            detail: e.detail,
+          })),
+        },
+        () =>
+          events.length === 0
+            ? ['no audit events']
+            : events.map(
+                (e) =>
+                  `${new Date(e.at).toISOString()}\t${e.type}\tactor=${e.actor ?? '-'}\tuser=${e.userId ?? '-'}\tsite=${e.siteId ?? '-'}\tsession=${e.sessionId?.slice(0, 12) ?? '-'}\t${JSON.stringify(e.detail)}`,
+              ),
+      )
     }
     if (noun === 'user' && verb === 'add' && positionals[0]) {
       const username = positionals[0]
-      // Checked before the password is asked for (createUser checks it again).
       if (!/^[a-z0-9._-]{1,64}$/i.test(username))
         throw new PassportError('invalid_request', 'usernames are 1-64 of a-z, 0-9, . _ -')
       if (await deps.store.users.findByUsername(username))
         throw new PassportError('invalid_request', `user ${username} exists`)
-      const user = await createUser(deps, {
+      const created = await createUser(deps, {
         username,
         ...(values.name ? { name: values.name } : {}),
         password: await io.readSecret(),
@@ -268,19 +386,22 @@ export async function runCli(deps: AppDeps, argv: string[], io: CliIo): Promise<
       await recordAudit(deps, {
         type: 'cli_user_added',
         actor: 'cli',
-        userId: user.id,
+        userId: created.id,
         detail: { admin: values.admin === true },
       })
-      io.out(`user ${username} created${values.admin ? ' (admin)' : ''}`)
-      return 0
+      return answer(
+        0,
+        { user: { id: created.id, username, name: created.name, admin: created.isAdmin === true } },
+        () => [`user ${username} created${values.admin ? ' (admin)' : ''}`],
+      )
     }
   } catch (err) {
     if (err instanceof PassportError) {
-      io.out(`error: ${err.code}: ${err.description ?? ''}`)
-      return 1
+      return answer(1, { error: err.code, error_description: err.description ?? null }, () => [
+        `error: ${err.code}: ${err.description ?? ''}`,
+      ])
     }
     throw err
   }
-  io.out(CLI_USAGE)
-  return 2
+  return usage(2)
 }

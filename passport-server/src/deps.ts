@@ -3,6 +3,7 @@ import type { ResolvedConfig } from './config.ts'
 import type { Logger } from './errors.ts'
 import type { EventBus } from './events/bus.ts'
 import type { LivePresence } from './live/presence.ts'
+import type { PassportMetrics } from './observability/metrics.ts'
 import type { Store } from './store/types.ts'
 import type { KeySet } from './tokens/keys.ts'
 
@@ -16,6 +17,8 @@ export interface AppDeps {
   /** Which devices hold a live socket now (this instance, or all of them when shared). */
   presence: LivePresence
   log: Logger
+  /** Prometheus metrics (its own registry); absent: nothing is measured (most unit tests). */
+  metrics?: PassportMetrics
 }
 
 /** Structured log lines on stdout. Callers pass ids and reasons only, never secrets. */

@@ -4,6 +4,7 @@ import { runCli } from './cli.ts'
 import { resolveConfig } from './config.ts'
 import { consoleLogger, silentLogger } from './deps.ts'
 import { installLastResortHandlers } from './guard.ts'
+import { managementFromEnv } from './observability/management-env.ts'
 import { createDeps, listen, listenLiveOnly } from './server.ts'
 
 /**
@@ -21,6 +22,9 @@ import { createDeps, listen, listenLiveOnly } from './server.ts'
  *   PASSPORT_TRUSTED_PROXIES  comma list of reverse-proxy addresses/CIDRs (X-Forwarded-For)
  *   PASSPORT_MASTER_KEY / PASSPORT_MASTER_KEY_FILE  the key the stored secrets are sealed under
  *                     (required: without one it refuses to start, saying how to make one)
+ *   PASSPORT_MANAGEMENT_HOST / PASSPORT_MANAGEMENT_PORT  the management listener (/metrics,
+ *                     presence for the CLI): default 127.0.0.1:9464; port `off` turns it off
+ *   PASSPORT_METRICS_TOKEN  bearer secret the management listener requires (default: none)
  *
  * `node main.ts` serves; `node main.ts site …|user …` runs a CLI command (see cli.ts).
  */
@@ -54,6 +58,7 @@ if (!masterKey) {
 if (args.length > 0) {
   const deps = await createDeps({ config, storeFile, masterKey, log: silentLogger })
   const code = await runCli(deps, args, {
+    management: managementFromEnv(env),
     out: (line) => console.log(line),
     readSecret: async () => {
       let text = ''
@@ -82,8 +87,10 @@ if (args.length > 0) {
 } else {
   installLastResortHandlers(consoleLogger)
   const deps = await createDeps({ config, storeFile, masterKey, log: consoleLogger })
-  const server = await listen(deps, port, host)
+  const management = managementFromEnv(env)
+  const server = await listen(deps, port, host, management ? { management } : {})
   console.log(`passport listening on ${server.internalUrl}, public at ${config.issuer}`)
+  if (server.managementUrl) console.log(`management (metrics) on ${server.managementUrl}`)
   const stop = () => void server.close().then(() => process.exit(0))
   process.on('SIGINT', stop)
   process.on('SIGTERM', stop)

@@ -14,6 +14,9 @@ import { guardServer, repeatEvery } from './guard.ts'
 import { attachConsoleSocket } from './live/console-socket.ts'
 import { attachLiveServer } from './live/live-server.ts'
 import { createInProcessPresence } from './live/presence.ts'
+import { listenManagement, type ManagementOptions } from './observability/management.ts'
+import { createMetrics } from './observability/metrics.ts'
+import { withRequestId } from './observability/request-context.ts'
 import { startBackchannelLogout } from './services/backchannel-logout.ts'
 import { startExpirySweeper } from './services/expiry-sweeper.ts'
 import { createHttpLiveAuthenticator, createStoreLiveAuthenticator } from './services/live-auth.ts'
@@ -30,6 +33,8 @@ export interface PassportServer {
   deps: AppDeps
   /** Open live-channel WebSockets (for tests and monitoring). */
   liveConnectionCount(): number
+  /** Where the management listener (metrics, presence) listens, if it was asked for. */
+  managementUrl: string | null
   close(): Promise<void>
 }
 
@@ -46,14 +51,19 @@ export async function createDeps(input: {
 }): Promise<AppDeps> {
   const store = withSealedSecrets(openSqliteStore(input.storeFile), input.masterKey)
   const clock = input.clock ?? systemClock
+  const metrics = createMetrics()
+  // Counted from the log events the code already writes (sign-ins, failures, pushes); each line
+  // written during a request carries its id.
+  const log = withRequestId(metrics.tapLog(input.log))
   return {
     config: input.config,
     store,
     keys: await loadOrCreateKeys(store.secrets, clock.now()),
     clock,
-    events: createInProcessBus(input.log),
+    events: createInProcessBus(log),
     presence: createInProcessPresence(),
-    log: input.log,
+    log,
+    metrics,
   }
 }
 
@@ -62,7 +72,12 @@ export async function createDeps(input: {
  * and browsers reach it through `*.localhost` names, which Node does not resolve, so it binds
  * an address.
  */
-export async function listen(deps: AppDeps, port: number, hostname: string): Promise<PassportServer> {
+export async function listen(
+  deps: AppDeps,
+  port: number,
+  hostname: string,
+  options: { management?: ManagementOptions } = {},
+): Promise<PassportServer> {
   const app = createApp(deps)
   const server = serve({ fetch: app.fetch, port, hostname }) as HttpServer
   server.headersTimeout = 15_000
@@ -90,13 +105,19 @@ export async function listen(deps: AppDeps, port: number, hostname: string): Pro
   const stopSweeper = startExpirySweeper(deps)
   const stopTail = await startEventLogTail(deps)
   const stopBackchannel = startBackchannelLogout(deps)
+  deps.metrics?.setLiveSockets(() => live.connectionCount())
+  const stopMetrics = deps.metrics?.watch(deps)
+  const management = options.management ? await listenManagement(deps, options.management) : null
   return {
     internalUrl: `http://${hostname}:${address.port}`,
     http: server,
     app,
     deps,
     liveConnectionCount: () => live.connectionCount(),
+    managementUrl: management?.url ?? null,
     close: async () => {
+      stopMetrics?.()
+      await management?.close()
       stopKeyReload()
       stopSweeper()
       stopTail()

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import type { SessionEvent } from '../protocol/messages.ts'
+import type { SessionEvent, TokenRefreshed } from '../protocol/messages.ts'
 import {
   type FakeBrowser,
   type FakeIframe,
@@ -16,7 +16,7 @@ let browser: FakeBrowser
 let client: FrameClient
 let iframe: FakeIframe
 let frameWindow: FakeWindow
-let onEvent: ReturnType<typeof vi.fn<(event: SessionEvent) => void>>
+let onEvent: ReturnType<typeof vi.fn<(event: SessionEvent | TokenRefreshed) => void>>
 
 beforeEach(() => {
   browser = installBrowser({ url: 'http://news.localhost:8081/', autoLoad: false })

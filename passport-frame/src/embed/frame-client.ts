@@ -1,6 +1,6 @@
 import type { EndReason, ErrorCode } from '../protocol/codes.ts'
 import { parseFrameMessage } from '../protocol/guards.ts'
-import type { FrameReply, PageRequest, SessionEvent } from '../protocol/messages.ts'
+import type { FrameReply, PageRequest, SessionEvent, TokenRefreshed } from '../protocol/messages.ts'
 
 /** An error the frame answered with, rebuilt on the page side (code, not message, is the API). */
 export class PassportClientError extends Error {
@@ -31,7 +31,7 @@ const REQUEST_TIMEOUT_MS = 15_000
 export function createFrameClient(input: {
   passportOrigin: string
   frameUrl: string
-  onEvent: (event: SessionEvent) => void
+  onEvent: (event: SessionEvent | TokenRefreshed) => void
 }): FrameClient {
   const iframe = document.createElement('iframe')
   iframe.src = input.frameUrl
@@ -59,7 +59,7 @@ export function createFrameClient(input: {
     if (event.source !== iframe.contentWindow || event.origin !== input.passportOrigin) return
     const msg = parseFrameMessage(event.data)
     if (!msg) return
-    if (msg.type === 'session_event') {
+    if (msg.type === 'session_event' || msg.type === 'token_refreshed') {
       input.onEvent(msg)
       return
     }

@@ -403,6 +403,19 @@ describe('a signed-in page', () => {
     await expect(p.getToken()).rejects.toMatchObject({ code: 'login_required', reason: 'replaced' })
   })
 
+  it("takes the new token when the frame refreshed on the passport's request: onChange sees the new expiry", async () => {
+    const { env, p, changes } = await signedIn()
+    const frame = env.frames[0] as FakeWindow
+    const later = Date.now() + 2 * LIFETIME_MS
+    env.frameCache.write({ token: 'refreshed-token', expiresAt: later, clockOffsetMs: 0 })
+    frame.parent.postMessage({ v: 1, type: 'token_refreshed' }, NEWS)
+    await settle()
+    expect(changes).toHaveLength(1)
+    expect(changes[0]).toMatchObject({ status: 'signed_in' })
+    expect((changes[0] as { expiresAt: number }).expiresAt).toBeGreaterThan(Date.now() + LIFETIME_MS)
+    await expect(p.getToken()).resolves.toBe('refreshed-token')
+  })
+
   it('ignores a forged session event or token from another window (A8)', async () => {
     const { env, p, changes } = await signedIn()
     const evil = installEvilSender(env.browser)

@@ -126,7 +126,11 @@ export function createPassport(options: PassportOptions): Passport {
       const created = createFrameClient({
         passportOrigin,
         frameUrl: `${passportOrigin}/frame/${siteId}`,
-        onEvent: (event) => signedOut(event.reason),
+        // A refresh the passport asked for: take the new token (and its expiry) from the frame.
+        onEvent: (event) =>
+          event.type === 'session_event'
+            ? signedOut(event.reason)
+            : state.status === 'signed_in' && takeToken(),
       })
       frame = created
       // A frame that did not answer hello (it loaded while the passport was down) never will:
@@ -239,6 +243,8 @@ export function createPassport(options: PassportOptions): Passport {
     }
   }
 
+  /** The frame's current token, when another tab or the passport made a new one. */
+  const takeToken = () => void ask({ type: 'token_request' }).then(signedIn, () => undefined)
   const ready = start()
 
   // Another tab of this site signed in (it wrote the hint in the site's own storage): this tab
@@ -246,7 +252,7 @@ export function createPassport(options: PassportOptions): Passport {
   const onStorage = (event: StorageEvent) => {
     if (event.key !== store.hintKey || state.status !== 'signed_out') return
     if (store.readHint()?.status !== 'signed_in') return
-    ask({ type: 'token_request' }).then(signedIn, () => undefined)
+    takeToken()
   }
   window.addEventListener('storage', onStorage)
 

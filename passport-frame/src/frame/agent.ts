@@ -116,6 +116,8 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
     if (bound) reply(bound.origin, { v: 1, type: 'session_event', event: 'signed_out', reason })
   }
 
+  const tokenRefreshed = () => bound && reply(bound.origin, { v: 1, type: 'token_refreshed' })
+
   const live = deps.live
     ? createLiveChannel({
         ...deps.live,
@@ -126,6 +128,15 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
         locks: deps.locks ?? null,
         onEnded: signedOut,
         onApproval: (news) => prompt?.handle(news),
+        // "Refresh now" from the passport: the usual forced refresh (at most once per 30 s), then
+        // the page is told so that its onChange sees the new expiry.
+        onRefreshNow: async () => {
+          const before = cache.read()?.token
+          const changed = (await refresher.refresh(true)).token !== before
+          if (changed) tokenRefreshed()
+          return changed
+        },
+        onRefreshed: () => tokenRefreshed(),
         ...(deps.setTimer ? { setTimer: deps.setTimer } : {}),
         log,
       })

@@ -126,3 +126,68 @@ describe('the live channel, frame side (issue 13: authenticated on the socket it
     expect(h.ended).toEqual(['signed_out'])
   })
 })
+
+describe('refresh_now (the monitoring terminal, a site backend)', () => {
+  /** Two tabs' BroadcastChannels of one site, joined. */
+  function channelPair() {
+    const ends: {
+      onmessage: ((e: { data: unknown }) => void) | null
+      postMessage(m: unknown): void
+      close(): void
+    }[] = []
+    const open = () => {
+      const end = {
+        onmessage: null as ((e: { data: unknown }) => void) | null,
+        postMessage: (m: unknown) => {
+          for (const other of ends) if (other !== end) other.onmessage?.({ data: structuredClone(m) })
+        },
+        close: () => {},
+      }
+      ends.push(end)
+      return end
+    }
+    return open
+  }
+
+  it("refreshes on the request and tells the site's other tabs only when the token changed", async () => {
+    const openChannel = channelPair()
+    const heard: string[] = []
+    let changed = true
+    const onRefreshNow = vi.fn(async () => changed)
+    const sockets: ReturnType<typeof fakeSocket>[] = []
+    const base = {
+      siteId: 'news',
+      wsOrigin: 'ws://passport.localhost:8080',
+      token: async () => 'site-token',
+      authkey: () => 'authkey',
+      prove: async () => 'proof',
+      check: async () => ({ valid: true, reason: null }),
+      openSocket: (url: string, protocols: string[]) => {
+        const s = fakeSocket(url, protocols)
+        sockets.push(s)
+        return s
+      },
+      openChannel,
+      locks: null,
+      storage: new MemoryStorage() as unknown as Storage,
+      onEnded: () => {},
+      setTimer: () => 0,
+    }
+    const leader = createLiveChannel({ ...base, onRefreshNow, onRefreshed: () => heard.push('leader') })
+    createLiveChannel({ ...base, onRefreshed: () => heard.push('follower') })
+    leader.start()
+    await new Promise((r) => setTimeout(r, 0))
+    const say = (m: unknown) => sockets[0]?.onmessage?.({ data: JSON.stringify(m) })
+    say({ type: 'challenge', nonce: 'n1' })
+    say({ type: 'welcome', last_event_id: 1 })
+    say({ type: 'refresh_now', request_id: 'r1' })
+    await new Promise((r) => setTimeout(r, 0))
+    expect(onRefreshNow).toHaveBeenCalledTimes(1)
+    expect(heard).toEqual(['follower'])
+    changed = false // held by the 30 s forced-refresh limit: nothing new to tell
+    say({ type: 'refresh_now', request_id: 'r2' })
+    await new Promise((r) => setTimeout(r, 0))
+    expect(onRefreshNow).toHaveBeenCalledTimes(2)
+    expect(heard).toEqual(['follower'])
+  })
+})

@@ -42,6 +42,13 @@ export interface LiveDeps {
   storage: Storage | null
   /** The sign-in ended: called once per sign-in in every tab of the site. */
   onEnded: (reason: EndReason) => void
+  /**
+   * The passport asked for a refresh now (`refresh_now`): resolves true when the token changed,
+   * and the site's other tabs are then told (`onRefreshed`).
+   */
+  onRefreshNow?: () => Promise<boolean>
+  /** Another tab's frame refreshed on the passport's request: the shared cache has the new token. */
+  onRefreshed?: () => void
   /** A "sign in with another device" request opened or closed: called in every tab of the site. */
   onApproval?: (news: ApprovalNews) => void
   setTimer?: (fn: () => void, ms: number) => unknown
@@ -96,6 +103,7 @@ export function createLiveChannel(deps: LiveDeps) {
     channel.onmessage = (event) => {
       const data = event.data as { type?: unknown; reason?: unknown; news?: unknown }
       if (data?.type === 'ended' && isEndReason(data.reason)) ended(data.reason, true)
+      if (data?.type === 'refreshed') deps.onRefreshed?.()
       if (data?.type === 'approval' && typeof data.news === 'object' && data.news !== null) {
         const news = parseApprovalNews(data.news as Record<string, unknown>)
         if (news) deps.onApproval?.(news)
@@ -187,6 +195,13 @@ export function createLiveChannel(deps: LiveDeps) {
           }
           if (msg.type === 'approval_request' || msg.type === 'approval_closed') {
             approvalNews(msg as Record<string, unknown>)
+            return
+          }
+          if (msg.type === 'refresh_now') {
+            deps.onRefreshNow?.().then(
+              (changed) => changed && channel?.postMessage({ type: 'refreshed' }),
+              () => {},
+            )
             return
           }
           if (msg.type === 'welcome') {

@@ -52,6 +52,7 @@ const validFrameMessages = {
   error_with_reason: { v: 1, type: 'error', id: 'r5', code: 'invalid_token', reason: 'revoked' },
   session_event: { v: 1, type: 'session_event', event: 'signed_out', reason: 'signed_out' },
   frame_display: { v: 1, type: 'frame_display', visible: true },
+  token_refreshed: { v: 1, type: 'token_refreshed' },
 } as const
 
 /** Hostile variants every parser must refuse, built from one valid message. */
@@ -225,6 +226,7 @@ describe('parseFrameMessage', () => {
     ['session_event without reason', { v: 1, type: 'session_event', event: 'signed_out' }],
     ['frame_display with a string visible', { ...validFrameMessages.frame_display, visible: 'true' }],
     ['frame_display without visible', { v: 1, type: 'frame_display' }],
+    ['token_refreshed carrying a token', { ...validFrameMessages.token_refreshed, token: 'eyJ.tok' }],
     ['frame_display carrying numbers', { ...validFrameMessages.frame_display, choices: ['42', '17', '88'] }],
   ])('rejects %s', (_name, message) => {
     expect(parseFrameMessage(JSON.parse(JSON.stringify(message)))).toBeNull()

@@ -75,6 +75,7 @@ export function parseFrameMessage(value: unknown): FrameMessage | null {
       ? (value as FrameMessage)
       : null
   }
+  if (value.type === 'token_refreshed') return hasOnly(value, ['v', 'type']) ? (value as FrameMessage) : null
   if (!isShortString(value.id, MAX_ID_LENGTH)) return null
   switch (value.type) {
     case 'ready':

@@ -30,3 +30,9 @@ export type LiveChallenge = { type: 'challenge'; nonce: string }
 export type LiveAuth = { type: 'auth'; token: string; proof: string }
 /** Server -> frame once authenticated: where the event log stands now. */
 export type LiveWelcome = { type: 'welcome'; last_event_id: number }
+/**
+ * Server -> frame: refresh the site's token now (the monitoring terminal's "Refresh now", or the
+ * site backend's `POST /token/refresh-request`). The frame refreshes through its usual
+ * proof-bound path, at most once per forced-refresh interval: the message grants nothing.
+ */
+export type LiveRefreshNow = { type: 'refresh_now'; request_id: string }

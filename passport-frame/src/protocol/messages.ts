@@ -74,7 +74,9 @@ export type SessionEvent = { v: 1; type: 'session_event'; event: 'signed_out'; r
  * makes the iframe visible, or hides it again. What it shows stays inside the frame.
  */
 export type FrameDisplay = { v: 1; type: 'frame_display'; visible: boolean }
-export type FrameEvent = SessionEvent | FrameDisplay
+/** The frame refreshed the token on the passport's request: the page asks for it (`token_request`). */
+export type TokenRefreshed = { v: 1; type: 'token_refreshed' }
+export type FrameEvent = SessionEvent | FrameDisplay | TokenRefreshed
 export type FrameMessage = FrameReply | FrameEvent
 
 /** Upper bounds the guards enforce before looking at anything else. */

@@ -10,6 +10,7 @@ import {
   createStoreLiveAuthenticator,
   type LiveAuthenticator,
 } from '../services/live-auth.ts'
+import { requestRefresh } from '../services/refresh-request.ts'
 import { findLiveSession, SESSION_COOKIE } from '../services/sessions.ts'
 import { createTestFrameKey, defaultFrameKey, type TestFrameKey } from '../test-dpop.ts'
 import { frameApi, signIn, silentSignIn } from '../test-flows.ts'
@@ -121,6 +122,27 @@ const until = async (check: () => boolean, ms = 1000) => {
 
 const liveOn = (site: typeof news, token: string, lastEventId?: number) =>
   connect({ site: site.site.id, token, ...(lastEventId !== undefined ? { lastEventId } : {}) })
+
+describe('live channel: refresh_now', () => {
+  test("reaches the device's sockets on that site only, with the request id", async () => {
+    const { jar, token } = await signIn(server.app, news, alice, new Map(), issuer)
+    const shopToken = (await silentSignIn(server.app, shop, jar, issuer)).token ?? ''
+    // Another user's device on the same site (one device per site: alice's own would replace hers).
+    const other = await signIn(server.app, shop, await addUser(deps, 'carol'), new Map(), issuer)
+    const onNews = await liveOn(news, token)
+    const onShop = await liveOn(shop, shopToken)
+    const otherShop = await liveOn(shop, other.token)
+    await until(() => [onNews, onShop, otherShop].every((s) => s.messages.length === 1))
+    const session = await findLiveSession(deps, jar.get(SESSION_COOKIE) ?? '')
+    const { requestId } = await requestRefresh(deps, { sessionId: session?.id ?? '', siteId: 'shop' })
+    await until(() => onShop.messages.length === 2)
+    expect(onShop.messages[1]).toEqual({ type: 'refresh_now', request_id: requestId })
+    await new Promise((r) => setTimeout(r, 100))
+    expect(onNews.messages).toHaveLength(1)
+    expect(otherShop.messages).toHaveLength(1)
+    for (const s of [onNews, onShop, otherShop]) s.ws.close()
+  })
+})
 
 describe('live channel: pushed endings', () => {
   test('F5: a sign-out reaches every socket of the session on every site within a second, then closes', async () => {

@@ -10,6 +10,7 @@ import {
   LIVE_PATH,
   LIVE_PROTOCOL,
   type LiveChallenge,
+  type LiveRefreshNow,
   type LiveWelcome,
 } from '../../../passport-frame/src/protocol/live.ts'
 import { randomSecret } from '../auth/random.ts'
@@ -73,6 +74,7 @@ export const defaultLiveLimits: LiveLimits = {
 export type LiveMessage =
   | LiveChallenge
   | LiveWelcome
+  | LiveRefreshNow
   | { type: 'session_event'; id: number; reason: SessionEndEvent['reason']; site_id: string | null }
   | {
       type: 'approval_request'
@@ -123,7 +125,7 @@ interface Connection {
  */
 export function attachLiveServer(input: {
   server: HttpServer
-  deps: Pick<AppDeps, 'config' | 'store' | 'events' | 'presence' | 'log' | 'clock'>
+  deps: Pick<AppDeps, 'config' | 'store' | 'events' | 'presence' | 'log' | 'clock' | 'metrics'>
   authenticator: LiveAuthenticator
   limits?: Partial<LiveLimits>
 }): { close(): void; connectionCount(): number } {
@@ -177,7 +179,10 @@ export function attachLiveServer(input: {
     },
     (ws) => ws.terminate(),
   )
-  const send = (conn: Connection, message: LiveMessage) => sendTo(conn.ws, message)
+  const send = (conn: Connection, message: LiveMessage) => {
+    if (message.type !== 'welcome') deps.metrics?.pushed('live', message.type)
+    sendTo(conn.ws, message)
+  }
 
   const concerns = (event: { siteId?: string | null }, binding: LiveBinding) =>
     event.siteId === undefined || event.siteId === null || event.siteId === binding.siteId
@@ -204,6 +209,13 @@ export function attachLiveServer(input: {
           ? approvalRequest(notice.prompt, conn)
           : { type: 'approval_closed', id: notice.approvalId, outcome: notice.outcome },
       )
+    }
+  })
+  // "Refresh now" for one device on one site: only its sockets on that site hear it.
+  const unsubscribeCommands = deps.events.subscribeCommands((command) => {
+    for (const conn of bySession.get(command.sessionId) ?? []) {
+      if (conn.binding.siteId !== command.siteId) continue
+      send(conn, { type: 'refresh_now', request_id: command.requestId })
     }
   })
   const join = (index: Map<string, Set<Connection>>, key: string, conn: Connection) => {
@@ -409,6 +421,7 @@ export function attachLiveServer(input: {
       stopHeartbeat()
       unsubscribe()
       unsubscribeApprovals()
+      unsubscribeCommands()
       for (const set of bySession.values()) for (const conn of set) conn.ws.terminate()
       wss.close()
     },
