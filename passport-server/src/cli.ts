@@ -391,7 +391,9 @@ export async function runCli(deps: AppDeps, argv: string[], io: CliIo): Promise<
       })
       return answer(
         0,
-        { user: { id: created.id, username, name: created.name, admin: created.isAdmin === true } },
+        {
+          user: { id: created.id, username, name: created.name, ...(created.isAdmin ? { admin: true } : {}) },
+        },
         () => [`user ${username} created${values.admin ? ' (admin)' : ''}`],
       )
     }
