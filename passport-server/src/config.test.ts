@@ -18,6 +18,7 @@ describe('resolveConfig', () => {
       dpopNonceRequired: true,
       assetsDir: defaults.assetsDir,
       trustedProxies: [],
+      auditRetentionDays: 90,
     })
     expect(defaults.assetsDir).toMatch(/\/dist\/passport\/$/)
   })
@@ -36,6 +37,7 @@ describe('resolveConfig', () => {
       dpopNonceRequired: false,
       assetsDir: '/srv/passport/',
       trustedProxies: ['10.0.0.1', 'fd00::/8'],
+      auditRetentionDays: 30,
     }
     expect(resolveConfig(options)).toEqual(options)
   })
