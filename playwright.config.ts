@@ -1,5 +1,6 @@
 import { defineConfig } from '@playwright/test'
 import { testPorts } from './demo-sites/e2e/fixtures.ts'
+import { E2E_LOG_FILE } from './demo-sites/e2e/log-check.ts'
 
 const dataDir = '.e2e-data'
 
@@ -18,8 +19,10 @@ export default defineConfig({
     { name: '3pc-blocked', use: { thirdPartyCookies: 'blocked' } as Record<string, unknown> },
     { name: '3pc-allowed', use: { thirdPartyCookies: 'allowed' } as Record<string, unknown> },
   ],
+  // After the whole run: the passport's log holds no password, token or credential (issue 19).
+  globalTeardown: './demo-sites/e2e/log-check.ts',
   webServer: {
-    command: `rm -rf ${dataDir} && node demo-sites/start.ts`,
+    command: `rm -rf ${dataDir} .e2e-logs && node demo-sites/start.ts`,
     url: `http://127.0.0.1:${testPorts.passport}/`,
     reuseExistingServer: false,
     timeout: 30_000,
@@ -31,6 +34,9 @@ export default defineConfig({
       DOCS_PORT: String(testPorts.docs),
       PASSPORT_DATA_DIR: dataDir,
       PASSPORT_QUIET: '1',
+      PASSPORT_MANAGEMENT_PORT: String(testPorts.management),
+      // Quiet on the console, but every line kept for the log check after the run.
+      PASSPORT_LOG_FILE: E2E_LOG_FILE,
     },
   },
 })

@@ -11,6 +11,9 @@ import { resolveConfig } from '../passport-server/src/config.ts'
 import { consoleLogger, silentLogger } from '../passport-server/src/deps.ts'
 import type { Logger } from '../passport-server/src/errors.ts'
 import { guardServer, installLastResortHandlers } from '../passport-server/src/guard.ts'
+import { fileLogger, teeLogger } from '../passport-server/src/observability/file-log.ts'
+import type { ManagementOptions } from '../passport-server/src/observability/management.ts'
+import { managementFromEnv } from '../passport-server/src/observability/management-env.ts'
 import { createDeps, listen, type PassportServer } from '../passport-server/src/server.ts'
 import { createDemoSiteApp } from './server/demo-site.ts'
 import { createDocsSiteApp } from './server/docs-site.ts'
@@ -67,6 +70,10 @@ export async function startDemo(input: {
   clock?: Clock
   /** The key the store's secrets are sealed under; by default `master.key` in the data folder. */
   masterKey?: MasterKey
+  /** The passport's management listener (metrics): loopback, no secret, in the demo. */
+  management?: ManagementOptions | null
+  /** Also writes the passport's JSON log lines to this file (even when quiet): the e2e log check. */
+  logFile?: string
 }): Promise<RunningDemo> {
   const { ports } = input
   const urls = {
@@ -77,7 +84,9 @@ export async function startDemo(input: {
     ...(ports.evil ? { evil: `http://evil.localhost:${ports.evil}` } : {}),
   }
   const config = resolveConfig({ issuer: urls.passport, assetsDir: path.join(root, 'dist/passport') })
-  const log = input.quiet ? silentLogger : consoleLogger
+  const consoleLog = input.quiet ? silentLogger : consoleLogger
+  const log = input.logFile ? teeLogger(consoleLog, fileLogger(input.logFile)) : consoleLog
+  const listenOptions = input.management ? { management: input.management } : {}
   const openDeps = () =>
     createDeps({
       config,
@@ -96,7 +105,7 @@ export async function startDemo(input: {
       docs: `http://127.0.0.1:${ports.docs}/passport/backchannel-logout`,
     },
   )
-  const first = await listen(deps, ports.passport, '127.0.0.1')
+  const first = await listen(deps, ports.passport, '127.0.0.1', listenOptions)
   let passport: PassportServer | null = first
   const distDir = path.join(root, 'dist/sites')
   const site = (id: 'news' | 'shop', sdk: 'script' | 'module') =>
@@ -144,7 +153,7 @@ export async function startDemo(input: {
       passport = null
     },
     startPassport: async () => {
-      passport ??= await listen(await openDeps(), ports.passport, '127.0.0.1')
+      passport ??= await listen(await openDeps(), ports.passport, '127.0.0.1', listenOptions)
     },
     close: async () => {
       for (const s of servers) s.close()
@@ -169,6 +178,8 @@ if (import.meta.main) {
     },
     dataDir: path.resolve(env.PASSPORT_DATA_DIR ?? 'data'),
     quiet: env.PASSPORT_QUIET === '1',
+    management: managementFromEnv(env),
+    ...(env.PASSPORT_LOG_FILE ? { logFile: path.resolve(env.PASSPORT_LOG_FILE) } : {}),
     ...masterKeyOption(masterKeyFrom({ key: env.PASSPORT_MASTER_KEY, file: env.PASSPORT_MASTER_KEY_FILE })),
   })
   console.log(`
@@ -178,7 +189,7 @@ Passport demo is up:
   Shop      ${demo.urls.shop}
   Docs      ${demo.urls.docs}  (server-rendered: its backend signs in)${demo.urls.evil ? `\n  evil      ${demo.urls.evil}` : ''}
 
-Demo users: ${DEMO_USERS.map((u) => `${u.username} / ${u.password}`).join(', ')}
+${demo.passport.managementUrl ? `Metrics:  ${demo.passport.managementUrl}/metrics (loopback only)\n` : ''}Demo users: ${DEMO_USERS.map((u) => `${u.username} / ${u.password}`).join(', ')}
 Open News, sign in, then open Shop or Docs. Ctrl-C stops.
 `)
   const stop = () => void demo.close().then(() => process.exit(0))

@@ -11,6 +11,8 @@ const PORTS = {
   shop: portBase + 2,
   evil: portBase + 3,
   docs: portBase + 4,
+  /** The passport's management listener (metrics), loopback. */
+  management: portBase + 9,
 }
 export const urls = {
   passport: `http://passport.localhost:${PORTS.passport}`,
