@@ -9,7 +9,7 @@ const CONSOLE_STYLE = `body{font:14px/1.45 system-ui,sans-serif;margin:0;backgro
 header{display:flex;gap:1rem;align-items:center;background:#1d2330;color:#fff;padding:.6rem 1rem}
 header h1{font-size:1rem;margin:0}nav button{background:none;border:0;color:#c9d1e3;font:inherit;cursor:pointer;padding:.3rem .6rem;border-radius:4px}
 nav button[aria-current=page]{background:#2557d6;color:#fff}header .me{margin-left:auto}
-main{padding:1rem}table{border-collapse:collapse;width:100%;background:#fff}th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #e3e6ec;vertical-align:top}
+main{padding:1rem}table{border-collapse:collapse;width:100%;background:#fff;table-layout:fixed}th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #e3e6ec;vertical-align:top}
 th{background:#eef0f4;position:sticky;top:0}button{font:inherit;cursor:pointer}
 .danger{color:#a3161c}.muted{color:#5b6475}.ok{color:#136f2d}.mono{font-family:ui-monospace,monospace;font-size:12px;word-break:break-all}
 form.inline{display:inline}fieldset{border:1px solid #dde1e8;background:#fff;margin:0 0 1rem;padding:.6rem 1rem}
