@@ -10,7 +10,7 @@ const expect = baseExpect.configure({ timeout: 20_000 })
 const pushed = { timeout: 1_000 }
 const portBase = Number(process.env.E2E_PORT_BASE) || 18080
 /** A site that exists only in these tests: its page is served by the browser's router. */
-const blogOrigin = `http://blog.localhost:${portBase + 9}`
+const blogOrigin = `http://blog.localhost:${portBase + 8}`
 
 async function openConsole(page: Page, view = 'Sessions') {
   await page.goto(`${urls.passport}/admin`)
@@ -46,7 +46,7 @@ async function serveBlog(authkey: string): Promise<() => Promise<void>> {
     res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' })
     res.end(html)
   })
-  await new Promise<void>((resolve) => server.listen(portBase + 9, '127.0.0.1', resolve))
+  await new Promise<void>((resolve) => server.listen(portBase + 8, '127.0.0.1', resolve))
   return () => new Promise<void>((resolve) => server.close(() => resolve()))
 }
 
