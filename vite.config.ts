@@ -12,6 +12,7 @@ const frameSrc = resolve(here, 'passport-frame/src')
  * - `--mode esm`:   the SDK as an ES module, served as /passport.mjs
  * - `--mode passkey`: the passport pages' passkey script, served as /passkey.js
  * - `--mode signin`: the sign-in page's SCRAM client, served as /sign-in.js
+ * - `--mode admin`: the operator console, served to admins only as /admin/console.js
  * Each passport file is a single self-contained script (no chunks) with a fixed name, because
  * sites link to it by URL.
  */
@@ -21,6 +22,7 @@ const passportFiles: Record<string, { entry: string; format: 'es' | 'iife'; file
   esm: { entry: `${frameSrc}/embed/index.ts`, format: 'es', file: 'passport.mjs' },
   passkey: { entry: `${frameSrc}/pages/passkey.ts`, format: 'iife', file: 'passkey.js' },
   signin: { entry: `${frameSrc}/sign-in/main.ts`, format: 'es', file: 'sign-in.js' },
+  admin: { entry: resolve(here, 'passport-admin/src/main.ts'), format: 'es', file: 'admin.js' },
 }
 
 export default defineConfig(({ mode }): UserConfig => {

@@ -5,10 +5,13 @@ import { ensureSite, type RegisteredSite } from '../../passport-server/src/servi
 export const DEMO_USERS = [
   { username: 'alice', name: 'Alice', password: 'alice-password-1' },
   { username: 'bob', name: 'Bob', password: 'bob-password-1' },
+  // May use the operator console at /admin.
+  { username: 'admin', name: 'Admin', password: 'admin-password-1', isAdmin: true },
 ] as const
 
 /**
- * Demo data, created by `npm start` only (the production start creates none): two users and
+ * Demo data, created by `npm start` only (the production start creates none): three users (one an
+ * admin of the console) and
  * the three demo sites. Each start gives the sites fresh client secrets, handed to their
  * backends in memory; nothing secret is written anywhere but the store (as hashes). All
  * sites offer "Sign in with another device" (login mode `device`) beside the password.
@@ -28,6 +31,7 @@ export async function seedDemo(
       // SCRAM credentials: the sign-in page never sends the password (docs/sign-in.md).
       passwordHash: await hashScramPassword(user.password, deps.config.scramIterations),
       createdAt: deps.clock.now(),
+      ...('isAdmin' in user ? { isAdmin: true } : {}),
     })
   }
   return {

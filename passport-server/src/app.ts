@@ -6,6 +6,7 @@ import { securityHeaders } from './middleware/security-headers.ts'
 import { requestContext, withRequestId } from './observability/request-context.ts'
 import { accountRoutes } from './routes/account.ts'
 import { accountSealedRoutes } from './routes/account-sealed.ts'
+import { adminRoutes } from './routes/admin.ts'
 import { authorizeRoutes } from './routes/authorize.ts'
 import { cibaRoutes } from './routes/ciba.ts'
 import { deviceSignInRoutes } from './routes/device-sign-in.ts'
@@ -62,6 +63,7 @@ export function createApp(deps: AppDeps, options: { drain?: DrainState } = {}): 
   app.route('/', liveInternalRoutes(deps))
   // Load-balancer checks; `drain` is set by the graceful shutdown (server.ts).
   app.route('/', healthRoutes(deps, options.drain ?? createDrainState()))
+  app.route('/', adminRoutes(deps))
   app.get('/', (c) => c.text('Passport is running. Sites embed /passport.js.'))
   app.notFound((c) => c.json(errorBody('not_found'), 404))
   app.onError(createErrorHandler(deps.log))

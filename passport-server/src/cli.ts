@@ -1,12 +1,13 @@
 import { parseArgs } from 'node:util'
-import { hashScramPassword } from './auth/scram.ts'
 import type { AppDeps } from './deps.ts'
 import { PassportError } from './errors.ts'
 import { fetchPresence, type PresenceAnswer } from './observability/cli-presence.ts'
 import type { ManagementOptions } from './observability/management.ts'
+import { listAudit, recordAudit } from './services/audit.ts'
 import { issueAuthkey, registerSite } from './services/registry.ts'
 import { endSession } from './services/sessions.ts'
 import { removeSite } from './services/site-removal.ts'
+import { createUser, resetPassword, setUserDisabled } from './services/users.ts'
 import type { SiteRecord } from './store/types.ts'
 import { rotateSigningKey } from './tokens/keys.ts'
 
@@ -24,7 +25,14 @@ export const CLI_USAGE = `usage: npm run passport -- <command>
   site list                       Lists registered sites.
   site remove ID                  Removes a site; its authkeys, tokens and refresh credentials stop working at once.
   site authkey ID                 Prints a fresh authkey for a site (same version).
-  user add USERNAME [--name NAME] Creates a user; reads the password from standard input.
+  user add USERNAME [--name NAME] [--admin]
+                                  Creates a user; reads the password from standard input.
+                                  --admin: may use the console at /admin.
+  user admin USERNAME on|off      Grants or withdraws the console (admin role).
+  user disable USERNAME           Refuses the user's every sign-in and signs them out everywhere.
+  user enable USERNAME            Lets a disabled user sign in again.
+  audit [--user USERNAME] [--site ID] [--type TYPE] [--since TIME] [--until TIME] [--limit N]
+                                  Lists audit events, newest first (TIME: ISO 8601).
   user password USERNAME          Sets a new password (from standard input) and signs the user
                                   out everywhere; their open tabs are told at once.
   session list --user USERNAME    Lists the user's passport sessions (id, device, state).
@@ -86,6 +94,12 @@ function parseCliOptions(args: string[]) {
       'dpop-bound-tokens': { type: 'string' },
       user: { type: 'string' },
       json: { type: 'boolean' },
+      admin: { type: 'boolean' },
+      site: { type: 'string' },
+      type: { type: 'string' },
+      since: { type: 'string' },
+      until: { type: 'string' },
+      limit: { type: 'string' },
     },
   })
 }
@@ -111,7 +125,10 @@ export async function runCli(deps: AppDeps, argv: string[], io: CliIo): Promise<
     parsed = parseCliOptions(
       noun === 'session' && verb === 'revoke'
         ? [...(json ? ['--json'] : []), '--', ...rest.filter((a) => a !== '--json')]
-        : rest,
+        : // `audit` has no verb: its options start right after it.
+          noun === 'audit'
+          ? argv.slice(1)
+          : rest,
     )
   } catch (err) {
     // Unknown option or missing value: say which, then how to call it; change nothing.
@@ -147,6 +164,7 @@ export async function runCli(deps: AppDeps, argv: string[], io: CliIo): Promise<
         ...(oneDevice ? { oneDevicePerSite: oneDevice === 'true' } : {}),
         ...(dpopBound ? { dpopBoundTokens: dpopBound === 'true' } : {}),
       })
+      await recordAudit(deps, { type: 'cli_site_registered', actor: 'cli', siteId: site.id })
       return answer(
         0,
         { site: siteJson(site), authkey, client_id: site.id, client_secret: clientSecret },
@@ -174,6 +192,7 @@ export async function runCli(deps: AppDeps, argv: string[], io: CliIo): Promise<
     if (noun === 'site' && verb === 'remove' && positionals[0]) {
       const id = positionals[0]
       const removed = await removeSite(deps, id)
+      if (removed) await recordAudit(deps, { type: 'cli_site_removed', actor: 'cli', siteId: id })
       return answer(removed ? 0 : 1, { id, removed }, () => [
         removed ? `site ${id} removed` : `no site ${id}`,
       ])
@@ -246,6 +265,12 @@ export async function runCli(deps: AppDeps, argv: string[], io: CliIo): Promise<
         ])
       }
       await endSession(deps, session, 'revoked')
+      await recordAudit(deps, {
+        type: 'cli_session_revoked',
+        actor: 'cli',
+        userId: session.userId,
+        sessionId: session.id,
+      })
       return answer(0, { id: session.id, revoked: true, end_reason: 'revoked' }, () => [
         `session ${session.id} revoked`,
       ])
@@ -267,16 +292,84 @@ export async function runCli(deps: AppDeps, argv: string[], io: CliIo): Promise<
       const password = (await io.readSecret()).trim()
       if (password.length < 8)
         throw new PassportError('invalid_request', 'passwords need at least 8 characters')
-      await deps.store.users.setPasswordHash(
-        user.id,
-        await hashScramPassword(password, deps.config.scramIterations),
-      )
       // A password change ends every sign-in made with the old one.
-      const live = (await deps.store.sessions.listByUser(user.id)).filter((s) => s.endedAt === null)
-      for (const session of live) await endSession(deps, session, 'revoked')
-      return answer(0, { username: user.username, sessions_signed_out: live.length }, () => [
-        `password of ${user.username} changed; ${live.length} session(s) signed out`,
+      const ended = await resetPassword(deps, user, password)
+      await recordAudit(deps, { type: 'cli_password_reset', actor: 'cli', userId: user.id })
+      return answer(0, { username: user.username, sessions_signed_out: ended }, () => [
+        `password of ${user.username} changed; ${ended} session(s) signed out`,
       ])
+    }
+    if (noun === 'user' && verb === 'admin' && positionals[0] && /^(on|off)$/.test(positionals[1] ?? '')) {
+      const user = await deps.store.users.findByUsername(positionals[0])
+      if (!user) throw new PassportError('not_found', `no user ${positionals[0]}`)
+      const on = positionals[1] === 'on'
+      await deps.store.users.setAdmin(user.id, on)
+      await recordAudit(deps, {
+        type: on ? 'cli_admin_granted' : 'cli_admin_revoked',
+        actor: 'cli',
+        userId: user.id,
+      })
+      return answer(0, { username: user.username, admin: on }, () => [
+        `${user.username} ${on ? 'may' : 'may no longer'} use the console`,
+      ])
+    }
+    if (noun === 'user' && (verb === 'disable' || verb === 'enable') && positionals[0]) {
+      const user = await deps.store.users.findByUsername(positionals[0])
+      if (!user) throw new PassportError('not_found', `no user ${positionals[0]}`)
+      const ended = await setUserDisabled(deps, user, verb === 'disable')
+      await recordAudit(deps, { type: `cli_user_${verb}d`, actor: 'cli', userId: user.id })
+      return answer(
+        0,
+        { username: user.username, disabled: verb === 'disable', sessions_signed_out: ended },
+        () => [`${user.username} ${verb}d${verb === 'disable' ? `; ${ended} session(s) signed out` : ''}`],
+      )
+    }
+    if (noun === 'audit') {
+      const time = (flag: string, value: string | undefined) => {
+        if (value === undefined) return undefined
+        const ms = Date.parse(value)
+        if (!Number.isFinite(ms))
+          throw new PassportError('invalid_request', `--${flag} takes an ISO 8601 time`)
+        return ms
+      }
+      const since = time('since', values.since)
+      const until = time('until', values.until)
+      let userId: string | undefined
+      if (values.user) {
+        const user = await deps.store.users.findByUsername(values.user)
+        if (!user) throw new PassportError('not_found', `no user ${values.user}`)
+        userId = user.id
+      }
+      const events = await listAudit(deps, {
+        ...(userId ? { userId } : {}),
+        ...(values.site ? { siteId: values.site } : {}),
+        ...(values.type ? { type: values.type } : {}),
+        ...(since !== undefined ? { since } : {}),
+        ...(until !== undefined ? { until } : {}),
+        ...(values.limit ? { limit: Number(values.limit) } : {}),
+      })
+      return answer(
+        0,
+        {
+          events: events.map((e) => ({
+            id: e.id,
+            at: iso(e.at),
+            type: e.type,
+            actor: e.actor,
+            user_id: e.userId,
+            site_id: e.siteId,
+            session_id: e.sessionId,
+            detail: e.detail,
+          })),
+        },
+        () =>
+          events.length === 0
+            ? ['no audit events']
+            : events.map(
+                (e) =>
+                  `${new Date(e.at).toISOString()}\t${e.type}\tactor=${e.actor ?? '-'}\tuser=${e.userId ?? '-'}\tsite=${e.siteId ?? '-'}\tsession=${e.sessionId?.slice(0, 12) ?? '-'}\t${JSON.stringify(e.detail)}`,
+              ),
+      )
     }
     if (noun === 'user' && verb === 'add' && positionals[0]) {
       const username = positionals[0]
@@ -284,20 +377,25 @@ export async function runCli(deps: AppDeps, argv: string[], io: CliIo): Promise<
         throw new PassportError('invalid_request', 'usernames are 1-64 of a-z, 0-9, . _ -')
       if (await deps.store.users.findByUsername(username))
         throw new PassportError('invalid_request', `user ${username} exists`)
-      const password = (await io.readSecret()).trim()
-      if (password.length < 8)
-        throw new PassportError('invalid_request', 'passwords need at least 8 characters')
-      const created = {
-        id: `u_${crypto.randomUUID()}`,
+      const created = await createUser(deps, {
         username,
-        name: values.name?.slice(0, 64) || username,
-        passwordHash: await hashScramPassword(password, deps.config.scramIterations),
-        createdAt: deps.clock.now(),
-      }
-      await deps.store.users.create(created)
-      return answer(0, { user: { id: created.id, username, name: created.name } }, () => [
-        `user ${username} created`,
-      ])
+        ...(values.name ? { name: values.name } : {}),
+        password: await io.readSecret(),
+        isAdmin: values.admin === true,
+      })
+      await recordAudit(deps, {
+        type: 'cli_user_added',
+        actor: 'cli',
+        userId: created.id,
+        detail: { admin: values.admin === true },
+      })
+      return answer(
+        0,
+        {
+          user: { id: created.id, username, name: created.name, ...(created.isAdmin ? { admin: true } : {}) },
+        },
+        () => [`user ${username} created${values.admin ? ' (admin)' : ''}`],
+      )
     }
   } catch (err) {
     if (err instanceof PassportError) {

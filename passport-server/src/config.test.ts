@@ -24,6 +24,7 @@ describe('resolveConfig', () => {
       databasePoolSize: 10,
       redisUrl: '',
       redisKeyPrefix: 'passport:',
+      auditRetentionDays: 90,
     })
     expect(defaults.assetsDir).toMatch(/\/dist\/passport\/$/)
   })
@@ -48,6 +49,7 @@ describe('resolveConfig', () => {
       databasePoolSize: 20,
       redisUrl: 'redis://127.0.0.1:6379/2',
       redisKeyPrefix: 'sso:',
+      auditRetentionDays: 30,
     }
     expect(resolveConfig(options)).toEqual(options)
   })

@@ -67,6 +67,8 @@ export interface PassportOptions {
   redisUrl?: string
   /** Prefix of every Redis key and channel, so several deployments can share one Redis. */
   redisKeyPrefix?: string
+  /** Days the audit log keeps a row; the maintenance sweep purges older ones. Default 90. */
+  auditRetentionDays?: number
 }
 
 export type ResolvedConfig = Readonly<Required<PassportOptions>>
@@ -89,6 +91,7 @@ export const defaults = {
   databasePoolSize: 10,
   redisUrl: '',
   redisKeyPrefix: 'passport:',
+  auditRetentionDays: 90,
 } satisfies Omit<ResolvedConfig, 'issuer'>
 
 /**
@@ -113,6 +116,7 @@ export function resolveConfig(options: PassportOptions): ResolvedConfig {
     'scryptCost',
     'databasePoolSize',
     'scramIterations',
+    'auditRetentionDays',
   ] as const) {
     if (!Number.isInteger(config[key]) || config[key] <= 0)
       throw new Error(`${key} must be a positive integer`)

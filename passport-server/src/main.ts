@@ -24,6 +24,7 @@ import { DEFAULT_SHUTDOWN_GRACE_MS } from './shutdown.ts'
  *                       passport's internal URL) and the same PASSPORT_LIVE_VALIDATION_SECRET
  *   PASSPORT_PASSWORD_FORM=off  no plain password form: sign-in over the SCRAM socket only
  *   PASSPORT_SCRAM_ITERATIONS  PBKDF2 iterations of new SCRAM credentials (default 600000)
+ *   PASSPORT_AUDIT_RETENTION_DAYS  days the audit log keeps a row (default 90)
  *   PASSPORT_TRUSTED_PROXIES  comma list of reverse-proxy addresses/CIDRs (X-Forwarded-For)
  *   PASSPORT_DRAIN_DELAY_MS  on SIGTERM, how long /readyz says 503 before the listener closes
  *                     (so the load balancer's health check sees it first; default 0)
@@ -52,6 +53,9 @@ const config = resolveConfig({
   ...(env.PASSPORT_DATABASE_POOL_SIZE ? { databasePoolSize: Number(env.PASSPORT_DATABASE_POOL_SIZE) } : {}),
   ...(env.PASSPORT_PASSWORD_FORM === 'off' ? { passwordForm: false } : {}),
   ...(env.PASSPORT_SCRAM_ITERATIONS ? { scramIterations: Number(env.PASSPORT_SCRAM_ITERATIONS) } : {}),
+  ...(env.PASSPORT_AUDIT_RETENTION_DAYS
+    ? { auditRetentionDays: Number(env.PASSPORT_AUDIT_RETENTION_DAYS) }
+    : {}),
   ...(env.PASSPORT_TRUSTED_PROXIES
     ? { trustedProxies: env.PASSPORT_TRUSTED_PROXIES.split(',').map((entry) => entry.trim()) }
     : {}),

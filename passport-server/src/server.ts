@@ -10,6 +10,7 @@ import type { AppDeps } from './deps.ts'
 import type { Logger } from './errors.ts'
 import { startEventLogTail } from './events/log-tail.ts'
 import { guardServer, repeatEvery } from './guard.ts'
+import { attachConsoleSocket } from './live/console-socket.ts'
 import { attachLiveServer } from './live/live-server.ts'
 import { attachSignInSocket, SIGN_IN_PATH } from './live/sign-in-socket.ts'
 import { listenManagement, type ManagementOptions } from './observability/management.ts'
@@ -113,6 +114,7 @@ export async function listen(
     otherPaths: [SIGN_IN_PATH],
   })
   const signInSocket = attachSignInSocket({ server, deps })
+  const consoleSocket = attachConsoleSocket({ server, deps })
   const stopSweeper = startExpirySweeper(deps)
   const stopTail = await startEventLogTail(deps)
   const stopBackchannel = startBackchannelLogout(deps)
@@ -143,6 +145,7 @@ export async function listen(
           stopJobs,
           release: async () => {
             signInSocket.close()
+            consoleSocket.close()
             await management?.close()
             await deps.events.close()
             await deps.store.close()
@@ -154,6 +157,7 @@ export async function listen(
     close: async () => {
       stopJobs()
       await management?.close()
+      consoleSocket.close()
       live.close()
       signInSocket.close()
       await new Promise<void>((resolve) => {

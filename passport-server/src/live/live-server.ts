@@ -20,12 +20,14 @@ import type { AppDeps } from '../deps.ts'
 import { errorFields } from '../errors.ts'
 import type { ApprovalPrompt, SessionEndEvent } from '../events/bus.ts'
 import { guardListener, guardUpgrade, repeatEvery } from '../guard.ts'
+import { notifyActivity } from '../services/audit.ts'
 import { resolveClientAddress, trustedProxiesOf } from '../services/client-address.ts'
 import { pendingPrompts } from '../services/device-approval.ts'
 import type { LiveAuthenticator, LiveBinding } from '../services/live-auth.ts'
 import { createRateWindow } from '../services/rate-window.ts'
 import { MAX_PROOF_LENGTH } from '../tokens/dpop.ts'
 import { MAX_TOKEN_LENGTH } from '../tokens/site-token.ts'
+import { CONSOLE_LIVE_PATH } from './console-socket.ts'
 
 export { CLOSE_RATE_LIMITED, CLOSE_SESSION_ENDED, CLOSE_UNAUTHENTICATED, LIVE_PATH, LIVE_PROTOCOL }
 
@@ -251,6 +253,7 @@ export function attachLiveServer(input: {
       userId: binding.userId,
       connectedAt: deps.clock.now(),
     })
+    notifyActivity(deps.events, { sessionId: binding.sessionId, userId: binding.userId, type: 'socket' })
 
     // The system clock, not the app's: a test's frozen clock would never open a new window.
     const messages = createRateWindow(systemClock, limits.maxMessagesPerWindow, limits.rateWindowMs)
@@ -284,6 +287,7 @@ export function attachLiveServer(input: {
         leave(bySession, binding.sessionId, conn)
         leave(byUser, binding.userId, conn)
         released()
+        notifyActivity(deps.events, { sessionId: binding.sessionId, userId: binding.userId, type: 'socket' })
       }),
     )
 
@@ -376,6 +380,8 @@ export function attachLiveServer(input: {
     const url = URL.parse(req.url ?? '/', 'http://localhost')
     if (!url) return reject(socket, 400, 'bad_request_target')
     if (input.otherPaths?.includes(url.pathname)) return
+    // The console's socket has its own listener (console-socket.ts).
+    if (url.pathname === CONSOLE_LIVE_PATH && server.listenerCount('upgrade') > 1) return
     if (url.pathname !== LIVE_PATH) return reject(socket, 404, 'unknown_path')
     // Shutting down: the frame tries again, and the load balancer sends it to another instance.
     if (draining) return reject(socket, 503, 'draining')

@@ -142,7 +142,8 @@ export function authorizeRoutes(deps: AppDeps): Hono {
     // same way whatever the password.
     dummyHash ??= hashScramPassword(randomSecret(), deps.config.scramIterations)
     const ok = await verifyPassword(password, user?.passwordHash ?? (await dummyHash))
-    if (!user || !ok || !gate.allowed) {
+    // A disabled account gets the same answer as a wrong password: nothing to probe.
+    if (!user || !ok || !gate.allowed || user.disabled) {
       const locked = counted ? false : await throttle.failed(username, address)
       deps.log(locked ? 'authn_login_lock' : 'authn_login_fail', { site: site.id })
       return showLogin(c, site, params, { error: GENERIC_LOGIN_ERROR, username }, 401)

@@ -115,6 +115,9 @@ export function cibaRoutes(
     }
     const approval = await approvals.redeem(authReqId, 'ciba')
     if (!approval?.userId) return oauthError(c, 400, 'invalid_grant')
+    // Disabled meanwhile: the request was approved by an account that may no longer sign in.
+    if ((await deps.store.users.findById(approval.userId))?.disabled)
+      return oauthError(c, 403, 'access_denied')
     lastPoll.delete(view.id)
     // The client's sign-in is a session of its own ("a device"): the user sees it under "Your
     // devices" and can sign it out there; it ends, pushed, like any other.

@@ -1,10 +1,13 @@
 import type { Context } from 'hono'
 import { getCookie, setCookie } from 'hono/cookie'
 import type { AppDeps } from '../deps.ts'
+import { PassportError } from '../errors.ts'
 import type { AuthorizeParams, ResponseMode } from '../pages/login-page.ts'
+import { recordAudit } from '../services/audit.ts'
 import { issueCode } from '../services/codes.ts'
 import { CROSS_SITE_COOKIE, findLiveSession, SESSION_COOKIE, startSession } from '../services/sessions.ts'
 import type { SessionRecord, SignInMethod, SiteRecord } from '../store/types.ts'
+import { clientAddress } from './client-address.ts'
 
 /** The steps every way of signing in on the passport page shares (password, another device). */
 
@@ -91,14 +94,25 @@ export async function signInBrowser(
   userId: string,
   method: SignInMethod,
 ): Promise<SessionRecord> {
+  // A disabled account signs in nowhere, whichever way it came (the callers say so first).
+  const user = await deps.store.users.findById(userId)
+  if (!user || user.disabled) throw new PassportError('access_denied', 'this account is disabled')
   const current = await findLiveSession(deps, getCookie(c, SESSION_COOKIE))
   c.header('Set-Login', 'logged-in')
   if (current && current.userId === userId) return current
-  const started = await startSession(deps, userId, c.req.header('User-Agent') ?? '', method)
+  const address = clientAddress(c, deps.config)
+  const started = await startSession(deps, userId, c.req.header('User-Agent') ?? '', method, address)
   const maxAge = deps.config.sessionTtlSeconds
   setCookie(c, SESSION_COOKIE, started.cookieValue, { ...cookieOptions, sameSite: 'Lax', maxAge })
   setCookie(c, CROSS_SITE_COOKIE, started.cookieValue, { ...cookieOptions, sameSite: 'None', maxAge })
   deps.log('session_created', { user: userId, method })
+  await recordAudit(deps, {
+    type: 'sign_in',
+    actor: null,
+    userId,
+    sessionId: started.session.id,
+    detail: { method, address },
+  })
   return started.session
 }
 

@@ -4,6 +4,7 @@ import type { AppDeps } from '../deps.ts'
 import type { ApprovalNotice, ApprovalPrompt } from '../events/bus.ts'
 import { describeUserAgent } from '../pages/user-agent.ts'
 import type { ApprovalRecord, SessionRecord, SiteRecord } from '../store/types.ts'
+import { recordAudit } from './audit.ts'
 import { countersOf } from './counters.ts'
 import { createSharedRateWindow } from './rate-window.ts'
 import { allowsLoginMode } from './registry.ts'
@@ -118,9 +119,19 @@ export function waitForNotice(
 }
 
 /** Publishes approval news; a bus failure is logged, never thrown into the decision it reports. */
-function announce(deps: Pick<AppDeps, 'events' | 'log'>, notice: ApprovalNotice): Promise<void> {
+function announce(
+  deps: Pick<AppDeps, 'events' | 'log' | 'store' | 'clock'>,
+  notice: ApprovalNotice,
+): Promise<void> {
   if (notice.type === 'approval_closed') {
     const { userId: user, approvalId: approval, outcome } = notice
+    // The audit log keeps every decision (not the code); it never fails the decision itself.
+    void recordAudit(deps, {
+      type: `approval_${outcome}`,
+      actor: null,
+      userId: user,
+      detail: { approval, ...(notice.reason ? { reason: notice.reason } : {}) },
+    })
     if (outcome === 'approved') deps.log('approval_granted', { user, approval })
     else deps.log('approval_rejected', { user, approval, reason: notice.reason ?? outcome })
     // A denial means someone tried to sign in as this user and the user said no.

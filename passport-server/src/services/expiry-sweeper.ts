@@ -1,5 +1,6 @@
 import type { AppDeps } from '../deps.ts'
 import { repeatEvery } from '../guard.ts'
+import { purgeAudit } from './audit.ts'
 import { expireDueApprovals } from './device-approval.ts'
 import { endSession } from './sessions.ts'
 
@@ -24,7 +25,7 @@ export async function sweepExpiredSessions(
 
 /**
  * Every `intervalMs` ends expired sessions and sign-in requests from other devices; every
- * `purgeEvery`-th round also purges dead rows.
+ * `purgeEvery`-th round also purges dead rows and audit rows past their retention.
  */
 export function startExpirySweeper(
   deps: Pick<AppDeps, 'store' | 'clock' | 'events' | 'log' | 'config'>,
@@ -36,6 +37,9 @@ export function startExpirySweeper(
     round += 1
     await sweepExpiredSessions(deps)
     await expireDueApprovals(deps)
-    if (round % purgeEvery === 0) await deps.store.maintenance.purge(deps.clock.now())
+    if (round % purgeEvery === 0) {
+      await deps.store.maintenance.purge(deps.clock.now())
+      await purgeAudit(deps)
+    }
   })
 }

@@ -11,6 +11,7 @@ import type {
   TokenRecord,
 } from '../store/types.ts'
 import { signSiteToken } from '../tokens/site-token.ts'
+import { recordAudit } from './audit.ts'
 import { isSessionLive } from './sessions.ts'
 
 export interface MintedToken {
@@ -193,5 +194,23 @@ export async function mintSiteToken(
   if (minted === null) throw new PassportError('invalid_grant', 'the sign-in behind this request has ended')
   deps.log('authn_token_created', { site: site.id, user: session.userId, replaced: minted.replaced.length })
   await publishEvents(deps, minted.replaced)
+  await recordAudit(deps, {
+    type: 'site_sign_in',
+    actor: null,
+    userId: session.userId,
+    siteId: site.id,
+    sessionId: session.id,
+    detail: { replaced: minted.replaced.length },
+  })
+  for (const e of minted.replaced) {
+    await recordAudit(deps, {
+      type: 'site_replaced',
+      actor: null,
+      userId: e.userId,
+      siteId: e.siteId,
+      sessionId: e.sessionId,
+      detail: { by_session: session.id },
+    })
+  }
   return minted.grant
 }

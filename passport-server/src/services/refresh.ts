@@ -5,6 +5,7 @@ import type { AppDeps } from '../deps.ts'
 import { PassportError } from '../errors.ts'
 import { publishEvents, recordEvent } from '../events/record.ts'
 import type { RefreshRecord, SessionEventRecord, SiteRecord } from '../store/types.ts'
+import { notifyActivity } from './audit.ts'
 import { type MintedGrant, mintInTransaction } from './minting.ts'
 import { isSessionLive } from './sessions.ts'
 
@@ -159,6 +160,12 @@ async function rotateGrant(
   switch (outcome.kind) {
     case 'rotated':
       await publishEvents(deps, outcome.replaced)
+      // The console's monitoring view shows the new validity at once (not audited: routine).
+      notifyActivity(deps.events, {
+        sessionId: outcome.record.sessionId,
+        userId: outcome.record.userId,
+        type: 'refreshed',
+      })
       return outcome.grant.body
     case 'replay':
       return outcome.body

@@ -190,6 +190,54 @@ export async function registerSite(
 }
 
 /**
+ * Changes an existing site's settings from the console, keeping its client secret (the site
+ * backend keeps working). Its authkey version is bumped (older authkeys stop working) when its
+ * origins change, since an authkey names them, or when `rotateAuthkey` asks for it; a change of
+ * lifetimes or login modes alone keeps the authkeys the site already embeds.
+ */
+export async function updateSite(
+  deps: Pick<AppDeps, 'store' | 'keys'>,
+  input: SiteInput,
+  options: { rotateAuthkey?: boolean } = {},
+): Promise<{ site: SiteRecord; authkey: string; rotated: boolean } | null> {
+  const fields = validateSiteInput(input)
+  const updated = await deps.store.transaction(async (tx) => {
+    const existing = await tx.sites.get(fields.id)
+    if (!existing) return null
+    const rotated =
+      options.rotateAuthkey === true || existing.origins.join('\n') !== fields.origins.join('\n')
+    const record: SiteRecord = {
+      ...fields,
+      authkeyVersion: existing.authkeyVersion + (rotated ? 1 : 0),
+      clientSecretHash: existing.clientSecretHash,
+      createdAt: existing.createdAt,
+    }
+    await tx.sites.update(record)
+    return { site: record, rotated }
+  })
+  if (!updated) return null
+  return { ...updated, authkey: await issueAuthkey(deps, updated.site) }
+}
+
+/** A site's settings as `SiteInput` (to change one field and save the rest as they are). */
+export function siteInputOf(site: SiteRecord): SiteInput {
+  return {
+    id: site.id,
+    name: site.name,
+    origins: [...site.origins],
+    redirectUris: [...site.redirectUris],
+    loginModes: [...site.loginModes],
+    tokenTtlSeconds: site.tokenTtlSeconds,
+    refreshIdleSeconds: site.refreshIdleSeconds,
+    refreshAbsoluteSeconds: site.refreshAbsoluteSeconds,
+    refreshBeforeSeconds: site.refreshBeforeSeconds,
+    backchannelLogoutUri: site.backchannelLogoutUri,
+    oneDevicePerSite: site.oneDevicePerSite,
+    dpopBoundTokens: site.dpopBoundTokens,
+  }
+}
+
+/**
  * Registers a site unless it is registered with the same config, in which case only its client
  * secret is replaced (its authkeys stay valid). Used by the demo, which starts with fresh secrets.
  */

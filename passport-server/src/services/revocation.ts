@@ -3,6 +3,7 @@ import type { AppDeps } from '../deps.ts'
 import { publishEvents, recordEvent } from '../events/record.ts'
 import type { SiteRecord } from '../store/types.ts'
 import { verifySiteToken } from '../tokens/site-token.ts'
+import { recordAudit } from './audit.ts'
 
 /**
  * RFC 7009 revocation by a site backend: the device behind the token (an access token or a
@@ -31,23 +32,48 @@ export async function revokeForSite(
     if (record && record.siteId === site.id) holder = { sessionId: record.sessionId, userId: record.userId }
   }
   if (!holder) return false
+  const ended = await endSiteAccess(deps, holder, site.id)
+  if (!ended) return false
+  deps.log('authn_token_revoked', { site: site.id, user: holder.userId })
+  await recordAudit(deps, {
+    type: 'site_access_ended',
+    actor: `site:${site.id}`,
+    userId: holder.userId,
+    siteId: site.id,
+    sessionId: holder.sessionId,
+    detail: { reason: 'revoked' },
+  })
+  return true
+}
+
+/**
+ * A device loses one site (`revoked`): its tokens and refresh credentials for the site are
+ * revoked, it may not come back silently, and its open tabs of that site are told after the
+ * commit. Returns false when it held nothing there (nothing is recorded or pushed then).
+ * Used by RFC 7009 revocation and by the console's "End this site for the device".
+ */
+export async function endSiteAccess(
+  deps: Pick<AppDeps, 'store' | 'clock' | 'events'>,
+  holder: { sessionId: string; userId: string },
+  siteId: string,
+): Promise<boolean> {
+  const now = deps.clock.now()
   const { sessionId, userId } = holder
   const event = await deps.store.transaction(async (tx) => {
-    const tokens = await tx.tokens.revokeSessionSite(sessionId, site.id, now, 'revoked')
-    const refresh = await tx.refresh.revokeSessionSite(sessionId, site.id, now, 'revoked')
-    await tx.sessions.exclude({ sessionId, siteId: site.id, reason: 'revoked', at: now })
+    const tokens = await tx.tokens.revokeSessionSite(sessionId, siteId, now, 'revoked')
+    const refresh = await tx.refresh.revokeSessionSite(sessionId, siteId, now, 'revoked')
+    await tx.sessions.exclude({ sessionId, siteId, reason: 'revoked', at: now })
     if (tokens.length + refresh === 0) return null
     return recordEvent(tx, {
       type: 'site_access_ended',
       userId,
       sessionId,
-      siteId: site.id,
+      siteId,
       reason: 'revoked',
       at: now,
     })
   })
   if (!event) return false
-  deps.log('authn_token_revoked', { site: site.id, user: userId })
   await publishEvents(deps, [event])
   return true
 }

@@ -4,6 +4,7 @@ import type { ResolvedConfig } from '../config.ts'
 import type { AppDeps } from '../deps.ts'
 import { publishEvents, recordEvent } from '../events/record.ts'
 import type { SessionRecord, SignInMethod } from '../store/types.ts'
+import { recordAudit } from './audit.ts'
 
 /**
  * The passport session is the browser's sign-in on the passport origin. Two cookies carry the
@@ -19,6 +20,7 @@ export async function startSession(
   userId: string,
   userAgent: string,
   method: SignInMethod = 'password',
+  address?: string,
 ): Promise<{ cookieValue: string; session: SessionRecord }> {
   const cookieValue = randomSecret()
   const now = deps.clock.now()
@@ -31,6 +33,7 @@ export async function startSession(
     endReason: null,
     userAgent: userAgent.slice(0, 256),
     method,
+    ...(address ? { address: address.slice(0, 64) } : {}),
   }
   await deps.store.sessions.create(session)
   return { cookieValue, session }
@@ -89,4 +92,11 @@ export async function endSession(
   if (!event) return
   deps.log(reason === 'expired' ? 'session_expired' : 'session_logout', { user: session.userId, reason })
   await publishEvents(deps, [event])
+  await recordAudit(deps, {
+    type: 'session_ended',
+    actor: null,
+    userId: session.userId,
+    sessionId: session.id,
+    detail: { reason },
+  })
 }

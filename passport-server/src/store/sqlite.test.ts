@@ -93,6 +93,7 @@ describe('sqlite store', () => {
         .sort()
       expect(tables).toEqual([
         'approvals',
+        'audit_events',
         'codes',
         'one_time_ids',
         'passkey_challenges',

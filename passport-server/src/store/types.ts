@@ -8,6 +8,10 @@ export interface UserRecord {
   name: string
   passwordHash: string
   createdAt: number
+  /** May use the operator console (`/admin`). Absent = false. */
+  isAdmin?: boolean
+  /** Refused at every sign-in; disabling also ends every session. Absent = false. */
+  disabled?: boolean
 }
 
 export interface SiteRecord {
@@ -54,6 +58,8 @@ export interface SessionRecord {
   lastSeenAt?: number
   /** How the browser signed in; absent on sessions of older servers (they all used a password). */
   method?: SignInMethod
+  /** The client address at sign-in (the console shows it); absent on older sessions. */
+  address?: string
 }
 
 export type SignInMethod = 'password' | 'device_approval' | 'ciba' | 'passkey'
@@ -284,6 +290,10 @@ export interface UserRepo {
   setPasswordHash(id: string, passwordHash: string): Promise<void>
   findById(id: string): Promise<UserRecord | null>
   findByUsername(username: string): Promise<UserRecord | null>
+  /** Every user, by username. */
+  list(): Promise<UserRecord[]>
+  setAdmin(id: string, isAdmin: boolean): Promise<void>
+  setDisabled(id: string, disabled: boolean): Promise<void>
 }
 
 export interface SiteRepo {
@@ -320,6 +330,8 @@ export interface SessionRepo {
   sitesOf(sessionId: string): Promise<string[]>
   /** When this session was last given a token (sign-in on a site or refresh), or null. */
   lastActivity(sessionId: string): Promise<number | null>
+  /** Sessions not ended and not past their absolute expiry at `now`, newest first (the console). */
+  listLive(now: number, limit: number): Promise<SessionRecord[]>
 }
 
 export interface CodeRepo {
@@ -366,6 +378,8 @@ export interface TokenRepo {
   revokeSessionSite(sessionId: string, siteId: string, at: number, reason: EndReason): Promise<TokenRecord[]>
   /** Revokes every live token of a site (it is being removed); returns them. */
   revokeSite(siteId: string, at: number, reason: EndReason): Promise<TokenRecord[]>
+  /** Unrevoked tokens unexpired at `now`, of one session or of all (the console), oldest first. */
+  listLive(now: number, sessionId?: string): Promise<TokenRecord[]>
 }
 
 export interface RefreshRepo {
@@ -419,6 +433,41 @@ export interface EventRepo {
   latestId(): Promise<number>
 }
 
+/** One row of the audit log: who did what to whom, when (the console, `audit` in the CLI). */
+export interface AuditRecord {
+  id: number
+  type: string
+  /** Who acted: an admin's username, `cli`, or null for the user themself / the system. */
+  actor: string | null
+  userId: string | null
+  siteId: string | null
+  sessionId: string | null
+  /** JSON object of plain values; never a secret. */
+  detail: string
+  at: number
+}
+
+export interface AuditQuery {
+  userId?: string
+  siteId?: string
+  type?: string
+  /** At or after (ms). */
+  since?: number
+  /** Before (ms). */
+  until?: number
+  /** Rows with a smaller id only (paging back). */
+  beforeId?: number
+  limit: number
+}
+
+export interface AuditRepo {
+  append(record: Omit<AuditRecord, 'id'>): Promise<number>
+  /** Newest first. */
+  list(query: AuditQuery): Promise<AuditRecord[]>
+  /** Deletes rows older than `before`; returns how many. */
+  purge(before: number): Promise<number>
+}
+
 export interface SecretRepo {
   get(name: string): Promise<string | null>
   /** Stores the value unless one exists; returns whichever value is stored afterwards. */
@@ -450,6 +499,7 @@ export interface StoreTx {
   approvals: ApprovalRepo
   passkeys: PasskeyRepo
   oneTimeIds: OneTimeIdRepo
+  audit: AuditRepo
 }
 
 /**

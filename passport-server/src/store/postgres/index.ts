@@ -2,6 +2,7 @@ import pg from 'pg'
 import { errorFields, type Logger, StoreUnavailableError } from '../../errors.ts'
 import type { Store, StoreTx } from '../types.ts'
 import { createApprovalRepo } from './approvals.ts'
+import { createAuditRepo } from './audit.ts'
 import { createCodeRepo } from './codes.ts'
 import type { Db } from './db.ts'
 import { isRetryable, isUnavailable, translateError } from './errors.ts'
@@ -55,6 +56,7 @@ function createRepos(db: Db): StoreTx {
     approvals: createApprovalRepo(db),
     passkeys: createPasskeyRepo(db),
     oneTimeIds: createOneTimeIdRepo(db),
+    audit: createAuditRepo(db),
   }
 }
 

@@ -88,6 +88,8 @@ export const toUser = (r: Row): UserRecord => ({
   name: r.name as string,
   passwordHash: r.password_hash as string,
   createdAt: num(r.created_at),
+  ...(Number(r.is_admin) === 1 ? { isAdmin: true } : {}),
+  ...(Number(r.disabled) === 1 ? { disabled: true } : {}),
 })
 
 export const toSession = (r: Row): SessionRecord => ({
@@ -100,6 +102,7 @@ export const toSession = (r: Row): SessionRecord => ({
   userAgent: r.user_agent as string,
   ...(r.last_seen_at === null || r.last_seen_at === undefined ? {} : { lastSeenAt: num(r.last_seen_at) }),
   ...(r.method ? { method: r.method as SignInMethod } : {}),
+  ...(r.address ? { address: r.address as string } : {}),
 })
 
 export const toApproval = (r: Row): ApprovalRecord => ({

@@ -196,6 +196,28 @@ CREATE TABLE one_time_ids (
 CREATE INDEX one_time_ids_by_expiry ON one_time_ids (expires_at);
 `,
   },
+  {
+    version: 4,
+    name: 'operator console: admins, disabled users, session addresses, audit log',
+    sql: `
+ALTER TABLE users ADD COLUMN is_admin INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN address TEXT;
+CREATE TABLE audit_events (
+  id BIGSERIAL PRIMARY KEY,
+  type TEXT NOT NULL,
+  actor TEXT,
+  user_id TEXT,
+  site_id TEXT,
+  session_id TEXT,
+  detail TEXT NOT NULL,
+  at BIGINT NOT NULL
+);
+CREATE INDEX audit_by_time ON audit_events (at);
+CREATE INDEX audit_by_user ON audit_events (user_id, id);
+CREATE INDEX audit_by_site ON audit_events (site_id, id);
+`,
+  },
 ]
 
 export const SCHEMA_VERSION = Math.max(...migrations.map((m) => m.version))

@@ -5,11 +5,29 @@ import { toSession } from './rows.ts'
 
 export function createSessionRepo(db: Db): SessionRepo {
   return {
+    listLive: async (now, limit) =>
+      (
+        await rows(
+          db,
+          'SELECT * FROM sessions WHERE ended_at IS NULL AND expires_at > $1 ORDER BY created_at DESC, id LIMIT $2',
+          [now, limit],
+        )
+      ).map(toSession),
     create: async (s) => {
       await db.query(
-        `INSERT INTO sessions (id, user_id, created_at, expires_at, ended_at, end_reason, user_agent, method)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-        [s.id, s.userId, s.createdAt, s.expiresAt, s.endedAt, s.endReason, s.userAgent, s.method ?? null],
+        `INSERT INTO sessions (id, user_id, created_at, expires_at, ended_at, end_reason, user_agent, method, address)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+        [
+          s.id,
+          s.userId,
+          s.createdAt,
+          s.expiresAt,
+          s.endedAt,
+          s.endReason,
+          s.userAgent,
+          s.method ?? null,
+          s.address ?? null,
+        ],
       )
     },
     get: async (id) => {

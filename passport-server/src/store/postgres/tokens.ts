@@ -12,6 +12,19 @@ const frozenToken = (t: StoredToken): StoredToken => {
 export function createTokenRepo(db: Db): TokenRepo {
   const revoked = async (text: string, values: unknown[]) => (await rows(db, text, values)).map(toToken)
   return {
+    listLive: async (now, sessionId) =>
+      (sessionId === undefined
+        ? await rows(
+            db,
+            'SELECT * FROM tokens WHERE revoked_at IS NULL AND expires_at > $1 ORDER BY issued_at',
+            [now],
+          )
+        : await rows(
+            db,
+            'SELECT * FROM tokens WHERE session_id = $1 AND revoked_at IS NULL AND expires_at > $2 ORDER BY issued_at',
+            [sessionId, now],
+          )
+      ).map(toToken),
     create: async (t, tokenHash = null) => {
       await db.query(
         `INSERT INTO tokens (jti, site_id, user_id, session_id, issued_at, expires_at, revoked_at, revoke_reason,

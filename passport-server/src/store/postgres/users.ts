@@ -1,14 +1,22 @@
 import type { UserRepo } from '../types.ts'
-import { type Db, one } from './db.ts'
+import { type Db, one, rows } from './db.ts'
 import { toUser } from './rows.ts'
 
 export function createUserRepo(db: Db): UserRepo {
   return {
     create: async (u) => {
       await db.query(
-        'INSERT INTO users (id, username, name, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)',
-        [u.id, u.username, u.name, u.passwordHash, u.createdAt],
+        `INSERT INTO users (id, username, name, password_hash, created_at, is_admin, disabled)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+        [u.id, u.username, u.name, u.passwordHash, u.createdAt, u.isAdmin ? 1 : 0, u.disabled ? 1 : 0],
       )
+    },
+    list: async () => (await rows(db, 'SELECT * FROM users ORDER BY username')).map(toUser),
+    setAdmin: async (id, isAdmin) => {
+      await db.query('UPDATE users SET is_admin = $1 WHERE id = $2', [isAdmin ? 1 : 0, id])
+    },
+    setDisabled: async (id, disabled) => {
+      await db.query('UPDATE users SET disabled = $1 WHERE id = $2', [disabled ? 1 : 0, id])
     },
     setPasswordHash: async (id, passwordHash) => {
       await db.query('UPDATE users SET password_hash = $1 WHERE id = $2', [passwordHash, id])

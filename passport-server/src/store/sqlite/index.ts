@@ -3,6 +3,7 @@ import path from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import type { Store, StoreTx } from '../types.ts'
 import { sqliteApprovals } from './approvals.ts'
+import { sqliteAudit } from './audit.ts'
 import { type Caches, createCaches } from './caches.ts'
 import { sqliteCodes } from './codes.ts'
 import { createSql, type Sql, translateError } from './connection.ts'
@@ -34,6 +35,7 @@ function createRepos(sql: Sql, caches: Caches): StoreTx {
     secrets: sqliteSecrets(sql),
     passkeys: sqlitePasskeys(sql),
     oneTimeIds: sqliteOneTimeIds(sql),
+    audit: sqliteAudit(sql),
   }
 }
 

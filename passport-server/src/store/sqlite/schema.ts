@@ -9,7 +9,9 @@ CREATE TABLE IF NOT EXISTS users (
   username TEXT NOT NULL UNIQUE,
   name TEXT NOT NULL,
   password_hash TEXT NOT NULL,
-  created_at INTEGER NOT NULL
+  created_at INTEGER NOT NULL,
+  is_admin INTEGER NOT NULL DEFAULT 0,
+  disabled INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS sites (
   id TEXT PRIMARY KEY,
@@ -37,7 +39,8 @@ CREATE TABLE IF NOT EXISTS sessions (
   end_reason TEXT,
   user_agent TEXT NOT NULL,
   last_seen_at INTEGER,
-  method TEXT
+  method TEXT,
+  address TEXT
 );
 CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions (user_id);
 CREATE TABLE IF NOT EXISTS site_exclusions (
@@ -133,6 +136,19 @@ CREATE TABLE IF NOT EXISTS secrets (
   name TEXT PRIMARY KEY,
   value TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS audit_events (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  type TEXT NOT NULL,
+  actor TEXT,
+  user_id TEXT,
+  site_id TEXT,
+  session_id TEXT,
+  detail TEXT NOT NULL,
+  at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_by_time ON audit_events (at);
+CREATE INDEX IF NOT EXISTS audit_by_user ON audit_events (user_id, id);
+CREATE INDEX IF NOT EXISTS audit_by_site ON audit_events (site_id, id);
 -- Live-channel tickets of older versions: the frame now proves its key on the socket itself.
 DROP TABLE IF EXISTS live_tickets;
 -- One-time ids (issue 16: sealed-payload keys, SCRAM sign-in tickets), kept until they expire.
@@ -168,6 +184,10 @@ export const addedColumns: { table: string; column: string; definition: string }
   { table: 'tokens', column: 'jkt', definition: 'TEXT' },
   { table: 'refresh_tokens', column: 'jkt', definition: 'TEXT' },
   { table: 'sites', column: 'dpop_bound_tokens', definition: 'INTEGER NOT NULL DEFAULT 0' },
+  // The operator console: who may use it, who may not sign in at all, where a session signed in.
+  { table: 'users', column: 'is_admin', definition: 'INTEGER NOT NULL DEFAULT 0' },
+  { table: 'users', column: 'disabled', definition: 'INTEGER NOT NULL DEFAULT 0' },
+  { table: 'sessions', column: 'address', definition: 'TEXT' },
 ]
 
 /**

@@ -12,15 +12,27 @@ export const toSession = (r: Row): SessionRecord => ({
   userAgent: r.user_agent as string,
   ...(r.last_seen_at === null || r.last_seen_at === undefined ? {} : { lastSeenAt: Number(r.last_seen_at) }),
   ...(r.method ? { method: r.method as SignInMethod } : {}),
+  ...(r.address ? { address: r.address as string } : {}),
 })
 
 export function sqliteSessions({ one, run, all }: Sql): SessionRepo {
   return {
     create: async (s) => {
       run(
-        `INSERT INTO sessions (id, user_id, created_at, expires_at, ended_at, end_reason, user_agent, method)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-        [s.id, s.userId, s.createdAt, s.expiresAt, s.endedAt, s.endReason, s.userAgent, s.method ?? null],
+        `INSERT INTO sessions (id, user_id, created_at, expires_at, ended_at, end_reason, user_agent, method,
+           address)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        [
+          s.id,
+          s.userId,
+          s.createdAt,
+          s.expiresAt,
+          s.endedAt,
+          s.endReason,
+          s.userAgent,
+          s.method ?? null,
+          s.address ?? null,
+        ],
       )
     },
     get: async (id) => {
@@ -76,5 +88,12 @@ export function sqliteSessions({ one, run, all }: Sql): SessionRepo {
       all('SELECT DISTINCT site_id FROM tokens WHERE session_id = ? ORDER BY site_id', sessionId).map(
         (r) => r.site_id as string,
       ),
+    listLive: async (now, limit) =>
+      all(
+        `SELECT * FROM sessions WHERE ended_at IS NULL AND expires_at > ?
+         ORDER BY created_at DESC, id LIMIT ?`,
+        now,
+        limit,
+      ).map(toSession),
   }
 }

@@ -30,6 +30,16 @@ export function sqliteTokens({ one, run, all }: Sql, caches: Caches): TokenRepo 
     return all(sql, ...params)
   }
   return {
+    listLive: async (now, sessionId) =>
+      (sessionId === undefined
+        ? all('SELECT * FROM tokens WHERE revoked_at IS NULL AND expires_at > ? ORDER BY issued_at', now)
+        : all(
+            `SELECT * FROM tokens WHERE session_id = ? AND revoked_at IS NULL AND expires_at > ?
+             ORDER BY issued_at`,
+            sessionId,
+            now,
+          )
+      ).map(toToken),
     create: async (t, tokenHash = null) => {
       run(
         `INSERT INTO tokens (jti, site_id, user_id, session_id, issued_at, expires_at, revoked_at, revoke_reason,

@@ -7,21 +7,28 @@ export const toUser = (r: Row): UserRecord => ({
   name: r.name as string,
   passwordHash: r.password_hash as string,
   createdAt: Number(r.created_at),
+  ...(r.is_admin === 1 ? { isAdmin: true } : {}),
+  ...(r.disabled === 1 ? { disabled: true } : {}),
 })
 
-export function sqliteUsers({ one, run }: Sql): UserRepo {
+export function sqliteUsers({ one, run, all }: Sql): UserRepo {
   return {
     setPasswordHash: async (id, passwordHash) => {
       run('UPDATE users SET password_hash = ? WHERE id = ?', [passwordHash, id])
     },
     create: async (u) => {
-      run('INSERT INTO users (id, username, name, password_hash, created_at) VALUES (?, ?, ?, ?, ?)', [
-        u.id,
-        u.username,
-        u.name,
-        u.passwordHash,
-        u.createdAt,
-      ])
+      run(
+        `INSERT INTO users (id, username, name, password_hash, created_at, is_admin, disabled)
+         VALUES (?, ?, ?, ?, ?, ?, ?)`,
+        [u.id, u.username, u.name, u.passwordHash, u.createdAt, u.isAdmin ? 1 : 0, u.disabled ? 1 : 0],
+      )
+    },
+    list: async () => all('SELECT * FROM users ORDER BY username').map(toUser),
+    setAdmin: async (id, isAdmin) => {
+      run('UPDATE users SET is_admin = ? WHERE id = ?', [isAdmin ? 1 : 0, id])
+    },
+    setDisabled: async (id, disabled) => {
+      run('UPDATE users SET disabled = ? WHERE id = ?', [disabled ? 1 : 0, id])
     },
     findById: async (id) => {
       const r = one('SELECT * FROM users WHERE id = ?', id)
