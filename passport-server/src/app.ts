@@ -7,6 +7,7 @@ import { accountRoutes } from './routes/account.ts'
 import { authorizeRoutes } from './routes/authorize.ts'
 import { cibaRoutes } from './routes/ciba.ts'
 import { deviceSignInRoutes } from './routes/device-sign-in.ts'
+import { fedcmRoutes } from './routes/fedcm.ts'
 import { frameRoutes } from './routes/frame.ts'
 import { frameApiRoutes } from './routes/frame-api.ts'
 import { liveInternalRoutes } from './routes/live-internal.ts'
@@ -42,6 +43,7 @@ export function createApp(deps: AppDeps): Hono {
   app.route('/', frameApiRoutes(deps, approvals, proofs))
   app.route('/', siteApiRoutes(deps))
   app.route('/', wellKnownRoutes(deps))
+  app.route('/', fedcmRoutes(deps))
   app.route('/', liveInternalRoutes(deps))
   app.get('/', (c) => c.text('Passport is running. Sites embed /passport.js.'))
   app.notFound((c) => c.json(errorBody('not_found'), 404))

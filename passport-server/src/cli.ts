@@ -15,6 +15,7 @@ export const CLI_USAGE = `usage: npm run passport -- <command>
            [--refresh-idle SECONDS]
            [--refresh-absolute SECONDS] [--refresh-before SECONDS]
            [--backchannel-logout-uri URL]
+           [--fedcm true|false] [--privacy-policy-url URL] [--terms-of-service-url URL]
       Registers a site (or replaces its config) and prints its authkey and client secret.
       Replacing a site's config voids its earlier authkeys. Login modes: password only unless
       given (device: sign in with another device; ciba: backchannel requests).
@@ -52,6 +53,9 @@ function parseCliOptions(args: string[]) {
       'backchannel-logout-uri': { type: 'string' },
       'one-device-per-site': { type: 'string' },
       'dpop-bound-tokens': { type: 'string' },
+      fedcm: { type: 'string' },
+      'privacy-policy-url': { type: 'string' },
+      'terms-of-service-url': { type: 'string' },
       user: { type: 'string' },
     },
   })
@@ -79,6 +83,7 @@ export async function runCli(deps: AppDeps, argv: string[], io: CliIo): Promise<
       for (const [flag, value] of [
         ['one-device-per-site', oneDevice],
         ['dpop-bound-tokens', dpopBound],
+        ['fedcm', values.fedcm],
       ] as const) {
         if (value !== undefined && value !== 'true' && value !== 'false') {
           throw new PassportError('invalid_request', `--${flag} takes true or false`)
@@ -99,6 +104,9 @@ export async function runCli(deps: AppDeps, argv: string[], io: CliIo): Promise<
           : {}),
         ...(oneDevice ? { oneDevicePerSite: oneDevice === 'true' } : {}),
         ...(dpopBound ? { dpopBoundTokens: dpopBound === 'true' } : {}),
+        ...(values.fedcm ? { fedcm: values.fedcm === 'true' } : {}),
+        ...(values['privacy-policy-url'] ? { privacyPolicyUrl: values['privacy-policy-url'] } : {}),
+        ...(values['terms-of-service-url'] ? { termsOfServiceUrl: values['terms-of-service-url'] } : {}),
       })
       io.out(`site ${site.id} registered (version ${site.authkeyVersion})`)
       io.out(`origins:       ${site.origins.join(' ')}`)
@@ -113,7 +121,7 @@ export async function runCli(deps: AppDeps, argv: string[], io: CliIo): Promise<
       if (sites.length === 0) io.out('no sites registered')
       for (const s of sites) {
         io.out(
-          `${s.id}\t${s.name}\t${s.origins.join(',')}\tttl=${s.tokenTtlSeconds}s\trefresh=${s.refreshBeforeSeconds}s-before,idle=${s.refreshIdleSeconds}s,max=${s.refreshAbsoluteSeconds}s\tone-device=${s.oneDevicePerSite}\tdpop-bound=${s.dpopBoundTokens}\tv${s.authkeyVersion}`,
+          `${s.id}\t${s.name}\t${s.origins.join(',')}\tttl=${s.tokenTtlSeconds}s\trefresh=${s.refreshBeforeSeconds}s-before,idle=${s.refreshIdleSeconds}s,max=${s.refreshAbsoluteSeconds}s\tone-device=${s.oneDevicePerSite}\tdpop-bound=${s.dpopBoundTokens}${s.fedcm ? '\tfedcm' : ''}\tv${s.authkeyVersion}`,
         )
       }
       return 0

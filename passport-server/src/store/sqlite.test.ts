@@ -520,7 +520,10 @@ describe('sqlite store', () => {
       const cli = new DatabaseSync(file)
       cli.exec("UPDATE sites SET authkey_version = 2, client_secret_hash = 'rotated' WHERE id = 'news'")
       cli.exec("DELETE FROM sites WHERE id = 'shop'")
-      cli.exec(`INSERT INTO sites SELECT 'blog', name, origins, redirect_uris, login_modes, token_ttl_seconds,
+      cli.exec(`INSERT INTO sites (id, name, origins, redirect_uris, login_modes, token_ttl_seconds,
+        refresh_idle_seconds, refresh_absolute_seconds, refresh_before_seconds, backchannel_logout_uri,
+        one_device_per_site, dpop_bound_tokens, authkey_version, client_secret_hash, created_at)
+        SELECT 'blog', name, origins, redirect_uris, login_modes, token_ttl_seconds,
         refresh_idle_seconds, refresh_absolute_seconds, refresh_before_seconds, backchannel_logout_uri,
         one_device_per_site, dpop_bound_tokens, authkey_version, client_secret_hash, created_at
         FROM sites WHERE id = 'news'`)
