@@ -2,6 +2,7 @@ import type { Clock } from './clock.ts'
 import type { ResolvedConfig } from './config.ts'
 import type { Logger } from './errors.ts'
 import type { EventBus } from './events/bus.ts'
+import type { LivePresence } from './live/presence.ts'
 import type { Store } from './store/types.ts'
 import type { KeySet } from './tokens/keys.ts'
 
@@ -12,6 +13,8 @@ export interface AppDeps {
   keys: KeySet
   clock: Clock
   events: EventBus
+  /** Which devices hold a live socket now (this instance, or all of them when shared). */
+  presence: LivePresence
   log: Logger
 }
 

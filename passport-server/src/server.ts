@@ -12,6 +12,7 @@ import { createInProcessBus } from './events/bus.ts'
 import { startEventLogTail } from './events/log-tail.ts'
 import { guardServer, repeatEvery } from './guard.ts'
 import { attachLiveServer } from './live/live-server.ts'
+import { createInProcessPresence } from './live/presence.ts'
 import { startBackchannelLogout } from './services/backchannel-logout.ts'
 import { startExpirySweeper } from './services/expiry-sweeper.ts'
 import { createHttpLiveAuthenticator, createStoreLiveAuthenticator } from './services/live-auth.ts'
@@ -50,6 +51,7 @@ export async function createDeps(input: {
     keys: await loadOrCreateKeys(store.secrets, clock.now()),
     clock,
     events: createInProcessBus(input.log),
+    presence: createInProcessPresence(),
     log: input.log,
   }
 }

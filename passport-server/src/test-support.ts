@@ -8,6 +8,7 @@ import { resolveConfig } from './config.ts'
 import type { AppDeps } from './deps.ts'
 import type { Logger } from './errors.ts'
 import { createInProcessBus } from './events/bus.ts'
+import { createInProcessPresence } from './live/presence.ts'
 import { listen, type PassportServer } from './server.ts'
 import { registerSite, type SiteInput } from './services/registry.ts'
 import { withSealedSecrets } from './store/sealed-secrets.ts'
@@ -49,6 +50,7 @@ export async function createTestDeps(overrides: { file?: string } = {}): Promise
     keys: await loadOrCreateKeys(store.secrets),
     clock: fixedClock(T0),
     events: createInProcessBus(log),
+    presence: createInProcessPresence(),
     log,
     logs,
   }
@@ -116,6 +118,7 @@ export async function startTestServer(options: { liveValidationSecret?: string }
     keys: await loadOrCreateKeys(store.secrets),
     clock: fixedClock(Date.now()),
     events: createInProcessBus(log),
+    presence: createInProcessPresence(),
     log,
     logs,
   }

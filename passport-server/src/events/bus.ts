@@ -34,6 +34,12 @@ export type ApprovalNotice =
     }
 
 /**
+ * An instruction for whichever instance holds a device's live socket on a site. Not durable: a
+ * device with no socket open simply does not hear it (its own schedule still refreshes it).
+ */
+export type LiveCommand = { type: 'refresh_now'; sessionId: string; siteId: string; requestId: string }
+
+/**
  * Fan-out of session events to whoever holds live connections. The in-process bus serves one
  * instance; a Redis-backed bus with the same interface serves several.
  */
@@ -42,6 +48,13 @@ export interface EventBus {
   subscribe(listener: (event: SessionEndEvent) => void): () => void
   publishApproval(notice: ApprovalNotice): Promise<void>
   subscribeApprovals(listener: (notice: ApprovalNotice) => void): () => void
+  /** Commands for whichever instance holds the device's live socket (not durable). */
+  publishCommand(command: LiveCommand): Promise<void>
+  subscribeCommands(listener: (command: LiveCommand) => void): () => void
+  /** False while the bus cannot deliver across instances (e.g. Redis down); `/readyz` reports it. */
+  ready(): boolean
+  /** Releases the bus's connections; in-process, nothing to release. */
+  close(): Promise<void>
 }
 
 /**
@@ -76,10 +89,16 @@ function createTopic<T>(log: Logger, topic: string) {
 export function createInProcessBus(log: Logger): EventBus {
   const sessions = createTopic<SessionEndEvent>(log, 'session_events')
   const approvals = createTopic<ApprovalNotice>(log, 'approvals')
+  const commands = createTopic<LiveCommand>(log, 'commands')
   return {
     publish: sessions.publish,
     subscribe: sessions.subscribe,
     publishApproval: approvals.publish,
     subscribeApprovals: approvals.subscribe,
+    publishCommand: commands.publish,
+    subscribeCommands: commands.subscribe,
+    // One process: every listener is in it, so delivery never waits on anything.
+    ready: () => true,
+    close: async () => {},
   }
 }

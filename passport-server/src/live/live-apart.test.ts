@@ -13,6 +13,7 @@ import { defaultFrameKey } from '../test-dpop.ts'
 import { frameApi, signIn } from '../test-flows.ts'
 import { addSite, addUser, freePort, type LogLine } from '../test-support.ts'
 import { loadOrCreateKeys } from '../tokens/keys.ts'
+import { createInProcessPresence } from './presence.ts'
 
 /**
  * The live channel run apart (`PASSPORT_ROLE=live`, seed 003): another process on the same
@@ -36,6 +37,7 @@ async function depsOn(file: string, issuerUrl: string) {
     keys: await loadOrCreateKeys(store.secrets),
     clock: systemClock,
     events: createInProcessBus(log),
+    presence: createInProcessPresence(),
     log,
   }
 }

@@ -121,7 +121,7 @@ interface Connection {
  */
 export function attachLiveServer(input: {
   server: HttpServer
-  deps: Pick<AppDeps, 'config' | 'store' | 'events' | 'log' | 'clock'>
+  deps: Pick<AppDeps, 'config' | 'store' | 'events' | 'presence' | 'log' | 'clock'>
   authenticator: LiveAuthenticator
   limits?: Partial<LiveLimits>
 }): { close(): void; connectionCount(): number } {
@@ -229,6 +229,12 @@ export function attachLiveServer(input: {
     join(bySession, binding.sessionId, conn)
     join(byUser, binding.userId, conn)
     total += 1
+    const released = deps.presence.connected({
+      sessionId: binding.sessionId,
+      siteId: binding.siteId,
+      userId: binding.userId,
+      connectedAt: deps.clock.now(),
+    })
 
     // The system clock, not the app's: a test's frozen clock would never open a new window.
     const messages = createRateWindow(systemClock, limits.maxMessagesPerWindow, limits.rateWindowMs)
@@ -261,6 +267,7 @@ export function attachLiveServer(input: {
         total -= 1
         leave(bySession, binding.sessionId, conn)
         leave(byUser, binding.userId, conn)
+        released()
       }),
     )
 

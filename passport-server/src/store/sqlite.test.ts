@@ -5,8 +5,8 @@ import { DatabaseSync } from 'node:sqlite'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { StoreUnavailableError } from '../errors.ts'
 import { T0 } from '../test-support.ts'
+import { SCHEMA_VERSION } from './sqlite/schema.ts'
 import { openSqliteStore } from './sqlite.ts'
-import { SCHEMA_VERSION } from './sqlite-schema.ts'
 import type { CodeRecord, SessionRecord, SiteRecord, Store, TokenRecord, UserRecord } from './types.ts'
 
 const user = (id: string, username = id): UserRecord => ({

@@ -1,6 +1,6 @@
 import { DatabaseSync } from 'node:sqlite'
 import { beforeEach, describe, expect, it } from 'vitest'
-import { createSqliteQueue, MAX_GROUP } from './sqlite-queue.ts'
+import { createSqliteQueue, MAX_GROUP } from './queue.ts'
 
 /** A connection whose transaction statements are written down, in order, with the test's own notes. */
 function recordedDatabase() {

@@ -1,0 +1,101 @@
+import type { ApprovalRecord, ApprovalRepo } from '../types.ts'
+import type { Row, Sql } from './connection.ts'
+
+export const toApproval = (r: Row): ApprovalRecord => ({
+  id: r.id as string,
+  secretHash: r.secret_hash as string,
+  kind: r.kind as ApprovalRecord['kind'],
+  userId: (r.user_id as string | null) ?? null,
+  requestedFor: r.requested_for as string,
+  siteId: r.site_id as string,
+  code: r.code as string,
+  userAgent: r.user_agent as string,
+  address: r.address as string,
+  context: r.context as string,
+  createdAt: Number(r.created_at),
+  expiresAt: Number(r.expires_at),
+  status: r.status as ApprovalRecord['status'],
+  decidedAt: r.decided_at === null ? null : Number(r.decided_at),
+  decidedBy: (r.decided_by as string | null) ?? null,
+})
+
+export function sqliteApprovals({ one, run, all }: Sql): ApprovalRepo {
+  return {
+    create: async (a) => {
+      run(
+        `INSERT INTO approvals (id, secret_hash, kind, user_id, requested_for, site_id, code, user_agent, address, context, created_at, expires_at, status, decided_at, decided_by)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        [
+          a.id,
+          a.secretHash,
+          a.kind,
+          a.userId,
+          a.requestedFor,
+          a.siteId,
+          a.code,
+          a.userAgent,
+          a.address,
+          a.context,
+          a.createdAt,
+          a.expiresAt,
+          a.status,
+          a.decidedAt,
+          a.decidedBy,
+        ],
+      )
+    },
+    get: async (id) => {
+      const r = one('SELECT * FROM approvals WHERE id = ?', id)
+      return r && toApproval(r)
+    },
+    getBySecretHash: async (secretHash) => {
+      const r = one('SELECT * FROM approvals WHERE secret_hash = ?', secretHash)
+      return r && toApproval(r)
+    },
+    listPending: async (userId, now) =>
+      all(
+        `SELECT * FROM approvals WHERE user_id = ? AND status = 'pending' AND expires_at > ?
+         ORDER BY created_at, id`,
+        userId,
+        now,
+      ).map(toApproval),
+    countPending: async (requestedFor, now) =>
+      Number(
+        (
+          one(
+            `SELECT COUNT(*) AS n FROM approvals WHERE requested_for = ? AND status = 'pending' AND expires_at > ?`,
+            requestedFor,
+            now,
+          ) as Row
+        ).n,
+      ),
+    decide: async (id, status, at, decidedBy) => {
+      const r = one(
+        `UPDATE approvals SET status = ?, decided_at = ?, decided_by = ?
+         WHERE id = ? AND status = 'pending' AND expires_at > ? RETURNING *`,
+        status,
+        at,
+        decidedBy,
+        id,
+        at,
+      )
+      return r && toApproval(r)
+    },
+    expireDue: async (now, limit) =>
+      all(
+        `UPDATE approvals SET status = 'expired', decided_at = expires_at
+         WHERE id IN (SELECT id FROM approvals WHERE status = 'pending' AND expires_at <= ? LIMIT ?)
+         RETURNING *`,
+        now,
+        limit,
+      ).map(toApproval),
+    markUsed: async (id, approvedSince) => {
+      const r = one(
+        `UPDATE approvals SET status = 'used' WHERE id = ? AND status = 'approved' AND decided_at >= ? RETURNING *`,
+        id,
+        approvedSince,
+      )
+      return r && toApproval(r)
+    },
+  }
+}

@@ -1,0 +1,104 @@
+import type { SQLInputValue } from 'node:sqlite'
+import type { EndReason } from '../../../../passport-frame/src/protocol/codes.ts'
+import type { RefreshRecord, RefreshRepo } from '../types.ts'
+import type { Row, Sql } from './connection.ts'
+
+export const toRefresh = (r: Row): RefreshRecord => ({
+  hash: r.hash as string,
+  familyId: r.family_id as string,
+  generation: Number(r.generation),
+  siteId: r.site_id as string,
+  userId: r.user_id as string,
+  sessionId: r.session_id as string,
+  issuedAt: Number(r.issued_at),
+  idleExpiresAt: Number(r.idle_expires_at),
+  absoluteExpiresAt: Number(r.absolute_expires_at),
+  usedAt: r.used_at === null ? null : Number(r.used_at),
+  successorHash: (r.successor_hash as string | null) ?? null,
+  successorSealed: (r.successor_sealed as string | null) ?? null,
+  revokedAt: r.revoked_at === null ? null : Number(r.revoked_at),
+  revokeReason: (r.revoke_reason as EndReason | null) ?? null,
+  jkt: (r.jkt as string | null) ?? null,
+})
+
+export function sqliteRefresh({ one, run, all }: Sql): RefreshRepo {
+  /** Revokes the live refresh credentials matching `where`; a revoked one keeps no sealed answer. */
+  const revokeRefresh = (where: string, params: SQLInputValue[], at: number, reason: EndReason): number =>
+    Number(
+      run(
+        `UPDATE refresh_tokens SET revoked_at = ?, revoke_reason = ?, successor_sealed = NULL
+         WHERE ${where} AND revoked_at IS NULL`,
+        [at, reason, ...params],
+      ).changes,
+    )
+  return {
+    create: async (t) => {
+      run(
+        `INSERT INTO refresh_tokens (hash, family_id, generation, site_id, user_id, session_id, issued_at,
+           idle_expires_at, absolute_expires_at, used_at, successor_hash, successor_sealed, revoked_at, revoke_reason,
+           jkt)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        [
+          t.hash,
+          t.familyId,
+          t.generation,
+          t.siteId,
+          t.userId,
+          t.sessionId,
+          t.issuedAt,
+          t.idleExpiresAt,
+          t.absoluteExpiresAt,
+          t.usedAt,
+          t.successorHash,
+          t.successorSealed,
+          t.revokedAt,
+          t.revokeReason,
+          t.jkt,
+        ],
+      )
+    },
+    get: async (hash) => {
+      const r = one('SELECT * FROM refresh_tokens WHERE hash = ?', hash)
+      return r && toRefresh(r)
+    },
+    head: async (familyId) => {
+      const r = one(
+        'SELECT * FROM refresh_tokens WHERE family_id = ? ORDER BY generation DESC LIMIT 1',
+        familyId,
+      )
+      return r && r.used_at === null && r.revoked_at === null ? toRefresh(r) : null
+    },
+    markRotated: async (hash, at, successorHash, sealed) =>
+      run(
+        `UPDATE refresh_tokens SET used_at = ?, successor_hash = ?, successor_sealed = ?
+         WHERE hash = ? AND used_at IS NULL AND revoked_at IS NULL`,
+        [at, successorHash, sealed, hash],
+      ).changes > 0,
+    revokeFamily: async (familyId, at, reason) => revokeRefresh('family_id = ?', [familyId], at, reason),
+    revokeSession: async (sessionId, at, reason) => revokeRefresh('session_id = ?', [sessionId], at, reason),
+    revokeSessionSite: async (sessionId, siteId, at, reason) =>
+      revokeRefresh('session_id = ? AND site_id = ?', [sessionId, siteId], at, reason),
+    revokeSite: async (siteId, at, reason) =>
+      all(
+        `UPDATE refresh_tokens SET revoked_at = ?, revoke_reason = ?, successor_sealed = NULL
+         WHERE site_id = ? AND revoked_at IS NULL RETURNING session_id, user_id`,
+        at,
+        reason,
+        siteId,
+      ).map((r) => ({ sessionId: r.session_id as string, userId: r.user_id as string })),
+    revokeOtherDevices: async (userId, siteId, keepSessionId, at, reason) => [
+      ...new Set(
+        all(
+          `UPDATE refresh_tokens SET revoked_at = ?, revoke_reason = ?, successor_sealed = NULL
+           WHERE user_id = ? AND site_id = ? AND session_id <> ? AND revoked_at IS NULL AND used_at IS NULL
+           RETURNING session_id`,
+          at,
+          reason,
+          userId,
+          siteId,
+          keepSessionId,
+        ).map((r) => r.session_id as string),
+      ),
+    ],
+  }
+}

@@ -1,0 +1,103 @@
+import type { SiteRecord, SiteRepo } from '../types.ts'
+import type { Caches } from './caches.ts'
+import type { Row, Sql } from './connection.ts'
+
+export const toSite = (r: Row): SiteRecord => ({
+  id: r.id as string,
+  name: r.name as string,
+  origins: JSON.parse(r.origins as string),
+  redirectUris: JSON.parse(r.redirect_uris as string),
+  loginModes: JSON.parse(r.login_modes as string),
+  tokenTtlSeconds: Number(r.token_ttl_seconds),
+  refreshIdleSeconds: Number(r.refresh_idle_seconds),
+  refreshAbsoluteSeconds: Number(r.refresh_absolute_seconds),
+  refreshBeforeSeconds: Number(r.refresh_before_seconds),
+  backchannelLogoutUri: (r.backchannel_logout_uri as string | null) ?? null,
+  oneDevicePerSite: r.one_device_per_site === 1,
+  dpopBoundTokens: r.dpop_bound_tokens === 1,
+  // The FedCM fields only where set: a record of a site without them reads as before.
+  ...(r.fedcm === 1 ? { fedcm: true } : {}),
+  ...(r.privacy_policy_url ? { privacyPolicyUrl: r.privacy_policy_url as string } : {}),
+  ...(r.terms_of_service_url ? { termsOfServiceUrl: r.terms_of_service_url as string } : {}),
+  authkeyVersion: Number(r.authkey_version),
+  clientSecretHash: r.client_secret_hash as string,
+  createdAt: Number(r.created_at),
+})
+
+const siteParams = (s: SiteRecord): Row => ({
+  $id: s.id,
+  $name: s.name,
+  $origins: JSON.stringify(s.origins),
+  $redirect_uris: JSON.stringify(s.redirectUris),
+  $login_modes: JSON.stringify(s.loginModes),
+  $token_ttl_seconds: s.tokenTtlSeconds,
+  $refresh_idle_seconds: s.refreshIdleSeconds,
+  $refresh_absolute_seconds: s.refreshAbsoluteSeconds,
+  $refresh_before_seconds: s.refreshBeforeSeconds,
+  $backchannel_logout_uri: s.backchannelLogoutUri,
+  $one_device_per_site: s.oneDevicePerSite ? 1 : 0,
+  $dpop_bound_tokens: s.dpopBoundTokens ? 1 : 0,
+  $fedcm: s.fedcm ? 1 : 0,
+  $privacy_policy_url: s.privacyPolicyUrl ?? null,
+  $terms_of_service_url: s.termsOfServiceUrl ?? null,
+  $authkey_version: s.authkeyVersion,
+  $client_secret_hash: s.clientSecretHash,
+  $created_at: s.createdAt,
+})
+
+/** Shared between requests, so nobody may change it. */
+const frozenSite = (s: SiteRecord): SiteRecord => {
+  for (const list of [s.origins, s.redirectUris, s.loginModes]) Object.freeze(list)
+  return Object.freeze(s)
+}
+
+export function sqliteSites({ one, run, all }: Sql, caches: Caches): SiteRepo {
+  return {
+    create: async (s) => {
+      caches.sites.forget()
+      run(
+        `INSERT INTO sites (id, name, origins, redirect_uris, login_modes, token_ttl_seconds,
+           refresh_idle_seconds, refresh_absolute_seconds, refresh_before_seconds, backchannel_logout_uri,
+           one_device_per_site, dpop_bound_tokens, fedcm, privacy_policy_url, terms_of_service_url,
+           authkey_version, client_secret_hash, created_at)
+         VALUES ($id, $name, $origins, $redirect_uris, $login_modes, $token_ttl_seconds,
+           $refresh_idle_seconds, $refresh_absolute_seconds, $refresh_before_seconds, $backchannel_logout_uri,
+           $one_device_per_site, $dpop_bound_tokens, $fedcm, $privacy_policy_url, $terms_of_service_url,
+           $authkey_version, $client_secret_hash, $created_at)`,
+        siteParams(s),
+      )
+    },
+    update: async (s) => {
+      caches.sites.forget()
+      run(
+        `UPDATE sites SET name = $name, origins = $origins, redirect_uris = $redirect_uris,
+           login_modes = $login_modes, token_ttl_seconds = $token_ttl_seconds,
+           refresh_idle_seconds = $refresh_idle_seconds, refresh_absolute_seconds = $refresh_absolute_seconds,
+           refresh_before_seconds = $refresh_before_seconds, backchannel_logout_uri = $backchannel_logout_uri,
+           one_device_per_site = $one_device_per_site, dpop_bound_tokens = $dpop_bound_tokens,
+           fedcm = $fedcm, privacy_policy_url = $privacy_policy_url,
+           terms_of_service_url = $terms_of_service_url, authkey_version = $authkey_version,
+           client_secret_hash = $client_secret_hash, created_at = $created_at
+         WHERE id = $id`,
+        siteParams(s),
+      )
+    },
+    get: async (id) =>
+      caches.sites.get(id, () => {
+        const r = one('SELECT * FROM sites WHERE id = ?', id)
+        return r && frozenSite(toSite(r))
+      }),
+    list: async () => all('SELECT * FROM sites ORDER BY id').map(toSite),
+    remove: async (id) => {
+      caches.sites.forget()
+      run(
+        `INSERT INTO retired_sites (id, authkey_version) SELECT id, authkey_version FROM sites WHERE id = ?
+         ON CONFLICT (id) DO UPDATE SET authkey_version = MAX(authkey_version, excluded.authkey_version)`,
+        [id],
+      )
+      return run('DELETE FROM sites WHERE id = ?', [id]).changes > 0
+    },
+    retiredVersion: async (id) =>
+      Number(one('SELECT authkey_version FROM retired_sites WHERE id = ?', id)?.authkey_version ?? 0),
+  }
+}
