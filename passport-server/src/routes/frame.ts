@@ -12,8 +12,9 @@ const PUBLIC_SCRIPTS = {
   '/passport.mjs': 'passport.mjs', // the SDK as an ES module
   '/frame.js': 'frame.js', // the frame's own code, loaded only by /frame/:site
   '/frame-approval.js': 'frame-approval.js', // the frame's approval prompt, loaded when one is asked
+  '/frame-shared.js': 'frame-shared.js', // the shared passport state, loaded by FedCM sites' frames
 } as const
-const FRAME_ONLY: ReadonlySet<string> = new Set(['/frame.js', '/frame-approval.js'])
+const FRAME_ONLY: ReadonlySet<string> = new Set(['/frame.js', '/frame-approval.js', '/frame-shared.js'])
 
 export function frameRoutes(deps: AppDeps, proofs: DpopProofs): Hono {
   const app = new Hono()
@@ -56,6 +57,11 @@ export function frameRoutes(deps: AppDeps, proofs: DpopProofs): Hono {
       serverTime: deps.clock.now(),
       dpopNonce: await proofs.currentNonce(),
     })
+    // Storage Access Headers: a FedCM site's frame that holds a grant but loads without it
+    // active is told to load with it (the passport's cookie and storage, no script call needed).
+    if (site.fedcm && c.req.header('Sec-Fetch-Storage-Access') === 'inactive') {
+      c.header('Activate-Storage-Access', 'load')
+    }
     c.header('Content-Security-Policy', page.csp)
     c.header('Cache-Control', 'no-store')
     return c.html(page.html)
