@@ -67,6 +67,8 @@ export async function startDemo(input: {
   clock?: Clock
   /** The key the store's secrets are sealed under; by default `master.key` in the data folder. */
   masterKey?: MasterKey
+  /** News and Shop registered with `--fedcm true` (`PASSPORT_DEMO_FEDCM=1`; docs/fedcm.md). */
+  fedcm?: boolean
 }): Promise<RunningDemo> {
   const { ports } = input
   const urls = {
@@ -95,6 +97,7 @@ export async function startDemo(input: {
       shop: `http://127.0.0.1:${ports.shop}/backchannel-logout`,
       docs: `http://127.0.0.1:${ports.docs}/passport/backchannel-logout`,
     },
+    { fedcm: input.fedcm === true },
   )
   const first = await listen(deps, ports.passport, '127.0.0.1')
   let passport: PassportServer | null = first
@@ -109,6 +112,7 @@ export async function startDemo(input: {
       authkey: seeded[id].authkey,
       sdk,
       distDir,
+      fedcm: input.fedcm === true,
     })
   const servers = [
     await listenApp(site('news', 'script').fetch, ports.news, log),
@@ -169,6 +173,7 @@ if (import.meta.main) {
     },
     dataDir: path.resolve(env.PASSPORT_DATA_DIR ?? 'data'),
     quiet: env.PASSPORT_QUIET === '1',
+    fedcm: env.PASSPORT_DEMO_FEDCM === '1',
     ...masterKeyOption(masterKeyFrom({ key: env.PASSPORT_MASTER_KEY, file: env.PASSPORT_MASTER_KEY_FILE })),
   })
   console.log(`
