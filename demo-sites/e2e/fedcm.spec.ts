@@ -31,6 +31,7 @@ test.afterAll(async () => {
 })
 // Third-party cookies blocked only: that is where FedCM earns its keep.
 test.skip(({ thirdPartyCookies }) => thirdPartyCookies !== 'blocked')
+test.setTimeout(60_000)
 
 interface Watched {
   page: Page
@@ -43,6 +44,7 @@ interface Watched {
 /** A tab whose FedCM dialogs are answered with the first account, its navigations counted. */
 async function watchedPage(context: BrowserContext, answer = true): Promise<Watched> {
   const page = await context.newPage()
+  page.on('console', (m) => console.info(`console: ${m.text()}`))
   const cdp = await context.newCDPSession(page)
   const dialogs: string[] = []
   const navigations: string[] = []
@@ -76,11 +78,14 @@ test('sign in on News with FedCM (one chooser, no navigation); Shop then opens s
   const news = await watchedPage(browserContext)
   await news.page.goto(urls.news)
   await expect(status(news.page)).toHaveText('Signed in as alice')
+  console.info(JSON.stringify(news))
   expect(news.dialogs).toHaveLength(1)
   expect(news.navigations).toEqual([])
 
   const shop = await watchedPage(browserContext)
   await shop.page.goto(urls.shop)
+  await shop.page.waitForTimeout(3000)
+  console.info(`shop: ${JSON.stringify(shop)}`)
   await expect(status(shop.page)).toHaveText('Signed in as alice')
   expect(shop.navigations).toEqual([])
   console.info(`shop dialogs: ${JSON.stringify(shop.dialogs)}`)

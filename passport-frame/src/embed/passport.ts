@@ -203,7 +203,7 @@ export function createPassport(options: PassportOptions): Passport {
       credential = await navigator.credentials.get({
         identity: {
           providers: [
-            { configURL: `${passportOrigin}/fedcm/config.json`, clientId: siteId, nonce, params: { nonce } },
+            { configURL: `${passportOrigin}/fedcm/config.json`, clientId: siteId, params: { nonce } },
           ],
         },
         mediation,
@@ -252,7 +252,11 @@ export function createPassport(options: PassportOptions): Passport {
         return signedOut(err instanceof PassportClientError ? err.reason : null)
       }
     }
-    if (callback) return signedOut(isEndReason(callback.reason) ? callback.reason : null)
+    if (callback) {
+      // A FedCM site's frame tells a signed-out page of a sign-in made on another such site.
+      if (fedcmUsable) ask({ type: 'token_request' }).then(signedIn, () => undefined)
+      return signedOut(isEndReason(callback.reason) ? callback.reason : null)
+    }
 
     const hint = store.readHint()
     const silentAllowed = options.silent !== false && Date.now() - store.lastSilentAttempt() > silentRetryMs

@@ -188,7 +188,8 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
       }
     })
   }
-  const shared = deps.connectShared?.(onSharedNews).catch(() => null) ?? Promise.resolve(null)
+  const connectShared = () => deps.connectShared?.(onSharedNews).catch(() => null) ?? Promise.resolve(null)
+  let shared = connectShared()
 
   const handle = async (msg: PageRequest, origin: string): Promise<void> => {
     if (msg.type === 'hello') {
@@ -228,6 +229,8 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
         case 'code_exchange': {
           const entry = remember(await api.exchangeCode(authkey, msg.code, msg.codeVerifier, msg.redirectUri))
           reply(origin, tokenReply(msg.id, entry))
+          // A FedCM sign-in has just granted this frame storage access: connect if not yet.
+          shared = shared.then((s) => s ?? connectShared())
           void shared.then((s) => s?.announce('signed_in'))
           return
         }

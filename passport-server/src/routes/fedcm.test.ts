@@ -82,7 +82,12 @@ describe('FedCM discovery', () => {
   test('the well-known file names the config, which names every endpoint on the issuer', async () => {
     const { app } = await fedcmWorld()
     const known = await app.request('/.well-known/web-identity')
-    expect(await known.json()).toEqual({ provider_urls: [`${TEST_ISSUER}/fedcm/config.json`] })
+    expect(await known.json()).toEqual({
+      provider_urls: [`${TEST_ISSUER}/fedcm/config.json`],
+      accounts_endpoint: `${TEST_ISSUER}/fedcm/accounts`,
+      login_url: `${TEST_ISSUER}/fedcm/sign-in`,
+    })
+    expect(known.headers.get('Cross-Origin-Resource-Policy')).toBe('cross-origin')
     const config = (await (await app.request('/fedcm/config.json')).json()) as Record<string, string>
     expect(config).toMatchObject({
       accounts_endpoint: `${TEST_ISSUER}/fedcm/accounts`,

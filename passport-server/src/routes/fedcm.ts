@@ -40,9 +40,24 @@ export function fedcmRoutes(deps: AppDeps): Hono {
   const app = new Hono()
   const issuer = deps.config.issuer
 
+  // The browser fetches these on behalf of the site's page: the default `same-origin` resource
+  // policy would block them (ERR_BLOCKED_BY_RESPONSE). What each may reveal is decided below.
+  for (const path of ['/.well-known/web-identity', '/fedcm/*']) {
+    app.use(path, async (c, next) => {
+      await next()
+      c.header('Cross-Origin-Resource-Policy', 'cross-origin')
+    })
+  }
+
   app.get('/.well-known/web-identity', (c) => {
     c.header('Cache-Control', 'no-store')
-    return c.json({ provider_urls: [`${issuer}${FEDCM_PATHS.config}`] })
+    // With client metadata in use, Chromium wants the accounts endpoint and login URL named here
+    // as well (so a config file per site cannot be used to track which site asks).
+    return c.json({
+      provider_urls: [`${issuer}${FEDCM_PATHS.config}`],
+      accounts_endpoint: `${issuer}${FEDCM_PATHS.accounts}`,
+      login_url: `${issuer}${FEDCM_PATHS.login}`,
+    })
   })
 
   app.get(FEDCM_PATHS.config, (c) => {
