@@ -44,14 +44,15 @@ interface Watched {
 /** A tab whose FedCM dialogs are answered with the first account, its navigations counted. */
 async function watchedPage(context: BrowserContext, answer = true): Promise<Watched> {
   const page = await context.newPage()
-  page.on('console', (m) => console.info(`console: ${m.text()}`))
   const cdp = await context.newCDPSession(page)
   const dialogs: string[] = []
   const navigations: string[] = []
   await cdp.send('FedCm.enable', { disableRejectionDelay: true })
   cdp.on('FedCm.dialogShown', (event) => {
     dialogs.push(event.dialogType)
-    if (answer) void cdp.send('FedCm.selectAccount', { dialogId: event.dialogId, accountIndex: 0 })
+    // A dialog without accounts (the passport signed out: "sign in to passport?") is closed.
+    if (answer && event.dialogType === 'AccountChooser')
+      void cdp.send('FedCm.selectAccount', { dialogId: event.dialogId, accountIndex: 0 })
     else void cdp.send('FedCm.dismissDialog', { dialogId: event.dialogId })
   })
   let first = true
@@ -78,15 +79,87 @@ test('sign in on News with FedCM (one chooser, no navigation); Shop then opens s
   const news = await watchedPage(browserContext)
   await news.page.goto(urls.news)
   await expect(status(news.page)).toHaveText('Signed in as alice')
-  console.info(JSON.stringify(news))
   expect(news.dialogs).toHaveLength(1)
   expect(news.navigations).toEqual([])
 
   const shop = await watchedPage(browserContext)
   await shop.page.goto(urls.shop)
-  await shop.page.waitForTimeout(3000)
-  console.info(`shop: ${JSON.stringify(shop)}`)
   await expect(status(shop.page)).toHaveText('Signed in as alice')
   expect(shop.navigations).toEqual([])
-  console.info(`shop dialogs: ${JSON.stringify(shop.dialogs)}`)
+  expect(shop.dialogs).toHaveLength(1)
+})
+
+/** News and Shop both connected through FedCM in this profile, both signed in. */
+async function connectBoth(context: BrowserContext): Promise<{ news: Watched; shop: Watched }> {
+  await passportSession(context)
+  const news = await watchedPage(context)
+  await news.page.goto(urls.news)
+  await expect(status(news.page)).toHaveText('Signed in as alice')
+  const shop = await watchedPage(context)
+  await shop.page.goto(urls.shop)
+  await expect(status(shop.page)).toHaveText('Signed in as alice')
+  return { news, shop }
+}
+
+test('a Shop tab opened signed out picks up a sign-in made on News within a second, no reload', async ({
+  browserContext,
+}) => {
+  const { news, shop } = await connectBoth(browserContext)
+  await shop.page.getByRole('button', { name: 'Sign out' }).click()
+  await expect(status(news.page)).toHaveText('You are not signed in.')
+  await shop.page.close()
+
+  const waiting = await watchedPage(browserContext)
+  await waiting.page.goto(urls.shop)
+  await expect(status(waiting.page)).toHaveText('You are not signed in.')
+  const settled = waiting.navigations.length
+
+  // Sign in on News again (the passport has no session now: its password page).
+  await news.page.getByRole('button', { name: 'Sign in', exact: true }).click()
+  await expect(news.page).toHaveURL(/passport\.localhost/)
+  await news.page.getByLabel('Username', { exact: true }).fill('alice')
+  await news.page.getByLabel('Password', { exact: true }).fill('alice-password-1')
+  await news.page.getByRole('button', { name: 'Sign in', exact: true }).click()
+  await expect(status(news.page)).toHaveText('Signed in as alice')
+  const signedInAt = Date.now()
+  await expect(status(waiting.page)).toHaveText('Signed in as alice', { timeout: 1_500 })
+  console.info(`Shop picked the sign-in up ${Date.now() - signedInAt} ms after News showed it`)
+  expect(waiting.navigations.length).toBe(settled)
+})
+
+test('a sign-out on Shop reaches News with the live channel blocked', async ({ browserContext }) => {
+  await browserContext.routeWebSocket(/\/live/, (ws) => ws.close())
+  const { news, shop } = await connectBoth(browserContext)
+  await shop.page.getByRole('button', { name: 'Sign out' }).click()
+  await expect(status(shop.page)).toHaveText('You are not signed in.')
+  await expect(status(news.page)).toHaveText('You are not signed in.', { timeout: 2_000 })
+})
+
+test('DEBUG storage access', async ({ browserContext }) => {
+  const { news } = await connectBoth(browserContext)
+  news.page.on('console', (m) => console.info(`news console: ${m.text()}`))
+  await news.page.reload()
+  await expect(status(news.page)).toHaveText('Signed in as alice')
+  const frame = news.page.frames().find((f) => f.url().includes('passport.localhost'))
+  const info = await frame?.evaluate(async () => {
+    const out: Record<string, unknown> = {}
+    out.has = await document.hasStorageAccess()
+    out.perm = (await navigator.permissions.query({ name: 'storage-access' as PermissionName })).state
+    try {
+      await document.requestStorageAccess()
+      out.req = 'ok'
+    } catch (e) {
+      out.req = String(e)
+    }
+    try {
+      const h = await (
+        document as unknown as { requestStorageAccess(x: unknown): Promise<{ localStorage: Storage }> }
+      ).requestStorageAccess({ localStorage: true })
+      out.ls = h.localStorage.getItem('passport:shared')
+    } catch (e) {
+      out.ls = String(e)
+    }
+    return out
+  })
+  console.info(JSON.stringify(info))
 })

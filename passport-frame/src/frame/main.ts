@@ -89,7 +89,6 @@ if (site && window.parent !== window) {
             import('./shared-state.ts').then((m) =>
               m.connectSharedState({
                 doc: document as unknown as Parameters<typeof m.connectSharedState>[0]['doc'],
-                permissions: navigator.permissions ?? null,
                 onNews,
               }),
             ),

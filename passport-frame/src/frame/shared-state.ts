@@ -26,19 +26,16 @@ const POLL_MS = 250
 
 export async function connectSharedState(input: {
   doc: StorageAccessDocument
-  permissions: Pick<Permissions, 'query'> | null
   onNews: (news: SharedNews) => void
   pollMs?: number
 }): Promise<SharedState | null> {
   const { doc } = input
   let storage: Storage | null = null
   try {
-    if (!(await doc.hasStorageAccess())) {
-      // Asking without a grant would need a click in this hidden frame: only take what FedCM gave.
-      const permission = await input.permissions?.query({ name: 'storage-access' as PermissionName })
-      if (permission?.state !== 'granted') return null
-      await doc.requestStorageAccess()
-    }
+    // Without a click in this hidden frame, the browser grants only what a FedCM sign-in on this
+    // site allows (the `storage-access` permission still reads "prompt" then); else it refuses,
+    // silently: no prompt can appear.
+    if (!(await doc.hasStorageAccess())) await doc.requestStorageAccess()
     storage = (await doc.requestStorageAccess({ localStorage: true }))?.localStorage ?? null
   } catch {
     return null
