@@ -31,7 +31,8 @@ test.afterAll(async () => {
 })
 // Third-party cookies blocked only: that is where FedCM earns its keep.
 test.skip(({ thirdPartyCookies }) => thirdPartyCookies !== 'blocked')
-test.setTimeout(60_000)
+// Each case signs in a few times over; the shared test machine can be slow.
+test.setTimeout(120_000)
 
 interface Watched {
   page: Page
@@ -52,8 +53,8 @@ async function watchedPage(context: BrowserContext, answer = true): Promise<Watc
     dialogs.push(event.dialogType)
     // A dialog without accounts (the passport signed out: "sign in to passport?") is closed.
     if (answer && event.dialogType === 'AccountChooser')
-      void cdp.send('FedCm.selectAccount', { dialogId: event.dialogId, accountIndex: 0 })
-    else void cdp.send('FedCm.dismissDialog', { dialogId: event.dialogId })
+      cdp.send('FedCm.selectAccount', { dialogId: event.dialogId, accountIndex: 0 }).catch(() => {})
+    else cdp.send('FedCm.dismissDialog', { dialogId: event.dialogId }).catch(() => {})
   })
   let first = true
   page.on('framenavigated', (frame) => {
@@ -135,31 +136,101 @@ test('a sign-out on Shop reaches News with the live channel blocked', async ({ b
   await expect(status(news.page)).toHaveText('You are not signed in.', { timeout: 2_000 })
 })
 
-test('DEBUG storage access', async ({ browserContext }) => {
-  const { news } = await connectBoth(browserContext)
-  news.page.on('console', (m) => console.info(`news console: ${m.text()}`))
-  await news.page.reload()
-  await expect(status(news.page)).toHaveText('Signed in as alice')
-  const frame = news.page.frames().find((f) => f.url().includes('passport.localhost'))
-  const info = await frame?.evaluate(async () => {
-    const out: Record<string, unknown> = {}
-    out.has = await document.hasStorageAccess()
-    out.perm = (await navigator.permissions.query({ name: 'storage-access' as PermissionName })).state
-    try {
-      await document.requestStorageAccess()
-      out.req = 'ok'
-    } catch (e) {
-      out.req = String(e)
-    }
-    try {
-      const h = await (
-        document as unknown as { requestStorageAccess(x: unknown): Promise<{ localStorage: Storage }> }
-      ).requestStorageAccess({ localStorage: true })
-      out.ls = h.localStorage.getItem('passport:shared')
-    } catch (e) {
-      out.ls = String(e)
-    }
-    return out
+/** A request to the passport from outside the browser, with the profile's passport cookies. */
+async function passportRequest(context: BrowserContext, pathname: string, init: RequestInit = {}) {
+  const cookies = await context.cookies(urls.passport)
+  // Node does not resolve *.localhost: the loopback address, the cookies by hand.
+  return fetch(`http://127.0.0.1:${ports.passport}${pathname}`, {
+    ...init,
+    headers: {
+      ...(init.headers as Record<string, string>),
+      Cookie: cookies.map((c) => `${c.name}=${c.value}`).join('; '),
+    },
   })
-  console.info(JSON.stringify(info))
+}
+
+/** Whether the passport frame embedded in `page` holds (or can get, unprompted) storage access. */
+async function frameStorageAccess(page: Page): Promise<boolean> {
+  const frame = page.frames().find((f) => f.url().startsWith(`${urls.passport}/frame/`))
+  if (!frame) throw new Error('no passport frame')
+  return frame.evaluate(() =>
+    document.requestStorageAccess().then(
+      () => true,
+      () => false,
+    ),
+  )
+}
+
+test('disconnect: after IdentityCredential.disconnect the site is not auto-granted any more, and its sign-in ends', async ({
+  browserContext,
+}) => {
+  const { news } = await connectBoth(browserContext)
+  expect(await frameStorageAccess(news.page)).toBe(true)
+  const accounts = await passportRequest(browserContext, '/fedcm/accounts', {
+    headers: { 'Sec-Fetch-Dest': 'webidentity' },
+  })
+  const accountId = ((await accounts.json()) as { accounts: { id: string }[] }).accounts[0]?.id
+  await news.page.evaluate(
+    ([configURL, accountHint]) =>
+      (
+        window as unknown as {
+          IdentityCredential: {
+            disconnect(o: { configURL: string; clientId: string; accountHint: string }): Promise<void>
+          }
+        }
+      ).IdentityCredential.disconnect({
+        configURL: configURL as string,
+        clientId: 'news',
+        accountHint: accountHint as string,
+      }),
+    [`${urls.passport}/fedcm/config.json`, accountId],
+  )
+  // The passport ended this device's sign-in on News (pushed to the tab) ...
+  await expect(status(news.page)).toHaveText('You are not signed in.')
+  // ... and the browser no longer lets News's passport frame in unprompted.
+  const again = await watchedPage(browserContext, false)
+  await again.page.goto(urls.news)
+  await expect(status(again.page)).toHaveText('You are not signed in.')
+  expect(await frameStorageAccess(again.page)).toBe(false)
+})
+
+test("hostile twins: no assertion for evil.localhost or for another site's client_id, none without webidentity", async ({
+  browserContext,
+}) => {
+  await connectBoth(browserContext)
+  const ask = (page: Page, clientId: string) =>
+    page.evaluate(
+      ([configURL, id]) =>
+        navigator.credentials
+          .get({
+            identity: { providers: [{ configURL, clientId: id, params: { nonce: 'x'.repeat(43) } }] },
+            mediation: 'optional',
+          } as CredentialRequestOptions)
+          .then(
+            (c) => `token:${(c as unknown as { token: string }).token}`,
+            (e: Error) => `refused:${e.name}`,
+          ),
+      [`${urls.passport}/fedcm/config.json`, clientId],
+    )
+  // evil.localhost, not registered: a blank page of its own (no CSP of the demo's hostile site).
+  const evil = await watchedPage(browserContext)
+  await evil.page.route(`${urls.evil}blank`, (route) =>
+    route.fulfill({ contentType: 'text/html', body: '<!doctype html><title>evil</title>' }),
+  )
+  await evil.page.goto(`${urls.evil}blank`)
+  expect(await ask(evil.page, 'news')).toMatch(/^refused:/)
+  expect(await ask(evil.page, 'evil')).toMatch(/^refused:/)
+  // Shop, registered, asking with News's client_id.
+  const shop = await watchedPage(browserContext)
+  await shop.page.goto(urls.shop)
+  await expect(status(shop.page)).toHaveText('Signed in as alice')
+  expect(await ask(shop.page, 'news')).toMatch(/^refused:/)
+  // A request the browser's FedCM did not make (no Sec-Fetch-Dest: webidentity), cookies and all.
+  const forged = await passportRequest(browserContext, '/fedcm/assertion', {
+    method: 'POST',
+    headers: { Origin: urls.news.slice(0, -1), 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ client_id: 'news', account_id: 'x', nonce: 'x'.repeat(43) }).toString(),
+  })
+  expect(forged.status).toBe(403)
+  expect(forged.headers.get('access-control-allow-origin')).toBeNull()
 })
