@@ -705,7 +705,7 @@ describe('FedCM (issue 17)', () => {
     const get = withFedcm(env, async () => ({ token: 'fedcm-code' }))
     const p = start(env, { fedcm: true })
     expect((await p.ready).status).toBe('signed_in')
-    expect((get.mock.calls[0]?.[0] as { mediation: string }).mediation).toBe('optional')
+    expect(get.mock.calls[0]?.[0]).toMatchObject({ mediation: 'optional' })
     expect(env.browser.location.navigations).toEqual([])
   })
 
