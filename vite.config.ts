@@ -37,8 +37,15 @@ export default defineConfig(({ mode }): UserConfig => {
         // Vite leaves whitespace in ES library output (to keep pure annotations for a bundler
         // downstream); these files are served as they are, so minify them fully.
         minify: true,
-        // The frame's approval prompt is loaded on demand, under a fixed name the passport serves.
-        rolldownOptions: { output: { minify: true, chunkFileNames: 'frame-approval.js' } },
+        // The frame's approval prompt and its FedCM shared state are loaded on demand, under
+        // fixed names the passport serves.
+        rolldownOptions: {
+          output: {
+            minify: true,
+            chunkFileNames: (chunk) =>
+              chunk.name.includes('shared') ? 'frame-shared.js' : 'frame-approval.js',
+          },
+        },
       },
     }
   }

@@ -76,6 +76,8 @@ export async function startDemo(input: {
   management?: ManagementOptions | null
   /** Also writes the passport's JSON log lines to this file (even when quiet): the e2e log check. */
   logFile?: string
+  /** News and Shop registered with `--fedcm true` (`PASSPORT_DEMO_FEDCM=1`; docs/fedcm.md). */
+  fedcm?: boolean
 }): Promise<RunningDemo> {
   const { ports } = input
   const urls = {
@@ -110,6 +112,7 @@ export async function startDemo(input: {
       shop: `http://127.0.0.1:${ports.shop}/backchannel-logout`,
       docs: `http://127.0.0.1:${ports.docs}/passport/backchannel-logout`,
     },
+    { fedcm: input.fedcm === true },
   )
   const first = await listen(deps, ports.passport, '127.0.0.1', listenOptions)
   let passport: PassportServer | null = first
@@ -124,6 +127,7 @@ export async function startDemo(input: {
       authkey: seeded[id].authkey,
       sdk,
       distDir,
+      fedcm: input.fedcm === true,
     })
   const servers = [
     await listenApp(site('news', 'script').fetch, ports.news, log),
@@ -187,6 +191,7 @@ if (import.meta.main) {
     ...(env.PASSPORT_SCRAM_ITERATIONS ? { scramIterations: Number(env.PASSPORT_SCRAM_ITERATIONS) } : {}),
     management: managementFromEnv(env),
     ...(env.PASSPORT_LOG_FILE ? { logFile: path.resolve(env.PASSPORT_LOG_FILE) } : {}),
+    fedcm: env.PASSPORT_DEMO_FEDCM === '1',
     ...masterKeyOption(masterKeyFrom({ key: env.PASSPORT_MASTER_KEY, file: env.PASSPORT_MASTER_KEY_FILE })),
   })
   console.log(`

@@ -19,6 +19,8 @@ export interface DemoSiteOptions {
   sdk: 'script' | 'module'
   /** Built pages (vite output: dist/sites). */
   distDir: string
+  /** Registered with `--fedcm true`: the page signs in through the browser's FedCM dialog. */
+  fedcm?: boolean
 }
 
 function escapeAttr(value: string): string {
@@ -43,14 +45,15 @@ export function createDemoSiteApp(options: DemoSiteOptions): Hono {
   const template = readFileSync(path.join(options.distDir, options.id, 'index.html'), 'utf8')
   const sdkTags =
     options.sdk === 'script'
-      ? `<script src="${escapeAttr(options.passportOrigin)}/passport.js" data-authkey="${escapeAttr(options.authkey)}"></script>`
-      : `<meta name="passport-origin" content="${escapeAttr(options.passportOrigin)}"><meta name="passport-authkey" content="${escapeAttr(options.authkey)}">`
+      ? `<script src="${escapeAttr(options.passportOrigin)}/passport.js" data-authkey="${escapeAttr(options.authkey)}"${options.fedcm ? ' data-fedcm="true"' : ''}></script>`
+      : `<meta name="passport-origin" content="${escapeAttr(options.passportOrigin)}"><meta name="passport-authkey" content="${escapeAttr(options.authkey)}">${options.fedcm ? '<meta name="passport-fedcm" content="true">' : ''}`
   const page = template.replace('<!-- passport-sdk -->', sdkTags)
   const csp = [
     "default-src 'self'",
     `script-src 'self' ${options.passportOrigin}`,
     `frame-src ${options.passportOrigin}`,
-    "connect-src 'self'",
+    // FedCM: the browser fetches the passport's config under the page's connect-src.
+    `connect-src 'self'${options.fedcm ? ` ${options.passportOrigin}` : ''}`,
     "img-src 'self' data:",
     "frame-ancestors 'none'",
     "base-uri 'none'",

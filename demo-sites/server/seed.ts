@@ -21,6 +21,8 @@ export async function seedDemo(
   sites: { news: string; shop: string; docs: string },
   /** Where each demo backend takes back-channel logout tokens (an address Node can reach). */
   backchannel: { news: string; shop: string; docs: string },
+  /** News and Shop opt in to FedCM (docs/fedcm.md). */
+  options: { fedcm?: boolean } = {},
 ): Promise<{ news: RegisteredSite; shop: RegisteredSite; docs: RegisteredSite }> {
   for (const user of DEMO_USERS) {
     if (await deps.store.users.findByUsername(user.username)) continue
@@ -41,6 +43,7 @@ export async function seedDemo(
       origins: [sites.news],
       loginModes: ['password', 'device'],
       backchannelLogoutUri: backchannel.news,
+      ...(options.fedcm ? { fedcm: true, privacyPolicyUrl: `${sites.news}/privacy` } : {}),
     }),
     shop: await ensureSite(deps, {
       id: 'shop',
@@ -48,6 +51,7 @@ export async function seedDemo(
       origins: [sites.shop],
       loginModes: ['password', 'device'],
       backchannelLogoutUri: backchannel.shop,
+      ...(options.fedcm ? { fedcm: true } : {}),
       // Shop shows the other kind: its tokens name the frame's key, and its backend wants a proof.
       dpopBoundTokens: true,
     }),

@@ -27,7 +27,8 @@ export function mountDemo(passport: Passport, root: HTMLElement): void {
     message.textContent = signedOutLocally ? 'You signed out.' : reason ? SIGNED_OUT_MESSAGES[reason] : ''
     message.hidden = message.textContent === ''
     button.textContent = 'Sign in'
-    button.onclick = () => void passport.login()
+    // The browser's own "Continue as" dialog where the site uses FedCM; else the passport's page.
+    button.onclick = () => void passport.login({ mode: 'fedcm' })
     button.disabled = false
   }
   const showSignedIn = (me: Me) => {

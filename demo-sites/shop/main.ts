@@ -6,5 +6,6 @@ const meta = (name: string) => document.querySelector<HTMLMetaElement>(`meta[nam
 const passport = createPassport({
   authkey: meta('passport-authkey'),
   passportOrigin: meta('passport-origin'),
+  fedcm: meta('passport-fedcm') === 'true',
 })
 mountDemo(passport, document.getElementById('app') as HTMLElement)

@@ -19,8 +19,20 @@ import { afterAll, expect, test } from 'vitest'
  * Raised to 9.6 KiB (9,649 B measured) when the frame-bound credentials (issue 13: the frame's
  * own key, DPoP proofs, the socket's challenge), the outage handling and the page-flood limit
  * (issue 14) landed together: issue 18's 8 KiB target is not met with them, and stays open.
+ *
+ * Raised to 10.0 KiB (9,972 B measured, +416 B) by FedCM (issue 17): the SDK's sign-in through
+ * the browser's own dialog (+234 B; it has to be in the SDK: FedCM is called by the site's
+ * document, never the frame) and the frame's hooks for the passport-wide shared state (+182 B);
+ * the shared state itself is fetched only by FedCM sites' frames (`frame-shared.js`, 0.4 KiB).
  */
-const BUDGET_BYTES = 9_700
+/*
+ * Raised to 10.2 KiB (10,133 B measured) when FedCM, the passport's refresh request
+ * (`refresh_now`, issue 19: the frame refreshes when asked and tells its page) and the graceful
+ * restart (close code 4503, issue 15: reconnect at once, elsewhere) landed together. Issue 18's
+ * 8 KiB target is further away, not closer: the next step is to move what only a first visit
+ * needs (PKCE, FedCM) out of the page SDK into on-demand chunks, as the approval prompt was.
+ */
+const BUDGET_BYTES = 10_200
 /** The on-demand approval prompt, on its own (1,747 B once the code is typed rather than picked). */
 const APPROVAL_BUDGET_BYTES = 1_800
 

@@ -10,6 +10,7 @@ import { adminRoutes } from './routes/admin.ts'
 import { authorizeRoutes } from './routes/authorize.ts'
 import { cibaRoutes } from './routes/ciba.ts'
 import { deviceSignInRoutes } from './routes/device-sign-in.ts'
+import { fedcmRoutes } from './routes/fedcm.ts'
 import { frameRoutes } from './routes/frame.ts'
 import { frameApiRoutes } from './routes/frame-api.ts'
 import { createDrainState, type DrainState, healthRoutes } from './routes/health.ts'
@@ -60,6 +61,7 @@ export function createApp(deps: AppDeps, options: { drain?: DrainState } = {}): 
   app.route('/', siteApiRoutes(deps))
   app.route('/', refreshRequestRoutes(deps))
   app.route('/', wellKnownRoutes(deps))
+  app.route('/', fedcmRoutes(deps))
   app.route('/', liveInternalRoutes(deps))
   // Load-balancer checks; `drain` is set by the graceful shutdown (server.ts).
   app.route('/', healthRoutes(deps, options.drain ?? createDrainState()))

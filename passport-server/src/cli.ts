@@ -19,6 +19,7 @@ export const CLI_USAGE = `usage: npm run passport -- <command>
            [--refresh-idle SECONDS]
            [--refresh-absolute SECONDS] [--refresh-before SECONDS]
            [--backchannel-logout-uri URL]
+           [--fedcm true|false] [--privacy-policy-url URL] [--terms-of-service-url URL]
       Registers a site (or replaces its config) and prints its authkey and client secret.
       Replacing a site's config voids its earlier authkeys. Login modes: password only unless
       given (device: sign in with another device; ciba: backchannel requests).
@@ -92,6 +93,9 @@ function parseCliOptions(args: string[]) {
       'backchannel-logout-uri': { type: 'string' },
       'one-device-per-site': { type: 'string' },
       'dpop-bound-tokens': { type: 'string' },
+      fedcm: { type: 'string' },
+      'privacy-policy-url': { type: 'string' },
+      'terms-of-service-url': { type: 'string' },
       user: { type: 'string' },
       json: { type: 'boolean' },
       admin: { type: 'boolean' },
@@ -143,6 +147,7 @@ export async function runCli(deps: AppDeps, argv: string[], io: CliIo): Promise<
       for (const [flag, value] of [
         ['one-device-per-site', oneDevice],
         ['dpop-bound-tokens', dpopBound],
+        ['fedcm', values.fedcm],
       ] as const) {
         if (value !== undefined && value !== 'true' && value !== 'false') {
           throw new PassportError('invalid_request', `--${flag} takes true or false`)
@@ -163,6 +168,9 @@ export async function runCli(deps: AppDeps, argv: string[], io: CliIo): Promise<
           : {}),
         ...(oneDevice ? { oneDevicePerSite: oneDevice === 'true' } : {}),
         ...(dpopBound ? { dpopBoundTokens: dpopBound === 'true' } : {}),
+        ...(values.fedcm ? { fedcm: values.fedcm === 'true' } : {}),
+        ...(values['privacy-policy-url'] ? { privacyPolicyUrl: values['privacy-policy-url'] } : {}),
+        ...(values['terms-of-service-url'] ? { termsOfServiceUrl: values['terms-of-service-url'] } : {}),
       })
       await recordAudit(deps, { type: 'cli_site_registered', actor: 'cli', siteId: site.id })
       return answer(
@@ -185,7 +193,7 @@ export async function runCli(deps: AppDeps, argv: string[], io: CliIo): Promise<
           ? ['no sites registered']
           : sites.map(
               (s) =>
-                `${s.id}\t${s.name}\t${s.origins.join(',')}\tttl=${s.tokenTtlSeconds}s\trefresh=${s.refreshBeforeSeconds}s-before,idle=${s.refreshIdleSeconds}s,max=${s.refreshAbsoluteSeconds}s\tone-device=${s.oneDevicePerSite}\tdpop-bound=${s.dpopBoundTokens}\tv${s.authkeyVersion}`,
+                `${s.id}\t${s.name}\t${s.origins.join(',')}\tttl=${s.tokenTtlSeconds}s\trefresh=${s.refreshBeforeSeconds}s-before,idle=${s.refreshIdleSeconds}s,max=${s.refreshAbsoluteSeconds}s\tone-device=${s.oneDevicePerSite}\tdpop-bound=${s.dpopBoundTokens}${s.fedcm ? '\tfedcm' : ''}\tv${s.authkeyVersion}`,
             ),
       )
     }

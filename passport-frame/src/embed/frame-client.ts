@@ -36,6 +36,10 @@ export function createFrameClient(input: {
   const iframe = document.createElement('iframe')
   iframe.src = input.frameUrl
   iframe.title = 'Passport'
+  // The site lets the frame use its FedCM connection: Chromium then grants it storage access
+  // (the passport's cookie and shared storage) with no prompt once the user chose the passport
+  // in the browser's FedCM dialog on this site (docs/fedcm.md). Without that choice it means nothing.
+  iframe.allow = 'identity-credentials-get'
   iframe.setAttribute('aria-hidden', 'true')
   iframe.tabIndex = -1
   const hidden = 'position:absolute;width:0;height:0;border:0;visibility:hidden'

@@ -655,3 +655,80 @@ describe('a passing outage (@see issue 14)', () => {
     }
   })
 })
+
+describe('FedCM (issue 17)', () => {
+  /** A browser with FedCM whose dialog answers `answer` (a code, or a refusal). */
+  const withFedcm = (env: ReturnType<typeof setup>, answer: () => Promise<unknown>) => {
+    Object.assign(env.browser.window, { IdentityCredential: function IdentityCredential() {} })
+    const get = vi.fn(async (_options: unknown) => answer())
+    vi.stubGlobal('navigator', { credentials: { get } })
+    return get
+  }
+  afterEach(() => vi.unstubAllGlobals())
+
+  it("login({mode:'fedcm'}): the chooser's code is redeemed by the frame with the verifier of its nonce, no navigation", async () => {
+    const env = setup()
+    const get = withFedcm(env, async () => ({ token: 'fedcm-code' }))
+    seedSilentAttempt(env.browser, 1_000) // a signed-out page: no automatic attempt
+    const p = start(env, { fedcm: true })
+    await p.ready
+    const state = await p.login({ mode: 'fedcm' })
+    expect(state.status).toBe('signed_in')
+    expect(env.browser.location.navigations).toEqual([])
+    const options = get.mock.calls.at(-1)?.[0] as {
+      identity: { providers: { configURL: string; clientId: string; params: { nonce: string } }[] }
+      mediation: string
+    }
+    const provider = options.identity.providers[0]
+    expect(provider?.configURL).toBe(`${PASSPORT}/fedcm/config.json`)
+    expect(provider?.clientId).toBe('news')
+    const [, code, verifier, redirectUri] = env.api.exchangeCode.mock.calls[0] ?? []
+    expect(code).toBe('fedcm-code')
+    expect(redirectUri).toBe(NEWS)
+    expect(provider?.params.nonce).toBe(await pkceChallenge(verifier as string))
+  })
+
+  it("login({mode:'fedcm'}) falls back to the passport's page when FedCM gives nothing", async () => {
+    const env = setup()
+    withFedcm(env, async () => {
+      throw new DOMException('no account', 'NetworkError')
+    })
+    seedSilentAttempt(env.browser, 1_000)
+    const p = start(env, { fedcm: true })
+    await p.ready
+    void p.login({ mode: 'fedcm' })
+    await waitFor(() => expect(env.browser.location.navigations).toHaveLength(1))
+    expect(env.browser.location.navigations[0]).toMatchObject({ kind: 'assign' })
+    expect(env.api.exchangeCode).not.toHaveBeenCalled()
+  })
+
+  it('a site that did not opt in never asks FedCM, even with the browser able to', async () => {
+    const env = setup()
+    const get = withFedcm(env, async () => ({ token: 'fedcm-code' }))
+    seedSilentAttempt(env.browser, 1_000)
+    const p = start(env)
+    await p.ready
+    void p.login({ mode: 'fedcm' })
+    await waitFor(() => expect(env.browser.location.navigations).toHaveLength(1))
+    expect(get).not.toHaveBeenCalled()
+  })
+
+  it('a first visit of a FedCM site tries the chooser before the silent hop, and needs no hop if it answers', async () => {
+    const env = setup()
+    const get = withFedcm(env, async () => ({ token: 'fedcm-code' }))
+    const p = start(env, { fedcm: true })
+    expect((await p.ready).status).toBe('signed_in')
+    expect(get.mock.calls[0]?.[0]).toMatchObject({ mediation: 'optional' })
+    expect(env.browser.location.navigations).toEqual([])
+  })
+
+  it('a first visit of a FedCM site goes on to the silent hop when the chooser gives nothing', async () => {
+    const env = setup()
+    withFedcm(env, async () => {
+      throw new DOMException('dismissed', 'NetworkError')
+    })
+    start(env, { fedcm: true })
+    await waitFor(() => expect(env.browser.location.navigations).toHaveLength(1))
+    expect(env.browser.location.navigations[0]?.url).toContain('prompt=none')
+  })
+})

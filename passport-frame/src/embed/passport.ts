@@ -31,6 +31,11 @@ export interface PassportOptions {
   silent?: boolean
   /** After a silent attempt found no sign-in, wait this long before another. Default 60. */
   silentRetrySeconds?: number
+  /**
+   * The site is registered with `--fedcm true`: where the browser has FedCM, sign in through its
+   * own "Continue as" dialog with no navigation (docs/fedcm.md). Default false.
+   */
+  fedcm?: boolean
 }
 
 export type PassportState =
@@ -54,8 +59,12 @@ export interface Passport {
   getToken(): Promise<string>
   /** Asks the passport whether the current token is still valid, and why not. */
   check(): Promise<CheckResult>
-  /** Goes to the passport sign-in page; comes back signed in. */
-  login(): Promise<never>
+  /**
+   * Signs in. By default goes to the passport sign-in page and comes back signed in; with
+   * `{ mode: 'fedcm' }`, where the browser has FedCM and the site opted in, the browser's own
+   * account chooser signs the page in without leaving it (falling back to the redirect).
+   */
+  login(options?: { mode?: 'redirect' | 'fedcm' }): Promise<PassportState>
   /** Refreshes the token now (the frame normally does it on its own, minutes before expiry). */
   refresh(): Promise<string>
   /**
@@ -126,11 +135,14 @@ export function createPassport(options: PassportOptions): Passport {
       const created = createFrameClient({
         passportOrigin,
         frameUrl: `${passportOrigin}/frame/${siteId}`,
-        // A refresh the passport asked for: take the new token (and its expiry) from the frame.
-        onEvent: (event) =>
-          event.type === 'session_event'
-            ? signedOut(event.reason)
-            : state.status === 'signed_in' && takeToken(),
+        onEvent: (event) => {
+          if (event.type === 'token_refreshed') {
+            // A refresh the passport asked for: take the new token (and its expiry) from the frame.
+            if (state.status === 'signed_in') takeToken()
+          } else if (event.event === 'signed_out') signedOut(event.reason)
+          else if (state.status !== 'signed_in')
+            ask({ type: 'token_request' }).then(signedIn, () => undefined)
+        },
       })
       frame = created
       // A frame that did not answer hello (it loaded while the passport was down) never will:
@@ -178,6 +190,39 @@ export function createPassport(options: PassportOptions): Passport {
     return new Promise<never>(() => {}) // the page is going away
   }
 
+  /**
+   * FedCM (where the browser has it and the site opted in): the browser asks the passport for the
+   * user's account and, once chosen, a one-time code bound to our PKCE challenge (the nonce) and
+   * this origin; the frame redeems it like the redirect's code. Null if FedCM gave nothing.
+   */
+  const fedcmUsable = options.fedcm === true && 'IdentityCredential' in window
+  const signInWithFedcm = async (
+    mediation: CredentialMediationRequirement,
+  ): Promise<PassportState | null> => {
+    const codeVerifier = randomToken()
+    const nonce = await pkceChallenge(codeVerifier)
+    let credential: Credential | null
+    try {
+      credential = await navigator.credentials.get({
+        identity: {
+          providers: [
+            { configURL: `${passportOrigin}/fedcm/config.json`, clientId: siteId, params: { nonce } },
+          ],
+        },
+        mediation,
+      } as CredentialRequestOptions)
+    } catch {
+      return null
+    }
+    const code = (credential as { token?: unknown } | null)?.token
+    if (typeof code !== 'string') return null
+    try {
+      return signedIn(await ask({ type: 'code_exchange', code, codeVerifier, redirectUri: location.origin }))
+    } catch {
+      return null
+    }
+  }
+
   /** The passport's answer in this URL's fragment, if it is one we are waiting for. */
   const takeCallback = () => {
     if (!location.hash.includes('state=')) return null
@@ -210,7 +255,11 @@ export function createPassport(options: PassportOptions): Passport {
         return signedOut(err instanceof PassportClientError ? err.reason : null)
       }
     }
-    if (callback) return signedOut(isEndReason(callback.reason) ? callback.reason : null)
+    if (callback) {
+      // A FedCM site's frame tells a signed-out page of a sign-in made on another such site.
+      if (fedcmUsable) ask({ type: 'token_request' }).then(signedIn, () => undefined)
+      return signedOut(isEndReason(callback.reason) ? callback.reason : null)
+    }
 
     const hint = store.readHint()
     const silentAllowed = options.silent !== false && Date.now() - store.lastSilentAttempt() > silentRetryMs
@@ -230,6 +279,16 @@ export function createPassport(options: PassportOptions): Passport {
           if (destroyed) return state
         }
       }
+    }
+    // FedCM-connected: the frame may see the passport session already (storage access), else
+    // the browser's own chooser signs in here; only then the top-level hop.
+    if (fedcmUsable && silentAllowed) {
+      try {
+        return signedIn(await ask({ type: 'token_request' }))
+      } catch {}
+      store.markSilentAttempt(Date.now())
+      const viaFedcm = await signInWithFedcm('optional')
+      if (viaFedcm) return viaFedcm
     }
     // No sign-in known here: one silent trip, at most once per `silentRetrySeconds` for this
     // site across tabs, so a signed-out visitor can never be caught in a redirect loop.
@@ -315,7 +374,13 @@ export function createPassport(options: PassportOptions): Passport {
       if (reply.type !== 'proof_response') throw new PassportClientError('server_error')
       return { Authorization: `DPoP ${reply.token}`, DPoP: reply.proof }
     },
-    login: () => leaveForPassport(false),
+    login: async (how) => {
+      if (how?.mode === 'fedcm' && fedcmUsable) {
+        const viaFedcm = await signInWithFedcm('optional')
+        if (viaFedcm) return viaFedcm
+      }
+      return leaveForPassport(false)
+    },
     logout: async () => {
       try {
         await ask({ type: 'logout' })

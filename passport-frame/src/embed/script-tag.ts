@@ -17,6 +17,7 @@ if (script && authkey) {
     passportOrigin: new URL(script.src).origin,
     ...(script.dataset.redirectUri ? { redirectUri: script.dataset.redirectUri } : {}),
     ...(script.dataset.silent === 'false' ? { silent: false } : {}),
+    ...(script.dataset.fedcm === 'true' ? { fedcm: true } : {}),
   })
 } else {
   console.error('[passport] passport.js needs a data-authkey attribute on its <script> tag')

@@ -2,6 +2,7 @@ import { beforeEach, describe, expect, it, type Mock, vi } from 'vitest'
 import { FakeWindow, fakeAuthkey, MemoryStorage, settle } from '../test-support/fake-window.ts'
 import { createFrameAgent, FRAME_MESSAGES_PER_SECOND, type FrameAgentDeps } from './agent.ts'
 import { FrameApiError, type ServerApi, type TokenAnswer } from './server-api.ts'
+import type { SharedNews } from './shared-state.ts'
 import { createTokenCache, type TokenCache } from './token-cache.ts'
 
 const NEWS = 'http://news.localhost:8081'
@@ -43,6 +44,7 @@ function setup(
   options: {
     createPrompt?: FrameAgentDeps['createPrompt']
     proveForSite?: FrameAgentDeps['proveForSite']
+    connectShared?: FrameAgentDeps['connectShared']
   } = {},
 ): Harness {
   const page = new FakeWindow(NEWS)
@@ -74,6 +76,7 @@ function setup(
     now: () => clock.now,
     ...(options.createPrompt ? { createPrompt: options.createPrompt } : {}),
     ...(options.proveForSite ? { proveForSite: options.proveForSite } : {}),
+    ...(options.connectShared ? { connectShared: options.connectShared } : {}),
     // Scheduled refreshes are the refresher's own tests; here only requests drive the agent.
     setTimer: () => 0,
     clearTimer: () => {},
@@ -756,5 +759,92 @@ describe('message flood (A10)', () => {
     await settle()
     expect(h.apiCalls()).toBe(0)
     expect(h.replies()).toHaveLength(1) // the ready to the hello
+  })
+})
+
+describe('the passport-wide shared state (FedCM-connected sites, issue 17)', () => {
+  const connected = () => {
+    let onNews: ((news: SharedNews) => void) | null = null
+    const announce = vi.fn<(news: SharedNews) => void>()
+    const harness = setup({
+      connectShared: async (listener) => {
+        onNews = listener
+        return { announce }
+      },
+    })
+    return { harness, announce, news: (n: SharedNews) => onNews?.(n) }
+  }
+
+  it('a sign-in made on another connected site is taken up from the session and told to the page', async () => {
+    const { harness, news } = connected()
+    await harness.send(hello())
+    news('signed_in')
+    await settle()
+    expect(harness.api.tokenFromSession).toHaveBeenCalledWith(authkey)
+    expect(harness.replies().at(-1)).toEqual({
+      message: { v: 1, type: 'session_event', event: 'signed_in' },
+      targetOrigin: NEWS,
+    })
+  })
+
+  it('a frame that holds a token ignores news of a sign-in; one not yet bound to a page ignores all news', async () => {
+    const { harness, news } = connected()
+    news('signed_in')
+    await settle()
+    expect(harness.api.tokenFromSession).not.toHaveBeenCalled()
+    await harness.send(hello())
+    harness.cache.write({ token: 'cached', expiresAt: T0 + 600_000, clockOffsetMs: 0 })
+    news('signed_in')
+    await settle()
+    expect(harness.api.tokenFromSession).not.toHaveBeenCalled()
+  })
+
+  it('a sign-out elsewhere is confirmed with the passport, then told to the page', async () => {
+    const { harness, news } = connected()
+    await harness.send(hello())
+    harness.cache.write({ token: 'cached', expiresAt: T0 + 600_000, clockOffsetMs: 0 })
+    harness.api.check.mockResolvedValueOnce({
+      valid: false,
+      reason: 'signed_out',
+      expiresAt: null,
+      serverTime: T0,
+    })
+    news('signed_out')
+    await settle()
+    expect(harness.api.check).toHaveBeenCalledWith(authkey, 'cached')
+    expect(harness.replies().at(-1)?.message).toEqual({
+      v: 1,
+      type: 'session_event',
+      event: 'signed_out',
+      reason: 'signed_out',
+    })
+    expect(harness.cache.readRenewable()).toBeNull()
+  })
+
+  it('a sign-out elsewhere the passport still calls valid changes nothing', async () => {
+    const { harness, news } = connected()
+    await harness.send(hello())
+    harness.cache.write({ token: 'cached', expiresAt: T0 + 600_000, clockOffsetMs: 0 })
+    news('signed_out')
+    await settle()
+    expect(harness.cache.read()?.token).toBe('cached')
+  })
+
+  it('announces a sign-in made here (code exchange) and a sign-out made here', async () => {
+    const { harness, announce } = connected()
+    await harness.send(hello())
+    await harness.send({
+      v: 1,
+      type: 'code_exchange',
+      id: 'c1',
+      code: 'c',
+      codeVerifier: 'v'.repeat(43),
+      redirectUri: NEWS,
+    })
+    await settle()
+    expect(announce).toHaveBeenCalledWith('signed_in')
+    await harness.send({ v: 1, type: 'logout', id: 'l1' })
+    await settle()
+    expect(announce).toHaveBeenLastCalledWith('signed_out')
   })
 })

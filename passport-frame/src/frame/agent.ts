@@ -8,6 +8,7 @@ import type { ApprovalPromptDeps } from './approval-prompt.ts'
 import { createLiveChannel, type LiveDeps } from './live.ts'
 import { createRefresher, type LockManagerLike, toCacheEntry } from './refresher.ts'
 import { FrameApiError, type ServerApi, type TokenAnswer } from './server-api.ts'
+import type { SharedNews, SharedState } from './shared-state.ts'
 import type { CachedToken, TokenCache } from './token-cache.ts'
 
 export interface FrameSite {
@@ -35,6 +36,11 @@ export interface FrameAgentDeps {
     handle(news: ApprovalNews): void
     clear(): void
   }
+  /**
+   * FedCM-connected sites only: the passport-wide state shared through storage access
+   * (`shared-state.ts`, loaded on demand). Resolves null where the browser gives no access.
+   */
+  connectShared?: (onNews: (news: SharedNews) => void) => Promise<SharedState | null>
   /** A DPoP proof by the frame's key (for the site backend's URLs; see `proof_request`). */
   proveForSite?: (request: { method: string; url: string; accessToken: string }) => Promise<string>
   /** Web Locks of the frame's partition (`navigator.locks`); null where there are none. */
@@ -168,6 +174,34 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
     return null
   }
 
+  /**
+   * News from another connected site's frame. A sign-in there: take it up from the passport
+   * session (this frame sends its cookie now) and tell the page. A sign-out there: confirm it
+   * with the passport, or, if the passport cannot be asked, believe the passport's own frame.
+   */
+  const onSharedNews = (news: SharedNews) => {
+    queue = queue.then(async () => {
+      if (!bound) return
+      const held = cache.readRenewable()
+      if (news === 'signed_in' && !held) {
+        try {
+          remember(await api.tokenFromSession(bound.authkey))
+          reply(bound.origin, { v: 1, type: 'session_event', event: 'signed_in' })
+        } catch {}
+      }
+      if (news === 'signed_out' && held) {
+        try {
+          const answer = await api.check(bound.authkey, held.token)
+          if (!answer.valid) signedOut(answer.reason ?? 'signed_out')
+        } catch {
+          signedOut('signed_out')
+        }
+      }
+    })
+  }
+  const connectShared = () => deps.connectShared?.(onSharedNews).catch(() => null) ?? Promise.resolve(null)
+  let shared = connectShared()
+
   const handle = async (msg: PageRequest, origin: string): Promise<void> => {
     if (msg.type === 'hello') {
       if (readAuthkeySite(msg.authkey) !== site.id) {
@@ -195,6 +229,7 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
           }
           // With third-party cookies allowed the frame can sign in from the passport session
           // directly; where they are blocked it does not even try (no pointless request).
+          await shared // storage access (FedCM-connected sites) comes before the question
           if (!(await deps.canSeeCookies())) {
             replyError(origin, msg.id, 'login_required')
             return
@@ -205,6 +240,9 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
         case 'code_exchange': {
           const entry = remember(await api.exchangeCode(authkey, msg.code, msg.codeVerifier, msg.redirectUri))
           reply(origin, tokenReply(msg.id, entry))
+          // A FedCM sign-in has just granted this frame storage access: connect if not yet.
+          shared = shared.then((s) => s ?? connectShared())
+          void shared.then((s) => s?.announce('signed_in'))
           return
         }
         case 'refresh': {
@@ -265,6 +303,7 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
           prompt?.clear()
           cache.clear()
           if (cached) await api.logout(authkey, cached.token)
+          void shared.then((s) => s?.announce('signed_out'))
           reply(origin, { v: 1, type: 'logged_out', id: msg.id })
           return
         }

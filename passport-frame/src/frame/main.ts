@@ -9,7 +9,7 @@ import { createTokenCache } from './token-cache.ts'
 // Entry point of /frame/:site. The server wrote the site's registered origins into the page,
 // with its clock and a DPoP nonce for the first proofs.
 const site = JSON.parse(document.getElementById('passport-site')?.textContent ?? 'null') as
-  | (FrameSite & { serverTime: number; dpopNonce: string })
+  | (FrameSite & { serverTime: number; dpopNonce: string; fedcm?: boolean })
   | null
 
 function localStorageOrNull(): Storage | null {
@@ -82,6 +82,18 @@ if (site && window.parent !== window) {
         clear: () => void prompt?.then((p) => p.clear()),
       }
     },
+    // FedCM-connected sites: the shared passport state, fetched (/frame-shared.js) only for them.
+    ...(site.fedcm
+      ? {
+          connectShared: (onNews: (news: 'signed_in' | 'signed_out') => void) =>
+            import('./shared-state.ts').then((m) =>
+              m.connectSharedState({
+                doc: document as unknown as Parameters<typeof m.connectSharedState>[0]['doc'],
+                onNews,
+              }),
+            ),
+        }
+      : {}),
     canSeeCookies: async () => {
       try {
         return await document.hasStorageAccess()

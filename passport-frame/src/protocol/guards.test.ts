@@ -191,6 +191,9 @@ describe('parseFrameMessage', () => {
 
   it('accepts a session_event without an id (it answers no request)', () => {
     expect(parseFrameMessage(validFrameMessages.session_event)).not.toBeNull()
+    // A sign-in on another FedCM-connected site (issue 17): no reason, nothing else.
+    expect(parseFrameMessage({ v: 1, type: 'session_event', event: 'signed_in' })).not.toBeNull()
+    expect(parseFrameMessage({ v: 1, type: 'session_event', event: 'signed_in', token: 'x' })).toBeNull()
   })
 
   describe.each(Object.entries(validFrameMessages))('%s', (_type, valid) => {

@@ -64,11 +64,13 @@ export function parsePageRequest(value: unknown): PageRequest | null {
 export function parseFrameMessage(value: unknown): FrameMessage | null {
   if (!isEnvelope(value)) return null
   if (value.type === 'session_event') {
-    return hasOnly(value, ['v', 'type', 'event', 'reason']) &&
-      value.event === 'signed_out' &&
-      isEndReason(value.reason)
-      ? (value as FrameMessage)
-      : null
+    const ok =
+      value.event === 'signed_in'
+        ? hasOnly(value, ['v', 'type', 'event'])
+        : hasOnly(value, ['v', 'type', 'event', 'reason']) &&
+          value.event === 'signed_out' &&
+          isEndReason(value.reason)
+    return ok ? (value as FrameMessage) : null
   }
   if (value.type === 'frame_display') {
     return hasOnly(value, ['v', 'type', 'visible']) && typeof value.visible === 'boolean'

@@ -68,7 +68,13 @@ export type ErrorReply = { v: 1; type: 'error'; id: string; code: ErrorCode; rea
 export type FrameReply = ReadyReply | TokenReply | CheckReply | LoggedOutReply | ProofReply | ErrorReply
 
 /** Frame -> page events, not tied to a request. */
-export type SessionEvent = { v: 1; type: 'session_event'; event: 'signed_out'; reason: EndReason }
+export type SessionEvent =
+  | { v: 1; type: 'session_event'; event: 'signed_out'; reason: EndReason }
+  /**
+   * A sign-in made on another FedCM-connected site reached this frame through the passport's
+   * shared storage (docs/fedcm.md): the frame holds a token now, the page may ask for it.
+   */
+  | { v: 1; type: 'session_event'; event: 'signed_in' }
 /**
  * The frame has something to show the user (a sign-in request from another device): the page
  * makes the iframe visible, or hides it again. What it shows stays inside the frame.

@@ -8,6 +8,8 @@ export interface FrameSiteConfig {
   serverTime: number
   /** A DPoP nonce for the frame's first proofs (later ones come in `DPoP-Nonce` headers). */
   dpopNonce: string
+  /** The site opted in to FedCM: the frame looks for storage access and the shared state. */
+  fedcm?: boolean
 }
 
 /**
@@ -21,7 +23,12 @@ export function renderFramePage(
 ): { html: string; csp: string } {
   // The live channel: a WebSocket to the passport's own host (ws: or wss: to match http/https).
   const liveOrigin = issuer.replace(/^http/, 'ws')
-  const config: FrameSiteConfig = { id: site.id, origins: site.origins, ...fresh }
+  const config: FrameSiteConfig = {
+    id: site.id,
+    origins: site.origins,
+    ...fresh,
+    ...(site.fedcm ? { fedcm: true } : {}),
+  }
   // JSON inside <script type="application/json"> must not be able to close the element.
   const json = JSON.stringify(config).replace(/</g, '\\u003c')
   return {

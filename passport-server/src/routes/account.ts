@@ -1,5 +1,4 @@
 import { type Context, Hono } from 'hono'
-import { getCookie } from 'hono/cookie'
 import type { AppDeps } from '../deps.ts'
 import { readForm } from '../middleware/body.ts'
 import { issueCsrf, refuseForeignPost } from '../middleware/csrf.ts'
@@ -16,9 +15,10 @@ import {
   waitForNotice,
 } from '../services/device-approval.ts'
 import { createPasskeys } from '../services/passkeys.ts'
-import { endSession, findLiveSession, SESSION_COOKIE } from '../services/sessions.ts'
+import { endSession } from '../services/sessions.ts'
 import type { SessionRecord, SignInMethod } from '../store/types.ts'
 import { passkeyAccountRoutes } from './passkeys.ts'
+import { sessionFromCookies } from './session-cookies.ts'
 
 /**
  * The passport's account page, "Your devices": every live sign-in of the user with its sites,
@@ -94,7 +94,7 @@ export function accountRoutes(deps: AppDeps, approvals: DeviceApprovals): Hono {
   }
 
   app.get('/account', async (c) => {
-    const current = await findLiveSession(deps, getCookie(c, SESSION_COOKIE))
+    const current = await sessionFromCookies(deps, c)
     if (!current) return sendPage(c, renderErrorPage('You are not signed in at the passport.'), 401)
     return show(c, current)
   })
@@ -106,7 +106,7 @@ export function accountRoutes(deps: AppDeps, approvals: DeviceApprovals): Hono {
     const form = await readForm(c)
     const refused = refuseForeignPost(deps, c, form.csrf, 'account')
     if (refused) return { refused }
-    const current = await findLiveSession(deps, getCookie(c, SESSION_COOKIE))
+    const current = await sessionFromCookies(deps, c)
     if (!current) {
       return { refused: sendPage(c, renderErrorPage('You are not signed in at the passport.'), 401) }
     }
@@ -147,7 +147,7 @@ export function accountRoutes(deps: AppDeps, approvals: DeviceApprovals): Hono {
   /** Answers `{changed: true}` when a sign-in request of this user opens or closes (long poll). */
   app.get('/account/approvals/wait', async (c) => {
     c.header('Cache-Control', 'no-store')
-    const current = await findLiveSession(deps, getCookie(c, SESSION_COOKIE))
+    const current = await sessionFromCookies(deps, c)
     if (!current) return c.json({ error: 'login_required' }, 401)
     const changed = await waitForNotice(deps, (notice) => notice.userId === current.userId, WATCH_MS)
     return c.json({ changed })

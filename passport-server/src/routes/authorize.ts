@@ -1,5 +1,4 @@
 import { type Context, Hono } from 'hono'
-import { getCookie } from 'hono/cookie'
 import { isLegacyHash, verifyPassword } from '../auth/password.ts'
 import { randomSecret } from '../auth/random.ts'
 import {
@@ -16,10 +15,10 @@ import { passkeyScriptUrl } from '../pages/passkey-parts.ts'
 import { sendPage } from '../pages/send-page.ts'
 import { loginThrottleOf } from '../services/login-throttle.ts'
 import { allowsLoginMode } from '../services/registry.ts'
-import { findLiveSession, SESSION_COOKIE } from '../services/sessions.ts'
 import { redeemSignInTicket } from '../services/sign-in-tickets.ts'
 import type { SiteRecord } from '../store/types.ts'
 import { clientAddress } from './client-address.ts'
+import { sessionFromCookies } from './session-cookies.ts'
 import {
   codeRedirect,
   isCodeChallenge,
@@ -101,7 +100,9 @@ export function authorizeRoutes(deps: AppDeps): Hono {
       codeChallenge: q.code_challenge as string,
       responseMode,
     }
-    const session = q.prompt === 'login' ? null : await findLiveSession(deps, getCookie(c, SESSION_COOKIE))
+    // A cookie of an ended session is cleared here, with `Set-Login: logged-out`.
+    const found = await sessionFromCookies(deps, c)
+    const session = q.prompt === 'login' ? null : found
     const exclusion = session && (await deps.store.sessions.exclusion(session.id, site.id))
     if (session && !exclusion) return codeRedirect(deps, c, site, session, params)
     if (q.prompt === 'none') {

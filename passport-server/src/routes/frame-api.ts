@@ -1,5 +1,4 @@
 import { type Context, Hono } from 'hono'
-import { getCookie } from 'hono/cookie'
 import { sameSecret } from '../auth/random.ts'
 import type { AppDeps } from '../deps.ts'
 import { PassportError } from '../errors.ts'
@@ -12,15 +11,10 @@ import { type MintedGrant, mintSiteToken } from '../services/minting.ts'
 import { createSharedRateWindow } from '../services/rate-window.ts'
 import { refreshSiteGrant } from '../services/refresh.ts'
 import { resolveAuthkey } from '../services/registry.ts'
-import {
-  CROSS_SITE_COOKIE,
-  endSession,
-  findLiveSession,
-  isSessionLive,
-  SESSION_COOKIE,
-} from '../services/sessions.ts'
+import { endSession, isSessionLive } from '../services/sessions.ts'
 import { checkSiteToken, findSiteTokenRow, statusBody } from '../services/token-status.ts'
 import type { SiteRecord } from '../store/types.ts'
+import { clearSessionCookies, sessionFromCookies } from './session-cookies.ts'
 
 /** Requests one frame key may make per minute: a frame makes a few an hour. */
 const REQUESTS_PER_KEY_PER_MINUTE = 60
@@ -122,10 +116,7 @@ export function frameApiRoutes(deps: AppDeps, approvals: DeviceApprovals, proofs
     if (grantType === 'session') {
       const jkt = await prove(c)
       // Reaches here with a cookie only where the browser sends third-party cookies to the frame.
-      const session = await findLiveSession(
-        deps,
-        getCookie(c, CROSS_SITE_COOKIE) ?? getCookie(c, SESSION_COOKIE),
-      )
+      const session = await sessionFromCookies(deps, c)
       if (!session) throw new PassportError('login_required', 'no passport session is visible here')
       const exclusion = await deps.store.sessions.exclusion(session.id, site.id)
       if (exclusion) {
@@ -196,7 +187,9 @@ export function frameApiRoutes(deps: AppDeps, approvals: DeviceApprovals, proofs
     const { row } = await boundToken(c, site)
     const session = await deps.store.sessions.get(row.sessionId)
     if (session) await endSession(deps, session, 'signed_out')
-    c.header('Set-Login', 'logged-out')
+    // Both cookies go where this response can reach them (a frame with storage access: the
+    // passport's own; a partitioned frame: nothing to clear), and the browser's login status.
+    clearSessionCookies(c)
     return c.json({ signed_out: true })
   })
 

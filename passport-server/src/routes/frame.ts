@@ -13,8 +13,14 @@ const PUBLIC_SCRIPTS = {
   '/frame.js': 'frame.js', // the frame's own code, loaded only by /frame/:site
   '/frame-approval.js': 'frame-approval.js', // the frame's approval prompt, loaded when one is asked
   '/sign-in.js': 'sign-in.js', // the sign-in page's SCRAM client (passport pages only)
+  '/frame-shared.js': 'frame-shared.js', // the shared passport state, loaded by FedCM sites' frames
 } as const
-const FRAME_ONLY: ReadonlySet<string> = new Set(['/frame.js', '/frame-approval.js', '/sign-in.js'])
+const FRAME_ONLY: ReadonlySet<string> = new Set([
+  '/frame.js',
+  '/frame-approval.js',
+  '/sign-in.js',
+  '/frame-shared.js',
+])
 
 export function frameRoutes(deps: AppDeps, proofs: DpopProofs): Hono {
   const app = new Hono()
@@ -57,6 +63,11 @@ export function frameRoutes(deps: AppDeps, proofs: DpopProofs): Hono {
       serverTime: deps.clock.now(),
       dpopNonce: await proofs.currentNonce(),
     })
+    // Storage Access Headers: a FedCM site's frame that holds a grant but loads without it
+    // active is told to load with it (the passport's cookie and storage, no script call needed).
+    if (site.fedcm && c.req.header('Sec-Fetch-Storage-Access') === 'inactive') {
+      c.header('Activate-Storage-Access', 'load')
+    }
     c.header('Content-Security-Policy', page.csp)
     c.header('Cache-Control', 'no-store')
     return c.html(page.html)

@@ -32,6 +32,9 @@ export interface SiteInput {
   backchannelLogoutUri?: string | null
   oneDevicePerSite?: boolean
   dpopBoundTokens?: boolean
+  fedcm?: boolean
+  privacyPolicyUrl?: string | null
+  termsOfServiceUrl?: string | null
 }
 
 /** Defaults, documented in the README: 15-minute tokens refreshed 5 minutes early; a device
@@ -121,6 +124,22 @@ export function validateSiteInput(
   ) {
     throw bad('refresh lifetimes: token lifetime ≤ idle ≤ absolute ≤ 365 days, in whole seconds')
   }
+  // Shown as links in the browser's own dialog: https only (http on loopback for the demo).
+  const policyUrl = (value: string | null | undefined, what: string): string | null => {
+    if (!value) return null
+    let url: URL
+    try {
+      url = new URL(value)
+    } catch {
+      throw bad(`not a URL: ${value}`)
+    }
+    if (!isSecureOrigin(url.origin) || url.username || url.password || url.href !== value) {
+      throw bad(`the ${what} URL must be an exact https URL without credentials: ${value}`)
+    }
+    return value
+  }
+  const privacyPolicyUrl = policyUrl(input.privacyPolicyUrl, 'privacy policy')
+  const termsOfServiceUrl = policyUrl(input.termsOfServiceUrl, 'terms of service')
   let backchannelLogoutUri: string | null = null
   if (input.backchannelLogoutUri) {
     let url: URL
@@ -147,6 +166,9 @@ export function validateSiteInput(
     backchannelLogoutUri,
     oneDevicePerSite: input.oneDevicePerSite ?? true,
     dpopBoundTokens: input.dpopBoundTokens ?? false,
+    ...(input.fedcm ? { fedcm: true } : {}),
+    ...(privacyPolicyUrl ? { privacyPolicyUrl } : {}),
+    ...(termsOfServiceUrl ? { termsOfServiceUrl } : {}),
   }
 }
 
@@ -260,6 +282,9 @@ export async function ensureSite(
       x.backchannelLogoutUri,
       x.oneDevicePerSite,
       x.dpopBoundTokens,
+      x.fedcm ?? false,
+      x.privacyPolicyUrl ?? null,
+      x.termsOfServiceUrl ?? null,
     ])
   const same = existing !== null && configOf(existing) === configOf(fields)
   if (!existing || !same) return registerSite(deps, input)

@@ -332,7 +332,10 @@ describe.each(ENGINES)('store contract: %s', (engineName) => {
         "UPDATE sites SET authkey_version = 2, client_secret_hash = 'rotated' WHERE id = 'news'",
       )
       await engine.exec("DELETE FROM sites WHERE id = 'shop'")
-      await engine.exec(`INSERT INTO sites SELECT 'blog', name, origins, redirect_uris, login_modes, token_ttl_seconds,
+      await engine.exec(`INSERT INTO sites (id, name, origins, redirect_uris, login_modes, token_ttl_seconds,
+        refresh_idle_seconds, refresh_absolute_seconds, refresh_before_seconds, backchannel_logout_uri,
+        one_device_per_site, dpop_bound_tokens, authkey_version, client_secret_hash, created_at)
+        SELECT 'blog', name, origins, redirect_uris, login_modes, token_ttl_seconds,
         refresh_idle_seconds, refresh_absolute_seconds, refresh_before_seconds, backchannel_logout_uri,
         one_device_per_site, dpop_bound_tokens, authkey_version, client_secret_hash, created_at
         FROM sites WHERE id = 'news'`)
@@ -341,6 +344,19 @@ describe.each(ENGINES)('store contract: %s', (engineName) => {
       expect(await store.sites.get('news')).toMatchObject({ authkeyVersion: 2, clientSecretHash: 'rotated' })
       expect(await store.sites.get('shop')).toBeNull()
       expect((await store.sites.get('blog'))?.id).toBe('blog')
+    })
+
+    it("keeps a site's FedCM opt-in and dialog links, and leaves them out where unset", async () => {
+      const links = {
+        privacyPolicyUrl: 'https://news.example/privacy',
+        termsOfServiceUrl: 'https://news.example/terms',
+      }
+      await store.sites.create(site('news', { fedcm: true, ...links }))
+      await store.sites.create(site('shop'))
+      expect(await store.sites.get('news')).toMatchObject({ fedcm: true, ...links })
+      expect(await store.sites.get('shop')).toEqual(site('shop'))
+      await store.sites.update(site('news'))
+      expect(await store.sites.get('news')).toEqual(site('news'))
     })
   })
 

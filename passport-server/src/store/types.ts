@@ -38,6 +38,14 @@ export interface SiteRecord {
    * by the frame's key. Off (default): bearer tokens for the site backend.
    */
   dpopBoundTokens: boolean
+  /**
+   * The site may sign its users in through the browser's own dialog (FedCM, docs/fedcm.md).
+   * Absent on records of older stores: off.
+   */
+  fedcm?: boolean
+  /** Shown in the browser's FedCM dialog (client metadata); null or absent: none. */
+  privacyPolicyUrl?: string | null
+  termsOfServiceUrl?: string | null
   /** Bumped on every change to the site; authkeys of an older version stop working. */
   authkeyVersion: number
   /** scrypt hash of the site backend's client secret (introspection, status). */

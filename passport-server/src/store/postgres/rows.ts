@@ -41,6 +41,10 @@ export const toSite = (r: Row): SiteRecord =>
     backchannelLogoutUri: strOrNull(r.backchannel_logout_uri),
     oneDevicePerSite: r.one_device_per_site === true,
     dpopBoundTokens: r.dpop_bound_tokens === true,
+    // The FedCM fields only where set: a record of a site without them reads as before.
+    ...(r.fedcm === true ? { fedcm: true } : {}),
+    ...(r.privacy_policy_url ? { privacyPolicyUrl: r.privacy_policy_url as string } : {}),
+    ...(r.terms_of_service_url ? { termsOfServiceUrl: r.terms_of_service_url as string } : {}),
     authkeyVersion: num(r.authkey_version),
     clientSecretHash: r.client_secret_hash as string,
     createdAt: num(r.created_at),
@@ -63,6 +67,9 @@ export const siteColumns = [
   'authkey_version',
   'client_secret_hash',
   'created_at',
+  'fedcm',
+  'privacy_policy_url',
+  'terms_of_service_url',
 ] as const
 export const siteValues = (s: SiteRecord): unknown[] => [
   s.id,
@@ -80,6 +87,9 @@ export const siteValues = (s: SiteRecord): unknown[] => [
   s.authkeyVersion,
   s.clientSecretHash,
   s.createdAt,
+  s.fedcm === true,
+  s.privacyPolicyUrl ?? null,
+  s.termsOfServiceUrl ?? null,
 ]
 
 export const toUser = (r: Row): UserRecord => ({

@@ -218,6 +218,15 @@ CREATE INDEX audit_by_user ON audit_events (user_id, id);
 CREATE INDEX audit_by_site ON audit_events (site_id, id);
 `,
   },
+  {
+    version: 5,
+    name: 'FedCM: opt-in per site, and the links its dialog shows',
+    sql: `
+ALTER TABLE sites ADD COLUMN fedcm BOOLEAN NOT NULL DEFAULT false;
+ALTER TABLE sites ADD COLUMN privacy_policy_url TEXT;
+ALTER TABLE sites ADD COLUMN terms_of_service_url TEXT;
+`,
+  },
 ]
 
 export const SCHEMA_VERSION = Math.max(...migrations.map((m) => m.version))

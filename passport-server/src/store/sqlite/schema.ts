@@ -26,6 +26,9 @@ CREATE TABLE IF NOT EXISTS sites (
   backchannel_logout_uri TEXT,
   one_device_per_site INTEGER NOT NULL,
   dpop_bound_tokens INTEGER NOT NULL DEFAULT 0,
+  fedcm INTEGER NOT NULL DEFAULT 0,
+  privacy_policy_url TEXT,
+  terms_of_service_url TEXT,
   authkey_version INTEGER NOT NULL,
   client_secret_hash TEXT NOT NULL,
   created_at INTEGER NOT NULL
@@ -188,6 +191,10 @@ export const addedColumns: { table: string; column: string; definition: string }
   { table: 'users', column: 'is_admin', definition: 'INTEGER NOT NULL DEFAULT 0' },
   { table: 'users', column: 'disabled', definition: 'INTEGER NOT NULL DEFAULT 0' },
   { table: 'sessions', column: 'address', definition: 'TEXT' },
+  // FedCM (docs/fedcm.md): opt-in per site, and the links its dialog shows.
+  { table: 'sites', column: 'fedcm', definition: 'INTEGER NOT NULL DEFAULT 0' },
+  { table: 'sites', column: 'privacy_policy_url', definition: 'TEXT' },
+  { table: 'sites', column: 'terms_of_service_url', definition: 'TEXT' },
 ]
 
 /**

@@ -15,6 +15,10 @@ export const toSite = (r: Row): SiteRecord => ({
   backchannelLogoutUri: (r.backchannel_logout_uri as string | null) ?? null,
   oneDevicePerSite: r.one_device_per_site === 1,
   dpopBoundTokens: r.dpop_bound_tokens === 1,
+  // The FedCM fields only where set: a record of a site without them reads as before.
+  ...(r.fedcm === 1 ? { fedcm: true } : {}),
+  ...(r.privacy_policy_url ? { privacyPolicyUrl: r.privacy_policy_url as string } : {}),
+  ...(r.terms_of_service_url ? { termsOfServiceUrl: r.terms_of_service_url as string } : {}),
   authkeyVersion: Number(r.authkey_version),
   clientSecretHash: r.client_secret_hash as string,
   createdAt: Number(r.created_at),
@@ -33,6 +37,9 @@ const siteParams = (s: SiteRecord): Row => ({
   $backchannel_logout_uri: s.backchannelLogoutUri,
   $one_device_per_site: s.oneDevicePerSite ? 1 : 0,
   $dpop_bound_tokens: s.dpopBoundTokens ? 1 : 0,
+  $fedcm: s.fedcm ? 1 : 0,
+  $privacy_policy_url: s.privacyPolicyUrl ?? null,
+  $terms_of_service_url: s.termsOfServiceUrl ?? null,
   $authkey_version: s.authkeyVersion,
   $client_secret_hash: s.clientSecretHash,
   $created_at: s.createdAt,
@@ -51,10 +58,12 @@ export function sqliteSites({ one, run, all }: Sql, caches: Caches): SiteRepo {
       run(
         `INSERT INTO sites (id, name, origins, redirect_uris, login_modes, token_ttl_seconds,
            refresh_idle_seconds, refresh_absolute_seconds, refresh_before_seconds, backchannel_logout_uri,
-           one_device_per_site, dpop_bound_tokens, authkey_version, client_secret_hash, created_at)
+           one_device_per_site, dpop_bound_tokens, fedcm, privacy_policy_url, terms_of_service_url,
+           authkey_version, client_secret_hash, created_at)
          VALUES ($id, $name, $origins, $redirect_uris, $login_modes, $token_ttl_seconds,
            $refresh_idle_seconds, $refresh_absolute_seconds, $refresh_before_seconds, $backchannel_logout_uri,
-           $one_device_per_site, $dpop_bound_tokens, $authkey_version, $client_secret_hash, $created_at)`,
+           $one_device_per_site, $dpop_bound_tokens, $fedcm, $privacy_policy_url, $terms_of_service_url,
+           $authkey_version, $client_secret_hash, $created_at)`,
         siteParams(s),
       )
     },
@@ -66,7 +75,8 @@ export function sqliteSites({ one, run, all }: Sql, caches: Caches): SiteRepo {
            refresh_idle_seconds = $refresh_idle_seconds, refresh_absolute_seconds = $refresh_absolute_seconds,
            refresh_before_seconds = $refresh_before_seconds, backchannel_logout_uri = $backchannel_logout_uri,
            one_device_per_site = $one_device_per_site, dpop_bound_tokens = $dpop_bound_tokens,
-           authkey_version = $authkey_version,
+           fedcm = $fedcm, privacy_policy_url = $privacy_policy_url,
+           terms_of_service_url = $terms_of_service_url, authkey_version = $authkey_version,
            client_secret_hash = $client_secret_hash, created_at = $created_at
          WHERE id = $id`,
         siteParams(s),

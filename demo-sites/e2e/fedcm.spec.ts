@@ -1,0 +1,236 @@
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import type { BrowserContext, Page } from '@playwright/test'
+import { type RunningDemo, startDemo } from '../start.ts'
+import { expect, ownPorts, signIn, status, test } from './fixtures.ts'
+
+/**
+ * FedCM (issue 17, docs/fedcm.md) in Chromium with third-party cookies blocked and storage
+ * partitioning on. A demo of this spec's own, with News and Shop registered `--fedcm true`.
+ * The browser's account chooser is answered over CDP (`FedCm` domain; ../shared/platform.md §8).
+ */
+const ports = ownPorts(80)
+const urls = {
+  passport: `http://passport.localhost:${ports.passport}`,
+  news: `http://news.localhost:${ports.news}/`,
+  shop: `http://shop.localhost:${ports.shop}/`,
+  docs: `http://docs.localhost:${ports.docs}/`,
+  evil: `http://evil.localhost:${ports.evil}/`,
+}
+
+let demo: RunningDemo
+let dataDir: string
+test.beforeAll(async () => {
+  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'passport-fedcm-'))
+  demo = await startDemo({ ports, dataDir, quiet: true, fedcm: true })
+})
+test.afterAll(async () => {
+  await demo?.close()
+  fs.rmSync(dataDir, { recursive: true, force: true })
+})
+// Third-party cookies blocked only: that is where FedCM earns its keep.
+test.skip(({ thirdPartyCookies }) => thirdPartyCookies !== 'blocked')
+// Each case signs in a few times over; the shared test machine can be slow.
+test.setTimeout(120_000)
+
+interface Watched {
+  page: Page
+  /** Account choosers the browser showed on this page. */
+  dialogs: string[]
+  /** Top-level navigations after the first load. */
+  navigations: string[]
+}
+
+/** A tab whose FedCM dialogs are answered with the first account, its navigations counted. */
+async function watchedPage(context: BrowserContext, answer = true): Promise<Watched> {
+  const page = await context.newPage()
+  const cdp = await context.newCDPSession(page)
+  const dialogs: string[] = []
+  const navigations: string[] = []
+  await cdp.send('FedCm.enable', { disableRejectionDelay: true })
+  cdp.on('FedCm.dialogShown', (event) => {
+    dialogs.push(event.dialogType)
+    // A dialog without accounts (the passport signed out: "sign in to passport?") is closed.
+    if (answer && event.dialogType === 'AccountChooser')
+      cdp.send('FedCm.selectAccount', { dialogId: event.dialogId, accountIndex: 0 }).catch(() => {})
+    else cdp.send('FedCm.dismissDialog', { dialogId: event.dialogId }).catch(() => {})
+  })
+  let first = true
+  page.on('framenavigated', (frame) => {
+    if (frame !== page.mainFrame()) return
+    if (first) first = false
+    else navigations.push(frame.url())
+  })
+  return { page, dialogs, navigations }
+}
+
+/** A passport session made the old way: a password sign-in on Docs (not a FedCM site). */
+async function passportSession(context: BrowserContext): Promise<void> {
+  const page = await context.newPage()
+  await signIn(page, urls.docs, 'alice', 'alice-password-1')
+  await expect(status(page)).toHaveText('Signed in as alice')
+  await page.close()
+}
+
+test('sign in on News with FedCM (one chooser, no navigation); Shop then opens signed in without navigating', async ({
+  browserContext,
+}) => {
+  await passportSession(browserContext)
+  const news = await watchedPage(browserContext)
+  await news.page.goto(urls.news)
+  await expect(status(news.page)).toHaveText('Signed in as alice')
+  expect(news.dialogs).toHaveLength(1)
+  expect(news.navigations).toEqual([])
+
+  const shop = await watchedPage(browserContext)
+  await shop.page.goto(urls.shop)
+  await expect(status(shop.page)).toHaveText('Signed in as alice')
+  expect(shop.navigations).toEqual([])
+  expect(shop.dialogs).toHaveLength(1)
+})
+
+/** News and Shop both connected through FedCM in this profile, both signed in. */
+async function connectBoth(context: BrowserContext): Promise<{ news: Watched; shop: Watched }> {
+  await passportSession(context)
+  const news = await watchedPage(context)
+  await news.page.goto(urls.news)
+  await expect(status(news.page)).toHaveText('Signed in as alice')
+  const shop = await watchedPage(context)
+  await shop.page.goto(urls.shop)
+  await expect(status(shop.page)).toHaveText('Signed in as alice')
+  return { news, shop }
+}
+
+test('a Shop tab opened signed out picks up a sign-in made on News within a second, no reload', async ({
+  browserContext,
+}) => {
+  const { news, shop } = await connectBoth(browserContext)
+  await shop.page.getByRole('button', { name: 'Sign out' }).click()
+  await expect(status(news.page)).toHaveText('You are not signed in.')
+  await shop.page.close()
+
+  const waiting = await watchedPage(browserContext)
+  await waiting.page.goto(urls.shop)
+  await expect(status(waiting.page)).toHaveText('You are not signed in.')
+  const settled = waiting.navigations.length
+
+  // Sign in on News again (the passport has no session now: its password page).
+  await news.page.getByRole('button', { name: 'Sign in', exact: true }).click()
+  await expect(news.page).toHaveURL(/passport\.localhost/)
+  await news.page.getByLabel('Username', { exact: true }).fill('alice')
+  await news.page.getByLabel('Password', { exact: true }).fill('alice-password-1')
+  await news.page.getByRole('button', { name: 'Sign in', exact: true }).click()
+  await expect(status(news.page)).toHaveText('Signed in as alice')
+  const signedInAt = Date.now()
+  await expect(status(waiting.page)).toHaveText('Signed in as alice', { timeout: 1_500 })
+  console.info(`Shop picked the sign-in up ${Date.now() - signedInAt} ms after News showed it`)
+  expect(waiting.navigations.length).toBe(settled)
+})
+
+test('a sign-out on Shop reaches News with the live channel blocked', async ({ browserContext }) => {
+  await browserContext.routeWebSocket(/\/live/, (ws) => ws.close())
+  const { news, shop } = await connectBoth(browserContext)
+  await shop.page.getByRole('button', { name: 'Sign out' }).click()
+  await expect(status(shop.page)).toHaveText('You are not signed in.')
+  await expect(status(news.page)).toHaveText('You are not signed in.', { timeout: 2_000 })
+})
+
+/** A request to the passport from outside the browser, with the profile's passport cookies. */
+async function passportRequest(context: BrowserContext, pathname: string, init: RequestInit = {}) {
+  const cookies = await context.cookies(urls.passport)
+  // Node does not resolve *.localhost: the loopback address, the cookies by hand.
+  return fetch(`http://127.0.0.1:${ports.passport}${pathname}`, {
+    ...init,
+    headers: {
+      ...(init.headers as Record<string, string>),
+      Cookie: cookies.map((c) => `${c.name}=${c.value}`).join('; '),
+    },
+  })
+}
+
+/** Whether the passport frame embedded in `page` holds (or can get, unprompted) storage access. */
+async function frameStorageAccess(page: Page): Promise<boolean> {
+  const frame = page.frames().find((f) => f.url().startsWith(`${urls.passport}/frame/`))
+  if (!frame) throw new Error('no passport frame')
+  return frame.evaluate(() =>
+    document.requestStorageAccess().then(
+      () => true,
+      () => false,
+    ),
+  )
+}
+
+test('disconnect: after IdentityCredential.disconnect the site is not auto-granted any more, and its sign-in ends', async ({
+  browserContext,
+}) => {
+  const { news } = await connectBoth(browserContext)
+  expect(await frameStorageAccess(news.page)).toBe(true)
+  const accounts = await passportRequest(browserContext, '/fedcm/accounts', {
+    headers: { 'Sec-Fetch-Dest': 'webidentity' },
+  })
+  const accountId = ((await accounts.json()) as { accounts: { id: string }[] }).accounts[0]?.id
+  await news.page.evaluate(
+    ([configURL, accountHint]) =>
+      (
+        window as unknown as {
+          IdentityCredential: {
+            disconnect(o: { configURL: string; clientId: string; accountHint: string }): Promise<void>
+          }
+        }
+      ).IdentityCredential.disconnect({
+        configURL: configURL as string,
+        clientId: 'news',
+        accountHint: accountHint as string,
+      }),
+    [`${urls.passport}/fedcm/config.json`, accountId],
+  )
+  // The passport ended this device's sign-in on News (pushed to the tab) ...
+  await expect(status(news.page)).toHaveText('You are not signed in.')
+  // ... and the browser no longer lets News's passport frame in unprompted.
+  const again = await watchedPage(browserContext, false)
+  await again.page.goto(urls.news)
+  await expect(status(again.page)).toHaveText('You are not signed in.')
+  expect(await frameStorageAccess(again.page)).toBe(false)
+})
+
+test("hostile twins: no assertion for evil.localhost or for another site's client_id, none without webidentity", async ({
+  browserContext,
+}) => {
+  await connectBoth(browserContext)
+  const ask = (page: Page, clientId: string) =>
+    page.evaluate(
+      ([configURL, id]) =>
+        navigator.credentials
+          .get({
+            identity: { providers: [{ configURL, clientId: id, params: { nonce: 'x'.repeat(43) } }] },
+            mediation: 'optional',
+          } as CredentialRequestOptions)
+          .then(
+            (c) => `token:${(c as unknown as { token: string }).token}`,
+            (e: Error) => `refused:${e.name}`,
+          ),
+      [`${urls.passport}/fedcm/config.json`, clientId],
+    )
+  // evil.localhost, not registered: a blank page of its own (no CSP of the demo's hostile site).
+  const evil = await watchedPage(browserContext)
+  await evil.page.route(`${urls.evil}blank`, (route) =>
+    route.fulfill({ contentType: 'text/html', body: '<!doctype html><title>evil</title>' }),
+  )
+  await evil.page.goto(`${urls.evil}blank`)
+  expect(await ask(evil.page, 'news')).toMatch(/^refused:/)
+  expect(await ask(evil.page, 'evil')).toMatch(/^refused:/)
+  // Shop, registered, asking with News's client_id.
+  const shop = await watchedPage(browserContext)
+  await shop.page.goto(urls.shop)
+  await expect(status(shop.page)).toHaveText('Signed in as alice')
+  expect(await ask(shop.page, 'news')).toMatch(/^refused:/)
+  // A request the browser's FedCM did not make (no Sec-Fetch-Dest: webidentity), cookies and all.
+  const forged = await passportRequest(browserContext, '/fedcm/assertion', {
+    method: 'POST',
+    headers: { Origin: urls.news.slice(0, -1), 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ client_id: 'news', account_id: 'x', nonce: 'x'.repeat(43) }).toString(),
+  })
+  expect(forged.status).toBe(403)
+  expect(forged.headers.get('access-control-allow-origin')).toBeNull()
+})

@@ -1,0 +1,70 @@
+/**
+ * The passport's own, unpartitioned state, shared by the frames of every FedCM-connected site
+ * (docs/fedcm.md). Loaded only by the frames of sites registered with `--fedcm true`
+ * (`/frame-shared.js`), so other sites do not pay for it.
+ *
+ * After a FedCM sign-in on a site the browser grants the passport frame embedded there storage
+ * access with no gesture and no prompt (Chromium; ../shared/platform.md §8): the frame then sends
+ * the passport's `SameSite=None` session cookie, and a `StorageAccessHandle` opens the localStorage
+ * every other connected site's frame sees too. A frame announces there what the user did here
+ * (signed in, signed out); the others notice within a poll and act on it. Nothing secret is
+ * written: only what happened and when. Where access is not granted this does nothing.
+ */
+export type SharedNews = 'signed_in' | 'signed_out'
+
+export interface SharedState {
+  announce(news: SharedNews): void
+}
+
+type StorageAccessDocument = Pick<Document, 'hasStorageAccess'> & {
+  requestStorageAccess(types?: { localStorage?: boolean }): Promise<{ localStorage?: Storage } | undefined>
+}
+
+const KEY = 'passport:shared'
+/** How often the shared storage is looked at: well within the one second the issue asks for. */
+const POLL_MS = 250
+
+export async function connectSharedState(input: {
+  doc: StorageAccessDocument
+  onNews: (news: SharedNews) => void
+  pollMs?: number
+}): Promise<SharedState | null> {
+  const { doc } = input
+  let storage: Storage | null = null
+  try {
+    // Without a click in this hidden frame, the browser grants only what a FedCM sign-in on this
+    // site allows (the `storage-access` permission still reads "prompt" then); else it refuses,
+    // silently: no prompt can appear.
+    if (!(await doc.hasStorageAccess())) await doc.requestStorageAccess()
+    storage = (await doc.requestStorageAccess({ localStorage: true }))?.localStorage ?? null
+  } catch {
+    return null
+  }
+  if (!storage) return null
+  const shared = storage
+  const read = () => {
+    try {
+      return shared.getItem(KEY)
+    } catch {
+      return null
+    }
+  }
+  let seen = read()
+  setInterval(() => {
+    const now = read()
+    if (now === seen) return
+    seen = now
+    try {
+      const news = (JSON.parse(now ?? 'null') as { news?: unknown } | null)?.news
+      if (news === 'signed_in' || news === 'signed_out') input.onNews(news)
+    } catch {}
+  }, input.pollMs ?? POLL_MS)
+  return {
+    announce: (news) => {
+      seen = JSON.stringify({ news, at: Date.now(), n: Math.random() })
+      try {
+        shared.setItem(KEY, seen)
+      } catch {}
+    },
+  }
+}
