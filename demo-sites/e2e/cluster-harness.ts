@@ -163,22 +163,24 @@ export interface ClusterBackends {
 }
 
 /**
- * `CLUSTER_STORE=postgres`: a database of its own (`passport_cluster_<random>`) on the
- * PostgreSQL at `CLUSTER_PG_URL` (default the shared one, postgres://root@127.0.0.1:5432/test),
- * dropped at the end; with `CLUSTER_REDIS_URL` (or `CLUSTER_BUS=redis`: redis://127.0.0.1:6379)
- * the instances share a Redis bus under a prefix of their own. Otherwise one SQLite file.
+ * The real scale-out path by default (issue 15: tested against real PostgreSQL and Redis, which
+ * run on these machines): a database of its own (`passport_cluster_<random>`) on the PostgreSQL
+ * at `CLUSTER_PG_URL` (default the shared one, postgres://root@127.0.0.1:5432/test), dropped at
+ * the end, and a Redis bus (`CLUSTER_REDIS_URL`, default redis://127.0.0.1:6379) under a prefix
+ * of its own. `CLUSTER_STORE=sqlite` puts both instances on one SQLite file instead, and
+ * `CLUSTER_BUS=none` leaves the bus in process (the event log, tailed, carries sign-outs).
  */
 export async function clusterBackends(dataDir: string): Promise<ClusterBackends> {
   const storeFile = path.join(dataDir, 'passport.sqlite')
   const env = process.env
   const redisUrl =
-    env.CLUSTER_REDIS_URL ?? (env.CLUSTER_BUS === 'redis' ? 'redis://127.0.0.1:6379' : undefined)
+    env.CLUSTER_REDIS_URL ?? (env.CLUSTER_BUS === 'none' ? undefined : 'redis://127.0.0.1:6379')
   const redisPrefix = `passport-cluster-${randomBytes(6).toString('hex')}:`
   const redisEnv: Record<string, string> = redisUrl
     ? { PASSPORT_REDIS_URL: redisUrl, PASSPORT_REDIS_PREFIX: redisPrefix }
     : {}
   const redisConfig = redisUrl ? { redisUrl, redisKeyPrefix: redisPrefix } : {}
-  if (env.CLUSTER_STORE !== 'postgres') {
+  if (env.CLUSTER_STORE === 'sqlite') {
     return {
       kind: 'sqlite',
       env: { PASSPORT_DATA_DIR: dataDir, ...redisEnv },

@@ -157,7 +157,7 @@ test('20 parallel refreshes of one family, spread over both instances: one succe
 test('a device approval asked through A is answered on B', async ({ browserContext, newDevice }) => {
   test.skip(
     !cluster.sharedBus,
-    'approval prompts cross instances over the Redis bus only (CLUSTER_BUS=redis)',
+    'approval prompts cross instances over the Redis bus only (not with CLUSTER_BUS=none)',
   )
   await cluster.haproxy.only(B)
   const trusted = await browserContext.newPage()
