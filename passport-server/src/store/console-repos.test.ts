@@ -1,24 +1,14 @@
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { beforeEach, describe, expect, it } from 'vitest'
 import { T0 } from '../test-support.ts'
-import { createEngine, ENGINES, type TestEngine } from './test-engines.ts'
+import { ENGINES, useEngine } from './test-engines.ts'
 import type { Store } from './types.ts'
 
 /** What the operator console reads and writes, the same on both engines. */
 describe.each(ENGINES)('console repositories: %s', (engineName) => {
-  let engine: TestEngine
+  const engine = useEngine(engineName)
   let store: Store
-  beforeAll(async () => {
-    engine = await createEngine(engineName)
-  })
-  afterAll(async () => {
-    await engine?.dispose()
-  })
-  beforeEach(async () => {
-    await engine.reset()
-    store = await engine.open()
-  })
-  afterEach(async () => {
-    await store.close()
+  beforeEach(() => {
+    store = engine.store()
   })
 
   const user = (id: string) => ({ id, username: id, name: id, passwordHash: 'h', createdAt: T0 })

@@ -1,26 +1,15 @@
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { beforeEach, describe, expect, it } from 'vitest'
 import { T0 } from '../test-support.ts'
-import { createEngine, ENGINES, type TestEngine } from './test-engines.ts'
+import { ENGINES, useEngine } from './test-engines.ts'
 import type { Store } from './types.ts'
 
 describe.each(ENGINES)('one-time ids: %s', (engineName) => {
-  let engine: TestEngine
+  const engine = useEngine(engineName)
   let store: Store
   let other: Store
-  beforeAll(async () => {
-    engine = await createEngine(engineName)
-  })
-  afterAll(async () => {
-    await engine?.dispose()
-  })
   beforeEach(async () => {
-    await engine.reset()
-    store = await engine.open()
+    store = engine.store()
     other = await engine.open()
-  })
-  afterEach(async () => {
-    await store.close()
-    await other.close()
   })
 
   it('claims an id once; a second claim, from this instance or another, is a replay', async () => {

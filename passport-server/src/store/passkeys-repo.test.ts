@@ -2,10 +2,10 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { beforeEach, describe, expect, it } from 'vitest'
 import { T0 } from '../test-support.ts'
 import { openSqliteStore } from './sqlite.ts'
-import { createEngine, ENGINES, type TestEngine } from './test-engines.ts'
+import { ENGINES, useEngine } from './test-engines.ts'
 import type { PasskeyChallengeRecord, PasskeyRecord, Store } from './types.ts'
 
 const passkey = (id: string, over: Partial<PasskeyRecord> = {}): PasskeyRecord => ({
@@ -40,20 +40,10 @@ const challenge = (id: string, over: Partial<PasskeyChallengeRecord> = {}): Pass
 })
 
 describe.each(ENGINES)('passkeys repository: %s', (engineName) => {
-  let engine: TestEngine
+  const engine = useEngine(engineName)
   let store: Store
-  beforeAll(async () => {
-    engine = await createEngine(engineName)
-  })
-  afterAll(async () => {
-    await engine?.dispose()
-  })
-  beforeEach(async () => {
-    await engine.reset()
-    store = await engine.open()
-  })
-  afterEach(async () => {
-    await store.close()
+  beforeEach(() => {
+    store = engine.store()
   })
 
   it('stores a passkey whole; a second with the same id is refused', async () => {

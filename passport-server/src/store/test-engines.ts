@@ -4,6 +4,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import pg from 'pg'
+import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest'
 import { openPostgresStore, type PostgresStoreOptions } from './postgres/index.ts'
 import { openSqliteStore } from './sqlite.ts'
 import type { Store } from './types.ts'
@@ -115,5 +116,36 @@ export async function createPostgresEngine(): Promise<TestEngine> {
              LOOP EXECUTE format('DELETE FROM %I', t); END LOOP;
            END $$`),
     dispose: database.drop,
+  }
+}
+
+/**
+ * One store per test on a fresh (emptied) database of `engineName`, for a `describe.each(ENGINES)`
+ * block: `store()` is the current test's store, `open()` another instance on the same database.
+ */
+export function useEngine(engineName: EngineName): { store(): Store; open(): Promise<Store> } {
+  let engine: TestEngine
+  let current: Store
+  const opened: Store[] = []
+  beforeAll(async () => {
+    engine = await createEngine(engineName)
+  })
+  afterAll(async () => {
+    await engine?.dispose()
+  })
+  beforeEach(async () => {
+    await engine.reset()
+    current = await engine.open()
+  })
+  afterEach(async () => {
+    for (const s of [current, ...opened.splice(0)]) await s.close().catch(() => undefined)
+  })
+  return {
+    store: () => current,
+    open: async () => {
+      const other = await engine.open()
+      opened.push(other)
+      return other
+    },
   }
 }
