@@ -17,8 +17,7 @@ const expect = baseExpect.configure({ timeout: 15_000 })
  * Each test starts its own cluster (ports 19000-19099) and stops every process at its end.
  */
 test.describe.configure({ mode: 'serial', timeout: 180_000 })
-// One cookie mode is enough here: what is under test is the servers, not the browser.
-test.skip(({ thirdPartyCookies }) => thirdPartyCookies !== 'blocked', 'runs once, in 3pc-blocked')
+// One cookie mode is enough here (playwright.config.ts: 3pc-blocked only): what is under test is the servers.
 
 let cluster: Cluster
 test.beforeEach(async () => {

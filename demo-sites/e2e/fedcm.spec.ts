@@ -29,8 +29,7 @@ test.afterAll(async () => {
   await demo?.close()
   fs.rmSync(dataDir, { recursive: true, force: true })
 })
-// Third-party cookies blocked only: that is where FedCM earns its keep.
-test.skip(({ thirdPartyCookies }) => thirdPartyCookies !== 'blocked')
+// Third-party cookies blocked only (playwright.config.ts): that is where FedCM earns its keep.
 // Each case signs in a few times over; the shared test machine can be slow.
 test.setTimeout(120_000)
 
