@@ -366,7 +366,8 @@ export async function startCluster(options: { instances?: number; base?: number 
           child = spawnLogged(
             NODE,
             ['passport-server/src/main.ts'],
-            { ...instanceEnv, PASSPORT_PORT: String(port) },
+            // Each its own management listener (metrics): on one host they would share 9464.
+            { ...instanceEnv, PASSPORT_PORT: String(port), PASSPORT_MANAGEMENT_PORT: String(port + 20) },
             logFile,
           )
           const started = child
