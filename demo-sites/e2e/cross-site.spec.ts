@@ -103,6 +103,9 @@ test.describe('cross-site sign-in', () => {
     browserContext,
     newDevice,
   }) => {
+    // Two full sign-ins (each now a SCRAM exchange in the page) and four page loads: on a loaded
+    // CI machine this takes longer than the default 30 s, though every step passes.
+    test.slow()
     const first = await browserContext.newPage()
     await signIn(first, urls.news, 'alice', 'alice-password-1')
     await expect(status(first)).toHaveText('Signed in as alice')
