@@ -3,6 +3,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { hopMarkdown, runHopBench } from './hop.ts'
 import { liveMarkdown, liveOptionsFromEnv, runLiveBench } from './live.ts'
+import { runSigninBench, signinMarkdown, signinOptionsFromEnv } from './signin.ts'
 import { runTokensBench, tokensMarkdown, tokensOptionsFromEnv } from './tokens.ts'
 
 /**
@@ -13,6 +14,8 @@ import { runTokensBench, tokensMarkdown, tokensOptionsFromEnv } from './tokens.t
  * BENCH_LIVE_SPREAD (200), BENCH_LIVE_SPREAD_MS (4000), BENCH_LIVE_BULK_SHARE (0.1),
  * BENCH_LIVE_POLL_FRAMES (1000), BENCH_LIVE_POLL_MS (5000), BENCH_LIVE_STEPS (10000,20000,30000,50000),
  * BENCH_LIVE_HOLD_MS (35000), BENCH_LIVE_BUDGET_S (300), BENCH_LIVE_PARTS (auth,latency,capacity).
+ * signin: BENCH_SIGNIN_ROUNDS (15), BENCH_SIGNIN_WARMUP (1), BENCH_SIGNIN_ITERATIONS (600000),
+ * BENCH_SIGNIN_SCRYPT_COST (32768).
  * BENCH_RESULTS_TAG=x writes bench/results/<name>-x.md/.json instead: a partial run (a subset of
  * cases or parts) then leaves the full results where they are.
  */
@@ -61,4 +64,15 @@ if (wants('live')) {
   const md = liveMarkdown(result, meta)
   fs.writeFileSync(path.join(resultsDir, `live${tag}.md`), md)
   process.stdout.write(`\n${md}\nwritten to bench/results/live${tag}.md and live${tag}.json\n`)
+}
+
+if (wants('signin')) {
+  const result = await runSigninBench(signinOptionsFromEnv())
+  fs.writeFileSync(
+    path.join(resultsDir, `signin${tag}.json`),
+    `${JSON.stringify({ meta, ...result }, null, 2)}\n`,
+  )
+  const md = signinMarkdown(result, meta)
+  fs.writeFileSync(path.join(resultsDir, `signin${tag}.md`), md)
+  process.stdout.write(`\n${md}\nwritten to bench/results/signin${tag}.md and signin${tag}.json\n`)
 }

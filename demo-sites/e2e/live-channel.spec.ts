@@ -83,9 +83,13 @@ test.describe('live channel', () => {
     await expect(status(mine)).toHaveText('Signed in as alice')
     // The demo server is shared by the specs: sign out alice's devices left by earlier ones.
     await mine.goto(`${urls.passport}/account`)
+    // The list arrives sealed, after the page: wait for it (this device is always in it).
+    const listed = () => expect(mine.locator('li.device', { hasText: '(this device)' })).toBeVisible()
+    await listed()
     while ((await mine.getByRole('button', { name: 'Sign out this device' }).count()) > 0) {
       await mine.getByRole('button', { name: 'Sign out this device' }).first().click()
       await expect(mine.getByText('That device is signed out.')).toBeVisible()
+      await listed()
     }
     const other = await (await newDevice()).newPage()
     await signIn(other, urls.shop, 'alice', 'alice-password-1')

@@ -7,6 +7,7 @@ import {
   SIGN_IN_PROTOCOL,
   type SignInServerMessage,
 } from '../protocol/sign-in.ts'
+import { showSealedDevices } from './account-devices.ts'
 import { checkServerFinal, clientFinal, clientFirstBare, clientNonce } from './scram.ts'
 import { fetchEncryptionKey, openSealed, wrapContentKey } from './sealed.ts'
 
@@ -23,6 +24,9 @@ import { fetchEncryptionKey, openSealed, wrapContentKey } from './sealed.ts'
  */
 const form = document.getElementById('sign-in') as HTMLFormElement | null
 if (form) takeOver(form)
+// The account page's "Your devices", fetched sealed (the same bundle: it shares the sealing code).
+const devices = document.getElementById('devices')
+if (devices?.dataset.sealed === 'devices') void showSealedDevices(devices)
 
 function takeOver(form: HTMLFormElement) {
   const formAllowed = form.dataset.passwordForm !== 'off'

@@ -48,7 +48,18 @@ export function renderAccountPage(input: {
   notice?: string
   /** The user's passkeys and the page script that adds them (`passkeyScriptUrl`). */
   passkeys?: { list: PasskeyView[]; script: string }
+  /**
+   * How "Your devices" reaches the page. `sealed` (the default): the HTML carries no device;
+   * `/sign-in.js` fetches the list from `POST /account/devices/sealed`, sealed to a one-time key
+   * of the page's (docs/sign-in.md, "Sealed payloads"), and a `<noscript>` link offers the
+   * `plain` page. `plain` (`/account?devices=plain`, the no-JavaScript fallback): the list is
+   * in the HTML.
+   */
+  devicesMode?: 'sealed' | 'plain'
+  /** The absolute URL of `/sign-in.js` (the CSP allows exactly that file). */
+  signInScript?: string
 }) {
+  const sealed = input.devicesMode !== 'plain'
   const rows = input.devices
     .map(
       (d) => `<li class="device" data-session="${escapeHtml(d.id)}">
@@ -66,10 +77,16 @@ ${
     title: 'Your devices · Passport',
     script: WATCH_SCRIPT,
     ...(input.passkeys ? { scriptFiles: [input.passkeys.script] } : {}),
+    ...(sealed && input.signInScript ? { scriptFile: input.signInScript } : {}),
     body: `<h1>Your devices</h1><p class="site">Signed in as <strong>${escapeHtml(input.username)}</strong></p>
 ${input.notice ? `<p class="notice" role="status">${escapeHtml(input.notice)}</p>` : ''}
 ${approvals ? `<h2>Sign-in requests</h2><ul class="approvals">${approvals}</ul>` : ''}
-<ul class="devices">${rows}</ul>
+${
+  sealed
+    ? `<ul class="devices" id="devices" data-sealed="devices" data-csrf="${escapeHtml(input.csrf)}"><li class="site" id="devices-status">Loading your devices…</li></ul>
+<noscript><p class="site">Your devices are fetched sealed by this page's script. <a href="/account?devices=plain">Show them without JavaScript</a> (the list then travels as a plain page).</p></noscript>`
+    : `<ul class="devices">${rows}</ul>`
+}
 ${input.passkeys ? passkeyAccountSection({ passkeys: input.passkeys.list, csrf: input.csrf }) : ''}`,
   })
 }

@@ -55,7 +55,8 @@ export function renderPage(input: {
   const sources = [
     ...(input.script ? [inlineHash(input.script)] : []),
     ...files,
-    ...(input.scriptFile ? ["'self'"] : []),
+    // An absolute URL allows that file alone; a path, the passport's own origin.
+    ...(input.scriptFile ? [/^https?:/.test(input.scriptFile) ? input.scriptFile : "'self'"] : []),
   ]
   const scriptPolicy = sources.length ? `; script-src ${sources.join(' ')}; connect-src 'self'` : ''
   return {

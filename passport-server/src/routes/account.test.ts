@@ -5,7 +5,7 @@ import { createTestWorld, EVIL_ORIGIN } from '../test-support.ts'
 
 /** Opens "Your devices" with this browser's cookies; returns the page and its CSRF value. */
 async function openAccount(app: Awaited<ReturnType<typeof createTestWorld>>['app'], jar: CookieJar) {
-  const res = await app.request('/account', { headers: { Cookie: cookieHeader(jar) } })
+  const res = await app.request('/account?devices=plain', { headers: { Cookie: cookieHeader(jar) } })
   storeCookies(jar, res)
   const html = await res.text()
   // The page's forms repeat the CSRF cookie (a page with no other device has no form).
@@ -46,6 +46,26 @@ describe('Your devices', () => {
     expect(html).toContain('Sites: news')
     expect(html).toContain('Sites: shop')
     expect(html.match(/Sign out this device/g)).toHaveLength(1)
+  })
+
+  test('by default the page carries no device: its script fetches them sealed; a noscript link offers the plain list', async () => {
+    const { app, news, shop, alice } = await createTestWorld()
+    const here = await signIn(app, news, alice)
+    await signIn(app, shop, alice)
+    const res = await app.request('/account', { headers: { Cookie: cookieHeader(here.jar) } })
+    const html = await res.text()
+    expect(res.status).toBe(200)
+    expect(sessionIds(html)).toHaveLength(0)
+    expect(html).not.toContain('Sites: ')
+    expect(html).toContain('data-sealed="devices"')
+    expect(html).toContain('<noscript>')
+    expect(html).toContain('href="/account?devices=plain"')
+    expect(html).toContain('src="http://passport.localhost:8080/sign-in.js"')
+    // The CSP allows that file (a module), not the whole origin.
+    expect(res.headers.get('Content-Security-Policy')).toMatch(
+      /script-src[^;]*http:\/\/passport\.localhost:8080\/sign-in\.js/,
+    )
+    expect(res.headers.get('Content-Security-Policy')).not.toMatch(/script-src[^;]*'self'/)
   })
 
   test('signing another device out ends its session as revoked and publishes it', async () => {

@@ -75,13 +75,16 @@ export function accountRoutes(deps: AppDeps, approvals: DeviceApprovals): Hono {
 
   const devicesOf = (current: SessionRecord) => listDevices(deps, current)
 
-  const show = async (c: Context, current: SessionRecord, notice?: string) => {
+  const show = async (c: Context, current: SessionRecord, notice?: string, devicesMode?: 'plain') => {
     const user = await deps.store.users.findById(current.userId)
     return sendPage(
       c,
       renderAccountPage({
         username: user?.username ?? '',
-        devices: await devicesOf(current),
+        // Sealed (the default) the HTML carries no device: the page script fetches them sealed.
+        devices: devicesMode === 'plain' ? await devicesOf(current) : [],
+        ...(devicesMode ? { devicesMode } : {}),
+        signInScript: `${deps.config.issuer}/sign-in.js`,
         approvals: await pendingPrompts(deps, current.userId),
         csrf: issueCsrf(c),
         ...(notice ? { notice } : {}),
@@ -96,7 +99,7 @@ export function accountRoutes(deps: AppDeps, approvals: DeviceApprovals): Hono {
   app.get('/account', async (c) => {
     const current = await sessionFromCookies(deps, c)
     if (!current) return sendPage(c, renderErrorPage('You are not signed in at the passport.'), 401)
-    return show(c, current)
+    return show(c, current, undefined, c.req.query('devices') === 'plain' ? 'plain' : undefined)
   })
 
   /** A post of one of this page's forms by the signed-in user, or the page that refuses it. */

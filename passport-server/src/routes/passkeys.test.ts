@@ -27,7 +27,7 @@ let authenticator: SoftAuthenticator
 const SESSION = '__Host-passport_session'
 
 async function openAccount(jar: CookieJar) {
-  const res = await app.request('/account', { headers: { Cookie: cookieHeader(jar) } })
+  const res = await app.request('/account?devices=plain', { headers: { Cookie: cookieHeader(jar) } })
   storeCookies(jar, res)
   const html = await res.text()
   return { res, html, csrf: csrfOf(html) }
