@@ -60,7 +60,12 @@ test.describe('live channel', () => {
 
   test('ten News tabs share one socket', async ({ browserContext }) => {
     const sockets: string[] = []
-    browserContext.on('page', (page) => page.on('websocket', (ws) => sockets.push(ws.url())))
+    // Live-channel sockets only: the sign-in page's SCRAM socket (/login/socket) is another matter.
+    browserContext.on('page', (page) =>
+      page.on('websocket', (ws) => {
+        if (new URL(ws.url()).pathname === '/live') sockets.push(ws.url())
+      }),
+    )
     const first = await browserContext.newPage()
     await signIn(first, urls.news, 'alice', 'alice-password-1')
     await expect(status(first)).toHaveText('Signed in as alice')

@@ -41,7 +41,10 @@ const STORE_PING_TIMEOUT_MS = 1_000
 async function operationOf(method: string, route: string, body: Promise<string> | undefined) {
   if (method !== 'POST') return null
   switch (route) {
+    // The password form, and the completions of a SCRAM exchange and of a passkey ceremony.
     case '/login':
+    case '/login/scram':
+    case '/login/passkey':
       return 'sign_in'
     case '/token/introspect':
       return 'introspection'
