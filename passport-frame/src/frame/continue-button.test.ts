@@ -12,7 +12,10 @@ class FakeElement {
   parent: FakeElement | null = null
   attrs: Record<string, string> = {}
   listeners: Array<() => unknown> = []
-  constructor(readonly tag: string) {}
+  readonly tag: string
+  constructor(tag: string) {
+    this.tag = tag
+  }
   append(...kids: FakeElement[]) {
     for (const kid of kids) {
       kid.parent = this
