@@ -43,7 +43,11 @@ export default defineConfig(({ mode }): UserConfig => {
           output: {
             minify: true,
             chunkFileNames: (chunk) =>
-              chunk.name.includes('shared') ? 'frame-shared.js' : 'frame-approval.js',
+              chunk.name.includes('shared')
+                ? 'frame-shared.js'
+                : chunk.name.includes('continue')
+                  ? 'frame-continue.js'
+                  : 'frame-approval.js',
           },
         },
       },

@@ -22,6 +22,7 @@ export function mountDemo(passport: Passport, root: HTMLElement): void {
   root.replaceChildren(status, message, button)
 
   let signedOutLocally = false
+  let offered = false
   const showSignedOut = (reason: EndReason | null) => {
     status.textContent = 'You are not signed in.'
     message.textContent = signedOutLocally ? 'You signed out.' : reason ? SIGNED_OUT_MESSAGES[reason] : ''
@@ -30,6 +31,11 @@ export function mountDemo(passport: Passport, root: HTMLElement): void {
     // The browser's own "Continue as" dialog where the site uses FedCM; else the passport's page.
     button.onclick = () => void passport.login({ mode: 'fedcm' })
     button.disabled = false
+    // No FedCM (Firefox): the frame's own "Continue with Passport", once per page.
+    if (!offered && !('IdentityCredential' in window) && 'requestStorageAccess' in document) {
+      offered = true
+      passport.showContinueButton()
+    }
   }
   const showSignedIn = (me: Me) => {
     status.textContent = `Signed in as ${me.user}`

@@ -32,7 +32,13 @@ import { afterAll, expect, test } from 'vitest'
  * 8 KiB target is further away, not closer: the next step is to move what only a first visit
  * needs (PKCE, FedCM) out of the page SDK into on-demand chunks, as the approval prompt was.
  */
-const BUDGET_BYTES = 10_200
+/*
+ * Raised to 10,230 B (10,226 B measured, +93 B) by "Continue with Passport" for browsers without
+ * FedCM (issue 17 §4): the SDK's `showContinueButton()` (+27 B) and the frame's `continue`
+ * message, its hooks and the loader of the button (+66 B). The button itself is fetched only when
+ * a site shows it (`frame-continue.js`, 0.75 KiB).
+ */
+const BUDGET_BYTES = 10_230
 /** The on-demand approval prompt, on its own (1,747 B once the code is typed rather than picked). */
 const APPROVAL_BUDGET_BYTES = 1_800
 

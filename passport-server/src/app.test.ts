@@ -193,7 +193,7 @@ describe('frame document and scripts', () => {
 
   test('the SDK is public cross-origin code; the frame script is not', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'passport-assets-'))
-    for (const f of ['passport.js', 'passport.mjs', 'frame.js', 'frame-approval.js'])
+    for (const f of ['passport.js', 'passport.mjs', 'frame.js', 'frame-approval.js', 'frame-continue.js'])
       fs.writeFileSync(path.join(dir, f), `// ${f}`)
     const world = await createTestWorld()
     const app = createApp({ ...world.deps, config: resolveConfig({ ...world.deps.config, assetsDir: dir }) })
@@ -209,6 +209,10 @@ describe('frame document and scripts', () => {
     const approval = await app.request('/frame-approval.js')
     expect(await approval.text()).toBe('// frame-approval.js')
     expect(approval.headers.get('Access-Control-Allow-Origin')).toBeNull()
+    const button = await app.request('/frame-continue.js')
+    expect(await button.text()).toBe('// frame-continue.js')
+    expect(button.headers.get('Access-Control-Allow-Origin')).toBeNull()
+    expect(button.headers.get('Cross-Origin-Resource-Policy')).toBe('same-origin')
   })
 
   test('missing built files are a clear 503, not a crash', async () => {

@@ -76,6 +76,11 @@ export interface Passport {
    * fetch('/api/me', { headers: await passport.authHeaders('GET', new URL('/api/me', location.href).href) })
    */
   authHeaders(method: string, url: string): Promise<{ Authorization: string; DPoP: string }>
+  /**
+   * Shows the frame's "Continue with Passport" button (for browsers without FedCM): a click there
+   * asks the browser for storage access, and the page signs in with no password (`onChange`).
+   */
+  showContinueButton(): void
   /** Ends the passport session (on every site) and forgets the token here. */
   logout(): Promise<void>
   /** Called on every state change; returns an unsubscribe function. */
@@ -381,6 +386,7 @@ export function createPassport(options: PassportOptions): Passport {
       }
       return leaveForPassport(false)
     },
+    showContinueButton: () => void ask({ type: 'continue' }).catch(() => {}),
     logout: async () => {
       try {
         await ask({ type: 'logout' })

@@ -45,6 +45,7 @@ function setup(
     createPrompt?: FrameAgentDeps['createPrompt']
     proveForSite?: FrameAgentDeps['proveForSite']
     connectShared?: FrameAgentDeps['connectShared']
+    showContinue?: FrameAgentDeps['showContinue']
   } = {},
 ): Harness {
   const page = new FakeWindow(NEWS)
@@ -77,6 +78,7 @@ function setup(
     ...(options.createPrompt ? { createPrompt: options.createPrompt } : {}),
     ...(options.proveForSite ? { proveForSite: options.proveForSite } : {}),
     ...(options.connectShared ? { connectShared: options.connectShared } : {}),
+    ...(options.showContinue ? { showContinue: options.showContinue } : {}),
     // Scheduled refreshes are the refresher's own tests; here only requests drive the agent.
     setTimer: () => 0,
     clearTimer: () => {},
@@ -846,5 +848,79 @@ describe('the passport-wide shared state (FedCM-connected sites, issue 17)', () 
     await harness.send({ v: 1, type: 'logout', id: 'l1' })
     await settle()
     expect(announce).toHaveBeenLastCalledWith('signed_out')
+  })
+})
+
+describe('"Continue with Passport" (browsers without FedCM, issue 17 §4)', () => {
+  type Hooks = Parameters<NonNullable<FrameAgentDeps['showContinue']>>[0]
+  const continueRequest = (id = 'c1') => ({ v: 1, type: 'continue', id })
+  let hooks: Hooks | null
+  beforeEach(() => {
+    hooks = null
+    h = setup({
+      showContinue: (given) => {
+        hooks = given
+      },
+    })
+  })
+
+  it('shows the button, makes the frame visible on its word, and answers ready', async () => {
+    await h.send(hello())
+    await h.send(continueRequest())
+    expect(hooks).not.toBeNull()
+    expect(h.replies().at(-1)?.message).toEqual({ v: 1, type: 'ready', id: 'c1', hasToken: false })
+    hooks?.setVisible(true)
+    expect(h.replies().at(-1)).toEqual({
+      message: { v: 1, type: 'frame_display', visible: true },
+      targetOrigin: NEWS,
+    })
+    expect(h.api.tokenFromSession).not.toHaveBeenCalled() // nothing before the click and the grant
+  })
+
+  it('after the grant takes a token from the passport session and tells the page it signed in', async () => {
+    await h.send(hello())
+    await h.send(continueRequest())
+    await expect(hooks?.signIn()).resolves.toBeUndefined()
+    expect(h.api.tokenFromSession).toHaveBeenCalledWith(authkey)
+    expect(h.replies().at(-1)).toEqual({
+      message: { v: 1, type: 'session_event', event: 'signed_in' },
+      targetOrigin: NEWS,
+    })
+    await h.send(tokenRequest('t2'))
+    expect(h.replies().at(-1)?.message).toMatchObject({
+      type: 'token_response',
+      id: 't2',
+      token: 'tok-from-session',
+    })
+  })
+
+  it('with no passport session fails to the button and tells the page nothing', async () => {
+    h.api.tokenFromSession.mockRejectedValueOnce(new FrameApiError('login_required'))
+    await h.send(hello())
+    await h.send(continueRequest())
+    const before = h.replies().length
+    await expect(hooks?.signIn()).rejects.toThrow()
+    expect(h.replies().length).toBe(before)
+    expect(h.cache.readRenewable()).toBeNull()
+  })
+
+  it('is not shown before hello', async () => {
+    await h.send(continueRequest('c0'))
+    expect(h.replies().at(-1)?.message).toMatchObject({ type: 'error', id: 'c0', code: 'invalid_request' })
+    expect(hooks).toBeNull()
+  })
+
+  it('is refused to another origin than the bound page', async () => {
+    await h.send(hello())
+    await h.send(continueRequest(), { origin: 'http://evil.localhost:8083' })
+    expect(hooks).toBeNull()
+  })
+
+  it('where the frame cannot draw it, answers ready and does nothing else', async () => {
+    h = setup()
+    await h.send(hello())
+    await h.send(continueRequest())
+    expect(h.replies().at(-1)?.message).toEqual({ v: 1, type: 'ready', id: 'c1', hasToken: false })
+    expect(h.apiCalls()).toBe(0)
   })
 })

@@ -41,6 +41,11 @@ export interface FrameAgentDeps {
    * (`shared-state.ts`, loaded on demand). Resolves null where the browser gives no access.
    */
   connectShared?: (onNews: (news: SharedNews) => void) => Promise<SharedState | null>
+  /**
+   * Draws "Continue with Passport" (`continue-button.ts`, loaded on demand): its click asks the
+   * browser for storage access, then calls `signIn` (rejects without a passport session). Absent in unit tests without a DOM.
+   */
+  showContinue?: (hooks: { signIn: () => Promise<void>; setVisible: (visible: boolean) => void }) => void
   /** A DPoP proof by the frame's key (for the site backend's URLs; see `proof_request`). */
   proveForSite?: (request: { method: string; url: string; accessToken: string }) => Promise<string>
   /** Web Locks of the frame's partition (`navigator.locks`); null where there are none. */
@@ -102,6 +107,8 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
     onSignedOut: (reason) => signedOut(reason),
   })
 
+  /** Asks the page this frame is bound to (only it) to show or hide the frame. */
+  const display = (visible: boolean) => bound && reply(bound.origin, { v: 1, type: 'frame_display', visible })
   const prompt =
     deps.createPrompt?.({
       decide: async (approvalId, answer) => {
@@ -110,7 +117,7 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
         return api.decideApproval(bound.authkey, token.token, approvalId, answer)
       },
       // Only the page this frame is bound to is asked; it learns that a prompt is up, never its numbers.
-      setVisible: (visible) => bound && reply(bound.origin, { v: 1, type: 'frame_display', visible }),
+      setVisible: display,
       serverNow: () => now() + (cache.readRenewable()?.clockOffsetMs ?? 0),
     }) ?? null
 
@@ -174,6 +181,12 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
     return null
   }
 
+  /** A token from the passport session (whose cookie reaches this frame now); the page is told. */
+  const signInFromSession = async (authkey: string) => {
+    remember(await api.tokenFromSession(authkey))
+    if (bound) reply(bound.origin, { v: 1, type: 'session_event', event: 'signed_in' })
+  }
+
   /**
    * News from another connected site's frame. A sign-in there: take it up from the passport
    * session (this frame sends its cookie now) and tell the page. A sign-out there: confirm it
@@ -185,8 +198,7 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
       const held = cache.readRenewable()
       if (news === 'signed_in' && !held) {
         try {
-          remember(await api.tokenFromSession(bound.authkey))
-          reply(bound.origin, { v: 1, type: 'session_event', event: 'signed_in' })
+          await signInFromSession(bound.authkey)
         } catch {}
       }
       if (news === 'signed_out' && held) {
@@ -221,6 +233,13 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
     const { authkey } = bound
     try {
       switch (msg.type) {
+        case 'continue': {
+          // The page asks when it is signed out (a frame holding a sign-in would only take another).
+          reply(origin, { v: 1, type: 'ready', id: msg.id, hasToken: cache.readRenewable() !== null })
+          // The click grants storage access: the passport's own cookie goes with the request then.
+          deps.showContinue?.({ setVisible: display, signIn: () => signInFromSession(authkey) })
+          return
+        }
         case 'token_request': {
           const live = await liveToken()
           if (live) {

@@ -94,6 +94,8 @@ if (site && window.parent !== window) {
             ),
         }
       : {}),
+    // "Continue with Passport" (browsers without FedCM), fetched (/frame-continue.js) when a site shows it.
+    showContinue: (hooks) => void import('./continue-button.ts').then((m) => m.default(hooks)),
     canSeeCookies: async () => {
       try {
         return await document.hasStorageAccess()

@@ -9,6 +9,7 @@ const validRequests = {
   token_request: { v: 1, type: 'token_request', id: 'r2' },
   check: { v: 1, type: 'check', id: 'r3' },
   logout: { v: 1, type: 'logout', id: 'r4' },
+  continue: { v: 1, type: 'continue', id: 'r6' },
   code_exchange: {
     v: 1,
     type: 'code_exchange',

@@ -40,6 +40,7 @@ export function parsePageRequest(value: unknown): PageRequest | null {
     case 'check':
     case 'logout':
     case 'refresh':
+    case 'continue':
       return hasOnly(value, ['v', 'type', 'id']) ? (value as PageRequest) : null
     case 'proof_request':
       return hasOnly(value, ['v', 'type', 'id', 'method', 'url']) &&

@@ -31,8 +31,15 @@ export type RefreshRequest = { v: 1; type: 'refresh'; id: string }
  * never proves anything for another origin, least of all its own.
  */
 export type ProofRequest = { v: 1; type: 'proof_request'; id: string; method: string; url: string }
+/**
+ * Show the frame's "Continue with Passport" button (browsers without FedCM; docs/fedcm.md): its
+ * click asks the browser for storage access, then the frame signs in from the passport session.
+ * Answered `ready` at once; the sign-in, if it comes, is a `session_event` `signed_in`.
+ */
+export type ContinueButtonRequest = { v: 1; type: 'continue'; id: string }
 export type PageRequest =
   | HelloRequest
+  | ContinueButtonRequest
   | ProofRequest
   | TokenRequest
   | CodeExchangeRequest

@@ -14,12 +14,14 @@ const PUBLIC_SCRIPTS = {
   '/frame-approval.js': 'frame-approval.js', // the frame's approval prompt, loaded when one is asked
   '/sign-in.js': 'sign-in.js', // the sign-in page's SCRAM client (passport pages only)
   '/frame-shared.js': 'frame-shared.js', // the shared passport state, loaded by FedCM sites' frames
+  '/frame-continue.js': 'frame-continue.js', // "Continue with Passport", loaded when a site shows it
 } as const
 const FRAME_ONLY: ReadonlySet<string> = new Set([
   '/frame.js',
   '/frame-approval.js',
   '/sign-in.js',
   '/frame-shared.js',
+  '/frame-continue.js',
 ])
 
 export function frameRoutes(deps: AppDeps, proofs: DpopProofs): Hono {
