@@ -27,7 +27,7 @@ const urls = {
 
 // The browser is not Playwright's: one run is enough, in the blocked-cookies project (Firefox's
 // own partitioning applies whatever Playwright's project says).
-test.skip(({ thirdPartyCookies }) => thirdPartyCookies !== 'blocked', 'Firefox runs once, under 3pc-blocked')
+// Firefox runs once, in 3pc-blocked (playwright.config.ts): it launches its own browser.
 test.setTimeout(60_000)
 
 let demo: RunningDemo
