@@ -7,9 +7,22 @@ import { base64url, compactDecrypt, EncryptJWT, importJWK, type JWK } from 'jose
  */
 export type SealedPurpose = 'sign_in' | 'devices' | 'password'
 
+/**
+ * The passport's clock minus this device's (ms), from the `Date` of its last answer: a wrapped
+ * key is dated by the passport's clock, so a device clock hours off still signs in.
+ */
+let serverSkewMs = 0
+
+/** The skew a `Date` header shows against `deviceNowMs`; 0 when it is absent or unreadable. */
+export function skewFromDate(date: string | null, deviceNowMs: number): number {
+  const serverMs = date ? Date.parse(date) : Number.NaN
+  return Number.isFinite(serverMs) ? serverMs - deviceNowMs : 0
+}
+
 /** The passport's current encryption key from its JWKS (the last `use: enc` key published). */
 export async function fetchEncryptionKey(issuer: string): Promise<JWK> {
   const res = await fetch(`${issuer}/.well-known/jwks.json`, { credentials: 'omit', cache: 'no-store' })
+  serverSkewMs = skewFromDate(res.headers.get('Date'), Date.now())
   const { keys } = (await res.json()) as { keys: JWK[] }
   const enc = keys.filter((k) => k.use === 'enc' && k.alg === 'ECDH-ES+A256KW')
   // Newest first in the JWKS, but a newer key may not be active yet: the server opens any key it
@@ -24,8 +37,8 @@ export async function wrapContentKey(
   jwk: JWK,
   issuer: string,
   purpose: SealedPurpose,
-  /** The time it is made (ms): the device's clock unless given (tests). */
-  nowMs = Date.now(),
+  /** The time it is made (ms): the passport's clock as last seen (the device's, corrected), unless given. */
+  nowMs = Date.now() + serverSkewMs,
   /** Claims sent sealed beside the key (a password change's new credential). */
   extra: Record<string, unknown> = {},
 ): Promise<{ key: Uint8Array; wrapped: string }> {

@@ -1,6 +1,6 @@
 import { base64url, CompactEncrypt, EncryptJWT, importJWK } from 'jose'
 import { beforeEach, describe, expect, it } from 'vitest'
-import { openSealed, wrapContentKey } from '../../../passport-frame/src/sign-in/sealed.ts'
+import { openSealed, skewFromDate, wrapContentKey } from '../../../passport-frame/src/sign-in/sealed.ts'
 import { createTestDeps, TEST_ISSUER, type TestDeps } from '../test-support.ts'
 import { loadOrCreateKeys, rotateSigningKey } from './keys.ts'
 import { openWrappedKey, type SealedPurpose, sealForKey } from './sealed.ts'
@@ -108,5 +108,37 @@ describe('sealed payloads', () => {
     const wrapped = await wrapContentKey(before, TEST_ISSUER, 'devices', deps.clock.now())
     deps.keys = rotated
     expect(await open(wrapped.wrapped)).not.toBeNull()
+  })
+})
+
+describe('the page dates a wrapped key by the passport clock (its JWKS answer Date)', () => {
+  it('reads the skew from a Date header, and none from a missing or broken one', () => {
+    const device = Date.UTC(2026, 0, 1, 10, 0, 0)
+    expect(skewFromDate('Thu, 01 Jan 2026 12:00:00 GMT', device)).toBe(2 * 3600_000)
+    expect(skewFromDate('Thu, 01 Jan 2026 08:00:00 GMT', device)).toBe(-2 * 3600_000)
+    expect(skewFromDate(null, device)).toBe(0)
+    expect(skewFromDate('not a date', device)).toBe(0)
+  })
+
+  it('a key wrapped on a device two hours behind, corrected by that skew, opens', async () => {
+    const deps = await createTestDeps()
+    const keys = deps.keys
+    const enc = keys.encryption.jwks[0]
+    if (!enc) throw new Error('no encryption key')
+    const deviceNow = deps.clock.now() - 2 * 3600_000
+    const skew = skewFromDate(new Date(deps.clock.now()).toUTCString(), deviceNow)
+    const open = (wrapped: string) =>
+      openWrappedKey({
+        keys,
+        issuer: TEST_ISSUER,
+        purpose: 'devices',
+        jwe: wrapped,
+        nowMs: deps.clock.now(),
+        claimOnce: async () => true,
+      })
+    expect(await open((await wrapContentKey(enc, TEST_ISSUER, 'devices', deviceNow)).wrapped)).toBeNull()
+    expect(
+      await open((await wrapContentKey(enc, TEST_ISSUER, 'devices', deviceNow + skew)).wrapped),
+    ).not.toBeNull()
   })
 })
