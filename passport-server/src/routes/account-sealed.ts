@@ -1,9 +1,10 @@
-import { Hono } from 'hono'
+import { type Context, Hono } from 'hono'
 import { getCookie } from 'hono/cookie'
 import { encodeScramCredential, type ScramCredential } from '../auth/scram.ts'
 import type { AppDeps } from '../deps.ts'
 import { endSession, findLiveSession, SESSION_COOKIE } from '../services/sessions.ts'
 import { redeemSignInTicket } from '../services/sign-in-tickets.ts'
+import type { SessionRecord } from '../store/types.ts'
 import { openSealedRequest, openWrappedKey, sealForKey } from '../tokens/sealed.ts'
 import { listDevices } from './account.ts'
 import { clientAddress } from './client-address.ts'
@@ -22,7 +23,11 @@ import { clientAddress } from './client-address.ts'
  */
 export function accountSealedRoutes(deps: AppDeps): Hono {
   const app = new Hono()
-  app.post('/account/devices/sealed', async (c) => {
+
+  /** What both exchanges check first: the passport's own page, a live session, a JSON body. */
+  const readSealedAsk = async (
+    c: Context,
+  ): Promise<Response | { current: SessionRecord; body: { seal?: unknown } }> => {
     c.header('Cache-Control', 'no-store')
     const fetchSite = c.req.header('Sec-Fetch-Site')
     if (
@@ -33,12 +38,17 @@ export function accountSealedRoutes(deps: AppDeps): Hono {
     }
     const current = await findLiveSession(deps, getCookie(c, SESSION_COOKIE))
     if (!current) return c.json({ error: 'login_required' }, 401)
-    let body: { seal?: unknown }
     try {
-      body = (await c.req.json()) as { seal?: unknown }
+      return { current, body: (await c.req.json()) as { seal?: unknown } }
     } catch {
       return c.json({ error: 'invalid_request' }, 400)
     }
+  }
+
+  app.post('/account/devices/sealed', async (c) => {
+    const asked = await readSealedAsk(c)
+    if (asked instanceof Response) return asked
+    const { current, body } = asked
     const key =
       typeof body?.seal === 'string'
         ? await openWrappedKey({
@@ -62,22 +72,9 @@ export function accountSealedRoutes(deps: AppDeps): Hono {
    * purpose `password`. The change signs every other device of the user out.
    */
   app.post('/account/password/sealed', async (c) => {
-    c.header('Cache-Control', 'no-store')
-    const fetchSite = c.req.header('Sec-Fetch-Site')
-    if (
-      c.req.header('Origin') !== deps.config.issuer ||
-      (fetchSite !== undefined && fetchSite !== 'same-origin')
-    ) {
-      return c.json({ error: 'origin_not_allowed' }, 403)
-    }
-    const current = await findLiveSession(deps, getCookie(c, SESSION_COOKIE))
-    if (!current) return c.json({ error: 'login_required' }, 401)
-    let body: { seal?: unknown }
-    try {
-      body = (await c.req.json()) as { seal?: unknown }
-    } catch {
-      return c.json({ error: 'invalid_request' }, 400)
-    }
+    const asked = await readSealedAsk(c)
+    if (asked instanceof Response) return asked
+    const { current, body } = asked
     const opened =
       typeof body?.seal === 'string'
         ? await openSealedRequest({
