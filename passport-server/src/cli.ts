@@ -1,4 +1,6 @@
+import path from 'node:path'
 import { parseArgs } from 'node:util'
+import type { MasterKey } from './auth/master-key.ts'
 import type { AppDeps } from './deps.ts'
 import { PassportError } from './errors.ts'
 import { fetchPresence, type PresenceAnswer } from './observability/cli-presence.ts'
@@ -8,6 +10,7 @@ import { issueAuthkey, registerSite } from './services/registry.ts'
 import { endSession } from './services/sessions.ts'
 import { removeSite } from './services/site-removal.ts'
 import { createUser, resetPassword, setUserDisabled } from './services/users.ts'
+import { importSqliteIntoPostgres } from './store/import-sqlite.ts'
 import type { SiteRecord } from './store/types.ts'
 import { rotateSigningKey } from './tokens/keys.ts'
 
@@ -38,6 +41,10 @@ export const CLI_USAGE = `usage: npm run passport -- <command>
                                   out everywhere; their open tabs are told at once.
   session list --user USERNAME    Lists the user's passport sessions (id, device, state).
   session revoke SESSION_ID       Ends a session; its open tabs are told at once.
+  store import-sqlite FILE        Copies an embedded store (data/passport.sqlite) into the empty
+                                  PostgreSQL database of PASSPORT_DATABASE_URL: users, sites,
+                                  sessions, live tokens and refresh families, so nobody signs in
+                                  again. Same master key; every instance stopped while it runs.
   keys rotate                     Adds a signing key: in the JWKS at once, signing in 5 minutes;
                                   the old key keeps verifying until its tokens have expired.
 
@@ -53,6 +60,8 @@ export interface CliIo {
   management?: ManagementOptions | null
   /** Asks it (tests replace it); by default an HTTP call with a 2 s timeout. */
   presence?: (sessionIds: string[]) => Promise<PresenceAnswer>
+  /** The key the stored secrets are sealed under: `store import-sqlite` checks the file's open with it. */
+  masterKey?: MasterKey
 }
 
 /** A site as `--json` prints it (snake_case, like the HTTP API). Never its secrets. */
@@ -203,6 +212,29 @@ export async function runCli(deps: AppDeps, argv: string[], io: CliIo): Promise<
       if (removed) await recordAudit(deps, { type: 'cli_site_removed', actor: 'cli', siteId: id })
       return answer(removed ? 0 : 1, { id, removed }, () => [
         removed ? `site ${id} removed` : `no site ${id}`,
+      ])
+    }
+    if (noun === 'store' && verb === 'import-sqlite' && positionals[0]) {
+      if (deps.config.databaseUrl === '' || !io.masterKey) {
+        throw new PassportError(
+          'invalid_request',
+          'set PASSPORT_DATABASE_URL to the PostgreSQL database to fill',
+        )
+      }
+      const file = path.resolve(positionals[0])
+      const report = await importSqliteIntoPostgres({
+        sqliteFile: file,
+        databaseUrl: deps.config.databaseUrl,
+        masterKey: io.masterKey,
+      })
+      await recordAudit(deps, {
+        type: 'cli_store_imported',
+        actor: 'cli',
+        detail: { tables: report.tables.length },
+      })
+      return answer(0, { imported: report.tables }, () => [
+        `imported ${file} into PostgreSQL:`,
+        ...report.tables.map((t) => `  ${t.table}\t${t.rows}`),
       ])
     }
     if (noun === 'site' && verb === 'authkey' && positionals[0]) {

@@ -75,6 +75,7 @@ if (args.length > 0) {
   const deps = await createDeps({ config, storeFile, masterKey, log: silentLogger })
   const code = await runCli(deps, args, {
     management: managementFromEnv(env),
+    masterKey,
     out: (line) => console.log(line),
     readSecret: async () => {
       let text = ''
