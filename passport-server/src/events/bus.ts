@@ -40,6 +40,18 @@ export type ApprovalNotice =
 export type LiveCommand = { type: 'refresh_now'; sessionId: string; siteId: string; requestId: string }
 
 /**
+ * Something happened to a session that the operator console's live view shows (a sign-in, a
+ * site token minted or refreshed, a live socket opened or closed). Not durable and not exact:
+ * it only tells a console to read the session's row again; a console that missed one still
+ * has the row from its snapshot and sees the next change.
+ */
+export interface SessionActivity {
+  sessionId: string
+  userId: string | null
+  type: string
+}
+
+/**
  * Fan-out of session events to whoever holds live connections. The in-process bus serves one
  * instance; a Redis-backed bus with the same interface serves several.
  */
@@ -51,6 +63,9 @@ export interface EventBus {
   /** Commands for whichever instance holds the device's live socket (not durable). */
   publishCommand(command: LiveCommand): Promise<void>
   subscribeCommands(listener: (command: LiveCommand) => void): () => void
+  /** Session activity for the consoles of every instance (not durable; see `SessionActivity`). */
+  publishActivity(activity: SessionActivity): void
+  subscribeActivity(listener: (activity: SessionActivity) => void): () => void
   /** False while the bus cannot deliver across instances (e.g. Redis down); `/readyz` reports it. */
   ready(): boolean
   /** Releases the bus's connections; in-process, nothing to release. */
@@ -105,6 +120,7 @@ export function createInProcessBus(log: Logger): EventBus {
   const sessions = createTopic<SessionEndEvent>(log, 'session_events')
   const approvals = createTopic<ApprovalNotice>(log, 'approvals')
   const commands = createTopic<LiveCommand>(log, 'commands')
+  const activity = createTopic<SessionActivity>(log, 'activity')
   return {
     publish: sessions.publish,
     subscribe: sessions.subscribe,
@@ -112,6 +128,8 @@ export function createInProcessBus(log: Logger): EventBus {
     subscribeApprovals: approvals.subscribe,
     publishCommand: commands.publish,
     subscribeCommands: commands.subscribe,
+    publishActivity: (value) => void activity.publish(value),
+    subscribeActivity: activity.subscribe,
     // One process: every listener is in it, so delivery never waits on anything.
     ready: () => true,
     close: async () => {},

@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { SHARED_REDIS_URL, uniquePrefix, waitFor } from '../redis/test-redis.ts'
 import { freePort, type LogLine } from '../test-support.ts'
-import type { ApprovalNotice, EventBus, LiveCommand, SessionEndEvent } from './bus.ts'
-import { createRedisBus } from './redis-bus.ts'
+import type { ApprovalNotice, EventBus, LiveCommand, SessionActivity, SessionEndEvent } from './bus.ts'
+import { ACTIVITY_BATCH_MS, createRedisBus } from './redis-bus.ts'
 
 const event = (id: number): SessionEndEvent => ({
   id,
@@ -44,6 +44,27 @@ describe('Redis event bus', () => {
     await pause(100)
     expect(heardA).toEqual([1, 2])
     expect(heardB).toEqual([2, 1])
+  })
+
+  it("session activity reaches the other instance's consoles in one batch, each session once", async () => {
+    const { a, b } = await twoBuses()
+    const onA: string[] = []
+    const onB: SessionActivity[] = []
+    a.subscribeActivity((x) => onA.push(`${x.sessionId}:${x.type}`))
+    b.subscribeActivity((x) => onB.push(x))
+    a.publishActivity({ sessionId: 's1', userId: 'u_alice', type: 'token_minted' })
+    a.publishActivity({ sessionId: 's1', userId: 'u_alice', type: 'token_refreshed' })
+    a.publishActivity({ sessionId: 's2', userId: 'u_bob', type: 'socket' })
+    // This instance's own consoles hear every one at once; the others one per session, batched.
+    expect(onA).toEqual(['s1:token_minted', 's1:token_refreshed', 's2:socket'])
+    expect(onB).toEqual([])
+    await waitFor(() => onB.length === 2, 2_000, 'the batch on b')
+    await pause(ACTIVITY_BATCH_MS * 2)
+    expect(onB).toEqual([
+      { sessionId: 's1', userId: 'u_alice', type: 'token_refreshed' },
+      { sessionId: 's2', userId: 'u_bob', type: 'socket' },
+    ])
+    expect(onA).toHaveLength(3) // its own batch is not heard twice
   })
 
   it('approval notices and live commands reach the other instance, once', async () => {

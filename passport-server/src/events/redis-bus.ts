@@ -7,17 +7,28 @@ import {
   createInProcessBus,
   type LiveCommand,
   type LogFollowingBus,
+  type SessionActivity,
   type SessionEndEvent,
 } from './bus.ts'
 
 /** Session event ids remembered as delivered (far more than can be in flight at once). */
 const REMEMBERED_IDS = 100_000
 
+/**
+ * Session activity goes to the other instances in one message per this many ms at most: a
+ * refresh then costs a set insertion, not a Redis message, and a console still sees a change
+ * well within a second.
+ */
+export const ACTIVITY_BATCH_MS = 100
+/** Sessions per activity message at most (a burst beyond it waits for the next batch). */
+const ACTIVITY_BATCH_MAX = 1_000
+
 /** One message on the bus channel: who sent it (so nobody hears its own twice), what, and the value. */
 type Wire =
   | { from: string; kind: 'session'; value: SessionEndEvent }
   | { from: string; kind: 'approval'; value: ApprovalNotice }
   | { from: string; kind: 'command'; value: LiveCommand }
+  | { from: string; kind: 'activity'; value: SessionActivity[] }
   /** "I could not send for a while: read the log" (an instance whose publisher is back). */
   | { from: string; kind: 'wake' }
 
@@ -108,6 +119,8 @@ export function createRedisBus(input: {
     if (wire.kind === 'session') void deliverSession(wire.value)
     else if (wire.kind === 'approval') void local.publishApproval(wire.value)
     else if (wire.kind === 'command') void local.publishCommand(wire.value)
+    else if (wire.kind === 'activity' && Array.isArray(wire.value))
+      for (const activity of wire.value) local.publishActivity(activity)
     else if (wire.kind === 'wake') wake()
   })
   const wake = () => {
@@ -124,6 +137,17 @@ export function createRedisBus(input: {
     publisher.publish(channel, JSON.stringify(wire)).catch((err: unknown) => {
       logSafely(log, 'bus_send_failed', { kind: wire.kind, ...errorFields(err) })
     })
+  }
+
+  // Activity of the last batch window, one entry per session (the console reads the row anew).
+  const pendingActivity = new Map<string, SessionActivity>()
+  let activityTimer: NodeJS.Timeout | null = null
+  const flushActivity = () => {
+    activityTimer = null
+    const batch = [...pendingActivity.values()].slice(0, ACTIVITY_BATCH_MAX)
+    for (const a of batch) pendingActivity.delete(a.sessionId)
+    if (batch.length > 0) send({ from: instanceId, kind: 'activity', value: batch })
+    if (pendingActivity.size > 0 && !closed) activityTimer = setTimeout(flushActivity, ACTIVITY_BATCH_MS)
   }
 
   return {
@@ -144,6 +168,13 @@ export function createRedisBus(input: {
       send({ from: instanceId, kind: 'command', value: command })
     },
     subscribeCommands: local.subscribeCommands,
+    publishActivity(activity) {
+      local.publishActivity(activity)
+      if (publisher.status !== 'ready') return // not durable: nothing to catch up
+      pendingActivity.set(activity.sessionId, activity)
+      activityTimer ??= setTimeout(flushActivity, ACTIVITY_BATCH_MS)
+    },
+    subscribeActivity: local.subscribeActivity,
     deliverFromLog: deliverSession,
     onReconnect(listener) {
       reconnectListeners.add(listener)
@@ -154,6 +185,7 @@ export function createRedisBus(input: {
     ready: () => subscribed && publisher.status === 'ready',
     async close() {
       closed = true
+      if (activityTimer) clearTimeout(activityTimer)
       reconnectListeners.clear()
       await Promise.all([closeRedis(publisher), closeRedis(subscriber)])
     },

@@ -13,7 +13,7 @@ import { SESSION_COOKIE } from '../services/sessions.ts'
  * The console's live socket at `/admin/live`: a snapshot of every live session, then one
  * message per change, pushed the moment it happens (no polling): a session that ended (the
  * bus's session events, from every instance), a site ended on a device, a sign-in, a token
- * minted or refreshed, a live socket opened or closed (this instance's activity). Only the
+ * minted or refreshed, a live socket opened or closed (session activity, from every instance). Only the
  * passport's own origin and an admin's passport session open it; everyone else gets 403
  * before any WebSocket exists.
  *

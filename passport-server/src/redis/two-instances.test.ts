@@ -4,8 +4,10 @@ import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { resolveConfig } from '../config.ts'
+import { CONSOLE_LIVE_PATH, CONSOLE_LIVE_PROTOCOL } from '../live/console-socket.ts'
 import { CLOSE_SESSION_ENDED, LIVE_PROTOCOL } from '../live/live-server.ts'
 import { createDeps, listen, type PassportServer } from '../server.ts'
+import { SESSION_COOKIE, startSession } from '../services/sessions.ts'
 import { defaultFrameKey } from '../test-dpop.ts'
 import { frameApi, signIn } from '../test-flows.ts'
 import { addSite, addUser, freePort, testMasterKey } from '../test-support.ts'
@@ -103,5 +105,34 @@ describe('two instances sharing Redis', () => {
       2_000,
       'the closed socket leaves presence',
     )
+  })
+
+  it("an admin's console on B shows a sign-in and a new token made on A, within a second", async () => {
+    const root = await addUser(a.deps, 'root')
+    await a.deps.store.users.setAdmin(root.id, true)
+    const admin = await startSession(a.deps, root.id, 'Chrome/156.0 Linux')
+    const bob = await addUser(a.deps, 'bob')
+    const shop = await addSite(a.deps, { id: 'shop', origins: [issuer] })
+    const console = new WebSocket(
+      `${b.internalUrl.replace(/^http/, 'ws')}${CONSOLE_LIVE_PATH}`,
+      CONSOLE_LIVE_PROTOCOL,
+      {
+        headers: { Origin: issuer, Cookie: `${SESSION_COOKIE}=${admin.cookieValue}` },
+      },
+    )
+    const got: { type: string; row?: { id: string } }[] = []
+    console.on('message', (data) => got.push(JSON.parse(String(data))))
+    await waitFor(() => got.some((m) => m.type === 'snapshot'), 3_000, 'the snapshot on B')
+
+    const started = Date.now()
+    const { token } = await signIn(a.app, shop, bob, new Map(), issuer)
+    const sessionId = sessionOf(token)
+    await waitFor(
+      () => got.some((m) => m.type === 'session' && m.row?.id === sessionId),
+      1_000,
+      "bob's row on B",
+    )
+    expect(Date.now() - started).toBeLessThan(1_000)
+    console.close()
   })
 })

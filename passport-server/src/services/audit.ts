@@ -1,6 +1,6 @@
 import type { AppDeps } from '../deps.ts'
 import { errorFields } from '../errors.ts'
-import type { EventBus } from '../events/bus.ts'
+import type { EventBus, SessionActivity } from '../events/bus.ts'
 import { logSafely } from '../guard.ts'
 
 /**
@@ -103,32 +103,17 @@ export function purgeAudit(deps: Pick<AppDeps, 'store' | 'clock' | 'config'>): P
   return deps.store.audit.purge(deps.clock.now() - deps.config.auditRetentionDays * 86_400_000)
 }
 
+export type { SessionActivity } from '../events/bus.ts'
+
 /**
- * Something happened to a session that the console's live view shows (a sign-in, a site
- * token minted or refreshed). Session *endings* reach the console on the event bus; these
- * starts are announced in-process, per bus (the console socket of this instance hears them).
+ * Something happened to a session that the console's live view shows (a sign-in, a site token
+ * minted or refreshed, a socket opened or closed): told to the consoles of every instance over
+ * the bus (session *endings* reach them as session events).
  */
-export interface SessionActivity {
-  sessionId: string
-  userId: string | null
-  type: string
-}
-
-const activityListeners = new WeakMap<EventBus, Set<(activity: SessionActivity) => void>>()
-
 export function notifyActivity(events: EventBus, activity: SessionActivity): void {
-  for (const listener of [...(activityListeners.get(events) ?? [])]) {
-    try {
-      listener(activity)
-    } catch {}
-  }
+  events.publishActivity(activity)
 }
 
 export function watchActivity(events: EventBus, listener: (activity: SessionActivity) => void): () => void {
-  const set = activityListeners.get(events) ?? new Set()
-  activityListeners.set(events, set)
-  set.add(listener)
-  return () => {
-    set.delete(listener)
-  }
+  return events.subscribeActivity(listener)
 }
