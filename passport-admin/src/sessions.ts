@@ -1,3 +1,8 @@
+import {
+  CLOSE_NOT_ADMIN,
+  CONSOLE_LIVE_PATH,
+  CONSOLE_LIVE_PROTOCOL,
+} from '../../passport-frame/src/protocol/console.ts'
 import { post } from './api.ts'
 import { countdown, h, time } from './dom.ts'
 import type { ConsoleMessage, SessionRow } from './types.ts'
@@ -30,7 +35,10 @@ export function connectLiveSessions(onStatus: (text: string) => void): LiveSessi
   }
   let attempt = 0
   const open = () => {
-    const ws = new WebSocket(`${location.origin.replace(/^http/, 'ws')}/admin/live`, 'passport-console.v1')
+    const ws = new WebSocket(
+      `${location.origin.replace(/^http/, 'ws')}${CONSOLE_LIVE_PATH}`,
+      CONSOLE_LIVE_PROTOCOL,
+    )
     ws.onopen = () => {
       attempt = 0
       state.connected = true
@@ -52,7 +60,7 @@ export function connectLiveSessions(onStatus: (text: string) => void): LiveSessi
     }
     ws.onclose = (event) => {
       state.connected = false
-      if (event.code === 4403) {
+      if (event.code === CLOSE_NOT_ADMIN) {
         onStatus('signed out')
         return
       }

@@ -1,32 +1,11 @@
-/** What the console's API and socket send (mirrors passport-server/src/services/console-view.ts). */
-export interface SiteTokenRow {
-  siteId: string
-  jti: string
-  issuedAt: number
-  expiresAt: number
-  refreshAt: number
-  sockets: number
-}
+/** What the console's socket sends: the wire's own types (passport-frame/src/protocol/console.ts). */
+export type {
+  ConsoleMessage,
+  ConsoleSessionRow as SessionRow,
+  ConsoleSiteRow as SiteTokenRow,
+} from '../../passport-frame/src/protocol/console.ts'
 
-export interface SessionRow {
-  id: string
-  userId: string
-  username: string
-  device: string
-  userAgent: string
-  method: string
-  address: string | null
-  createdAt: number
-  lastActivityAt: number
-  sockets: number
-  sites: SiteTokenRow[]
-}
-
-export type ConsoleMessage =
-  | { type: 'snapshot'; now: number; sessions: SessionRow[] }
-  | { type: 'session'; now: number; row: SessionRow }
-  | { type: 'session_removed'; now: number; id: string; reason?: string }
-
+/** What the console's HTTP API sends (mirrors the server's JSON). */
 export interface Site {
   id: string
   name: string

@@ -2,6 +2,12 @@ import type { Server as HttpServer, IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { parse as parseCookies } from 'hono/utils/cookie'
 import { type WebSocket, WebSocketServer } from 'ws'
+import {
+  CLOSE_NOT_ADMIN,
+  CONSOLE_LIVE_PATH,
+  CONSOLE_LIVE_PROTOCOL,
+  type ConsoleMessage,
+} from '../../../passport-frame/src/protocol/console.ts'
 import type { AppDeps } from '../deps.ts'
 import { guardListener, guardUpgrade, logSafely } from '../guard.ts'
 import { adminOfCookie } from '../services/admins.ts'
@@ -17,13 +23,9 @@ import { SESSION_COOKIE } from '../services/sessions.ts'
  * passport's own origin and an admin's passport session open it; everyone else gets 403
  * before any WebSocket exists.
  *
- * Messages (JSON): `{type:'snapshot', now, sessions}`, `{type:'session', now, row}`,
- * `{type:'session_removed', now, id, reason}`.
+ * Messages: `ConsoleMessage` (protocol/console.ts).
  */
-export const CONSOLE_LIVE_PATH = '/admin/live'
-export const CONSOLE_LIVE_PROTOCOL = 'passport-console.v1'
-/** Close code when the admin's own session ends or stops being an admin's. */
-export const CLOSE_NOT_ADMIN = 4403
+export { CLOSE_NOT_ADMIN, CONSOLE_LIVE_PATH, CONSOLE_LIVE_PROTOCOL }
 
 export function attachConsoleSocket(input: {
   server: HttpServer
@@ -49,12 +51,12 @@ export function attachConsoleSocket(input: {
   const send = guardListener(
     deps.log,
     'console_send',
-    (ws: WebSocket, message: unknown) => {
+    (ws: WebSocket, message: ConsoleMessage) => {
       if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(message))
     },
     (ws) => ws.terminate(),
   )
-  const broadcast = (message: unknown) => {
+  const broadcast = (message: ConsoleMessage) => {
     for (const s of sockets) send(s.ws, message)
   }
 

@@ -1,3 +1,4 @@
+import type { ConsoleSessionRow, ConsoleSiteRow } from '../../../passport-frame/src/protocol/console.ts'
 import type { AppDeps } from '../deps.ts'
 import { describeUserAgent } from '../pages/user-agent.ts'
 import type { SessionRecord, SiteRecord, TokenRecord, UserRecord } from '../store/types.ts'
@@ -6,31 +7,10 @@ import { isSessionLive } from './sessions.ts'
 /**
  * What the console's sessions and monitoring views show: every live device (passport session)
  * with its user, browser, address, sign-in method, last activity, open live sockets, and per
- * site its current token (validity, refresh point). Built from the store and `deps.presence`.
+ * site its current token (validity, refresh point). Built from the store and `deps.presence`;
+ * the row shapes are the console wire's (`protocol/console.ts`).
  */
-export interface ConsoleSiteRow {
-  siteId: string
-  jti: string
-  issuedAt: number
-  expiresAt: number
-  /** When the frame refreshes by itself (the site's lead time before expiry). */
-  refreshAt: number
-  sockets: number
-}
-
-export interface ConsoleSessionRow {
-  id: string
-  userId: string
-  username: string
-  device: string
-  userAgent: string
-  method: string
-  address: string | null
-  createdAt: number
-  lastActivityAt: number
-  sockets: number
-  sites: ConsoleSiteRow[]
-}
+export type { ConsoleSessionRow, ConsoleSiteRow }
 
 type ViewDeps = Pick<AppDeps, 'store' | 'clock' | 'config' | 'presence'>
 
