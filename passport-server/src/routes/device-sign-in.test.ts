@@ -372,7 +372,16 @@ describe('sign in with another device: the account page', () => {
     const trusted = await signIn(world.app, world.news, world.alice)
     await askToSignIn(world)
     const [pending] = await pendingOf(world)
-    const page = await world.app.request('/account', { headers: { Cookie: cookieHeader(trusted.jar) } })
+    // The sealed page (the default) names no request: its script fetches them sealed.
+    const sealedPage = await world.app.request('/account', { headers: { Cookie: cookieHeader(trusted.jar) } })
+    const sealedHtml = await sealedPage.text()
+    expect(sealedHtml).toContain('data-sealed="approvals"')
+    expect(sealedHtml).not.toContain('Sign-in request for')
+    expect(sealedHtml).not.toContain(pending?.id ?? '-')
+    // The no-JavaScript page lists it.
+    const page = await world.app.request('/account?devices=plain', {
+      headers: { Cookie: cookieHeader(trusted.jar) },
+    })
     storeCookies(trusted.jar, page)
     const html = await page.text()
     expect(html).toContain('Sign-in request for shop')
