@@ -48,7 +48,7 @@ function passwordSection(username: string, sealed: boolean, iterations: number):
     '<p class="site">Changing your password needs JavaScript on this page: neither password is ever sent to the passport, the page proves and derives them itself. Turn JavaScript on, or ask your administrator to set a new one.</p>'
   if (!sealed) return `<h2 id="password">Change password</h2>${noScript}`
   return `<h2 id="password">Change password</h2>
-<form id="password-change" data-username="${escapeHtml(username)}" data-iterations="${iterations}" hidden>
+<form id="password-change" data-username="${escapeHtml(username)}" data-iterations="${iterations}" novalidate hidden>
 <label for="current-password">Current password</label>
 <input id="current-password" type="password" autocomplete="current-password" required>
 <label for="new-password">New password (at least ${MIN_NEW_PASSWORD_LENGTH} characters)</label>
