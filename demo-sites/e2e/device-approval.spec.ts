@@ -177,10 +177,34 @@ test.describe('sign in with another device', () => {
     await trustedNews(browserContext)
     const { shop, code } = await askFromNewDevice(await newDevice())
     const account = await browserContext.newPage()
+    // The request's details travel sealed (issue 16): read from the browser's own network log.
+    const received: Promise<{ url: string; body: string }>[] = []
+    account.on('response', (r) =>
+      received.push(
+        r.text().then(
+          (body) => ({ url: r.url(), body }),
+          () => ({ url: r.url(), body: '' }),
+        ),
+      ),
+    )
     await account.goto(`${urls.passport}/account`)
     const request = account.locator('li.approval')
     await expect(request).toContainText('Sign-in request for Shop')
     await expect(request.getByText(code, { exact: true })).toHaveCount(0)
+    const shown = [
+      (await request.locator('span.site').textContent()) ?? '',
+      (await request.getAttribute('data-approval')) ?? '',
+    ]
+    expect(shown.every((t) => t.length > 0)).toBe(true)
+    const bodies = await Promise.all(received)
+    const sealed = bodies.filter((b) => b.url === `${urls.passport}/account/approvals/sealed`)
+    expect(sealed.length).toBeGreaterThanOrEqual(1)
+    for (const { url, body } of bodies.filter(
+      (b) => b.url.startsWith(urls.passport) && !b.url.endsWith('.js'),
+    )) {
+      for (const text of [...shown, 'Sign-in request for'])
+        expect(body, `${url} carries "${text}"`).not.toContain(text)
+    }
     await request.getByLabel('If this is you, type the number shown on that device:').fill(code)
     await request.getByRole('button', { name: 'Approve' }).click()
     await expect(status(shop)).toHaveText('Signed in as alice')
