@@ -80,10 +80,30 @@ test.describe('sign in with another device', () => {
     browserContext,
     newDevice,
   }) => {
+    // What the trusted device's frame receives, from the browser's own log (issue 16): the socket
+    // says only that a request is open; who asks comes in a JWE under the frame's one-time key.
+    const socketFrames: string[] = []
+    const details: Promise<string>[] = []
+    browserContext.on('page', (p) => {
+      p.on('websocket', (ws) => ws.on('framereceived', (f) => socketFrames.push(String(f.payload))))
+      p.on('response', (r) => {
+        if (r.url().endsWith('/api/frame/approval/details')) details.push(r.text())
+      })
+    })
     const news = await trustedNews(browserContext)
     const { shop, code } = await askFromNewDevice(await newDevice())
 
     await expect(prompt(news)).toContainText('Sign in to Shop on another device?', pushed)
+    const announced = socketFrames.map((f) => JSON.parse(f)).filter((m) => m.type === 'approval_request')
+    expect(announced.length).toBeGreaterThanOrEqual(1)
+    for (const m of announced)
+      expect(Object.keys(m).sort()).toEqual(['expires_at', 'id', 'same_network', 'type'])
+    const answers = await Promise.all(details)
+    expect(answers.length).toBeGreaterThanOrEqual(1)
+    for (const a of answers) {
+      expect((JSON.parse(a) as { sealed?: string }).sealed?.split('.')).toHaveLength(5)
+      expect(a).not.toMatch(/Shop|shop|127\.0\.0\.1|Chrom/)
+    }
     // Neither the code nor numbers to choose from: only a field to type it into.
     await expect(prompt(news).getByText(code, { exact: true })).toHaveCount(0)
     expect(await prompt(news).getByRole('button').allTextContents()).toEqual([
