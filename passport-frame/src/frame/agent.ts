@@ -145,7 +145,9 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
     const authkey = bound?.authkey
     if (!token || !authkey || !prompt || !deps.approvalDetails) return
     const request = await deps
-      .approvalDetails(news.request, (seal) => api.approvalDetails(authkey, token.token, news.request.id, seal))
+      .approvalDetails(news.request, (seal) =>
+        api.approvalDetails(authkey, token.token, news.request.id, seal),
+      )
       .catch(() => null)
     if (request && !closedApprovals.has(request.id)) prompt.handle({ type: 'approval_request', request })
   }

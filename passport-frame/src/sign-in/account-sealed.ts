@@ -71,12 +71,20 @@ function fallback(status: HTMLElement | null, what: string) {
 export async function showSealedPasskeys(list: HTMLElement): Promise<void> {
   const csrf = list.dataset.csrf ?? ''
   try {
-    const { passkeys } = await fetchSealed<{ passkeys: SealedPasskey[] }>('passkeys')
+    const answer = await fetchSealed<{ passkeys: SealedPasskey[]; can_add: boolean }>('passkeys')
+    const { passkeys } = answer
+    const note = (text: string) => {
+      const li = document.createElement('li')
+      li.className = 'site'
+      li.textContent = text
+      return li
+    }
+    // Adding one needs a recent sign-in (`reauth_required`): say so before the user tries.
+    const later = answer.can_add
+      ? []
+      : [note('Adding a passkey needs a sign-in in the last 10 minutes: sign out and in again first.')]
     if (passkeys.length === 0) {
-      const none = document.createElement('li')
-      none.className = 'site'
-      none.textContent = 'No passkey yet.'
-      list.replaceChildren(none)
+      list.replaceChildren(note('No passkey yet.'), ...later)
       return
     }
     list.replaceChildren(
@@ -99,6 +107,7 @@ export async function showSealedPasskeys(list: HTMLElement): Promise<void> {
         )
         return li
       }),
+      ...later,
     )
   } catch {
     fallback(document.getElementById('passkeys-status'), 'Your passkeys')
