@@ -37,17 +37,19 @@ export default defineConfig(({ mode }): UserConfig => {
         // Vite leaves whitespace in ES library output (to keep pure annotations for a bundler
         // downstream); these files are served as they are, so minify them fully.
         minify: true,
-        // The frame's approval prompt and its FedCM shared state are loaded on demand, under
-        // fixed names the passport serves.
+        // The frame's approval prompt, its sealed asks (jose) and its FedCM shared state are
+        // loaded on demand, under fixed names the passport serves.
         rolldownOptions: {
           output: {
             minify: true,
             chunkFileNames: (chunk) =>
-              chunk.name.includes('shared')
-                ? 'frame-shared.js'
-                : chunk.name.includes('continue')
-                  ? 'frame-continue.js'
-                  : 'frame-approval.js',
+              chunk.name.includes('sealed')
+                ? 'frame-sealed.js'
+                : chunk.name.includes('shared')
+                  ? 'frame-shared.js'
+                  : chunk.name.includes('continue')
+                    ? 'frame-continue.js'
+                    : 'frame-approval.js',
           },
         },
       },

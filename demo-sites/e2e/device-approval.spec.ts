@@ -80,10 +80,30 @@ test.describe('sign in with another device', () => {
     browserContext,
     newDevice,
   }) => {
+    // What the trusted device's frame receives, from the browser's own log (issue 16): the socket
+    // says only that a request is open; who asks comes in a JWE under the frame's one-time key.
+    const socketFrames: string[] = []
+    const details: Promise<string>[] = []
+    browserContext.on('page', (p) => {
+      p.on('websocket', (ws) => ws.on('framereceived', (f) => socketFrames.push(String(f.payload))))
+      p.on('response', (r) => {
+        if (r.url().endsWith('/api/frame/approval/details')) details.push(r.text())
+      })
+    })
     const news = await trustedNews(browserContext)
     const { shop, code } = await askFromNewDevice(await newDevice())
 
     await expect(prompt(news)).toContainText('Sign in to Shop on another device?', pushed)
+    const announced = socketFrames.map((f) => JSON.parse(f)).filter((m) => m.type === 'approval_request')
+    expect(announced.length).toBeGreaterThanOrEqual(1)
+    for (const m of announced)
+      expect(Object.keys(m).sort()).toEqual(['expires_at', 'id', 'same_network', 'type'])
+    const answers = await Promise.all(details)
+    expect(answers.length).toBeGreaterThanOrEqual(1)
+    for (const a of answers) {
+      expect((JSON.parse(a) as { sealed?: string }).sealed?.split('.')).toHaveLength(5)
+      expect(a).not.toMatch(/Shop|shop|127\.0\.0\.1|Chrom/)
+    }
     // Neither the code nor numbers to choose from: only a field to type it into.
     await expect(prompt(news).getByText(code, { exact: true })).toHaveCount(0)
     expect(await prompt(news).getByRole('button').allTextContents()).toEqual([
@@ -177,10 +197,34 @@ test.describe('sign in with another device', () => {
     await trustedNews(browserContext)
     const { shop, code } = await askFromNewDevice(await newDevice())
     const account = await browserContext.newPage()
+    // The request's details travel sealed (issue 16): read from the browser's own network log.
+    const received: Promise<{ url: string; body: string }>[] = []
+    account.on('response', (r) =>
+      received.push(
+        r.text().then(
+          (body) => ({ url: r.url(), body }),
+          () => ({ url: r.url(), body: '' }),
+        ),
+      ),
+    )
     await account.goto(`${urls.passport}/account`)
     const request = account.locator('li.approval')
     await expect(request).toContainText('Sign-in request for Shop')
     await expect(request.getByText(code, { exact: true })).toHaveCount(0)
+    const shown = [
+      (await request.locator('span.site').textContent()) ?? '',
+      (await request.getAttribute('data-approval')) ?? '',
+    ]
+    expect(shown.every((t) => t.length > 0)).toBe(true)
+    const bodies = await Promise.all(received)
+    const sealed = bodies.filter((b) => b.url === `${urls.passport}/account/approvals/sealed`)
+    expect(sealed.length).toBeGreaterThanOrEqual(1)
+    for (const { url, body } of bodies.filter(
+      (b) => b.url.startsWith(urls.passport) && !b.url.endsWith('.js'),
+    )) {
+      for (const text of [...shown, 'Sign-in request for'])
+        expect(body, `${url} carries "${text}"`).not.toContain(text)
+    }
     await request.getByLabel('If this is you, type the number shown on that device:').fill(code)
     await request.getByRole('button', { name: 'Approve' }).click()
     await expect(status(shop)).toHaveText('Signed in as alice')

@@ -143,7 +143,7 @@ test('G4 (token lifecycle twin): evil.localhost calling the frame API itself, co
   const evil = await browserContext.newPage()
   await evil.goto(urls.evil)
   const statuses = await answersTo(evil, `${urls.passport}/api/frame/**`)
-  const paths = ['token', 'check', 'live-ticket', 'approval', 'logout']
+  const paths = ['token', 'check', 'live-ticket', 'approval', 'approval/details', 'logout']
   await evil.evaluate(
     ({ passport, paths }) =>
       Promise.all(

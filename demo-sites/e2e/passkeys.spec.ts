@@ -1,7 +1,7 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import type { Page } from '@playwright/test'
+import type { Page, Request, Response } from '@playwright/test'
 import { type RunningDemo, startDemo } from '../start.ts'
 import { expect as baseExpect, ownPorts, signIn, status, test } from './fixtures.ts'
 
@@ -14,6 +14,8 @@ const expect = baseExpect.configure({ timeout: 15_000 })
  * of its own, so alice's passkeys and sign-ins touch no other spec.
  */
 const ports = ownPorts(90)
+const OLD_PASSWORD = 'alice-password-1'
+const NEW_PASSWORD = 'violet-harbor-lantern-7'
 let demo: RunningDemo
 let dataDir: string
 const urls = {
@@ -91,6 +93,42 @@ test.describe('passkeys', () => {
     await expect(page.locator('li.passkey')).toHaveCount(1)
     expect(await credentials()).toHaveLength(1)
 
+    // The list travels sealed: reloaded, no response the browser received names the passkey.
+    const received: { url: string; body: string }[] = []
+    const reading: Promise<void>[] = []
+    const record = (r: Response) => {
+      reading.push(
+        r
+          .text()
+          .then((body) => {
+            received.push({ url: r.url(), body })
+          })
+          .catch(() => {}),
+      )
+    }
+    page.on('response', record)
+    await page.reload()
+    const listed = page.locator('li.passkey')
+    await expect(listed).toHaveCount(1)
+    const shownPasskey = [
+      (await listed.getAttribute('data-passkey')) ?? '',
+      (await listed.locator('strong').textContent()) ?? '',
+      (await listed.locator('span.site').textContent()) ?? '',
+    ]
+    expect(shownPasskey.every((t) => t.length > 0)).toBe(true)
+    page.off('response', record)
+    await Promise.all(reading)
+    const sealedList = received.filter((b) => b.url === `${urls.passport}/account/passkeys/sealed`)
+    expect(sealedList).toHaveLength(1)
+    expect((JSON.parse(sealedList[0]?.body ?? '{}') as { sealed?: string }).sealed?.split('.')).toHaveLength(
+      5,
+    )
+    for (const { url, body } of received.filter(
+      (b) => b.url.startsWith(urls.passport) && !b.url.endsWith('.js'),
+    )) {
+      for (const text of shownPasskey) expect(body, `${url} carries "${text}"`).not.toContain(text)
+    }
+
     await signOutOnNews(page)
 
     // Sign in with it from the username field's autofill (conditional mediation): back on
@@ -137,6 +175,51 @@ test.describe('passkeys', () => {
     await page.goto(urls.news)
     await expect(page.getByRole('button', { name: 'Sign in', exact: true })).toBeVisible()
     expect(await credentials()).toHaveLength(1)
+
+    // Change the password on /account (issue 16): neither password in any request (URL, header,
+    // body) or socket frame; a wrong current password and a weak new one are refused on the page.
+    await present(false) // the passkey autofill waits: this sign-in is by password
+    await signIn(page, urls.news, 'alice', OLD_PASSWORD)
+    await expect(status(page)).toHaveText('Signed in as alice')
+    const wire: string[] = []
+    const cdp = await page.context().newCDPSession(page)
+    await cdp.send('Network.enable')
+    cdp.on('Network.webSocketFrameSent', (e) => wire.push(e.response.payloadData))
+    cdp.on('Network.webSocketFrameReceived', (e) => wire.push(e.response.payloadData))
+    const onRequest = (r: Request) => {
+      wire.push(`${r.method()} ${r.url()}\n${JSON.stringify(r.headers())}\n${r.postData() ?? ''}`)
+    }
+    page.on('request', onRequest)
+    await page.goto(`${urls.passport}/account`)
+    const change = page.locator('#password-change')
+    const fill = async (current: string, next: string, again = next) => {
+      await page.getByLabel('Current password').fill(current)
+      await page.getByLabel(/^New password \(/).fill(next)
+      await page.getByLabel('New password again').fill(again)
+      await change.getByRole('button', { name: 'Change password' }).click()
+    }
+    await fill(OLD_PASSWORD, 'alice')
+    await expect(change.getByRole('alert')).toContainText('too short')
+    await fill('not-alices-password', NEW_PASSWORD)
+    await expect(change.getByRole('alert')).toContainText('(invalid_proof)')
+    await fill(OLD_PASSWORD, NEW_PASSWORD)
+    await expect(change.getByRole('status')).toContainText('Password changed.')
+    page.off('request', onRequest)
+    await cdp.detach()
+    expect(wire.filter((w) => w.startsWith(`POST ${urls.passport}/account/password/sealed`))).toHaveLength(1)
+    for (const text of wire) {
+      for (const secret of [OLD_PASSWORD, NEW_PASSWORD, 'not-alices-password']) {
+        expect(text).not.toContain(secret)
+        expect(text).not.toContain(encodeURIComponent(secret))
+      }
+    }
+    // The old password no longer signs in; the new one does.
+    await signOutOnNews(page)
+    await signIn(page, urls.news, 'alice', OLD_PASSWORD)
+    await expect(page.getByRole('alert').first()).toContainText(/Wrong username or password/)
+    await expect(page).toHaveURL(/passport\.localhost/)
+    await signIn(page, urls.news, 'alice', NEW_PASSWORD)
+    await expect(status(page)).toHaveText('Signed in as alice')
   })
 
   test('hostile twin: evil.localhost can neither use the passport passkey nor get its challenges', async ({

@@ -38,7 +38,13 @@ import { afterAll, expect, test } from 'vitest'
  * message, its hooks and the loader of the button (+66 B). The button itself is fetched only when
  * a site shows it (`frame-continue.js`, 0.75 KiB).
  */
-const BUDGET_BYTES = 10_230
+/*
+ * Raised to 10,300 B (10,295 B measured, +69 B) by sealed approval details (issue 16 item 3):
+ * the live channel no longer says who asks (site, browser, address), so the frame fetches that
+ * sealed to a one-time key of its own; frame.js carries the call and the loader only, jose and
+ * the sealing are in `frame-sealed.js` (10.4 KiB gzipped), fetched only when another device asks.
+ */
+const BUDGET_BYTES = 10_300
 /** The on-demand approval prompt, on its own (1,747 B once the code is typed rather than picked). */
 const APPROVAL_BUDGET_BYTES = 1_800
 

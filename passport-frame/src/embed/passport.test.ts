@@ -52,6 +52,7 @@ function setup(
     logout: vi.fn<ServerApi['logout']>(async () => {}),
     refresh: vi.fn<ServerApi['refresh']>(async () => answer('tok-from-refresh')),
     decideApproval: vi.fn<ServerApi['decideApproval']>(async () => ({ outcome: 'approved' as const })),
+    approvalDetails: vi.fn<ServerApi['approvalDetails']>(async () => null),
   }
   const frames: FakeWindow[] = []
   const browser = installBrowser({

@@ -65,6 +65,7 @@ function setup(
     logout: vi.fn<ServerApi['logout']>(async () => {}),
     refresh: vi.fn<ServerApi['refresh']>(async () => tokenAnswer('tok-from-refresh')),
     decideApproval: vi.fn<ServerApi['decideApproval']>(async () => ({ outcome: 'approved' as const })),
+    approvalDetails: vi.fn<ServerApi['approvalDetails']>(async () => null),
   }
   const canSeeCookies = vi.fn(async () => false)
   const log = vi.fn<(event: string, detail?: Record<string, unknown>) => void>()

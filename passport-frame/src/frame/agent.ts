@@ -3,7 +3,7 @@ import type { EndReason, ErrorCode } from '../protocol/codes.ts'
 import { parsePageRequest } from '../protocol/guards.ts'
 import type { FrameMessage, PageRequest } from '../protocol/messages.ts'
 import { isAllowedOrigin } from '../protocol/origins.ts'
-import type { ApprovalNews } from './approval-messages.ts'
+import type { ApprovalNews, ApprovalRequest, OpenRequest, PromptNews } from './approval-messages.ts'
 import type { ApprovalPromptDeps } from './approval-prompt.ts'
 import { createLiveChannel, type LiveDeps } from './live.ts'
 import { createRefresher, type LockManagerLike, toCacheEntry } from './refresher.ts'
@@ -33,9 +33,19 @@ export interface FrameAgentDeps {
   live?: Pick<LiveDeps, 'wsOrigin' | 'openSocket' | 'openChannel' | 'storage' | 'prove'>
   /** Draws "sign in with another device" requests in the frame (absent in unit tests without a DOM). */
   createPrompt?: (hooks: Omit<ApprovalPromptDeps, 'doc' | 'armDelayMs'>) => {
-    handle(news: ApprovalNews): void
+    handle(news: PromptNews): void
     clear(): void
   }
+  /**
+   * What an open request says of itself, fetched sealed (`sealed-ask.ts`, loaded on demand: jose
+   * is fetched only when another device asks): wraps a one-time key to the passport's `enc` key,
+   * hands it to `ask` (the frame's API call) and opens the answer. Null when the request is no
+   * longer open. Without it (unit tests) no request is shown.
+   */
+  approvalDetails?: (
+    open: OpenRequest,
+    ask: (seal: string) => Promise<string | null>,
+  ) => Promise<ApprovalRequest | null>
   /**
    * FedCM-connected sites only: the passport-wide state shared through storage access
    * (`shared-state.ts`, loaded on demand). Resolves null where the browser gives no access.
@@ -121,6 +131,27 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
       serverNow: () => now() + (cache.readRenewable()?.clockOffsetMs ?? 0),
     }) ?? null
 
+  /**
+   * The socket says only that a request is open; what it says of itself is fetched sealed, with
+   * this device's live token, and shown unless it closed meanwhile.
+   */
+  const closedApprovals = new Set<string>()
+  const showApproval = async (news: ApprovalNews) => {
+    if (news.type === 'approval_closed') {
+      closedApprovals.add(news.id)
+      return prompt?.handle(news)
+    }
+    const token = await liveToken().catch(() => null)
+    const authkey = bound?.authkey
+    if (!token || !authkey || !prompt || !deps.approvalDetails) return
+    const request = await deps
+      .approvalDetails(news.request, (seal) =>
+        api.approvalDetails(authkey, token.token, news.request.id, seal),
+      )
+      .catch(() => null)
+    if (request && !closedApprovals.has(request.id)) prompt.handle({ type: 'approval_request', request })
+  }
+
   /** The sign-in ended (pushed, or learnt on a refresh or re-check): forget it, tell the page. */
   const signedOut = (reason: EndReason) => {
     refresher.stop()
@@ -140,7 +171,7 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
         check: (authkey, token) => api.check(authkey, token),
         locks: deps.locks ?? null,
         onEnded: signedOut,
-        onApproval: (news) => prompt?.handle(news),
+        onApproval: (news) => void showApproval(news),
         // "Refresh now" from the passport: the usual forced refresh (at most once per 30 s), then
         // the page is told so that its onChange sees the new expiry.
         onRefreshNow: async () => {

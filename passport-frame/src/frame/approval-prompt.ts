@@ -1,4 +1,4 @@
-import type { ApprovalNews, ApprovalOutcome, ApprovalRequest } from './approval-messages.ts'
+import type { ApprovalOutcome, ApprovalRequest, PromptNews } from './approval-messages.ts'
 
 /** `mismatch`: the typed code was wrong, and the request is cancelled. */
 export type DecideAnswer = { outcome: 'approved' | 'denied' | 'mismatch' | 'gone' }
@@ -205,7 +205,7 @@ export function createApprovalPrompt(deps: ApprovalPromptDeps) {
   }
 
   return {
-    handle: (news: ApprovalNews) => {
+    handle: (news: PromptNews) => {
       if (news.type === 'approval_request') {
         if (news.request.expiresAt <= deps.serverNow()) return
         const known = open.has(news.request.id)

@@ -1,5 +1,5 @@
 import { createFrameAgent, type FrameSite } from './agent.ts'
-import type { ApprovalNews } from './approval-messages.ts'
+import type { PromptNews } from './approval-messages.ts'
 import type { createApprovalPrompt } from './approval-prompt.ts'
 import { createDpopSigner, loadOrCreateFrameKey } from './dpop.ts'
 import type { ChannelLike, SocketLike } from './live.ts'
@@ -78,10 +78,12 @@ if (site && window.parent !== window) {
           m.createApprovalPrompt({ ...hooks, doc: document }),
         ))
       return {
-        handle: (news: ApprovalNews) => void load().then((p) => p.handle(news)),
+        handle: (news: PromptNews) => void load().then((p) => p.handle(news)),
         clear: () => void prompt?.then((p) => p.clear()),
       }
     },
+    // What a request says of itself comes sealed: jose is fetched (/frame-sealed.js) only then.
+    approvalDetails: (open, ask) => import('./sealed-ask.ts').then((m) => m.approvalDetails(open, ask)),
     // FedCM-connected sites: the shared passport state, fetched (/frame-shared.js) only for them.
     ...(site.fedcm
       ? {

@@ -149,6 +149,20 @@ export function createServerApi(
         ? { outcome }
         : { outcome: 'gone' }
     },
+    /** A request's details, sealed under the page's key (`seal`); null once it is no longer open (410). */
+    approvalDetails: async (
+      authkey: string,
+      token: string,
+      approvalId: string,
+      seal: string,
+    ): Promise<string | null> => {
+      const json = await post(
+        '/api/frame/approval/details',
+        { authkey, approval_id: approvalId, seal },
+        { token, expected: [410] },
+      )
+      return typeof json.sealed === 'string' ? json.sealed : null
+    },
     logout: async (authkey: string, token: string) => {
       await post('/api/frame/logout', { authkey }, { token })
     },

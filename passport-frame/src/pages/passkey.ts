@@ -26,7 +26,11 @@ async function fetchOptions(url: string, form: HTMLFormElement): Promise<never> 
     credentials: 'same-origin',
     cache: 'no-store',
   })
-  if (!res.ok) throw new Error(`options: ${res.status}`)
+  if (!res.ok) {
+    const code = ((await res.json().catch(() => null)) as { error?: unknown } | null)?.error
+    // A stable code the page explains (`reauth_required`: adding a passkey needs a recent sign-in).
+    throw Object.assign(new Error(`options: ${res.status}`), { code })
+  }
   return (await res.json()) as never
 }
 
@@ -90,13 +94,16 @@ function setUpRegistration(form: HTMLFormElement) {
     } catch (err) {
       button.disabled = false
       const exists = err instanceof Error && err.name === 'InvalidStateError'
+      const reauth = (err as { code?: unknown }).code === 'reauth_required'
       showError(
         form,
-        exists
-          ? 'This device already holds a passkey for your account.'
-          : isQuiet(err)
-            ? 'No passkey was added.'
-            : 'The passkey could not be added. Try again.',
+        reauth
+          ? 'Adding a passkey needs a sign-in in the last 10 minutes: sign out, sign in again, then add it. (reauth_required)'
+          : exists
+            ? 'This device already holds a passkey for your account.'
+            : isQuiet(err)
+              ? 'No passkey was added.'
+              : 'The passkey could not be added. Try again.',
       )
     }
   })

@@ -150,3 +150,24 @@ export function decodeSaslName(value: string): string | null {
 
 /** A nonce: printable ASCII without `,` (RFC 5802 `printable`). */
 export const SCRAM_NONCE = /^[\x21-\x2b\x2d-\x7e]{16,128}$/
+
+/**
+ * The account page's password change (docs/sign-in.md): the passport never sees the new
+ * password, so the page alone judges it, by these rules (the CLI's `user password` asks for the
+ * same length). Answers why it is refused, or null.
+ */
+export const MIN_NEW_PASSWORD_LENGTH = 8
+export type NewPasswordProblem = 'too_short' | 'too_long' | 'same_as_username' | 'same_as_current'
+export function newPasswordProblem(
+  password: string,
+  context: { username: string; current: string },
+): NewPasswordProblem | null {
+  const chars = [...password.normalize('NFKC')].length
+  if (chars < MIN_NEW_PASSWORD_LENGTH) return 'too_short'
+  if (chars > 1024) return 'too_long'
+  if (password.toLowerCase().includes(context.username.toLowerCase()) && context.username.length > 2) {
+    return 'same_as_username'
+  }
+  if (password === context.current) return 'same_as_current'
+  return null
+}

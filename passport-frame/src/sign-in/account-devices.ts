@@ -1,4 +1,4 @@
-import { fetchEncryptionKey, openSealed, wrapContentKey } from './sealed.ts'
+import { fetchSealed } from './account-sealed.ts'
 
 /** One row of "Your devices" as `POST /account/devices/sealed` answers it (DeviceRow). */
 interface SealedDevice {
@@ -22,19 +22,8 @@ const when = (ms: number) => new Date(ms).toISOString().replace('T', ' ').slice(
  */
 export async function showSealedDevices(list: HTMLElement): Promise<void> {
   const status = document.getElementById('devices-status')
-  const issuer = location.origin
   try {
-    const jwk = await fetchEncryptionKey(issuer)
-    const { key, wrapped } = await wrapContentKey(jwk, issuer, 'devices')
-    const res = await fetch('/account/devices/sealed', {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ seal: wrapped }),
-      cache: 'no-store',
-    })
-    if (!res.ok) throw new Error(`devices ${res.status}`)
-    const { sealed } = (await res.json()) as { sealed: string }
-    const { devices } = await openSealed<{ devices: SealedDevice[] }>(sealed, key)
+    const { devices } = await fetchSealed<{ devices: SealedDevice[] }>('devices')
     list.replaceChildren(...devices.map((d) => row(d, list.dataset.csrf ?? '')))
   } catch {
     if (status) {

@@ -8,6 +8,8 @@ import {
   type SignInServerMessage,
 } from '../protocol/sign-in.ts'
 import { showSealedDevices } from './account-devices.ts'
+import { setUpPasswordChange } from './account-password.ts'
+import { showSealedApprovals, showSealedPasskeys } from './account-sealed.ts'
 import { checkServerFinal, clientFinal, clientFirstBare, clientNonce } from './scram.ts'
 import { fetchEncryptionKey, openSealed, wrapContentKey } from './sealed.ts'
 
@@ -27,6 +29,14 @@ if (form) takeOver(form)
 // The account page's "Your devices", fetched sealed (the same bundle: it shares the sealing code).
 const devices = document.getElementById('devices')
 if (devices?.dataset.sealed === 'devices') void showSealedDevices(devices)
+// Its passkeys and the sign-in requests waiting for its approval, sealed the same way.
+const passkeyList = document.getElementById('passkey-list')
+if (passkeyList?.dataset.sealed === 'passkeys') void showSealedPasskeys(passkeyList)
+const approvals = document.getElementById('approvals')
+if (approvals?.dataset.sealed === 'approvals') void showSealedApprovals(approvals)
+// "Change password": SCRAM for the old one, a page-made credential for the new, both sealed.
+const passwordChange = document.getElementById('password-change')
+if (passwordChange instanceof HTMLFormElement) setUpPasswordChange(passwordChange)
 
 function takeOver(form: HTMLFormElement) {
   const formAllowed = form.dataset.passwordForm !== 'off'

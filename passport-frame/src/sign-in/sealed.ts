@@ -5,7 +5,7 @@ import { base64url, compactDecrypt, EncryptJWT, importJWK, type JWK } from 'jose
  * passport's `enc` key (JWE `ECDH-ES+A256KW` / `A256GCM`, single-use `jti`, `aud` naming the
  * purpose), and the passport's answer opened with it. jose only: no hand-written crypto.
  */
-export type SealedPurpose = 'sign_in' | 'devices' | 'password'
+export type SealedPurpose = 'sign_in' | 'devices' | 'password' | 'passkeys' | 'approvals'
 
 /**
  * The passport's clock minus this device's (ms), from the `Date` of its last answer: a wrapped

@@ -483,14 +483,11 @@ describe('live channel: sign-in requests from another device', () => {
     const took = await until(() => onNews.messages.length === 2 && onShop.messages.length === 2)
     expect(took).toBeLessThan(1000)
     for (const socket of [onNews, onShop]) {
-      // Exactly these fields: never the code, nor numbers to choose it from.
+      // Exactly these fields: never the code, nor numbers to choose it from; and none of what
+      // the request says of itself (site, browser, address), which the frame fetches sealed.
       expect(socket.messages[1]).toEqual({
         type: 'approval_request',
         id: opened.approval.id,
-        site_name: shop.site.name,
-        device: 'Firefox 132 on Linux',
-        address: '10.1.2.3',
-        binding_message: null,
         expires_at: opened.approval.expiresAt,
         same_network: false, // asked from 10.1.2.3, this socket is 127.0.0.1
       })

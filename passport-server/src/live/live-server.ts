@@ -78,12 +78,13 @@ export type LiveMessage =
   | LiveRefreshNow
   | { type: 'session_event'; id: number; reason: SessionEndEvent['reason']; site_id: string | null }
   | {
+      /**
+       * Only that a request is open: what it says of itself (site, browser, address, message) the
+       * frame fetches sealed (`POST /api/frame/approval/details`, docs/sign-in.md), so no frame of
+       * this socket (a TLS-terminating box, a logging proxy) reads it.
+       */
       type: 'approval_request'
       id: string
-      site_name: string
-      device: string
-      address: string
-      binding_message: string | null
       expires_at: number
       /** Whether the request came from the address this device is connected from (proximity hint). */
       same_network: boolean
@@ -93,10 +94,6 @@ export type LiveMessage =
 const approvalRequest = (p: ApprovalPrompt, conn: Connection): LiveMessage => ({
   type: 'approval_request',
   id: p.id,
-  site_name: p.siteName,
-  device: p.device,
-  address: p.address,
-  binding_message: p.bindingMessage,
   expires_at: p.expiresAt,
   same_network: p.address === conn.address,
 })

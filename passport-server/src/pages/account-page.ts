@@ -1,3 +1,4 @@
+import { MIN_NEW_PASSWORD_LENGTH } from '../../../passport-frame/src/protocol/sign-in.ts'
 import type { ApprovalPrompt } from '../events/bus.ts'
 import type { PasskeyView } from '../services/passkeys.ts'
 import { escapeHtml, hiddenField, renderPage } from './html.ts'
@@ -37,6 +38,31 @@ function renderPrompt(p: ApprovalPrompt, csrf: string): string {
 }
 
 /**
+ * "Change password": driven by `/sign-in.js` (`passport-frame/src/sign-in/account-password.ts`),
+ * which proves the current password by SCRAM and sends the new credential sealed, so neither
+ * password leaves the page. Hidden until the script shows it; without JavaScript, a sentence
+ * says what to do instead (no form that would post a password in clear).
+ */
+function passwordSection(username: string, sealed: boolean, iterations: number): string {
+  const noScript =
+    '<p class="site">Changing your password needs JavaScript on this page: neither password is ever sent to the passport, the page proves and derives them itself. Turn JavaScript on, or ask your administrator to set a new one.</p>'
+  if (!sealed) return `<h2 id="password">Change password</h2>${noScript}`
+  return `<h2 id="password">Change password</h2>
+<form id="password-change" data-username="${escapeHtml(username)}" data-iterations="${iterations}" novalidate hidden>
+<label for="current-password">Current password</label>
+<input id="current-password" type="password" autocomplete="current-password" required>
+<label for="new-password">New password (at least ${MIN_NEW_PASSWORD_LENGTH} characters)</label>
+<input id="new-password" type="password" autocomplete="new-password" required minlength="${MIN_NEW_PASSWORD_LENGTH}">
+<label for="repeat-password">New password again</label>
+<input id="repeat-password" type="password" autocomplete="new-password" required minlength="${MIN_NEW_PASSWORD_LENGTH}">
+<button type="submit" id="password-change-button">Change password</button>
+<p class="error" role="alert" id="password-error" hidden></p>
+<p class="notice" role="status" id="password-status" hidden></p>
+</form>
+<noscript>${noScript}</noscript>`
+}
+
+/**
  * "Your devices": every live sign-in of the user, each with a "Sign out" button but this one's,
  * and any sign-in request from another device waiting for an answer.
  */
@@ -56,6 +82,8 @@ export function renderAccountPage(input: {
    * in the HTML.
    */
   devicesMode?: 'sealed' | 'plain'
+  /** PBKDF2 iterations for a new password made on the page (`scramIterations`). */
+  scramIterations?: number
   /** The absolute URL of `/sign-in.js` (the CSP allows exactly that file). */
   signInScript?: string
 }) {
@@ -72,7 +100,7 @@ ${
 }</li>`,
     )
     .join('\n')
-  const approvals = input.approvals.map((p) => renderPrompt(p, input.csrf)).join('\n')
+  const approvals = sealed ? '' : input.approvals.map((p) => renderPrompt(p, input.csrf)).join('\n')
   return renderPage({
     title: 'Your devices · Passport',
     script: WATCH_SCRIPT,
@@ -80,13 +108,20 @@ ${
     ...(sealed && input.signInScript ? { scriptFile: input.signInScript } : {}),
     body: `<h1>Your devices</h1><p class="site">Signed in as <strong>${escapeHtml(input.username)}</strong></p>
 ${input.notice ? `<p class="notice" role="status">${escapeHtml(input.notice)}</p>` : ''}
-${approvals ? `<h2>Sign-in requests</h2><ul class="approvals">${approvals}</ul>` : ''}
+${
+  sealed
+    ? `<div id="approvals" data-sealed="approvals" data-csrf="${escapeHtml(input.csrf)}"></div>`
+    : approvals
+      ? `<h2>Sign-in requests</h2><ul class="approvals">${approvals}</ul>`
+      : ''
+}
 ${
   sealed
     ? `<ul class="devices" id="devices" data-sealed="devices" data-csrf="${escapeHtml(input.csrf)}"><li class="site" id="devices-status">Loading your devices…</li></ul>
-<noscript><p class="site">Your devices are fetched sealed by this page's script. <a href="/account?devices=plain">Show them without JavaScript</a> (the list then travels as a plain page).</p></noscript>`
+<noscript><p class="site">Your devices, passkeys and sign-in requests are fetched sealed by this page's script. <a href="/account?devices=plain">Show them without JavaScript</a> (they then travel as a plain page).</p></noscript>`
     : `<ul class="devices">${rows}</ul>`
 }
-${input.passkeys ? passkeyAccountSection({ passkeys: input.passkeys.list, csrf: input.csrf }) : ''}`,
+${input.passkeys ? passkeyAccountSection({ passkeys: input.passkeys.list, csrf: input.csrf, sealed }) : ''}
+${input.username ? passwordSection(input.username, sealed, input.scramIterations ?? 600_000) : ''}`,
   })
 }

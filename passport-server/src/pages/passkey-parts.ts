@@ -28,8 +28,16 @@ ${hiddenField('csrf', input.csrf)}${hiddenField('client_id', p.clientId)}${hidde
 
 const day = (ms: number) => new Date(ms).toISOString().slice(0, 10)
 
-/** The account page's "Passkeys": each with a Remove, and "Add a passkey". */
-export function passkeyAccountSection(input: { passkeys: PasskeyView[]; csrf: string }): string {
+/**
+ * The account page's "Passkeys": each with a Remove, and "Add a passkey". `sealed`: the HTML
+ * carries no passkey; `/sign-in.js` fetches the list sealed (`POST /account/passkeys/sealed`) and
+ * draws the same rows (`passport-frame/src/sign-in/account-sealed.ts`).
+ */
+export function passkeyAccountSection(input: {
+  passkeys: PasskeyView[]
+  csrf: string
+  sealed?: boolean
+}): string {
   const rows = input.passkeys
     .map(
       (p) => `<li class="passkey" data-passkey="${escapeHtml(p.id)}">
@@ -38,8 +46,13 @@ export function passkeyAccountSection(input: { passkeys: PasskeyView[]; csrf: st
 <form method="post" action="/account/passkeys/remove">${hiddenField('csrf', input.csrf)}${hiddenField('passkey', p.id)}<button type="submit" class="secondary">Remove this passkey</button></form></li>`,
     )
     .join('\n')
+  const list = input.sealed
+    ? `<ul class="passkeys" id="passkey-list" data-sealed="passkeys" data-csrf="${escapeHtml(input.csrf)}"><li class="site" id="passkeys-status">Loading your passkeys…</li></ul>`
+    : rows
+      ? `<ul class="passkeys">${rows}</ul>`
+      : '<p class="site">No passkey yet.</p>'
   return `<h2 id="passkeys">Passkeys</h2>
-${rows ? `<ul class="passkeys">${rows}</ul>` : '<p class="site">No passkey yet.</p>'}
+${list}
 <form id="passkey-add" method="post" action="/account/passkeys/register" hidden>
 ${hiddenField('csrf', input.csrf)}${hiddenField('response', '')}
 <button type="button" id="passkey-add-button">Add a passkey</button>

@@ -2,7 +2,9 @@ import { type Context, Hono } from 'hono'
 import { getCookie } from 'hono/cookie'
 import { encodeScramCredential, type ScramCredential } from '../auth/scram.ts'
 import type { AppDeps } from '../deps.ts'
-import { endSession, findLiveSession, SESSION_COOKIE } from '../services/sessions.ts'
+import { pendingPrompts } from '../services/device-approval.ts'
+import { createPasskeys, type Passkeys } from '../services/passkeys.ts'
+import { endSession, findLiveSession, SESSION_COOKIE, signedInRecently } from '../services/sessions.ts'
 import { redeemSignInTicket } from '../services/sign-in-tickets.ts'
 import type { SessionRecord } from '../store/types.ts'
 import { openSealedRequest, openWrappedKey, sealForKey } from '../tokens/sealed.ts'
@@ -10,10 +12,11 @@ import { listDevices } from './account.ts'
 import { clientAddress } from './client-address.ts'
 
 /**
- * Sealed account exchanges (issue 16 item 3; docs/sign-in.md): "Your devices" and a password
- * change. "Your devices": `POST /account/devices/sealed` with
+ * Sealed account exchanges (issue 16 item 3; docs/sign-in.md): "Your devices", the passkey list,
+ * the sign-in requests waiting for this user's approval, and a password change. A read, e.g.
+ * "Your devices": `POST /account/devices/sealed` with
  * `{ "seal": <JWE> }`, a one-time content key wrapped to the passport's `enc` key for the
- * purpose `devices`; the answer `{ "sealed": <JWE> }` is the device list under that key, so
+ * purpose `devices` (`passkeys`, `approvals`); the answer `{ "sealed": <JWE> }` is the list under that key, so
  * only the page that made the key reads it (not a TLS-terminating box, not a body log).
  *
  * Same-origin only (the passport's own pages): `Origin` must be the issuer and, where the
@@ -21,7 +24,7 @@ import { clientAddress } from './client-address.ts'
  * 401 `login_required`, 403 `origin_not_allowed`, 400 `invalid_request` (a seal that is
  * malformed, replayed, tampered, for another key or another purpose).
  */
-export function accountSealedRoutes(deps: AppDeps): Hono {
+export function accountSealedRoutes(deps: AppDeps, passkeys: Passkeys = createPasskeys(deps)): Hono {
   const app = new Hono()
 
   /** What both exchanges check first: the passport's own page, a live session, a JSON body. */
@@ -45,25 +48,42 @@ export function accountSealedRoutes(deps: AppDeps): Hono {
     }
   }
 
-  app.post('/account/devices/sealed', async (c) => {
-    const asked = await readSealedAsk(c)
-    if (asked instanceof Response) return asked
-    const { current, body } = asked
-    const key =
-      typeof body?.seal === 'string'
-        ? await openWrappedKey({
-            keys: deps.keys,
-            issuer: deps.config.issuer,
-            purpose: 'devices',
-            jwe: body.seal,
-            nowMs: deps.clock.now(),
-            claimOnce: (id, expiresAt) => deps.store.oneTimeIds.claim(id, expiresAt),
-          })
-        : null
-    if (!key) return c.json({ error: 'invalid_request', error_description: 'bad seal' }, 400)
-    const devices = await listDevices(deps, current)
-    return c.json({ sealed: await sealForKey(key, { devices }) })
-  })
+  /**
+   * The sealed reads: the page's one-time key for `purpose`, the answer under it. A wrapped key
+   * opens one answer only (its id is claimed), for the purpose it names only.
+   */
+  const sealedRead = (
+    purpose: 'devices' | 'passkeys' | 'approvals',
+    read: (current: SessionRecord) => Promise<Record<string, unknown>>,
+  ) =>
+    app.post(`/account/${purpose}/sealed`, async (c) => {
+      const asked = await readSealedAsk(c)
+      if (asked instanceof Response) return asked
+      const { current, body } = asked
+      const key =
+        typeof body?.seal === 'string'
+          ? await openWrappedKey({
+              keys: deps.keys,
+              issuer: deps.config.issuer,
+              purpose,
+              jwe: body.seal,
+              nowMs: deps.clock.now(),
+              claimOnce: (id, expiresAt) => deps.store.oneTimeIds.claim(id, expiresAt),
+            })
+          : null
+      if (!key) return c.json({ error: 'invalid_request', error_description: 'bad seal' }, 400)
+      return c.json({ sealed: await sealForKey(key, await read(current)) })
+    })
+
+  sealedRead('devices', async (current) => ({ devices: await listDevices(deps, current) }))
+  // The passkey list: names (often a device's), sync state, last use.
+  sealedRead('passkeys', async (current) => ({
+    passkeys: await passkeys.list(current.userId),
+    // Whether "Add a passkey" may be offered now without a fresh sign-in.
+    can_add: signedInRecently(current, deps.clock.now()),
+  }))
+  // What another device asking to sign in says of itself: site, browser, address, message.
+  sealedRead('approvals', async (current) => ({ approvals: await pendingPrompts(deps, current.userId) }))
 
   /**
    * A password change with neither password on the wire: the page proves the current password by

@@ -68,6 +68,25 @@ describe('Your devices', () => {
     expect(res.headers.get('Content-Security-Policy')).not.toMatch(/script-src[^;]*'self'/)
   })
 
+  /** @see issue 16: the password change form posts nothing in clear; without JavaScript, a sentence. */
+  test('"Change password" is a script-driven form with no password field name; the plain page only explains', async () => {
+    const { app, news, alice } = await createTestWorld()
+    const here = await signIn(app, news, alice)
+    const sealed = await (
+      await app.request('/account', { headers: { Cookie: cookieHeader(here.jar) } })
+    ).text()
+    const form = /<form id="password-change"[^>]*>[\s\S]*?<\/form>/.exec(sealed)?.[0] ?? ''
+    expect(form).toContain('data-username="alice"')
+    expect(form).toMatch(/data-iterations="\d+"/)
+    expect(form).toMatch(/ hidden>/) // shown by the script only
+    // No action, no method, no named field: nothing a browser without the script could post.
+    expect(form).not.toMatch(/\s(action|method|name)=/)
+    expect(sealed).toMatch(/<noscript>[^<]*<p class="site">Changing your password needs JavaScript/)
+    const plain = (await openAccount(app, here.jar)).html
+    expect(plain).toContain('Changing your password needs JavaScript')
+    expect(plain).not.toContain('id="password-change"')
+  })
+
   test('signing another device out ends its session as revoked and publishes it', async () => {
     const { app, news, shop, alice, deps } = await createTestWorld()
     const events: SessionEndEvent[] = []

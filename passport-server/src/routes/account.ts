@@ -77,19 +77,22 @@ export function accountRoutes(deps: AppDeps, approvals: DeviceApprovals): Hono {
 
   const show = async (c: Context, current: SessionRecord, notice?: string, devicesMode?: 'plain') => {
     const user = await deps.store.users.findById(current.userId)
+    // Sealed (the default) the HTML carries no device, passkey or sign-in request: the page
+    // script fetches each sealed. `plain` (`?devices=plain`) is the no-JavaScript page.
+    const plain = devicesMode === 'plain'
     return sendPage(
       c,
       renderAccountPage({
         username: user?.username ?? '',
-        // Sealed (the default) the HTML carries no device: the page script fetches them sealed.
-        devices: devicesMode === 'plain' ? await devicesOf(current) : [],
+        devices: plain ? await devicesOf(current) : [],
         ...(devicesMode ? { devicesMode } : {}),
         signInScript: `${deps.config.issuer}/sign-in.js`,
-        approvals: await pendingPrompts(deps, current.userId),
+        scramIterations: deps.config.scramIterations,
+        approvals: plain ? await pendingPrompts(deps, current.userId) : [],
         csrf: issueCsrf(c),
         ...(notice ? { notice } : {}),
         passkeys: {
-          list: await passkeys.list(current.userId),
+          list: plain ? await passkeys.list(current.userId) : [],
           script: passkeyScriptUrl(deps.config.issuer),
         },
       }),

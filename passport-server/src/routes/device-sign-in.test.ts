@@ -1,4 +1,5 @@
 import { describe, expect, test } from 'vitest'
+import { openSealed, type SealedPurpose, wrapContentKey } from '../../../passport-frame/src/sign-in/sealed.ts'
 import type { ApprovalNotice } from '../events/bus.ts'
 import { APPROVAL_TTL_MS, BLOCK_AFTER_DENY_MS, RATE_WINDOW_MS } from '../services/device-approval.ts'
 import {
@@ -16,7 +17,7 @@ import {
   signIn,
   storeCookies,
 } from '../test-flows.ts'
-import { addSite, allLogText, createTestWorld, EVIL_ORIGIN } from '../test-support.ts'
+import { addSite, allLogText, createTestWorld, EVIL_ORIGIN, TEST_ISSUER } from '../test-support.ts'
 import { APPROVAL_COOKIE } from './device-sign-in.ts'
 
 type World = Awaited<ReturnType<typeof createTestWorld>>
@@ -366,13 +367,103 @@ describe('sign in with another device: the signed-in device answers through its 
   })
 })
 
+/**
+ * @see issue 16: the live channel tells a signed-in device only that a request is open; what the
+ * request says of itself the frame fetches sealed to a one-time key of its own.
+ */
+describe('sign in with another device: the request details, sealed for the frame', () => {
+  async function setUp() {
+    const world = await createTestWorld()
+    const trusted = await signIn(world.app, world.news, world.alice)
+    await askToSignIn(world)
+    const [pending] = await pendingOf(world)
+    const jwk = world.deps.keys.encryption.jwks[0]
+    if (!jwk || !pending) throw new Error('no enc key or request')
+    const wrap = (purpose: SealedPurpose = 'approvals', issuer = TEST_ISSUER) =>
+      wrapContentKey(jwk, issuer, purpose, world.deps.clock.now())
+    const ask = (token: string, seal: string, approvalId = pending.id, headers = {}) =>
+      frameApi(
+        world.app,
+        'approval/details',
+        { authkey: world.news.authkey, token, approval_id: approvalId, seal },
+        headers,
+      )
+    return { world, trusted, pending, wrap, ask }
+  }
+
+  test('answers a JWE only the frame key opens: site, browser, address; nothing readable on the wire', async () => {
+    const { trusted, wrap, ask } = await setUp()
+    const { key, wrapped } = await wrap()
+    const res = await ask(trusted.token, wrapped)
+    expect(res.status).toBe(200)
+    expect(res.headers.get('Cache-Control')).toBe('no-store')
+    const text = await res.text()
+    expect(text).not.toMatch(/shop|Shop|Firefox|Linux|10\.1|127\.0/)
+    const details = await openSealed<Record<string, unknown>>(JSON.parse(text).sealed, key)
+    expect(details).toMatchObject({ site_name: 'shop', binding_message: null })
+    expect(typeof details.device).toBe('string')
+    expect(typeof details.address).toBe('string')
+  })
+
+  test('refuses a replayed, tampered, wrong-purpose or wrong-passport seal (400), changing nothing', async () => {
+    const { world, trusted, wrap, ask } = await setUp()
+    const once = await wrap()
+    expect((await ask(trusted.token, once.wrapped)).status).toBe(200)
+    expect((await ask(trusted.token, once.wrapped)).status).toBe(400)
+    const parts = (await wrap()).wrapped.split('.')
+    parts[3] = `${parts[3]?.[0] === 'A' ? 'B' : 'A'}${parts[3]?.slice(1)}`
+    expect((await ask(trusted.token, parts.join('.'))).status).toBe(400)
+    expect((await ask(trusted.token, (await wrap('devices')).wrapped)).status).toBe(400)
+    expect(
+      (await ask(trusted.token, (await wrap('approvals', 'https://other.example')).wrapped)).status,
+    ).toBe(400)
+    expect((await ask(trusted.token, 'not-a-jwe')).status).toBe(400)
+    expect(await pendingOf(world)).toHaveLength(1)
+  })
+
+  test("refuses another user's device and an unknown request alike (410), a dead token (401), a foreign origin (403)", async () => {
+    const { world, trusted, wrap, ask } = await setUp()
+    const bobs = await signIn(world.app, world.news, world.bob)
+    const theirs = await ask(bobs.token, (await wrap()).wrapped)
+    expect(theirs.status).toBe(410)
+    expect(await theirs.text()).not.toMatch(/shop|Firefox/)
+    expect((await ask(trusted.token, (await wrap()).wrapped, 'no-such-request')).status).toBe(410)
+    expect(
+      (
+        await ask(trusted.token, (await wrap()).wrapped, undefined, {
+          Origin: EVIL_ORIGIN,
+          'Sec-Fetch-Site': 'cross-site',
+        })
+      ).status,
+    ).toBe(403)
+    await frameApi(world.app, 'logout', { authkey: world.news.authkey, token: trusted.token })
+    expect((await ask(trusted.token, (await wrap()).wrapped)).status).toBe(401)
+  })
+
+  test('a decided or expired request: 410', async () => {
+    const { world, trusted, pending, wrap, ask } = await setUp()
+    world.deps.clock.advance(APPROVAL_TTL_MS + 1)
+    expect((await ask(trusted.token, (await wrap()).wrapped)).status).toBe(410)
+    expect(pending.id.length).toBeGreaterThan(0)
+  })
+})
+
 describe('sign in with another device: the account page', () => {
   test('lists the pending request without its code or choices and takes the typed code', async () => {
     const world = await createTestWorld()
     const trusted = await signIn(world.app, world.news, world.alice)
     await askToSignIn(world)
     const [pending] = await pendingOf(world)
-    const page = await world.app.request('/account', { headers: { Cookie: cookieHeader(trusted.jar) } })
+    // The sealed page (the default) names no request: its script fetches them sealed.
+    const sealedPage = await world.app.request('/account', { headers: { Cookie: cookieHeader(trusted.jar) } })
+    const sealedHtml = await sealedPage.text()
+    expect(sealedHtml).toContain('data-sealed="approvals"')
+    expect(sealedHtml).not.toContain('Sign-in request for')
+    expect(sealedHtml).not.toContain(pending?.id ?? '-')
+    // The no-JavaScript page lists it.
+    const page = await world.app.request('/account?devices=plain', {
+      headers: { Cookie: cookieHeader(trusted.jar) },
+    })
     storeCookies(trusted.jar, page)
     const html = await page.text()
     expect(html).toContain('Sign-in request for shop')

@@ -5,7 +5,7 @@ import { PassportError } from '../errors.ts'
 import { readJsonObject, requireString } from '../middleware/body.ts'
 import { redeemCode } from '../services/codes.ts'
 import { countersOf } from '../services/counters.ts'
-import { type DeviceApprovals, readAnswer } from '../services/device-approval.ts'
+import { type DeviceApprovals, pendingPromptOf, readAnswer } from '../services/device-approval.ts'
 import type { DpopProofs } from '../services/dpop-proofs.ts'
 import { type MintedGrant, mintSiteToken } from '../services/minting.ts'
 import { createSharedRateWindow } from '../services/rate-window.ts'
@@ -14,6 +14,7 @@ import { resolveAuthkey } from '../services/registry.ts'
 import { endSession, isSessionLive } from '../services/sessions.ts'
 import { checkSiteToken, findSiteTokenRow, statusBody } from '../services/token-status.ts'
 import type { SiteRecord } from '../store/types.ts'
+import { openWrappedKey, sealForKey } from '../tokens/sealed.ts'
 import { clearSessionCookies, sessionFromCookies } from './session-cookies.ts'
 
 /** Requests one frame key may make per minute: a frame makes a few an hour. */
@@ -177,6 +178,50 @@ export function frameApiRoutes(deps: AppDeps, approvals: DeviceApprovals, proofs
     // Decided, expired, used or unknown: 410, and nothing changed.
     if (decided.outcome === 'gone') return c.json({ outcome: 'gone' }, 410)
     return c.json({ outcome: decided.outcome })
+  })
+
+  /**
+   * What a request says of itself (site, browser, address, message), sealed: the live channel
+   * tells a signed-in device only that a request is open (its id, expiry, same network or not);
+   * the frame then asks here with a one-time key wrapped to the passport's `enc` key (purpose
+   * `approvals`) and reads the answer alone (docs/sign-in.md, "Sealed payloads"). Proven like an
+   * answer: this device's live token for the site, bound to the frame's key. Refused: a bad seal
+   * (`invalid_request`), a dead token (`invalid_token`), another user's request, or one no
+   * longer open (410 `gone`: the same answer for both, so ids cannot be probed).
+   */
+  app.post('/api/frame/approval/details', async (c) => {
+    const body = await readJsonObject(c)
+    const site = await resolveAuthkey(deps, body.authkey)
+    const approvalId = requireString(body, 'approval_id', 64)
+    const seal = requireString(body, 'seal', 4096)
+    const { token } = await boundToken(c, site)
+    const status = await checkSiteToken(deps, token, site.id)
+    if (!status.valid) {
+      throw new PassportError('invalid_token', 'this device is no longer signed in', {
+        extra: { reason: status.reason },
+      })
+    }
+    const key = await openWrappedKey({
+      keys: deps.keys,
+      issuer: deps.config.issuer,
+      purpose: 'approvals',
+      jwe: seal,
+      nowMs: deps.clock.now(),
+      claimOnce: (id, expiresAt) => deps.store.oneTimeIds.claim(id, expiresAt),
+    })
+    if (!key) throw new PassportError('invalid_request', 'bad seal')
+    const prompt = await pendingPromptOf(deps, approvalId, status.record.userId)
+    c.header('Cache-Control', 'no-store')
+    if (!prompt) return c.json({ outcome: 'gone' }, 410)
+    return c.json({
+      sealed: await sealForKey(key, {
+        site_name: prompt.siteName,
+        device: prompt.device,
+        address: prompt.address,
+        binding_message: prompt.bindingMessage,
+        expires_at: prompt.expiresAt,
+      }),
+    })
   })
 
   app.post('/api/frame/logout', async (c) => {

@@ -82,7 +82,10 @@ describe('passkeys on the account page', () => {
     const added = await addPasskey(here)
     expect(added.res.status).toBe(200)
     expect(added.html).toContain('Passkey added.')
-    expect(added.html).toContain(`data-passkey="${authenticator.credentialId}"`)
+    // The page answered is the sealed one: no passkey in it; the plain page lists it.
+    expect(added.html).not.toContain(authenticator.credentialId)
+    expect(added.html).toContain('data-sealed="passkeys"')
+    expect((await openAccount(here.jar)).html).toContain(`data-passkey="${authenticator.credentialId}"`)
     // The page runs the passkey script and nothing else of the origin.
     expect(added.res.headers.get('Content-Security-Policy')).toContain(`${TEST_ISSUER}/passkey.js`)
     expect(added.res.headers.get('Content-Security-Policy')).not.toMatch(/script-src[^;]*'self'/)
@@ -95,7 +98,7 @@ describe('passkeys on the account page', () => {
     expect(removed.status).toBe(200)
     const html = await removed.text()
     expect(html).toContain('Passkey removed')
-    expect(html).not.toContain('data-passkey=')
+    expect((await openAccount(here.jar)).html).not.toContain('data-passkey=')
     expect((await world.deps.store.passkeys.get(authenticator.credentialId))?.removedAt).not.toBeNull()
   })
 
@@ -140,6 +143,32 @@ describe('passkeys on the account page', () => {
     )
     expect(remove.status).toBe(403)
     expect((await world.deps.store.passkeys.get(authenticator.credentialId))?.removedAt).toBeNull()
+  })
+
+  /** @see issue 16: adding a passkey is lasting access, so a stale (perhaps stolen) session may not. */
+  test('reauth_required: a sign-in older than 10 minutes gets no options and registers nothing', async () => {
+    const here = await signIn(app, world.news, world.alice)
+    const { csrf } = await openAccount(here.jar)
+    // Options asked in time, answered within the challenge's five minutes: still accepted.
+    world.deps.clock.advance(9 * 60_000)
+    const options = await formPost(app, '/account/passkeys/options', here.jar, { csrf })
+    expect(options.status).toBe(200)
+    const response = authenticator.register(await options.json())
+    world.deps.clock.advance(2 * 60_000)
+    // Past the window, no new options: a stable code, nothing stored.
+    const late = await formPost(app, '/account/passkeys/options', here.jar, { csrf })
+    expect(late.status).toBe(403)
+    expect(late.headers.get('Cache-Control')).toBe('no-store')
+    expect(await late.json()).toMatchObject({ error: 'reauth_required' })
+    // Past window + challenge lifetime, even a response to options asked in time is refused.
+    world.deps.clock.advance(5 * 60_000)
+    const res = await formPost(app, '/account/passkeys/register', here.jar, { csrf, response })
+    expect(res.status).toBe(403)
+    expect(await res.text()).toContain('(reauth_required)')
+    expect(await world.deps.store.passkeys.get(authenticator.credentialId)).toBeNull()
+    // A fresh sign-in may add it.
+    const again = await signIn(app, world.news, world.alice)
+    expect((await addPasskey(again)).html).toContain('Passkey added.')
   })
 
   test("without a session: no options; nobody removes another user's passkey", async () => {

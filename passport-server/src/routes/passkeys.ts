@@ -11,6 +11,7 @@ import { renderErrorPage, renderLoginPage } from '../pages/login-page.ts'
 import { passkeyScriptUrl } from '../pages/passkey-parts.ts'
 import { sendPage } from '../pages/send-page.ts'
 import {
+  CHALLENGE_TTL_MS,
   createPasskeys,
   PASSKEY_BINDING_COOKIE,
   type PasskeyRefusal,
@@ -18,7 +19,7 @@ import {
 } from '../services/passkeys.ts'
 import { createRateWindow } from '../services/rate-window.ts'
 import { allowsLoginMode } from '../services/registry.ts'
-import { findLiveSession, SESSION_COOKIE } from '../services/sessions.ts'
+import { findLiveSession, REAUTH_WINDOW_MS, SESSION_COOKIE, signedInRecently } from '../services/sessions.ts'
 import type { SessionRecord } from '../store/types.ts'
 import { clientAddress } from './client-address.ts'
 import { codeRedirect, cookieOptions, readSignInParams, signInBrowser } from './sign-in-flow.ts'
@@ -44,6 +45,10 @@ export const OPTIONS_PER_ADDRESS = 120
 export const FAILURES_PER_ADDRESS = 30
 const WINDOW_MS = 10 * 60_000
 const BINDING = /^[A-Za-z0-9_-]{43}$/
+/** The refusal of an account change that needs a recent sign-in (a stable code). */
+export const REAUTH_REQUIRED = 'reauth_required'
+const REAUTH_MESSAGE =
+  'Adding a passkey needs a sign-in in the last 10 minutes. Sign out, sign in again, then add it.'
 
 /** What the sign-in page says for each refusal; the code is shown beside it, for support. */
 const signInMessages: Partial<Record<PasskeyRefusal, string>> = {
@@ -176,6 +181,11 @@ export function passkeyAccountRoutes(
     const current = await findLiveSession(deps, getCookie(c, SESSION_COOKIE))
     const user = current && (await deps.store.users.findById(current.userId))
     if (!current || !user) return c.json({ error: 'login_required' }, 401)
+    // A passkey is lasting access: only a recent sign-in may add one (docs/sign-in.md).
+    if (!signedInRecently(current, deps.clock.now())) {
+      deps.log('passkey_register_fail', { user: current.userId, refusal: REAUTH_REQUIRED })
+      return c.json({ error: REAUTH_REQUIRED, error_description: REAUTH_MESSAGE }, 403)
+    }
     return c.json(await passkeys.registrationOptions({ user, session: current, binding: bindingOf(c) }))
   })
 
@@ -185,6 +195,11 @@ export function passkeyAccountRoutes(
     const { form, current } = post
     const user = await deps.store.users.findById(current.userId)
     if (!user) return sendPage(c, renderErrorPage('You are not signed in at the passport.'), 401)
+    // Checked again here, with the challenge's five minutes of grace: the options were asked in time.
+    if (!signedInRecently(current, deps.clock.now(), REAUTH_WINDOW_MS + CHALLENGE_TTL_MS)) {
+      deps.log('passkey_register_fail', { user: current.userId, refusal: REAUTH_REQUIRED })
+      return sendPage(c, renderErrorPage(`${REAUTH_MESSAGE} (${REAUTH_REQUIRED})`), 403)
+    }
     const result = await passkeys.register({
       response: form.response,
       user,

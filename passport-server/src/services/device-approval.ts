@@ -159,6 +159,21 @@ export async function expireDueApprovals(
   return expired.length
 }
 
+/**
+ * One open request of `userId`'s, as their devices show it: what the frame asks for, sealed,
+ * after the live channel told it only the request's id (docs/sign-in.md, "Sealed payloads").
+ * Null for another user's, a decided or an expired one.
+ */
+export async function pendingPromptOf(
+  deps: Pick<AppDeps, 'store' | 'clock'>,
+  approvalId: string,
+  userId: string,
+): Promise<ApprovalPrompt | null> {
+  const a = await deps.store.approvals.get(approvalId)
+  if (!a || a.userId !== userId || a.status !== 'pending' || a.expiresAt <= deps.clock.now()) return null
+  return promptOf(deps, a)
+}
+
 /** The user's requests still open, as their devices show them (sent to a device on connect). */
 export async function pendingPrompts(
   deps: Pick<AppDeps, 'store' | 'clock'>,

@@ -58,6 +58,22 @@ export function isSessionLive(
   return session !== null && session.endedAt === null && sessionEndsAt(session, config) > now
 }
 
+/**
+ * How recent a sign-in must be for what gives lasting access to the account (adding a passkey):
+ * a stolen session cookie older than this cannot register the thief's own passkey. Changing the
+ * password needs more (a fresh SCRAM proof of the current one), so it does not use this.
+ */
+export const REAUTH_WINDOW_MS = 10 * 60_000
+
+/** Whether `session` was signed in (password, passkey, approval) within the last `windowMs`. */
+export function signedInRecently(
+  session: SessionRecord,
+  nowMs: number,
+  windowMs = REAUTH_WINDOW_MS,
+): boolean {
+  return nowMs - session.createdAt <= windowMs
+}
+
 /** The live session a cookie value stands for, or null. Ids we never issued find nothing. */
 export async function findLiveSession(
   deps: Pick<AppDeps, 'store' | 'clock' | 'config'>,

@@ -18,7 +18,7 @@ export const SEALED_CONTENT_ENC = 'A256GCM'
 export const SEALED_KEY_MAX_AGE_SECONDS = 120
 const MAX_SEALED_LENGTH = 4096
 
-export type SealedPurpose = 'sign_in' | 'devices' | 'password'
+export type SealedPurpose = 'sign_in' | 'devices' | 'password' | 'passkeys' | 'approvals'
 
 /** The `aud` a wrapped key for `purpose` carries: the passport, and what the key is for. */
 export function sealedAudience(issuer: string, purpose: SealedPurpose): string {
