@@ -38,7 +38,13 @@ import { afterAll, expect, test } from 'vitest'
  * message, its hooks and the loader of the button (+66 B). The button itself is fetched only when
  * a site shows it (`frame-continue.js`, 0.75 KiB).
  */
-const BUDGET_BYTES = 10_230
+/*
+ * Raised to 10,254 B (10,250 B measured, +24 B) by FedCM's dialog-free `mediation: 'silent'`
+ * (issue 17 §3): a revisit whose frame lost its sign-in, and a signed-out page within its silent
+ * limit, let Chromium's auto-reauthentication sign a returning site in before (or instead of) the
+ * hop.
+ */
+const BUDGET_BYTES = 10_254
 /** The on-demand approval prompt, on its own (1,747 B once the code is typed rather than picked). */
 const APPROVAL_BUDGET_BYTES = 1_800
 
