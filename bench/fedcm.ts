@@ -57,6 +57,7 @@ async function watchedTab(context: BrowserContext) {
   await cdp.send('FedCm.enable', { disableRejectionDelay: true })
   cdp.on('FedCm.dialogShown', (event) => {
     dialogs.push(event.dialogType)
+    if (event.dialogType === 'AutoReauthn') return // closing it would cancel the sign-in
     if (event.dialogType === 'AccountChooser')
       cdp.send('FedCm.selectAccount', { dialogId: event.dialogId, accountIndex: 0 }).catch(() => {})
     else cdp.send('FedCm.dismissDialog', { dialogId: event.dialogId }).catch(() => {})
