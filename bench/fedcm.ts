@@ -112,8 +112,8 @@ export async function runFedcmBench(options: FedcmBenchOptions) {
   const cases: Record<CaseName, (context: BrowserContext) => Promise<Sample>> = {
     connected: async (context) => {
       // Shop connected: the passport chosen in Chromium's dialog there once. (This tab's FedCM
-      // dialogs are answered too: after the sign-out, News's page load meets Chromium's
-      // "sign in to the passport?" dialog, which it closes; docs/fedcm.md.)
+      // dialogs are answered too: after the sign-out, News's Sign-in meets Chromium's "sign in to
+      // the passport" dialog, which it closes, and the SDK goes on to the passport's page.)
       const first = (await watchedTab(context)).page
       await passwordSignIn(first, site(fedcm, 'docs'))
       const shop = await watchedTab(context)
