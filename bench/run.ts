@@ -1,13 +1,14 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import { fedcmMarkdown, fedcmOptionsFromEnv, runFedcmBench } from './fedcm.ts'
 import { hopMarkdown, runHopBench } from './hop.ts'
 import { liveMarkdown, liveOptionsFromEnv, runLiveBench } from './live.ts'
 import { runSigninBench, signinMarkdown, signinOptionsFromEnv } from './signin.ts'
 import { runTokensBench, tokensMarkdown, tokensOptionsFromEnv } from './tokens.ts'
 
 /**
- * `npm run bench [-- hop|tokens|live]`: runs the benchmarks and writes their numbers to bench/results/.
+ * `npm run bench [-- hop|tokens|live|signin|fedcm]`: runs the benchmarks and writes their numbers to bench/results/.
  * Not part of `npm test`. Sample counts: BENCH_SAMPLES (default 25), BENCH_WARMUP (default 2);
  * tokens: BENCH_TOKENS_ROUNDS (5), BENCH_TOKENS_HTTP_MS (3000), BENCH_TOKENS_CRYPTO_MS (1000),
  * BENCH_TOKENS_CONCURRENCY (32), BENCH_TOKENS_FRAME_SAMPLES (200); live: BENCH_LIVE_SIZES (1000,10000),
@@ -16,6 +17,7 @@ import { runTokensBench, tokensMarkdown, tokensOptionsFromEnv } from './tokens.t
  * BENCH_LIVE_HOLD_MS (35000), BENCH_LIVE_BUDGET_S (300), BENCH_LIVE_PARTS (auth,latency,capacity).
  * signin: BENCH_SIGNIN_ROUNDS (15), BENCH_SIGNIN_WARMUP (1), BENCH_SIGNIN_ITERATIONS (600000),
  * BENCH_SIGNIN_SCRYPT_COST (32768).
+ * fedcm: BENCH_FEDCM_ROUNDS (15), BENCH_FEDCM_WARMUP (1), BENCH_FEDCM_PORT_BASE (19180; ten ports).
  * BENCH_RESULTS_TAG=x writes bench/results/<name>-x.md/.json instead: a partial run (a subset of
  * cases or parts) then leaves the full results where they are.
  */
@@ -75,4 +77,15 @@ if (wants('signin')) {
   const md = signinMarkdown(result, meta)
   fs.writeFileSync(path.join(resultsDir, `signin${tag}.md`), md)
   process.stdout.write(`\n${md}\nwritten to bench/results/signin${tag}.md and signin${tag}.json\n`)
+}
+
+if (wants('fedcm')) {
+  const result = await runFedcmBench(fedcmOptionsFromEnv())
+  fs.writeFileSync(
+    path.join(resultsDir, `fedcm${tag}.json`),
+    `${JSON.stringify({ meta, ...result }, null, 2)}\n`,
+  )
+  const md = fedcmMarkdown(result, meta)
+  fs.writeFileSync(path.join(resultsDir, `fedcm${tag}.md`), md)
+  process.stdout.write(`\n${md}\nwritten to bench/results/fedcm${tag}.md and fedcm${tag}.json\n`)
 }

@@ -50,7 +50,9 @@ async function watchedPage(context: BrowserContext, answer = true): Promise<Watc
   await cdp.send('FedCm.enable', { disableRejectionDelay: true })
   cdp.on('FedCm.dialogShown', (event) => {
     dialogs.push(event.dialogType)
-    // A dialog without accounts (the passport signed out: "sign in to passport?") is closed.
+    // A dialog without accounts (the passport signed out: "sign in to passport?") is closed. The
+    // notice of an automatic sign-in (`AutoReauthn`) is left alone: closing it cancels the sign-in.
+    if (event.dialogType === 'AutoReauthn') return
     if (answer && event.dialogType === 'AccountChooser')
       cdp.send('FedCm.selectAccount', { dialogId: event.dialogId, accountIndex: 0 }).catch(() => {})
     else cdp.send('FedCm.dismissDialog', { dialogId: event.dialogId }).catch(() => {})
@@ -72,21 +74,83 @@ async function passportSession(context: BrowserContext): Promise<void> {
   await page.close()
 }
 
-test('sign in on News with FedCM (one chooser, no navigation); Shop then opens signed in without navigating', async ({
+/**
+ * A FedCM request made straight from a page of `site` (its 404 page: served from the loopback
+ * like the site, so the browser's local-network checks pass, and with no SDK that would ask
+ * first). What came back, and which dialogs the browser showed for it.
+ */
+async function fedcmProbe(
+  context: BrowserContext,
+  site: string,
+  clientId: string,
+  mediation: CredentialMediationRequirement,
+): Promise<{ result: string; dialogs: string[] }> {
+  const probe = await watchedPage(context)
+  // Chromium says why it refused only on the console: kept for a failure's message.
+  const said: string[] = []
+  probe.page.on('console', (m) => said.push(m.text()))
+  await probe.page.goto(`${site}fedcm-probe`)
+  const result = await probe.page.evaluate(
+    ([configURL, id, m]) =>
+      navigator.credentials
+        .get({
+          identity: { providers: [{ configURL, clientId: id, params: { nonce: 'x'.repeat(43) } }] },
+          mediation: m,
+        } as CredentialRequestOptions)
+        .then(
+          (c) => `token auto=${(c as unknown as { isAutoSelected: boolean }).isAutoSelected}`,
+          // IdentityCredentialError: the passport's `error.code` as `error`, where CORS lets it through.
+          (e: Error & { error?: string }) => `refused:${e.name}${e.error ? `:${e.error}` : ''}`,
+        ),
+    [`${urls.passport}/fedcm/config.json`, clientId, mediation],
+  )
+  await probe.page.close()
+  if (result.startsWith('refused')) console.info(`FedCM ${mediation} on ${site} refused: ${said.join(' | ')}`)
+  return { result, dialogs: probe.dialogs }
+}
+
+test('sign in on News with FedCM (one chooser, no navigation); Shop signs in without navigating, with its own chooser once (Chromium: no silent sign-in on a site never chosen); after that, a new passport sign-in opens both with no dialog and no navigation', async ({
   browserContext,
 }) => {
   await passportSession(browserContext)
   const news = await watchedPage(browserContext)
   await news.page.goto(urls.news)
   await expect(status(news.page)).toHaveText('Signed in as alice')
-  expect(news.dialogs).toHaveLength(1)
+  expect(news.dialogs).toEqual(['AccountChooser'])
   expect(news.navigations).toEqual([])
 
+  // News is connected, the passport session live: Chromium still signs Shop in silently only if
+  // the user chose the passport on Shop before, in this browser (docs/fedcm.md, measured).
+  expect(await fedcmProbe(browserContext, urls.shop, 'shop', 'silent')).toEqual({
+    result: 'refused:NetworkError',
+    dialogs: [],
+  })
   const shop = await watchedPage(browserContext)
   await shop.page.goto(urls.shop)
   await expect(status(shop.page)).toHaveText('Signed in as alice')
   expect(shop.navigations).toEqual([])
-  expect(shop.dialogs).toHaveLength(1)
+  expect(shop.dialogs).toEqual(['AccountChooser'])
+
+  // A returning site: `silent` signs in with no chooser (a brief "signing you in" notice).
+  expect(await fedcmProbe(browserContext, urls.news, 'news', 'silent')).toEqual({
+    result: 'token auto=true',
+    dialogs: ['AutoReauthn'],
+  })
+
+  // Signed out everywhere, then signed in again at the passport on a site without FedCM: both
+  // connected sites, opened in new tabs, are signed in by their frames with no dialog at all.
+  await shop.page.getByRole('button', { name: 'Sign out' }).click()
+  await expect(status(news.page)).toHaveText('You are not signed in.')
+  await news.page.close()
+  await shop.page.close()
+  await passportSession(browserContext)
+  for (const site of [urls.shop, urls.news]) {
+    const again = await watchedPage(browserContext)
+    await again.page.goto(site)
+    await expect(status(again.page)).toHaveText('Signed in as alice')
+    expect(again.dialogs).toEqual([])
+    expect(again.navigations).toEqual([])
+  }
 })
 
 /** News and Shop both connected through FedCM in this profile, both signed in. */
@@ -211,14 +275,18 @@ test("hostile twins: no assertion for evil.localhost or for another site's clien
           ),
       [`${urls.passport}/fedcm/config.json`, clientId],
     )
-  // evil.localhost, not registered: a blank page of its own (no CSP of the demo's hostile site).
-  const evil = await watchedPage(browserContext)
-  await evil.page.route(`${urls.evil}blank`, (route) =>
-    route.fulfill({ contentType: 'text/html', body: '<!doctype html><title>evil</title>' }),
-  )
-  await evil.page.goto(`${urls.evil}blank`)
-  expect(await ask(evil.page, 'news')).toMatch(/^refused:/)
-  expect(await ask(evil.page, 'evil')).toMatch(/^refused:/)
+  // evil.localhost, not registered, from a page its own server sends (a page Playwright made up
+  // would be refused by the browser before the passport is asked: local-network checks). The
+  // browser shows the chooser (the passport session is live; the accounts request names no
+  // site), alice is picked, and the passport refuses the assertion.
+  for (const clientId of ['news', 'evil']) {
+    // The passport's 403 has no CORS header, so not even its error code reaches the page; the
+    // browser says "something went wrong" in a dialog of its own.
+    expect(await fedcmProbe(browserContext, urls.evil, clientId, 'optional')).toEqual({
+      result: 'refused:IdentityCredentialError',
+      dialogs: ['AccountChooser', 'Error'],
+    })
+  }
   // Shop, registered, asking with News's client_id.
   const shop = await watchedPage(browserContext)
   await shop.page.goto(urls.shop)

@@ -658,10 +658,22 @@ describe('a passing outage (@see issue 14)', () => {
 })
 
 describe('FedCM (issue 17)', () => {
-  /** A browser with FedCM whose dialog answers `answer` (a code, or a refusal). */
-  const withFedcm = (env: ReturnType<typeof setup>, answer: () => Promise<unknown>) => {
+  /**
+   * A browser with FedCM whose dialog answers `answer` (a code, or a refusal). `silent` answers
+   * `mediation: 'silent'`: by default a refusal, as Chromium's for a site the user never chose
+   * the passport on in this browser (no dialog, NetworkError).
+   */
+  const withFedcm = (
+    env: ReturnType<typeof setup>,
+    answer: () => Promise<unknown>,
+    silent: () => Promise<unknown> = async () => {
+      throw new DOMException('not a returning account', 'NetworkError')
+    },
+  ) => {
     Object.assign(env.browser.window, { IdentityCredential: function IdentityCredential() {} })
-    const get = vi.fn(async (_options: unknown) => answer())
+    const get = vi.fn(async (options: unknown) =>
+      (options as { mediation?: string }).mediation === 'silent' ? silent() : answer(),
+    )
     vi.stubGlobal('navigator', { credentials: { get } })
     return get
   }
@@ -721,6 +733,54 @@ describe('FedCM (issue 17)', () => {
     expect((await p.ready).status).toBe('signed_in')
     expect(get.mock.calls[0]?.[0]).toMatchObject({ mediation: 'optional' })
     expect(env.browser.location.navigations).toEqual([])
+  })
+
+  it('a signed-out page within the silent limit: a returning site is signed in by FedCM without a dialog (silent), never the chooser', async () => {
+    const env = setup()
+    const get = withFedcm(
+      env,
+      async () => ({ token: 'chooser-code' }),
+      async () => ({ token: 'auto-code' }),
+    )
+    seedSilentAttempt(env.browser, 1_000)
+    const p = start(env, { fedcm: true })
+    expect((await p.ready).status).toBe('signed_in')
+    expect(get.mock.calls.map((c) => (c[0] as { mediation: string }).mediation)).toEqual(['silent'])
+    expect(env.api.exchangeCode.mock.calls[0]?.[1]).toBe('auto-code')
+    expect(env.browser.location.navigations).toEqual([])
+  })
+
+  it('a signed-out page within the silent limit stays signed out, with no dialog, where FedCM cannot sign in silently', async () => {
+    const env = setup()
+    const get = withFedcm(env, async () => ({ token: 'chooser-code' }))
+    seedSilentAttempt(env.browser, 1_000)
+    const p = start(env, { fedcm: true })
+    expect(await p.ready).toEqual({ status: 'signed_out', reason: null })
+    expect(get.mock.calls.map((c) => (c[0] as { mediation: string }).mediation)).toEqual(['silent'])
+    expect(env.api.exchangeCode).not.toHaveBeenCalled()
+  })
+
+  it('a revisit whose frame lost its sign-in tries FedCM silently before the hop, and needs no hop if it answers', async () => {
+    const env = setup()
+    const get = withFedcm(
+      env,
+      async () => ({ token: 'chooser-code' }),
+      async () => ({ token: 'auto-code' }),
+    )
+    seedHint(env.browser, { status: 'signed_in', expiresAt: Date.now() + LIFETIME_MS })
+    const p = start(env, { fedcm: true })
+    expect((await p.ready).status).toBe('signed_in')
+    expect(get.mock.calls.map((c) => (c[0] as { mediation: string }).mediation)).toEqual(['silent'])
+    expect(env.browser.location.navigations).toEqual([])
+  })
+
+  it('a revisit whose frame lost its sign-in goes on to the hop when FedCM cannot sign in silently', async () => {
+    const env = setup()
+    withFedcm(env, async () => ({ token: 'chooser-code' }))
+    seedHint(env.browser, { status: 'signed_in', expiresAt: Date.now() + LIFETIME_MS })
+    start(env, { fedcm: true })
+    await waitFor(() => expect(env.browser.location.navigations).toHaveLength(1))
+    expect(env.browser.location.navigations[0]?.url).toContain('prompt=none')
   })
 
   it('a first visit of a FedCM site goes on to the silent hop when the chooser gives nothing', async () => {

@@ -228,6 +228,13 @@ export function createPassport(options: PassportOptions): Passport {
     }
   }
 
+  /**
+   * FedCM with no dialog: Chromium signs in by itself ("auto-reauthentication", a brief notice and
+   * no click) only where the user chose the passport on this site before, in this browser, at
+   * most once per 10 minutes per site; anywhere else it refuses at once with no UI (docs/fedcm.md).
+   */
+  const signInWithFedcmSilently = () => (fedcmUsable ? signInWithFedcm('silent') : null)
+
   /** The passport's answer in this URL's fragment, if it is one we are waiting for. */
   const takeCallback = () => {
     if (!location.hash.includes('state=')) return null
@@ -277,7 +284,10 @@ export function createPassport(options: PassportOptions): Passport {
           return signedIn(await ask({ type: 'token_request' }))
         } catch (err) {
           if (isVerdict(err)) {
-            if (silentAllowed && err.code === 'login_required') return leaveForPassport(true)
+            if (silentAllowed && err.code === 'login_required') {
+              // A returning FedCM site may be signed in again by the browser with no dialog.
+              return (await signInWithFedcmSilently()) ?? leaveForPassport(true)
+            }
             return signedOut(err.reason)
           }
           await new Promise((resolve) => setTimeout(resolve, retryDelayMs(attempt, RETRY)))
@@ -286,7 +296,8 @@ export function createPassport(options: PassportOptions): Passport {
       }
     }
     // FedCM-connected: the frame may see the passport session already (storage access), else
-    // the browser's own chooser signs in here; only then the top-level hop.
+    // the browser's own chooser signs in here (on a returning site `optional` is the same
+    // dialog-free auto-reauthentication as `silent`); only then the top-level hop.
     if (fedcmUsable && silentAllowed) {
       try {
         return signedIn(await ask({ type: 'token_request' }))
@@ -303,7 +314,10 @@ export function createPassport(options: PassportOptions): Passport {
     try {
       return signedIn(await ask({ type: 'token_request' }))
     } catch {
-      return signedOut(hint?.status === 'signed_out' ? hint.reason : null)
+      // No chooser here (the site asked within its silent limit): only the dialog-free FedCM.
+      return (
+        (await signInWithFedcmSilently()) ?? signedOut(hint?.status === 'signed_out' ? hint.reason : null)
+      )
     }
   }
 

@@ -1,0 +1,235 @@
+import { execFileSync } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import type { BrowserContext, Page } from '@playwright/test'
+import { launchProfile } from '../demo-sites/e2e/browser-profile.ts'
+import { startDemo } from '../demo-sites/start.ts'
+import { round, shuffled, summarize } from './stats.ts'
+
+/**
+ * Issue 17's benchmark: time to signed-in on a second site, in a fresh tab, for a user signed in
+ * at the passport. Headless Debian Chromium, third-party cookies blocked, partitioning on, a fresh
+ * profile (device) per sample, every case in the same shuffled rounds (docs/fedcm.md):
+ *
+ * - `connected`: Shop is FedCM-connected in this browser (the user chose the passport in
+ *   Chromium's dialog there once, then signed out everywhere) and the user has just signed in
+ *   again on News. Shop's frame has storage access: it takes the token from the passport session
+ *   with no navigation and no dialog.
+ * - `hop`: the same user, Shop never visited, no FedCM: the top-level silent hop (Shop → the
+ *   passport's /authorize → Shop), as in `npm run bench -- hop`.
+ * - `chooser`: Shop never visited, FedCM on: Chromium's account chooser, answered over CDP the
+ *   moment it shows (a person adds their own reaction time), no navigation.
+ *
+ * Timer: just before `page.goto` in the new tab until Playwright sees "Signed in as alice". Each
+ * sample also counts the tab's top-level navigations (the `goto` itself is one) and the FedCM
+ * dialogs the browser showed there.
+ */
+type CaseName = 'connected' | 'hop' | 'chooser'
+const CASES: CaseName[] = ['connected', 'hop', 'chooser']
+
+interface Sample {
+  wallMs: number
+  navigations: number
+  dialogs: string[]
+}
+
+export interface FedcmBenchOptions {
+  rounds: number
+  warmup: number
+  /** Ten consecutive ports from here: a plain demo and a FedCM one. */
+  portBase: number
+}
+
+export function fedcmOptionsFromEnv(): FedcmBenchOptions {
+  return {
+    rounds: Number(process.env.BENCH_FEDCM_ROUNDS ?? 15),
+    warmup: Number(process.env.BENCH_FEDCM_WARMUP ?? 1),
+    portBase: Number(process.env.BENCH_FEDCM_PORT_BASE ?? 19180),
+  }
+}
+
+/** A tab whose FedCM dialogs are answered with the first account; its navigations counted. */
+async function watchedTab(context: BrowserContext) {
+  const page = await context.newPage()
+  const cdp = await context.newCDPSession(page)
+  const dialogs: string[] = []
+  await cdp.send('FedCm.enable', { disableRejectionDelay: true })
+  cdp.on('FedCm.dialogShown', (event) => {
+    dialogs.push(event.dialogType)
+    if (event.dialogType === 'AutoReauthn') return // closing it would cancel the sign-in
+    if (event.dialogType === 'AccountChooser')
+      cdp.send('FedCm.selectAccount', { dialogId: event.dialogId, accountIndex: 0 }).catch(() => {})
+    else cdp.send('FedCm.dismissDialog', { dialogId: event.dialogId }).catch(() => {})
+  })
+  let navigations = 0
+  page.on('framenavigated', (frame) => {
+    if (frame === page.mainFrame()) navigations++
+  })
+  return { page, dialogs, navigations: () => navigations }
+}
+
+/** Timed: a new tab opens `url` until it shows the signed-in text. */
+async function timeNewTab(context: BrowserContext, url: string): Promise<Sample> {
+  const tab = await watchedTab(context)
+  const t0 = performance.now()
+  await tab.page.goto(url, { waitUntil: 'commit' })
+  await tab.page.getByText('Signed in as alice').waitFor({ timeout: 15_000 })
+  const wallMs = performance.now() - t0
+  return { wallMs, navigations: tab.navigations(), dialogs: tab.dialogs }
+}
+
+/** Untimed: a password sign-in at the passport from `site`'s Sign-in button. */
+async function passwordSignIn(page: Page, site: string): Promise<void> {
+  await page.goto(site)
+  await page.getByText('You are not signed in.').waitFor({ timeout: 15_000 })
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click()
+  await page.getByLabel('Username', { exact: true }).fill('alice')
+  await page.getByLabel('Password', { exact: true }).fill('alice-password-1')
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click()
+  await page.getByText('Signed in as alice').waitFor({ timeout: 15_000 })
+}
+
+export async function runFedcmBench(options: FedcmBenchOptions) {
+  const base = options.portBase
+  const dataDirs = [0, 1].map(() => fs.mkdtempSync(path.join(os.tmpdir(), 'passport-bench-fedcm-')))
+  // The demo users' SCRAM cost only slows the untimed sign-ins; nothing timed derives a key.
+  const plain = await startDemo({
+    ports: { passport: base, news: base + 1, shop: base + 2, docs: base + 3 },
+    dataDir: dataDirs[0] as string,
+    quiet: true,
+    scramIterations: 10_000,
+  })
+  const fedcm = await startDemo({
+    ports: { passport: base + 5, news: base + 6, shop: base + 7, docs: base + 8 },
+    dataDir: dataDirs[1] as string,
+    quiet: true,
+    scramIterations: 10_000,
+    fedcm: true,
+  })
+  const site = (demo: typeof plain, name: 'news' | 'shop' | 'docs') => `${demo.urls[name]}/`
+
+  const cases: Record<CaseName, (context: BrowserContext) => Promise<Sample>> = {
+    connected: async (context) => {
+      // Shop connected: the passport chosen in Chromium's dialog there once. (This tab's FedCM
+      // dialogs are answered too: after the sign-out, News's Sign-in meets Chromium's "sign in to
+      // the passport" dialog, which it closes, and the SDK goes on to the passport's page.)
+      const first = (await watchedTab(context)).page
+      await passwordSignIn(first, site(fedcm, 'docs'))
+      const shop = await watchedTab(context)
+      await shop.page.goto(site(fedcm, 'shop'))
+      await shop.page.getByText('Signed in as alice').waitFor({ timeout: 15_000 })
+      // Signed out everywhere, then in again on News (its Sign-in: no passport session, so the
+      // passport's page).
+      await shop.page.getByRole('button', { name: 'Sign out' }).click()
+      await shop.page.getByText('You are not signed in.').waitFor({ timeout: 15_000 })
+      await shop.page.close()
+      await passwordSignIn(first, site(fedcm, 'news'))
+      return timeNewTab(context, site(fedcm, 'shop'))
+    },
+    hop: async (context) => {
+      await passwordSignIn(await context.newPage(), site(plain, 'news'))
+      return timeNewTab(context, site(plain, 'shop'))
+    },
+    chooser: async (context) => {
+      await passwordSignIn(await context.newPage(), site(fedcm, 'docs'))
+      return timeNewTab(context, site(fedcm, 'shop'))
+    },
+  }
+
+  const load = () => os.loadavg().map((x) => x.toFixed(2))
+  const uptime = () => {
+    try {
+      return execFileSync('uptime', { encoding: 'utf8' }).trim()
+    } catch {
+      return `loadavg ${load().join(' ')}`
+    }
+  }
+  const uptimeBefore = uptime()
+  const rounds: Record<CaseName, Sample>[] = []
+  const startedAt = Date.now()
+  try {
+    for (let r = 0; r < options.warmup + options.rounds; r++) {
+      const thisRound: Partial<Record<CaseName, Sample>> = {}
+      for (const name of shuffled(CASES)) {
+        const context = await launchProfile('blocked')
+        try {
+          thisRound[name] = await cases[name](context)
+        } finally {
+          await context.close()
+        }
+      }
+      if (r < options.warmup) continue
+      const done = thisRound as Record<CaseName, Sample>
+      rounds.push(done)
+      process.stdout.write(
+        `round ${r - options.warmup + 1}/${options.rounds}: ${CASES.map((c) => `${c} ${round(done[c].wallMs, 1)} ms (${done[c].navigations} nav, ${done[c].dialogs.length} dialog)`).join(', ')}\n`,
+      )
+    }
+  } finally {
+    await plain.close()
+    await fedcm.close()
+    for (const dir of dataDirs) fs.rmSync(dir, { recursive: true, force: true })
+  }
+  const uptimeAfter = uptime()
+
+  const ratio = (a: CaseName, b: CaseName) => ({
+    ...summarize(rounds.map((r) => (r[a].wallMs / r[b].wallMs) * 100)),
+    unit: '%',
+  })
+  return {
+    uptime: { before: uptimeBefore, after: uptimeAfter },
+    durationS: round((Date.now() - startedAt) / 1000, 0),
+    wall: Object.fromEntries(CASES.map((c) => [c, summarize(rounds.map((r) => r[c].wallMs))])),
+    navigations: Object.fromEntries(CASES.map((c) => [c, summarize(rounds.map((r) => r[c].navigations))])),
+    dialogs: Object.fromEntries(
+      CASES.map((c) => [c, [...new Set(rounds.flatMap((r) => r[c].dialogs))].join(', ') || 'none']),
+    ),
+    dialogCounts: Object.fromEntries(
+      CASES.map((c) => [c, summarize(rounds.map((r) => r[c].dialogs.length))]),
+    ),
+    ratios: { 'connected/hop': ratio('connected', 'hop'), 'chooser/hop': ratio('chooser', 'hop') },
+    raw: rounds,
+  }
+}
+
+export function fedcmMarkdown(result: Awaited<ReturnType<typeof runFedcmBench>>, meta: string): string {
+  const { wall, navigations, dialogs, dialogCounts, ratios } = result
+  const x = (v: { median: number; p90: number }) =>
+    `${(v.median / 100).toFixed(2)}× (p90 ${(v.p90 / 100).toFixed(2)}×)`
+  const label: Record<CaseName, string> = {
+    connected: 'connected: Shop FedCM-connected before, user just signed in again on News',
+    hop: 'hop: Shop never visited, no FedCM (silent top-level hop)',
+    chooser: "chooser: Shop never visited, FedCM (Chromium's chooser, answered at once over CDP)",
+  }
+  const row = (c: CaseName) =>
+    `| ${label[c]} | ${wall[c]?.n} | ${wall[c]?.median} | ${wall[c]?.p90} | ${navigations[c]?.median} | ${dialogCounts[c]?.median} (${dialogs[c]}) |`
+  return `# FedCM: time to signed-in on a second site, in a fresh tab
+
+${meta}
+
+\`uptime\` before: ${result.uptime.before}
+\`uptime\` after: ${result.uptime.after} (${result.durationS} s)
+
+Timer: just before \`page.goto\` in a new tab until Playwright sees "Signed in as alice". Headless
+Debian Chromium, third-party cookies blocked, partitioning on, a fresh profile per sample; the
+three cases in the same shuffled rounds (bench/fedcm.ts). Navigations count the tab's top-level
+navigations, the \`goto\` included.
+
+| case | n | wall median ms | wall p90 ms | navigations (median) | FedCM dialogs (median; kinds) |
+|---|---|---|---|---|---|
+${CASES.map(row).join('\n')}
+
+Ratios, median of per-round ratios (the machine is shared: compare these, not the raw times):
+
+| ratio | wall | goal |
+|---|---|---|
+| connected/hop | ${x(ratios['connected/hop'])} | ≤ 0.5× |
+| chooser/hop | ${x(ratios['chooser/hop'])} | |
+
+What it does not show: a site the user never chose the passport on in this browser cannot be
+signed in with no dialog and no navigation on Chromium (its rule for silent sign-in is the
+browser's own record of a choice on that very site; docs/fedcm.md): that first visit is the
+\`chooser\` row (one click for a person) or the \`hop\` row (no click, a navigation).
+`
+}
