@@ -25,6 +25,14 @@ const passportFiles: Record<string, { entry: string; format: 'es' | 'iife'; file
   admin: { entry: resolve(here, 'passport-admin/src/main.ts'), format: 'es', file: 'admin.js' },
 }
 
+/** The frame's on-demand chunks (module name -> the file the passport serves, routes/frame.ts). */
+const onDemandChunks: Record<string, string> = {
+  'approval-prompt': 'frame-approval.js', // when another device asks to sign in
+  'shared-state': 'frame-shared.js', // FedCM sites' frames
+  'continue-button': 'frame-continue.js', // when a site shows "Continue with Passport"
+  'live-browser': 'frame-live.js', // once the frame holds or hands out a sign-in
+}
+
 export default defineConfig(({ mode }): UserConfig => {
   const lib = passportFiles[mode]
   if (lib) {
@@ -37,17 +45,19 @@ export default defineConfig(({ mode }): UserConfig => {
         // Vite leaves whitespace in ES library output (to keep pure annotations for a bundler
         // downstream); these files are served as they are, so minify them fully.
         minify: true,
-        // The frame's approval prompt and its FedCM shared state are loaded on demand, under
-        // fixed names the passport serves.
+        // The frame's parts loaded on demand, under fixed names the passport serves.
         rolldownOptions: {
+          // Code both the frame and a chunk use stays in frame.js (which the chunk imports)
+          // instead of becoming one more file.
+          preserveEntrySignatures: 'allow-extension',
           output: {
             minify: true,
-            chunkFileNames: (chunk) =>
-              chunk.name.includes('shared')
-                ? 'frame-shared.js'
-                : chunk.name.includes('continue')
-                  ? 'frame-continue.js'
-                  : 'frame-approval.js',
+            chunkFileNames: (chunk) => {
+              const file = onDemandChunks[chunk.name]
+              // A chunk nobody named here (say, code two chunks share) would be served by no route.
+              if (!file) throw new Error(`unexpected chunk ${chunk.name}: name it in onDemandChunks`)
+              return file
+            },
           },
         },
       },

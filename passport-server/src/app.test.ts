@@ -193,7 +193,14 @@ describe('frame document and scripts', () => {
 
   test('the SDK is public cross-origin code; the frame script is not', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'passport-assets-'))
-    for (const f of ['passport.js', 'passport.mjs', 'frame.js', 'frame-approval.js', 'frame-continue.js'])
+    for (const f of [
+      'passport.js',
+      'passport.mjs',
+      'frame.js',
+      'frame-approval.js',
+      'frame-continue.js',
+      'frame-live.js',
+    ])
       fs.writeFileSync(path.join(dir, f), `// ${f}`)
     const world = await createTestWorld()
     const app = createApp({ ...world.deps, config: resolveConfig({ ...world.deps.config, assetsDir: dir }) })
@@ -213,6 +220,10 @@ describe('frame document and scripts', () => {
     expect(await button.text()).toBe('// frame-continue.js')
     expect(button.headers.get('Access-Control-Allow-Origin')).toBeNull()
     expect(button.headers.get('Cross-Origin-Resource-Policy')).toBe('same-origin')
+    const live = await app.request('/frame-live.js')
+    expect(await live.text()).toBe('// frame-live.js')
+    expect(live.headers.get('Access-Control-Allow-Origin')).toBeNull()
+    expect(live.headers.get('Cross-Origin-Resource-Policy')).toBe('same-origin')
   })
 
   test('missing built files are a clear 503, not a crash', async () => {

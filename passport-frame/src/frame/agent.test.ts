@@ -46,6 +46,7 @@ function setup(
     proveForSite?: FrameAgentDeps['proveForSite']
     connectShared?: FrameAgentDeps['connectShared']
     showContinue?: FrameAgentDeps['showContinue']
+    live?: FrameAgentDeps['live']
   } = {},
 ): Harness {
   const page = new FakeWindow(NEWS)
@@ -79,6 +80,7 @@ function setup(
     ...(options.proveForSite ? { proveForSite: options.proveForSite } : {}),
     ...(options.connectShared ? { connectShared: options.connectShared } : {}),
     ...(options.showContinue ? { showContinue: options.showContinue } : {}),
+    ...(options.live ? { live: options.live } : {}),
     // Scheduled refreshes are the refresher's own tests; here only requests drive the agent.
     setTimer: () => 0,
     clearTimer: () => {},
@@ -922,5 +924,81 @@ describe('"Continue with Passport" (browsers without FedCM, issue 17 §4)', () =
     await h.send(continueRequest())
     expect(h.replies().at(-1)?.message).toEqual({ v: 1, type: 'ready', id: 'c1', hasToken: false })
     expect(h.apiCalls()).toBe(0)
+  })
+})
+
+describe('the live channel, opened on demand', () => {
+  const fakeLive = () => {
+    const calls: string[] = []
+    const channel = {
+      start: () => void calls.push('start'),
+      stop: () => void calls.push('stop'),
+      announceEnded: (reason: string) => void calls.push(`ended:${reason}`),
+    }
+    const open = vi.fn<NonNullable<FrameAgentDeps['live']>>(async () => channel)
+    return { calls, open }
+  }
+
+  it('is not even loaded by a frame with no sign-in to hand out', async () => {
+    const live = fakeLive()
+    h = setup({ live: live.open })
+    await h.send(hello())
+    await h.send(tokenRequest())
+    expect(h.replies()[1]?.message).toMatchObject({ type: 'error', code: 'login_required' })
+    expect(live.open).not.toHaveBeenCalled()
+  })
+
+  it('starts once the page says hello to a frame holding a sign-in, after the page is answered', async () => {
+    const live = fakeLive()
+    h = setup({ live: live.open })
+    h.cache.write({ token: 'cached', expiresAt: T0 + 600_000, clockOffsetMs: 0 })
+    await h.send(hello())
+    expect(h.replies()[0]?.message).toMatchObject({ type: 'ready', hasToken: true })
+    expect(live.open).toHaveBeenCalledTimes(1)
+    expect(live.calls).toEqual(['start'])
+  })
+
+  it('starts on a code exchange, and is loaded once whatever the number of uses', async () => {
+    const live = fakeLive()
+    h = setup({ live: live.open })
+    await h.send(hello())
+    await h.send({
+      v: 1,
+      type: 'code_exchange',
+      id: 'c1',
+      code: 'c0de',
+      codeVerifier: 'v'.repeat(43),
+      redirectUri: `${NEWS}/`,
+    })
+    await h.send(tokenRequest('t2'))
+    await h.send({ v: 1, type: 'logout', id: 'l1' })
+    expect(live.open).toHaveBeenCalledTimes(1)
+    expect(live.calls).toEqual(['start', 'ended:signed_out'])
+  })
+
+  it('listens (without leading) in a frame that hands out a sign-in another tab made', async () => {
+    const live = fakeLive()
+    h = setup({ live: live.open })
+    await h.send(hello())
+    h.cache.write({ token: 'from-another-tab', expiresAt: T0 + 600_000, clockOffsetMs: 0 })
+    await h.send(tokenRequest())
+    expect(h.replies()[1]?.message).toMatchObject({ type: 'token_response', token: 'from-another-tab' })
+    expect(live.open).toHaveBeenCalledTimes(1)
+    expect(live.calls).toEqual([])
+  })
+
+  it('loads again on the next use when the chunk could not be fetched, and starts then', async () => {
+    const live = fakeLive()
+    live.open.mockRejectedValueOnce(new TypeError('Failed to fetch dynamically imported module'))
+    h = setup({ live: live.open })
+    h.cache.write({ token: 'cached', expiresAt: T0 + 600_000, clockOffsetMs: 0 })
+    await h.send(hello())
+    expect(live.calls).toEqual([])
+    await h.send(tokenRequest())
+    expect(h.replies()[1]?.message).toMatchObject({ type: 'token_response', token: 'cached' })
+    expect(live.open).toHaveBeenCalledTimes(2)
+    // The start hello asked for happens now; then the logout's announcement, in that order.
+    await h.send({ v: 1, type: 'logout', id: 'l1' })
+    expect(live.calls).toEqual(['start', 'ended:signed_out'])
   })
 })

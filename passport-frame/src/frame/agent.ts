@@ -5,7 +5,7 @@ import type { FrameMessage, PageRequest } from '../protocol/messages.ts'
 import { isAllowedOrigin } from '../protocol/origins.ts'
 import type { ApprovalNews } from './approval-messages.ts'
 import type { ApprovalPromptDeps } from './approval-prompt.ts'
-import { createLiveChannel, type LiveDeps } from './live.ts'
+import type { LiveChannel, LiveDeps } from './live.ts'
 import { createRefresher, type LockManagerLike, toCacheEntry } from './refresher.ts'
 import { FrameApiError, type ServerApi, type TokenAnswer } from './server-api.ts'
 import type { SharedNews, SharedState } from './shared-state.ts'
@@ -29,8 +29,13 @@ export interface FrameAgentDeps {
   cache: TokenCache
   /** Whether the browser lets this frame send the passport's own cookies (third-party cookies allowed). */
   canSeeCookies: () => Promise<boolean>
-  /** The live channel's browser parts; without them (unit tests) the frame only pulls. */
-  live?: Pick<LiveDeps, 'wsOrigin' | 'openSocket' | 'openChannel' | 'storage' | 'prove'>
+  /**
+   * Opens the live channel with the browser's parts (`live-browser.ts`, loaded on demand once the
+   * frame holds or hands out a sign-in); without it (unit tests) the frame only pulls.
+   */
+  live?: (
+    deps: Omit<LiveDeps, 'wsOrigin' | 'openSocket' | 'openChannel' | 'storage' | 'prove'>,
+  ) => Promise<LiveChannel>
   /** Draws "sign in with another device" requests in the frame (absent in unit tests without a DOM). */
   createPrompt?: (hooks: Omit<ApprovalPromptDeps, 'doc' | 'armDelayMs'>) => {
     handle(news: ApprovalNews): void
@@ -131,48 +136,80 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
 
   const tokenRefreshed = () => bound && reply(bound.origin, { v: 1, type: 'token_refreshed' })
 
-  const live = deps.live
-    ? createLiveChannel({
-        ...deps.live,
-        siteId: site.id,
-        token: async () => (await liveToken())?.token ?? null,
-        authkey: () => bound?.authkey ?? null,
-        check: (authkey, token) => api.check(authkey, token),
-        locks: deps.locks ?? null,
-        onEnded: signedOut,
-        onApproval: (news) => prompt?.handle(news),
-        // "Refresh now" from the passport: the usual forced refresh (at most once per 30 s), then
-        // the page is told so that its onChange sees the new expiry.
-        onRefreshNow: async () => {
-          const before = cache.read()?.token
-          const changed = (await refresher.refresh(true)).token !== before
-          if (changed) tokenRefreshed()
-          return changed
-        },
-        onRefreshed: () => tokenRefreshed(),
-        ...(deps.setTimer ? { setTimer: deps.setTimer } : {}),
-        log,
-      })
-    : null
+  /**
+   * The live channel, opened on first use (its code is fetched then): by a frame that holds a
+   * sign-in or hands one out, which from then on also hears its site's other tabs. Calls keep
+   * their order; a chunk that failed to load is fetched again on the next call, and a start asked
+   * for meanwhile happens then.
+   */
+  let live: Promise<LiveChannel | null> | null = null
+  let startAsked = false
+  const withLive = (use: (channel: LiveChannel) => void) => {
+    const open = deps.live
+    if (!open) return
+    live ??= open({
+      siteId: site.id,
+      token: async () => (await liveToken())?.token ?? null,
+      authkey: () => bound?.authkey ?? null,
+      check: (authkey, token) => api.check(authkey, token),
+      locks: deps.locks ?? null,
+      onEnded: signedOut,
+      onApproval: (news) => prompt?.handle(news),
+      // "Refresh now" from the passport: the usual forced refresh (at most once per 30 s), then
+      // the page is told so that its onChange sees the new expiry.
+      onRefreshNow: async () => {
+        const before = cache.read()?.token
+        const changed = (await refresher.refresh(true)).token !== before
+        if (changed) tokenRefreshed()
+        return changed
+      },
+      onRefreshed: () => tokenRefreshed(),
+      ...(deps.setTimer ? { setTimer: deps.setTimer } : {}),
+      log,
+    }).then(
+      (channel) => {
+        startIfAsked(channel)
+        return channel
+      },
+      () => {
+        live = null
+        return null
+      },
+    )
+    void live.then((channel) => channel && use(channel))
+  }
+  const startIfAsked = (channel: LiveChannel) => {
+    if (!startAsked) return
+    startAsked = false
+    channel.start()
+  }
+  const startLive = () => {
+    startAsked = true
+    withLive(startIfAsked)
+  }
 
   const remember = (answer: TokenAnswer): CachedToken => {
     const entry = toCacheEntry(answer, now())
     cache.write(entry)
     refresher.schedule()
-    live?.start()
+    startLive()
     return entry
   }
+  /** The answer handing a token to the page; from then on this frame hears its site's other tabs. */
   const tokenReply = (
     id: string,
     entry: Pick<CachedToken, 'token' | 'expiresAt' | 'clockOffsetMs'>,
-  ): FrameMessage => ({
-    v: 1,
-    type: 'token_response',
-    id,
-    token: entry.token,
-    expiresAt: entry.expiresAt,
-    expiresIn: Math.max(0, entry.expiresAt - (now() + entry.clockOffsetMs)),
-  })
+  ): FrameMessage => {
+    withLive(() => {})
+    return {
+      v: 1,
+      type: 'token_response',
+      id,
+      token: entry.token,
+      expiresAt: entry.expiresAt,
+      expiresIn: Math.max(0, entry.expiresAt - (now() + entry.clockOffsetMs)),
+    }
+  }
   /** A live token: the cached one, else one refreshed from the cached refresh credential. */
   const liveToken = async (): Promise<CachedToken | null> => {
     const cached = cache.read()
@@ -222,7 +259,7 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
       }
       bound = { origin, authkey: msg.authkey }
       refresher.schedule()
-      if (cache.readRenewable()) live?.start()
+      if (cache.readRenewable()) startLive()
       reply(origin, { v: 1, type: 'ready', id: msg.id, hasToken: cache.readRenewable() !== null })
       return
     }
@@ -318,7 +355,7 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
           // Even a token past its expiry still names the session to end.
           const cached = cache.readRenewable()
           refresher.stop()
-          live?.announceEnded('signed_out')
+          withLive((l) => l.announceEnded('signed_out'))
           prompt?.clear()
           cache.clear()
           if (cached) await api.logout(authkey, cached.token)

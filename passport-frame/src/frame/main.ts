@@ -2,7 +2,6 @@ import { createFrameAgent, type FrameSite } from './agent.ts'
 import type { ApprovalNews } from './approval-messages.ts'
 import type { createApprovalPrompt } from './approval-prompt.ts'
 import { createDpopSigner, loadOrCreateFrameKey } from './dpop.ts'
-import type { ChannelLike, SocketLike } from './live.ts'
 import { createServerApi } from './server-api.ts'
 import { createTokenCache } from './token-cache.ts'
 
@@ -37,37 +36,16 @@ if (site && window.parent !== window) {
     cache: createTokenCache(site.id, localStorageOrNull()),
     // Web Locks are partitioned like storage: one lock per site, shared by its tabs' frames.
     locks: 'locks' in navigator ? navigator.locks : null,
-    live: {
-      wsOrigin: location.origin.replace(/^http/, 'ws'),
-      openSocket: (url, protocols) => {
-        const ws = new WebSocket(url, protocols)
-        const socket: SocketLike = {
-          onmessage: null,
-          onclose: null,
-          send: (data) => ws.send(data),
-          close: () => ws.close(),
-        }
-        ws.onmessage = (event) => socket.onmessage?.(event)
-        ws.onclose = (event) => socket.onclose?.(event)
-        return socket
-      },
-      openChannel:
-        typeof BroadcastChannel === 'function'
-          ? (name) => {
-              const bc = new BroadcastChannel(name)
-              const channel: ChannelLike = {
-                onmessage: null,
-                postMessage: (message) => bc.postMessage(message),
-                close: () => bc.close(),
-              }
-              bc.onmessage = (event) => channel.onmessage?.(event)
-              return channel
-            }
-          : null,
-      storage: localStorageOrNull(),
-      prove: ({ url, token, challenge }) =>
-        signer.proof({ method: 'GET', url, accessToken: token, nonce: challenge }),
-    },
+    // The live channel (/frame-live.js), loaded once this frame holds or hands out a sign-in.
+    live: (deps) =>
+      import('./live-browser.ts').then((m) =>
+        m.openBrowserLive({
+          ...deps,
+          storage: localStorageOrNull(),
+          prove: ({ url, token, challenge }) =>
+            signer.proof({ method: 'GET', url, accessToken: token, nonce: challenge }),
+        }),
+      ),
     proveForSite: ({ method, url, accessToken }) => signer.proof({ method, url, accessToken }),
     // The approval prompt is needed only when another device asks to sign in: its code is
     // fetched then (/frame-approval.js), not on every page that embeds the frame.
