@@ -30,7 +30,7 @@ const onDemandChunks: Record<string, string> = {
   'approval-prompt': 'frame-approval.js', // when another device asks to sign in
   'shared-state': 'frame-shared.js', // FedCM sites' frames
   'continue-button': 'frame-continue.js', // when a site shows "Continue with Passport"
-  'live-browser': 'frame-live.js', // once the frame holds or hands out a sign-in
+  session: 'frame-session.js', // once the frame holds or hands out a sign-in, or must refresh
 }
 
 export default defineConfig(({ mode }): UserConfig => {

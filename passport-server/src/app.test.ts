@@ -199,7 +199,7 @@ describe('frame document and scripts', () => {
       'frame.js',
       'frame-approval.js',
       'frame-continue.js',
-      'frame-live.js',
+      'frame-session.js',
     ])
       fs.writeFileSync(path.join(dir, f), `// ${f}`)
     const world = await createTestWorld()
@@ -220,10 +220,10 @@ describe('frame document and scripts', () => {
     expect(await button.text()).toBe('// frame-continue.js')
     expect(button.headers.get('Access-Control-Allow-Origin')).toBeNull()
     expect(button.headers.get('Cross-Origin-Resource-Policy')).toBe('same-origin')
-    const live = await app.request('/frame-live.js')
-    expect(await live.text()).toBe('// frame-live.js')
-    expect(live.headers.get('Access-Control-Allow-Origin')).toBeNull()
-    expect(live.headers.get('Cross-Origin-Resource-Policy')).toBe('same-origin')
+    const session = await app.request('/frame-session.js')
+    expect(await session.text()).toBe('// frame-session.js')
+    expect(session.headers.get('Access-Control-Allow-Origin')).toBeNull()
+    expect(session.headers.get('Cross-Origin-Resource-Policy')).toBe('same-origin')
   })
 
   test('missing built files are a clear 503, not a crash', async () => {

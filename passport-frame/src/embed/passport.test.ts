@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { createFrameAgent } from '../frame/agent.ts'
+import { createRefresher } from '../frame/refresher.ts'
 import { FrameApiError, type ServerApi, type TokenAnswer } from '../frame/server-api.ts'
 import { createTokenCache } from '../frame/token-cache.ts'
 import {
@@ -64,6 +65,7 @@ function setup(
         win,
         api,
         cache: frameCache,
+        loadRefresher: async () => createRefresher,
         canSeeCookies: options.canSeeCookies ?? (async () => false),
         setTimer: () => 0,
         clearTimer: () => {},

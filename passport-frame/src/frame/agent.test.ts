@@ -1,6 +1,7 @@
 import { beforeEach, describe, expect, it, type Mock, vi } from 'vitest'
 import { FakeWindow, fakeAuthkey, MemoryStorage, settle } from '../test-support/fake-window.ts'
 import { createFrameAgent, FRAME_MESSAGES_PER_SECOND, type FrameAgentDeps } from './agent.ts'
+import { createRefresher } from './refresher.ts'
 import { FrameApiError, type ServerApi, type TokenAnswer } from './server-api.ts'
 import type { SharedNews } from './shared-state.ts'
 import { createTokenCache, type TokenCache } from './token-cache.ts'
@@ -47,6 +48,7 @@ function setup(
     connectShared?: FrameAgentDeps['connectShared']
     showContinue?: FrameAgentDeps['showContinue']
     live?: FrameAgentDeps['live']
+    loadRefresher?: FrameAgentDeps['loadRefresher']
   } = {},
 ): Harness {
   const page = new FakeWindow(NEWS)
@@ -74,6 +76,7 @@ function setup(
     win: frame,
     api,
     cache,
+    loadRefresher: options.loadRefresher ?? (async () => createRefresher),
     canSeeCookies,
     now: () => clock.now,
     ...(options.createPrompt ? { createPrompt: options.createPrompt } : {}),
@@ -170,6 +173,7 @@ describe('inbound checks', () => {
       win: top,
       api: h.api,
       cache: h.cache,
+      loadRefresher: async () => createRefresher,
       canSeeCookies: h.canSeeCookies,
     })
     top.receive(hello(), { origin: NEWS, source: top })
@@ -1000,5 +1004,31 @@ describe('the live channel, opened on demand', () => {
     // The start hello asked for happens now; then the logout's announcement, in that order.
     await h.send({ v: 1, type: 'logout', id: 'l1' })
     expect(live.calls).toEqual(['start', 'ended:signed_out'])
+  })
+
+  it('the refresher too: not loaded without a sign-in, loaded to schedule one, a failed load is a passing failure', async () => {
+    const loadRefresher = vi.fn<FrameAgentDeps['loadRefresher']>(async () => createRefresher)
+    h = setup({ loadRefresher })
+    await h.send(hello())
+    await h.send(tokenRequest())
+    expect(loadRefresher).not.toHaveBeenCalled()
+
+    h = setup({ loadRefresher })
+    h.cache.write({
+      token: 'expired',
+      expiresAt: T0 - 1,
+      clockOffsetMs: 0,
+      refreshToken: 'r1',
+      refreshAt: T0 - 60_000,
+      refreshExpiresAt: T0 + 86_400_000,
+    })
+    const unreachable = new TypeError('Failed to fetch dynamically imported module')
+    loadRefresher.mockRejectedValueOnce(unreachable).mockRejectedValueOnce(unreachable)
+    await h.send(hello()) // its schedule finds no chunk; the token request after it neither
+    await h.send(tokenRequest('t2'))
+    expect(h.replies()[1]?.message).toMatchObject({ type: 'error', id: 't2', code: 'temporarily_unavailable' })
+    await h.send(tokenRequest('t3'))
+    expect(h.replies()[2]?.message).toMatchObject({ type: 'token_response', id: 't3', token: 'tok-from-refresh' })
+    expect(loadRefresher).toHaveBeenCalledTimes(3)
   })
 })

@@ -6,10 +6,10 @@ import { isAllowedOrigin } from '../protocol/origins.ts'
 import type { ApprovalNews } from './approval-messages.ts'
 import type { ApprovalPromptDeps } from './approval-prompt.ts'
 import type { LiveChannel, LiveDeps } from './live.ts'
-import { createRefresher, type LockManagerLike, toCacheEntry } from './refresher.ts'
+import type { createRefresher, LockManagerLike, Refresher } from './refresher.ts'
 import { FrameApiError, type ServerApi, type TokenAnswer } from './server-api.ts'
 import type { SharedNews, SharedState } from './shared-state.ts'
-import type { CachedToken, TokenCache } from './token-cache.ts'
+import { type CachedToken, type TokenCache, toCacheEntry } from './token-cache.ts'
 
 export interface FrameSite {
   id: string
@@ -27,6 +27,11 @@ export interface FrameAgentDeps {
   win: FrameWindow
   api: ServerApi
   cache: TokenCache
+  /**
+   * The scheduled refresh (`refresher.ts`), loaded on demand (`/frame-session.js`, with the live
+   * channel) once the frame holds a sign-in or needs a refresh.
+   */
+  loadRefresher: () => Promise<typeof createRefresher>
   /** Whether the browser lets this frame send the passport's own cookies (third-party cookies allowed). */
   canSeeCookies: () => Promise<boolean>
   /**
@@ -98,19 +103,44 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
   const replyError = (origin: string, id: string, code: ErrorCode, reason?: EndReason) =>
     reply(origin, { v: 1, type: 'error', id, code, ...(reason ? { reason } : {}) })
 
-  const refresher = createRefresher({
-    siteId: site.id,
-    api,
-    cache,
-    authkey: () => bound?.authkey ?? null,
-    locks: deps.locks ?? null,
-    now,
-    ...(deps.setTimer ? { setTimer: deps.setTimer } : {}),
-    ...(deps.clearTimer ? { clearTimer: deps.clearTimer } : {}),
-    log,
-    // The refresh credential died (signed out, replaced, revoked, expired): tell the page now.
-    onSignedOut: (reason) => signedOut(reason),
-  })
+  /**
+   * The refresher, loaded on first need: a frame holding a sign-in schedules its refresh, an
+   * expired token or a forced refresh runs one. A chunk that could not be fetched is a passing
+   * failure (`temporarily_unavailable`), fetched again on the next need.
+   */
+  let refresher: Promise<Refresher> | null = null
+  const withRefresher = (): Promise<Refresher> =>
+    (refresher ??= deps.loadRefresher().then(
+      (create) =>
+        create({
+          siteId: site.id,
+          api,
+          cache,
+          authkey: () => bound?.authkey ?? null,
+          locks: deps.locks ?? null,
+          now,
+          ...(deps.setTimer ? { setTimer: deps.setTimer } : {}),
+          ...(deps.clearTimer ? { clearTimer: deps.clearTimer } : {}),
+          log,
+          // The refresh credential died (signed out, replaced, revoked, expired): tell the page now.
+          onSignedOut: (reason) => signedOut(reason),
+        }),
+      () => {
+        refresher = null
+        throw new FrameApiError('temporarily_unavailable')
+      },
+    ))
+  const schedule = () =>
+    void withRefresher().then(
+      (r) => r.schedule(),
+      () => {},
+    )
+  /** Stops a loaded refresher's timer (one never loaded has none). */
+  const stopRefresher = () =>
+    void refresher?.then(
+      (r) => r.stop(),
+      () => {},
+    )
 
   /** Asks the page this frame is bound to (only it) to show or hide the frame. */
   const display = (visible: boolean) => bound && reply(bound.origin, { v: 1, type: 'frame_display', visible })
@@ -128,7 +158,7 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
 
   /** The sign-in ended (pushed, or learnt on a refresh or re-check): forget it, tell the page. */
   const signedOut = (reason: EndReason) => {
-    refresher.stop()
+    stopRefresher()
     prompt?.clear()
     cache.clear()
     if (bound) reply(bound.origin, { v: 1, type: 'session_event', event: 'signed_out', reason })
@@ -159,7 +189,7 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
       // the page is told so that its onChange sees the new expiry.
       onRefreshNow: async () => {
         const before = cache.read()?.token
-        const changed = (await refresher.refresh(true)).token !== before
+        const changed = (await (await withRefresher()).refresh(true)).token !== before
         if (changed) tokenRefreshed()
         return changed
       },
@@ -191,7 +221,7 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
   const remember = (answer: TokenAnswer): CachedToken => {
     const entry = toCacheEntry(answer, now())
     cache.write(entry)
-    refresher.schedule()
+    schedule()
     startLive()
     return entry
   }
@@ -214,7 +244,7 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
   const liveToken = async (): Promise<CachedToken | null> => {
     const cached = cache.read()
     if (cached) return cached
-    if (cache.readRenewable()?.refreshToken) return refresher.refresh(false)
+    if (cache.readRenewable()?.refreshToken) return (await withRefresher()).refresh(false)
     return null
   }
 
@@ -258,8 +288,10 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
         return
       }
       bound = { origin, authkey: msg.authkey }
-      refresher.schedule()
-      if (cache.readRenewable()) startLive()
+      if (cache.readRenewable()) {
+        schedule()
+        startLive()
+      }
       reply(origin, { v: 1, type: 'ready', id: msg.id, hasToken: cache.readRenewable() !== null })
       return
     }
@@ -302,7 +334,7 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
           return
         }
         case 'refresh': {
-          reply(origin, tokenReply(msg.id, await refresher.refresh(true)))
+          reply(origin, tokenReply(msg.id, await (await withRefresher()).refresh(true)))
           return
         }
         case 'proof_request': {
@@ -354,7 +386,7 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
         case 'logout': {
           // Even a token past its expiry still names the session to end.
           const cached = cache.readRenewable()
-          refresher.stop()
+          stopRefresher()
           withLive((l) => l.announceEnded('signed_out'))
           prompt?.clear()
           cache.clear()

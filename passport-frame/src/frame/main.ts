@@ -36,9 +36,10 @@ if (site && window.parent !== window) {
     cache: createTokenCache(site.id, localStorageOrNull()),
     // Web Locks are partitioned like storage: one lock per site, shared by its tabs' frames.
     locks: 'locks' in navigator ? navigator.locks : null,
-    // The live channel (/frame-live.js), loaded once this frame holds or hands out a sign-in.
+    // The scheduled refresh and the live channel (/frame-session.js), loaded on first need.
+    loadRefresher: () => import('./session.ts').then((m) => m.createRefresher),
     live: (deps) =>
-      import('./live-browser.ts').then((m) =>
+      import('./session.ts').then((m) =>
         m.openBrowserLive({
           ...deps,
           storage: localStorageOrNull(),

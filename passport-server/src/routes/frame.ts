@@ -15,7 +15,7 @@ const PUBLIC_SCRIPTS = {
   '/sign-in.js': 'sign-in.js', // the sign-in page's SCRAM client (passport pages only)
   '/frame-shared.js': 'frame-shared.js', // the shared passport state, loaded by FedCM sites' frames
   '/frame-continue.js': 'frame-continue.js', // "Continue with Passport", loaded when a site shows it
-  '/frame-live.js': 'frame-live.js', // the live channel, loaded once the frame holds a sign-in
+  '/frame-session.js': 'frame-session.js', // refresh and live channel, once the frame holds a sign-in
 } as const
 const FRAME_ONLY: ReadonlySet<string> = new Set([
   '/frame.js',
@@ -23,7 +23,7 @@ const FRAME_ONLY: ReadonlySet<string> = new Set([
   '/sign-in.js',
   '/frame-shared.js',
   '/frame-continue.js',
-  '/frame-live.js',
+  '/frame-session.js',
 ])
 
 export function frameRoutes(deps: AppDeps, proofs: DpopProofs): Hono {

@@ -1,10 +1,13 @@
 import { createLiveChannel, type LiveDeps, type SocketLike } from './live.ts'
 
 /**
- * The live channel over the browser's own WebSocket and BroadcastChannel. Its own chunk
- * (`/frame-live.js`): a frame loads it once it holds or hands out a sign-in, after answering its
- * page, so a signed-out page's frame never pays for it and a signed-in one gets its token first.
+ * What keeps a sign-in going, in its own chunk (`/frame-session.js`): the scheduled refresh and
+ * the live channel. A frame loads it once it holds or hands out a sign-in (after answering its
+ * page) or needs a refresh, so a frame with no sign-in never pays for it.
  */
+export { createRefresher } from './refresher.ts'
+
+/** The live channel over the browser's own WebSocket and BroadcastChannel. */
 export function openBrowserLive(deps: Omit<LiveDeps, 'wsOrigin' | 'openSocket' | 'openChannel'>) {
   return createLiveChannel({
     ...deps,
