@@ -169,6 +169,7 @@ export function createPassport(options: PassportOptions): Passport {
   const leaveForPassport = async (silent: boolean): Promise<never> => {
     const codeVerifier = randomToken()
     const pendingState = randomToken()
+    const challenge = pkceChallenge(codeVerifier) // hashed while the rest is written
     store.putPending({
       state: pendingState,
       codeVerifier,
@@ -182,7 +183,7 @@ export function createPassport(options: PassportOptions): Passport {
       client_id: siteId,
       redirect_uri: redirectUri,
       state: pendingState,
-      code_challenge: await pkceChallenge(codeVerifier),
+      code_challenge: await challenge,
       code_challenge_method: 'S256',
       ...(silent ? { prompt: 'none' } : {}),
     }).toString()

@@ -1026,9 +1026,17 @@ describe('the live channel, opened on demand', () => {
     loadRefresher.mockRejectedValueOnce(unreachable).mockRejectedValueOnce(unreachable)
     await h.send(hello()) // its schedule finds no chunk; the token request after it neither
     await h.send(tokenRequest('t2'))
-    expect(h.replies()[1]?.message).toMatchObject({ type: 'error', id: 't2', code: 'temporarily_unavailable' })
+    expect(h.replies()[1]?.message).toMatchObject({
+      type: 'error',
+      id: 't2',
+      code: 'temporarily_unavailable',
+    })
     await h.send(tokenRequest('t3'))
-    expect(h.replies()[2]?.message).toMatchObject({ type: 'token_response', id: 't3', token: 'tok-from-refresh' })
+    expect(h.replies()[2]?.message).toMatchObject({
+      type: 'token_response',
+      id: 't3',
+      token: 'tok-from-refresh',
+    })
     expect(loadRefresher).toHaveBeenCalledTimes(3)
   })
 })

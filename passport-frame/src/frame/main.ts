@@ -23,9 +23,13 @@ if (site && window.parent !== window) {
   // Proofs are dated by the server's clock: a device whose clock is off is not refused.
   const clockOffsetMs = site.serverTime - Date.now()
   const subtle = crypto.subtle
+  // The frame's key is loaded (or made) at once, while the page's first messages are on their
+  // way: the code exchange after a sign-in, the first proof, does not wait for IndexedDB.
+  const keyPair = loadOrCreateFrameKey(site.id, subtle, 'indexedDB' in window ? indexedDB : null)
+  keyPair.catch(() => {}) // a failure is the first proof's to report
   const signer = createDpopSigner({
     subtle,
-    keyPair: () => loadOrCreateFrameKey(site.id, subtle, 'indexedDB' in window ? indexedDB : null),
+    keyPair: () => keyPair,
     serverNow: () => Date.now() + clockOffsetMs,
     randomId: () => crypto.randomUUID(),
   })
