@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import { createFrameAgent } from '../frame/agent.ts'
 import { createRefresher } from '../frame/refresher.ts'
 import { FrameApiError, type ServerApi, type TokenAnswer } from '../frame/server-api.ts'
+import { answerRequest } from '../frame/session-requests.ts'
 import { createTokenCache } from '../frame/token-cache.ts'
 import {
   type FakeBrowser,
@@ -65,7 +66,7 @@ function setup(
         win,
         api,
         cache: frameCache,
-        loadRefresher: async () => createRefresher,
+        loadSession: async () => ({ createRefresher, answerRequest }),
         canSeeCookies: options.canSeeCookies ?? (async () => false),
         setTimer: () => 0,
         clearTimer: () => {},

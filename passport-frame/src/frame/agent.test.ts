@@ -3,6 +3,7 @@ import { FakeWindow, fakeAuthkey, MemoryStorage, settle } from '../test-support/
 import { createFrameAgent, FRAME_MESSAGES_PER_SECOND, type FrameAgentDeps } from './agent.ts'
 import { createRefresher } from './refresher.ts'
 import { FrameApiError, type ServerApi, type TokenAnswer } from './server-api.ts'
+import { answerRequest } from './session-requests.ts'
 import type { SharedNews } from './shared-state.ts'
 import { createTokenCache, type TokenCache } from './token-cache.ts'
 
@@ -48,7 +49,7 @@ function setup(
     connectShared?: FrameAgentDeps['connectShared']
     showContinue?: FrameAgentDeps['showContinue']
     live?: FrameAgentDeps['live']
-    loadRefresher?: FrameAgentDeps['loadRefresher']
+    loadSession?: FrameAgentDeps['loadSession']
   } = {},
 ): Harness {
   const page = new FakeWindow(NEWS)
@@ -76,7 +77,7 @@ function setup(
     win: frame,
     api,
     cache,
-    loadRefresher: options.loadRefresher ?? (async () => createRefresher),
+    loadSession: options.loadSession ?? (async () => ({ createRefresher, answerRequest })),
     canSeeCookies,
     now: () => clock.now,
     ...(options.createPrompt ? { createPrompt: options.createPrompt } : {}),
@@ -173,7 +174,7 @@ describe('inbound checks', () => {
       win: top,
       api: h.api,
       cache: h.cache,
-      loadRefresher: async () => createRefresher,
+      loadSession: async () => ({ createRefresher, answerRequest }),
       canSeeCookies: h.canSeeCookies,
     })
     top.receive(hello(), { origin: NEWS, source: top })
@@ -1007,13 +1008,13 @@ describe('the live channel, opened on demand', () => {
   })
 
   it('the refresher too: not loaded without a sign-in, loaded to schedule one, a failed load is a passing failure', async () => {
-    const loadRefresher = vi.fn<FrameAgentDeps['loadRefresher']>(async () => createRefresher)
-    h = setup({ loadRefresher })
+    const loadSession = vi.fn<FrameAgentDeps['loadSession']>(async () => ({ createRefresher, answerRequest }))
+    h = setup({ loadSession })
     await h.send(hello())
     await h.send(tokenRequest())
-    expect(loadRefresher).not.toHaveBeenCalled()
+    expect(loadSession).not.toHaveBeenCalled()
 
-    h = setup({ loadRefresher })
+    h = setup({ loadSession })
     h.cache.write({
       token: 'expired',
       expiresAt: T0 - 1,
@@ -1023,7 +1024,7 @@ describe('the live channel, opened on demand', () => {
       refreshExpiresAt: T0 + 86_400_000,
     })
     const unreachable = new TypeError('Failed to fetch dynamically imported module')
-    loadRefresher.mockRejectedValueOnce(unreachable).mockRejectedValueOnce(unreachable)
+    loadSession.mockRejectedValueOnce(unreachable).mockRejectedValueOnce(unreachable)
     await h.send(hello()) // its schedule finds no chunk; the token request after it neither
     await h.send(tokenRequest('t2'))
     expect(h.replies()[1]?.message).toMatchObject({
@@ -1037,6 +1038,6 @@ describe('the live channel, opened on demand', () => {
       id: 't3',
       token: 'tok-from-refresh',
     })
-    expect(loadRefresher).toHaveBeenCalledTimes(3)
+    expect(loadSession).toHaveBeenCalledTimes(3)
   })
 })

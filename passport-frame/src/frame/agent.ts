@@ -8,8 +8,15 @@ import type { ApprovalPromptDeps } from './approval-prompt.ts'
 import type { LiveChannel, LiveDeps } from './live.ts'
 import type { createRefresher, LockManagerLike, Refresher } from './refresher.ts'
 import { FrameApiError, type ServerApi, type TokenAnswer } from './server-api.ts'
+import type { answerRequest, RequestContext } from './session-requests.ts'
 import type { SharedNews, SharedState } from './shared-state.ts'
 import { type CachedToken, type TokenCache, toCacheEntry } from './token-cache.ts'
+
+/** The frame's on-demand session code (`session.ts`, `/frame-session.js`), as the agent uses it. */
+export interface SessionModule {
+  createRefresher: typeof createRefresher
+  answerRequest: typeof answerRequest
+}
 
 export interface FrameSite {
   id: string
@@ -28,10 +35,10 @@ export interface FrameAgentDeps {
   api: ServerApi
   cache: TokenCache
   /**
-   * The scheduled refresh (`refresher.ts`), loaded on demand (`/frame-session.js`, with the live
-   * channel) once the frame holds a sign-in or needs a refresh.
+   * The scheduled refresh and the page's occasional requests (`session.ts`), loaded on demand
+   * (`/frame-session.js`, with the live channel) once the frame holds a sign-in or needs them.
    */
-  loadRefresher: () => Promise<typeof createRefresher>
+  loadSession: () => Promise<SessionModule>
   /** Whether the browser lets this frame send the passport's own cookies (third-party cookies allowed). */
   canSeeCookies: () => Promise<boolean>
   /**
@@ -108,11 +115,17 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
    * expired token or a forced refresh runs one. A chunk that could not be fetched is a passing
    * failure (`temporarily_unavailable`), fetched again on the next need.
    */
+  let session: Promise<SessionModule> | null = null
+  const loadSession = (): Promise<SessionModule> =>
+    (session ??= deps.loadSession().catch(() => {
+      session = null
+      throw new FrameApiError('temporarily_unavailable')
+    }))
   let refresher: Promise<Refresher> | null = null
   const withRefresher = (): Promise<Refresher> =>
-    (refresher ??= deps.loadRefresher().then(
-      (create) =>
-        create({
+    (refresher ??= loadSession().then(
+      (m) =>
+        m.createRefresher({
           siteId: site.id,
           api,
           cache,
@@ -125,9 +138,9 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
           // The refresh credential died (signed out, replaced, revoked, expired): tell the page now.
           onSignedOut: (reason) => signedOut(reason),
         }),
-      () => {
+      (err: unknown) => {
         refresher = null
-        throw new FrameApiError('temporarily_unavailable')
+        throw err
       },
     ))
   const schedule = () =>
@@ -248,6 +261,15 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
     return null
   }
 
+  const requestContext: RequestContext = {
+    origins: site.origins,
+    api,
+    cache,
+    now,
+    liveToken,
+    proveForSite: deps.proveForSite,
+  }
+
   /** A token from the passport session (whose cookie reaches this frame now); the page is told. */
   const signInFromSession = async (authkey: string) => {
     remember(await api.tokenFromSession(authkey))
@@ -337,50 +359,9 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
           reply(origin, tokenReply(msg.id, await (await withRefresher()).refresh(true)))
           return
         }
-        case 'proof_request': {
-          // Only for the site's own registered origins: a proof for the passport (the frame's
-          // own API) or any other origin is never made for a page.
-          let target: URL | null = null
-          try {
-            target = new URL(msg.url)
-          } catch {}
-          if (!target || !site.origins.includes(target.origin) || !deps.proveForSite) {
-            replyError(origin, msg.id, 'invalid_request')
-            return
-          }
-          const live = await liveToken()
-          if (!live) {
-            replyError(origin, msg.id, 'login_required')
-            return
-          }
-          const proof = await deps.proveForSite({ method: msg.method, url: msg.url, accessToken: live.token })
-          reply(origin, { v: 1, type: 'proof_response', id: msg.id, token: live.token, proof })
-          return
-        }
+        case 'proof_request':
         case 'check': {
-          let cached: CachedToken | null = null
-          let deadReason: EndReason = 'unknown'
-          try {
-            cached = await liveToken()
-          } catch (err) {
-            if (!(err instanceof FrameApiError && err.code === 'invalid_grant')) throw err
-            deadReason = err.reason ?? 'unknown'
-          }
-          if (!cached) {
-            reply(origin, {
-              v: 1,
-              type: 'check_response',
-              id: msg.id,
-              valid: false,
-              reason: deadReason,
-              expiresAt: null,
-              serverTime: now(),
-            })
-            return
-          }
-          const answer = await api.check(authkey, cached.token)
-          if (!answer.valid) cache.clear()
-          reply(origin, { v: 1, type: 'check_response', id: msg.id, ...answer })
+          reply(origin, await (await loadSession()).answerRequest(requestContext, msg, authkey))
           return
         }
         case 'logout': {

@@ -40,8 +40,8 @@ if (site && window.parent !== window) {
     cache: createTokenCache(site.id, localStorageOrNull()),
     // Web Locks are partitioned like storage: one lock per site, shared by its tabs' frames.
     locks: 'locks' in navigator ? navigator.locks : null,
-    // The scheduled refresh and the live channel (/frame-session.js), loaded on first need.
-    loadRefresher: () => import('./session.ts').then((m) => m.createRefresher),
+    // The scheduled refresh, the live channel, check and proofs (/frame-session.js), on first need.
+    loadSession: () => import('./session.ts'),
     live: (deps) =>
       import('./session.ts').then((m) =>
         m.openBrowserLive({

@@ -1,11 +1,13 @@
 import { createLiveChannel, type LiveDeps, type SocketLike } from './live.ts'
 
 /**
- * What keeps a sign-in going, in its own chunk (`/frame-session.js`): the scheduled refresh and
- * the live channel. A frame loads it once it holds or hands out a sign-in (after answering its
- * page) or needs a refresh, so a frame with no sign-in never pays for it.
+ * What keeps a sign-in going, in its own chunk (`/frame-session.js`): the scheduled refresh, the
+ * live channel and the page's occasional requests (`check`, `proof_request`). A frame loads it
+ * once it holds or hands out a sign-in (after answering its page) or needs one of them, so a
+ * frame with no sign-in never pays for it.
  */
 export { createRefresher } from './refresher.ts'
+export { answerRequest } from './session-requests.ts'
 
 /** The live channel over the browser's own WebSocket and BroadcastChannel. */
 export function openBrowserLive(deps: Omit<LiveDeps, 'wsOrigin' | 'openSocket' | 'openChannel'>) {
