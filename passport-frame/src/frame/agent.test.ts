@@ -1,6 +1,11 @@
 import { beforeEach, describe, expect, it, type Mock, vi } from 'vitest'
 import { FakeWindow, fakeAuthkey, MemoryStorage, settle } from '../test-support/fake-window.ts'
-import { createFrameAgent, FRAME_MESSAGES_PER_SECOND, type FrameAgentDeps } from './agent.ts'
+import {
+  createFrameAgent,
+  FRAME_MESSAGES_PER_SECOND,
+  type FrameAgentDeps,
+  type LiveOpenDeps,
+} from './agent.ts'
 import { createRefresher } from './refresher.ts'
 import { FrameApiError, type ServerApi, type TokenAnswer } from './server-api.ts'
 import { answerRequest } from './session-requests.ts'
@@ -44,7 +49,6 @@ interface Harness {
 
 function setup(
   options: {
-    createPrompt?: FrameAgentDeps['createPrompt']
     proveForSite?: FrameAgentDeps['proveForSite']
     connectShared?: FrameAgentDeps['connectShared']
     showContinue?: FrameAgentDeps['showContinue']
@@ -80,7 +84,6 @@ function setup(
     loadSession: options.loadSession ?? (async () => ({ createRefresher, answerRequest })),
     canSeeCookies,
     now: () => clock.now,
-    ...(options.createPrompt ? { createPrompt: options.createPrompt } : {}),
     ...(options.proveForSite ? { proveForSite: options.proveForSite } : {}),
     ...(options.connectShared ? { connectShared: options.connectShared } : {}),
     ...(options.showContinue ? { showContinue: options.showContinue } : {}),
@@ -602,56 +605,49 @@ describe('refresh through the agent', () => {
   })
 })
 
-describe('approval prompt hooks', () => {
-  type Hooks = Parameters<NonNullable<FrameAgentDeps['createPrompt']>>[0]
-  let hooks: Hooks
-  const prompt = { handle: vi.fn(), clear: vi.fn() }
-  beforeEach(() => {
-    prompt.handle.mockReset()
-    prompt.clear.mockReset()
+describe('approval prompt hooks (given to the live channel, which brings the requests)', () => {
+  let given: LiveOpenDeps
+  const clearPrompt = vi.fn()
+  beforeEach(async () => {
+    clearPrompt.mockReset()
     h = setup({
-      createPrompt: (given) => {
-        hooks = given
-        return prompt
+      live: async (deps) => {
+        given = deps
+        return { start: () => {}, stop: () => {}, announceEnded: () => {}, clearPrompt }
       },
     })
+    h.cache.write({ token: 'cached', expiresAt: T0 + 600_000, clockOffsetMs: SKEW })
+    await h.send(hello())
   })
 
   it('asks only the bound page to show or hide the frame, never telling it the numbers', async () => {
-    hooks.setVisible(true) // before hello: no page to ask
-    expect(h.replies()).toEqual([])
-    await h.send(hello())
-    hooks.setVisible(true)
-    hooks.setVisible(false)
+    given.setVisible(true)
+    given.setVisible(false)
     expect(h.replies().slice(-2)).toEqual([
       { message: { v: 1, type: 'frame_display', visible: true }, targetOrigin: NEWS },
       { message: { v: 1, type: 'frame_display', visible: false }, targetOrigin: NEWS },
     ])
   })
 
-  it("answers with this device's live token for the site", async () => {
-    h.cache.write({ token: 'cached', expiresAt: T0 + 600_000, clockOffsetMs: 0 })
-    await h.send(hello())
-    expect(await hooks.decide('appr1', { code: '42' })).toEqual({ outcome: 'approved' })
-    expect(h.api.decideApproval).toHaveBeenCalledExactlyOnceWith(authkey, 'cached', 'appr1', { code: '42' })
+  it("gives the channel this device's live token for the site and its authkey", async () => {
+    expect(await given.token()).toBe('cached')
+    expect(given.authkey()).toBe(authkey)
   })
 
-  it('without a live token the answer is "gone" and the server is not asked', async () => {
-    await h.send(hello())
-    expect(await hooks.decide('appr1', { deny: true })).toEqual({ outcome: 'gone' })
-    expect(h.api.decideApproval).not.toHaveBeenCalled()
-  })
-
-  it('server time for expiry uses the clock offset the token came with', async () => {
-    h.cache.write({ token: 'cached', expiresAt: T0 + 600_000, clockOffsetMs: SKEW })
-    expect(hooks.serverNow()).toBe(T0 + SKEW)
+  it('server time for expiry uses the clock offset the token came with', () => {
+    expect(given.serverNow()).toBe(T0 + SKEW)
   })
 
   it('a logout takes any prompt down', async () => {
-    h.cache.write({ token: 'cached', expiresAt: T0 + 600_000, clockOffsetMs: 0 })
-    await h.send(hello())
     await h.send({ v: 1, type: 'logout', id: 'l1' })
-    expect(prompt.clear).toHaveBeenCalled()
+    expect(clearPrompt).toHaveBeenCalled()
+  })
+
+  it('an ending pushed by the channel takes it down too', async () => {
+    given.onEnded('replaced')
+    await settle()
+    expect(clearPrompt).toHaveBeenCalled()
+    expect(h.replies().at(-1)?.message).toMatchObject({ type: 'session_event', reason: 'replaced' })
   })
 })
 
@@ -939,6 +935,7 @@ describe('the live channel, opened on demand', () => {
       start: () => void calls.push('start'),
       stop: () => void calls.push('stop'),
       announceEnded: (reason: string) => void calls.push(`ended:${reason}`),
+      clearPrompt: () => {},
     }
     const open = vi.fn<NonNullable<FrameAgentDeps['live']>>(async () => channel)
     return { calls, open }

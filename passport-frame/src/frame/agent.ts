@@ -3,14 +3,22 @@ import type { EndReason, ErrorCode } from '../protocol/codes.ts'
 import { parsePageRequest } from '../protocol/guards.ts'
 import type { FrameMessage, PageRequest } from '../protocol/messages.ts'
 import { isAllowedOrigin } from '../protocol/origins.ts'
-import type { ApprovalNews } from './approval-messages.ts'
-import type { ApprovalPromptDeps } from './approval-prompt.ts'
+import type { ApprovalsDeps } from './approvals.ts'
 import type { LiveChannel, LiveDeps } from './live.ts'
 import type { createRefresher, LockManagerLike, Refresher } from './refresher.ts'
 import { FrameApiError, type ServerApi, type TokenAnswer } from './server-api.ts'
 import type { answerRequest, RequestContext } from './session-requests.ts'
 import type { SharedNews, SharedState } from './shared-state.ts'
 import { type CachedToken, type TokenCache, toCacheEntry } from './token-cache.ts'
+
+/** What the agent gives the live channel; the browser adds its parts (socket, storage, proofs). */
+export type LiveOpenDeps = Omit<
+  LiveDeps,
+  'wsOrigin' | 'openSocket' | 'openChannel' | 'storage' | 'prove' | 'onApproval'
+> &
+  Pick<ApprovalsDeps, 'setVisible' | 'serverNow'>
+/** The live channel and the approval prompt its requests open. */
+export type LiveSession = LiveChannel & { clearPrompt(): void }
 
 /** The frame's on-demand session code (`session.ts`, `/frame-session.js`), as the agent uses it. */
 export interface SessionModule {
@@ -45,14 +53,7 @@ export interface FrameAgentDeps {
    * Opens the live channel with the browser's parts (`live-browser.ts`, loaded on demand once the
    * frame holds or hands out a sign-in); without it (unit tests) the frame only pulls.
    */
-  live?: (
-    deps: Omit<LiveDeps, 'wsOrigin' | 'openSocket' | 'openChannel' | 'storage' | 'prove'>,
-  ) => Promise<LiveChannel>
-  /** Draws "sign in with another device" requests in the frame (absent in unit tests without a DOM). */
-  createPrompt?: (hooks: Omit<ApprovalPromptDeps, 'doc' | 'armDelayMs'>) => {
-    handle(news: ApprovalNews): void
-    clear(): void
-  }
+  live?: (deps: LiveOpenDeps) => Promise<LiveSession>
   /**
    * FedCM-connected sites only: the passport-wide state shared through storage access
    * (`shared-state.ts`, loaded on demand). Resolves null where the browser gives no access.
@@ -157,22 +158,11 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
 
   /** Asks the page this frame is bound to (only it) to show or hide the frame. */
   const display = (visible: boolean) => bound && reply(bound.origin, { v: 1, type: 'frame_display', visible })
-  const prompt =
-    deps.createPrompt?.({
-      decide: async (approvalId, answer) => {
-        const token = await liveToken().catch(() => null)
-        if (!token || !bound) return { outcome: 'gone' }
-        return api.decideApproval(bound.authkey, token.token, approvalId, answer)
-      },
-      // Only the page this frame is bound to is asked; it learns that a prompt is up, never its numbers.
-      setVisible: display,
-      serverNow: () => now() + (cache.readRenewable()?.clockOffsetMs ?? 0),
-    }) ?? null
 
   /** The sign-in ended (pushed, or learnt on a refresh or re-check): forget it, tell the page. */
   const signedOut = (reason: EndReason) => {
     stopRefresher()
-    prompt?.clear()
+    clearPrompt()
     cache.clear()
     if (bound) reply(bound.origin, { v: 1, type: 'session_event', event: 'signed_out', reason })
   }
@@ -185,9 +175,9 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
    * their order; a chunk that failed to load is fetched again on the next call, and a start asked
    * for meanwhile happens then.
    */
-  let live: Promise<LiveChannel | null> | null = null
+  let live: Promise<LiveSession | null> | null = null
   let startAsked = false
-  const withLive = (use: (channel: LiveChannel) => void) => {
+  const withLive = (use: (channel: LiveSession) => void) => {
     const open = deps.live
     if (!open) return
     live ??= open({
@@ -197,7 +187,9 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
       check: (authkey, token) => api.check(authkey, token),
       locks: deps.locks ?? null,
       onEnded: signedOut,
-      onApproval: (news) => prompt?.handle(news),
+      // Only the page this frame is bound to is asked; it learns that a prompt is up, never its numbers.
+      setVisible: display,
+      serverNow: () => now() + (cache.readRenewable()?.clockOffsetMs ?? 0),
       // "Refresh now" from the passport: the usual forced refresh (at most once per 30 s), then
       // the page is told so that its onChange sees the new expiry.
       onRefreshNow: async () => {
@@ -221,6 +213,8 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
     )
     void live.then((channel) => channel && use(channel))
   }
+  /** Takes any approval prompt down (one never loaded shows none). */
+  const clearPrompt = () => void live?.then((l) => l?.clearPrompt())
   const startIfAsked = (channel: LiveChannel) => {
     if (!startAsked) return
     startAsked = false
@@ -369,7 +363,7 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
           const cached = cache.readRenewable()
           stopRefresher()
           withLive((l) => l.announceEnded('signed_out'))
-          prompt?.clear()
+          clearPrompt()
           cache.clear()
           if (cached) await api.logout(authkey, cached.token)
           void shared.then((s) => s?.announce('signed_out'))

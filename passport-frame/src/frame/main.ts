@@ -1,6 +1,4 @@
 import { createFrameAgent, type FrameSite } from './agent.ts'
-import type { ApprovalNews } from './approval-messages.ts'
-import type { createApprovalPrompt } from './approval-prompt.ts'
 import { createDpopSigner, loadOrCreateFrameKey } from './dpop.ts'
 import { createServerApi } from './server-api.ts'
 import { createTokenCache } from './token-cache.ts'
@@ -33,10 +31,11 @@ if (site && window.parent !== window) {
     serverNow: () => Date.now() + clockOffsetMs,
     randomId: () => crypto.randomUUID(),
   })
+  const api = createServerApi(location.origin, signer, site.dpopNonce)
   createFrameAgent({
     site,
     win: window,
-    api: createServerApi(location.origin, signer, site.dpopNonce),
+    api,
     cache: createTokenCache(site.id, localStorageOrNull()),
     // Web Locks are partitioned like storage: one lock per site, shared by its tabs' frames.
     locks: 'locks' in navigator ? navigator.locks : null,
@@ -47,24 +46,12 @@ if (site && window.parent !== window) {
         m.openBrowserLive({
           ...deps,
           storage: localStorageOrNull(),
+          decideApproval: api.decideApproval,
           prove: ({ url, token, challenge }) =>
             signer.proof({ method: 'GET', url, accessToken: token, nonce: challenge }),
         }),
       ),
     proveForSite: ({ method, url, accessToken }) => signer.proof({ method, url, accessToken }),
-    // The approval prompt is needed only when another device asks to sign in: its code is
-    // fetched then (/frame-approval.js), not on every page that embeds the frame.
-    createPrompt: (hooks) => {
-      let prompt: Promise<ReturnType<typeof createApprovalPrompt>> | null = null
-      const load = () =>
-        (prompt ??= import('./approval-prompt.ts').then((m) =>
-          m.createApprovalPrompt({ ...hooks, doc: document }),
-        ))
-      return {
-        handle: (news: ApprovalNews) => void load().then((p) => p.handle(news)),
-        clear: () => void prompt?.then((p) => p.clear()),
-      }
-    },
     // FedCM-connected sites: the shared passport state, fetched (/frame-shared.js) only for them.
     ...(site.fedcm
       ? {

@@ -1,18 +1,32 @@
+import { type ApprovalsDeps, createApprovals } from './approvals.ts'
 import { createLiveChannel, type LiveDeps, type SocketLike } from './live.ts'
 
 /**
  * What keeps a sign-in going, in its own chunk (`/frame-session.js`): the scheduled refresh, the
- * live channel and the page's occasional requests (`check`, `proof_request`). A frame loads it
+ * live channel with the approval requests it brings, and the page's occasional requests (`check`,
+ * `proof_request`). A frame loads it
  * once it holds or hands out a sign-in (after answering its page) or needs one of them, so a
  * frame with no sign-in never pays for it.
  */
 export { createRefresher } from './refresher.ts'
 export { answerRequest } from './session-requests.ts'
 
-/** The live channel over the browser's own WebSocket and BroadcastChannel. */
-export function openBrowserLive(deps: Omit<LiveDeps, 'wsOrigin' | 'openSocket' | 'openChannel'>) {
-  return createLiveChannel({
+/**
+ * The live channel over the browser's own WebSocket and BroadcastChannel, with the approval
+ * prompt its requests open (`clearPrompt` takes it down).
+ */
+export function openBrowserLive(
+  deps: Omit<LiveDeps, 'wsOrigin' | 'openSocket' | 'openChannel' | 'onApproval'> &
+    Omit<ApprovalsDeps, 'load'>,
+) {
+  const approvals = createApprovals({
     ...deps,
+    load: (hooks) =>
+      import('./approval-prompt.ts').then((m) => m.createApprovalPrompt({ ...hooks, doc: document })),
+  })
+  const channel = createLiveChannel({
+    ...deps,
+    onApproval: approvals.handle,
     wsOrigin: location.origin.replace(/^http/, 'ws'),
     openSocket: (url, protocols) => {
       const ws = new WebSocket(url, protocols)
@@ -40,4 +54,5 @@ export function openBrowserLive(deps: Omit<LiveDeps, 'wsOrigin' | 'openSocket' |
           }
         : null,
   })
+  return { ...channel, clearPrompt: approvals.clear }
 }

@@ -1,0 +1,77 @@
+import { describe, expect, it, vi } from 'vitest'
+import type { ApprovalNews } from './approval-messages.ts'
+import { type ApprovalsDeps, createApprovals, type PromptHooks } from './approvals.ts'
+
+const news: ApprovalNews = { type: 'approval_closed', id: 'appr1', outcome: 'cancelled' }
+
+function setup(over: Partial<ApprovalsDeps> = {}) {
+  let hooks: PromptHooks | undefined
+  const prompt = { handle: vi.fn(), clear: vi.fn() }
+  const deps: ApprovalsDeps = {
+    token: async () => 'live-token',
+    authkey: () => 'ak',
+    decideApproval: vi.fn<ApprovalsDeps['decideApproval']>(async () => ({ outcome: 'approved' as const })),
+    setVisible: vi.fn(),
+    serverNow: () => 42,
+    load: vi.fn(async (given: PromptHooks) => {
+      hooks = given
+      return prompt
+    }),
+    ...over,
+  }
+  const approvals = createApprovals(deps)
+  const opened = async () => {
+    approvals.handle(news)
+    await vi.waitFor(() => expect(hooks).toBeDefined())
+    return hooks as PromptHooks
+  }
+  return { deps, prompt, approvals, opened }
+}
+
+describe('approval requests on this device', () => {
+  it('loads the prompt on the first request only, and hands it every request', async () => {
+    const t = setup()
+    await t.opened()
+    t.approvals.handle(news)
+    await vi.waitFor(() => expect(t.prompt.handle).toHaveBeenCalledTimes(2))
+    expect(t.deps.load).toHaveBeenCalledTimes(1)
+  })
+
+  it('takes nothing down when no prompt was ever loaded, and takes a loaded one down', async () => {
+    const t = setup()
+    t.approvals.clear()
+    expect(t.deps.load).not.toHaveBeenCalled()
+    await t.opened()
+    t.approvals.clear()
+    await vi.waitFor(() => expect(t.prompt.clear).toHaveBeenCalledTimes(1))
+  })
+
+  it("answers with this device's live token for the site", async () => {
+    const t = setup()
+    const hooks = await t.opened()
+    expect(await hooks.decide('appr1', { code: '42' })).toEqual({ outcome: 'approved' })
+    expect(t.deps.decideApproval).toHaveBeenCalledExactlyOnceWith('ak', 'live-token', 'appr1', { code: '42' })
+  })
+
+  it.each([
+    ['no live token', { token: async () => null }],
+    ['the token could not be had', { token: async () => Promise.reject(new Error('offline')) }],
+    ['no bound page', { authkey: () => null }],
+  ] as Array<[string, Partial<ApprovalsDeps>]>)(
+    'with %s the answer is "gone" and the server is not asked',
+    async (_n, over) => {
+      const t = setup(over)
+      const hooks = await t.opened()
+      expect(await hooks.decide('appr1', { deny: true })).toEqual({ outcome: 'gone' })
+      expect(t.deps.decideApproval).not.toHaveBeenCalled()
+    },
+  )
+
+  it('passes the page display and the server clock through', async () => {
+    const t = setup()
+    const hooks = await t.opened()
+    hooks.setVisible(true)
+    expect(t.deps.setVisible).toHaveBeenCalledWith(true)
+    expect(hooks.serverNow()).toBe(42)
+  })
+})

@@ -1,0 +1,39 @@
+import type { ApprovalNews } from './approval-messages.ts'
+import type { ApprovalPromptDeps } from './approval-prompt.ts'
+import type { ServerApi } from './server-api.ts'
+
+export type PromptHooks = Omit<ApprovalPromptDeps, 'doc' | 'armDelayMs'>
+
+export interface ApprovalsDeps {
+  /** This device's live token for the site (refreshed if need be); null without one. */
+  token: () => Promise<string | null>
+  authkey: () => string | null
+  decideApproval: ServerApi['decideApproval']
+  /** Asks the bound page (only it) to show or hide the frame; it never learns the numbers. */
+  setVisible: (visible: boolean) => void
+  serverNow: () => number
+  /** Draws the prompt: `approval-prompt.ts`, fetched (`/frame-approval.js`) on the first request. */
+  load: (hooks: PromptHooks) => Promise<{ handle(news: ApprovalNews): void; clear(): void }>
+}
+
+/**
+ * "Sign in with another device" on this device: the requests the live channel brings (part of
+ * the session chunk, as they only ever come through it), answered with this device's live token.
+ */
+export function createApprovals(deps: ApprovalsDeps) {
+  let prompt: ReturnType<ApprovalsDeps['load']> | null = null
+  const hooks: PromptHooks = {
+    decide: async (approvalId, answer) => {
+      const token = await deps.token().catch(() => null)
+      const authkey = deps.authkey()
+      if (!token || !authkey) return { outcome: 'gone' }
+      return deps.decideApproval(authkey, token, approvalId, answer)
+    },
+    setVisible: deps.setVisible,
+    serverNow: deps.serverNow,
+  }
+  return {
+    handle: (news: ApprovalNews) => void (prompt ??= deps.load(hooks)).then((p) => p.handle(news)),
+    clear: () => void prompt?.then((p) => p.clear()),
+  }
+}
