@@ -33,7 +33,10 @@ export function createApprovals(deps: ApprovalsDeps) {
     serverNow: deps.serverNow,
   }
   return {
-    handle: (news: ApprovalNews) => void (prompt ??= deps.load(hooks)).then((p) => p.handle(news)),
+    handle: (news: ApprovalNews) => {
+      prompt ??= deps.load(hooks)
+      void prompt.then((p) => p.handle(news))
+    },
     clear: () => void prompt?.then((p) => p.clear()),
   }
 }
