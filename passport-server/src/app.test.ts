@@ -196,6 +196,7 @@ describe('frame document and scripts', () => {
     for (const f of [
       'passport.js',
       'passport.mjs',
+      'passport-extras.mjs',
       'frame.js',
       'frame-approval.js',
       'frame-continue.js',
@@ -209,6 +210,11 @@ describe('frame document and scripts', () => {
     expect(sdk.headers.get('Content-Type')).toContain('text/javascript')
     expect(sdk.headers.get('Access-Control-Allow-Origin')).toBe('*')
     expect(sdk.headers.get('Cross-Origin-Resource-Policy')).toBe('cross-origin')
+    // Fetched by the script-tag SDK from the site's pages (a module script: CORS).
+    const extras = await app.request('/passport-extras.mjs')
+    expect(await extras.text()).toBe('// passport-extras.mjs')
+    expect(extras.headers.get('Access-Control-Allow-Origin')).toBe('*')
+    expect(extras.headers.get('Cross-Origin-Resource-Policy')).toBe('cross-origin')
     const frame = await app.request('/frame.js')
     expect(await frame.text()).toBe('// frame.js')
     expect(frame.headers.get('Access-Control-Allow-Origin')).toBeNull()

@@ -3,6 +3,8 @@ import { type EndReason, isEndReason } from '../protocol/codes.ts'
 import type { FrameReply } from '../protocol/messages.ts'
 import { parseExactOrigin } from '../protocol/origins.ts'
 import { isPassingFailure, retryDelayMs } from '../protocol/retry.ts'
+import type { ExtrasContext } from './extras.ts'
+import { loadExtras } from './extras-loader.ts'
 import { createFrameClient, type FrameClient, PassportClientError } from './frame-client.ts'
 import { createHintStore } from './hint.ts'
 import { pkceChallenge, randomToken } from './pkce.ts'
@@ -140,6 +142,11 @@ export function createPassport(options: PassportOptions): Passport {
       const created = createFrameClient({
         passportOrigin,
         frameUrl: `${passportOrigin}/frame/${siteId}`,
+        display: (iframe, visible, hidden) =>
+          void more().then(
+            (m) => m.display(iframe, visible, hidden),
+            () => {},
+          ),
         onEvent: (event) => {
           if (event.type === 'token_refreshed') {
             // A refresh the passport asked for: take the new token (and its expiry) from the frame.
@@ -197,37 +204,34 @@ export function createPassport(options: PassportOptions): Passport {
   }
 
   /**
-   * FedCM (where the browser has it and the site opted in): the browser asks the passport for the
-   * user's account and, once chosen, a one-time code bound to our PKCE challenge (the nonce) and
-   * this origin; the frame redeems it like the redirect's code. Null if FedCM gave nothing.
+   * The occasional parts (`extras.ts`: check, refresh, proofs, FedCM, showing the frame), fetched
+   * on first use; a fetch that failed is a passing failure, tried again on the next use.
    */
-  const fedcmUsable = options.fedcm === true && 'IdentityCredential' in window
-  const signInWithFedcm = async (
-    mediation: CredentialMediationRequirement,
-  ): Promise<PassportState | null> => {
-    const codeVerifier = randomToken()
-    const nonce = await pkceChallenge(codeVerifier)
-    let credential: Credential | null
-    try {
-      credential = await navigator.credentials.get({
-        identity: {
-          providers: [
-            { configURL: `${passportOrigin}/fedcm/config.json`, clientId: siteId, params: { nonce } },
-          ],
-        },
-        mediation,
-      } as CredentialRequestOptions)
-    } catch {
-      return null
-    }
-    const code = (credential as { token?: unknown } | null)?.token
-    if (typeof code !== 'string') return null
-    try {
-      return signedIn(await ask({ type: 'code_exchange', code, codeVerifier, redirectUri: location.origin }))
-    } catch {
-      return null
-    }
+  let extras: ReturnType<typeof loadExtras> | null = null
+  const more = () =>
+    (extras ??= loadExtras(passportOrigin).catch(() => {
+      extras = null
+      throw new PassportClientError('temporarily_unavailable')
+    }))
+  const ctx: ExtrasContext = {
+    passportOrigin,
+    siteId,
+    ask,
+    signedIn,
+    signedOut,
+    token: () => (current as { token: string }).token,
+    isVerdict,
+    fail: (code) => new PassportClientError(code),
+    randomToken,
+    pkceChallenge,
   }
+  /** FedCM (where the browser has it and the site opted in); null if it gave nothing. */
+  const fedcmUsable = options.fedcm === true && 'IdentityCredential' in window
+  const signInWithFedcm = (mediation: CredentialMediationRequirement): Promise<PassportState | null> =>
+    more().then(
+      (m) => m.fedcm(ctx, mediation),
+      () => null,
+    )
 
   /** The passport's answer in this URL's fragment, if it is one we are waiting for. */
   const takeCallback = () => {
@@ -311,6 +315,8 @@ export function createPassport(options: PassportOptions): Passport {
   /** The frame's current token, when another tab or the passport made a new one. */
   const takeToken = () => void ask({ type: 'token_request' }).then(signedIn, () => undefined)
   const ready = start()
+  const afterReady = <T>(use: (m: Awaited<ReturnType<typeof loadExtras>>) => Promise<T>) =>
+    ready.then(more).then(use)
 
   // Another tab of this site signed in (it wrote the hint in the site's own storage): this tab
   // takes the token from the frame, which the tabs share, with no navigation and no reload.
@@ -351,35 +357,9 @@ export function createPassport(options: PassportOptions): Passport {
         throw err
       }
     },
-    check: async () => {
-      await ready
-      const reply = await ask({ type: 'check' })
-      if (reply.type !== 'check_response') throw new PassportClientError('server_error')
-      if (!reply.valid) signedOut(reply.reason)
-      return {
-        valid: reply.valid,
-        reason: reply.reason,
-        expiresAt: reply.expiresAt,
-        serverTime: reply.serverTime,
-      }
-    },
-    refresh: async () => {
-      await ready
-      try {
-        signedIn(await ask({ type: 'refresh' }))
-        return (current as unknown as { token: string }).token
-      } catch (err) {
-        // Only a dead sign-in signs the page out; a network failure leaves the state as it is.
-        if (isVerdict(err)) signedOut(err.reason)
-        throw err
-      }
-    },
-    authHeaders: async (method, url) => {
-      await ready
-      const reply = await ask({ type: 'proof_request', method, url })
-      if (reply.type !== 'proof_response') throw new PassportClientError('server_error')
-      return { Authorization: `DPoP ${reply.token}`, DPoP: reply.proof }
-    },
+    check: () => afterReady((m) => m.check(ctx)),
+    refresh: () => afterReady((m) => m.refresh(ctx)),
+    authHeaders: (method, url) => afterReady((m) => m.authHeaders(ctx, method, url)),
     login: async (how) => {
       if (how?.mode === 'fedcm' && fedcmUsable) {
         const viaFedcm = await signInWithFedcm('optional')

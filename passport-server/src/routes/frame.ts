@@ -10,6 +10,7 @@ import type { DpopProofs } from '../services/dpop-proofs.ts'
 const PUBLIC_SCRIPTS = {
   '/passport.js': 'passport.js', // the SDK for a classic <script> tag
   '/passport.mjs': 'passport.mjs', // the SDK as an ES module
+  '/passport-extras.mjs': 'passport-extras.mjs', // the SDK's occasional parts, loaded on first use
   '/frame.js': 'frame.js', // the frame's own code, loaded only by /frame/:site
   '/frame-approval.js': 'frame-approval.js', // the frame's approval prompt, loaded when one is asked
   '/sign-in.js': 'sign-in.js', // the sign-in page's SCRAM client (passport pages only)
