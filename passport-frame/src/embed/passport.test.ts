@@ -53,7 +53,7 @@ function setup(
     })),
     logout: vi.fn<ServerApi['logout']>(async () => {}),
     refresh: vi.fn<ServerApi['refresh']>(async () => answer('tok-from-refresh')),
-    decideApproval: vi.fn<ServerApi['decideApproval']>(async () => ({ outcome: 'approved' as const })),
+    post: vi.fn<ServerApi['post']>(async () => ({})),
   }
   const frames: FakeWindow[] = []
   const browser = installBrowser({

@@ -9,7 +9,7 @@ import {
 import { createRefresher } from './refresher.ts'
 import { FrameApiError, type ServerApi, type TokenAnswer } from './server-api.ts'
 import { answerRequest } from './session-requests.ts'
-import type { SharedNews } from './shared-state.ts'
+import { actOnNews, type SharedNews } from './shared-state.ts'
 import { createTokenCache, type TokenCache } from './token-cache.ts'
 
 const NEWS = 'http://news.localhost:8081'
@@ -72,7 +72,7 @@ function setup(
     })),
     logout: vi.fn<ServerApi['logout']>(async () => {}),
     refresh: vi.fn<ServerApi['refresh']>(async () => tokenAnswer('tok-from-refresh')),
-    decideApproval: vi.fn<ServerApi['decideApproval']>(async () => ({ outcome: 'approved' as const })),
+    post: vi.fn<ServerApi['post']>(async () => ({})),
   }
   const canSeeCookies = vi.fn(async () => false)
   const log = vi.fn<(event: string, detail?: Record<string, unknown>) => void>()
@@ -772,8 +772,8 @@ describe('the passport-wide shared state (FedCM-connected sites, issue 17)', () 
     let onNews: ((news: SharedNews) => void) | null = null
     const announce = vi.fn<(news: SharedNews) => void>()
     const harness = setup({
-      connectShared: async (listener) => {
-        onNews = listener
+      connectShared: async (hooks) => {
+        onNews = (n) => actOnNews(hooks, n)
         return { announce }
       },
     })

@@ -8,7 +8,7 @@ import type { LiveChannel, LiveDeps } from './live.ts'
 import type { createRefresher, LockManagerLike, Refresher } from './refresher.ts'
 import { FrameApiError, type ServerApi, type TokenAnswer } from './server-api.ts'
 import type { answerRequest, RequestContext } from './session-requests.ts'
-import type { SharedNews, SharedState } from './shared-state.ts'
+import type { SharedHooks, SharedState } from './shared-state.ts'
 import { type CachedToken, type TokenCache, toCacheEntry } from './token-cache.ts'
 
 /** What the agent gives the live channel; the browser adds its parts (socket, storage, proofs). */
@@ -56,9 +56,10 @@ export interface FrameAgentDeps {
   live?: (deps: LiveOpenDeps) => Promise<LiveSession>
   /**
    * FedCM-connected sites only: the passport-wide state shared through storage access
-   * (`shared-state.ts`, loaded on demand). Resolves null where the browser gives no access.
+   * (`shared-state.ts`, loaded on demand), which acts on its news through `hooks`. Resolves null
+   * where the browser gives no access.
    */
-  connectShared?: (onNews: (news: SharedNews) => void) => Promise<SharedState | null>
+  connectShared?: (hooks: SharedHooks) => Promise<SharedState | null>
   /**
    * Draws "Continue with Passport" (`continue-button.ts`, loaded on demand): its click asks the
    * browser for storage access, then calls `signIn` (rejects without a passport session). Absent in unit tests without a DOM.
@@ -270,31 +271,19 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
     if (bound) reply(bound.origin, { v: 1, type: 'session_event', event: 'signed_in' })
   }
 
-  /**
-   * News from another connected site's frame. A sign-in there: take it up from the passport
-   * session (this frame sends its cookie now) and tell the page. A sign-out there: confirm it
-   * with the passport, or, if the passport cannot be asked, believe the passport's own frame.
-   */
-  const onSharedNews = (news: SharedNews) => {
-    queue = queue.then(async () => {
-      if (!bound) return
-      const held = cache.readRenewable()
-      if (news === 'signed_in' && !held) {
-        try {
-          await signInFromSession(bound.authkey)
-        } catch {}
-      }
-      if (news === 'signed_out' && held) {
-        try {
-          const answer = await api.check(bound.authkey, held.token)
-          if (!answer.valid) signedOut(answer.reason ?? 'signed_out')
-        } catch {
-          signedOut('signed_out')
-        }
-      }
-    })
-  }
-  const connectShared = () => deps.connectShared?.(onSharedNews).catch(() => null) ?? Promise.resolve(null)
+  const connectShared = () =>
+    deps
+      .connectShared?.({
+        run: (task) => {
+          queue = queue.then(task)
+        },
+        authkey: () => bound?.authkey ?? null,
+        held: () => cache.readRenewable(),
+        signIn: signInFromSession,
+        check: api.check,
+        signedOut,
+      })
+      .catch(() => null) ?? Promise.resolve(null)
   let shared = connectShared()
 
   const handle = async (msg: PageRequest, origin: string): Promise<void> => {

@@ -10,7 +10,7 @@ function setup(over: Partial<ApprovalsDeps> = {}) {
   const deps: ApprovalsDeps = {
     token: async () => 'live-token',
     authkey: () => 'ak',
-    decideApproval: vi.fn<ApprovalsDeps['decideApproval']>(async () => ({ outcome: 'approved' as const })),
+    post: vi.fn<ApprovalsDeps['post']>(async () => ({ outcome: 'approved' })),
     setVisible: vi.fn(),
     serverNow: () => 42,
     load: vi.fn(async (given: PromptHooks) => {
@@ -50,7 +50,22 @@ describe('approval requests on this device', () => {
     const t = setup()
     const hooks = await t.opened()
     expect(await hooks.decide('appr1', { code: '42' })).toEqual({ outcome: 'approved' })
-    expect(t.deps.decideApproval).toHaveBeenCalledExactlyOnceWith('ak', 'live-token', 'appr1', { code: '42' })
+    expect(t.deps.post).toHaveBeenCalledExactlyOnceWith(
+      '/api/frame/approval',
+      { authkey: 'ak', approval_id: 'appr1', code: '42' },
+      { token: 'live-token', expected: [410] },
+    )
+  })
+
+  it.each([
+    [{ outcome: 'denied' }, 'denied'],
+    [{ outcome: 'mismatch' }, 'mismatch'],
+    [{ error: 'gone' }, 'gone'], // 410: decided elsewhere, expired or used
+    [{ outcome: 'something else' }, 'gone'],
+  ])('maps the answer %j to %s', async (json, outcome) => {
+    const t = setup({ post: vi.fn<ApprovalsDeps['post']>(async () => json) })
+    const hooks = await t.opened()
+    expect(await hooks.decide('appr1', { deny: true })).toEqual({ outcome })
   })
 
   it.each([
@@ -63,7 +78,7 @@ describe('approval requests on this device', () => {
       const t = setup(over)
       const hooks = await t.opened()
       expect(await hooks.decide('appr1', { deny: true })).toEqual({ outcome: 'gone' })
-      expect(t.deps.decideApproval).not.toHaveBeenCalled()
+      expect(t.deps.post).not.toHaveBeenCalled()
     },
   )
 

@@ -8,7 +8,8 @@ export interface ApprovalsDeps {
   /** This device's live token for the site (refreshed if need be); null without one. */
   token: () => Promise<string | null>
   authkey: () => string | null
-  decideApproval: ServerApi['decideApproval']
+  /** The frame's proof-bound POST to its own origin (server-api.ts). */
+  post: ServerApi['post']
   /** Asks the bound page (only it) to show or hide the frame; it never learns the numbers. */
   setVisible: (visible: boolean) => void
   serverNow: () => number
@@ -27,7 +28,15 @@ export function createApprovals(deps: ApprovalsDeps) {
       const token = await deps.token().catch(() => null)
       const authkey = deps.authkey()
       if (!token || !authkey) return { outcome: 'gone' }
-      return deps.decideApproval(authkey, token, approvalId, answer)
+      // 410: no longer open (decided elsewhere, expired, used): nothing to do.
+      const { outcome } = await deps.post(
+        '/api/frame/approval',
+        { authkey, approval_id: approvalId, ...answer },
+        { token, expected: [410] },
+      )
+      return outcome === 'approved' || outcome === 'denied' || outcome === 'mismatch'
+        ? { outcome }
+        : { outcome: 'gone' }
     },
     setVisible: deps.setVisible,
     serverNow: deps.serverNow,

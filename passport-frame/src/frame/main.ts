@@ -46,7 +46,7 @@ if (site && window.parent !== window) {
         m.openBrowserLive({
           ...deps,
           storage: localStorageOrNull(),
-          decideApproval: api.decideApproval,
+          post: api.post,
           prove: ({ url, token, challenge }) =>
             signer.proof({ method: 'GET', url, accessToken: token, nonce: challenge }),
         }),
@@ -55,11 +55,11 @@ if (site && window.parent !== window) {
     // FedCM-connected sites: the shared passport state, fetched (/frame-shared.js) only for them.
     ...(site.fedcm
       ? {
-          connectShared: (onNews: (news: 'signed_in' | 'signed_out') => void) =>
+          connectShared: (hooks) =>
             import('./shared-state.ts').then((m) =>
               m.connectSharedState({
                 doc: document as unknown as Parameters<typeof m.connectSharedState>[0]['doc'],
-                onNews,
+                onNews: (news) => m.actOnNews(hooks, news),
               }),
             ),
         }
