@@ -249,6 +249,9 @@ export function createPassport(options: PassportOptions): Passport {
   const start = async (): Promise<PassportState> => {
     const callback = takeCallback()
     if (callback?.code) {
+      // Back from the passport: the extras come while the frame exchanges the code, so that a
+      // DPoP site's first request (`authHeaders`) does not wait for them after it.
+      more().catch(() => {})
       try {
         signedIn(
           await ask({
