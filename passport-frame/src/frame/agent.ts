@@ -50,8 +50,9 @@ export interface FrameAgentDeps {
   /** Whether the browser lets this frame send the passport's own cookies (third-party cookies allowed). */
   canSeeCookies: () => Promise<boolean>
   /**
-   * Opens the live channel with the browser's parts (`live-browser.ts`, loaded on demand once the
-   * frame holds or hands out a sign-in); without it (unit tests) the frame only pulls.
+   * Opens the live channel with the browser's parts and the approval prompt (`session.ts`, loaded
+   * on demand once the frame holds or hands out a sign-in); without it (unit tests) the frame
+   * only pulls.
    */
   live?: (deps: LiveOpenDeps) => Promise<LiveSession>
   /**
