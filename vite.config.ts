@@ -25,10 +25,25 @@ const passportFiles: Record<string, { entry: string; format: 'es' | 'iife'; file
   admin: { entry: resolve(here, 'passport-admin/src/main.ts'), format: 'es', file: 'admin.js' },
 }
 
+/** On-demand chunks of the frame and the SDK (module name -> the file the passport serves, routes/frame.ts). */
+const onDemandChunks: Record<string, string> = {
+  'approval-prompt': 'frame-approval.js', // when another device asks to sign in
+  'shared-state': 'frame-shared.js', // FedCM sites' frames
+  'continue-button': 'frame-continue.js', // when a site shows "Continue with Passport"
+  extras: 'passport-extras.mjs', // the SDK's occasional parts (embed/extras.ts), next to passport.mjs
+  session: 'frame-session.js', // once the frame holds or hands out a sign-in, or must refresh
+  'sealed-ask': 'frame-sealed.js', // sealed asks (jose), when another device's request details are fetched
+}
+
 export default defineConfig(({ mode }): UserConfig => {
   const lib = passportFiles[mode]
   if (lib) {
     return {
+      // A classic script cannot carry chunks: the script-tag SDK fetches the module SDK's
+      // `passport-extras.mjs` from the passport instead (embed/extras-loader.script.ts).
+      ...(mode === 'sdk'
+        ? { resolve: { alias: [{ find: /\/extras-loader\.ts$/, replacement: '/extras-loader.script.ts' }] } }
+        : {}),
       build: {
         outDir: resolve(here, 'dist/passport'),
         emptyOutDir: false,
@@ -37,19 +52,21 @@ export default defineConfig(({ mode }): UserConfig => {
         // Vite leaves whitespace in ES library output (to keep pure annotations for a bundler
         // downstream); these files are served as they are, so minify them fully.
         minify: true,
-        // The frame's approval prompt, its sealed asks (jose) and its FedCM shared state are
-        // loaded on demand, under fixed names the passport serves.
+        // Parts loaded on demand, under fixed names the passport serves.
         rolldownOptions: {
+          // Code both the frame and a chunk use stays in frame.js (which the chunk imports)
+          // instead of becoming one more file.
+          preserveEntrySignatures: 'allow-extension',
           output: {
             minify: true,
-            chunkFileNames: (chunk) =>
-              chunk.name.includes('sealed')
-                ? 'frame-sealed.js'
-                : chunk.name.includes('shared')
-                  ? 'frame-shared.js'
-                  : chunk.name.includes('continue')
-                    ? 'frame-continue.js'
-                    : 'frame-approval.js',
+            // No comments in what is served (rolldown keeps pure annotations otherwise).
+            comments: false,
+            chunkFileNames: (chunk) => {
+              const file = onDemandChunks[chunk.name]
+              // A chunk nobody named here (say, code two chunks share) would be served by no route.
+              if (!file) throw new Error(`unexpected chunk ${chunk.name}: name it in onDemandChunks`)
+              return file
+            },
           },
         },
       },

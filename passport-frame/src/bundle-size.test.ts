@@ -7,7 +7,7 @@ import { afterAll, expect, test } from 'vitest'
 
 /**
  * The weight every site pays on every page: the page SDK (`passport.js`) plus the frame's
- * script (`frame.js`), gzipped (level 9). Built here from the sources with the real vite config,
+ * script (`frame.js`), gzipped (level 9); and the on-demand chunks, each bounded on its own. Built here from the sources with the real vite config,
  * so a change that grows them fails this test instead of going unnoticed.
  *
  * History (issue 18): 10.2 KiB before (3.5 + 6.9; the frame's ES output was not
@@ -39,23 +39,39 @@ import { afterAll, expect, test } from 'vitest'
  * a site shows it (`frame-continue.js`, 0.75 KiB).
  */
 /*
- * Raised to 10,300 B (10,295 B measured, +69 B) by sealed approval details (issue 16 item 3):
- * the live channel no longer says who asks (site, browser, address), so the frame fetches that
- * sealed to a one-time key of its own; frame.js carries the call and the loader only, jose and
- * the sealing are in `frame-sealed.js` (10.4 KiB gzipped), fetched only when another device asks.
- * Then 10,320 B (10,319 B measured, +24 B) by FedCM's dialog-free `mediation: 'silent'` (issue 17 §3): a revisit whose frame
- * lost its sign-in, and a signed-out page within its silent limit, let Chromium's
- * auto-reauthentication sign a returning site in before (or instead of) the hop.
+ * Lowered to 8,190 B (8,184 B measured: passport.js 3,817 + frame.js 4,367), issue 18's target
+ * met, by fetching on demand what a page does not need to get its token:
+ * - the frame's session keeping (`frame-session.js`): the scheduled refresh, the live channel with
+ *   the approval requests it brings, `check` and `proof_request`. A frame loads it once it holds or
+ *   hands out a sign-in, after answering its page, or when one of those is asked. A frame with no
+ *   sign-in never loads it; a signed-in page does, every time: its own weight is bounded below,
+ *   and a signed-in page's whole weight is this budget plus that one: 10,934 B (2,750 B of
+ *   session), more than the 10,226 B of one file before, as two files compress less well than
+ *   one. Issue 18's target is met for every page; a signed-in page gets its token sooner (less
+ *   script before the answer) but loads 0.7 KiB more in all.
+ * - the SDK's `check()`, `refresh()`, `authHeaders()`, FedCM sign-in and showing the frame
+ *   (`passport-extras.mjs`, fetched on first use of one of them, and by the page coming back from
+ *   the passport while the frame exchanges the code, for a DPoP site's first request).
+ * - the FedCM shared news (`frame-shared.js`) and the approval decision (`frame-session.js`).
+ * Also: no comments (pure annotations) left in what is served.
+ * Merged with FedCM's `mediation: 'silent'` (+13 B in passport.js) and sealed approval details
+ * (in the session chunk, with jose in `frame-sealed.js`): 8,190 B (3,830 + 4,360) after the SDK
+ * asks FedCM through one function that answers null where it is unusable and the frame hands
+ * the live channel `api.check` itself.
  */
-const BUDGET_BYTES = 10_320
+const BUDGET_BYTES = 8_190
 /** The on-demand approval prompt, on its own (1,747 B once the code is typed rather than picked). */
 const APPROVAL_BUDGET_BYTES = 1_800
+/** The frame's session keeping, loaded by every signed-in frame (2,750 B measured; see above). */
+const SESSION_BUDGET_BYTES = 2_900
+/** The SDK's occasional parts (`passport-extras.mjs`, 759 B measured). */
+const EXTRAS_BUDGET_BYTES = 800
 
 const root = path.resolve(import.meta.dirname, '../..')
 const outDir = mkdtempSync(path.join(tmpdir(), 'passport-size-'))
 afterAll(() => rmSync(outDir, { recursive: true, force: true }))
 
-async function gzippedSize(mode: 'sdk' | 'frame', file: string): Promise<number> {
+async function gzippedSize(mode: 'sdk' | 'frame' | 'esm', file: string): Promise<number> {
   await build({
     configFile: path.join(root, 'vite.config.ts'),
     mode,
@@ -68,12 +84,20 @@ async function gzippedSize(mode: 'sdk' | 'frame', file: string): Promise<number>
 test('the page SDK and the frame script stay within their gzip budget together', async () => {
   const sdk = await gzippedSize('sdk', 'passport.js')
   const frame = await gzippedSize('frame', 'frame.js')
-  const approval = gzipSync(readFileSync(path.join(outDir, 'frame-approval.js')), { level: 9 }).length
+  await gzippedSize('esm', 'passport.mjs')
+  const onDemand = (file: string) => gzipSync(readFileSync(path.join(outDir, file)), { level: 9 }).length
+  const approval = onDemand('frame-approval.js')
+  const session = onDemand('frame-session.js')
+  const extras = onDemand('passport-extras.mjs')
   console.info(
-    `passport.js ${sdk} B + frame.js ${frame} B = ${sdk + frame} B gzip (budget ${BUDGET_BYTES}); on demand: frame-approval.js ${approval} B`,
+    `passport.js ${sdk} B + frame.js ${frame} B = ${sdk + frame} B gzip (budget ${BUDGET_BYTES}); ` +
+      `on demand: frame-session.js ${session} B (a signed-in page: ${sdk + frame + session} B), ` +
+      `frame-approval.js ${approval} B, passport-extras.mjs ${extras} B`,
   )
   expect(sdk).toBeGreaterThan(1000) // really built
   expect(frame).toBeGreaterThan(1000)
   expect(sdk + frame).toBeLessThanOrEqual(BUDGET_BYTES)
   expect(approval).toBeLessThanOrEqual(APPROVAL_BUDGET_BYTES)
+  expect(session).toBeLessThanOrEqual(SESSION_BUDGET_BYTES)
+  expect(extras).toBeLessThanOrEqual(EXTRAS_BUDGET_BYTES)
 }, 60_000)

@@ -193,7 +193,15 @@ describe('frame document and scripts', () => {
 
   test('the SDK is public cross-origin code; the frame script is not', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'passport-assets-'))
-    for (const f of ['passport.js', 'passport.mjs', 'frame.js', 'frame-approval.js', 'frame-continue.js'])
+    for (const f of [
+      'passport.js',
+      'passport.mjs',
+      'passport-extras.mjs',
+      'frame.js',
+      'frame-approval.js',
+      'frame-continue.js',
+      'frame-session.js',
+    ])
       fs.writeFileSync(path.join(dir, f), `// ${f}`)
     const world = await createTestWorld()
     const app = createApp({ ...world.deps, config: resolveConfig({ ...world.deps.config, assetsDir: dir }) })
@@ -202,6 +210,11 @@ describe('frame document and scripts', () => {
     expect(sdk.headers.get('Content-Type')).toContain('text/javascript')
     expect(sdk.headers.get('Access-Control-Allow-Origin')).toBe('*')
     expect(sdk.headers.get('Cross-Origin-Resource-Policy')).toBe('cross-origin')
+    // Fetched by the script-tag SDK from the site's pages (a module script: CORS).
+    const extras = await app.request('/passport-extras.mjs')
+    expect(await extras.text()).toBe('// passport-extras.mjs')
+    expect(extras.headers.get('Access-Control-Allow-Origin')).toBe('*')
+    expect(extras.headers.get('Cross-Origin-Resource-Policy')).toBe('cross-origin')
     const frame = await app.request('/frame.js')
     expect(await frame.text()).toBe('// frame.js')
     expect(frame.headers.get('Access-Control-Allow-Origin')).toBeNull()
@@ -213,6 +226,10 @@ describe('frame document and scripts', () => {
     expect(await button.text()).toBe('// frame-continue.js')
     expect(button.headers.get('Access-Control-Allow-Origin')).toBeNull()
     expect(button.headers.get('Cross-Origin-Resource-Policy')).toBe('same-origin')
+    const session = await app.request('/frame-session.js')
+    expect(await session.text()).toBe('// frame-session.js')
+    expect(session.headers.get('Access-Control-Allow-Origin')).toBeNull()
+    expect(session.headers.get('Cross-Origin-Resource-Policy')).toBe('same-origin')
   })
 
   test('missing built files are a clear 503, not a crash', async () => {

@@ -17,11 +17,13 @@ let client: FrameClient
 let iframe: FakeIframe
 let frameWindow: FakeWindow
 let onEvent: ReturnType<typeof vi.fn<(event: SessionEvent | TokenRefreshed) => void>>
+const display = vi.fn()
 
 beforeEach(() => {
   browser = installBrowser({ url: 'http://news.localhost:8081/', autoLoad: false })
   onEvent = vi.fn()
-  client = createFrameClient({ passportOrigin: PASSPORT, frameUrl: FRAME_URL, onEvent })
+  display.mockReset()
+  client = createFrameClient({ passportOrigin: PASSPORT, frameUrl: FRAME_URL, onEvent, display })
   iframe = browser.document.iframes[0] as FakeIframe
   frameWindow = iframe.contentWindow as FakeWindow
 })
@@ -215,6 +217,23 @@ describe('session events', () => {
   it('are ignored when malformed', () => {
     answer({ v: 1, type: 'session_event', event: 'signed_out', reason: 'whatever' })
     expect(onEvent).not.toHaveBeenCalled()
+  })
+})
+
+describe('frame display', () => {
+  it("asks the page's display code to show the frame, then hide it with its hidden style", () => {
+    answer({ v: 1, type: 'frame_display', visible: true })
+    answer({ v: 1, type: 'frame_display', visible: false })
+    expect(display.mock.calls).toEqual([
+      [iframe, true, 'position:absolute;width:0;height:0;border:0;visibility:hidden'],
+      [iframe, false, 'position:absolute;width:0;height:0;border:0;visibility:hidden'],
+    ])
+  })
+
+  it('is not asked by another window or origin', () => {
+    answer({ v: 1, type: 'frame_display', visible: true }, { origin: 'http://evil.localhost:8083' })
+    answer({ v: 1, type: 'frame_display', visible: true }, { source: browser.window })
+    expect(display).not.toHaveBeenCalled()
   })
 })
 

@@ -32,6 +32,8 @@ export function createFrameClient(input: {
   passportOrigin: string
   frameUrl: string
   onEvent: (event: SessionEvent | TokenRefreshed) => void
+  /** Shows the frame, or hides it with `hidden` (the page's code for it is fetched on demand). */
+  display: (iframe: HTMLIFrameElement, visible: boolean, hidden: string) => void
 }): FrameClient {
   const iframe = document.createElement('iframe')
   iframe.src = input.frameUrl
@@ -43,10 +45,6 @@ export function createFrameClient(input: {
   iframe.setAttribute('aria-hidden', 'true')
   iframe.tabIndex = -1
   const hidden = 'position:absolute;width:0;height:0;border:0;visibility:hidden'
-  // A sign-in request from another device: the frame draws it, the page only makes room for it.
-  const shown =
-    'position:fixed;right:16px;bottom:16px;width:min(380px,calc(100vw - 32px));height:250px;border:0;' +
-    'border-radius:12px;box-shadow:0 6px 28px rgba(0,0,0,.28);background:#fff;z-index:2147483647;visibility:visible'
   iframe.style.cssText = hidden
   const loaded = new Promise<void>((resolve) =>
     iframe.addEventListener('load', () => resolve(), { once: true }),
@@ -68,9 +66,8 @@ export function createFrameClient(input: {
       return
     }
     if (msg.type === 'frame_display') {
-      iframe.style.cssText = msg.visible ? shown : hidden
-      iframe.toggleAttribute('aria-hidden', !msg.visible)
-      iframe.tabIndex = msg.visible ? 0 : -1
+      // A sign-in request from another device: the frame draws it, the page only makes room for it.
+      input.display(iframe, msg.visible, hidden)
       return
     }
     const waiter = pending.get(msg.id)

@@ -1,6 +1,8 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { createFrameAgent } from '../frame/agent.ts'
+import { createRefresher } from '../frame/refresher.ts'
 import { FrameApiError, type ServerApi, type TokenAnswer } from '../frame/server-api.ts'
+import { answerRequest } from '../frame/session-requests.ts'
 import { createTokenCache } from '../frame/token-cache.ts'
 import {
   type FakeBrowser,
@@ -51,8 +53,7 @@ function setup(
     })),
     logout: vi.fn<ServerApi['logout']>(async () => {}),
     refresh: vi.fn<ServerApi['refresh']>(async () => answer('tok-from-refresh')),
-    decideApproval: vi.fn<ServerApi['decideApproval']>(async () => ({ outcome: 'approved' as const })),
-    approvalDetails: vi.fn<ServerApi['approvalDetails']>(async () => null),
+    post: vi.fn<ServerApi['post']>(async () => ({})),
   }
   const frames: FakeWindow[] = []
   const browser = installBrowser({
@@ -65,6 +66,7 @@ function setup(
         win,
         api,
         cache: frameCache,
+        loadSession: async () => ({ createRefresher, answerRequest }),
         canSeeCookies: options.canSeeCookies ?? (async () => false),
         setTimer: () => 0,
         clearTimer: () => {},

@@ -3,6 +3,8 @@ import { type EndReason, isEndReason } from '../protocol/codes.ts'
 import type { FrameReply } from '../protocol/messages.ts'
 import { parseExactOrigin } from '../protocol/origins.ts'
 import { isPassingFailure, retryDelayMs } from '../protocol/retry.ts'
+import type { ExtrasContext } from './extras.ts'
+import { loadExtras } from './extras-loader.ts'
 import { createFrameClient, type FrameClient, PassportClientError } from './frame-client.ts'
 import { createHintStore } from './hint.ts'
 import { pkceChallenge, randomToken } from './pkce.ts'
@@ -140,6 +142,11 @@ export function createPassport(options: PassportOptions): Passport {
       const created = createFrameClient({
         passportOrigin,
         frameUrl: `${passportOrigin}/frame/${siteId}`,
+        display: (iframe, visible, hidden) =>
+          void more().then(
+            (m) => m.display(iframe, visible, hidden),
+            () => {},
+          ),
         onEvent: (event) => {
           if (event.type === 'token_refreshed') {
             // A refresh the passport asked for: take the new token (and its expiry) from the frame.
@@ -169,6 +176,7 @@ export function createPassport(options: PassportOptions): Passport {
   const leaveForPassport = async (silent: boolean): Promise<never> => {
     const codeVerifier = randomToken()
     const pendingState = randomToken()
+    const challenge = pkceChallenge(codeVerifier) // hashed while the rest is written
     store.putPending({
       state: pendingState,
       codeVerifier,
@@ -182,7 +190,7 @@ export function createPassport(options: PassportOptions): Passport {
       client_id: siteId,
       redirect_uri: redirectUri,
       state: pendingState,
-      code_challenge: await pkceChallenge(codeVerifier),
+      code_challenge: await challenge,
       code_challenge_method: 'S256',
       ...(silent ? { prompt: 'none' } : {}),
     }).toString()
@@ -196,44 +204,42 @@ export function createPassport(options: PassportOptions): Passport {
   }
 
   /**
-   * FedCM (where the browser has it and the site opted in): the browser asks the passport for the
-   * user's account and, once chosen, a one-time code bound to our PKCE challenge (the nonce) and
-   * this origin; the frame redeems it like the redirect's code. Null if FedCM gave nothing.
+   * The occasional parts (`extras.ts`: check, refresh, proofs, FedCM, showing the frame), fetched
+   * on first use; a fetch that failed is a passing failure, tried again on the next use.
+   */
+  let extras: ReturnType<typeof loadExtras> | null = null
+  const more = () =>
+    (extras ??= loadExtras(passportOrigin).catch(() => {
+      extras = null
+      throw new PassportClientError('temporarily_unavailable')
+    }))
+  const ctx: ExtrasContext = {
+    passportOrigin,
+    siteId,
+    ask,
+    signedIn,
+    signedOut,
+    token: () => (current as { token: string }).token,
+    isVerdict,
+    fail: (code) => new PassportClientError(code),
+    randomToken,
+    pkceChallenge,
+  }
+  /**
+   * FedCM (where the browser has it and the site opted in); null if it gave nothing, or at once
+   * where it is not usable. `silent`: Chromium signs in by itself ("auto-reauthentication", a
+   * brief notice and no click) only where the user chose the passport on this site before, in
+   * this browser, at most once per 10 minutes per site; anywhere else it refuses at once with no
+   * UI (docs/fedcm.md).
    */
   const fedcmUsable = options.fedcm === true && 'IdentityCredential' in window
-  const signInWithFedcm = async (
-    mediation: CredentialMediationRequirement,
-  ): Promise<PassportState | null> => {
-    const codeVerifier = randomToken()
-    const nonce = await pkceChallenge(codeVerifier)
-    let credential: Credential | null
-    try {
-      credential = await navigator.credentials.get({
-        identity: {
-          providers: [
-            { configURL: `${passportOrigin}/fedcm/config.json`, clientId: siteId, params: { nonce } },
-          ],
-        },
-        mediation,
-      } as CredentialRequestOptions)
-    } catch {
-      return null
-    }
-    const code = (credential as { token?: unknown } | null)?.token
-    if (typeof code !== 'string') return null
-    try {
-      return signedIn(await ask({ type: 'code_exchange', code, codeVerifier, redirectUri: location.origin }))
-    } catch {
-      return null
-    }
-  }
-
-  /**
-   * FedCM with no dialog: Chromium signs in by itself ("auto-reauthentication", a brief notice and
-   * no click) only where the user chose the passport on this site before, in this browser, at
-   * most once per 10 minutes per site; anywhere else it refuses at once with no UI (docs/fedcm.md).
-   */
-  const signInWithFedcmSilently = () => (fedcmUsable ? signInWithFedcm('silent') : null)
+  const signInWithFedcm = async (mediation: CredentialMediationRequirement): Promise<PassportState | null> =>
+    fedcmUsable
+      ? more().then(
+          (m) => m.fedcm(ctx, mediation),
+          () => null,
+        )
+      : null
 
   /** The passport's answer in this URL's fragment, if it is one we are waiting for. */
   const takeCallback = () => {
@@ -251,6 +257,9 @@ export function createPassport(options: PassportOptions): Passport {
   const start = async (): Promise<PassportState> => {
     const callback = takeCallback()
     if (callback?.code) {
+      // Back from the passport: the extras come while the frame exchanges the code, so that a
+      // DPoP site's first request (`authHeaders`) does not wait for them after it.
+      more().catch(() => {})
       try {
         signedIn(
           await ask({
@@ -286,7 +295,7 @@ export function createPassport(options: PassportOptions): Passport {
           if (isVerdict(err)) {
             if (silentAllowed && err.code === 'login_required') {
               // A returning FedCM site may be signed in again by the browser with no dialog.
-              return (await signInWithFedcmSilently()) ?? leaveForPassport(true)
+              return (await signInWithFedcm('silent')) ?? leaveForPassport(true)
             }
             return signedOut(err.reason)
           }
@@ -316,7 +325,7 @@ export function createPassport(options: PassportOptions): Passport {
     } catch {
       // No chooser here (the site asked within its silent limit): only the dialog-free FedCM.
       return (
-        (await signInWithFedcmSilently()) ?? signedOut(hint?.status === 'signed_out' ? hint.reason : null)
+        (await signInWithFedcm('silent')) ?? signedOut(hint?.status === 'signed_out' ? hint.reason : null)
       )
     }
   }
@@ -324,6 +333,8 @@ export function createPassport(options: PassportOptions): Passport {
   /** The frame's current token, when another tab or the passport made a new one. */
   const takeToken = () => void ask({ type: 'token_request' }).then(signedIn, () => undefined)
   const ready = start()
+  const afterReady = <T>(use: (m: Awaited<ReturnType<typeof loadExtras>>) => Promise<T>) =>
+    ready.then(more).then(use)
 
   // Another tab of this site signed in (it wrote the hint in the site's own storage): this tab
   // takes the token from the frame, which the tabs share, with no navigation and no reload.
@@ -364,41 +375,12 @@ export function createPassport(options: PassportOptions): Passport {
         throw err
       }
     },
-    check: async () => {
-      await ready
-      const reply = await ask({ type: 'check' })
-      if (reply.type !== 'check_response') throw new PassportClientError('server_error')
-      if (!reply.valid) signedOut(reply.reason)
-      return {
-        valid: reply.valid,
-        reason: reply.reason,
-        expiresAt: reply.expiresAt,
-        serverTime: reply.serverTime,
-      }
-    },
-    refresh: async () => {
-      await ready
-      try {
-        signedIn(await ask({ type: 'refresh' }))
-        return (current as unknown as { token: string }).token
-      } catch (err) {
-        // Only a dead sign-in signs the page out; a network failure leaves the state as it is.
-        if (isVerdict(err)) signedOut(err.reason)
-        throw err
-      }
-    },
-    authHeaders: async (method, url) => {
-      await ready
-      const reply = await ask({ type: 'proof_request', method, url })
-      if (reply.type !== 'proof_response') throw new PassportClientError('server_error')
-      return { Authorization: `DPoP ${reply.token}`, DPoP: reply.proof }
-    },
+    check: () => afterReady((m) => m.check(ctx)),
+    refresh: () => afterReady((m) => m.refresh(ctx)),
+    authHeaders: (method, url) => afterReady((m) => m.authHeaders(ctx, method, url)),
     login: async (how) => {
-      if (how?.mode === 'fedcm' && fedcmUsable) {
-        const viaFedcm = await signInWithFedcm('optional')
-        if (viaFedcm) return viaFedcm
-      }
-      return leaveForPassport(false)
+      // FedCM where usable (else null at once), with the redirect as the fallback.
+      return (how?.mode === 'fedcm' && (await signInWithFedcm('optional'))) || leaveForPassport(false)
     },
     showContinueButton: () => void ask({ type: 'continue' }).catch(() => {}),
     logout: async () => {

@@ -1,8 +1,15 @@
 import { beforeEach, describe, expect, it, type Mock, vi } from 'vitest'
 import { FakeWindow, fakeAuthkey, MemoryStorage, settle } from '../test-support/fake-window.ts'
-import { createFrameAgent, FRAME_MESSAGES_PER_SECOND, type FrameAgentDeps } from './agent.ts'
+import {
+  createFrameAgent,
+  FRAME_MESSAGES_PER_SECOND,
+  type FrameAgentDeps,
+  type LiveOpenDeps,
+} from './agent.ts'
+import { createRefresher } from './refresher.ts'
 import { FrameApiError, type ServerApi, type TokenAnswer } from './server-api.ts'
-import type { SharedNews } from './shared-state.ts'
+import { answerRequest } from './session-requests.ts'
+import { actOnNews, type SharedNews } from './shared-state.ts'
 import { createTokenCache, type TokenCache } from './token-cache.ts'
 
 const NEWS = 'http://news.localhost:8081'
@@ -42,10 +49,11 @@ interface Harness {
 
 function setup(
   options: {
-    createPrompt?: FrameAgentDeps['createPrompt']
     proveForSite?: FrameAgentDeps['proveForSite']
     connectShared?: FrameAgentDeps['connectShared']
     showContinue?: FrameAgentDeps['showContinue']
+    live?: FrameAgentDeps['live']
+    loadSession?: FrameAgentDeps['loadSession']
   } = {},
 ): Harness {
   const page = new FakeWindow(NEWS)
@@ -64,8 +72,7 @@ function setup(
     })),
     logout: vi.fn<ServerApi['logout']>(async () => {}),
     refresh: vi.fn<ServerApi['refresh']>(async () => tokenAnswer('tok-from-refresh')),
-    decideApproval: vi.fn<ServerApi['decideApproval']>(async () => ({ outcome: 'approved' as const })),
-    approvalDetails: vi.fn<ServerApi['approvalDetails']>(async () => null),
+    post: vi.fn<ServerApi['post']>(async () => ({})),
   }
   const canSeeCookies = vi.fn(async () => false)
   const log = vi.fn<(event: string, detail?: Record<string, unknown>) => void>()
@@ -74,12 +81,13 @@ function setup(
     win: frame,
     api,
     cache,
+    loadSession: options.loadSession ?? (async () => ({ createRefresher, answerRequest })),
     canSeeCookies,
     now: () => clock.now,
-    ...(options.createPrompt ? { createPrompt: options.createPrompt } : {}),
     ...(options.proveForSite ? { proveForSite: options.proveForSite } : {}),
     ...(options.connectShared ? { connectShared: options.connectShared } : {}),
     ...(options.showContinue ? { showContinue: options.showContinue } : {}),
+    ...(options.live ? { live: options.live } : {}),
     // Scheduled refreshes are the refresher's own tests; here only requests drive the agent.
     setTimer: () => 0,
     clearTimer: () => {},
@@ -169,6 +177,7 @@ describe('inbound checks', () => {
       win: top,
       api: h.api,
       cache: h.cache,
+      loadSession: async () => ({ createRefresher, answerRequest }),
       canSeeCookies: h.canSeeCookies,
     })
     top.receive(hello(), { origin: NEWS, source: top })
@@ -596,56 +605,49 @@ describe('refresh through the agent', () => {
   })
 })
 
-describe('approval prompt hooks', () => {
-  type Hooks = Parameters<NonNullable<FrameAgentDeps['createPrompt']>>[0]
-  let hooks: Hooks
-  const prompt = { handle: vi.fn(), clear: vi.fn() }
-  beforeEach(() => {
-    prompt.handle.mockReset()
-    prompt.clear.mockReset()
+describe('approval prompt hooks (given to the live channel, which brings the requests)', () => {
+  let given: LiveOpenDeps
+  const clearPrompt = vi.fn()
+  beforeEach(async () => {
+    clearPrompt.mockReset()
     h = setup({
-      createPrompt: (given) => {
-        hooks = given
-        return prompt
+      live: async (deps) => {
+        given = deps
+        return { start: () => {}, stop: () => {}, announceEnded: () => {}, clearPrompt }
       },
     })
+    h.cache.write({ token: 'cached', expiresAt: T0 + 600_000, clockOffsetMs: SKEW })
+    await h.send(hello())
   })
 
   it('asks only the bound page to show or hide the frame, never telling it the numbers', async () => {
-    hooks.setVisible(true) // before hello: no page to ask
-    expect(h.replies()).toEqual([])
-    await h.send(hello())
-    hooks.setVisible(true)
-    hooks.setVisible(false)
+    given.setVisible(true)
+    given.setVisible(false)
     expect(h.replies().slice(-2)).toEqual([
       { message: { v: 1, type: 'frame_display', visible: true }, targetOrigin: NEWS },
       { message: { v: 1, type: 'frame_display', visible: false }, targetOrigin: NEWS },
     ])
   })
 
-  it("answers with this device's live token for the site", async () => {
-    h.cache.write({ token: 'cached', expiresAt: T0 + 600_000, clockOffsetMs: 0 })
-    await h.send(hello())
-    expect(await hooks.decide('appr1', { code: '42' })).toEqual({ outcome: 'approved' })
-    expect(h.api.decideApproval).toHaveBeenCalledExactlyOnceWith(authkey, 'cached', 'appr1', { code: '42' })
+  it("gives the channel this device's live token for the site and its authkey", async () => {
+    expect(await given.token()).toBe('cached')
+    expect(given.authkey()).toBe(authkey)
   })
 
-  it('without a live token the answer is "gone" and the server is not asked', async () => {
-    await h.send(hello())
-    expect(await hooks.decide('appr1', { deny: true })).toEqual({ outcome: 'gone' })
-    expect(h.api.decideApproval).not.toHaveBeenCalled()
-  })
-
-  it('server time for expiry uses the clock offset the token came with', async () => {
-    h.cache.write({ token: 'cached', expiresAt: T0 + 600_000, clockOffsetMs: SKEW })
-    expect(hooks.serverNow()).toBe(T0 + SKEW)
+  it('server time for expiry uses the clock offset the token came with', () => {
+    expect(given.serverNow()).toBe(T0 + SKEW)
   })
 
   it('a logout takes any prompt down', async () => {
-    h.cache.write({ token: 'cached', expiresAt: T0 + 600_000, clockOffsetMs: 0 })
-    await h.send(hello())
     await h.send({ v: 1, type: 'logout', id: 'l1' })
-    expect(prompt.clear).toHaveBeenCalled()
+    expect(clearPrompt).toHaveBeenCalled()
+  })
+
+  it('an ending pushed by the channel takes it down too', async () => {
+    given.onEnded('replaced')
+    await settle()
+    expect(clearPrompt).toHaveBeenCalled()
+    expect(h.replies().at(-1)?.message).toMatchObject({ type: 'session_event', reason: 'replaced' })
   })
 })
 
@@ -770,8 +772,8 @@ describe('the passport-wide shared state (FedCM-connected sites, issue 17)', () 
     let onNews: ((news: SharedNews) => void) | null = null
     const announce = vi.fn<(news: SharedNews) => void>()
     const harness = setup({
-      connectShared: async (listener) => {
-        onNews = listener
+      connectShared: async (hooks) => {
+        onNews = (n) => actOnNews(hooks, n)
         return { announce }
       },
     })
@@ -923,5 +925,116 @@ describe('"Continue with Passport" (browsers without FedCM, issue 17 §4)', () =
     await h.send(continueRequest())
     expect(h.replies().at(-1)?.message).toEqual({ v: 1, type: 'ready', id: 'c1', hasToken: false })
     expect(h.apiCalls()).toBe(0)
+  })
+})
+
+describe('the live channel, opened on demand', () => {
+  const fakeLive = () => {
+    const calls: string[] = []
+    const channel = {
+      start: () => void calls.push('start'),
+      stop: () => void calls.push('stop'),
+      announceEnded: (reason: string) => void calls.push(`ended:${reason}`),
+      clearPrompt: () => {},
+    }
+    const open = vi.fn<NonNullable<FrameAgentDeps['live']>>(async () => channel)
+    return { calls, open }
+  }
+
+  it('is not even loaded by a frame with no sign-in to hand out', async () => {
+    const live = fakeLive()
+    h = setup({ live: live.open })
+    await h.send(hello())
+    await h.send(tokenRequest())
+    expect(h.replies()[1]?.message).toMatchObject({ type: 'error', code: 'login_required' })
+    expect(live.open).not.toHaveBeenCalled()
+  })
+
+  it('starts once the page says hello to a frame holding a sign-in, after the page is answered', async () => {
+    const live = fakeLive()
+    h = setup({ live: live.open })
+    h.cache.write({ token: 'cached', expiresAt: T0 + 600_000, clockOffsetMs: 0 })
+    await h.send(hello())
+    expect(h.replies()[0]?.message).toMatchObject({ type: 'ready', hasToken: true })
+    expect(live.open).toHaveBeenCalledTimes(1)
+    expect(live.calls).toEqual(['start'])
+  })
+
+  it('starts on a code exchange, and is loaded once whatever the number of uses', async () => {
+    const live = fakeLive()
+    h = setup({ live: live.open })
+    await h.send(hello())
+    await h.send({
+      v: 1,
+      type: 'code_exchange',
+      id: 'c1',
+      code: 'c0de',
+      codeVerifier: 'v'.repeat(43),
+      redirectUri: `${NEWS}/`,
+    })
+    await h.send(tokenRequest('t2'))
+    await h.send({ v: 1, type: 'logout', id: 'l1' })
+    expect(live.open).toHaveBeenCalledTimes(1)
+    expect(live.calls).toEqual(['start', 'ended:signed_out'])
+  })
+
+  it('listens (without leading) in a frame that hands out a sign-in another tab made', async () => {
+    const live = fakeLive()
+    h = setup({ live: live.open })
+    await h.send(hello())
+    h.cache.write({ token: 'from-another-tab', expiresAt: T0 + 600_000, clockOffsetMs: 0 })
+    await h.send(tokenRequest())
+    expect(h.replies()[1]?.message).toMatchObject({ type: 'token_response', token: 'from-another-tab' })
+    expect(live.open).toHaveBeenCalledTimes(1)
+    expect(live.calls).toEqual([])
+  })
+
+  it('loads again on the next use when the chunk could not be fetched, and starts then', async () => {
+    const live = fakeLive()
+    live.open.mockRejectedValueOnce(new TypeError('Failed to fetch dynamically imported module'))
+    h = setup({ live: live.open })
+    h.cache.write({ token: 'cached', expiresAt: T0 + 600_000, clockOffsetMs: 0 })
+    await h.send(hello())
+    expect(live.calls).toEqual([])
+    await h.send(tokenRequest())
+    expect(h.replies()[1]?.message).toMatchObject({ type: 'token_response', token: 'cached' })
+    expect(live.open).toHaveBeenCalledTimes(2)
+    // The start hello asked for happens now; then the logout's announcement, in that order.
+    await h.send({ v: 1, type: 'logout', id: 'l1' })
+    expect(live.calls).toEqual(['start', 'ended:signed_out'])
+  })
+
+  it('the refresher too: not loaded without a sign-in, loaded to schedule one, a failed load is a passing failure', async () => {
+    const loadSession = vi.fn<FrameAgentDeps['loadSession']>(async () => ({ createRefresher, answerRequest }))
+    h = setup({ loadSession })
+    await h.send(hello())
+    await h.send(tokenRequest())
+    expect(loadSession).not.toHaveBeenCalled()
+
+    h = setup({ loadSession })
+    h.cache.write({
+      token: 'expired',
+      expiresAt: T0 - 1,
+      clockOffsetMs: 0,
+      refreshToken: 'r1',
+      refreshAt: T0 - 60_000,
+      refreshExpiresAt: T0 + 86_400_000,
+    })
+    const unreachable = new TypeError('Failed to fetch dynamically imported module')
+    loadSession.mockRejectedValueOnce(unreachable).mockRejectedValueOnce(unreachable)
+    await h.send(hello()) // its schedule finds no chunk; the token request after it neither
+    await h.send(tokenRequest('t2'))
+    expect(h.replies()[1]?.message).toMatchObject({
+      type: 'error',
+      id: 't2',
+      code: 'temporarily_unavailable',
+    })
+    await h.send(tokenRequest('t3'))
+    expect(h.replies()[2]?.message).toMatchObject({
+      type: 'token_response',
+      id: 't3',
+      token: 'tok-from-refresh',
+    })
+    expect(loadSession).toHaveBeenCalledTimes(3)
   })
 })

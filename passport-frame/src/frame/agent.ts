@@ -3,13 +3,28 @@ import type { EndReason, ErrorCode } from '../protocol/codes.ts'
 import { parsePageRequest } from '../protocol/guards.ts'
 import type { FrameMessage, PageRequest } from '../protocol/messages.ts'
 import { isAllowedOrigin } from '../protocol/origins.ts'
-import type { ApprovalNews, ApprovalRequest, OpenRequest, PromptNews } from './approval-messages.ts'
-import type { ApprovalPromptDeps } from './approval-prompt.ts'
-import { createLiveChannel, type LiveDeps } from './live.ts'
-import { createRefresher, type LockManagerLike, toCacheEntry } from './refresher.ts'
+import type { ApprovalsDeps } from './approvals.ts'
+import type { LiveChannel, LiveDeps } from './live.ts'
+import type { createRefresher, LockManagerLike, Refresher } from './refresher.ts'
 import { FrameApiError, type ServerApi, type TokenAnswer } from './server-api.ts'
-import type { SharedNews, SharedState } from './shared-state.ts'
-import type { CachedToken, TokenCache } from './token-cache.ts'
+import type { answerRequest, RequestContext } from './session-requests.ts'
+import type { SharedHooks, SharedState } from './shared-state.ts'
+import { type CachedToken, type TokenCache, toCacheEntry } from './token-cache.ts'
+
+/** What the agent gives the live channel; the browser adds its parts (socket, storage, proofs). */
+export type LiveOpenDeps = Omit<
+  LiveDeps,
+  'wsOrigin' | 'openSocket' | 'openChannel' | 'storage' | 'prove' | 'onApproval'
+> &
+  Pick<ApprovalsDeps, 'setVisible' | 'serverNow'>
+/** The live channel and the approval prompt its requests open. */
+export type LiveSession = LiveChannel & { clearPrompt(): void }
+
+/** The frame's on-demand session code (`session.ts`, `/frame-session.js`), as the agent uses it. */
+export interface SessionModule {
+  createRefresher: typeof createRefresher
+  answerRequest: typeof answerRequest
+}
 
 export interface FrameSite {
   id: string
@@ -27,30 +42,25 @@ export interface FrameAgentDeps {
   win: FrameWindow
   api: ServerApi
   cache: TokenCache
+  /**
+   * The scheduled refresh and the page's occasional requests (`session.ts`), loaded on demand
+   * (`/frame-session.js`, with the live channel) once the frame holds a sign-in or needs them.
+   */
+  loadSession: () => Promise<SessionModule>
   /** Whether the browser lets this frame send the passport's own cookies (third-party cookies allowed). */
   canSeeCookies: () => Promise<boolean>
-  /** The live channel's browser parts; without them (unit tests) the frame only pulls. */
-  live?: Pick<LiveDeps, 'wsOrigin' | 'openSocket' | 'openChannel' | 'storage' | 'prove'>
-  /** Draws "sign in with another device" requests in the frame (absent in unit tests without a DOM). */
-  createPrompt?: (hooks: Omit<ApprovalPromptDeps, 'doc' | 'armDelayMs'>) => {
-    handle(news: PromptNews): void
-    clear(): void
-  }
   /**
-   * What an open request says of itself, fetched sealed (`sealed-ask.ts`, loaded on demand: jose
-   * is fetched only when another device asks): wraps a one-time key to the passport's `enc` key,
-   * hands it to `ask` (the frame's API call) and opens the answer. Null when the request is no
-   * longer open. Without it (unit tests) no request is shown.
+   * Opens the live channel with the browser's parts and the approval prompt (`session.ts`, loaded
+   * on demand once the frame holds or hands out a sign-in); without it (unit tests) the frame
+   * only pulls.
    */
-  approvalDetails?: (
-    open: OpenRequest,
-    ask: (seal: string) => Promise<string | null>,
-  ) => Promise<ApprovalRequest | null>
+  live?: (deps: LiveOpenDeps) => Promise<LiveSession>
   /**
    * FedCM-connected sites only: the passport-wide state shared through storage access
-   * (`shared-state.ts`, loaded on demand). Resolves null where the browser gives no access.
+   * (`shared-state.ts`, loaded on demand), which acts on its news through `hooks`. Resolves null
+   * where the browser gives no access.
    */
-  connectShared?: (onNews: (news: SharedNews) => void) => Promise<SharedState | null>
+  connectShared?: (hooks: SharedHooks) => Promise<SharedState | null>
   /**
    * Draws "Continue with Passport" (`continue-button.ts`, loaded on demand): its click asks the
    * browser for storage access, then calls `signIn` (rejects without a passport session). Absent in unit tests without a DOM.
@@ -103,113 +113,157 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
   const replyError = (origin: string, id: string, code: ErrorCode, reason?: EndReason) =>
     reply(origin, { v: 1, type: 'error', id, code, ...(reason ? { reason } : {}) })
 
-  const refresher = createRefresher({
-    siteId: site.id,
-    api,
-    cache,
-    authkey: () => bound?.authkey ?? null,
-    locks: deps.locks ?? null,
-    now,
-    ...(deps.setTimer ? { setTimer: deps.setTimer } : {}),
-    ...(deps.clearTimer ? { clearTimer: deps.clearTimer } : {}),
-    log,
-    // The refresh credential died (signed out, replaced, revoked, expired): tell the page now.
-    onSignedOut: (reason) => signedOut(reason),
-  })
+  /**
+   * The refresher, loaded on first need: a frame holding a sign-in schedules its refresh, an
+   * expired token or a forced refresh runs one. A chunk that could not be fetched is a passing
+   * failure (`temporarily_unavailable`), fetched again on the next need.
+   */
+  let session: Promise<SessionModule> | null = null
+  const loadSession = (): Promise<SessionModule> =>
+    (session ??= deps.loadSession().catch(() => {
+      session = null
+      throw new FrameApiError('temporarily_unavailable')
+    }))
+  let refresher: Promise<Refresher> | null = null
+  const withRefresher = (): Promise<Refresher> =>
+    (refresher ??= loadSession().then(
+      (m) =>
+        m.createRefresher({
+          siteId: site.id,
+          api,
+          cache,
+          authkey: () => bound?.authkey ?? null,
+          locks: deps.locks ?? null,
+          now,
+          ...(deps.setTimer ? { setTimer: deps.setTimer } : {}),
+          ...(deps.clearTimer ? { clearTimer: deps.clearTimer } : {}),
+          log,
+          // The refresh credential died (signed out, replaced, revoked, expired): tell the page now.
+          onSignedOut: (reason) => signedOut(reason),
+        }),
+      (err: unknown) => {
+        refresher = null
+        throw err
+      },
+    ))
+  const schedule = () =>
+    void withRefresher().then(
+      (r) => r.schedule(),
+      () => {},
+    )
+  /** Stops a loaded refresher's timer (one never loaded has none). */
+  const stopRefresher = () =>
+    void refresher?.then(
+      (r) => r.stop(),
+      () => {},
+    )
 
   /** Asks the page this frame is bound to (only it) to show or hide the frame. */
   const display = (visible: boolean) => bound && reply(bound.origin, { v: 1, type: 'frame_display', visible })
-  const prompt =
-    deps.createPrompt?.({
-      decide: async (approvalId, answer) => {
-        const token = await liveToken().catch(() => null)
-        if (!token || !bound) return { outcome: 'gone' }
-        return api.decideApproval(bound.authkey, token.token, approvalId, answer)
-      },
-      // Only the page this frame is bound to is asked; it learns that a prompt is up, never its numbers.
-      setVisible: display,
-      serverNow: () => now() + (cache.readRenewable()?.clockOffsetMs ?? 0),
-    }) ?? null
-
-  /**
-   * The socket says only that a request is open; what it says of itself is fetched sealed, with
-   * this device's live token, and shown unless it closed meanwhile.
-   */
-  const closedApprovals = new Set<string>()
-  const showApproval = async (news: ApprovalNews) => {
-    if (news.type === 'approval_closed') {
-      closedApprovals.add(news.id)
-      return prompt?.handle(news)
-    }
-    const token = await liveToken().catch(() => null)
-    const authkey = bound?.authkey
-    if (!token || !authkey || !prompt || !deps.approvalDetails) return
-    const request = await deps
-      .approvalDetails(news.request, (seal) =>
-        api.approvalDetails(authkey, token.token, news.request.id, seal),
-      )
-      .catch(() => null)
-    if (request && !closedApprovals.has(request.id)) prompt.handle({ type: 'approval_request', request })
-  }
 
   /** The sign-in ended (pushed, or learnt on a refresh or re-check): forget it, tell the page. */
   const signedOut = (reason: EndReason) => {
-    refresher.stop()
-    prompt?.clear()
+    stopRefresher()
+    clearPrompt()
     cache.clear()
     if (bound) reply(bound.origin, { v: 1, type: 'session_event', event: 'signed_out', reason })
   }
 
   const tokenRefreshed = () => bound && reply(bound.origin, { v: 1, type: 'token_refreshed' })
 
-  const live = deps.live
-    ? createLiveChannel({
-        ...deps.live,
-        siteId: site.id,
-        token: async () => (await liveToken())?.token ?? null,
-        authkey: () => bound?.authkey ?? null,
-        check: (authkey, token) => api.check(authkey, token),
-        locks: deps.locks ?? null,
-        onEnded: signedOut,
-        onApproval: (news) => void showApproval(news),
-        // "Refresh now" from the passport: the usual forced refresh (at most once per 30 s), then
-        // the page is told so that its onChange sees the new expiry.
-        onRefreshNow: async () => {
-          const before = cache.read()?.token
-          const changed = (await refresher.refresh(true)).token !== before
-          if (changed) tokenRefreshed()
-          return changed
-        },
-        onRefreshed: () => tokenRefreshed(),
-        ...(deps.setTimer ? { setTimer: deps.setTimer } : {}),
-        log,
-      })
-    : null
+  /**
+   * The live channel, opened on first use (its code is fetched then): by a frame that holds a
+   * sign-in or hands one out, which from then on also hears its site's other tabs. Calls keep
+   * their order; a chunk that failed to load is fetched again on the next call, and a start asked
+   * for meanwhile happens then.
+   */
+  let live: Promise<LiveSession | null> | null = null
+  let startAsked = false
+  const withLive = (use: (channel: LiveSession) => void) => {
+    const open = deps.live
+    if (!open) return
+    live ??= open({
+      siteId: site.id,
+      token: async () => (await liveToken())?.token ?? null,
+      authkey: () => bound?.authkey ?? null,
+      check: api.check,
+      locks: deps.locks ?? null,
+      onEnded: signedOut,
+      // Only the page this frame is bound to is asked; it learns that a prompt is up, never its numbers.
+      setVisible: display,
+      serverNow: () => now() + (cache.readRenewable()?.clockOffsetMs ?? 0),
+      // "Refresh now" from the passport: the usual forced refresh (at most once per 30 s), then
+      // the page is told so that its onChange sees the new expiry.
+      onRefreshNow: async () => {
+        const before = cache.read()?.token
+        const changed = (await (await withRefresher()).refresh(true)).token !== before
+        if (changed) tokenRefreshed()
+        return changed
+      },
+      onRefreshed: () => tokenRefreshed(),
+      ...(deps.setTimer ? { setTimer: deps.setTimer } : {}),
+      log,
+    }).then(
+      (channel) => {
+        startIfAsked(channel)
+        return channel
+      },
+      () => {
+        live = null
+        return null
+      },
+    )
+    void live.then((channel) => channel && use(channel))
+  }
+  /** Takes any approval prompt down (one never loaded shows none). */
+  const clearPrompt = () => void live?.then((l) => l?.clearPrompt())
+  const startIfAsked = (channel: LiveChannel) => {
+    if (!startAsked) return
+    startAsked = false
+    channel.start()
+  }
+  const startLive = () => {
+    startAsked = true
+    withLive(startIfAsked)
+  }
 
   const remember = (answer: TokenAnswer): CachedToken => {
     const entry = toCacheEntry(answer, now())
     cache.write(entry)
-    refresher.schedule()
-    live?.start()
+    schedule()
+    startLive()
     return entry
   }
+  /** The answer handing a token to the page; from then on this frame hears its site's other tabs. */
   const tokenReply = (
     id: string,
     entry: Pick<CachedToken, 'token' | 'expiresAt' | 'clockOffsetMs'>,
-  ): FrameMessage => ({
-    v: 1,
-    type: 'token_response',
-    id,
-    token: entry.token,
-    expiresAt: entry.expiresAt,
-    expiresIn: Math.max(0, entry.expiresAt - (now() + entry.clockOffsetMs)),
-  })
+  ): FrameMessage => {
+    withLive(() => {})
+    return {
+      v: 1,
+      type: 'token_response',
+      id,
+      token: entry.token,
+      expiresAt: entry.expiresAt,
+      expiresIn: Math.max(0, entry.expiresAt - (now() + entry.clockOffsetMs)),
+    }
+  }
   /** A live token: the cached one, else one refreshed from the cached refresh credential. */
   const liveToken = async (): Promise<CachedToken | null> => {
     const cached = cache.read()
     if (cached) return cached
-    if (cache.readRenewable()?.refreshToken) return refresher.refresh(false)
+    if (cache.readRenewable()?.refreshToken) return (await withRefresher()).refresh(false)
     return null
+  }
+
+  const requestContext: RequestContext = {
+    origins: site.origins,
+    api,
+    cache,
+    now,
+    liveToken,
+    proveForSite: deps.proveForSite,
   }
 
   /** A token from the passport session (whose cookie reaches this frame now); the page is told. */
@@ -218,31 +272,19 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
     if (bound) reply(bound.origin, { v: 1, type: 'session_event', event: 'signed_in' })
   }
 
-  /**
-   * News from another connected site's frame. A sign-in there: take it up from the passport
-   * session (this frame sends its cookie now) and tell the page. A sign-out there: confirm it
-   * with the passport, or, if the passport cannot be asked, believe the passport's own frame.
-   */
-  const onSharedNews = (news: SharedNews) => {
-    queue = queue.then(async () => {
-      if (!bound) return
-      const held = cache.readRenewable()
-      if (news === 'signed_in' && !held) {
-        try {
-          await signInFromSession(bound.authkey)
-        } catch {}
-      }
-      if (news === 'signed_out' && held) {
-        try {
-          const answer = await api.check(bound.authkey, held.token)
-          if (!answer.valid) signedOut(answer.reason ?? 'signed_out')
-        } catch {
-          signedOut('signed_out')
-        }
-      }
-    })
-  }
-  const connectShared = () => deps.connectShared?.(onSharedNews).catch(() => null) ?? Promise.resolve(null)
+  const connectShared = () =>
+    deps
+      .connectShared?.({
+        run: (task) => {
+          queue = queue.then(task)
+        },
+        authkey: () => bound?.authkey ?? null,
+        held: () => cache.readRenewable(),
+        signIn: signInFromSession,
+        check: api.check,
+        signedOut,
+      })
+      .catch(() => null) ?? Promise.resolve(null)
   let shared = connectShared()
 
   const handle = async (msg: PageRequest, origin: string): Promise<void> => {
@@ -252,8 +294,10 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
         return
       }
       bound = { origin, authkey: msg.authkey }
-      refresher.schedule()
-      if (cache.readRenewable()) live?.start()
+      if (cache.readRenewable()) {
+        schedule()
+        startLive()
+      }
       reply(origin, { v: 1, type: 'ready', id: msg.id, hasToken: cache.readRenewable() !== null })
       return
     }
@@ -296,61 +340,20 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
           return
         }
         case 'refresh': {
-          reply(origin, tokenReply(msg.id, await refresher.refresh(true)))
+          reply(origin, tokenReply(msg.id, await (await withRefresher()).refresh(true)))
           return
         }
-        case 'proof_request': {
-          // Only for the site's own registered origins: a proof for the passport (the frame's
-          // own API) or any other origin is never made for a page.
-          let target: URL | null = null
-          try {
-            target = new URL(msg.url)
-          } catch {}
-          if (!target || !site.origins.includes(target.origin) || !deps.proveForSite) {
-            replyError(origin, msg.id, 'invalid_request')
-            return
-          }
-          const live = await liveToken()
-          if (!live) {
-            replyError(origin, msg.id, 'login_required')
-            return
-          }
-          const proof = await deps.proveForSite({ method: msg.method, url: msg.url, accessToken: live.token })
-          reply(origin, { v: 1, type: 'proof_response', id: msg.id, token: live.token, proof })
-          return
-        }
+        case 'proof_request':
         case 'check': {
-          let cached: CachedToken | null = null
-          let deadReason: EndReason = 'unknown'
-          try {
-            cached = await liveToken()
-          } catch (err) {
-            if (!(err instanceof FrameApiError && err.code === 'invalid_grant')) throw err
-            deadReason = err.reason ?? 'unknown'
-          }
-          if (!cached) {
-            reply(origin, {
-              v: 1,
-              type: 'check_response',
-              id: msg.id,
-              valid: false,
-              reason: deadReason,
-              expiresAt: null,
-              serverTime: now(),
-            })
-            return
-          }
-          const answer = await api.check(authkey, cached.token)
-          if (!answer.valid) cache.clear()
-          reply(origin, { v: 1, type: 'check_response', id: msg.id, ...answer })
+          reply(origin, await (await loadSession()).answerRequest(requestContext, msg, authkey))
           return
         }
         case 'logout': {
           // Even a token past its expiry still names the session to end.
           const cached = cache.readRenewable()
-          refresher.stop()
-          live?.announceEnded('signed_out')
-          prompt?.clear()
+          stopRefresher()
+          withLive((l) => l.announceEnded('signed_out'))
+          clearPrompt()
           cache.clear()
           if (cached) await api.logout(authkey, cached.token)
           void shared.then((s) => s?.announce('signed_out'))

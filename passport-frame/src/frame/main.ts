@@ -1,8 +1,5 @@
 import { createFrameAgent, type FrameSite } from './agent.ts'
-import type { PromptNews } from './approval-messages.ts'
-import type { createApprovalPrompt } from './approval-prompt.ts'
 import { createDpopSigner, loadOrCreateFrameKey } from './dpop.ts'
-import type { ChannelLike, SocketLike } from './live.ts'
 import { createServerApi } from './server-api.ts'
 import { createTokenCache } from './token-cache.ts'
 
@@ -24,74 +21,45 @@ if (site && window.parent !== window) {
   // Proofs are dated by the server's clock: a device whose clock is off is not refused.
   const clockOffsetMs = site.serverTime - Date.now()
   const subtle = crypto.subtle
+  // The frame's key is loaded (or made) at once, while the page's first messages are on their
+  // way: the code exchange after a sign-in, the first proof, does not wait for IndexedDB.
+  const keyPair = loadOrCreateFrameKey(site.id, subtle, 'indexedDB' in window ? indexedDB : null)
+  keyPair.catch(() => {}) // a failure is the first proof's to report
   const signer = createDpopSigner({
     subtle,
-    keyPair: () => loadOrCreateFrameKey(site.id, subtle, 'indexedDB' in window ? indexedDB : null),
+    keyPair: () => keyPair,
     serverNow: () => Date.now() + clockOffsetMs,
     randomId: () => crypto.randomUUID(),
   })
+  const api = createServerApi(location.origin, signer, site.dpopNonce)
   createFrameAgent({
     site,
     win: window,
-    api: createServerApi(location.origin, signer, site.dpopNonce),
+    api,
     cache: createTokenCache(site.id, localStorageOrNull()),
     // Web Locks are partitioned like storage: one lock per site, shared by its tabs' frames.
     locks: 'locks' in navigator ? navigator.locks : null,
-    live: {
-      wsOrigin: location.origin.replace(/^http/, 'ws'),
-      openSocket: (url, protocols) => {
-        const ws = new WebSocket(url, protocols)
-        const socket: SocketLike = {
-          onmessage: null,
-          onclose: null,
-          send: (data) => ws.send(data),
-          close: () => ws.close(),
-        }
-        ws.onmessage = (event) => socket.onmessage?.(event)
-        ws.onclose = (event) => socket.onclose?.(event)
-        return socket
-      },
-      openChannel:
-        typeof BroadcastChannel === 'function'
-          ? (name) => {
-              const bc = new BroadcastChannel(name)
-              const channel: ChannelLike = {
-                onmessage: null,
-                postMessage: (message) => bc.postMessage(message),
-                close: () => bc.close(),
-              }
-              bc.onmessage = (event) => channel.onmessage?.(event)
-              return channel
-            }
-          : null,
-      storage: localStorageOrNull(),
-      prove: ({ url, token, challenge }) =>
-        signer.proof({ method: 'GET', url, accessToken: token, nonce: challenge }),
-    },
+    // The scheduled refresh, the live channel, check and proofs (/frame-session.js), on first need.
+    loadSession: () => import('./session.ts'),
+    live: (deps) =>
+      import('./session.ts').then((m) =>
+        m.openBrowserLive({
+          ...deps,
+          storage: localStorageOrNull(),
+          post: api.post,
+          prove: ({ url, token, challenge }) =>
+            signer.proof({ method: 'GET', url, accessToken: token, nonce: challenge }),
+        }),
+      ),
     proveForSite: ({ method, url, accessToken }) => signer.proof({ method, url, accessToken }),
-    // The approval prompt is needed only when another device asks to sign in: its code is
-    // fetched then (/frame-approval.js), not on every page that embeds the frame.
-    createPrompt: (hooks) => {
-      let prompt: Promise<ReturnType<typeof createApprovalPrompt>> | null = null
-      const load = () =>
-        (prompt ??= import('./approval-prompt.ts').then((m) =>
-          m.createApprovalPrompt({ ...hooks, doc: document }),
-        ))
-      return {
-        handle: (news: PromptNews) => void load().then((p) => p.handle(news)),
-        clear: () => void prompt?.then((p) => p.clear()),
-      }
-    },
-    // What a request says of itself comes sealed: jose is fetched (/frame-sealed.js) only then.
-    approvalDetails: (open, ask) => import('./sealed-ask.ts').then((m) => m.approvalDetails(open, ask)),
     // FedCM-connected sites: the shared passport state, fetched (/frame-shared.js) only for them.
     ...(site.fedcm
       ? {
-          connectShared: (onNews: (news: 'signed_in' | 'signed_out') => void) =>
+          connectShared: (hooks) =>
             import('./shared-state.ts').then((m) =>
               m.connectSharedState({
                 doc: document as unknown as Parameters<typeof m.connectSharedState>[0]['doc'],
-                onNews,
+                onNews: (news) => m.actOnNews(hooks, news),
               }),
             ),
         }

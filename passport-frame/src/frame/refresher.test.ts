@@ -1,14 +1,9 @@
 import { describe, expect, it, vi } from 'vitest'
 import type { EndReason } from '../protocol/codes.ts'
 import { MemoryStorage } from '../test-support/fake-window.ts'
-import {
-  createRefresher,
-  FORCED_REFRESH_INTERVAL_MS,
-  type LockManagerLike,
-  toCacheEntry,
-} from './refresher.ts'
+import { createRefresher, FORCED_REFRESH_INTERVAL_MS, type LockManagerLike } from './refresher.ts'
 import { FrameApiError, type TokenAnswer } from './server-api.ts'
-import { createTokenCache } from './token-cache.ts'
+import { createTokenCache, toCacheEntry } from './token-cache.ts'
 
 const T0 = 1_700_000_000_000
 const TWO_HOURS = 2 * 3600_000

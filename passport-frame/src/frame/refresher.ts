@@ -1,7 +1,7 @@
 import type { EndReason } from '../protocol/codes.ts'
 import { retryDelayMs } from '../protocol/retry.ts'
-import { FrameApiError, type ServerApi, type TokenAnswer } from './server-api.ts'
-import type { CachedToken, TokenCache } from './token-cache.ts'
+import { FrameApiError, type ServerApi } from './server-api.ts'
+import { type CachedToken, type TokenCache, toCacheEntry } from './token-cache.ts'
 
 /** The slice of the Web Locks API the refresher uses (absent in old browsers and in tests). */
 export interface LockManagerLike {
@@ -35,22 +35,6 @@ export const FORCED_REFRESH_INTERVAL_MS = 30_000
  * jittered, so the frames of every user do not all refresh in the same second after an outage.
  */
 const BACKOFF = { startMs: 5_000, maxMs: 60_000 }
-
-export function toCacheEntry(answer: TokenAnswer, localNow: number): CachedToken {
-  return {
-    token: answer.token,
-    expiresAt: answer.expiresAt,
-    clockOffsetMs: answer.serverTime - localNow,
-    obtainedAt: answer.serverTime,
-    ...(answer.refreshToken
-      ? {
-          refreshToken: answer.refreshToken,
-          refreshAt: answer.refreshAt,
-          refreshExpiresAt: answer.refreshExpiresAt,
-        }
-      : {}),
-  }
-}
 
 /**
  * Keeps the site's token alive: refreshes at the server-given `refreshAt` (judged on the

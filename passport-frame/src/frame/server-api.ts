@@ -1,5 +1,4 @@
 import { type EndReason, type ErrorCode, isEndReason, isErrorCode } from '../protocol/codes.ts'
-import type { DecideAnswer } from './approval-prompt.ts'
 import type { DpopSigner } from './dpop.ts'
 
 /** A failure the frame passes on to the page: a stable code, and a reason where there is one. */
@@ -107,6 +106,8 @@ export function createServerApi(
     }
   }
   return {
+    /** For the session chunk's own calls (the approval decision, approvals.ts). */
+    post,
     exchangeCode: async (authkey: string, code: string, codeVerifier: string, redirectUri: string) =>
       toToken(
         await post('/api/frame/token', {
@@ -131,37 +132,6 @@ export function createServerApi(
         expiresAt: typeof json.expires_at === 'number' ? json.expires_at : null,
         serverTime: Number(json.server_time),
       }
-    },
-    decideApproval: async (
-      authkey: string,
-      token: string,
-      approvalId: string,
-      answer: { code: string } | { deny: true },
-    ): Promise<DecideAnswer> => {
-      // 410: no longer open (decided elsewhere, expired, used): nothing to do.
-      const json = await post(
-        '/api/frame/approval',
-        { authkey, approval_id: approvalId, ...answer },
-        { token, expected: [410] },
-      )
-      const outcome = json.outcome
-      return outcome === 'approved' || outcome === 'denied' || outcome === 'mismatch'
-        ? { outcome }
-        : { outcome: 'gone' }
-    },
-    /** A request's details, sealed under the page's key (`seal`); null once it is no longer open (410). */
-    approvalDetails: async (
-      authkey: string,
-      token: string,
-      approvalId: string,
-      seal: string,
-    ): Promise<string | null> => {
-      const json = await post(
-        '/api/frame/approval/details',
-        { authkey, approval_id: approvalId, seal },
-        { token, expected: [410] },
-      )
-      return typeof json.sealed === 'string' ? json.sealed : null
     },
     logout: async (authkey: string, token: string) => {
       await post('/api/frame/logout', { authkey }, { token })

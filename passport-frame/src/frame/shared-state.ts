@@ -10,7 +10,49 @@
  * (signed in, signed out); the others notice within a poll and act on it. Nothing secret is
  * written: only what happened and when. Where access is not granted this does nothing.
  */
+import type { EndReason } from '../protocol/codes.ts'
+
 export type SharedNews = 'signed_in' | 'signed_out'
+
+/** What a frame lends the shared state, to act on news from another connected site's frame. */
+export interface SharedHooks {
+  /** Runs a task after the frame's pending page requests, in order. */
+  run: (task: () => Promise<void>) => void
+  /** The bound page's authkey; null before its hello. */
+  authkey: () => string | null
+  /** This frame's sign-in, if it holds one (its token, or a live refresh credential). */
+  held: () => { token: string } | null
+  /** Takes a token from the passport session and tells the page. */
+  signIn: (authkey: string) => Promise<void>
+  check: (authkey: string, token: string) => Promise<{ valid: boolean; reason: EndReason | null }>
+  signedOut: (reason: EndReason) => void
+}
+
+/**
+ * News from another connected site's frame. A sign-in there: take it up from the passport
+ * session (this frame sends its cookie now) and tell the page. A sign-out there: confirm it with
+ * the passport, or, if the passport cannot be asked, believe the passport's own frame.
+ */
+export function actOnNews(hooks: SharedHooks, news: SharedNews): void {
+  hooks.run(async () => {
+    const authkey = hooks.authkey()
+    if (!authkey) return
+    const held = hooks.held()
+    if (news === 'signed_in' && !held) {
+      try {
+        await hooks.signIn(authkey)
+      } catch {}
+    }
+    if (news === 'signed_out' && held) {
+      try {
+        const answer = await hooks.check(authkey, held.token)
+        if (!answer.valid) hooks.signedOut(answer.reason ?? 'signed_out')
+      } catch {
+        hooks.signedOut('signed_out')
+      }
+    }
+  })
+}
 
 export interface SharedState {
   announce(news: SharedNews): void

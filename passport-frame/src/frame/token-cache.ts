@@ -1,3 +1,5 @@
+import type { TokenAnswer } from './server-api.ts'
+
 /**
  * The frame's token cache. It lives in the frame's localStorage, which browsers partition by
  * top-level site: the entry written under News is invisible to the frame under Shop. Tabs of
@@ -17,6 +19,23 @@ export interface CachedToken {
   refreshExpiresAt?: number
   /** Server time at which the token was received (forced refreshes are spaced by it). */
   obtainedAt?: number
+}
+
+/** The cache entry for a token answer received at `localNow` (this page's clock). */
+export function toCacheEntry(answer: TokenAnswer, localNow: number): CachedToken {
+  return {
+    token: answer.token,
+    expiresAt: answer.expiresAt,
+    clockOffsetMs: answer.serverTime - localNow,
+    obtainedAt: answer.serverTime,
+    ...(answer.refreshToken
+      ? {
+          refreshToken: answer.refreshToken,
+          refreshAt: answer.refreshAt,
+          refreshExpiresAt: answer.refreshExpiresAt,
+        }
+      : {}),
+  }
 }
 
 /** Treat a token as gone this long before it really expires, so it never dies in flight. */

@@ -10,12 +10,14 @@ import type { DpopProofs } from '../services/dpop-proofs.ts'
 const PUBLIC_SCRIPTS = {
   '/passport.js': 'passport.js', // the SDK for a classic <script> tag
   '/passport.mjs': 'passport.mjs', // the SDK as an ES module
+  '/passport-extras.mjs': 'passport-extras.mjs', // the SDK's occasional parts, loaded on first use
   '/frame.js': 'frame.js', // the frame's own code, loaded only by /frame/:site
   '/frame-approval.js': 'frame-approval.js', // the frame's approval prompt, loaded when one is asked
   '/sign-in.js': 'sign-in.js', // the sign-in page's SCRAM client (passport pages only)
   '/frame-shared.js': 'frame-shared.js', // the shared passport state, loaded by FedCM sites' frames
   '/frame-continue.js': 'frame-continue.js', // "Continue with Passport", loaded when a site shows it
   '/frame-sealed.js': 'frame-sealed.js', // sealed asks (jose), loaded when a request's details are fetched
+  '/frame-session.js': 'frame-session.js', // refresh and live channel, once the frame holds a sign-in
 } as const
 const FRAME_ONLY: ReadonlySet<string> = new Set([
   '/frame.js',
@@ -24,6 +26,7 @@ const FRAME_ONLY: ReadonlySet<string> = new Set([
   '/frame-shared.js',
   '/frame-continue.js',
   '/frame-sealed.js',
+  '/frame-session.js',
 ])
 
 export function frameRoutes(deps: AppDeps, proofs: DpopProofs): Hono {
