@@ -3,6 +3,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { hopMarkdown, runHopBench } from './hop.ts'
 import { liveMarkdown, liveOptionsFromEnv, runLiveBench } from './live.ts'
+import { runScaleBench, scaleMarkdown, scaleOptionsFromEnv } from './scale.ts'
 import { runSigninBench, signinMarkdown, signinOptionsFromEnv } from './signin.ts'
 import { runTokensBench, tokensMarkdown, tokensOptionsFromEnv } from './tokens.ts'
 
@@ -15,7 +16,7 @@ import { runTokensBench, tokensMarkdown, tokensOptionsFromEnv } from './tokens.t
  * BENCH_LIVE_POLL_FRAMES (1000), BENCH_LIVE_POLL_MS (5000), BENCH_LIVE_STEPS (10000,20000,30000,50000),
  * BENCH_LIVE_HOLD_MS (35000), BENCH_LIVE_BUDGET_S (300), BENCH_LIVE_PARTS (auth,latency,capacity).
  * signin: BENCH_SIGNIN_ROUNDS (15), BENCH_SIGNIN_WARMUP (1), BENCH_SIGNIN_ITERATIONS (600000),
- * BENCH_SIGNIN_SCRYPT_COST (32768).
+ * BENCH_SIGNIN_SCRYPT_COST (32768). scale: see bench/scale.ts and bench/README.md (BENCH_SCALE_*).
  * BENCH_RESULTS_TAG=x writes bench/results/<name>-x.md/.json instead: a partial run (a subset of
  * cases or parts) then leaves the full results where they are.
  */
@@ -75,4 +76,15 @@ if (wants('signin')) {
   const md = signinMarkdown(result, meta)
   fs.writeFileSync(path.join(resultsDir, `signin${tag}.md`), md)
   process.stdout.write(`\n${md}\nwritten to bench/results/signin${tag}.md and signin${tag}.json\n`)
+}
+
+if (wants('scale')) {
+  const result = await runScaleBench(scaleOptionsFromEnv())
+  fs.writeFileSync(
+    path.join(resultsDir, `scale${tag}.json`),
+    `${JSON.stringify({ meta, ...result }, null, 2)}\n`,
+  )
+  const md = scaleMarkdown(result, meta)
+  fs.writeFileSync(path.join(resultsDir, `scale${tag}.md`), md)
+  process.stdout.write(`\n${md}\nwritten to bench/results/scale${tag}.md and scale${tag}.json\n`)
 }
