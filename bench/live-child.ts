@@ -29,6 +29,8 @@ import { post, serveIpc } from './ipc.ts'
  */
 
 export type Role = 'server' | 'client'
+/** Every child exits after this in any case (\`BENCH_CHILD_DEADLINE_MS\`, default 10 minutes). */
+const CHILD_DEADLINE_MS = Number(process.env.BENCH_CHILD_DEADLINE_MS ?? 10 * 60_000)
 export interface Usage {
   cpuUs: number
   now: string
@@ -649,6 +651,8 @@ export interface SignoutResult {
   /** Answer time of each request, ms. */
   httpMs: number[]
   bad: number
+  /** The sessions whose sign-out was not answered 200 (their sockets are not expected to hear). */
+  badSids: number[]
   firstBad?: string
 }
 
@@ -658,6 +662,7 @@ async function signout(args: SignoutArgs): Promise<SignoutResult> {
   const t0: Record<number, string> = {}
   const httpMs: number[] = []
   let bad = 0
+  const badSids: number[] = []
   let firstBad: string | undefined
   const one = async (item: SignoutArgs['items'][number], startedAt: bigint, proof?: string) => {
     t0[item.sid] = String(startedAt)
@@ -678,6 +683,7 @@ async function signout(args: SignoutArgs): Promise<SignoutResult> {
     httpMs.push(Number(now() - startedAt) / 1e6)
     if (status !== 200 || !text.includes('"signed_out":true')) {
       bad++
+      badSids.push(item.sid)
       firstBad ??= `${status} ${text.slice(0, 200)}`
     }
   }
@@ -699,7 +705,7 @@ async function signout(args: SignoutArgs): Promise<SignoutResult> {
     )
   }
   agent.destroy()
-  return { t0, httpMs, bad, ...(firstBad ? { firstBad } : {}) }
+  return { t0, httpMs, bad, badSids, ...(firstBad ? { firstBad } : {}) }
 }
 
 export interface PollArgs {
@@ -829,7 +835,7 @@ if (import.meta.main) {
         heap: (args: { flavor: 'regular' | 'last-resort' }) => need().heap(args),
         clock: () => String(now()),
       },
-      { usage, cleanup: () => running?.close() },
+      { usage, hardDeadlineMs: CHILD_DEADLINE_MS, cleanup: () => running?.close() },
     )
   } else if (role === 'client') {
     serveIpc(
@@ -847,6 +853,7 @@ if (import.meta.main) {
       },
       {
         usage,
+        hardDeadlineMs: CHILD_DEADLINE_MS,
         cleanup: () => {
           for (const f of frames.values()) f.ws.terminate()
         },

@@ -773,7 +773,10 @@ if (import.meta.main) {
       { usage, cleanup: () => running?.close() },
     )
   } else if (role === 'load') {
-    serveIpc({ run: runLoad, frameKeys }, { usage })
+    serveIpc(
+      { run: runLoad, frameKeys },
+      { usage, hardDeadlineMs: Number(process.env.BENCH_CHILD_DEADLINE_MS ?? 10 * 60_000) },
+    )
   } else if (role === 'crypto') {
     serveIpc(
       {
