@@ -99,7 +99,7 @@ const PREPARE_CONCURRENCY = 12
 /** Sessions prepared first, two at a time, before the tables are analyzed. */
 const PREPARE_RAMP = 400
 /** Sockets per `connect` call. */
-const CONNECT_CHUNK = 2_000
+const CONNECT_CHUNK = 500
 /** Sockets connected and dropped before "before" is measured (one-time costs). */
 const WARMUP_SOCKETS = 3_000
 /** Each instance's own cap: under its 20,000 descriptors, with a reserve for HTTP, PostgreSQL, Redis. */
