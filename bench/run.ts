@@ -16,7 +16,8 @@ import { runTokensBench, tokensMarkdown, tokensOptionsFromEnv } from './tokens.t
  * BENCH_LIVE_POLL_FRAMES (1000), BENCH_LIVE_POLL_MS (5000), BENCH_LIVE_STEPS (10000,20000,30000,50000),
  * BENCH_LIVE_HOLD_MS (35000), BENCH_LIVE_BUDGET_S (300), BENCH_LIVE_PARTS (auth,latency,capacity).
  * signin: BENCH_SIGNIN_ROUNDS (15), BENCH_SIGNIN_WARMUP (1), BENCH_SIGNIN_ITERATIONS (600000),
- * BENCH_SIGNIN_SCRYPT_COST (32768). scale: see bench/scale.ts and bench/README.md (BENCH_SCALE_*).
+ * BENCH_SIGNIN_SCRYPT_COST (32768). scale (only when named: `npm run bench -- scale`): see bench/scale.ts
+ * and bench/README.md (BENCH_SCALE_*).
  * BENCH_RESULTS_TAG=x writes bench/results/<name>-x.md/.json instead: a partial run (a subset of
  * cases or parts) then leaves the full results where they are.
  */
@@ -78,7 +79,8 @@ if (wants('signin')) {
   process.stdout.write(`\n${md}\nwritten to bench/results/signin${tag}.md and signin${tag}.json\n`)
 }
 
-if (wants('scale')) {
+// Only when named: it needs PostgreSQL and Redis and takes minutes.
+if (selected.has('scale')) {
   const result = await runScaleBench(scaleOptionsFromEnv())
   fs.writeFileSync(
     path.join(resultsDir, `scale${tag}.json`),

@@ -1192,7 +1192,7 @@ Sessions were prepared by ${PREPARERS} passport processes of their own on the sa
 |---|---|---|---|---|---|---|---|---|
 ${memRows}
 
-${s.hold ? `Held idle ${s.hold.ms / 1000} s (across the servers' 30 s heartbeat): ${fmt(s.hold.openBefore)} open before, ${fmt(s.hold.openAfter)} after, ${fmt(s.hold.closedWithoutEvent)} closed without an event.` : 'No idle hold.'}
+${s.hold ? `Held idle ${s.hold.ms / 1000} s (across the servers' 30 s heartbeat): ${fmt(s.hold.openBefore)} open before, ${fmt(s.hold.openAfter)} after (sockets closed without an event since the clients started, warm-up included: ${fmt(s.hold.closedWithoutEvent)}).` : 'No idle hold.'}
 
 ### Sign-out fan-out through Redis
 
@@ -1226,7 +1226,7 @@ Medians over rounds:
 |---|---|---|---|---|---|---|
 ${effRows}
 
-Both PostgreSQL databases were \`ANALYZE\`d after seeding and after the warm-up round (a deployment in service has its statistics; see the finding below). PostgreSQL transactions over the measured rounds, committed / rolled back: ${Object.entries(
+Both PostgreSQL databases were \`ANALYZE\`d after seeding and after the warm-up round (a deployment in service has its statistics; see the findings in bench/README.md, "scale"). PostgreSQL transactions over the measured rounds, committed / rolled back: ${Object.entries(
         e.transactions,
       )
         .map(([k, v]) => `${k} ${fmt(v.commits)} / ${fmt(v.rollbacks)}`)
