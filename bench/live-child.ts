@@ -29,6 +29,8 @@ import { post, serveIpc } from './ipc.ts'
  */
 
 export type Role = 'server' | 'client'
+/** Every child exits after this in any case (\`BENCH_CHILD_DEADLINE_MS\`, default 10 minutes). */
+const CHILD_DEADLINE_MS = Number(process.env.BENCH_CHILD_DEADLINE_MS ?? 10 * 60_000)
 export interface Usage {
   cpuUs: number
   now: string
@@ -55,7 +57,9 @@ const usage = (): Usage => {
 export interface ServerInfo {
   url: string
   issuer: string
+  /** Empty on an instance started with `seed: false` (the seeding one's are the same). */
   authkeys: Record<SiteId, string>
+  clientSecrets: Record<SiteId, string>
   pid: number
 }
 
@@ -75,6 +79,8 @@ export interface SocketItem {
   jwk?: FrameKeyJwk
   /** For the ticket way only: the site's authkey, sent with the ticket request. */
   authkey?: string
+  /** The instance this socket goes to, in place of the call's `url` (several instances). */
+  url?: string
 }
 
 export interface HeapReport {
@@ -87,41 +93,121 @@ export interface HeapReport {
   mallocedMemory: number
 }
 
-async function startServer() {
+/**
+ * How a server child is started. Default: one process on a SQLite file of its own. The scale
+ * bench (`bench/scale.ts`) starts several on one PostgreSQL database and one Redis, all with one
+ * master key; the first registers the sites (`seed`), the others read them from the store.
+ */
+export interface ServerStart {
+  databaseUrl?: string
+  redisUrl?: string
+  redisKeyPrefix?: string
+  /** Base64 master key shared by the instances (each would make its own otherwise). */
+  masterKey?: string
+  /** Register the sites (default true); false: they are already in the shared store. */
+  seed?: boolean
+  /** First session number of this instance (numbers are unique across instances). */
+  sidBase?: number
+  /** The live channel's cap per process (default: none of our own below the fd limit). */
+  liveMaxConnections?: number
+  /** Sessions `prepare` works on at once (default 1: one after the other). */
+  prepareConcurrency?: number
+}
+
+async function startServer(start: ServerStart = {}) {
   const { resolveConfig } = await import('../passport-server/src/config.ts')
   const { silentLogger } = await import('../passport-server/src/deps.ts')
   const { createDeps, listen } = await import('../passport-server/src/server.ts')
   const { addSite, testMasterKey } = await import('../passport-server/src/test-support.ts')
+  const { parseMasterKey } = await import('../passport-server/src/auth/master-key.ts')
   const { hashPassword } = await import('../passport-server/src/auth/password.ts')
   const { endSession, startSession } = await import('../passport-server/src/services/sessions.ts')
   const { mintSiteToken } = await import('../passport-server/src/services/minting.ts')
   type SessionRecord = Awaited<ReturnType<typeof startSession>>['session']
+  type SiteRecord = Parameters<typeof mintSiteToken>[1]
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'passport-bench-live-'))
   const deps = await createDeps({
     // Capacity is the point here: no cap of our own below the fd limit.
-    config: resolveConfig({ issuer: BENCH_ISSUER, scryptCost: 1024, liveMaxConnections: 1_000_000 }),
+    config: resolveConfig({
+      issuer: BENCH_ISSUER,
+      scryptCost: 1024,
+      liveMaxConnections: start.liveMaxConnections ?? 1_000_000,
+      ...(start.databaseUrl ? { databaseUrl: start.databaseUrl } : {}),
+      ...(start.redisUrl ? { redisUrl: start.redisUrl } : {}),
+      ...(start.redisKeyPrefix ? { redisKeyPrefix: start.redisKeyPrefix } : {}),
+    }),
     storeFile: path.join(dir, 'passport.sqlite'),
-    masterKey: testMasterKey(),
+    masterKey: start.masterKey ? parseMasterKey(start.masterKey) : testMasterKey(),
     log: silentLogger,
   })
-  const sites = {
-    news: await addSite(deps, { id: 'news', origins: [SITE_ORIGINS.news] }),
-    shop: await addSite(deps, { id: 'shop', origins: [SITE_ORIGINS.shop] }),
+  const registered =
+    start.seed === false
+      ? null
+      : {
+          news: await addSite(deps, { id: 'news', origins: [SITE_ORIGINS.news] }),
+          shop: await addSite(deps, { id: 'shop', origins: [SITE_ORIGINS.shop] }),
+        }
+  const siteOf = async (id: SiteId): Promise<SiteRecord> => {
+    const site = registered?.[id].site ?? (await deps.store.sites.get(id))
+    if (!site) throw new Error(`no site ${id} in the store`)
+    return site
   }
+  const sites = { news: await siteOf('news'), shop: await siteOf('shop') }
   // The real server: HTTP, the live channel with its default limits, and the background jobs.
   const server = await listen(deps, 0, '127.0.0.1')
   // Users are written straight to the store with one precomputed hash: nobody signs in with a
   // password here, and hashing one per user would dominate the preparation.
   const passwordHash = await hashPassword('bench-password-1', deps.config.scryptCost)
   const sessions = new Map<number, { session: SessionRecord; tokens: Record<SiteId, string> }>()
-  let nextSid = 0
+  let nextSid = start.sidBase ?? 0
+  /** Mints the store refused as unavailable during \`prepare\` (then made again). */
+  let storeGaveUp = 0
 
   const info: ServerInfo = {
     url: server.internalUrl,
     issuer: BENCH_ISSUER,
-    authkeys: { news: sites.news.authkey, shop: sites.shop.authkey },
+    authkeys: { news: registered?.news.authkey ?? '', shop: registered?.shop.authkey ?? '' },
+    clientSecrets: { news: registered?.news.clientSecret ?? '', shop: registered?.shop.clientSecret ?? '' },
     pid: process.pid,
+  }
+  /**
+   * A step the store gave up on (PostgreSQL: SERIALIZABLE conflicts past its own 10 retries, when
+   * sessions are prepared several at a time) is made again, up to 30 times after a random pause,
+   * and counted: preparation only, never a measured request.
+   */
+  const again = async <T>(step: () => Promise<T>): Promise<T> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await step()
+      } catch (err) {
+        if ((err as Error).name !== 'StoreUnavailableError' || attempt >= 30) throw err
+        storeGaveUp++
+        await sleep(Math.random() * 100)
+      }
+    }
+  }
+  const mint = (site: SiteRecord, session: SessionRecord, jkt: string | null) =>
+    again(() => mintSiteToken(deps, site, session, jkt))
+  const prepareOne = async (jkt: Record<SiteId, string>): Promise<PreparedSession> => {
+    const sid = nextSid++
+    const userId = `u_bench${sid}`
+    await again(() =>
+      deps.store.users.create({
+        id: userId,
+        username: `bench${sid}`,
+        name: `Bench ${sid}`,
+        passwordHash,
+        createdAt: deps.clock.now(),
+      }),
+    )
+    const { session } = await again(() => startSession(deps, userId, 'passport-bench-live'))
+    const tokens = {
+      news: (await mint(sites.news, session, jkt.news)).token,
+      shop: (await mint(sites.shop, session, jkt.shop)).token,
+    }
+    sessions.set(sid, { session, tokens })
+    return { sid, tokens }
   }
   return {
     info,
@@ -131,28 +217,45 @@ async function startServer() {
      * bound to the thumbprint of that site's frame key: the News frame and the Shop frame are
      * partitioned apart, each with its own key).
      */
-    prepare: async (args: { jkts: Record<SiteId, string>[] }): Promise<PreparedSession[]> => {
-      const out: PreparedSession[] = []
-      for (const jkt of args.jkts) {
-        const sid = nextSid++
-        const userId = `u_bench${sid}`
-        await deps.store.users.create({
-          id: userId,
-          username: `bench${sid}`,
-          name: `Bench ${sid}`,
-          passwordHash,
-          createdAt: deps.clock.now(),
-        })
-        const { session } = await startSession(deps, userId, 'passport-bench-live')
-        const tokens = {
-          news: (await mintSiteToken(deps, sites.news.site, session, jkt.news)).token,
-          shop: (await mintSiteToken(deps, sites.shop.site, session, jkt.shop)).token,
+    prepare: async (args: {
+      jkts: Record<SiteId, string>[]
+      /** Sessions worked on at once, for this call (default: the start's \`prepareConcurrency\`). */
+      concurrency?: number
+    }): Promise<PreparedSession[]> => {
+      const out: PreparedSession[] = new Array(args.jkts.length)
+      let next = 0
+      const lane = async () => {
+        while (next < args.jkts.length) {
+          const i = next++
+          out[i] = await prepareOne(args.jkts[i] as Record<SiteId, string>)
         }
-        sessions.set(sid, { session, tokens })
-        out.push({ sid, tokens })
       }
+      const lanes = args.concurrency ?? start.prepareConcurrency ?? 1
+      await Promise.all(Array.from({ length: Math.max(1, lanes) }, lane))
       return out
     },
+    /**
+     * Refresh families for the token load (`bench/scale.ts`): one new user and one session, and
+     * one family per entry on `site`, bound to that frame key's thumbprint (`null`: a site
+     * backend's family, bound to the client credentials). Answers each family's refresh credential.
+     */
+    families: async (args: { site: SiteId; jkts: (string | null)[] }): Promise<string[]> => {
+      const sid = nextSid++
+      const userId = `u_bench${sid}`
+      await deps.store.users.create({
+        id: userId,
+        username: `bench${sid}`,
+        name: `Bench ${sid}`,
+        passwordHash,
+        createdAt: deps.clock.now(),
+      })
+      const { session } = await startSession(deps, userId, 'passport-bench-scale')
+      const out: string[] = []
+      for (const jkt of args.jkts) out.push((await mint(sites[args.site], session, jkt)).refreshToken)
+      return out
+    },
+    liveCount: () => server.liveConnectionCount(),
+    storeGaveUp: () => storeGaveUp,
     /**
      * Ends these sessions in-process, one after the other, as the account page and the CLI do
      * (`endSession`, reason `revoked`): a bulk revocation with no HTTP in front of it.
@@ -234,6 +337,8 @@ let eventsTotal = 0
 let closedTotal = 0
 /** Closes of sockets that had received no session_event (the server or the network cut them). */
 let closedWithoutEvent = 0
+/** A second \`session_event\` on a socket that already had one (must stay 0: exactly once). */
+let duplicateEvents = 0
 
 export interface ConnectArgs {
   url: string
@@ -251,6 +356,12 @@ export interface ConnectArgs {
    * sockets makes the kernel's search for a free port slow (connects fell to ~500/s at 10k).
    */
   localNet?: string
+  /**
+   * How many source addresses to rotate over (default 8). With a two-part \`localNet\` (\`127.11\`)
+   * they are \`127.11.<k / 250>.<2 + k % 250>\`: the passport limits upgrades per address (60 a
+   * minute), so tens of thousands of sockets need as many addresses as real users would bring.
+   */
+  sourceCount?: number
   inFlight: number
 }
 export interface ConnectResult {
@@ -292,9 +403,14 @@ async function liveTicket(args: ConnectArgs, item: SocketItem) {
   return JSON.parse(got.text) as { ticket: string; registration_code: string; last_event_id: number }
 }
 
+const sourceAddress = (net: string, k: number) =>
+  net.split('.').length === 2 ? `${net}.${Math.floor(k / 250)}.${2 + (k % 250)}` : `${net}.${2 + k}`
+
 /** Opens one frame's socket; settles with null once its `welcome` arrived, or with what failed. */
 async function openFrame(args: ConnectArgs, item: SocketItem): Promise<string | null> {
-  const localAddress = args.localNet ? `${args.localNet}.${2 + (attempts++ % 8)}` : undefined
+  const localAddress = args.localNet
+    ? sourceAddress(args.localNet, attempts++ % (args.sourceCount ?? 8))
+    : undefined
   const query = new URLSearchParams({ site: item.site })
   let protocols = [LIVE_PROTOCOL]
   if (args.mode === 'ticket') {
@@ -311,12 +427,16 @@ async function openFrame(args: ConnectArgs, item: SocketItem): Promise<string | 
     const last = lastEventIds.get(item.key)
     if (last !== undefined && last > 0) query.set('last_event_id', String(last))
   }
-  const ws = new WebSocket(`${args.url.replace(/^http/, 'ws')}${LIVE_PATH}?${query}`, protocols, {
-    headers: { Origin: args.origin },
-    perMessageDeflate: false,
-    handshakeTimeout: 15_000,
-    ...(localAddress ? { localAddress } : {}),
-  })
+  const ws = new WebSocket(
+    `${(item.url ?? args.url).replace(/^http/, 'ws')}${LIVE_PATH}?${query}`,
+    protocols,
+    {
+      headers: { Origin: args.origin },
+      perMessageDeflate: false,
+      handshakeTimeout: 15_000,
+      ...(localAddress ? { localAddress } : {}),
+    },
+  )
   const frame: Frame = { ws, welcomed: false }
   return new Promise((resolve) => {
     let settled = false
@@ -351,7 +471,7 @@ async function openFrame(args: ConnectArgs, item: SocketItem): Promise<string | 
         frame.eventAt = at
         frame.reason = msg.reason
         eventsTotal++
-      }
+      } else if (msg.type === 'session_event') duplicateEvents++
     })
     ws.on('open', () => frames.set(item.key, frame))
     ws.on('unexpected-response', (_req, res) => {
@@ -400,6 +520,7 @@ export interface FrameStats {
   events: number
   closed: number
   closedWithoutEvent: number
+  duplicateEvents: number
 }
 const stats = (): FrameStats => {
   let open = 0
@@ -417,6 +538,7 @@ const stats = (): FrameStats => {
     events: eventsTotal,
     closed: closedTotal,
     closedWithoutEvent,
+    duplicateEvents,
   }
 }
 
@@ -516,8 +638,8 @@ async function primeNonce(args: { url: string; origin: string }) {
 export interface SignoutArgs {
   url: string
   origin: string
-  /** One per session: the frame that signs out (its token, key and site's authkey). */
-  items: (FrameCall & { sid: number })[]
+  /** One per session: the frame that signs out (its token, key and site's authkey), and where to. */
+  items: (FrameCall & { sid: number; url?: string })[]
   /** `spread`: one by one, evenly over `spreadMs` with jitter; `burst`: all requested at once. */
   mode: 'spread' | 'burst'
   spreadMs: number
@@ -529,6 +651,8 @@ export interface SignoutResult {
   /** Answer time of each request, ms. */
   httpMs: number[]
   bad: number
+  /** The sessions whose sign-out was not answered 200 (their sockets are not expected to hear). */
+  badSids: number[]
   firstBad?: string
 }
 
@@ -538,19 +662,28 @@ async function signout(args: SignoutArgs): Promise<SignoutResult> {
   const t0: Record<number, string> = {}
   const httpMs: number[] = []
   let bad = 0
+  const badSids: number[] = []
   let firstBad: string | undefined
   const one = async (item: SignoutArgs['items'][number], startedAt: bigint, proof?: string) => {
     t0[item.sid] = String(startedAt)
     let status = 0
     let text = ''
     try {
-      ;({ status, text } = await frameApi(agent, args.url, args.origin, '/api/frame/logout', item, proof))
+      ;({ status, text } = await frameApi(
+        agent,
+        item.url ?? args.url,
+        args.origin,
+        '/api/frame/logout',
+        item,
+        proof,
+      ))
     } catch (err) {
       text = String(err)
     }
     httpMs.push(Number(now() - startedAt) / 1e6)
     if (status !== 200 || !text.includes('"signed_out":true')) {
       bad++
+      badSids.push(item.sid)
       firstBad ??= `${status} ${text.slice(0, 200)}`
     }
   }
@@ -572,7 +705,7 @@ async function signout(args: SignoutArgs): Promise<SignoutResult> {
     )
   }
   agent.destroy()
-  return { t0, httpMs, bad, ...(firstBad ? { firstBad } : {}) }
+  return { t0, httpMs, bad, badSids, ...(firstBad ? { firstBad } : {}) }
 }
 
 export interface PollArgs {
@@ -689,17 +822,20 @@ if (import.meta.main) {
     }
     serveIpc(
       {
-        start: async () => {
-          running = await startServer()
+        start: async (args?: ServerStart) => {
+          running = await startServer(args ?? {})
           return running.info
         },
-        prepare: (args: { jkts: Record<SiteId, string>[] }) => need().prepare(args),
+        prepare: (args: { jkts: Record<SiteId, string>[]; concurrency?: number }) => need().prepare(args),
+        families: (args: { site: SiteId; jkts: (string | null)[] }) => need().families(args),
+        liveCount: () => need().liveCount(),
+        storeGaveUp: () => need().storeGaveUp(),
         endSessions: (args: { sids: number[] }) => need().endSessions(args),
         probeSitesOf: () => need().probeSitesOf(),
         heap: (args: { flavor: 'regular' | 'last-resort' }) => need().heap(args),
         clock: () => String(now()),
       },
-      { usage, cleanup: () => running?.close() },
+      { usage, hardDeadlineMs: CHILD_DEADLINE_MS, cleanup: () => running?.close() },
     )
   } else if (role === 'client') {
     serveIpc(
@@ -717,6 +853,7 @@ if (import.meta.main) {
       },
       {
         usage,
+        hardDeadlineMs: CHILD_DEADLINE_MS,
         cleanup: () => {
           for (const f of frames.values()) f.ws.terminate()
         },

@@ -99,7 +99,7 @@ export function liveOptionsFromEnv(env = process.env): LiveOptions {
 type Child = IpcChild<Role>
 
 /** `childFile`: another checkout's live-child.ts (the code before DPoP) in place of this one's. */
-function spawnChild(
+export function spawnChild(
   role: Role,
   core: number | null,
   nodeFlags: string[] = [],
@@ -126,20 +126,20 @@ function spawnChild(
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 /** VmRSS of a process, read by the parent (the server may have no fd left to read it itself). */
-function rssOf(pid: number): number {
+export function rssOf(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))
   return m ? Number(m[1]) * 1024 : Number.NaN
 }
 function fdsOf(pid: number): number {
   return fs.readdirSync(`/proc/${pid}/fd`).length
 }
-function nofileOf(pid: number): { soft: number; hard: number } {
+export function nofileOf(pid: number): { soft: number; hard: number } {
   const m = /Max open files\s+(\S+)\s+(\S+)/.exec(fs.readFileSync(`/proc/${pid}/limits`, 'utf8'))
   return { soft: Number(m?.[1]), hard: Number(m?.[2]) }
 }
 
 /** Server memory after full GCs: RSS after regular ones (with the GC's slack), then after last-resort ones. */
-async function memoryOf(server: Child, pid: number) {
+export async function memoryOf(server: Child, pid: number) {
   await server.call<HeapReport>('heap', { flavor: 'regular' })
   const rssRegularGc = rssOf(pid)
   const heap = await server.call<HeapReport>('heap', { flavor: 'last-resort' })
@@ -151,7 +151,7 @@ async function memoryOf(server: Child, pid: number) {
  * Linux machine, so stamps from different children compare directly. Checked, not assumed: a
  * child's reading must fall between the parent's readings just before and after asking.
  */
-async function checkClock(children: Child[]) {
+export async function checkClock(children: Child[]) {
   let worstUs = 0
   let violations = 0
   for (const c of children) {
@@ -285,6 +285,7 @@ async function clientStats(world: World): Promise<FrameStats> {
     events: sum((s) => s.events),
     closed: sum((s) => s.closed),
     closedWithoutEvent: sum((s) => s.closedWithoutEvent),
+    duplicateEvents: sum((s) => s.duplicateEvents),
   }
 }
 

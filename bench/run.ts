@@ -4,6 +4,7 @@ import path from 'node:path'
 import { fedcmMarkdown, fedcmOptionsFromEnv, runFedcmBench } from './fedcm.ts'
 import { hopMarkdown, runHopBench } from './hop.ts'
 import { liveMarkdown, liveOptionsFromEnv, runLiveBench } from './live.ts'
+import { runScaleBench, scaleMarkdown, scaleOptionsFromEnv } from './scale.ts'
 import { runSigninBench, signinMarkdown, signinOptionsFromEnv } from './signin.ts'
 import { runTokensBench, tokensMarkdown, tokensOptionsFromEnv } from './tokens.ts'
 
@@ -18,6 +19,7 @@ import { runTokensBench, tokensMarkdown, tokensOptionsFromEnv } from './tokens.t
  * signin: BENCH_SIGNIN_ROUNDS (15), BENCH_SIGNIN_WARMUP (1), BENCH_SIGNIN_ITERATIONS (600000),
  * BENCH_SIGNIN_SCRYPT_COST (32768).
  * fedcm: BENCH_FEDCM_ROUNDS (15), BENCH_FEDCM_WARMUP (1), BENCH_FEDCM_PORT_BASE (19180; ten ports).
+ * scale (only when named: `npm run bench -- scale`): see bench/scale.ts and bench/README.md (BENCH_SCALE_*).
  * BENCH_RESULTS_TAG=x writes bench/results/<name>-x.md/.json instead: a partial run (a subset of
  * cases or parts) then leaves the full results where they are.
  */
@@ -88,4 +90,16 @@ if (wants('fedcm')) {
   const md = fedcmMarkdown(result, meta)
   fs.writeFileSync(path.join(resultsDir, `fedcm${tag}.md`), md)
   process.stdout.write(`\n${md}\nwritten to bench/results/fedcm${tag}.md and fedcm${tag}.json\n`)
+}
+
+// Only when named: it needs PostgreSQL and Redis and takes minutes.
+if (selected.has('scale')) {
+  const result = await runScaleBench(scaleOptionsFromEnv())
+  fs.writeFileSync(
+    path.join(resultsDir, `scale${tag}.json`),
+    `${JSON.stringify({ meta, ...result }, null, 2)}\n`,
+  )
+  const md = scaleMarkdown(result, meta)
+  fs.writeFileSync(path.join(resultsDir, `scale${tag}.md`), md)
+  process.stdout.write(`\n${md}\nwritten to bench/results/scale${tag}.md and scale${tag}.json\n`)
 }

@@ -311,6 +311,8 @@ export interface LoadSpec {
   /** Keeps lane state (the refresh chain) across calls under this name. */
   name: string
   url: string
+  /** Several instances of one deployment: lane i sends to \`urls[i % urls.length]\` (default: \`url\`). */
+  urls?: string[]
   headers: Record<string, string>
   /**
    * `fixed`: the same body every time. `chain`: a frame's refresh, each lane presenting the
@@ -323,6 +325,11 @@ export interface LoadSpec {
   mode: 'fixed' | 'chain' | 'introspect-fresh'
   body?: string
   chain?: {
+    /**
+     * \`json\` (default): the frame's \`POST /api/frame/token\` body (with \`authkey\`); \`form\`: a
+     * site backend's \`POST /token\` (\`grant_type=refresh_token\`, client credentials in the headers).
+     */
+    body?: 'json' | 'form'
     authkey: string
     seeds: string[]
     familiesPerLane: number
@@ -335,6 +342,8 @@ export interface LoadSpec {
     dpop?: { keys: string; htu: string }
   }
   fresh?: { tokenUrl: string; tokenBody: string }
+  /** A 503 \`temporarily_unavailable\` is counted and the request made again (default: a bad answer). */
+  retryUnavailable?: boolean
   /** Text every counted answer must contain (e.g. `"active":true`). */
   expect: string
   concurrency: number
@@ -350,6 +359,11 @@ export interface LoadResult {
   firstBad?: string
   /** Requests answered `use_dpop_nonce` and made again (not counted in `ok`, `drained` or `bad`). */
   nonceRetries: number
+  /**
+   * With \`retryUnavailable\`: chained requests answered 503 \`temporarily_unavailable\` (the store
+   * gave up, nothing changed) and made again with the same credential, as a frame retries.
+   */
+  unavailable: number
   windowMs: number
   /** Window plus drain: what the server worked for. */
   busyMs: number
@@ -375,7 +389,7 @@ function frameKeys(args: { name: string; count: number }): string[] {
 }
 
 async function runLoad(spec: LoadSpec): Promise<LoadResult> {
-  const url = new URL(spec.url)
+  const urls = (spec.urls ?? [spec.url]).map((u) => new URL(u))
   const agent = new http.Agent({ keepAlive: true, maxSockets: spec.concurrency })
   const perLane = spec.chain?.familiesPerLane ?? 1
   let families = chains.get(spec.name)
@@ -396,6 +410,12 @@ async function runLoad(spec: LoadSpec): Promise<LoadResult> {
     introspected = (JSON.parse(got.text) as { access_token: string }).access_token
   }
   const bodyFor = (family: number): string => {
+    if (spec.mode === 'chain' && spec.chain?.body === 'form') {
+      return new URLSearchParams({
+        grant_type: 'refresh_token',
+        refresh_token: families?.[family] ?? '',
+      }).toString()
+    }
     if (spec.mode === 'chain') {
       return JSON.stringify({
         grant_type: 'refresh_token',
@@ -437,11 +457,13 @@ async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   let drained = 0
   let bad = 0
   let nonceRetries = 0
+  let unavailable = 0
   let firstBad: string | undefined
   const cpu0 = process.cpuUsage()
   const t0 = performance.now()
   const deadline = t0 + spec.durationMs
   const lane = async (i: number) => {
+    const url = urls[i % urls.length] as URL
     let turn = 0
     while (performance.now() < deadline) {
       const family = i * perLane + (turn++ % perLane)
@@ -462,6 +484,11 @@ async function runLoad(spec: LoadSpec): Promise<LoadResult> {
         text = String(err)
       }
       const ended = performance.now()
+      if (spec.retryUnavailable && status === 503 && text.includes('temporarily_unavailable')) {
+        unavailable++
+        turn-- // the same family again: its credential is unspent
+        continue
+      }
       const good = status === 200 && text.includes(spec.expect)
       if (good && spec.mode === 'chain' && families) {
         families[family] = (JSON.parse(text) as { refresh_token: string }).refresh_token
@@ -488,6 +515,7 @@ async function runLoad(spec: LoadSpec): Promise<LoadResult> {
     bad,
     ...(firstBad ? { firstBad } : {}),
     nonceRetries,
+    unavailable,
     windowMs: spec.durationMs,
     busyMs,
     latencyMs: { p50: q(0.5), p90: q(0.9), p99: q(0.99) },
@@ -745,7 +773,10 @@ if (import.meta.main) {
       { usage, cleanup: () => running?.close() },
     )
   } else if (role === 'load') {
-    serveIpc({ run: runLoad, frameKeys }, { usage })
+    serveIpc(
+      { run: runLoad, frameKeys },
+      { usage, hardDeadlineMs: Number(process.env.BENCH_CHILD_DEADLINE_MS ?? 10 * 60_000) },
+    )
   } else if (role === 'crypto') {
     serveIpc(
       {

@@ -252,8 +252,20 @@ export function attachLiveServer(input: {
     })
     notifyActivity(deps.events, { sessionId: binding.sessionId, userId: binding.userId, type: 'socket' })
 
+    // One fixed window per socket, kept as two numbers: a rate-window map and its closures for
+    // each of tens of thousands of idle sockets cost memory for nothing (issue 15's bench).
     // The system clock, not the app's: a test's frozen clock would never open a new window.
-    const messages = createRateWindow(systemClock, limits.maxMessagesPerWindow, limits.rateWindowMs)
+    let windowStart = 0
+    let windowMessages = 0
+    const messageAllowed = () => {
+      const now = systemClock.now()
+      if (now - windowStart >= limits.rateWindowMs) {
+        windowStart = now
+        windowMessages = 0
+      }
+      windowMessages += 1
+      return windowMessages <= limits.maxMessagesPerWindow
+    }
     // A throw in any of these ends this socket only (ws would rethrow it from the TCP stream).
     const on = <A extends unknown[]>(name: string, fn: (...args: A) => void) =>
       guardListener(deps.log, `live_${name}`, fn, () => ws.terminate())
@@ -265,7 +277,7 @@ export function attachLiveServer(input: {
           ws.close(1009, 'message too large')
           return
         }
-        if (!messages.take('').allowed) {
+        if (!messageAllowed()) {
           deps.log('ws_closed', { reason: 'rate_limited', user: binding.userId })
           ws.close(CLOSE_RATE_LIMITED, 'too many messages')
         }
