@@ -70,6 +70,11 @@ export interface PassportStart {
   /** The thumbprints of the keys of `refreshTokens` and `refreshTokensManyUsers`, in order. */
   jkts?: string[]
   jktsManyUsers?: string[]
+  /**
+   * PostgreSQL instead of SQLite: the server's admin URL (trust authentication); a database of
+   * its own is created for the run and dropped when the child stops.
+   */
+  postgresAdminUrl?: string
 }
 
 export interface PassportRows {
@@ -92,8 +97,28 @@ async function startPassport(start: PassportStart) {
   const { verifySiteToken } = await import('../passport-server/src/tokens/site-token.ts')
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'passport-bench-tokens-'))
+  const pgAdmin = start.postgresAdminUrl
+  const pgName = `passport_bench_${process.pid}`
+  const adminSql = async (sql: string) => {
+    const { default: pg } = await import('pg')
+    const client = new pg.Client({ connectionString: pgAdmin, connectionTimeoutMillis: 5000 })
+    await client.connect()
+    try {
+      await client.query(sql)
+    } finally {
+      await client.end()
+    }
+  }
+  let databaseUrl = ''
+  if (pgAdmin) {
+    await adminSql(`DROP DATABASE IF EXISTS ${pgName}`)
+    await adminSql(`CREATE DATABASE ${pgName}`)
+    const url = new URL(pgAdmin)
+    url.pathname = `/${pgName}`
+    databaseUrl = url.toString()
+  }
   const deps = await createDeps({
-    config: resolveConfig({ issuer: BENCH_ISSUER, scryptCost: 1024 }),
+    config: resolveConfig({ issuer: BENCH_ISSUER, scryptCost: 1024, databaseUrl }),
     storeFile: path.join(dir, 'passport.sqlite'),
     masterKey: testMasterKey(),
     log: silentLogger,
@@ -141,18 +166,38 @@ async function startPassport(start: PassportStart) {
     refreshTokens,
     refreshTokensManyUsers,
   }
+  const aliceLive = (table: string) =>
+    `SELECT count(*) AS n FROM ${table} WHERE user_id = '${alice.id}' AND site_id = 'news' AND revoked_at IS NULL`
+  if (pgAdmin) {
+    const { default: pg } = await import('pg')
+    const reader = new pg.Client({ connectionString: databaseUrl })
+    await reader.connect()
+    const count = async (sql: string) => Number((await reader.query<{ n: string }>(sql)).rows[0]?.n)
+    return {
+      info,
+      rows: async (): Promise<PassportRows> => ({
+        aliceLiveTokens: await count(aliceLive('tokens')),
+        aliceLiveRefresh: await count(aliceLive('refresh_tokens')),
+        tokens: await count('SELECT count(*) AS n FROM tokens'),
+        refresh: await count('SELECT count(*) AS n FROM refresh_tokens'),
+        storeBytes: await count(`SELECT pg_database_size('${pgName}') AS n`),
+      }),
+      close: async () => {
+        await reader.end()
+        await server.close()
+        await adminSql(`DROP DATABASE IF EXISTS ${pgName} WITH (FORCE)`)
+        fs.rmSync(dir, { recursive: true, force: true })
+      },
+    }
+  }
   const { DatabaseSync } = await import('node:sqlite')
   const reader = new DatabaseSync(path.join(dir, 'passport.sqlite'), { readOnly: true })
   const count = (sql: string) => Number((reader.prepare(sql).get() as { n: number }).n)
   return {
     info,
-    rows: (): PassportRows => ({
-      aliceLiveTokens: count(
-        `SELECT count(*) AS n FROM tokens WHERE user_id = '${alice.id}' AND site_id = 'news' AND revoked_at IS NULL`,
-      ),
-      aliceLiveRefresh: count(
-        `SELECT count(*) AS n FROM refresh_tokens WHERE user_id = '${alice.id}' AND site_id = 'news' AND revoked_at IS NULL`,
-      ),
+    rows: async (): Promise<PassportRows> => ({
+      aliceLiveTokens: count(aliceLive('tokens')),
+      aliceLiveRefresh: count(aliceLive('refresh_tokens')),
       tokens: count('SELECT count(*) AS n FROM tokens'),
       refresh: count('SELECT count(*) AS n FROM refresh_tokens'),
       storeBytes: dirBytes(dir),
@@ -565,7 +610,9 @@ async function prepareCrypto(passport: PassportInfo) {
   // Verifying: the passport's real token against the passport's published key.
   const jwks = (await (await fetch(`${passport.url}/.well-known/jwks.json`)).json()) as { keys: JWK[] }
   const publicKeys = new Map<string, CryptoKey>()
-  for (const k of jwks.keys) publicKeys.set(k.kid as string, (await importJWK(k, 'EdDSA')) as CryptoKey)
+  // Signing keys only: the set also publishes the passport's encryption key (ECDH) for sealed payloads.
+  for (const k of jwks.keys.filter((k) => k.use !== 'enc'))
+    publicKeys.set(k.kid as string, (await importJWK(k, 'EdDSA')) as CryptoKey)
   const serverKeys = { ...ownKeys, publicKeys }
   const kid = JSON.parse(Buffer.from(passport.token.split('.')[0] as string, 'base64url').toString()).kid
   const serverKey = publicKeys.get(kid) as CryptoKey

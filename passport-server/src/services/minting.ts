@@ -37,6 +37,26 @@ export interface FamilySpec {
 
 type MintDeps = Pick<AppDeps, 'store' | 'keys' | 'clock' | 'config' | 'events' | 'log'>
 
+/** Activity is recorded at most this often per session (or a hundredth of the idle timeout, if less). */
+export const TOUCH_INTERVAL_MS = 60_000
+
+/**
+ * Whether a mint records the session's activity. Not on every refresh: several sites (tabs) of
+ * one session refresh at once, and each write of the one session row would make the others'
+ * transactions conflict (PostgreSQL refuses all but one of them under SERIALIZABLE, and they
+ * run again); it is also one row write less for every refresh. The idle timeout is then
+ * measured from a moment at most this much earlier than the last activity (a minute in the
+ * 7 days of the default).
+ */
+export function needsTouch(
+  session: SessionRecord,
+  now: number,
+  config: Pick<AppDeps['config'], 'sessionIdleSeconds'>,
+): boolean {
+  if (session.lastSeenAt === undefined) return true
+  return now - session.lastSeenAt >= Math.min(TOUCH_INTERVAL_MS, config.sessionIdleSeconds * 10)
+}
+
 /**
  * Inside a transaction: newest wins (under the site's one-device policy, revoke the user's
  * tokens and refresh credentials on this site held by every other session and bar those
@@ -137,7 +157,7 @@ export async function mintInTransaction(
   }
   // A refresh has just checked that the session holds no exclusion from the site: nothing to clear.
   if (input.newSignIn) await tx.sessions.clearExclusion(session.id, site.id)
-  await tx.sessions.touch(session.id, now)
+  if (needsTouch(session, now, deps.config)) await tx.sessions.touch(session.id, now)
   await tx.tokens.create(record, sha256(token))
   await tx.refresh.create(refresh)
 
