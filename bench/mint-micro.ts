@@ -15,7 +15,7 @@ import { startSession } from '../passport-server/src/services/sessions.ts'
 import { addSite, addUser, testMasterKey } from '../passport-server/src/test-support.ts'
 
 const ms = Number(process.env.MICRO_MS ?? 3000)
-const lanes = 32
+const lanes = Number(process.env.MICRO_LANES ?? 32)
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'passport-mint-micro-'))
 const databaseUrl = process.env.PASSPORT_DATABASE_URL ?? ''
 const deps = await createDeps({
@@ -40,7 +40,12 @@ await Promise.all(
     let turn = 0
     while (performance.now() < deadline) {
       const i = lane * 4 + (turn++ % 4)
-      const body = JSON.parse(await refreshSiteGrant(deps, news.site, heads[i] as string, jkts[i] as string))
+      const body = JSON.parse(
+        await refreshSiteGrant(deps, news.site, heads[i] as string, jkts[i] as string).catch((e) => {
+          console.error(e?.cause?.detail, e?.cause?.hint)
+          throw e
+        }),
+      )
       heads[i] = body.refresh_token
       done++
     }

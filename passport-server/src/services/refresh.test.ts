@@ -7,7 +7,7 @@ import { createTestFrameKey, defaultFrameKey } from '../test-dpop.ts'
 
 const thief = createTestFrameKey()
 
-import { addSite, addUser, createTestDeps, type TestDeps } from '../test-support.ts'
+import { addSite, addUser, createTestDeps, storedFamily, type TestDeps } from '../test-support.ts'
 import { mintSiteToken } from './minting.ts'
 import { refreshSiteGrant } from './refresh.ts'
 import { endSession, startSession } from './sessions.ts'
@@ -54,11 +54,11 @@ describe('refresh: rotation, idempotent retries, reuse detection, lifetimes', ()
   }
   const valid = async (token: string, siteId = 'news') => (await checkSiteToken(deps, token, siteId)).valid
 
-  it('D8: a crash between writing the successor and marking the credential used leaves neither half', async () => {
+  it('D8: a crash between writing the new token and moving the family on leaves neither half', async () => {
     const g0 = await first()
-    const hash = sha256(g0.refresh_token)
     const store = deps.store
-    // Fault injection: the transaction dies right after the successor was written.
+    // Fault injection: the transaction dies right after the new token row was written, before
+    // the family moved on.
     deps.store = {
       ...store,
       transaction: (fn) =>
@@ -67,23 +67,25 @@ describe('refresh: rotation, idempotent retries, reuse detection, lifetimes', ()
             ...tx,
             refresh: {
               ...tx.refresh,
-              markRotated: async () => {
+              advanceFamily: async () => {
                 throw new Error('process killed mid-rotation')
               },
             },
           }),
         ),
     }
+    const tokensBefore = (await store.tokens.listLive(deps.clock.now())).length
     await expect(refreshSiteGrant(deps, news, g0.refresh_token, defaultFrameKey.jkt)).rejects.toThrow(
       'mid-rotation',
     )
     deps.store = store
-    // Nothing of the attempt remains: the credential is unused, no second family member exists.
-    expect(await store.refresh.get(hash)).toMatchObject({ usedAt: null, successorHash: null })
+    // Nothing of the attempt remains: the family is where it was, no token was added.
+    expect(await storedFamily(store, g0.refresh_token)).toMatchObject({ generation: 0, revokedAt: null })
+    expect(await store.tokens.listLive(deps.clock.now())).toHaveLength(tokensBefore)
     // The retry rotates normally and yields a valid pair.
     const g1 = await refresh(g0.refresh_token)
     expect(await valid(g1.access_token)).toBe(true)
-    expect(await store.refresh.get(sha256(g1.refresh_token))).toMatchObject({ generation: 1, usedAt: null })
+    expect(await storedFamily(store, g1.refresh_token)).toMatchObject({ generation: 1, revokedAt: null })
   })
 
   it('rotates: a new token and a new refresh credential; the old token stays valid until it expires', async () => {
@@ -106,8 +108,10 @@ describe('refresh: rotation, idempotent retries, reuse detection, lifetimes', ()
     )
     expect(new Set(bodies).size).toBe(1)
     const g1 = JSON.parse(bodies[0] as string) as Grant
-    const record = await deps.store.refresh.get(sha256(g0.refresh_token))
-    expect(record?.successorHash).toBe(sha256(g1.refresh_token))
+    expect(await storedFamily(deps.store, g0.refresh_token)).toMatchObject({ generation: 1 })
+    expect(g1.refresh_token).toBe(
+      g0.refresh_token.replace(/\.0\..*$/, '.1.') + g1.refresh_token.split('.')[2],
+    )
     expect(await valid(g1.access_token)).toBe(true)
     // The successor is the family's one live credential, and it works.
     const g2 = await refresh(g1.refresh_token)
@@ -219,13 +223,21 @@ describe('refresh: rotation, idempotent retries, reuse detection, lifetimes', ()
     expect(await refusal(g0.refresh_token)).toEqual({ code: 'invalid_grant', reason: 'replaced' })
   })
 
-  it('keeps no live credential in clear: the stored successor opens only with the used credential', async () => {
+  it('keeps no credential, not even its hash: a family row alone gives nothing to present', async () => {
     const g0 = await first()
     const g1 = await refresh(g0.refresh_token)
-    const record = await deps.store.refresh.get(sha256(g0.refresh_token))
-    expect(record?.successorSealed).toBeTruthy()
-    expect(record?.successorSealed).not.toContain(g1.refresh_token)
-    expect(JSON.stringify(record)).not.toContain(g0.refresh_token)
+    const row = JSON.stringify(await storedFamily(deps.store, g1.refresh_token))
+    for (const secret of [g0.refresh_token, g1.refresh_token].map((c) => c.split('.')[2] as string)) {
+      expect(row).not.toContain(secret)
+      expect(row).not.toContain(sha256(secret))
+    }
+    // What the row does name (the family and its generation) opens nothing without the server's key.
+    const [familyId, generation] = g1.refresh_token.split('.')
+    expect(await refusal(`${familyId}.${generation}.${sha256(`${familyId}.${generation}`)}`)).toEqual({
+      code: 'invalid_grant',
+      reason: 'unknown',
+    })
+    expect(await valid(g1.access_token)).toBe(true)
   })
 })
 

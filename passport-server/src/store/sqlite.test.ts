@@ -98,6 +98,7 @@ describe('sqlite store', () => {
         'one_time_ids',
         'passkey_challenges',
         'passkeys',
+        'refresh_families',
         'refresh_tokens',
         'retired_sites',
         'secrets',
