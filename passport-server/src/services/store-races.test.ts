@@ -114,6 +114,22 @@ describe.each(ENGINES)('races through the services: %s', (engineName) => {
     expect(events).toEqual([])
   })
 
+  it('16 families of one session refreshed at once, twice over, on two instances: every refresh answered', async () => {
+    const session = (await startSession(a, alice.id, 'device A')).session
+    let heads: string[] = []
+    for (let i = 0; i < 16; i++)
+      heads.push((await mintSiteToken(a, news, session, defaultFrameKey.jkt)).refreshToken)
+    for (let round = 0; round < 2; round++) {
+      const bodies = await Promise.all(
+        heads.map((h, i) => refreshSiteGrant(on(i + round), news, h, defaultFrameKey.jkt)),
+      )
+      heads = bodies.map((body) => (JSON.parse(body) as Grant).refresh_token)
+    }
+    const families = await Promise.all(heads.map((h) => storedFamily(a.store, h)))
+    expect(families.map((f) => f?.generation)).toEqual(heads.map(() => 2))
+    expect(events).toEqual([])
+  })
+
   it('refreshes racing a sign-out on the other instance: nothing minted outlives the sign-out', async () => {
     const session = (await startSession(a, alice.id, 'device A')).session
     let grant = JSON.parse((await mintSiteToken(a, news, session, defaultFrameKey.jkt)).body) as Grant
