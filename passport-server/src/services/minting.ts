@@ -1,4 +1,4 @@
-import { createHmac } from 'node:crypto'
+import { createHmac, createSecretKey, type KeyObject } from 'node:crypto'
 import { randomSecret, sha256, timeOrderedId } from '../auth/random.ts'
 import type { AppDeps } from '../deps.ts'
 import { PassportError } from '../errors.ts'
@@ -45,15 +45,18 @@ export type FamilySpec = {
 
 /** The server key behind family credentials (HMAC-SHA256), sealed among the store's secrets. */
 const FAMILY_KEY_SECRET = 'refresh_family_key'
-const familyKeys = new WeakMap<Store, Promise<Buffer>>()
+const familyKeys = new WeakMap<Store, Promise<KeyObject>>()
 
-/** The family credential key of this store, read once per process (a failed read is tried again). */
-export function familyKeyOf(deps: Pick<AppDeps, 'store'>): Promise<Buffer> {
+/**
+ * The family credential key of this store, read once per process (a failed read is tried
+ * again). A KeyObject: node:crypto probes a Buffer key with a throw and catch on every HMAC.
+ */
+export function familyKeyOf(deps: Pick<AppDeps, 'store'>): Promise<KeyObject> {
   let key = familyKeys.get(deps.store)
   if (key === undefined) {
     key = deps.store.secrets
       .putIfAbsent(FAMILY_KEY_SECRET, randomSecret())
-      .then((value) => Buffer.from(value, 'base64url'))
+      .then((value) => createSecretKey(Buffer.from(value, 'base64url')))
     familyKeys.set(deps.store, key)
     key.catch(() => familyKeys.delete(deps.store))
   }
@@ -64,7 +67,7 @@ const FAMILY_CREDENTIAL =
   /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.(0|[1-9][0-9]{0,8})\.([A-Za-z0-9_-]{43})$/
 
 /** Generation `generation` of a family: `<familyId>.<generation>.<HMAC-SHA256(key, "<familyId>.<generation>")>`. */
-export function familyCredential(key: Buffer, familyId: string, generation: number): string {
+export function familyCredential(key: KeyObject, familyId: string, generation: number): string {
   const name = `${familyId}.${generation}`
   return `${name}.${createHmac('sha256', key).update(name).digest('base64url')}`
 }
@@ -105,7 +108,7 @@ export function grantBody(input: {
  */
 export async function rebuildFamilyAnswer(
   deps: Pick<AppDeps, 'keys' | 'config'>,
-  key: Buffer,
+  key: KeyObject,
   site: SiteRecord,
   family: RefreshFamilyRecord,
 ): Promise<string> {
@@ -164,7 +167,7 @@ export async function mintInTransaction(
   tx: StoreTx,
   input: {
     /** The family credential key (`familyKeyOf`), read before the transaction. */
-    familyKey: Buffer
+    familyKey: KeyObject
     site: SiteRecord
     session: SessionRecord
     now: number
