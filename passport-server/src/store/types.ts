@@ -101,10 +101,12 @@ export interface TokenRecord {
 }
 
 /**
- * A rotating refresh credential. Each use yields a successor (generation + 1) in the same
- * family; the used one keeps the successor's answer, sealed with a key derived from the used
- * credential itself, so a retry within the grace window gets the identical answer and the
- * database alone never holds a live credential in clear.
+ * A rotating refresh credential as servers before issue 15 kept it, a row per credential (their
+ * families keep rotating this way until they expire; new sign-ins start a `RefreshFamilyRecord`).
+ * Each use yields a successor (generation + 1) in the same family; the used one keeps the
+ * successor's answer, sealed with a key derived from the used credential itself, so a retry
+ * within the grace window gets the identical answer and the database alone never holds a live
+ * credential in clear.
  */
 export interface RefreshRecord {
   /** SHA-256 of the credential. */
