@@ -42,7 +42,7 @@ await Promise.all(
       const i = lane * 4 + (turn++ % 4)
       const body = JSON.parse(
         await refreshSiteGrant(deps, news.site, heads[i] as string, jkts[i] as string).catch((e) => {
-          console.error(e?.cause?.detail, e?.cause?.hint)
+          console.error(String(e?.cause?.message ?? e), e?.cause?.detail)
           throw e
         }),
       )
