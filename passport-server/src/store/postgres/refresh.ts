@@ -74,12 +74,18 @@ export function createRefreshRepo(db: Db): RefreshRepo {
     },
     // Compare-and-swap on the generation: of racing rotations one updates the row; the others,
     // having waited for its row lock, fail with 40001 and run again, when they find it moved on.
+    // "Unrevoked" is written as COALESCE(revoked_at, 0) = 0 (revoked_at is never 0), not as
+    // `revoked_at IS NULL`: that would let the planner pick a partial index of live families and
+    // read every live family through it (on a small or new table it did), and under SERIALIZABLE
+    // reading every row locks them all, so every refresh conflicted with every other one (two
+    // refreshes of two families: the second failed to serialise). By the primary key, a refresh
+    // locks its own family's row only.
     advanceFamily: async (familyId, from, next) =>
       (await count(
         db,
         `UPDATE refresh_families SET generation = $1, issued_at = $2, idle_expires_at = $3, token_jti = $4,
            token_expires_at = $5
-         WHERE family_id = $6 AND generation = $7 AND revoked_at IS NULL`,
+         WHERE family_id = $6 AND generation = $7 AND COALESCE(revoked_at, 0) = 0`,
         [
           next.generation,
           next.issuedAt,
