@@ -70,10 +70,15 @@ export interface PassportStart {
   /** The thumbprints of the keys of `refreshTokens` and `refreshTokensManyUsers`, in order. */
   jkts?: string[]
   jktsManyUsers?: string[]
+  /**
+   * PostgreSQL instead of SQLite: the server's admin URL (trust authentication); a database of
+   * its own is created for the run and dropped when the child stops.
+   */
+  postgresAdminUrl?: string
 }
 
 export interface PassportRows {
-  /** Rows of alice on the site not revoked: what newest-wins scans on each of her mints. */
+  /** Rows of alice on the site not revoked (tokens; refresh families): what newest-wins scans on a new sign-in. */
   aliceLiveTokens: number
   aliceLiveRefresh: number
   tokens: number
@@ -92,8 +97,28 @@ async function startPassport(start: PassportStart) {
   const { verifySiteToken } = await import('../passport-server/src/tokens/site-token.ts')
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'passport-bench-tokens-'))
+  const pgAdmin = start.postgresAdminUrl
+  const pgName = `passport_bench_${process.pid}`
+  const adminSql = async (sql: string) => {
+    const { default: pg } = await import('pg')
+    const client = new pg.Client({ connectionString: pgAdmin, connectionTimeoutMillis: 5000 })
+    await client.connect()
+    try {
+      await client.query(sql)
+    } finally {
+      await client.end()
+    }
+  }
+  let databaseUrl = ''
+  if (pgAdmin) {
+    await adminSql(`DROP DATABASE IF EXISTS ${pgName}`)
+    await adminSql(`CREATE DATABASE ${pgName}`)
+    const url = new URL(pgAdmin)
+    url.pathname = `/${pgName}`
+    databaseUrl = url.toString()
+  }
   const deps = await createDeps({
-    config: resolveConfig({ issuer: BENCH_ISSUER, scryptCost: 1024 }),
+    config: resolveConfig({ issuer: BENCH_ISSUER, scryptCost: 1024, databaseUrl }),
     storeFile: path.join(dir, 'passport.sqlite'),
     masterKey: testMasterKey(),
     log: silentLogger,
@@ -141,20 +166,40 @@ async function startPassport(start: PassportStart) {
     refreshTokens,
     refreshTokensManyUsers,
   }
+  const aliceLive = (table: string) =>
+    `SELECT count(*) AS n FROM ${table} WHERE user_id = '${alice.id}' AND site_id = 'news' AND revoked_at IS NULL`
+  if (pgAdmin) {
+    const { default: pg } = await import('pg')
+    const reader = new pg.Client({ connectionString: databaseUrl })
+    await reader.connect()
+    const count = async (sql: string) => Number((await reader.query<{ n: string }>(sql)).rows[0]?.n)
+    return {
+      info,
+      rows: async (): Promise<PassportRows> => ({
+        aliceLiveTokens: await count(aliceLive('tokens')),
+        aliceLiveRefresh: await count(aliceLive('refresh_families')),
+        tokens: await count('SELECT count(*) AS n FROM tokens'),
+        refresh: await count('SELECT count(*) AS n FROM refresh_families'),
+        storeBytes: await count(`SELECT pg_database_size('${pgName}') AS n`),
+      }),
+      close: async () => {
+        await reader.end()
+        await server.close()
+        await adminSql(`DROP DATABASE IF EXISTS ${pgName} WITH (FORCE)`)
+        fs.rmSync(dir, { recursive: true, force: true })
+      },
+    }
+  }
   const { DatabaseSync } = await import('node:sqlite')
   const reader = new DatabaseSync(path.join(dir, 'passport.sqlite'), { readOnly: true })
   const count = (sql: string) => Number((reader.prepare(sql).get() as { n: number }).n)
   return {
     info,
-    rows: (): PassportRows => ({
-      aliceLiveTokens: count(
-        `SELECT count(*) AS n FROM tokens WHERE user_id = '${alice.id}' AND site_id = 'news' AND revoked_at IS NULL`,
-      ),
-      aliceLiveRefresh: count(
-        `SELECT count(*) AS n FROM refresh_tokens WHERE user_id = '${alice.id}' AND site_id = 'news' AND revoked_at IS NULL`,
-      ),
+    rows: async (): Promise<PassportRows> => ({
+      aliceLiveTokens: count(aliceLive('tokens')),
+      aliceLiveRefresh: count(aliceLive('refresh_families')),
       tokens: count('SELECT count(*) AS n FROM tokens'),
-      refresh: count('SELECT count(*) AS n FROM refresh_tokens'),
+      refresh: count('SELECT count(*) AS n FROM refresh_families'),
       storeBytes: dirBytes(dir),
     }),
     close: async () => {
@@ -346,6 +391,12 @@ export interface LoadSpec {
   retryUnavailable?: boolean
   /** Text every counted answer must contain (e.g. `"active":true`). */
   expect: string
+  /**
+   * A `503 temporarily_unavailable` (the store gave up: on PostgreSQL, a transaction that kept
+   * failing to serialise) is counted in `unavailable`, not `bad`, and the lane goes on with the
+   * same credential (nothing was committed).
+   */
+  tolerateUnavailable?: boolean
   concurrency: number
   durationMs: number
 }
@@ -357,6 +408,8 @@ export interface LoadResult {
   drained: number
   bad: number
   firstBad?: string
+  /** Answers `503 temporarily_unavailable` where tolerated (`tolerateUnavailable`). */
+  unavailable: number
   /** Requests answered `use_dpop_nonce` and made again (not counted in `ok`, `drained` or `bad`). */
   nonceRetries: number
   /**
@@ -456,6 +509,7 @@ async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   let ok = 0
   let drained = 0
   let bad = 0
+  let unavailable = 0
   let nonceRetries = 0
   let unavailable = 0
   let firstBad: string | undefined
@@ -490,6 +544,10 @@ async function runLoad(spec: LoadSpec): Promise<LoadResult> {
         continue
       }
       const good = status === 200 && text.includes(spec.expect)
+      if (!good && spec.tolerateUnavailable && status === 503 && text.includes('temporarily_unavailable')) {
+        unavailable++
+        continue
+      }
       if (good && spec.mode === 'chain' && families) {
         families[family] = (JSON.parse(text) as { refresh_token: string }).refresh_token
       }
@@ -513,6 +571,7 @@ async function runLoad(spec: LoadSpec): Promise<LoadResult> {
     ok,
     drained,
     bad,
+    unavailable,
     ...(firstBad ? { firstBad } : {}),
     nonceRetries,
     unavailable,
@@ -593,7 +652,9 @@ async function prepareCrypto(passport: PassportInfo) {
   // Verifying: the passport's real token against the passport's published key.
   const jwks = (await (await fetch(`${passport.url}/.well-known/jwks.json`)).json()) as { keys: JWK[] }
   const publicKeys = new Map<string, CryptoKey>()
-  for (const k of jwks.keys) publicKeys.set(k.kid as string, (await importJWK(k, 'EdDSA')) as CryptoKey)
+  // Signing keys only: the set also publishes the passport's encryption key (ECDH) for sealed payloads.
+  for (const k of jwks.keys.filter((k) => k.use !== 'enc'))
+    publicKeys.set(k.kid as string, (await importJWK(k, 'EdDSA')) as CryptoKey)
   const serverKeys = { ...ownKeys, publicKeys }
   const kid = JSON.parse(Buffer.from(passport.token.split('.')[0] as string, 'base64url').toString()).kid
   const serverKey = publicKeys.get(kid) as CryptoKey

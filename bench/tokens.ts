@@ -108,6 +108,7 @@ function spawnChild(role: Role, core: number | null, childFile = CHILD_FILE): Ch
 
 type HttpCase =
   | 'passport.mint'
+  | 'passport.mint.pg'
   | 'before.mint'
   | 'passport.mint.users'
   | 'passport.introspect'
@@ -118,6 +119,7 @@ type HttpCase =
   | 'ceiling.hono'
 const HTTP_CASES: HttpCase[] = [
   'passport.mint',
+  'passport.mint.pg',
   'before.mint',
   'passport.mint.users',
   'passport.introspect',
@@ -160,6 +162,8 @@ export interface HttpSample {
   p50Ms: number
   p99Ms: number
   bad: number
+  /** Answers 503 temporarily_unavailable where tolerated (passport.mint.pg), not in the rates. */
+  unavailable?: number
   firstBad?: string
   /** passport.mint: alice's live token + refresh rows when the case started. */
   rowsBefore?: number
@@ -177,6 +181,7 @@ const FORM = 'application/x-www-form-urlencoded'
 function httpSpec(
   name: HttpCase,
   p: PassportInfo,
+  pgp: PassportInfo | null,
   before: PassportInfo | null,
   o: OidcInfo,
   bare: { nodeHttp: BareInfo; hono: BareInfo },
@@ -207,6 +212,24 @@ function httpSpec(
         },
         expect: '"access_token"',
       }
+    case 'passport.mint.pg': {
+      // The same chained refreshes against the same code on the PostgreSQL store.
+      if (!pgp) throw new Error('no passport on PostgreSQL')
+      return {
+        ...common,
+        url: `${pgp.url}/api/frame/token`,
+        headers: frameHeaders(pgp.issuer),
+        mode: 'chain',
+        chain: {
+          authkey: pgp.authkey,
+          seeds: pgp.refreshTokens,
+          familiesPerLane: opts.familiesPerLane,
+          dpop: { keys: name, htu: `${pgp.issuer}/api/frame/token` },
+        },
+        expect: '"access_token"',
+        tolerateUnavailable: true,
+      }
+    }
     case 'before.mint': {
       // The same chained refreshes against the server before DPoP: a bearer refresh credential.
       if (!before) throw new Error('no server before DPoP')
@@ -291,6 +314,7 @@ async function runHttpCase(server: Child, load: Child, spec: LoadSpec): Promise<
     p50Ms: r.latencyMs.p50,
     p99Ms: r.latencyMs.p99,
     bad: r.bad,
+    unavailable: r.unavailable ?? 0,
     ...(r.firstBad ? { firstBad: r.firstBad } : {}),
   }
 }
@@ -398,7 +422,16 @@ export async function runTokensBench(options: TokensOptions) {
   // The server before DPoP, for the bearer refresh it replaces (see bench/before.ts).
   const checkout = selected('before.mint') ? beforeCheckout() : { dir: null, why: 'not selected' }
   if (checkout.dir === null) process.stdout.write(`before.mint left out: ${checkout.why}\n`)
-  const cases = HTTP_CASES.filter((c) => selected(c) && (c !== 'before.mint' || checkout.dir !== null))
+  // BENCH_TOKENS_PG_ADMIN_URL: the PostgreSQL server's admin URL; unset, the PostgreSQL case is left out.
+  const pgAdmin = process.env.BENCH_TOKENS_PG_ADMIN_URL ?? ''
+  if (pgAdmin === '' && selected('passport.mint.pg'))
+    process.stdout.write('passport.mint.pg left out: BENCH_TOKENS_PG_ADMIN_URL is not set\n')
+  const cases = HTTP_CASES.filter(
+    (c) =>
+      selected(c) &&
+      (c !== 'before.mint' || checkout.dir !== null) &&
+      (c !== 'passport.mint.pg' || pgAdmin !== ''),
+  )
   const http: Record<HttpCase, HttpSample[]> = Object.fromEntries(HTTP_CASES.map((c) => [c, []])) as never
   const inproc: Record<string, CryptoSample[]> = Object.fromEntries(
     CRYPTO_CASES.map((c) => [cryptoKey(c), []]),
@@ -423,6 +456,14 @@ export async function runTokensBench(options: TokensOptions) {
       jktsManyUsers: await load.call<string[]>('frameKeys', { name: 'passport.mint.users', count: families }),
     }
     const p = await passport.call<PassportInfo>('start', start)
+    const pgPassport = cases.includes('passport.mint.pg') ? child('passport', serverCore) : null
+    const pgp = pgPassport
+      ? await pgPassport.call<PassportInfo>('start', {
+          lanes: options.concurrency,
+          jkts: await load.call<string[]>('frameKeys', { name: 'passport.mint.pg', count: families }),
+          postgresAdminUrl: pgAdmin,
+        } satisfies PassportStart)
+      : null
     // Its own start makes \`lanes\` families of alice (and signs in as many users, unused here).
     const prior = beforeServer ? await beforeServer.call<PassportInfo>('start', { lanes: families }) : null
     const o = await oidc.call<OidcInfo>('start')
@@ -438,9 +479,11 @@ export async function runTokensBench(options: TokensOptions) {
           ? bareHono
           : c === 'before.mint' && beforeServer
             ? beforeServer
-            : c.startsWith('passport')
-              ? passport
-              : oidc
+            : c === 'passport.mint.pg' && pgPassport
+              ? pgPassport
+              : c.startsWith('passport')
+                ? passport
+                : oidc
 
     // Round 0 is a shorter warm-up (JIT, SQLite pages, connection pools), discarded.
     for (let r = 0; r <= options.rounds; r++) {
@@ -454,7 +497,7 @@ export async function runTokensBench(options: TokensOptions) {
       ])
       for (const item of all) {
         if (item.kind === 'http') {
-          const spec = httpSpec(item.c, p, prior, o, bare, {
+          const spec = httpSpec(item.c, p, pgp, prior, o, bare, {
             concurrency: options.concurrency,
             durationMs: httpMs,
             familiesPerLane: options.familiesPerLane,
@@ -585,6 +628,20 @@ function summarize(raw: Raw) {
   }
 
   const ratios: Ratio[] = [
+    // Issue 15 item 7: the durable mint at least as fast as node-oidc-provider's JWT endpoint.
+    ratio(
+      'mint (SQLite) / node-oidc-provider token (EdDSA JWT AT), issue 15',
+      1,
+      'passport.mint',
+      hr('oidc.token.jwt'),
+    ),
+    ratio(
+      'mint (PostgreSQL) / node-oidc-provider token (EdDSA JWT AT), issue 15',
+      1,
+      'passport.mint.pg',
+      hr('oidc.token.jwt'),
+    ),
+    ratio('(info) mint (PostgreSQL) / mint (SQLite)', null, 'passport.mint.pg', hr('passport.mint')),
     ratio('mint / node-oidc-provider token (opaque AT)', 3, 'passport.mint', hr('oidc.token.opaque')),
     ratio('mint / node-oidc-provider token (EdDSA JWT AT)', 3, 'passport.mint', hr('oidc.token.jwt')),
     ratio('mint / raw jose EdDSA sign (W32)', 0.5, 'passport.mint', kr('jose.sign W32')),
@@ -649,6 +706,7 @@ function summarize(raw: Raw) {
       reqPerSec: med((s) => s.reqPerSec),
       perRound: xs.map((s) => Math.round(s.reqPerSec)),
       rowsBefore: xs.map((s) => s.rowsBefore).filter((x) => x !== undefined),
+      unavailable: xs.map((s) => s.unavailable ?? 0),
       reqPerServerCpuSec: med((s) => s.reqPerServerCpuSec),
       serverCpuUsPerReq: med((s) => s.serverCpuUsPerReq, 1),
       serverCpuShare: med((s) => s.serverCpuShare, 2),
@@ -797,8 +855,9 @@ ${httpRows}
 
 - passport.mint: \`POST /api/frame/token\` with \`grant_type=refresh_token\`, the frame's headers and a DPoP proof (\`DPoP\` header, ES256, with the server's latest \`DPoP-Nonce\`) by the key its family is bound to; ${o.concurrency} lanes, each taking ${o.familiesPerLane} refresh families (frames) in turn and chaining each (every request presents the credential the previous answer of that family gave).
 - before.mint: the same refreshes without a proof (bearer) against the passport before DPoP (commit ${BEFORE_COMMIT}, its own checkout and process); see the DPoP section.
+- passport.mint.pg: the same as passport.mint against the same code on the PostgreSQL store (\`PASSPORT_DATABASE_URL\`; a database of its own on the local server, created for the run and dropped after; its own server child on the same core; PostgreSQL's own processes are not pinned and their CPU is not counted in the server figures). Answers \`503 temporarily_unavailable\` (a transaction that kept failing to serialise, or no connection within 1 s) are not counted, and the lane goes on with the same credential (nothing was committed); per round: ${result.http.find((r) => r.case === 'passport.mint.pg')?.unavailable?.join(', ') ?? '?'}.
 - passport.mint.users: the same as passport.mint with one user per lane (${o.concurrency} users, each with one session and their lane's families).
-- Every mint leaves a token row and a refresh row that stay live (not revoked) until sign-out; newest-wins (\`revokeOtherDevices\`) scans the user's live rows on a new sign-in only, not on a refresh. alice's live token + refresh rows when each passport.mint case started: ${mintRows}. Rows at the end: ${result.passportRowsAtEnd ? `${fmt(result.passportRowsAtEnd.tokens)} tokens, ${fmt(result.passportRowsAtEnd.refresh)} refresh credentials, store ${(result.passportRowsAtEnd.storeBytes / 2 ** 20).toFixed(1)} MiB` : '?'}.
+- Every mint leaves a token row that stays live (not revoked) until sign-out, and moves its refresh family's one row on in place (issue 15: no row per refresh credential; the credentials are derived, not stored); newest-wins (\`revokeOtherDevices\`) scans the user's live rows on a new sign-in only, not on a refresh. alice's live token rows + refresh families when each passport.mint case started: ${mintRows}. Rows at the end: ${result.passportRowsAtEnd ? `${fmt(result.passportRowsAtEnd.tokens)} tokens, ${fmt(result.passportRowsAtEnd.refresh)} refresh families, store ${(result.passportRowsAtEnd.storeBytes / 2 ** 20).toFixed(1)} MiB` : '?'}.
 - passport.introspect: \`POST /token/introspect\`, Basic site credentials, a live token: the token row and its holder found by the jti the token claims (one joined read, then kept in memory until a revocation or another connection's commit), the token's SHA-256 compared with the one kept on the row (no signature check for a token we minted). The same token every time, as a site backend introspecting the token of each API call sends it: after the first request the row comes from memory (bench/README.md gives the uncached cost).
 - ceiling.node-http: a bare \`node:http\` server that reads the body and answers \`${BARE_ANSWER}\` (200, keep-alive); ceiling.hono: a bare Hono app on \`@hono/node-server\` doing the same (\`c.req.text()\`, \`c.json\`), served as the passport serves its app. Both get the introspection request (same headers and body), in the same rounds, on the same core, from the same load generator. Nothing a Node server does per request can be cheaper, so a target above bare node:http's figure is out of reach for any Node HTTP server on this machine. When the load generator's core is the limit (its CPU near 100 %), the wall figure understates the server: its req per server CPU-s is then the better estimate of one core's capacity.
 - oidc.*: node-oidc-provider 9.13.3, client_credentials with \`client_secret_basic\`; opaque access token (in-memory adapter), or with \`resource=${OIDC_JWT_RESOURCE}\` an EdDSA (Ed25519) JWT access token. Introspection of an opaque token.

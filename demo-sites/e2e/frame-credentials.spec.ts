@@ -96,7 +96,7 @@ test.describe('frame-bound credentials (DPoP)', () => {
     await expect(status(news)).toHaveText('Signed in as alice')
     const taken = await takenFromNewsPage(news)
     expect(taken.token.split('.')).toHaveLength(3)
-    expect(taken.refreshToken).toMatch(/^[A-Za-z0-9_-]{43}$/)
+    expect(taken.refreshToken).toMatch(/^[0-9a-f-]{36}\.\d+\.[A-Za-z0-9_-]{43}$/)
 
     const attempts: [string, Record<string, unknown>, Record<string, string>][] = [
       ['/api/frame/check', { authkey: taken.authkey }, { Authorization: `DPoP ${taken.token}` }],

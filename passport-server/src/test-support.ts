@@ -10,6 +10,7 @@ import type { Logger } from './errors.ts'
 import { createInProcessBus } from './events/bus.ts'
 import { createInProcessPresence } from './live/presence.ts'
 import { listen, type PassportServer } from './server.ts'
+import { parseFamilyCredential } from './services/minting.ts'
 import { registerSite, type SiteInput } from './services/registry.ts'
 import { withSealedSecrets } from './store/sealed-secrets.ts'
 import { openSqliteStore } from './store/sqlite.ts'
@@ -17,6 +18,12 @@ import type { Store, UserRecord } from './store/types.ts'
 import { loadOrCreateKeys } from './tokens/keys.ts'
 
 /** Test-only wiring: an in-memory store, a clock the test moves, a log the test reads. */
+
+/** The stored family a refresh credential of a family rotated in place names (null: none, or not that shape). */
+export async function storedFamily(store: Pick<Store, 'refresh'>, credential: string) {
+  const named = parseFamilyCredential(credential)
+  return named ? store.refresh.getFamily(named.familyId) : null
+}
 
 export const TEST_ISSUER = 'http://passport.localhost:8080'
 export const NEWS_ORIGIN = 'http://news.localhost:8081'

@@ -163,7 +163,7 @@ describe('POST /api/frame/token (refresh_token)', () => {
   test('rotates, no-store; a retry gets the byte-identical answer', async () => {
     const { app, news, alice } = await createTestWorld()
     const { body } = await signIn(app, news, alice)
-    expect(body.refresh_token).toMatch(/^[A-Za-z0-9_-]{43}$/)
+    expect(body.refresh_token).toMatch(/^[0-9a-f-]{36}\.\d+\.[A-Za-z0-9_-]{43}$/)
     expect(body.refresh_at).toBe(body.expires_at - 300_000)
     const [a, b] = [
       await refresh(app, news.authkey, body.refresh_token),

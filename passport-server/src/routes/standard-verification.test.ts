@@ -67,6 +67,17 @@ describe('standard verification for site backends', () => {
     expect(await refreshed.json()).toMatchObject({ error: 'invalid_grant', reason: 'revoked' })
   })
 
+  test('openid-client revokes by the refresh credential: the device lost the site; a made-up one or another site revokes nothing', async () => {
+    const { token, body } = await signInAlice()
+    const refreshToken = String(body.refresh_token)
+    const [familyId, generation] = refreshToken.split('.')
+    await oidc.tokenRevocation(await configFor(news), `${familyId}.${generation}.${'A'.repeat(43)}`)
+    await oidc.tokenRevocation(await configFor(shop), refreshToken)
+    expect(await oidc.tokenIntrospection(await configFor(news), token)).toMatchObject({ active: true })
+    await oidc.tokenRevocation(await configFor(news), refreshToken)
+    expect(await oidc.tokenIntrospection(await configFor(news), token)).toEqual({ active: false })
+  })
+
   test("revoking another site's token or garbage answers 200 and changes nothing", async () => {
     const { token } = await signInAlice()
     await oidc.tokenRevocation(await configFor(shop), token)

@@ -58,7 +58,7 @@ describe('POST /token, authorization_code (site backends)', () => {
     const body = (await res.json()) as Record<string, string | number>
     expect(body).toMatchObject({ token_type: 'Bearer', scope: 'openid' })
     expect(body.expires_in).toBeGreaterThan(0)
-    expect(String(body.refresh_token)).toMatch(/^[A-Za-z0-9_-]{43}$/)
+    expect(String(body.refresh_token)).toMatch(/^[0-9a-f-]{36}\.\d+\.[A-Za-z0-9_-]{43}$/)
     expect(await introspect(world, String(body.access_token))).toMatchObject({ active: true })
     const idToken = decodeJwt(String(body.id_token))
     expect(idToken).toMatchObject({

@@ -18,7 +18,7 @@ import {
   type TestDeps,
 } from '../test-support.ts'
 import { CLOCK_TOLERANCE_SECONDS, signSiteToken } from '../tokens/site-token.ts'
-import { mintSiteToken } from './minting.ts'
+import { mintSiteToken, needsTouch, TOUCH_INTERVAL_MS } from './minting.ts'
 import { endSession, startSession } from './sessions.ts'
 import { checkSiteToken } from './token-status.ts'
 
@@ -307,6 +307,29 @@ describe('minting site tokens and checking them (newest wins)', () => {
       await mintSiteToken(deps, news, sessionB, defaultFrameKey.jkt) // replaces both on session A
       expect(await check(minted.token)).toMatchObject({ valid: false, reason: 'replaced' })
       expect(await check(legacyToken)).toMatchObject({ valid: false, reason: 'replaced' })
+    })
+  })
+
+  describe('session activity (idle timeout)', () => {
+    it('records it on the first mint, then at most once a minute', async () => {
+      const seen = async () => (await deps.store.sessions.get(sessionA.id))?.lastSeenAt
+      await mintSiteToken(deps, news, sessionA, defaultFrameKey.jkt)
+      expect(await seen()).toBe(T0)
+      deps.clock.advance(TOUCH_INTERVAL_MS - 1)
+      await mintSiteToken(deps, shop, (await deps.store.sessions.get(sessionA.id)) as SessionRecord, null)
+      expect(await seen()).toBe(T0)
+      deps.clock.advance(1)
+      await mintSiteToken(deps, news, (await deps.store.sessions.get(sessionA.id)) as SessionRecord, null)
+      expect(await seen()).toBe(T0 + TOUCH_INTERVAL_MS)
+    })
+
+    it('a short idle timeout is measured more finely (a hundredth of it)', () => {
+      const s = { ...sessionA, lastSeenAt: T0 }
+      expect(needsTouch(s, T0 + 59_999, { sessionIdleSeconds: 7 * 86_400 })).toBe(false)
+      expect(needsTouch(s, T0 + 60_000, { sessionIdleSeconds: 7 * 86_400 })).toBe(true)
+      expect(needsTouch(s, T0 + 9_999, { sessionIdleSeconds: 1000 })).toBe(false)
+      expect(needsTouch(s, T0 + 10_000, { sessionIdleSeconds: 1000 })).toBe(true)
+      expect(needsTouch({ ...sessionA }, T0, { sessionIdleSeconds: 1000 })).toBe(true)
     })
   })
 

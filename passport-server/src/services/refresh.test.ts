@@ -7,7 +7,7 @@ import { createTestFrameKey, defaultFrameKey } from '../test-dpop.ts'
 
 const thief = createTestFrameKey()
 
-import { addSite, addUser, createTestDeps, type TestDeps } from '../test-support.ts'
+import { addSite, addUser, createTestDeps, storedFamily, type TestDeps } from '../test-support.ts'
 import { mintSiteToken } from './minting.ts'
 import { refreshSiteGrant } from './refresh.ts'
 import { endSession, startSession } from './sessions.ts'
@@ -54,11 +54,11 @@ describe('refresh: rotation, idempotent retries, reuse detection, lifetimes', ()
   }
   const valid = async (token: string, siteId = 'news') => (await checkSiteToken(deps, token, siteId)).valid
 
-  it('D8: a crash between writing the successor and marking the credential used leaves neither half', async () => {
+  it('D8: a crash between writing the new token and moving the family on leaves neither half', async () => {
     const g0 = await first()
-    const hash = sha256(g0.refresh_token)
     const store = deps.store
-    // Fault injection: the transaction dies right after the successor was written.
+    // Fault injection: the transaction dies right after the new token row was written, before
+    // the family moved on.
     deps.store = {
       ...store,
       transaction: (fn) =>
@@ -67,23 +67,25 @@ describe('refresh: rotation, idempotent retries, reuse detection, lifetimes', ()
             ...tx,
             refresh: {
               ...tx.refresh,
-              markRotated: async () => {
+              advanceFamily: async () => {
                 throw new Error('process killed mid-rotation')
               },
             },
           }),
         ),
     }
+    const tokensBefore = (await store.tokens.listLive(deps.clock.now())).length
     await expect(refreshSiteGrant(deps, news, g0.refresh_token, defaultFrameKey.jkt)).rejects.toThrow(
       'mid-rotation',
     )
     deps.store = store
-    // Nothing of the attempt remains: the credential is unused, no second family member exists.
-    expect(await store.refresh.get(hash)).toMatchObject({ usedAt: null, successorHash: null })
+    // Nothing of the attempt remains: the family is where it was, no token was added.
+    expect(await storedFamily(store, g0.refresh_token)).toMatchObject({ generation: 0, revokedAt: null })
+    expect(await store.tokens.listLive(deps.clock.now())).toHaveLength(tokensBefore)
     // The retry rotates normally and yields a valid pair.
     const g1 = await refresh(g0.refresh_token)
     expect(await valid(g1.access_token)).toBe(true)
-    expect(await store.refresh.get(sha256(g1.refresh_token))).toMatchObject({ generation: 1, usedAt: null })
+    expect(await storedFamily(store, g1.refresh_token)).toMatchObject({ generation: 1, revokedAt: null })
   })
 
   it('rotates: a new token and a new refresh credential; the old token stays valid until it expires', async () => {
@@ -106,8 +108,10 @@ describe('refresh: rotation, idempotent retries, reuse detection, lifetimes', ()
     )
     expect(new Set(bodies).size).toBe(1)
     const g1 = JSON.parse(bodies[0] as string) as Grant
-    const record = await deps.store.refresh.get(sha256(g0.refresh_token))
-    expect(record?.successorHash).toBe(sha256(g1.refresh_token))
+    expect(await storedFamily(deps.store, g0.refresh_token)).toMatchObject({ generation: 1 })
+    expect(g1.refresh_token).toBe(
+      g0.refresh_token.replace(/\.0\..*$/, '.1.') + g1.refresh_token.split('.')[2],
+    )
     expect(await valid(g1.access_token)).toBe(true)
     // The successor is the family's one live credential, and it works.
     const g2 = await refresh(g1.refresh_token)
@@ -219,13 +223,130 @@ describe('refresh: rotation, idempotent retries, reuse detection, lifetimes', ()
     expect(await refusal(g0.refresh_token)).toEqual({ code: 'invalid_grant', reason: 'replaced' })
   })
 
-  it('keeps no live credential in clear: the stored successor opens only with the used credential', async () => {
+  it('keeps no credential, not even its hash: a family row alone gives nothing to present', async () => {
     const g0 = await first()
     const g1 = await refresh(g0.refresh_token)
-    const record = await deps.store.refresh.get(sha256(g0.refresh_token))
-    expect(record?.successorSealed).toBeTruthy()
-    expect(record?.successorSealed).not.toContain(g1.refresh_token)
-    expect(JSON.stringify(record)).not.toContain(g0.refresh_token)
+    const row = JSON.stringify(await storedFamily(deps.store, g1.refresh_token))
+    for (const secret of [g0.refresh_token, g1.refresh_token].map((c) => c.split('.')[2] as string)) {
+      expect(row).not.toContain(secret)
+      expect(row).not.toContain(sha256(secret))
+    }
+    // What the row does name (the family and its generation) opens nothing without the server's key.
+    const [familyId, generation] = g1.refresh_token.split('.')
+    expect(await refusal(`${familyId}.${generation}.${sha256(`${familyId}.${generation}`)}`)).toEqual({
+      code: 'invalid_grant',
+      reason: 'unknown',
+    })
+    expect(await valid(g1.access_token)).toBe(true)
+  })
+})
+
+describe('refresh families rotated in place (issue 15): derived credentials', () => {
+  let deps: TestDeps
+  let news: SiteRecord
+  let session: SessionRecord
+
+  beforeEach(async () => {
+    deps = await createTestDeps()
+    const alice = await addUser(deps, 'alice')
+    news = (await addSite(deps, { id: 'news' })).site
+    session = (await startSession(deps, alice.id, 'ua')).session
+  })
+
+  const first = async () =>
+    JSON.parse((await mintSiteToken(deps, news, session, defaultFrameKey.jkt)).body) as Grant
+  const refresh = async (rt: string, jkt: string | null = defaultFrameKey.jkt) =>
+    JSON.parse(await refreshSiteGrant(deps, news, rt, jkt)) as Grant
+  const refusal = async (rt: string, jkt: string | null = defaultFrameKey.jkt) =>
+    refreshSiteGrant(deps, news, rt, jkt).then(
+      () => null,
+      (e: PassportError) => ({ code: e.code, reason: e.extra?.reason }),
+    )
+  /** The same family and generation with another MAC: what someone who read the family id could make. */
+  const forged = (credential: string, generation?: number) => {
+    const [familyId, g] = credential.split('.')
+    return `${familyId}.${generation ?? g}.${'A'.repeat(43)}`
+  }
+
+  it('keeps one row per family however often it rotates', async () => {
+    let g = await first()
+    for (let i = 0; i < 5; i++) g = await refresh(g.refresh_token)
+    expect(await storedFamily(deps.store, g.refresh_token)).toMatchObject({ generation: 5, revokedAt: null })
+    // Revoking the session's credentials finds that one row, and no other.
+    expect(await deps.store.refresh.revokeSession(session.id, deps.clock.now(), 'signed_out')).toBe(1)
+  })
+
+  it('a made-up credential of a real family is unknown and changes nothing, whatever key proves it', async () => {
+    const g0 = await first()
+    const g1 = await refresh(g0.refresh_token)
+    for (const jkt of [defaultFrameKey.jkt, thief.jkt, null]) {
+      // Current generation, an old one, a future one: none is genuine.
+      for (const cred of [
+        forged(g1.refresh_token),
+        forged(g1.refresh_token, 0),
+        forged(g1.refresh_token, 7),
+      ]) {
+        expect(await refusal(cred, jkt)).toEqual({ code: 'invalid_grant', reason: 'unknown' })
+      }
+    }
+    expect(await storedFamily(deps.store, g1.refresh_token)).toMatchObject({ generation: 1, revokedAt: null })
+    expect((await refresh(g1.refresh_token)).access_token).toBeTruthy()
+  })
+
+  it('a genuine credential of any older generation, presented by another key, revokes the family', async () => {
+    const g0 = await first()
+    let g = await refresh(g0.refresh_token)
+    for (let i = 0; i < 3; i++) g = await refresh(g.refresh_token)
+    deps.clock.advance(86_400_000 / 2) // long after: an older server had purged the used rows by now
+    expect(await refusal(g0.refresh_token, thief.jkt)).toEqual({ code: 'invalid_grant', reason: 'revoked' })
+    expect(await refusal(g.refresh_token)).toEqual({ code: 'invalid_grant', reason: 'revoked' })
+    expect(await storedFamily(deps.store, g.refresh_token)).toMatchObject({ revokeReason: 'revoked' })
+  })
+
+  it('the grace answer is rebuilt only for the generation just before the current one', async () => {
+    const g0 = await first()
+    const g1 = await refreshSiteGrant(deps, news, g0.refresh_token, defaultFrameKey.jkt)
+    deps.clock.advance(5_000)
+    expect(await refreshSiteGrant(deps, news, g0.refresh_token, defaultFrameKey.jkt)).toBe(g1)
+    // Once the tab that got it has used it, the older one no longer gets that answer: the
+    // family's current generation is rotated for it instead (still no sign-out).
+    const g2 = await refresh((JSON.parse(g1) as Grant).refresh_token)
+    const late = await refresh(g0.refresh_token)
+    expect(late.refresh_token).not.toBe(g2.refresh_token)
+    expect(await storedFamily(deps.store, late.refresh_token)).toMatchObject({
+      generation: 3,
+      revokedAt: null,
+    })
+  })
+
+  it('a family of an older server (a row per credential) still rotates, replays and detects reuse', async () => {
+    const legacy = 'L'.repeat(43)
+    const legacyRow = {
+      hash: sha256(legacy),
+      familyId: crypto.randomUUID(),
+      generation: 3,
+      siteId: news.id,
+      userId: session.userId,
+      sessionId: session.id,
+      issuedAt: deps.clock.now(),
+      idleExpiresAt: deps.clock.now() + 86_400_000,
+      absoluteExpiresAt: deps.clock.now() + 7 * 86_400_000,
+      usedAt: null,
+      successorHash: null,
+      successorSealed: null,
+      revokedAt: null,
+      revokeReason: null,
+      jkt: defaultFrameKey.jkt,
+    }
+    await deps.store.refresh.create(legacyRow)
+    const a = await refreshSiteGrant(deps, news, legacy, defaultFrameKey.jkt)
+    const next = JSON.parse(a) as Grant
+    expect(next.refresh_token).toMatch(/^[A-Za-z0-9_-]{43}$/)
+    expect(await deps.store.refresh.get(sha256(next.refresh_token))).toMatchObject({ generation: 4 })
+    expect(await refreshSiteGrant(deps, news, legacy, defaultFrameKey.jkt)).toBe(a)
+    deps.clock.advance(11_000)
+    expect(await refusal(legacy, thief.jkt)).toEqual({ code: 'invalid_grant', reason: 'revoked' })
+    expect(await refusal(next.refresh_token)).toEqual({ code: 'invalid_grant', reason: 'revoked' })
   })
 })
 

@@ -1,20 +1,30 @@
 import type { EndReason } from '../../../passport-frame/src/protocol/codes.ts'
-import { sha256 } from '../auth/random.ts'
+import { sameSecret, sha256 } from '../auth/random.ts'
 import { openForHolder, sealForHolder } from '../auth/seal.ts'
 import type { AppDeps } from '../deps.ts'
 import { PassportError } from '../errors.ts'
 import { publishEvents, recordEvent } from '../events/record.ts'
-import type { RefreshRecord, SessionEventRecord, SiteRecord } from '../store/types.ts'
+import type { RefreshRecord, SessionEventRecord, SessionRecord, SiteRecord, StoreTx } from '../store/types.ts'
 import { notifyActivity } from './audit.ts'
-import { type MintedGrant, mintInTransaction } from './minting.ts'
+import {
+  familyCredential,
+  familyKeyOf,
+  type MintedGrant,
+  mintInTransaction,
+  parseFamilyCredential,
+  rebuildFamilyAnswer,
+} from './minting.ts'
 import { isSessionLive } from './sessions.ts'
 
 const REFRESH_TOKEN = /^[A-Za-z0-9_-]{43}$/
 
+/** What a rotation reports of the family it rotated (and a reuse of the family it revoked). */
+type FamilyOf = Pick<RefreshRecord, 'sessionId' | 'userId' | 'familyId' | 'generation'>
+
 type Outcome =
-  | { kind: 'rotated'; grant: MintedGrant; replaced: SessionEventRecord[]; record: RefreshRecord }
+  | { kind: 'rotated'; grant: MintedGrant; replaced: SessionEventRecord[]; record: FamilyOf }
   | { kind: 'replay'; body: string }
-  | { kind: 'reuse'; record: RefreshRecord; event: SessionEventRecord }
+  | { kind: 'reuse'; record: FamilyOf; event: SessionEventRecord }
   | { kind: 'refused'; reason: EndReason; wrongSite?: boolean }
   | { kind: 'wrong_key' }
 
@@ -74,12 +84,87 @@ async function rotateGrant(
   presenter: Presenter,
 ): Promise<string> {
   const jkt = presenter.by === 'frame' ? presenter.jkt : null
-  if (!REFRESH_TOKEN.test(presented)) throw refused('unknown')
-  const hash = sha256(presented)
+  const named = parseFamilyCredential(presented)
+  if (!named && !REFRESH_TOKEN.test(presented)) throw refused('unknown')
   const now = deps.clock.now()
   const graceMs = deps.config.refreshGraceSeconds * 1000
+  const familyKey = await familyKeyOf(deps)
+
+  /** The checks before a new generation: the session behind the family if it may have one, else the refusal. */
+  const sessionFor = async (
+    tx: StoreTx,
+    current: { sessionId: string; idleExpiresAt: number; absoluteExpiresAt: number },
+  ): Promise<SessionRecord | Outcome> => {
+    if (now >= current.idleExpiresAt || now >= current.absoluteExpiresAt)
+      return { kind: 'refused', reason: 'expired' }
+    const session = await tx.sessions.get(current.sessionId)
+    if (!session || session.endedAt !== null) {
+      return { kind: 'refused', reason: session?.endReason ?? 'signed_out' }
+    }
+    if (!isSessionLive(session, now, deps.config)) return { kind: 'refused', reason: 'expired' }
+    const exclusion = await tx.sessions.exclusion(session.id, site.id)
+    if (exclusion) return { kind: 'refused', reason: exclusion.reason }
+    return session
+  }
+
+  /** A copy of a used credential in use: the whole family is revoked and the device loses the site. */
+  const revokeOnReuse = async (tx: StoreTx, family: FamilyOf): Promise<Outcome> => {
+    await tx.refresh.revokeFamily(family.familyId, now, 'revoked')
+    await tx.tokens.revokeSessionSite(family.sessionId, site.id, now, 'revoked')
+    await tx.sessions.exclude({ sessionId: family.sessionId, siteId: site.id, reason: 'revoked', at: now })
+    const event = await recordEvent(tx, {
+      type: 'site_access_ended',
+      userId: family.userId,
+      sessionId: family.sessionId,
+      siteId: site.id,
+      reason: 'revoked',
+      at: now,
+    })
+    return { kind: 'reuse', record: family, event }
+  }
 
   const outcome = await deps.store.transaction(async (tx): Promise<Outcome> => {
+    if (named) {
+      // A family rotated in place: one row, read by its id; the credential is checked against
+      // the one the server derives for the generation it names (a made-up one changes nothing).
+      const family = await tx.refresh.getFamily(named.familyId)
+      if (!family || !sameSecret(presented, familyCredential(familyKey, named.familyId, named.generation)))
+        return { kind: 'refused', reason: 'unknown' }
+      if (family.siteId !== site.id) return { kind: 'refused', reason: 'unknown', wrongSite: true }
+      if (named.generation > family.generation) return { kind: 'refused', reason: 'unknown' }
+      if (family.revokedAt !== null) return { kind: 'refused', reason: family.revokeReason ?? 'revoked' }
+      if ((presenter.by === 'frame') !== (family.jkt !== null)) return { kind: 'refused', reason: 'unknown' }
+      const sameKey = presenter.by === 'site_backend' || jkt === family.jkt
+      const record: FamilyOf = { ...family, generation: named.generation }
+      if (!sameKey)
+        return named.generation === family.generation ? { kind: 'wrong_key' } : revokeOnReuse(tx, record)
+      // Used, by the same device: within the grace window, the answer it missed, again.
+      if (named.generation === family.generation - 1 && now - family.issuedAt <= graceMs) {
+        return { kind: 'replay', body: await rebuildFamilyAnswer(deps, familyKey, site, family) }
+      }
+      // Unused, or used past the grace window: the family's current generation is rotated.
+      const session = await sessionFor(tx, family)
+      if (!('userId' in session)) return session
+      const { grant, replaced } = await mintInTransaction(deps, tx, {
+        familyKey,
+        site,
+        session,
+        now,
+        newSignIn: false,
+        jkt: family.jkt,
+        family: {
+          kind: 'advance',
+          from: family.generation,
+          familyId: family.familyId,
+          generation: family.generation + 1,
+          absoluteExpiresAt: family.absoluteExpiresAt,
+        },
+      })
+      return { kind: 'rotated', grant, replaced, record: family }
+    }
+
+    // A family of an older server: a row per credential, as that server kept it.
+    const hash = sha256(presented)
     const record = await tx.refresh.get(hash)
     if (!record) return { kind: 'refused', reason: 'unknown' }
     // Another site's credential proves nothing about theft: refuse it, touch nothing (D4).
@@ -92,23 +177,18 @@ async function rotateGrant(
 
     /** Mints the successor of `current` (the presented credential, or the family's newest). */
     const rotate = async (current: RefreshRecord, sealFor: string | null): Promise<Outcome> => {
-      if (now >= current.idleExpiresAt || now >= current.absoluteExpiresAt)
-        return { kind: 'refused', reason: 'expired' }
-      const session = await tx.sessions.get(current.sessionId)
-      if (!session || session.endedAt !== null) {
-        return { kind: 'refused', reason: session?.endReason ?? 'signed_out' }
-      }
-      if (!isSessionLive(session, now, deps.config)) return { kind: 'refused', reason: 'expired' }
-      const exclusion = await tx.sessions.exclusion(session.id, site.id)
-      if (exclusion) return { kind: 'refused', reason: exclusion.reason }
+      const session = await sessionFor(tx, current)
+      if (!('userId' in session)) return session
 
       const { grant, replaced } = await mintInTransaction(deps, tx, {
+        familyKey,
         site,
         session,
         now,
         newSignIn: false,
         jkt: current.jkt,
         family: {
+          kind: 'legacy',
           familyId: current.familyId,
           generation: current.generation + 1,
           absoluteExpiresAt: current.absoluteExpiresAt,
@@ -143,18 +223,7 @@ async function rotateGrant(
       return head ? rotate(head, null) : { kind: 'refused', reason: 'revoked' }
     }
 
-    await tx.refresh.revokeFamily(record.familyId, now, 'revoked')
-    await tx.tokens.revokeSessionSite(record.sessionId, site.id, now, 'revoked')
-    await tx.sessions.exclude({ sessionId: record.sessionId, siteId: site.id, reason: 'revoked', at: now })
-    const event = await recordEvent(tx, {
-      type: 'site_access_ended',
-      userId: record.userId,
-      sessionId: record.sessionId,
-      siteId: site.id,
-      reason: 'revoked',
-      at: now,
-    })
-    return { kind: 'reuse', record, event }
+    return revokeOnReuse(tx, record)
   })
 
   switch (outcome.kind) {

@@ -1,9 +1,10 @@
-import { sha256 } from '../auth/random.ts'
+import { sameSecret, sha256 } from '../auth/random.ts'
 import type { AppDeps } from '../deps.ts'
 import { publishEvents, recordEvent } from '../events/record.ts'
 import type { SiteRecord } from '../store/types.ts'
 import { verifySiteToken } from '../tokens/site-token.ts'
 import { recordAudit } from './audit.ts'
+import { familyCredential, familyKeyOf, parseFamilyCredential } from './minting.ts'
 
 /**
  * RFC 7009 revocation by a site backend: the device behind the token (an access token or a
@@ -18,7 +19,17 @@ export async function revokeForSite(
 ): Promise<boolean> {
   const now = deps.clock.now()
   let holder: { sessionId: string; userId: string } | null = null
-  if (token.includes('.')) {
+  const named = parseFamilyCredential(token)
+  if (named) {
+    // A refresh credential of a family rotated in place: any genuine generation names the device.
+    const family = await deps.store.refresh.getFamily(named.familyId)
+    const genuine = sameSecret(
+      token,
+      familyCredential(await familyKeyOf(deps), named.familyId, named.generation),
+    )
+    if (family && genuine && family.siteId === site.id && named.generation <= family.generation)
+      holder = { sessionId: family.sessionId, userId: family.userId }
+  } else if (token.includes('.')) {
     // An expired token still names its device; only a signature we made for this site counts.
     const verified = await verifySiteToken(deps.keys, token, {
       issuer: deps.config.issuer,

@@ -1,7 +1,6 @@
 import { describe, expect, test } from 'vitest'
-import { sha256 } from '../auth/random.ts'
 import { basicAuth, frameApi, signIn, sitePost } from '../test-flows.ts'
-import { createTestWorld, NEWS_ORIGIN } from '../test-support.ts'
+import { createTestWorld, NEWS_ORIGIN, storedFamily } from '../test-support.ts'
 import { registerSite, resolveAuthkey } from './registry.ts'
 import { removeSite } from './site-removal.ts'
 
@@ -23,7 +22,7 @@ describe('site remove', () => {
       refresh_token: signedIn.body.refresh_token,
     })
     expect(refreshed.status).toBe(400) // the authkey itself is dead now
-    expect(await deps.store.refresh.get(sha256(signedIn.body.refresh_token))).toMatchObject({
+    expect(await storedFamily(deps.store, signedIn.body.refresh_token)).toMatchObject({
       revokeReason: 'revoked',
     })
     expect(published).toContainEqual(

@@ -1,10 +1,16 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { sha256 } from '../auth/random.ts'
 import type { SessionEndEvent } from '../events/bus.ts'
 import { createEngine, ENGINES, type TestEngine } from '../store/test-engines.ts'
 import type { SessionRecord, SiteRecord, Store } from '../store/types.ts'
 import { defaultFrameKey } from '../test-dpop.ts'
-import { addSite, addUser, createTestDeps, type TestDeps, testMasterKey } from '../test-support.ts'
+import {
+  addSite,
+  addUser,
+  createTestDeps,
+  storedFamily,
+  type TestDeps,
+  testMasterKey,
+} from '../test-support.ts'
 import { mintSiteToken } from './minting.ts'
 import { refreshSiteGrant } from './refresh.ts'
 import { endSession, startSession } from './sessions.ts'
@@ -82,7 +88,7 @@ describe.each(ENGINES)('races through the services: %s', (engineName) => {
     )
     const live = await Promise.all(minted.map((m) => valid(m.token)))
     expect(live.filter(Boolean)).toHaveLength(1)
-    const heads = await Promise.all(minted.map((m) => a.store.refresh.get(m.refreshHash)))
+    const heads = await Promise.all(minted.map((m) => storedFamily(a.store, m.refreshToken)))
     expect(heads.filter((h) => h?.revokedAt === null)).toHaveLength(1)
     const winner = live.indexOf(true)
     expect(heads[winner]?.revokedAt).toBeNull()
@@ -98,12 +104,29 @@ describe.each(ENGINES)('races through the services: %s', (engineName) => {
     )
     expect(new Set(bodies).size).toBe(1)
     const g1 = JSON.parse(bodies[0] as string) as Grant
-    expect((await a.store.refresh.get(sha256(g0.refresh_token)))?.successorHash).toBe(
-      sha256(g1.refresh_token),
+    expect(await storedFamily(a.store, g0.refresh_token)).toMatchObject({ generation: 1, revokedAt: null })
+    expect((await storedFamily(a.store, g1.refresh_token))?.tokenJti).toBe(
+      JSON.parse(atob(g1.access_token.split('.')[1] as string)).jti,
     )
     expect(await valid(g1.access_token)).toBe(true)
     const g2 = JSON.parse(await refreshSiteGrant(b, news, g1.refresh_token, defaultFrameKey.jkt)) as Grant
     expect(await valid(g2.access_token)).toBe(true)
+    expect(events).toEqual([])
+  })
+
+  it('16 families of one session refreshed at once, twice over, on two instances: every refresh answered', async () => {
+    const session = (await startSession(a, alice.id, 'device A')).session
+    let heads: string[] = []
+    for (let i = 0; i < 16; i++)
+      heads.push((await mintSiteToken(a, news, session, defaultFrameKey.jkt)).refreshToken)
+    for (let round = 0; round < 2; round++) {
+      const bodies = await Promise.all(
+        heads.map((h, i) => refreshSiteGrant(on(i + round), news, h, defaultFrameKey.jkt)),
+      )
+      heads = bodies.map((body) => (JSON.parse(body) as Grant).refresh_token)
+    }
+    const families = await Promise.all(heads.map((h) => storedFamily(a.store, h)))
+    expect(families.map((f) => f?.generation)).toEqual(heads.map(() => 2))
     expect(events).toEqual([])
   })
 

@@ -5,6 +5,7 @@ import { createEngine, ENGINES, type TestEngine } from './test-engines.ts'
 import type {
   ApprovalRecord,
   CodeRecord,
+  RefreshFamilyRecord,
   RefreshRecord,
   SessionEventRecord,
   SessionRecord,
@@ -93,6 +94,22 @@ const refresh = (hash: string, over: Partial<RefreshRecord> = {}): RefreshRecord
   revokedAt: null,
   revokeReason: null,
   jkt: 'key-thumbprint',
+  ...over,
+})
+const family = (familyId: string, over: Partial<RefreshFamilyRecord> = {}): RefreshFamilyRecord => ({
+  familyId,
+  siteId: 'news',
+  userId: 'u_alice',
+  sessionId: 'session-a',
+  jkt: 'key-thumbprint',
+  generation: 0,
+  issuedAt: T0,
+  idleExpiresAt: T0 + 86_400_000,
+  absoluteExpiresAt: T0 + 30 * 86_400_000,
+  tokenJti: `jti-${familyId}-0`,
+  tokenExpiresAt: T0 + 900_000,
+  revokedAt: null,
+  revokeReason: null,
   ...over,
 })
 const approval = (id: string, over: Partial<ApprovalRecord> = {}): ApprovalRecord => ({
@@ -672,6 +689,79 @@ describe.each(ENGINES)('store contract: %s', (engineName) => {
         'session-bob/u_bob',
       ])
       expect((await store.refresh.get('a-shop'))?.revokedAt).toBeNull()
+    })
+  })
+
+  describe('refresh families rotated in place', () => {
+    const next = (generation: number, at: number) => ({
+      generation,
+      issuedAt: at,
+      idleExpiresAt: at + 86_400_000,
+      tokenJti: `jti-${generation}`,
+      tokenExpiresAt: at + 900_000,
+    })
+
+    it('round-trips a family and moves it on in place, compare-and-swap on the generation', async () => {
+      await store.refresh.createFamily(family('f1'))
+      expect(await store.refresh.getFamily('f1')).toEqual(family('f1'))
+      expect(await store.refresh.getFamily('nothing')).toBeNull()
+      expect(await store.refresh.advanceFamily('f1', 0, next(1, T0 + 1))).toBe(true)
+      expect(await store.refresh.getFamily('f1')).toEqual({ ...family('f1'), ...next(1, T0 + 1) })
+      // A racer that read generation 0 loses, and changes nothing.
+      expect(await store.refresh.advanceFamily('f1', 0, next(1, T0 + 2))).toBe(false)
+      expect((await store.refresh.getFamily('f1'))?.issuedAt).toBe(T0 + 1)
+      expect(await store.refresh.advanceFamily('nothing', 0, next(1, T0 + 2))).toBe(false)
+      // A revoked family does not move.
+      expect(await store.refresh.revokeFamily('f1', T0 + 3, 'revoked')).toBe(1)
+      expect(await store.refresh.advanceFamily('f1', 1, next(2, T0 + 4))).toBe(false)
+      expect(await store.refresh.getFamily('f1')).toMatchObject({
+        generation: 1,
+        revokedAt: T0 + 3,
+        revokeReason: 'revoked',
+      })
+    })
+
+    it('every revocation reaches families too, beside the rows of older servers', async () => {
+      await store.refresh.createFamily(family('fa'))
+      await store.refresh.createFamily(family('fa-shop', { siteId: 'shop' }))
+      await store.refresh.createFamily(family('fb', { sessionId: 'session-b' }))
+      await store.refresh.createFamily(family('fc', { sessionId: 'session-c' }))
+      await store.refresh.createFamily(family('fbob', { sessionId: 'session-bob', userId: 'u_bob' }))
+      await store.refresh.create(refresh('legacy-b', { sessionId: 'session-b', familyId: 'lb' }))
+      const others = await store.refresh.revokeOtherDevices(
+        'u_alice',
+        'news',
+        'session-a',
+        T0 + 1,
+        'replaced',
+      )
+      expect(others.sort()).toEqual(['session-b', 'session-c'])
+      expect((await store.refresh.getFamily('fb'))?.revokeReason).toBe('replaced')
+      expect((await store.refresh.get('legacy-b'))?.revokeReason).toBe('replaced')
+      expect((await store.refresh.getFamily('fa'))?.revokedAt).toBeNull()
+      expect(await store.refresh.revokeSessionSite('session-a', 'shop', T0 + 2, 'revoked')).toBe(1)
+      expect((await store.refresh.getFamily('fa-shop'))?.revokeReason).toBe('revoked')
+      expect(await store.refresh.revokeSession('session-a', T0 + 3, 'signed_out')).toBe(1)
+      expect((await store.refresh.getFamily('fa'))?.revokeReason).toBe('signed_out')
+      const ended = await store.refresh.revokeSite('news', T0 + 4, 'revoked')
+      expect(ended.map((e) => `${e.sessionId}/${e.userId}`)).toEqual(['session-bob/u_bob'])
+    })
+
+    it('purges a family a day past its expiry or its revocation, and keeps a live one', async () => {
+      const now = T0 + 30 * 86_400_000
+      await store.refresh.createFamily(family('idle', { idleExpiresAt: now - 2 * 86_400_000 }))
+      await store.refresh.createFamily(
+        family('revoked', {
+          revokedAt: now - 2 * 86_400_000,
+          idleExpiresAt: now + 1,
+          absoluteExpiresAt: now + 1,
+        }),
+      )
+      await store.refresh.createFamily(family('live', { idleExpiresAt: now + 1, absoluteExpiresAt: now + 1 }))
+      expect(await store.maintenance.purge(now)).toBe(2)
+      expect(await store.refresh.getFamily('idle')).toBeNull()
+      expect(await store.refresh.getFamily('revoked')).toBeNull()
+      expect(await store.refresh.getFamily('live')).not.toBeNull()
     })
   })
 

@@ -98,6 +98,7 @@ describe('sqlite store', () => {
         'one_time_ids',
         'passkey_challenges',
         'passkeys',
+        'refresh_families',
         'refresh_tokens',
         'retired_sites',
         'secrets',
@@ -152,6 +153,38 @@ describe('sqlite store', () => {
       await migrated.sessions.create({ ...(old as SessionRecord), id: 'new', method: 'device_approval' })
       expect((await migrated.sessions.get('new'))?.method).toBe('device_approval')
       expect(await migrated.approvals.get('nothing')).toBeNull()
+      await migrated.close()
+    })
+
+    it('migrates a store of schema 8 without refresh families: the table is added, its old rows still read', async () => {
+      const file = path.join(tempDir(), 'passport.sqlite')
+      const first = openSqliteStore(file)
+      await first.refresh.create({
+        hash: 'old-row',
+        familyId: 'old-family',
+        generation: 2,
+        siteId: 'news',
+        userId: 'u_alice',
+        sessionId: 's',
+        issuedAt: 0,
+        idleExpiresAt: 10,
+        absoluteExpiresAt: 20,
+        usedAt: null,
+        successorHash: null,
+        successorSealed: null,
+        revokedAt: null,
+        revokeReason: null,
+        jkt: 'k',
+      })
+      await first.close()
+      const db = new DatabaseSync(file)
+      db.exec('DROP TABLE refresh_families') // as a server before families rotated in place left it
+      db.close()
+      const migrated = openSqliteStore(file)
+      expect(await migrated.refresh.get('old-row')).toMatchObject({ familyId: 'old-family', generation: 2 })
+      expect(await migrated.refresh.getFamily('nothing')).toBeNull()
+      // Revoking the session reaches the old row (and the new table, empty).
+      expect(await migrated.refresh.revokeSession('s', 5, 'signed_out')).toBe(1)
       await migrated.close()
     })
 

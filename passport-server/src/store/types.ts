@@ -101,10 +101,12 @@ export interface TokenRecord {
 }
 
 /**
- * A rotating refresh credential. Each use yields a successor (generation + 1) in the same
- * family; the used one keeps the successor's answer, sealed with a key derived from the used
- * credential itself, so a retry within the grace window gets the identical answer and the
- * database alone never holds a live credential in clear.
+ * A rotating refresh credential as servers before issue 15 kept it, a row per credential (their
+ * families keep rotating this way until they expire; new sign-ins start a `RefreshFamilyRecord`).
+ * Each use yields a successor (generation + 1) in the same family; the used one keeps the
+ * successor's answer, sealed with a key derived from the used credential itself, so a retry
+ * within the grace window gets the identical answer and the database alone never holds a live
+ * credential in clear.
  */
 export interface RefreshRecord {
   /** SHA-256 of the credential. */
@@ -125,6 +127,42 @@ export interface RefreshRecord {
   /** Thumbprint of the frame key the family is bound to: a refresh needs a proof by it. */
   jkt: string | null
 }
+
+/**
+ * A refresh family in one row, rotated in place (credentials minted since issue 15; the
+ * `RefreshRecord` rows above are the families of older servers, rotated as before until they
+ * expire). The credentials are not stored: generation `n` of a family is
+ * `<familyId>.<n>.<HMAC-SHA256(server key, "<familyId>.<n>")>`, the key sealed among the
+ * store's secrets, so a copy of the database alone holds nothing usable, and the server tells
+ * a genuine old credential of the family (a retry, or a copy in use) from a made-up one. The
+ * row keeps what rebuilds the current generation's answer (its token's id and expiry, and
+ * when it was minted), so a retry within the grace window gets the same answer again.
+ */
+export interface RefreshFamilyRecord {
+  familyId: string
+  siteId: string
+  userId: string
+  sessionId: string
+  /** Thumbprint of the frame key the family is bound to (null: a site backend's grant). */
+  jkt: string | null
+  /** The generation of the family's one unused credential; every older one is used. */
+  generation: number
+  /** When the current generation was minted (and so the one before it used). */
+  issuedAt: number
+  idleExpiresAt: number
+  absoluteExpiresAt: number
+  /** The token minted with the current generation: its id and expiry. */
+  tokenJti: string
+  tokenExpiresAt: number
+  revokedAt: number | null
+  revokeReason: EndReason | null
+}
+
+/** What rotating a family in place changes: the next generation and its token. */
+export type FamilyAdvance = Pick<
+  RefreshFamilyRecord,
+  'generation' | 'issuedAt' | 'idleExpiresAt' | 'tokenJti' | 'tokenExpiresAt'
+>
 
 /**
  * One entry of the durable, ordered log of everything that ended a session or a site's access
@@ -405,7 +443,18 @@ export interface RefreshRepo {
     successorHash: string,
     successorSealed: string | null,
   ): Promise<boolean>
-  /** Revokes every live credential of a family; returns how many. */
+  /** A new family (a sign-in on a site), at generation 0. */
+  createFamily(record: RefreshFamilyRecord): Promise<void>
+  getFamily(familyId: string): Promise<RefreshFamilyRecord | null>
+  /**
+   * Rotates a family in place to `next`. Compare-and-swap: returns false, changing nothing,
+   * unless the family is unrevoked and still at generation `from`.
+   */
+  advanceFamily(familyId: string, from: number, next: FamilyAdvance): Promise<boolean>
+  /**
+   * Revokes every live credential of a family; returns how many. The revoke methods below
+   * cover both kinds of family (rows of `RefreshRecord` and of `RefreshFamilyRecord`).
+   */
   revokeFamily(familyId: string, at: number, reason: EndReason): Promise<number>
   revokeSession(sessionId: string, at: number, reason: EndReason): Promise<number>
   revokeSessionSite(sessionId: string, siteId: string, at: number, reason: EndReason): Promise<number>

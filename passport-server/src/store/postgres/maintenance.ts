@@ -15,6 +15,12 @@ const purged: { table: string; key: string; where: string; age: number }[] = [
     where: 'absolute_expires_at < $1 OR idle_expires_at < $1 OR used_at < $1 OR revoked_at < $1',
     age: DAY,
   },
+  {
+    table: 'refresh_families',
+    key: 'family_id',
+    where: 'absolute_expires_at < $1 OR idle_expires_at < $1 OR revoked_at < $1',
+    age: DAY,
+  },
   { table: 'codes', key: 'hash', where: 'expires_at < $1', age: DAY },
   { table: 'approvals', key: 'id', where: 'expires_at < $1', age: DAY },
   { table: 'session_events', key: 'id', where: 'at < $1', age: 7 * DAY },

@@ -153,6 +153,51 @@ describe('postgres store', () => {
     })
   })
 
+  describe('serialisable without needless conflicts', () => {
+    it('two refreshes of two families, overlapping, both commit at the first attempt', async () => {
+      const { url } = await database()
+      const store = await open(url, { maxAttempts: 1 })
+      const family = (familyId: string) => ({
+        familyId,
+        siteId: 'news',
+        userId: 'u_alice',
+        sessionId: 'session-a',
+        jkt: 'k',
+        generation: 0,
+        issuedAt: T0,
+        idleExpiresAt: T0 + 86_400_000,
+        absoluteExpiresAt: T0 + 30 * 86_400_000,
+        tokenJti: `jti-${familyId}`,
+        tokenExpiresAt: T0 + 900_000,
+        revokedAt: null,
+        revokeReason: null,
+      })
+      // A small, new table: where the planner would read every live family for one of them.
+      for (let i = 0; i < 20; i++) await store.refresh.createFamily(family(`f${i}`))
+      let bothRead: () => void = () => undefined
+      const read = new Promise<void>((resolve) => {
+        let n = 0
+        bothRead = () => {
+          if (++n === 2) resolve()
+        }
+      })
+      const rotate = (familyId: string) =>
+        store.transaction(async (tx) => {
+          const f = await tx.refresh.getFamily(familyId)
+          bothRead()
+          await read // each has read its family before either writes
+          return tx.refresh.advanceFamily(familyId, f?.generation ?? -1, {
+            generation: 1,
+            issuedAt: T0 + 1,
+            idleExpiresAt: T0 + 86_400_000,
+            tokenJti: `jti-${familyId}-1`,
+            tokenExpiresAt: T0 + 900_000,
+          })
+        })
+      expect(await Promise.all([rotate('f3'), rotate('f11')])).toEqual([true, true])
+    })
+  })
+
   describe('error classification', () => {
     const withCode = (code: string, message = 'x') => Object.assign(new Error(message), { code })
 

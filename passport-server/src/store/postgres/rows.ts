@@ -2,6 +2,7 @@ import type { EndReason } from '../../../../passport-frame/src/protocol/codes.ts
 import type {
   ApprovalRecord,
   CodeRecord,
+  RefreshFamilyRecord,
   RefreshRecord,
   SessionEventRecord,
   SessionRecord,
@@ -160,6 +161,22 @@ export const toRefresh = (r: Row): RefreshRecord => ({
   revokedAt: numOrNull(r.revoked_at),
   revokeReason: strOrNull<EndReason>(r.revoke_reason),
   jkt: strOrNull(r.jkt),
+})
+
+export const toFamily = (r: Row): RefreshFamilyRecord => ({
+  familyId: r.family_id as string,
+  siteId: r.site_id as string,
+  userId: r.user_id as string,
+  sessionId: r.session_id as string,
+  jkt: strOrNull(r.jkt),
+  generation: num(r.generation),
+  issuedAt: num(r.issued_at),
+  idleExpiresAt: num(r.idle_expires_at),
+  absoluteExpiresAt: num(r.absolute_expires_at),
+  tokenJti: r.token_jti as string,
+  tokenExpiresAt: num(r.token_expires_at),
+  revokedAt: numOrNull(r.revoked_at),
+  revokeReason: strOrNull<EndReason>(r.revoke_reason),
 })
 
 export const toEvent = (r: Row): SessionEventRecord => ({

@@ -227,6 +227,31 @@ ALTER TABLE sites ADD COLUMN privacy_policy_url TEXT;
 ALTER TABLE sites ADD COLUMN terms_of_service_url TEXT;
 `,
   },
+  {
+    version: 6,
+    name: 'refresh families rotated in place, their credentials derived',
+    sql: `
+CREATE TABLE refresh_families (
+  family_id TEXT PRIMARY KEY,
+  site_id TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  session_id TEXT NOT NULL,
+  jkt TEXT,
+  generation INTEGER NOT NULL,
+  issued_at BIGINT NOT NULL,
+  idle_expires_at BIGINT NOT NULL,
+  absolute_expires_at BIGINT NOT NULL,
+  token_jti TEXT NOT NULL,
+  token_expires_at BIGINT NOT NULL,
+  revoked_at BIGINT,
+  revoke_reason TEXT
+) WITH (fillfactor = 50);
+CREATE INDEX families_live_by_session ON refresh_families (session_id, site_id) WHERE revoked_at IS NULL;
+CREATE INDEX families_live_by_user_site ON refresh_families (user_id, site_id) WHERE revoked_at IS NULL;
+CREATE INDEX families_live_by_site ON refresh_families (site_id) WHERE revoked_at IS NULL;
+CREATE INDEX families_by_absolute_expiry ON refresh_families (absolute_expires_at);
+`,
+  },
 ]
 
 export const SCHEMA_VERSION = Math.max(...migrations.map((m) => m.version))

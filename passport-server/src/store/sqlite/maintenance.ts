@@ -17,6 +17,11 @@ export function sqliteMaintenance({ run }: Sql, caches: Caches): MaintenanceRepo
              OR used_at < ? OR revoked_at < ?`,
           [dayAgo, dayAgo, dayAgo, dayAgo],
         ],
+        [
+          `DELETE FROM refresh_families WHERE absolute_expires_at < ? OR idle_expires_at < ?
+             OR revoked_at < ?`,
+          [dayAgo, dayAgo, dayAgo],
+        ],
         ['DELETE FROM codes WHERE expires_at < ?', [dayAgo]],
         ['DELETE FROM approvals WHERE expires_at < ?', [dayAgo]],
         [passkeysPurgeSql, [dayAgo]],

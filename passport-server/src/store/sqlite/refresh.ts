@@ -1,6 +1,6 @@
 import type { SQLInputValue } from 'node:sqlite'
 import type { EndReason } from '../../../../passport-frame/src/protocol/codes.ts'
-import type { RefreshRecord, RefreshRepo } from '../types.ts'
+import type { RefreshFamilyRecord, RefreshRecord, RefreshRepo } from '../types.ts'
 import type { Row, Sql } from './connection.ts'
 
 export const toRefresh = (r: Row): RefreshRecord => ({
@@ -21,8 +21,27 @@ export const toRefresh = (r: Row): RefreshRecord => ({
   jkt: (r.jkt as string | null) ?? null,
 })
 
+export const toFamily = (r: Row): RefreshFamilyRecord => ({
+  familyId: r.family_id as string,
+  siteId: r.site_id as string,
+  userId: r.user_id as string,
+  sessionId: r.session_id as string,
+  jkt: (r.jkt as string | null) ?? null,
+  generation: Number(r.generation),
+  issuedAt: Number(r.issued_at),
+  idleExpiresAt: Number(r.idle_expires_at),
+  absoluteExpiresAt: Number(r.absolute_expires_at),
+  tokenJti: r.token_jti as string,
+  tokenExpiresAt: Number(r.token_expires_at),
+  revokedAt: r.revoked_at === null ? null : Number(r.revoked_at),
+  revokeReason: (r.revoke_reason as EndReason | null) ?? null,
+})
+
 export function sqliteRefresh({ one, run, all }: Sql): RefreshRepo {
-  /** Revokes the live refresh credentials matching `where`; a revoked one keeps no sealed answer. */
+  /**
+   * Revokes the live refresh credentials matching `where`, in both kinds of family (a revoked
+   * row of an older server's family keeps no sealed answer).
+   */
   const revokeRefresh = (where: string, params: SQLInputValue[], at: number, reason: EndReason): number =>
     Number(
       run(
@@ -30,8 +49,55 @@ export function sqliteRefresh({ one, run, all }: Sql): RefreshRepo {
          WHERE ${where} AND revoked_at IS NULL`,
         [at, reason, ...params],
       ).changes,
+    ) +
+    Number(
+      run(
+        `UPDATE refresh_families SET revoked_at = ?, revoke_reason = ? WHERE ${where} AND revoked_at IS NULL`,
+        [at, reason, ...params],
+      ).changes,
     )
   return {
+    createFamily: async (f) => {
+      run(
+        `INSERT INTO refresh_families (family_id, site_id, user_id, session_id, jkt, generation, issued_at,
+           idle_expires_at, absolute_expires_at, token_jti, token_expires_at, revoked_at, revoke_reason)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        [
+          f.familyId,
+          f.siteId,
+          f.userId,
+          f.sessionId,
+          f.jkt,
+          f.generation,
+          f.issuedAt,
+          f.idleExpiresAt,
+          f.absoluteExpiresAt,
+          f.tokenJti,
+          f.tokenExpiresAt,
+          f.revokedAt,
+          f.revokeReason,
+        ],
+      )
+    },
+    getFamily: async (familyId) => {
+      const r = one('SELECT * FROM refresh_families WHERE family_id = ?', familyId)
+      return r && toFamily(r)
+    },
+    advanceFamily: async (familyId, from, next) =>
+      run(
+        `UPDATE refresh_families SET generation = ?, issued_at = ?, idle_expires_at = ?, token_jti = ?,
+           token_expires_at = ?
+         WHERE family_id = ? AND generation = ? AND revoked_at IS NULL`,
+        [
+          next.generation,
+          next.issuedAt,
+          next.idleExpiresAt,
+          next.tokenJti,
+          next.tokenExpiresAt,
+          familyId,
+          from,
+        ],
+      ).changes > 0,
     create: async (t) => {
       run(
         `INSERT INTO refresh_tokens (hash, family_id, generation, site_id, user_id, session_id, issued_at,
@@ -79,25 +145,46 @@ export function sqliteRefresh({ one, run, all }: Sql): RefreshRepo {
     revokeSessionSite: async (sessionId, siteId, at, reason) =>
       revokeRefresh('session_id = ? AND site_id = ?', [sessionId, siteId], at, reason),
     revokeSite: async (siteId, at, reason) =>
-      all(
-        `UPDATE refresh_tokens SET revoked_at = ?, revoke_reason = ?, successor_sealed = NULL
-         WHERE site_id = ? AND revoked_at IS NULL RETURNING session_id, user_id`,
-        at,
-        reason,
-        siteId,
-      ).map((r) => ({ sessionId: r.session_id as string, userId: r.user_id as string })),
-    revokeOtherDevices: async (userId, siteId, keepSessionId, at, reason) => [
-      ...new Set(
-        all(
+      [
+        ...all(
           `UPDATE refresh_tokens SET revoked_at = ?, revoke_reason = ?, successor_sealed = NULL
-           WHERE user_id = ? AND site_id = ? AND session_id <> ? AND revoked_at IS NULL AND used_at IS NULL
-           RETURNING session_id`,
+           WHERE site_id = ? AND revoked_at IS NULL RETURNING session_id, user_id`,
           at,
           reason,
-          userId,
           siteId,
-          keepSessionId,
-        ).map((r) => r.session_id as string),
+        ),
+        ...all(
+          `UPDATE refresh_families SET revoked_at = ?, revoke_reason = ?
+           WHERE site_id = ? AND revoked_at IS NULL RETURNING session_id, user_id`,
+          at,
+          reason,
+          siteId,
+        ),
+      ].map((r) => ({ sessionId: r.session_id as string, userId: r.user_id as string })),
+    revokeOtherDevices: async (userId, siteId, keepSessionId, at, reason) => [
+      ...new Set(
+        [
+          ...all(
+            `UPDATE refresh_tokens SET revoked_at = ?, revoke_reason = ?, successor_sealed = NULL
+             WHERE user_id = ? AND site_id = ? AND session_id <> ? AND revoked_at IS NULL AND used_at IS NULL
+             RETURNING session_id`,
+            at,
+            reason,
+            userId,
+            siteId,
+            keepSessionId,
+          ),
+          ...all(
+            `UPDATE refresh_families SET revoked_at = ?, revoke_reason = ?
+             WHERE user_id = ? AND site_id = ? AND session_id <> ? AND revoked_at IS NULL
+             RETURNING session_id`,
+            at,
+            reason,
+            userId,
+            siteId,
+            keepSessionId,
+          ),
+        ].map((r) => r.session_id as string),
       ),
     ],
   }

@@ -100,6 +100,27 @@ CREATE INDEX IF NOT EXISTS refresh_by_family ON refresh_tokens (family_id);
 CREATE INDEX IF NOT EXISTS refresh_live_by_session ON refresh_tokens (session_id, site_id) WHERE revoked_at IS NULL;
 CREATE INDEX IF NOT EXISTS refresh_unused_by_user_site ON refresh_tokens (user_id, site_id) WHERE revoked_at IS NULL AND used_at IS NULL;
 CREATE INDEX IF NOT EXISTS refresh_by_absolute_expiry ON refresh_tokens (absolute_expires_at);
+-- Refresh families rotated in place (issue 15): one row per family, its credentials derived.
+-- A new table only: older servers never read it, so no version bump.
+CREATE TABLE IF NOT EXISTS refresh_families (
+  family_id TEXT PRIMARY KEY,
+  site_id TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  session_id TEXT NOT NULL,
+  jkt TEXT,
+  generation INTEGER NOT NULL,
+  issued_at INTEGER NOT NULL,
+  idle_expires_at INTEGER NOT NULL,
+  absolute_expires_at INTEGER NOT NULL,
+  token_jti TEXT NOT NULL,
+  token_expires_at INTEGER NOT NULL,
+  revoked_at INTEGER,
+  revoke_reason TEXT
+);
+CREATE INDEX IF NOT EXISTS families_live_by_session ON refresh_families (session_id, site_id) WHERE revoked_at IS NULL;
+CREATE INDEX IF NOT EXISTS families_live_by_user_site ON refresh_families (user_id, site_id) WHERE revoked_at IS NULL;
+CREATE INDEX IF NOT EXISTS families_live_by_site ON refresh_families (site_id) WHERE revoked_at IS NULL;
+CREATE INDEX IF NOT EXISTS families_by_absolute_expiry ON refresh_families (absolute_expires_at);
 CREATE TABLE IF NOT EXISTS session_events (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   type TEXT NOT NULL,
