@@ -408,13 +408,12 @@ export interface LoadResult {
   drained: number
   bad: number
   firstBad?: string
-  /** Answers `503 temporarily_unavailable` where tolerated (`tolerateUnavailable`). */
-  unavailable: number
   /** Requests answered `use_dpop_nonce` and made again (not counted in `ok`, `drained` or `bad`). */
   nonceRetries: number
   /**
-   * With \`retryUnavailable\`: chained requests answered 503 \`temporarily_unavailable\` (the store
-   * gave up, nothing changed) and made again with the same credential, as a frame retries.
+   * Answers 503 `temporarily_unavailable` (the store gave up, nothing changed): with
+   * `retryUnavailable` made again with the same credential, as a frame retries; with
+   * `tolerateUnavailable` the lane goes on.
    */
   unavailable: number
   windowMs: number
@@ -511,7 +510,6 @@ async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   let bad = 0
   let unavailable = 0
   let nonceRetries = 0
-  let unavailable = 0
   let firstBad: string | undefined
   const cpu0 = process.cpuUsage()
   const t0 = performance.now()
@@ -574,7 +572,6 @@ async function runLoad(spec: LoadSpec): Promise<LoadResult> {
     unavailable,
     ...(firstBad ? { firstBad } : {}),
     nonceRetries,
-    unavailable,
     windowMs: spec.durationMs,
     busyMs,
     latencyMs: { p50: q(0.5), p90: q(0.9), p99: q(0.99) },
