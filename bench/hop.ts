@@ -81,7 +81,8 @@ export async function runHopBench(options: { samples: number; warmup: number }) 
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'passport-bench-'))
   const demo = await startDemo({ ports: DEMO_PORTS, dataDir, quiet: true })
   const skeletons = await startSkeletons(SKELETON_PORTS)
-  const peer = await startPeer(PEER_PORTS)
+  // The peer's signed-in page is the Docs page itself: the two hops then differ only in how they sign in.
+  const peer = await startPeer(PEER_PORTS, { distDir: path.resolve(import.meta.dirname, '../dist/sites') })
   const sk = skeletonUrls(SKELETON_PORTS)
   const pu = peerUrls(PEER_PORTS)
   const news = `${demo.urls.news}/`
@@ -203,7 +204,7 @@ export function hopMarkdown(result: Awaited<ReturnType<typeof runHopBench>>, met
   const label: Record<CaseName, string> = {
     hop: 'hop (script-only): goto Shop → "Signed in as alice" (signed in on News)',
     docs: 'docs (server-assisted): goto Docs → "Signed in as alice" (signed in on News)',
-    peer: 'peer: node-oidc-provider + openid-client RP, goto peer-shop → "Signed in as alice"',
+    peer: 'peer: node-oidc-provider + openid-client RP, goto peer-shop → "Signed in as alice" (the same Docs page)',
     floor: 'floor: skeleton of the script-only shape, no passport logic',
     bare: 'bare: a page navigates to an origin that 302s back',
   }

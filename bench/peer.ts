@@ -1,9 +1,12 @@
 import { randomBytes } from 'node:crypto'
 import http from 'node:http'
 import { serve } from '@hono/node-server'
+import { serveStatic } from '@hono/node-server/serve-static'
 import { Hono } from 'hono'
 import { getCookie, setCookie } from 'hono/cookie'
 import * as client from 'openid-client'
+import { renderSignedIn } from '../demo-sites/docs/sign-in-html.ts'
+import { docsPage } from '../demo-sites/server/docs-site.ts'
 
 /**
  * The classic peer of the hop (bench-baseline.md): node-oidc-provider 9 as the passport side,
@@ -42,8 +45,16 @@ function relyingParty(input: {
   secret: string
   issuer: string
   providerPort: number
+  /** Built demo pages: the signed-in answer is then the Docs page itself (else a bare line). */
+  distDir?: string
 }) {
   const app = new Hono()
+  const docs = input.distDir ? docsPage(input.distDir) : null
+  if (input.distDir) {
+    app.use('/assets/*', serveStatic({ root: input.distDir }))
+    // The Docs page's script listens here for a sign-out; 204 tells it not to reconnect.
+    app.get('/passport/events', (c) => c.body(null, 204))
+  }
   const pending = new Map<string, { verifier: string; state: string }>()
   const sessions = new Map<string, string>()
   // The provider's metadata as discovery would give it, with its public URLs (the browser's
@@ -68,10 +79,12 @@ function relyingParty(input: {
 
   app.get('/', async (c) => {
     const user = sessions.get(getCookie(c, 's') ?? '')
-    if (user)
-      return c.html(`<!doctype html><title>peer</title><p>Signed in as ${user}</p>`, 200, {
-        'Cache-Control': 'no-store',
-      })
+    if (user) {
+      const html = docs
+        ? docs.render(renderSignedIn({ username: user, name: user }), true)
+        : `<!doctype html><title>peer</title><p>Signed in as ${user}</p>`
+      return c.html(html, 200, { 'Cache-Control': 'no-store' })
+    }
     const config = await configReady
     const verifier = client.randomPKCECodeVerifier()
     const state = client.randomState()
@@ -124,7 +137,14 @@ interface GrantContext {
 }
 type ProviderClass = new (issuer: string, config: unknown) => { callback(): http.RequestListener }
 
-export async function startPeer(ports: PeerPorts): Promise<{ close(): void }> {
+/**
+ * `distDir` (the built demo pages): peer-shop answers a signed-in page with the very page Docs
+ * renders (same HTML, inline styles and script), so that the hop is compared like for like.
+ */
+export async function startPeer(
+  ports: PeerPorts,
+  options: { distDir?: string } = {},
+): Promise<{ close(): void }> {
   const specifier = 'oidc-provider'
   const { default: Provider } = (await import(specifier)) as { default: ProviderClass }
   const urls = peerUrls(ports)
@@ -165,6 +185,7 @@ export async function startPeer(ports: PeerPorts): Promise<{ close(): void }> {
       secret: `peer-${id}-secret`,
       issuer: urls.provider,
       providerPort: ports.provider,
+      ...(id === 'shop' && options.distDir ? { distDir: options.distDir } : {}),
     })
   const servers = [
     serve({ fetch: site('news').fetch, port: ports.news, hostname: '127.0.0.1' }),

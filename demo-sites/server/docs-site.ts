@@ -19,21 +19,41 @@ export interface DocsSiteOptions {
 }
 
 /**
+ * The Docs page as built (`dist/sites/docs/index.html`) with its stylesheets inline, so that the
+ * first HTML renders at once with no request to wait for; `render` fills in the sign-in section.
+ * The hop benchmark's peer serves the same page, so that the two hops differ only in how they
+ * sign in. `styles`: the CSP hashes of the inline stylesheets.
+ */
+export function docsPage(distDir: string): {
+  render(section: string, signedIn: boolean): string
+  styles: string[]
+} {
+  const styles: string[] = []
+  const template = readFileSync(path.join(distDir, 'docs', 'index.html'), 'utf8').replace(
+    /<link rel="stylesheet"[^>]*href="(\/assets\/[^"]+\.css)"[^>]*>/g,
+    (_tag, href: string) => {
+      const css = readFileSync(path.join(distDir, href), 'utf8')
+      styles.push(`'sha256-${createHash('sha256').update(css).digest('base64')}'`)
+      return `<style>${css}</style>`
+    },
+  )
+  return {
+    styles,
+    render: (section, signedIn) =>
+      template.replace(
+        '<section id="app" aria-live="polite"><!-- docs-sign-in --></section>',
+        `<section id="app" aria-live="polite" data-signed-in="${signedIn ? 'true' : 'false'}">${section}</section>`,
+      ),
+  }
+}
+
+/**
  * The demo site "Docs": server-rendered, no passport script. The site SDK's session middleware
  * signs the browser in before the page is rendered, so the first HTML already says who it is.
  */
 export function createDocsSiteApp(options: DocsSiteOptions): Hono<PassportSessionEnv> {
   const app = new Hono<PassportSessionEnv>()
-  // The stylesheets go inline: the first HTML renders at once, with no request to wait for.
-  const styles: string[] = []
-  const template = readFileSync(path.join(options.distDir, 'docs', 'index.html'), 'utf8').replace(
-    /<link rel="stylesheet"[^>]*href="(\/assets\/[^"]+\.css)"[^>]*>/g,
-    (_tag, href: string) => {
-      const css = readFileSync(path.join(options.distDir, href), 'utf8')
-      styles.push(`'sha256-${createHash('sha256').update(css).digest('base64')}'`)
-      return `<style>${css}</style>`
-    },
-  )
+  const { render, styles } = docsPage(options.distDir)
   const csp = [
     "default-src 'self'",
     `style-src 'self' ${styles.join(' ')}`,
@@ -63,12 +83,7 @@ export function createDocsSiteApp(options: DocsSiteOptions): Hono<PassportSessio
     const section = user ? renderSignedIn(user) : renderSignedOut(reason ? SIGNED_OUT_MESSAGES[reason] : '')
     c.header('Content-Security-Policy', csp)
     c.header('Cache-Control', 'no-store')
-    return c.html(
-      template.replace(
-        '<section id="app" aria-live="polite"><!-- docs-sign-in --></section>',
-        `<section id="app" aria-live="polite" data-signed-in="${user ? 'true' : 'false'}">${section}</section>`,
-      ),
-    )
+    return c.html(render(section, Boolean(user)))
   })
   return app
 }
