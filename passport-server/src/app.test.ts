@@ -185,6 +185,14 @@ describe('frame document and scripts', () => {
     expect(await res.text()).toContain('"id":"news"')
   })
 
+  test("a FedCM site's frame fetches its shared state with frame.js; other frames do not", async () => {
+    const { app, deps } = await createTestWorld()
+    await addSite(deps, { id: 'shop', origins: [SHOP_ORIGIN], fedcm: true })
+    const preload = '<link rel="modulepreload" href="/frame-shared.js">'
+    expect(await (await app.request('/frame/shop')).text()).toContain(preload)
+    expect(await (await app.request('/frame/news')).text()).not.toContain(preload)
+  })
+
   test('an unknown site has no frame', async () => {
     const { app } = await createTestWorld()
     expect((await app.request('/frame/nope')).status).toBe(404)

@@ -29,10 +29,13 @@ export function renderFramePage(
     ...fresh,
     ...(site.fedcm ? { fedcm: true } : {}),
   }
+  // A FedCM site's frame fetches its shared state (`frame-shared.js`) as soon as frame.js runs:
+  // fetched with frame.js instead, it is there by then (issue 17: the second site in a new tab).
+  const sharedPreload = site.fedcm ? '<link rel="modulepreload" href="/frame-shared.js">' : ''
   // JSON inside <script type="application/json"> must not be able to close the element.
   const json = JSON.stringify(config).replace(/</g, '\\u003c')
   return {
-    html: `<!doctype html><html><head><meta charset="utf-8"><title>Passport</title><script type="application/json" id="passport-site">${json}</script><script type="module" src="/frame.js"></script></head><body></body></html>`,
+    html: `<!doctype html><html><head><meta charset="utf-8"><title>Passport</title><script type="application/json" id="passport-site">${json}</script><script type="module" src="/frame.js"></script>${sharedPreload}</head><body></body></html>`,
     csp: `default-src 'none'; script-src 'self'; connect-src 'self' ${liveOrigin}; frame-ancestors ${site.origins.join(' ')}; base-uri 'none'; form-action 'none'`,
   }
 }

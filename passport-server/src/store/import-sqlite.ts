@@ -29,7 +29,15 @@ export interface ImportReport {
 }
 
 /** Tables whose rows are a passport's own data: any row in one of them means the target is in use. */
-const IN_USE_TABLES = ['users', 'sites', 'sessions', 'tokens', 'refresh_tokens', 'refresh_families', 'passkeys']
+const IN_USE_TABLES = [
+  'users',
+  'sites',
+  'sessions',
+  'tokens',
+  'refresh_tokens',
+  'refresh_families',
+  'passkeys',
+]
 
 /** Rows per INSERT (PostgreSQL allows 65,535 parameters a statement). */
 const MAX_PARAMETERS = 30_000
