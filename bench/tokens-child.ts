@@ -258,6 +258,9 @@ async function startOidc() {
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
+      // A request with a DPoP proof gets a DPoP-bound token (cnf.jkt), as the passport's mint
+      // does; one without stays a bearer request (the other oidc cases).
+      dPoP: { enabled: true },
       introspection: {
         enabled: true,
         allowedPolicy: async (_ctx: unknown, client: { clientId: string }, token: { clientId: string }) =>
@@ -386,6 +389,11 @@ export interface LoadSpec {
      */
     dpop?: { keys: string; htu: string }
   }
+  /**
+   * `fixed` with a DPoP proof on every request: lane i proves with key i of the set (made by
+   * `frameKeys` under `keys`), a fresh proof (own `jti`) each time, for `htu`.
+   */
+  dpop?: { keys: string; htu: string }
   fresh?: { tokenUrl: string; tokenBody: string }
   /** A 503 \`temporarily_unavailable\` is counted and the request made again (default: a bad answer). */
   retryUnavailable?: boolean
@@ -450,7 +458,7 @@ async function runLoad(spec: LoadSpec): Promise<LoadResult> {
     if (families.length < spec.concurrency * perLane) throw new Error('fewer refresh seeds than families')
     chains.set(spec.name, families)
   }
-  const dpop = spec.chain?.dpop
+  const dpop = spec.chain?.dpop ?? spec.dpop
   const keys = dpop ? keySets.get(dpop.keys) : undefined
   if (dpop && (!keys || keys.length < spec.concurrency * perLane))
     throw new Error('fewer frame keys than families')
@@ -483,7 +491,7 @@ async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   // flight per commit group than the bearer case has, and so a different cost per request.
   // Enough for PRESIGN_RATE refreshes/s; a family that runs out signs on the spot.
   const ready = new Map<number, string[]>()
-  if (dpop && keys && nonce.get() !== null) {
+  if (dpop && keys && (nonce.get() !== null || spec.mode === 'fixed')) {
     const perFamily = Math.ceil((PRESIGN_RATE * spec.durationMs) / 1000 / (spec.concurrency * perLane))
     for (let f = 0; f < spec.concurrency * perLane; f++) {
       const key = keys[f] as FrameKey

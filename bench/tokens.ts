@@ -114,6 +114,7 @@ type HttpCase =
   | 'passport.introspect'
   | 'oidc.token.opaque'
   | 'oidc.token.jwt'
+  | 'oidc.token.jwt.dpop'
   | 'oidc.introspect'
   | 'ceiling.node-http'
   | 'ceiling.hono'
@@ -125,6 +126,7 @@ const HTTP_CASES: HttpCase[] = [
   'passport.introspect',
   'oidc.token.opaque',
   'oidc.token.jwt',
+  'oidc.token.jwt.dpop',
   'oidc.introspect',
   'ceiling.node-http',
   'ceiling.hono',
@@ -275,6 +277,21 @@ function httpSpec(
           resource: OIDC_JWT_RESOURCE,
         }).toString(),
         expect: '"access_token"',
+      }
+    case 'oidc.token.jwt.dpop':
+      // The same JWT grant with a DPoP proof per request (RFC 9449): the provider verifies it
+      // and binds the token to the key, the work the passport's mint does for every refresh.
+      return {
+        ...common,
+        url: `${o.url}/token`,
+        headers: oidcHeaders,
+        mode: 'fixed',
+        dpop: { keys: name, htu: `${o.url}/token` },
+        body: new URLSearchParams({
+          grant_type: 'client_credentials',
+          resource: OIDC_JWT_RESOURCE,
+        }).toString(),
+        expect: '"token_type":"DPoP"',
       }
     case 'oidc.introspect':
       return {
@@ -455,6 +472,8 @@ export async function runTokensBench(options: TokensOptions) {
       jkts: await load.call<string[]>('frameKeys', { name: 'passport.mint', count: families }),
       jktsManyUsers: await load.call<string[]>('frameKeys', { name: 'passport.mint.users', count: families }),
     }
+    // node-oidc-provider's DPoP case: one key per lane (its tokens are bound as they are issued).
+    await load.call<string[]>('frameKeys', { name: 'oidc.token.jwt.dpop', count: options.concurrency })
     const p = await passport.call<PassportInfo>('start', start)
     const pgPassport = cases.includes('passport.mint.pg') ? child('passport', serverCore) : null
     const pgp = pgPassport
@@ -640,6 +659,13 @@ function summarize(raw: Raw) {
       1,
       'passport.mint.pg',
       hr('oidc.token.jwt'),
+    ),
+    // Like for like: node-oidc-provider verifying a DPoP proof and binding its token, as every mint does.
+    ratio(
+      '(info) mint (SQLite) / node-oidc-provider token (EdDSA JWT AT, DPoP-bound)',
+      null,
+      'passport.mint',
+      hr('oidc.token.jwt.dpop'),
     ),
     ratio('(info) mint (PostgreSQL) / mint (SQLite)', null, 'passport.mint.pg', hr('passport.mint')),
     ratio('mint / node-oidc-provider token (opaque AT)', 3, 'passport.mint', hr('oidc.token.opaque')),
@@ -860,7 +886,7 @@ ${httpRows}
 - Every mint leaves a token row that stays live (not revoked) until sign-out, and moves its refresh family's one row on in place (issue 15: no row per refresh credential; the credentials are derived, not stored); newest-wins (\`revokeOtherDevices\`) scans the user's live rows on a new sign-in only, not on a refresh. alice's live token rows + refresh families when each passport.mint case started: ${mintRows}. Rows at the end: ${result.passportRowsAtEnd ? `${fmt(result.passportRowsAtEnd.tokens)} tokens, ${fmt(result.passportRowsAtEnd.refresh)} refresh families, store ${(result.passportRowsAtEnd.storeBytes / 2 ** 20).toFixed(1)} MiB` : '?'}.
 - passport.introspect: \`POST /token/introspect\`, Basic site credentials, a live token: the token row and its holder found by the jti the token claims (one joined read, then kept in memory until a revocation or another connection's commit), the token's SHA-256 compared with the one kept on the row (no signature check for a token we minted). The same token every time, as a site backend introspecting the token of each API call sends it: after the first request the row comes from memory (bench/README.md gives the uncached cost).
 - ceiling.node-http: a bare \`node:http\` server that reads the body and answers \`${BARE_ANSWER}\` (200, keep-alive); ceiling.hono: a bare Hono app on \`@hono/node-server\` doing the same (\`c.req.text()\`, \`c.json\`), served as the passport serves its app. Both get the introspection request (same headers and body), in the same rounds, on the same core, from the same load generator. Nothing a Node server does per request can be cheaper, so a target above bare node:http's figure is out of reach for any Node HTTP server on this machine. When the load generator's core is the limit (its CPU near 100 %), the wall figure understates the server: its req per server CPU-s is then the better estimate of one core's capacity.
-- oidc.*: node-oidc-provider 9.13.3, client_credentials with \`client_secret_basic\`; opaque access token (in-memory adapter), or with \`resource=${OIDC_JWT_RESOURCE}\` an EdDSA (Ed25519) JWT access token. Introspection of an opaque token.
+- oidc.*: node-oidc-provider 9.13.3, client_credentials with \`client_secret_basic\`; opaque access token (in-memory adapter), or with \`resource=${OIDC_JWT_RESOURCE}\` an EdDSA (Ed25519) JWT access token. Introspection of an opaque token. oidc.token.jwt.dpop: the JWT grant with an ES256 DPoP proof on every request (one key per lane, a fresh \`jti\` each time, signed by the load generator): the provider verifies it and binds the token (\`token_type: DPoP\`), the proof work the passport's mint also does.
 
 ## In-process (one child on one core; Ed25519 tokens, ES256 proofs)
 
