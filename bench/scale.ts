@@ -1168,7 +1168,7 @@ export function scaleMarkdown(r: ScaleResult, meta: string): string {
     .join('\n')
   return `# Scale-out: live sockets across instances, efficiency per CPU-second, faults (issue 15)
 
-${meta} Load average (\`/proc/loadavg\`) at the start: ${r.uptime.start}; at the end: ${r.uptime.end}. Pinned: part 1 no (three instances and the socket clients share both cores); part 2 ${r.pinned ? 'yes (passport instances on core 0, the load generator on core 1, as in `bench/tokens.ts`; PostgreSQL and Redis unpinned)' : 'no (taskset or a second core missing)'}. Run took ${r.seconds} s. Other helpers shared this 2-core machine during the run.
+${meta} Load average (\`/proc/loadavg\`) at the start: ${r.uptime.start}; at the end: ${r.uptime.end}. Pinned: part 1 no (three instances and the socket clients share both cores); part 2 ${r.pinned ? 'yes (passport instances on core 0, the load generator on core 1, as in `bench/tokens.ts`; PostgreSQL and Redis unpinned)' : 'no (taskset or a second core missing)'}. Run took ${r.seconds} s.
 
 ## Targets
 
