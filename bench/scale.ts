@@ -80,7 +80,7 @@ export function scaleOptionsFromEnv(env = process.env): ScaleOptions {
     effRounds: n('BENCH_SCALE_ROUNDS', 5),
     effMs: n('BENCH_SCALE_HTTP_MS', 3000),
     concurrency: n('BENCH_SCALE_CONCURRENCY', 32),
-    familiesPerLane: n('BENCH_SCALE_FAMILIES_PER_LANE', 8),
+    familiesPerLane: n('BENCH_SCALE_FAMILIES_PER_LANE', 24),
     adminUrl: env.BENCH_SCALE_PG_URL ?? 'postgres://root@127.0.0.1:5432/test',
     redisUrl: env.BENCH_SCALE_REDIS_URL ?? 'redis://127.0.0.1:6379',
     budgetS: n('BENCH_SCALE_BUDGET_S', 540),
