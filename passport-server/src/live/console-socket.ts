@@ -11,7 +11,6 @@ import {
 import type { AppDeps } from '../deps.ts'
 import { guardListener, guardUpgrade, logSafely } from '../guard.ts'
 import { adminOfCookie } from '../services/admins.ts'
-import { watchActivity } from '../services/audit.ts'
 import { consoleSessionRow, listConsoleSessions } from '../services/console-view.ts'
 import { SESSION_COOKIE } from '../services/sessions.ts'
 
@@ -98,7 +97,7 @@ export function attachConsoleSocket(input: {
       changed(event.sessionId)
     }
   })
-  const unwatch = watchActivity(deps.events, (activity) => changed(activity.sessionId))
+  const unwatch = deps.events.subscribeActivity((activity) => changed(activity.sessionId))
 
   const onUpgrade = async (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (req.headers.origin !== deps.config.issuer) return reject(socket, 403, 'origin_not_allowed')

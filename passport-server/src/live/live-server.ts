@@ -20,7 +20,6 @@ import type { AppDeps } from '../deps.ts'
 import { errorFields } from '../errors.ts'
 import type { ApprovalPrompt, SessionEndEvent } from '../events/bus.ts'
 import { guardListener, guardUpgrade, repeatEvery } from '../guard.ts'
-import { notifyActivity } from '../services/audit.ts'
 import { resolveClientAddress, trustedProxiesOf } from '../services/client-address.ts'
 import { pendingPrompts } from '../services/device-approval.ts'
 import type { LiveAuthenticator, LiveBinding } from '../services/live-auth.ts'
@@ -250,7 +249,7 @@ export function attachLiveServer(input: {
       userId: binding.userId,
       connectedAt: deps.clock.now(),
     })
-    notifyActivity(deps.events, { sessionId: binding.sessionId, userId: binding.userId, type: 'socket' })
+    deps.events.publishActivity({ sessionId: binding.sessionId, userId: binding.userId, type: 'socket' })
 
     // One fixed window per socket, kept as two numbers: a rate-window map and its closures for
     // each of tens of thousands of idle sockets cost memory for nothing (issue 15's bench).
@@ -296,7 +295,7 @@ export function attachLiveServer(input: {
         leave(bySession, binding.sessionId, conn)
         leave(byUser, binding.userId, conn)
         released()
-        notifyActivity(deps.events, { sessionId: binding.sessionId, userId: binding.userId, type: 'socket' })
+        deps.events.publishActivity({ sessionId: binding.sessionId, userId: binding.userId, type: 'socket' })
       }),
     )
 

@@ -1,6 +1,5 @@
 import type { AppDeps } from '../deps.ts'
 import { errorFields } from '../errors.ts'
-import type { EventBus, SessionActivity } from '../events/bus.ts'
 import { logSafely } from '../guard.ts'
 
 /**
@@ -59,8 +58,9 @@ export async function recordAudit(
   } catch (err) {
     logSafely(deps.log, 'audit_write_failed', { type: input.type, ...errorFields(err) })
   }
+  // The consoles of every instance show the session's row anew (`SessionActivity`).
   if (deps.events && input.sessionId) {
-    notifyActivity(deps.events, {
+    deps.events.publishActivity({
       sessionId: input.sessionId,
       userId: input.userId ?? null,
       type: input.type,
@@ -101,19 +101,4 @@ export async function listAudit(deps: Pick<AppDeps, 'store'>, filter: AuditFilte
 /** Deletes rows older than the retention; the maintenance sweep calls it. */
 export function purgeAudit(deps: Pick<AppDeps, 'store' | 'clock' | 'config'>): Promise<number> {
   return deps.store.audit.purge(deps.clock.now() - deps.config.auditRetentionDays * 86_400_000)
-}
-
-export type { SessionActivity } from '../events/bus.ts'
-
-/**
- * Something happened to a session that the console's live view shows (a sign-in, a site token
- * minted or refreshed, a socket opened or closed): told to the consoles of every instance over
- * the bus (session *endings* reach them as session events).
- */
-export function notifyActivity(events: EventBus, activity: SessionActivity): void {
-  events.publishActivity(activity)
-}
-
-export function watchActivity(events: EventBus, listener: (activity: SessionActivity) => void): () => void {
-  return events.subscribeActivity(listener)
 }

@@ -5,7 +5,6 @@ import type { AppDeps } from '../deps.ts'
 import { PassportError } from '../errors.ts'
 import { publishEvents, recordEvent } from '../events/record.ts'
 import type { RefreshRecord, SessionEventRecord, SessionRecord, SiteRecord, StoreTx } from '../store/types.ts'
-import { notifyActivity } from './audit.ts'
 import {
   familyCredential,
   familyKeyOf,
@@ -230,7 +229,7 @@ async function rotateGrant(
     case 'rotated':
       await publishEvents(deps, outcome.replaced)
       // The console's monitoring view shows the new validity at once (not audited: routine).
-      notifyActivity(deps.events, {
+      deps.events.publishActivity({
         sessionId: outcome.record.sessionId,
         userId: outcome.record.userId,
         type: 'refreshed',
