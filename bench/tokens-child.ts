@@ -381,17 +381,12 @@ export interface LoadSpec {
     authkey: string
     seeds: string[]
     familiesPerLane: number
-    /**
-     * The frames' keys (made by `frameKeys` under this name, in the order of `seeds`): each
-     * request then carries a DPoP proof by its family's key for `htu`, with the server's latest
-     * nonce, made again once when the server asks for a fresher one. Absent: bearer refresh
-     * (the protocol before DPoP).
-     */
-    dpop?: { keys: string; htu: string }
   }
   /**
-   * `fixed` with a DPoP proof on every request: lane i proves with key i of the set (made by
-   * `frameKeys` under `keys`), a fresh proof (own `jti`) each time, for `htu`.
+   * A DPoP proof on every request, a fresh one (own `jti`) each time, for `htu`, with the
+   * server's latest nonce (made again once when the server asks for a fresher one), by a key of
+   * the set `frameKeys` made under `keys`: in `chain` mode the family's key (keys in the order of
+   * `seeds`), in `fixed` mode lane i's. Absent: bearer requests (a refresh as before DPoP).
    */
   dpop?: { keys: string; htu: string }
   fresh?: { tokenUrl: string; tokenBody: string }
@@ -458,7 +453,7 @@ async function runLoad(spec: LoadSpec): Promise<LoadResult> {
     if (families.length < spec.concurrency * perLane) throw new Error('fewer refresh seeds than families')
     chains.set(spec.name, families)
   }
-  const dpop = spec.chain?.dpop ?? spec.dpop
+  const dpop = spec.dpop
   const keys = dpop ? keySets.get(dpop.keys) : undefined
   if (dpop && (!keys || keys.length < spec.concurrency * perLane))
     throw new Error('fewer frame keys than families')

@@ -209,9 +209,9 @@ function httpSpec(
           authkey: p.authkey,
           seeds: name === 'passport.mint' ? p.refreshTokens : p.refreshTokensManyUsers,
           familiesPerLane: opts.familiesPerLane,
-          // Every refresh proves the key its family is bound to (keys named as the case).
-          dpop: { keys: name, htu: `${p.issuer}/api/frame/token` },
         },
+        // Every refresh proves the key its family is bound to (keys named as the case).
+        dpop: { keys: name, htu: `${p.issuer}/api/frame/token` },
         expect: '"access_token"',
       }
     case 'passport.mint.pg': {
@@ -226,8 +226,8 @@ function httpSpec(
           authkey: pgp.authkey,
           seeds: pgp.refreshTokens,
           familiesPerLane: opts.familiesPerLane,
-          dpop: { keys: name, htu: `${pgp.issuer}/api/frame/token` },
         },
+        dpop: { keys: name, htu: `${pgp.issuer}/api/frame/token` },
         expect: '"access_token"',
         tolerateUnavailable: true,
       }
