@@ -74,6 +74,8 @@ describe('a live site token replayed from a program, at every frame endpoint (is
     ['check', {}],
     ['logout', {}],
     ['approval', { deny: true }],
+    // Who asks to sign in (site, browser, address): sealed, and only for the frame's own key.
+    ['approval/details', { seal: 'a.b.c.d.e' }],
   ] as const
 
   for (const [path, extra] of endpoints) {
