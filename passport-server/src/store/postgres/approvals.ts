@@ -1,6 +1,6 @@
+import { toApproval } from '../rows.ts'
 import type { ApprovalRepo } from '../types.ts'
 import { type Db, one, rows } from './db.ts'
-import { toApproval } from './rows.ts'
 
 export function createApprovalRepo(db: Db): ApprovalRepo {
   return {

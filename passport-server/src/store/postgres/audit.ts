@@ -1,17 +1,6 @@
-import type { AuditRecord, AuditRepo } from '../types.ts'
+import { toAudit } from '../rows.ts'
+import type { AuditRepo } from '../types.ts'
 import { count, type Db, one, rows } from './db.ts'
-import type { Row } from './rows.ts'
-
-const toAudit = (r: Row): AuditRecord => ({
-  id: Number(r.id),
-  type: r.type as string,
-  actor: (r.actor as string | null) ?? null,
-  userId: (r.user_id as string | null) ?? null,
-  siteId: (r.site_id as string | null) ?? null,
-  sessionId: (r.session_id as string | null) ?? null,
-  detail: r.detail as string,
-  at: Number(r.at),
-})
 
 /** The audit log: append-only rows, read newest first with optional filters, purged by age. */
 export function createAuditRepo(db: Db): AuditRepo {

@@ -1,6 +1,6 @@
+import { toCode } from '../rows.ts'
 import type { CodeRepo } from '../types.ts'
 import { type Db, one } from './db.ts'
-import { toCode } from './rows.ts'
 
 export function createCodeRepo(db: Db): CodeRepo {
   return {

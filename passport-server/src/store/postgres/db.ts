@@ -1,4 +1,4 @@
-import type { Row } from './rows.ts'
+import type { Row } from '../rows.ts'
 
 /**
  * What a repository needs of PostgreSQL: run one statement, on whatever the repository was

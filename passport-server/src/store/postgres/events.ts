@@ -1,6 +1,6 @@
+import { type Row, toEvent } from '../rows.ts'
 import type { EventRepo } from '../types.ts'
 import { type Db, EVENT_LOG_LOCK, LOCK_NAMESPACE, one, rows } from './db.ts'
-import { type Row, toEvent } from './rows.ts'
 
 /**
  * The durable event log, read by id ("everything after N").

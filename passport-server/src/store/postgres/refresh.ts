@@ -1,7 +1,7 @@
 import type { EndReason } from '../../../../passport-frame/src/protocol/codes.ts'
+import { toFamily, toRefresh } from '../rows.ts'
 import type { RefreshRepo } from '../types.ts'
 import { count, type Db, one, rows } from './db.ts'
-import { toFamily, toRefresh } from './rows.ts'
 
 export function createRefreshRepo(db: Db): RefreshRepo {
   /**

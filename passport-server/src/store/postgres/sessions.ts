@@ -1,7 +1,7 @@
 import type { EndReason } from '../../../../passport-frame/src/protocol/codes.ts'
+import { toSession } from '../rows.ts'
 import type { SessionRepo } from '../types.ts'
 import { count, type Db, one, rows } from './db.ts'
-import { toSession } from './rows.ts'
 
 export function createSessionRepo(db: Db): SessionRepo {
   return {

@@ -1,6 +1,48 @@
-import type { SiteRepo } from '../types.ts'
+import { toSite } from '../rows.ts'
+import type { SiteRecord, SiteRepo } from '../types.ts'
 import { type Db, one, rows } from './db.ts'
-import { siteColumns, siteValues, toSite } from './rows.ts'
+
+/** The columns of `sites` in order, and their values for a record. */
+const siteColumns = [
+  'id',
+  'name',
+  'origins',
+  'redirect_uris',
+  'login_modes',
+  'token_ttl_seconds',
+  'refresh_idle_seconds',
+  'refresh_absolute_seconds',
+  'refresh_before_seconds',
+  'backchannel_logout_uri',
+  'one_device_per_site',
+  'dpop_bound_tokens',
+  'authkey_version',
+  'client_secret_hash',
+  'created_at',
+  'fedcm',
+  'privacy_policy_url',
+  'terms_of_service_url',
+] as const
+const siteValues = (s: SiteRecord): unknown[] => [
+  s.id,
+  s.name,
+  JSON.stringify(s.origins),
+  JSON.stringify(s.redirectUris),
+  JSON.stringify(s.loginModes),
+  s.tokenTtlSeconds,
+  s.refreshIdleSeconds,
+  s.refreshAbsoluteSeconds,
+  s.refreshBeforeSeconds,
+  s.backchannelLogoutUri,
+  s.oneDevicePerSite,
+  s.dpopBoundTokens,
+  s.authkeyVersion,
+  s.clientSecretHash,
+  s.createdAt,
+  s.fedcm === true,
+  s.privacyPolicyUrl ?? null,
+  s.termsOfServiceUrl ?? null,
+]
 
 const placeholders = siteColumns.map((_, i) => `$${i + 1}`).join(', ')
 const assignments = siteColumns

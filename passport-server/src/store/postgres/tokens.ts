@@ -1,13 +1,6 @@
-import type { StoredToken, TokenRepo } from '../types.ts'
+import { frozenToken, type Row, toToken } from '../rows.ts'
+import type { TokenRepo } from '../types.ts'
 import { type Db, one, rows } from './db.ts'
-import { type Row, toToken } from './rows.ts'
-
-/** Shared between requests, so nobody may change it (as the SQLite store's kept rows). */
-const frozenToken = (t: StoredToken): StoredToken => {
-  Object.freeze(t.record)
-  if (t.holder) Object.freeze(t.holder)
-  return Object.freeze(t)
-}
 
 export function createTokenRepo(db: Db): TokenRepo {
   const revoked = async (text: string, values: unknown[]) => (await rows(db, text, values)).map(toToken)

@@ -1,6 +1,6 @@
+import { toUser } from '../rows.ts'
 import type { UserRepo } from '../types.ts'
 import { type Db, one, rows } from './db.ts'
-import { toUser } from './rows.ts'
 
 export function createUserRepo(db: Db): UserRepo {
   return {

@@ -1,23 +1,6 @@
-import type { ApprovalRecord, ApprovalRepo } from '../types.ts'
+import { toApproval } from '../rows.ts'
+import type { ApprovalRepo } from '../types.ts'
 import type { Row, Sql } from './connection.ts'
-
-export const toApproval = (r: Row): ApprovalRecord => ({
-  id: r.id as string,
-  secretHash: r.secret_hash as string,
-  kind: r.kind as ApprovalRecord['kind'],
-  userId: (r.user_id as string | null) ?? null,
-  requestedFor: r.requested_for as string,
-  siteId: r.site_id as string,
-  code: r.code as string,
-  userAgent: r.user_agent as string,
-  address: r.address as string,
-  context: r.context as string,
-  createdAt: Number(r.created_at),
-  expiresAt: Number(r.expires_at),
-  status: r.status as ApprovalRecord['status'],
-  decidedAt: r.decided_at === null ? null : Number(r.decided_at),
-  decidedBy: (r.decided_by as string | null) ?? null,
-})
 
 export function sqliteApprovals({ one, run, all }: Sql): ApprovalRepo {
   return {

@@ -1,17 +1,7 @@
 import type { SQLInputValue } from 'node:sqlite'
-import type { AuditRecord, AuditRepo } from '../types.ts'
+import { toAudit } from '../rows.ts'
+import type { AuditRepo } from '../types.ts'
 import type { Row, Sql } from './connection.ts'
-
-const toAudit = (r: Row): AuditRecord => ({
-  id: Number(r.id),
-  type: r.type as string,
-  actor: (r.actor as string | null) ?? null,
-  userId: (r.user_id as string | null) ?? null,
-  siteId: (r.site_id as string | null) ?? null,
-  sessionId: (r.session_id as string | null) ?? null,
-  detail: r.detail as string,
-  at: Number(r.at),
-})
 
 /** The audit log: append-only rows, read newest first with optional filters, purged by age. */
 export function sqliteAudit({ one, run, all }: Sql): AuditRepo {

@@ -1,16 +1,6 @@
-import type { CodeRecord, CodeRepo } from '../types.ts'
-import type { Row, Sql } from './connection.ts'
-
-export const toCode = (r: Row): CodeRecord => ({
-  hash: r.hash as string,
-  siteId: r.site_id as string,
-  userId: r.user_id as string,
-  sessionId: r.session_id as string,
-  redirectUri: r.redirect_uri as string,
-  codeChallenge: r.code_challenge as string,
-  expiresAt: Number(r.expires_at),
-  usedAt: r.used_at === null ? null : Number(r.used_at),
-})
+import { toCode } from '../rows.ts'
+import type { CodeRepo } from '../types.ts'
+import type { Sql } from './connection.ts'
 
 export function sqliteCodes({ one, run }: Sql): CodeRepo {
   return {

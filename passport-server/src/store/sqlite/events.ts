@@ -1,16 +1,6 @@
-import type { EndReason } from '../../../../passport-frame/src/protocol/codes.ts'
-import type { EventRepo, SessionEventRecord } from '../types.ts'
+import { toEvent } from '../rows.ts'
+import type { EventRepo } from '../types.ts'
 import type { Row, Sql } from './connection.ts'
-
-export const toEvent = (r: Row): SessionEventRecord => ({
-  id: Number(r.id),
-  type: r.type as SessionEventRecord['type'],
-  userId: r.user_id as string,
-  sessionId: r.session_id as string,
-  siteId: (r.site_id as string | null) ?? null,
-  reason: r.reason as EndReason,
-  at: Number(r.at),
-})
 
 export function sqliteEvents({ one, all }: Sql): EventRepo {
   return {

@@ -1,4 +1,4 @@
-import { toPasskey, toPasskeyChallenge } from '../passkey-rows.ts'
+import { toPasskey, toPasskeyChallenge } from '../rows.ts'
 import type { PasskeyRepo } from '../types.ts'
 import type { Sql } from './connection.ts'
 

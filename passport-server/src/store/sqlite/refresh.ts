@@ -1,41 +1,8 @@
 import type { SQLInputValue } from 'node:sqlite'
 import type { EndReason } from '../../../../passport-frame/src/protocol/codes.ts'
-import type { RefreshFamilyRecord, RefreshRecord, RefreshRepo } from '../types.ts'
-import type { Row, Sql } from './connection.ts'
-
-export const toRefresh = (r: Row): RefreshRecord => ({
-  hash: r.hash as string,
-  familyId: r.family_id as string,
-  generation: Number(r.generation),
-  siteId: r.site_id as string,
-  userId: r.user_id as string,
-  sessionId: r.session_id as string,
-  issuedAt: Number(r.issued_at),
-  idleExpiresAt: Number(r.idle_expires_at),
-  absoluteExpiresAt: Number(r.absolute_expires_at),
-  usedAt: r.used_at === null ? null : Number(r.used_at),
-  successorHash: (r.successor_hash as string | null) ?? null,
-  successorSealed: (r.successor_sealed as string | null) ?? null,
-  revokedAt: r.revoked_at === null ? null : Number(r.revoked_at),
-  revokeReason: (r.revoke_reason as EndReason | null) ?? null,
-  jkt: (r.jkt as string | null) ?? null,
-})
-
-export const toFamily = (r: Row): RefreshFamilyRecord => ({
-  familyId: r.family_id as string,
-  siteId: r.site_id as string,
-  userId: r.user_id as string,
-  sessionId: r.session_id as string,
-  jkt: (r.jkt as string | null) ?? null,
-  generation: Number(r.generation),
-  issuedAt: Number(r.issued_at),
-  idleExpiresAt: Number(r.idle_expires_at),
-  absoluteExpiresAt: Number(r.absolute_expires_at),
-  tokenJti: r.token_jti as string,
-  tokenExpiresAt: Number(r.token_expires_at),
-  revokedAt: r.revoked_at === null ? null : Number(r.revoked_at),
-  revokeReason: (r.revoke_reason as EndReason | null) ?? null,
-})
+import { toFamily, toRefresh } from '../rows.ts'
+import type { RefreshRepo } from '../types.ts'
+import type { Sql } from './connection.ts'
 
 export function sqliteRefresh({ one, run, all }: Sql): RefreshRepo {
   /**

@@ -1,19 +1,7 @@
 import type { EndReason } from '../../../../passport-frame/src/protocol/codes.ts'
-import type { SessionRecord, SessionRepo, SignInMethod, SiteExclusion } from '../types.ts'
-import type { Row, Sql } from './connection.ts'
-
-export const toSession = (r: Row): SessionRecord => ({
-  id: r.id as string,
-  userId: r.user_id as string,
-  createdAt: Number(r.created_at),
-  expiresAt: Number(r.expires_at),
-  endedAt: r.ended_at === null ? null : Number(r.ended_at),
-  endReason: (r.end_reason as EndReason | null) ?? null,
-  userAgent: r.user_agent as string,
-  ...(r.last_seen_at === null || r.last_seen_at === undefined ? {} : { lastSeenAt: Number(r.last_seen_at) }),
-  ...(r.method ? { method: r.method as SignInMethod } : {}),
-  ...(r.address ? { address: r.address as string } : {}),
-})
+import { toSession } from '../rows.ts'
+import type { SessionRepo, SiteExclusion } from '../types.ts'
+import type { Sql } from './connection.ts'
 
 export function sqliteSessions({ one, run, all }: Sql): SessionRepo {
   return {

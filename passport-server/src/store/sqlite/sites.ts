@@ -1,28 +1,7 @@
+import { toSite } from '../rows.ts'
 import type { SiteRecord, SiteRepo } from '../types.ts'
 import type { Caches } from './caches.ts'
 import type { Row, Sql } from './connection.ts'
-
-export const toSite = (r: Row): SiteRecord => ({
-  id: r.id as string,
-  name: r.name as string,
-  origins: JSON.parse(r.origins as string),
-  redirectUris: JSON.parse(r.redirect_uris as string),
-  loginModes: JSON.parse(r.login_modes as string),
-  tokenTtlSeconds: Number(r.token_ttl_seconds),
-  refreshIdleSeconds: Number(r.refresh_idle_seconds),
-  refreshAbsoluteSeconds: Number(r.refresh_absolute_seconds),
-  refreshBeforeSeconds: Number(r.refresh_before_seconds),
-  backchannelLogoutUri: (r.backchannel_logout_uri as string | null) ?? null,
-  oneDevicePerSite: r.one_device_per_site === 1,
-  dpopBoundTokens: r.dpop_bound_tokens === 1,
-  // The FedCM fields only where set: a record of a site without them reads as before.
-  ...(r.fedcm === 1 ? { fedcm: true } : {}),
-  ...(r.privacy_policy_url ? { privacyPolicyUrl: r.privacy_policy_url as string } : {}),
-  ...(r.terms_of_service_url ? { termsOfServiceUrl: r.terms_of_service_url as string } : {}),
-  authkeyVersion: Number(r.authkey_version),
-  clientSecretHash: r.client_secret_hash as string,
-  createdAt: Number(r.created_at),
-})
 
 const siteParams = (s: SiteRecord): Row => ({
   $id: s.id,
@@ -44,12 +23,6 @@ const siteParams = (s: SiteRecord): Row => ({
   $client_secret_hash: s.clientSecretHash,
   $created_at: s.createdAt,
 })
-
-/** Shared between requests, so nobody may change it. */
-const frozenSite = (s: SiteRecord): SiteRecord => {
-  for (const list of [s.origins, s.redirectUris, s.loginModes]) Object.freeze(list)
-  return Object.freeze(s)
-}
 
 export function sqliteSites({ one, run, all }: Sql, caches: Caches): SiteRepo {
   return {
@@ -85,7 +58,7 @@ export function sqliteSites({ one, run, all }: Sql, caches: Caches): SiteRepo {
     get: async (id) =>
       caches.sites.get(id, () => {
         const r = one('SELECT * FROM sites WHERE id = ?', id)
-        return r && frozenSite(toSite(r))
+        return r && toSite(r)
       }),
     list: async () => all('SELECT * FROM sites ORDER BY id').map(toSite),
     remove: async (id) => {

@@ -1,27 +1,8 @@
 import type { SQLInputValue } from 'node:sqlite'
-import type { EndReason } from '../../../../passport-frame/src/protocol/codes.ts'
-import type { StoredToken, TokenRecord, TokenRepo } from '../types.ts'
+import { frozenToken, toToken } from '../rows.ts'
+import type { TokenRepo } from '../types.ts'
 import type { Caches } from './caches.ts'
 import type { Row, Sql } from './connection.ts'
-
-export const toToken = (r: Row): TokenRecord => ({
-  jti: r.jti as string,
-  siteId: r.site_id as string,
-  userId: r.user_id as string,
-  sessionId: r.session_id as string,
-  issuedAt: Number(r.issued_at),
-  expiresAt: Number(r.expires_at),
-  revokedAt: r.revoked_at === null ? null : Number(r.revoked_at),
-  revokeReason: (r.revoke_reason as EndReason | null) ?? null,
-  jkt: (r.jkt as string | null) ?? null,
-})
-
-/** Shared between requests, so nobody may change it. */
-const frozenToken = (t: StoredToken): StoredToken => {
-  Object.freeze(t.record)
-  if (t.holder) Object.freeze(t.holder)
-  return Object.freeze(t)
-}
 
 export function sqliteTokens({ one, run, all }: Sql, caches: Caches): TokenRepo {
   /** Every statement that revokes tokens goes through here: kept token rows are then stale. */

@@ -1,15 +1,6 @@
-import type { UserRecord, UserRepo } from '../types.ts'
-import type { Row, Sql } from './connection.ts'
-
-export const toUser = (r: Row): UserRecord => ({
-  id: r.id as string,
-  username: r.username as string,
-  name: r.name as string,
-  passwordHash: r.password_hash as string,
-  createdAt: Number(r.created_at),
-  ...(r.is_admin === 1 ? { isAdmin: true } : {}),
-  ...(r.disabled === 1 ? { disabled: true } : {}),
-})
+import { toUser } from '../rows.ts'
+import type { UserRepo } from '../types.ts'
+import type { Sql } from './connection.ts'
 
 export function sqliteUsers({ one, run, all }: Sql): UserRepo {
   return {

@@ -1,29 +1,37 @@
-import type { EndReason } from '../../../../passport-frame/src/protocol/codes.ts'
+import type { EndReason } from '../../../passport-frame/src/protocol/codes.ts'
 import type {
   ApprovalRecord,
+  AuditRecord,
   CodeRecord,
+  PasskeyChallengeRecord,
+  PasskeyRecord,
   RefreshFamilyRecord,
   RefreshRecord,
   SessionEventRecord,
   SessionRecord,
   SignInMethod,
   SiteRecord,
+  StoredToken,
   TokenRecord,
   UserRecord,
-} from '../types.ts'
+} from './types.ts'
 
 /**
- * A row as `pg` hands it out. Times are BIGINT, which `pg` returns as strings (they may exceed
- * 2^53 in general; ours are milliseconds since the epoch, far below): every mapper converts.
+ * Rows as both engines hand them out, mapped to the store's records: one mapper per table, so
+ * SQLite and PostgreSQL cannot drift apart in what a column means. Times are INTEGER in SQLite
+ * and BIGINT in PostgreSQL, which `pg` returns as strings (they may exceed 2^53 in general; ours
+ * are milliseconds since the epoch, far below): every mapper converts. Flags are 0/1 in SQLite,
+ * BOOLEAN (or 0/1 in older columns) in PostgreSQL: `flag` reads either.
  */
 export type Row = Record<string, unknown>
 
 const num = (v: unknown): number => Number(v)
 const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v))
 const strOrNull = <T extends string = string>(v: unknown): T | null => (v ?? null) as T | null
+const flag = (v: unknown): boolean => v === true || Number(v) === 1
 
-/** Shared between requests (as the SQLite store's kept rows are), so nobody may change them. */
-export const frozenSite = (s: SiteRecord): SiteRecord => {
+/** Shared between requests (both stores keep rows), so nobody may change them. */
+const frozenSite = (s: SiteRecord): SiteRecord => {
   for (const list of [s.origins, s.redirectUris, s.loginModes]) Object.freeze(list)
   return Object.freeze(s)
 }
@@ -40,10 +48,10 @@ export const toSite = (r: Row): SiteRecord =>
     refreshAbsoluteSeconds: num(r.refresh_absolute_seconds),
     refreshBeforeSeconds: num(r.refresh_before_seconds),
     backchannelLogoutUri: strOrNull(r.backchannel_logout_uri),
-    oneDevicePerSite: r.one_device_per_site === true,
-    dpopBoundTokens: r.dpop_bound_tokens === true,
+    oneDevicePerSite: flag(r.one_device_per_site),
+    dpopBoundTokens: flag(r.dpop_bound_tokens),
     // The FedCM fields only where set: a record of a site without them reads as before.
-    ...(r.fedcm === true ? { fedcm: true } : {}),
+    ...(flag(r.fedcm) ? { fedcm: true } : {}),
     ...(r.privacy_policy_url ? { privacyPolicyUrl: r.privacy_policy_url as string } : {}),
     ...(r.terms_of_service_url ? { termsOfServiceUrl: r.terms_of_service_url as string } : {}),
     authkeyVersion: num(r.authkey_version),
@@ -51,56 +59,14 @@ export const toSite = (r: Row): SiteRecord =>
     createdAt: num(r.created_at),
   })
 
-/** The columns of `sites` in order, and their values for a record. */
-export const siteColumns = [
-  'id',
-  'name',
-  'origins',
-  'redirect_uris',
-  'login_modes',
-  'token_ttl_seconds',
-  'refresh_idle_seconds',
-  'refresh_absolute_seconds',
-  'refresh_before_seconds',
-  'backchannel_logout_uri',
-  'one_device_per_site',
-  'dpop_bound_tokens',
-  'authkey_version',
-  'client_secret_hash',
-  'created_at',
-  'fedcm',
-  'privacy_policy_url',
-  'terms_of_service_url',
-] as const
-export const siteValues = (s: SiteRecord): unknown[] => [
-  s.id,
-  s.name,
-  JSON.stringify(s.origins),
-  JSON.stringify(s.redirectUris),
-  JSON.stringify(s.loginModes),
-  s.tokenTtlSeconds,
-  s.refreshIdleSeconds,
-  s.refreshAbsoluteSeconds,
-  s.refreshBeforeSeconds,
-  s.backchannelLogoutUri,
-  s.oneDevicePerSite,
-  s.dpopBoundTokens,
-  s.authkeyVersion,
-  s.clientSecretHash,
-  s.createdAt,
-  s.fedcm === true,
-  s.privacyPolicyUrl ?? null,
-  s.termsOfServiceUrl ?? null,
-]
-
 export const toUser = (r: Row): UserRecord => ({
   id: r.id as string,
   username: r.username as string,
   name: r.name as string,
   passwordHash: r.password_hash as string,
   createdAt: num(r.created_at),
-  ...(Number(r.is_admin) === 1 ? { isAdmin: true } : {}),
-  ...(Number(r.disabled) === 1 ? { disabled: true } : {}),
+  ...(flag(r.is_admin) ? { isAdmin: true } : {}),
+  ...(flag(r.disabled) ? { disabled: true } : {}),
 })
 
 export const toSession = (r: Row): SessionRecord => ({
@@ -199,4 +165,51 @@ export const toToken = (r: Row): TokenRecord => ({
   revokedAt: numOrNull(r.revoked_at),
   revokeReason: strOrNull<EndReason>(r.revoke_reason),
   jkt: strOrNull(r.jkt),
+})
+
+/** Shared between requests, so nobody may change it. */
+export const frozenToken = (t: StoredToken): StoredToken => {
+  Object.freeze(t.record)
+  if (t.holder) Object.freeze(t.holder)
+  return Object.freeze(t)
+}
+
+export const toAudit = (r: Row): AuditRecord => ({
+  id: num(r.id),
+  type: r.type as string,
+  actor: strOrNull(r.actor),
+  userId: strOrNull(r.user_id),
+  siteId: strOrNull(r.site_id),
+  sessionId: strOrNull(r.session_id),
+  detail: r.detail as string,
+  at: num(r.at),
+})
+
+export const toPasskey = (r: Row): PasskeyRecord => ({
+  id: r.id as string,
+  userId: r.user_id as string,
+  userHandle: r.user_handle as string,
+  publicKey: r.public_key as string,
+  counter: Number(r.counter),
+  transports: JSON.parse(r.transports as string),
+  deviceType: r.device_type as PasskeyRecord['deviceType'],
+  backedUp: flag(r.backed_up),
+  aaguid: r.aaguid as string,
+  name: r.name as string,
+  createdAt: Number(r.created_at),
+  lastUsedAt: numOrNull(r.last_used_at),
+  removedAt: numOrNull(r.removed_at),
+})
+
+export const toPasskeyChallenge = (r: Row): PasskeyChallengeRecord => ({
+  id: r.id as string,
+  challenge: r.challenge as string,
+  bindingHash: r.binding_hash as string,
+  purpose: r.purpose as PasskeyChallengeRecord['purpose'],
+  userId: strOrNull(r.user_id),
+  sessionId: strOrNull(r.session_id),
+  userHandle: strOrNull(r.user_handle),
+  createdAt: Number(r.created_at),
+  expiresAt: Number(r.expires_at),
+  usedAt: numOrNull(r.used_at),
 })
