@@ -213,3 +213,172 @@ export const toPasskeyChallenge = (r: Row): PasskeyChallengeRecord => ({
   expiresAt: Number(r.expires_at),
   usedAt: numOrNull(r.used_at),
 })
+
+// ---------------------------------------------------------------------------------------------
+// Records as the rows an INSERT writes: the same columns and values on both engines.
+
+/** A record as the row an INSERT writes: its table, columns, and their values in that order. */
+export interface RowWrite {
+  table: string
+  columns: readonly string[]
+  values: (string | number | null)[]
+}
+
+const rowOf = (table: string, row: Record<string, string | number | null>): RowWrite => ({
+  table,
+  columns: Object.keys(row),
+  values: Object.values(row),
+})
+
+const insertTexts = new Map<string, string>()
+/**
+ * `INSERT INTO <table> (<columns>) VALUES (<placeholders>)`, each placeholder as the engine
+ * writes it (`?`, or `$1`, `$2`, …). Made once per table and engine: a table's columns never
+ * change at run time.
+ */
+export function insertSql(row: RowWrite, placeholder: (n: number) => string): string {
+  const key = `${row.table} ${placeholder(1)}`
+  let text = insertTexts.get(key)
+  if (text === undefined) {
+    const marks = row.columns.map((_, i) => placeholder(i + 1)).join(', ')
+    text = `INSERT INTO ${row.table} (${row.columns.join(', ')}) VALUES (${marks})`
+    insertTexts.set(key, text)
+  }
+  return text
+}
+
+export const userRow = (u: UserRecord): RowWrite =>
+  rowOf('users', {
+    id: u.id,
+    username: u.username,
+    name: u.name,
+    password_hash: u.passwordHash,
+    created_at: u.createdAt,
+    is_admin: u.isAdmin ? 1 : 0,
+    disabled: u.disabled ? 1 : 0,
+  })
+
+export const sessionRow = (s: SessionRecord): RowWrite =>
+  rowOf('sessions', {
+    id: s.id,
+    user_id: s.userId,
+    created_at: s.createdAt,
+    expires_at: s.expiresAt,
+    ended_at: s.endedAt,
+    end_reason: s.endReason,
+    user_agent: s.userAgent,
+    method: s.method ?? null,
+    address: s.address ?? null,
+  })
+
+export const tokenRow = (t: TokenRecord, tokenHash: string | null): RowWrite =>
+  rowOf('tokens', {
+    jti: t.jti,
+    site_id: t.siteId,
+    user_id: t.userId,
+    session_id: t.sessionId,
+    issued_at: t.issuedAt,
+    expires_at: t.expiresAt,
+    revoked_at: t.revokedAt,
+    revoke_reason: t.revokeReason,
+    token_hash: tokenHash,
+    jkt: t.jkt,
+  })
+
+export const codeRow = (c: CodeRecord): RowWrite =>
+  rowOf('codes', {
+    hash: c.hash,
+    site_id: c.siteId,
+    user_id: c.userId,
+    session_id: c.sessionId,
+    redirect_uri: c.redirectUri,
+    code_challenge: c.codeChallenge,
+    expires_at: c.expiresAt,
+    used_at: c.usedAt,
+  })
+
+export const refreshRow = (t: RefreshRecord): RowWrite =>
+  rowOf('refresh_tokens', {
+    hash: t.hash,
+    family_id: t.familyId,
+    generation: t.generation,
+    site_id: t.siteId,
+    user_id: t.userId,
+    session_id: t.sessionId,
+    issued_at: t.issuedAt,
+    idle_expires_at: t.idleExpiresAt,
+    absolute_expires_at: t.absoluteExpiresAt,
+    used_at: t.usedAt,
+    successor_hash: t.successorHash,
+    successor_sealed: t.successorSealed,
+    revoked_at: t.revokedAt,
+    revoke_reason: t.revokeReason,
+    jkt: t.jkt,
+  })
+
+export const familyRow = (f: RefreshFamilyRecord): RowWrite =>
+  rowOf('refresh_families', {
+    family_id: f.familyId,
+    site_id: f.siteId,
+    user_id: f.userId,
+    session_id: f.sessionId,
+    jkt: f.jkt,
+    generation: f.generation,
+    issued_at: f.issuedAt,
+    idle_expires_at: f.idleExpiresAt,
+    absolute_expires_at: f.absoluteExpiresAt,
+    token_jti: f.tokenJti,
+    token_expires_at: f.tokenExpiresAt,
+    revoked_at: f.revokedAt,
+    revoke_reason: f.revokeReason,
+  })
+
+export const approvalRow = (a: ApprovalRecord): RowWrite =>
+  rowOf('approvals', {
+    id: a.id,
+    secret_hash: a.secretHash,
+    kind: a.kind,
+    user_id: a.userId,
+    requested_for: a.requestedFor,
+    site_id: a.siteId,
+    code: a.code,
+    user_agent: a.userAgent,
+    address: a.address,
+    context: a.context,
+    created_at: a.createdAt,
+    expires_at: a.expiresAt,
+    status: a.status,
+    decided_at: a.decidedAt,
+    decided_by: a.decidedBy,
+  })
+
+export const passkeyRow = (p: PasskeyRecord): RowWrite =>
+  rowOf('passkeys', {
+    id: p.id,
+    user_id: p.userId,
+    user_handle: p.userHandle,
+    public_key: p.publicKey,
+    counter: p.counter,
+    transports: JSON.stringify(p.transports),
+    device_type: p.deviceType,
+    backed_up: p.backedUp ? 1 : 0,
+    aaguid: p.aaguid,
+    name: p.name,
+    created_at: p.createdAt,
+    last_used_at: p.lastUsedAt,
+    removed_at: p.removedAt,
+  })
+
+export const challengeRow = (c: PasskeyChallengeRecord): RowWrite =>
+  rowOf('passkey_challenges', {
+    id: c.id,
+    challenge: c.challenge,
+    binding_hash: c.bindingHash,
+    purpose: c.purpose,
+    user_id: c.userId,
+    session_id: c.sessionId,
+    user_handle: c.userHandle,
+    created_at: c.createdAt,
+    expires_at: c.expiresAt,
+    used_at: c.usedAt,
+  })

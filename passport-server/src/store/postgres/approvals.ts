@@ -1,32 +1,11 @@
-import { toApproval } from '../rows.ts'
+import { approvalRow, toApproval } from '../rows.ts'
 import type { ApprovalRepo } from '../types.ts'
-import { type Db, one, rows } from './db.ts'
+import { type Db, insert, one, rows } from './db.ts'
 
 export function createApprovalRepo(db: Db): ApprovalRepo {
   return {
     create: async (a) => {
-      await db.query(
-        `INSERT INTO approvals (id, secret_hash, kind, user_id, requested_for, site_id, code, user_agent, address,
-           context, created_at, expires_at, status, decided_at, decided_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
-        [
-          a.id,
-          a.secretHash,
-          a.kind,
-          a.userId,
-          a.requestedFor,
-          a.siteId,
-          a.code,
-          a.userAgent,
-          a.address,
-          a.context,
-          a.createdAt,
-          a.expiresAt,
-          a.status,
-          a.decidedAt,
-          a.decidedBy,
-        ],
-      )
+      await insert(db, approvalRow(a))
     },
     get: async (id) => {
       const r = await one(db, 'SELECT * FROM approvals WHERE id = $1', [id])

@@ -1,4 +1,4 @@
-import type { Row } from '../rows.ts'
+import { insertSql, type Row, type RowWrite } from '../rows.ts'
 
 /**
  * What a repository needs of PostgreSQL: run one statement, on whatever the repository was
@@ -16,6 +16,10 @@ export const one = async (db: Db, text: string, values: readonly unknown[] = [])
 
 export const count = async (db: Db, text: string, values: readonly unknown[] = []): Promise<number> =>
   (await db.query(text, values)).rowCount
+
+/** Inserts a record's row (`rows.ts`), with an optional clause after it (`ON CONFLICT …`); the rows written. */
+export const insert = (db: Db, row: RowWrite, then = ''): Promise<number> =>
+  count(db, `${insertSql(row, (n) => `$${n}`)}${then}`, row.values)
 
 /**
  * Advisory-lock keys of the passport (the two-int form: a namespace, then the lock). The

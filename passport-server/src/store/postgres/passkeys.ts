@@ -1,31 +1,10 @@
-import { toPasskey, toPasskeyChallenge } from '../rows.ts'
+import { challengeRow, passkeyRow, toPasskey, toPasskeyChallenge } from '../rows.ts'
 import type { PasskeyRepo } from '../types.ts'
-import { count, type Db, one, rows } from './db.ts'
+import { count, type Db, insert, one, rows } from './db.ts'
 
 export function createPasskeyRepo(db: Db): PasskeyRepo {
   return {
-    create: async (p) =>
-      (await count(
-        db,
-        `INSERT INTO passkeys (id, user_id, user_handle, public_key, counter, transports, device_type,
-           backed_up, aaguid, name, created_at, last_used_at, removed_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (id) DO NOTHING`,
-        [
-          p.id,
-          p.userId,
-          p.userHandle,
-          p.publicKey,
-          p.counter,
-          JSON.stringify(p.transports),
-          p.deviceType,
-          p.backedUp ? 1 : 0,
-          p.aaguid,
-          p.name,
-          p.createdAt,
-          p.lastUsedAt,
-          p.removedAt,
-        ],
-      )) === 1,
+    create: async (p) => (await insert(db, passkeyRow(p), ' ON CONFLICT (id) DO NOTHING')) === 1,
     get: async (id) => {
       const r = await one(db, 'SELECT * FROM passkeys WHERE id = $1', [id])
       return r ? toPasskey(r) : null
@@ -57,22 +36,7 @@ export function createPasskeyRepo(db: Db): PasskeyRepo {
         [at, id, userId],
       )) === 1,
     createChallenge: async (c) => {
-      await db.query(
-        `INSERT INTO passkey_challenges (id, challenge, binding_hash, purpose, user_id, session_id,
-           user_handle, created_at, expires_at, used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-        [
-          c.id,
-          c.challenge,
-          c.bindingHash,
-          c.purpose,
-          c.userId,
-          c.sessionId,
-          c.userHandle,
-          c.createdAt,
-          c.expiresAt,
-          c.usedAt,
-        ],
-      )
+      await insert(db, challengeRow(c))
     },
     // The row as it was, locked, then marked used if it was not: a racing use waits on the lock
     // and (serialisable) is run again, when it sees the first one's time.

@@ -1,7 +1,7 @@
 import type { EndReason } from '../../../../passport-frame/src/protocol/codes.ts'
-import { toFamily, toRefresh } from '../rows.ts'
+import { familyRow, refreshRow, toFamily, toRefresh } from '../rows.ts'
 import type { RefreshRepo } from '../types.ts'
-import { count, type Db, one, rows } from './db.ts'
+import { count, type Db, insert, one, rows } from './db.ts'
 
 export function createRefreshRepo(db: Db): RefreshRepo {
   /**
@@ -22,51 +22,10 @@ export function createRefreshRepo(db: Db): RefreshRepo {
     ))
   return {
     create: async (t) => {
-      await db.query(
-        `INSERT INTO refresh_tokens (hash, family_id, generation, site_id, user_id, session_id, issued_at,
-           idle_expires_at, absolute_expires_at, used_at, successor_hash, successor_sealed, revoked_at,
-           revoke_reason, jkt)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
-        [
-          t.hash,
-          t.familyId,
-          t.generation,
-          t.siteId,
-          t.userId,
-          t.sessionId,
-          t.issuedAt,
-          t.idleExpiresAt,
-          t.absoluteExpiresAt,
-          t.usedAt,
-          t.successorHash,
-          t.successorSealed,
-          t.revokedAt,
-          t.revokeReason,
-          t.jkt,
-        ],
-      )
+      await insert(db, refreshRow(t))
     },
     createFamily: async (f) => {
-      await db.query(
-        `INSERT INTO refresh_families (family_id, site_id, user_id, session_id, jkt, generation, issued_at,
-           idle_expires_at, absolute_expires_at, token_jti, token_expires_at, revoked_at, revoke_reason)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-        [
-          f.familyId,
-          f.siteId,
-          f.userId,
-          f.sessionId,
-          f.jkt,
-          f.generation,
-          f.issuedAt,
-          f.idleExpiresAt,
-          f.absoluteExpiresAt,
-          f.tokenJti,
-          f.tokenExpiresAt,
-          f.revokedAt,
-          f.revokeReason,
-        ],
-      )
+      await insert(db, familyRow(f))
     },
     getFamily: async (familyId) => {
       const r = await one(db, 'SELECT * FROM refresh_families WHERE family_id = $1', [familyId])

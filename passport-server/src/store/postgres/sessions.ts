@@ -1,7 +1,7 @@
 import type { EndReason } from '../../../../passport-frame/src/protocol/codes.ts'
-import { toSession } from '../rows.ts'
+import { sessionRow, toSession } from '../rows.ts'
 import type { SessionRepo } from '../types.ts'
-import { count, type Db, one, rows } from './db.ts'
+import { count, type Db, insert, one, rows } from './db.ts'
 
 export function createSessionRepo(db: Db): SessionRepo {
   return {
@@ -14,21 +14,7 @@ export function createSessionRepo(db: Db): SessionRepo {
         )
       ).map(toSession),
     create: async (s) => {
-      await db.query(
-        `INSERT INTO sessions (id, user_id, created_at, expires_at, ended_at, end_reason, user_agent, method, address)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-        [
-          s.id,
-          s.userId,
-          s.createdAt,
-          s.expiresAt,
-          s.endedAt,
-          s.endReason,
-          s.userAgent,
-          s.method ?? null,
-          s.address ?? null,
-        ],
-      )
+      await insert(db, sessionRow(s))
     },
     get: async (id) => {
       const r = await one(db, 'SELECT * FROM sessions WHERE id = $1', [id])

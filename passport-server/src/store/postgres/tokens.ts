@@ -1,6 +1,6 @@
-import { frozenToken, type Row, toToken } from '../rows.ts'
+import { frozenToken, type Row, tokenRow, toToken } from '../rows.ts'
 import type { TokenRepo } from '../types.ts'
-import { type Db, one, rows } from './db.ts'
+import { type Db, insert, one, rows } from './db.ts'
 
 export function createTokenRepo(db: Db): TokenRepo {
   const revoked = async (text: string, values: unknown[]) => (await rows(db, text, values)).map(toToken)
@@ -19,23 +19,7 @@ export function createTokenRepo(db: Db): TokenRepo {
           )
       ).map(toToken),
     create: async (t, tokenHash = null) => {
-      await db.query(
-        `INSERT INTO tokens (jti, site_id, user_id, session_id, issued_at, expires_at, revoked_at, revoke_reason,
-           token_hash, jkt)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-        [
-          t.jti,
-          t.siteId,
-          t.userId,
-          t.sessionId,
-          t.issuedAt,
-          t.expiresAt,
-          t.revokedAt,
-          t.revokeReason,
-          tokenHash,
-          t.jkt,
-        ],
-      )
+      await insert(db, tokenRow(t, tokenHash))
     },
     get: async (jti) => {
       const r = await one(db, 'SELECT * FROM tokens WHERE jti = $1', [jti])

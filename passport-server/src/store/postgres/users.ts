@@ -1,15 +1,11 @@
-import { toUser } from '../rows.ts'
+import { toUser, userRow } from '../rows.ts'
 import type { UserRepo } from '../types.ts'
-import { type Db, one, rows } from './db.ts'
+import { type Db, insert, one, rows } from './db.ts'
 
 export function createUserRepo(db: Db): UserRepo {
   return {
     create: async (u) => {
-      await db.query(
-        `INSERT INTO users (id, username, name, password_hash, created_at, is_admin, disabled)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-        [u.id, u.username, u.name, u.passwordHash, u.createdAt, u.isAdmin ? 1 : 0, u.disabled ? 1 : 0],
-      )
+      await insert(db, userRow(u))
     },
     list: async () => (await rows(db, 'SELECT * FROM users ORDER BY username')).map(toUser),
     setAdmin: async (id, isAdmin) => {

@@ -1,31 +1,11 @@
-import { toApproval } from '../rows.ts'
+import { approvalRow, toApproval } from '../rows.ts'
 import type { ApprovalRepo } from '../types.ts'
 import type { Row, Sql } from './connection.ts'
 
-export function sqliteApprovals({ one, run, all }: Sql): ApprovalRepo {
+export function sqliteApprovals({ one, all, insert }: Sql): ApprovalRepo {
   return {
     create: async (a) => {
-      run(
-        `INSERT INTO approvals (id, secret_hash, kind, user_id, requested_for, site_id, code, user_agent, address, context, created_at, expires_at, status, decided_at, decided_by)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        [
-          a.id,
-          a.secretHash,
-          a.kind,
-          a.userId,
-          a.requestedFor,
-          a.siteId,
-          a.code,
-          a.userAgent,
-          a.address,
-          a.context,
-          a.createdAt,
-          a.expiresAt,
-          a.status,
-          a.decidedAt,
-          a.decidedBy,
-        ],
-      )
+      insert(approvalRow(a))
     },
     get: async (id) => {
       const r = one('SELECT * FROM approvals WHERE id = ?', id)

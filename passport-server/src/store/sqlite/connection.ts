@@ -1,5 +1,6 @@
 import type { DatabaseSync, SQLInputValue, StatementSync } from 'node:sqlite'
 import { StoreUnavailableError } from '../../errors.ts'
+import { insertSql, type RowWrite } from '../rows.ts'
 
 export type Row = Record<string, SQLInputValue>
 
@@ -9,6 +10,8 @@ export interface Sql {
   one(sql: string, ...params: SQLInputValue[]): Row | null
   run(sql: string, params?: Row | SQLInputValue[]): { changes: number | bigint }
   all(sql: string, ...params: SQLInputValue[]): Row[]
+  /** Inserts a record's row (`rows.ts`), with an optional clause after it (`ON CONFLICT …`). */
+  insert(row: RowWrite, then?: string): { changes: number | bigint }
 }
 
 export function createSql(db: DatabaseSync): Sql {
@@ -26,6 +29,7 @@ export function createSql(db: DatabaseSync): Sql {
     one: (sql, ...params) => (stmt(sql).get(...params) as Row | undefined) ?? null,
     run: (sql, params = []) => (Array.isArray(params) ? stmt(sql).run(...params) : stmt(sql).run(params)),
     all: (sql, ...params) => stmt(sql).all(...params) as Row[],
+    insert: (row, then = '') => stmt(`${insertSql(row, () => '?')}${then}`).run(...row.values),
   }
 }
 

@@ -1,4 +1,4 @@
-import { toPasskey, toPasskeyChallenge } from '../rows.ts'
+import { challengeRow, passkeyRow, toPasskey, toPasskeyChallenge } from '../rows.ts'
 import type { PasskeyRepo } from '../types.ts'
 import type { Sql } from './connection.ts'
 
@@ -43,31 +43,9 @@ CREATE INDEX IF NOT EXISTS passkey_challenges_by_expiry ON passkey_challenges (e
 /** What the maintenance purge deletes: challenges a day past expiry (used or not). */
 export const passkeysPurgeSql = 'DELETE FROM passkey_challenges WHERE expires_at < ?'
 
-export function sqlitePasskeys({ one, all, run }: Sql): PasskeyRepo {
+export function sqlitePasskeys({ one, all, run, insert }: Sql): PasskeyRepo {
   return {
-    create: async (p) =>
-      Number(
-        run(
-          `INSERT INTO passkeys (id, user_id, user_handle, public_key, counter, transports, device_type,
-             backed_up, aaguid, name, created_at, last_used_at, removed_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
-          [
-            p.id,
-            p.userId,
-            p.userHandle,
-            p.publicKey,
-            p.counter,
-            JSON.stringify(p.transports),
-            p.deviceType,
-            p.backedUp ? 1 : 0,
-            p.aaguid,
-            p.name,
-            p.createdAt,
-            p.lastUsedAt,
-            p.removedAt,
-          ],
-        ).changes,
-      ) === 1,
+    create: async (p) => Number(insert(passkeyRow(p), ' ON CONFLICT (id) DO NOTHING').changes) === 1,
     get: async (id) => {
       const r = one('SELECT * FROM passkeys WHERE id = ?', id)
       return r ? toPasskey(r) : null
@@ -98,22 +76,7 @@ export function sqlitePasskeys({ one, all, run }: Sql): PasskeyRepo {
         ]).changes,
       ) === 1,
     createChallenge: async (c) => {
-      run(
-        `INSERT INTO passkey_challenges (id, challenge, binding_hash, purpose, user_id, session_id,
-           user_handle, created_at, expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        [
-          c.id,
-          c.challenge,
-          c.bindingHash,
-          c.purpose,
-          c.userId,
-          c.sessionId,
-          c.userHandle,
-          c.createdAt,
-          c.expiresAt,
-          c.usedAt,
-        ],
-      )
+      insert(challengeRow(c))
     },
     useChallenge: async (id, at) => {
       // One connection, statements run synchronously: nothing runs between the read and the

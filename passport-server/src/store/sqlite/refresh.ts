@@ -1,10 +1,10 @@
 import type { SQLInputValue } from 'node:sqlite'
 import type { EndReason } from '../../../../passport-frame/src/protocol/codes.ts'
-import { toFamily, toRefresh } from '../rows.ts'
+import { familyRow, refreshRow, toFamily, toRefresh } from '../rows.ts'
 import type { RefreshRepo } from '../types.ts'
 import type { Sql } from './connection.ts'
 
-export function sqliteRefresh({ one, run, all }: Sql): RefreshRepo {
+export function sqliteRefresh({ one, run, all, insert }: Sql): RefreshRepo {
   /**
    * Revokes the live refresh credentials matching `where`, in both kinds of family (a revoked
    * row of an older server's family keeps no sealed answer).
@@ -25,26 +25,7 @@ export function sqliteRefresh({ one, run, all }: Sql): RefreshRepo {
     )
   return {
     createFamily: async (f) => {
-      run(
-        `INSERT INTO refresh_families (family_id, site_id, user_id, session_id, jkt, generation, issued_at,
-           idle_expires_at, absolute_expires_at, token_jti, token_expires_at, revoked_at, revoke_reason)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        [
-          f.familyId,
-          f.siteId,
-          f.userId,
-          f.sessionId,
-          f.jkt,
-          f.generation,
-          f.issuedAt,
-          f.idleExpiresAt,
-          f.absoluteExpiresAt,
-          f.tokenJti,
-          f.tokenExpiresAt,
-          f.revokedAt,
-          f.revokeReason,
-        ],
-      )
+      insert(familyRow(f))
     },
     getFamily: async (familyId) => {
       const r = one('SELECT * FROM refresh_families WHERE family_id = ?', familyId)
@@ -66,29 +47,7 @@ export function sqliteRefresh({ one, run, all }: Sql): RefreshRepo {
         ],
       ).changes > 0,
     create: async (t) => {
-      run(
-        `INSERT INTO refresh_tokens (hash, family_id, generation, site_id, user_id, session_id, issued_at,
-           idle_expires_at, absolute_expires_at, used_at, successor_hash, successor_sealed, revoked_at, revoke_reason,
-           jkt)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        [
-          t.hash,
-          t.familyId,
-          t.generation,
-          t.siteId,
-          t.userId,
-          t.sessionId,
-          t.issuedAt,
-          t.idleExpiresAt,
-          t.absoluteExpiresAt,
-          t.usedAt,
-          t.successorHash,
-          t.successorSealed,
-          t.revokedAt,
-          t.revokeReason,
-          t.jkt,
-        ],
-      )
+      insert(refreshRow(t))
     },
     get: async (hash) => {
       const r = one('SELECT * FROM refresh_tokens WHERE hash = ?', hash)

@@ -1,27 +1,12 @@
 import type { EndReason } from '../../../../passport-frame/src/protocol/codes.ts'
-import { toSession } from '../rows.ts'
+import { sessionRow, toSession } from '../rows.ts'
 import type { SessionRepo, SiteExclusion } from '../types.ts'
 import type { Sql } from './connection.ts'
 
-export function sqliteSessions({ one, run, all }: Sql): SessionRepo {
+export function sqliteSessions({ one, run, all, insert }: Sql): SessionRepo {
   return {
     create: async (s) => {
-      run(
-        `INSERT INTO sessions (id, user_id, created_at, expires_at, ended_at, end_reason, user_agent, method,
-           address)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        [
-          s.id,
-          s.userId,
-          s.createdAt,
-          s.expiresAt,
-          s.endedAt,
-          s.endReason,
-          s.userAgent,
-          s.method ?? null,
-          s.address ?? null,
-        ],
-      )
+      insert(sessionRow(s))
     },
     get: async (id) => {
       const r = one('SELECT * FROM sessions WHERE id = ?', id)

@@ -1,10 +1,10 @@
 import type { SQLInputValue } from 'node:sqlite'
-import { frozenToken, toToken } from '../rows.ts'
+import { frozenToken, tokenRow, toToken } from '../rows.ts'
 import type { TokenRepo } from '../types.ts'
 import type { Caches } from './caches.ts'
 import type { Row, Sql } from './connection.ts'
 
-export function sqliteTokens({ one, run, all }: Sql, caches: Caches): TokenRepo {
+export function sqliteTokens({ one, all, insert }: Sql, caches: Caches): TokenRepo {
   /** Every statement that revokes tokens goes through here: kept token rows are then stale. */
   const revokeTokens = (sql: string, ...params: SQLInputValue[]): Row[] => {
     caches.tokens.forget()
@@ -22,23 +22,7 @@ export function sqliteTokens({ one, run, all }: Sql, caches: Caches): TokenRepo 
           )
       ).map(toToken),
     create: async (t, tokenHash = null) => {
-      run(
-        `INSERT INTO tokens (jti, site_id, user_id, session_id, issued_at, expires_at, revoked_at, revoke_reason,
-           token_hash, jkt)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        [
-          t.jti,
-          t.siteId,
-          t.userId,
-          t.sessionId,
-          t.issuedAt,
-          t.expiresAt,
-          t.revokedAt,
-          t.revokeReason,
-          tokenHash,
-          t.jkt,
-        ],
-      )
+      insert(tokenRow(t, tokenHash))
     },
     get: async (jti) => {
       const r = one('SELECT * FROM tokens WHERE jti = ?', jti)

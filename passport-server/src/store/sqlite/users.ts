@@ -1,18 +1,14 @@
-import { toUser } from '../rows.ts'
+import { toUser, userRow } from '../rows.ts'
 import type { UserRepo } from '../types.ts'
 import type { Sql } from './connection.ts'
 
-export function sqliteUsers({ one, run, all }: Sql): UserRepo {
+export function sqliteUsers({ one, run, all, insert }: Sql): UserRepo {
   return {
     setPasswordHash: async (id, passwordHash) => {
       run('UPDATE users SET password_hash = ? WHERE id = ?', [passwordHash, id])
     },
     create: async (u) => {
-      run(
-        `INSERT INTO users (id, username, name, password_hash, created_at, is_admin, disabled)
-         VALUES (?, ?, ?, ?, ?, ?, ?)`,
-        [u.id, u.username, u.name, u.passwordHash, u.createdAt, u.isAdmin ? 1 : 0, u.disabled ? 1 : 0],
-      )
+      insert(userRow(u))
     },
     list: async () => all('SELECT * FROM users ORDER BY username').map(toUser),
     setAdmin: async (id, isAdmin) => {
