@@ -1,10 +1,10 @@
 import { type Context, Hono } from 'hono'
 import type { AppDeps } from '../deps.ts'
-import { publishEvents, recordEvent } from '../events/record.ts'
 import { readForm } from '../middleware/body.ts'
 import { renderErrorPage } from '../pages/login-page.ts'
 import { sendPage } from '../pages/send-page.ts'
 import { issueCode } from '../services/codes.ts'
+import { endSiteAccess } from '../services/site-access.ts'
 import type { SessionRecord, SiteRecord } from '../store/types.ts'
 import { sessionFromCookies } from './session-cookies.ts'
 import { isCodeChallenge } from './sign-in-flow.ts'
@@ -264,21 +264,6 @@ async function disconnectSite(
   site: SiteRecord,
   session: SessionRecord,
 ): Promise<void> {
-  const now = deps.clock.now()
-  const event = await deps.store.transaction(async (tx) => {
-    const tokens = await tx.tokens.revokeSessionSite(session.id, site.id, now, 'revoked')
-    const refresh = await tx.refresh.revokeSessionSite(session.id, site.id, now, 'revoked')
-    await tx.sessions.exclude({ sessionId: session.id, siteId: site.id, reason: 'revoked', at: now })
-    if (tokens.length + refresh === 0) return null
-    return recordEvent(tx, {
-      type: 'site_access_ended',
-      userId: session.userId,
-      sessionId: session.id,
-      siteId: site.id,
-      reason: 'revoked',
-      at: now,
-    })
-  })
+  await endSiteAccess(deps, { sessionId: session.id, userId: session.userId }, site.id)
   deps.log('fedcm_disconnect', { site: site.id, user: session.userId })
-  if (event) await publishEvents(deps, [event])
 }

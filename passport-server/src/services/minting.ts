@@ -2,7 +2,7 @@ import { createHmac, createSecretKey, type KeyObject } from 'node:crypto'
 import { randomSecret, sha256, timeOrderedId } from '../auth/random.ts'
 import type { AppDeps } from '../deps.ts'
 import { PassportError } from '../errors.ts'
-import { publishEvents, recordEvent } from '../events/record.ts'
+import { publishEvents } from '../events/record.ts'
 import type {
   RefreshFamilyRecord,
   RefreshRecord,
@@ -16,6 +16,7 @@ import type {
 import { signSiteToken } from '../tokens/site-token.ts'
 import { recordAudit } from './audit.ts'
 import { isSessionLive } from './sessions.ts'
+import { recordSiteLoss } from './site-access.ts'
 
 export interface MintedToken {
   token: string
@@ -231,12 +232,10 @@ export async function mintInTransaction(
     )
     // A device counts as signed in on the site while it holds a live token or refresh credential.
     for (const sessionId of new Set([...tokens.map((t) => t.sessionId), ...credentials])) {
-      await tx.sessions.exclude({ sessionId, siteId: site.id, reason: 'replaced', at: now })
       replaced.push(
-        await recordEvent(tx, {
-          type: 'site_access_ended',
-          userId: session.userId,
+        await recordSiteLoss(tx, {
           sessionId,
+          userId: session.userId,
           siteId: site.id,
           reason: 'replaced',
           at: now,

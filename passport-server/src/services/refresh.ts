@@ -3,7 +3,7 @@ import { sameSecret, sha256 } from '../auth/random.ts'
 import { openForHolder, sealForHolder } from '../auth/seal.ts'
 import type { AppDeps } from '../deps.ts'
 import { PassportError } from '../errors.ts'
-import { publishEvents, recordEvent } from '../events/record.ts'
+import { publishEvents } from '../events/record.ts'
 import type { RefreshRecord, SessionEventRecord, SessionRecord, SiteRecord, StoreTx } from '../store/types.ts'
 import {
   familyCredential,
@@ -14,6 +14,7 @@ import {
   rebuildFamilyAnswer,
 } from './minting.ts'
 import { isSessionLive } from './sessions.ts'
+import { loseSite, recordSiteLoss } from './site-access.ts'
 
 const REFRESH_TOKEN = /^[A-Za-z0-9_-]{43}$/
 
@@ -106,20 +107,18 @@ async function rotateGrant(
     return session
   }
 
-  /** A copy of a used credential in use: the whole family is revoked and the device loses the site. */
+  /**
+   * A copy of a used credential in use: the device loses the site (its family among its
+   * credentials there), and is told even if, against the checks above, nothing was left live.
+   */
   const revokeOnReuse = async (tx: StoreTx, family: FamilyOf): Promise<Outcome> => {
-    await tx.refresh.revokeFamily(family.familyId, now, 'revoked')
-    await tx.tokens.revokeSessionSite(family.sessionId, site.id, now, 'revoked')
-    await tx.sessions.exclude({ sessionId: family.sessionId, siteId: site.id, reason: 'revoked', at: now })
-    const event = await recordEvent(tx, {
-      type: 'site_access_ended',
-      userId: family.userId,
-      sessionId: family.sessionId,
-      siteId: site.id,
-      reason: 'revoked',
-      at: now,
-    })
-    return { kind: 'reuse', record: family, event }
+    const loss = { sessionId: family.sessionId, userId: family.userId, siteId: site.id, at: now }
+    const event = await loseSite(tx, { ...loss, reason: 'revoked' })
+    return {
+      kind: 'reuse',
+      record: family,
+      event: event ?? (await recordSiteLoss(tx, { ...loss, reason: 'revoked' })),
+    }
   }
 
   const outcome = await deps.store.transaction(async (tx): Promise<Outcome> => {

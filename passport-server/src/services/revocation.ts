@@ -1,10 +1,10 @@
 import { sameSecret, sha256 } from '../auth/random.ts'
 import type { AppDeps } from '../deps.ts'
-import { publishEvents, recordEvent } from '../events/record.ts'
 import type { SiteRecord } from '../store/types.ts'
 import { verifySiteToken } from '../tokens/site-token.ts'
 import { recordAudit } from './audit.ts'
 import { familyCredential, familyKeyOf, parseFamilyCredential } from './minting.ts'
+import { endSiteAccess } from './site-access.ts'
 
 /**
  * RFC 7009 revocation by a site backend: the device behind the token (an access token or a
@@ -54,37 +54,5 @@ export async function revokeForSite(
     sessionId: holder.sessionId,
     detail: { reason: 'revoked' },
   })
-  return true
-}
-
-/**
- * A device loses one site (`revoked`): its tokens and refresh credentials for the site are
- * revoked, it may not come back silently, and its open tabs of that site are told after the
- * commit. Returns false when it held nothing there (nothing is recorded or pushed then).
- * Used by RFC 7009 revocation and by the console's "End this site for the device".
- */
-export async function endSiteAccess(
-  deps: Pick<AppDeps, 'store' | 'clock' | 'events'>,
-  holder: { sessionId: string; userId: string },
-  siteId: string,
-): Promise<boolean> {
-  const now = deps.clock.now()
-  const { sessionId, userId } = holder
-  const event = await deps.store.transaction(async (tx) => {
-    const tokens = await tx.tokens.revokeSessionSite(sessionId, siteId, now, 'revoked')
-    const refresh = await tx.refresh.revokeSessionSite(sessionId, siteId, now, 'revoked')
-    await tx.sessions.exclude({ sessionId, siteId, reason: 'revoked', at: now })
-    if (tokens.length + refresh === 0) return null
-    return recordEvent(tx, {
-      type: 'site_access_ended',
-      userId,
-      sessionId,
-      siteId,
-      reason: 'revoked',
-      at: now,
-    })
-  })
-  if (!event) return false
-  await publishEvents(deps, [event])
   return true
 }
