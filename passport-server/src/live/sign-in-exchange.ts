@@ -20,9 +20,9 @@ import {
 import type { AppDeps } from '../deps.ts'
 import { loginThrottleOf } from '../services/login-throttle.ts'
 import { allowsLoginMode } from '../services/registry.ts'
+import { openSealedKey, sealAnswer } from '../services/sealed-answers.ts'
 import { issueSignInTicket } from '../services/sign-in-tickets.ts'
 import type { SiteRecord, UserRecord } from '../store/types.ts'
-import { openWrappedKey, sealForKey } from '../tokens/sealed.ts'
 
 /** Exchanges one socket may start (retries after a wrong password) before it is closed. */
 export const MAX_EXCHANGES_PER_SOCKET = 10
@@ -124,14 +124,7 @@ export function createSignInExchange(deps: AppDeps, address: string) {
       'base64',
     )
     if (binding !== expected) return refuse('binding_mismatch')
-    const contentKey = await openWrappedKey({
-      keys: deps.keys,
-      issuer: deps.config.issuer,
-      purpose: 'sign_in',
-      jwe: seal,
-      nowMs: deps.clock.now(),
-      claimOnce: (id, expiresAt) => deps.store.oneTimeIds.claim(id, expiresAt),
-    })
+    const contentKey = await openSealedKey(deps, 'sign_in', seal)
     if (!contentKey) return refuse('invalid_seal')
     const withoutProof = message.slice(0, message.lastIndexOf(',p='))
     const { ok, serverSignature } = verifyClientProof(
@@ -165,7 +158,7 @@ export function createSignInExchange(deps: AppDeps, address: string) {
     return {
       type: 'server_final',
       message: `v=${serverSignature.toString('base64')}`,
-      result: await sealForKey(contentKey, { result }),
+      result: await sealAnswer(contentKey, { result }),
     }
   }
 

@@ -4,10 +4,10 @@ import { encodeScramCredential, type ScramCredential } from '../auth/scram.ts'
 import type { AppDeps } from '../deps.ts'
 import { pendingPrompts } from '../services/device-approval.ts'
 import { createPasskeys, type Passkeys } from '../services/passkeys.ts'
+import { openSealed, openSealedKey, sealAnswer } from '../services/sealed-answers.ts'
 import { endSession, findLiveSession, SESSION_COOKIE, signedInRecently } from '../services/sessions.ts'
 import { redeemSignInTicket } from '../services/sign-in-tickets.ts'
 import type { SessionRecord } from '../store/types.ts'
-import { openSealedRequest, openWrappedKey, sealForKey } from '../tokens/sealed.ts'
 import { listDevices } from './account.ts'
 import { clientAddress } from './client-address.ts'
 
@@ -60,19 +60,9 @@ export function accountSealedRoutes(deps: AppDeps, passkeys: Passkeys = createPa
       const asked = await readSealedAsk(c)
       if (asked instanceof Response) return asked
       const { current, body } = asked
-      const key =
-        typeof body?.seal === 'string'
-          ? await openWrappedKey({
-              keys: deps.keys,
-              issuer: deps.config.issuer,
-              purpose,
-              jwe: body.seal,
-              nowMs: deps.clock.now(),
-              claimOnce: (id, expiresAt) => deps.store.oneTimeIds.claim(id, expiresAt),
-            })
-          : null
+      const key = await openSealedKey(deps, purpose, body?.seal)
       if (!key) return c.json({ error: 'invalid_request', error_description: 'bad seal' }, 400)
-      return c.json({ sealed: await sealForKey(key, await read(current)) })
+      return c.json({ sealed: await sealAnswer(key, await read(current)) })
     })
 
   sealedRead('devices', async (current) => ({ devices: await listDevices(deps, current) }))
@@ -95,17 +85,7 @@ export function accountSealedRoutes(deps: AppDeps, passkeys: Passkeys = createPa
     const asked = await readSealedAsk(c)
     if (asked instanceof Response) return asked
     const { current, body } = asked
-    const opened =
-      typeof body?.seal === 'string'
-        ? await openSealedRequest({
-            keys: deps.keys,
-            issuer: deps.config.issuer,
-            purpose: 'password',
-            jwe: body.seal,
-            nowMs: deps.clock.now(),
-            claimOnce: (id, expiresAt) => deps.store.oneTimeIds.claim(id, expiresAt),
-          })
-        : null
+    const opened = await openSealed(deps, 'password', body?.seal)
     const credential = opened && readCredential(opened.claims.credential, deps.config.scramIterations)
     if (!opened || !credential || typeof opened.claims.reauth !== 'string') {
       return c.json({ error: 'invalid_request', error_description: 'bad seal' }, 400)
@@ -124,7 +104,7 @@ export function accountSealedRoutes(deps: AppDeps, passkeys: Passkeys = createPa
     )
     for (const session of others) await endSession(deps, session, 'revoked')
     deps.log('password_changed', { user: current.userId, by: 'account_page', signedOut: others.length })
-    return c.json({ sealed: await sealForKey(opened.key, { changed: true, signed_out: others.length }) })
+    return c.json({ sealed: await sealAnswer(opened.key, { changed: true, signed_out: others.length }) })
   })
   return app
 }

@@ -11,10 +11,10 @@ import { type MintedGrant, mintSiteToken } from '../services/minting.ts'
 import { createSharedRateWindow } from '../services/rate-window.ts'
 import { refreshSiteGrant } from '../services/refresh.ts'
 import { resolveAuthkey } from '../services/registry.ts'
+import { openSealedKey, sealAnswer } from '../services/sealed-answers.ts'
 import { endSession, isSessionLive } from '../services/sessions.ts'
 import { checkSiteToken, findSiteTokenRow, statusBody } from '../services/token-status.ts'
 import type { SiteRecord } from '../store/types.ts'
-import { openWrappedKey, sealForKey } from '../tokens/sealed.ts'
 import { clearSessionCookies, sessionFromCookies } from './session-cookies.ts'
 
 /** Requests one frame key may make per minute: a frame makes a few an hour. */
@@ -201,20 +201,13 @@ export function frameApiRoutes(deps: AppDeps, approvals: DeviceApprovals, proofs
         extra: { reason: status.reason },
       })
     }
-    const key = await openWrappedKey({
-      keys: deps.keys,
-      issuer: deps.config.issuer,
-      purpose: 'approvals',
-      jwe: seal,
-      nowMs: deps.clock.now(),
-      claimOnce: (id, expiresAt) => deps.store.oneTimeIds.claim(id, expiresAt),
-    })
+    const key = await openSealedKey(deps, 'approvals', seal)
     if (!key) throw new PassportError('invalid_request', 'bad seal')
     const prompt = await pendingPromptOf(deps, approvalId, status.record.userId)
     c.header('Cache-Control', 'no-store')
     if (!prompt) return c.json({ outcome: 'gone' }, 410)
     return c.json({
-      sealed: await sealForKey(key, {
+      sealed: await sealAnswer(key, {
         site_name: prompt.siteName,
         device: prompt.device,
         address: prompt.address,
