@@ -1,11 +1,18 @@
-import { createPublicKey, generateKeyPairSync, sign as nodeSign, verify as nodeVerify } from 'node:crypto'
+import {
+  createHash,
+  createPublicKey,
+  generateKeyPairSync,
+  sign as nodeSign,
+  verify as nodeVerify,
+  randomUUID,
+} from 'node:crypto'
 import fs from 'node:fs'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { exportJWK, generateKeyPair, importJWK, type JWK, jwtVerify, SignJWT } from 'jose'
-import { type FrameKey, newFrameKey, nonceKeeper, wantsNonce } from './dpop-client.ts'
+import { type FrameKey, type FrameKeyJwk, newFrameKey, nonceKeeper, wantsNonce } from './dpop-client.ts'
 import { post, serveIpc } from './ipc.ts'
 
 /**
@@ -17,6 +24,7 @@ import { post, serveIpc } from './ipc.ts'
  * - `oidc`: node-oidc-provider 9 with a client_credentials client and introspection;
  * - `bare-http`, `bare-hono`: the ceilings, a bare `node:http` server and a bare Hono app on
  *   `@hono/node-server`, each reading the POST body and answering a fixed small JSON 200;
+ * - `mint-floor`: the least a durable DPoP-bound mint does (`startMintFloor`), its floor;
  * - `load`: the HTTP load generator (keep-alive agent, N requests in flight, fixed duration); it
  *   also holds the frames' DPoP keys and signs their proofs (the client's CPU, not the server's);
  * - `crypto`: in-process sign/verify rates (raw jose, node:crypto, Passport's own paths, the
@@ -26,7 +34,7 @@ import { post, serveIpc } from './ipc.ts'
  * disconnect), and on a hard deadline in any case, so nothing outlives a run.
  */
 
-export type Role = 'passport' | 'oidc' | 'bare-http' | 'bare-hono' | 'load' | 'crypto'
+export type Role = 'passport' | 'oidc' | 'bare-http' | 'bare-hono' | 'mint-floor' | 'load' | 'crypto'
 export interface Usage {
   cpuUs: number
   wallMs: number
@@ -350,6 +358,103 @@ async function startBareHono() {
     server.once('error', reject)
   })
   return servedAt(server)
+}
+
+// ---------------------------------------------------------------------------------------------
+// the mint's floor: the least work a durable, DPoP-bound mint can do
+
+/** The floor's token header, encoded once (EdDSA, as the passport's). */
+const FLOOR_TOKEN_HEADER = Buffer.from(JSON.stringify({ alg: 'EdDSA', typ: 'at+jwt' })).toString('base64url')
+
+/**
+ * A bare Hono app (served as the passport serves its app) that does only what no durable,
+ * DPoP-bound mint can skip, each the cheapest way node:crypto and node:sqlite offer: read the
+ * JSON body; check the `DPoP` proof's ES256 signature by its own `jwk` (imported once per key,
+ * kept); the key's thumbprint; sign one Ed25519 token; insert one row into SQLite in WAL mode
+ * with the passport's `synchronous = NORMAL`, committed in groups (one COMMIT per turn of the
+ * event loop, as the passport's queue does) before the answer; answer JSON. No nonce, no replay
+ * cache, no claim checks, no refresh state, no logging, no headers beyond Hono's: a lower bound
+ * for `passport.mint`, not a rival implementation.
+ */
+async function startMintFloor() {
+  const { Hono } = await import('hono')
+  const { serve } = await import('@hono/node-server')
+  const { DatabaseSync } = await import('node:sqlite')
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'passport-mint-floor-'))
+  const db = new DatabaseSync(path.join(dir, 'floor.sqlite'))
+  db.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+    CREATE TABLE tokens (jti TEXT PRIMARY KEY, jkt TEXT NOT NULL, issued_at INTEGER NOT NULL, expires_at INTEGER NOT NULL)`)
+  const insert = db.prepare('INSERT INTO tokens (jti, jkt, issued_at, expires_at) VALUES (?, ?, ?, ?)')
+  const { privateKey } = generateKeyPairSync('ed25519')
+  const proofKeys = new Map<string, { key: ReturnType<typeof createPublicKey>; jkt: string }>()
+
+  let batch: { jti: string; jkt: string; now: number; done: () => void }[] = []
+  const commitBatch = () => {
+    const group = batch
+    batch = []
+    db.exec('BEGIN IMMEDIATE')
+    for (const row of group) insert.run(row.jti, row.jkt, row.now, row.now + 600_000)
+    db.exec('COMMIT')
+    for (const row of group) row.done()
+  }
+  const durable = (jti: string, jkt: string, now: number) =>
+    new Promise<void>((done) => {
+      batch.push({ jti, jkt, now, done })
+      if (batch.length === 1) setImmediate(commitBatch)
+    })
+
+  const app = new Hono()
+  app.post('/token', async (c) => {
+    await c.req.json()
+    const [h = '', p = '', s = ''] = (c.req.header('DPoP') ?? '').split('.')
+    const jwk = (JSON.parse(Buffer.from(h, 'base64url').toString()) as { jwk: FrameKeyJwk }).jwk
+    const text = `{"crv":"P-256","kty":"EC","x":"${jwk.x}","y":"${jwk.y}"}`
+    let known = proofKeys.get(text)
+    if (!known) {
+      known = {
+        key: createPublicKey({ key: { kty: 'EC', crv: 'P-256', x: jwk.x, y: jwk.y }, format: 'jwk' }),
+        jkt: createHash('sha256').update(text).digest('base64url'),
+      }
+      proofKeys.set(text, known)
+    }
+    const good = nodeVerify(
+      'sha256',
+      Buffer.from(`${h}.${p}`),
+      { key: known.key, dsaEncoding: 'ieee-p1363' },
+      Buffer.from(s, 'base64url'),
+    )
+    if (!good) return c.json({ error: 'invalid_dpop_proof' }, 400)
+    JSON.parse(Buffer.from(p, 'base64url').toString()) // the claims, read as any check must
+    const now = Date.now()
+    const jti = randomUUID()
+    const claims = {
+      iss: BENCH_ISSUER,
+      sub: 'alice',
+      aud: 'news',
+      iat: Math.floor(now / 1000),
+      exp: Math.floor(now / 1000) + 600,
+      jti,
+      cnf: { jkt: known.jkt },
+    }
+    const input = `${FLOOR_TOKEN_HEADER}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`
+    const token = `${input}.${nodeSign(null, Buffer.from(input), privateKey).toString('base64url')}`
+    await durable(jti, known.jkt, now)
+    return c.json({ access_token: token, token_type: 'DPoP', expires_in: 600 })
+  })
+  const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }) as http.Server
+  await new Promise<void>((resolve, reject) => {
+    server.once('listening', () => resolve())
+    server.once('error', reject)
+  })
+  const served = servedAt(server)
+  return {
+    info: served.info,
+    close: async () => {
+      await served.close()
+      db.close()
+      fs.rmSync(dir, { recursive: true, force: true })
+    },
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -822,12 +927,16 @@ if (import.meta.main) {
       },
       { usage, cleanup: () => running?.close() },
     )
-  } else if (role === 'bare-http' || role === 'bare-hono') {
+  } else if (role === 'bare-http' || role === 'bare-hono' || role === 'mint-floor') {
     let running: Awaited<ReturnType<typeof startBareHttp>> | null = null
     serveIpc(
       {
         start: async () => {
-          running = await (role === 'bare-http' ? startBareHttp() : startBareHono())
+          running = await (role === 'bare-http'
+            ? startBareHttp()
+            : role === 'bare-hono'
+              ? startBareHono()
+              : startMintFloor())
           return running.info
         },
       },

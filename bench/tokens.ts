@@ -118,6 +118,7 @@ type HttpCase =
   | 'oidc.introspect'
   | 'ceiling.node-http'
   | 'ceiling.hono'
+  | 'ceiling.mint-floor'
 const HTTP_CASES: HttpCase[] = [
   'passport.mint',
   'passport.mint.pg',
@@ -130,6 +131,7 @@ const HTTP_CASES: HttpCase[] = [
   'oidc.introspect',
   'ceiling.node-http',
   'ceiling.hono',
+  'ceiling.mint-floor',
 ]
 /** Issue 13: a refresh with a DPoP proof may cost at most this much of the bearer refresh before it. */
 const DPOP_REFRESH_TARGET = 1.25
@@ -186,7 +188,7 @@ function httpSpec(
   pgp: PassportInfo | null,
   before: PassportInfo | null,
   o: OidcInfo,
-  bare: { nodeHttp: BareInfo; hono: BareInfo },
+  bare: { nodeHttp: BareInfo; hono: BareInfo; mintFloor: BareInfo },
   opts: { concurrency: number; durationMs: number; familiesPerLane: number },
 ): LoadSpec {
   const common = { name, concurrency: opts.concurrency, durationMs: opts.durationMs }
@@ -312,6 +314,22 @@ function httpSpec(
         mode: 'fixed',
         body: new URLSearchParams({ token: p.token }).toString(),
         expect: BARE_ANSWER,
+      }
+    case 'ceiling.mint-floor':
+      // The frame's refresh request (headers, JSON body, a DPoP proof per request by lane i's
+      // key) to the least a durable DPoP-bound mint can do (\`startMintFloor\` in tokens-child.ts).
+      return {
+        ...common,
+        url: `${bare.mintFloor.url}/token`,
+        headers: frameHeaders(p.issuer),
+        mode: 'fixed',
+        dpop: { keys: name, htu: `${bare.mintFloor.url}/token` },
+        body: JSON.stringify({
+          grant_type: 'refresh_token',
+          authkey: p.authkey,
+          refresh_token: p.refreshTokens[0] ?? '',
+        }),
+        expect: '"token_type":"DPoP"',
       }
   }
 }
@@ -459,6 +477,7 @@ export async function runTokensBench(options: TokensOptions) {
     const oidc = child('oidc', serverCore)
     const bareHttp = child('bare-http', serverCore)
     const bareHono = child('bare-hono', serverCore)
+    const mintFloor = child('mint-floor', serverCore)
     const load = child('load', loadCore)
     const cryptoChild = child('crypto', serverCore)
     const beforeServer =
@@ -474,6 +493,7 @@ export async function runTokensBench(options: TokensOptions) {
     }
     // node-oidc-provider's DPoP case: one key per lane (its tokens are bound as they are issued).
     await load.call<string[]>('frameKeys', { name: 'oidc.token.jwt.dpop', count: options.concurrency })
+    await load.call<string[]>('frameKeys', { name: 'ceiling.mint-floor', count: options.concurrency })
     const p = await passport.call<PassportInfo>('start', start)
     const pgPassport = cases.includes('passport.mint.pg') ? child('passport', serverCore) : null
     const pgp = pgPassport
@@ -489,6 +509,7 @@ export async function runTokensBench(options: TokensOptions) {
     const bare = {
       nodeHttp: await bareHttp.call<BareInfo>('start'),
       hono: await bareHono.call<BareInfo>('start'),
+      mintFloor: await mintFloor.call<BareInfo>('start'),
     }
     await cryptoChild.call('prepare', { passport: p })
     const serverOf = (c: HttpCase) =>
@@ -496,13 +517,15 @@ export async function runTokensBench(options: TokensOptions) {
         ? bareHttp
         : c === 'ceiling.hono'
           ? bareHono
-          : c === 'before.mint' && beforeServer
-            ? beforeServer
-            : c === 'passport.mint.pg' && pgPassport
-              ? pgPassport
-              : c.startsWith('passport')
-                ? passport
-                : oidc
+          : c === 'ceiling.mint-floor'
+            ? mintFloor
+            : c === 'before.mint' && beforeServer
+              ? beforeServer
+              : c === 'passport.mint.pg' && pgPassport
+                ? pgPassport
+                : c.startsWith('passport')
+                  ? passport
+                  : oidc
 
     // Round 0 is a shorter warm-up (JIT, SQLite pages, connection pools), discarded.
     for (let r = 0; r <= options.rounds; r++) {
@@ -667,6 +690,14 @@ function summarize(raw: Raw) {
       'passport.mint',
       hr('oidc.token.jwt.dpop'),
     ),
+    // Is 1.0x reachable at all? The least a durable DPoP-bound mint does, against the same peer.
+    ratio(
+      '(info) mint floor / node-oidc-provider token (EdDSA JWT AT)',
+      null,
+      'ceiling.mint-floor',
+      hr('oidc.token.jwt'),
+    ),
+    ratio('(info) mint (SQLite) / mint floor', null, 'passport.mint', hr('ceiling.mint-floor')),
     ratio('(info) mint (PostgreSQL) / mint (SQLite)', null, 'passport.mint.pg', hr('passport.mint')),
     ratio('mint / node-oidc-provider token (opaque AT)', 3, 'passport.mint', hr('oidc.token.opaque')),
     ratio('mint / node-oidc-provider token (EdDSA JWT AT)', 3, 'passport.mint', hr('oidc.token.jwt')),
@@ -886,6 +917,7 @@ ${httpRows}
 - Every mint leaves a token row that stays live (not revoked) until sign-out, and moves its refresh family's one row on in place (issue 15: no row per refresh credential; the credentials are derived, not stored); newest-wins (\`revokeOtherDevices\`) scans the user's live rows on a new sign-in only, not on a refresh. alice's live token rows + refresh families when each passport.mint case started: ${mintRows}. Rows at the end: ${result.passportRowsAtEnd ? `${fmt(result.passportRowsAtEnd.tokens)} tokens, ${fmt(result.passportRowsAtEnd.refresh)} refresh families, store ${(result.passportRowsAtEnd.storeBytes / 2 ** 20).toFixed(1)} MiB` : '?'}.
 - passport.introspect: \`POST /token/introspect\`, Basic site credentials, a live token: the token row and its holder found by the jti the token claims (one joined read, then kept in memory until a revocation or another connection's commit), the token's SHA-256 compared with the one kept on the row (no signature check for a token we minted). The same token every time, as a site backend introspecting the token of each API call sends it: after the first request the row comes from memory (bench/README.md gives the uncached cost).
 - ceiling.node-http: a bare \`node:http\` server that reads the body and answers \`${BARE_ANSWER}\` (200, keep-alive); ceiling.hono: a bare Hono app on \`@hono/node-server\` doing the same (\`c.req.text()\`, \`c.json\`), served as the passport serves its app. Both get the introspection request (same headers and body), in the same rounds, on the same core, from the same load generator. Nothing a Node server does per request can be cheaper, so a target above bare node:http's figure is out of reach for any Node HTTP server on this machine. When the load generator's core is the limit (its CPU near 100 %), the wall figure understates the server: its req per server CPU-s is then the better estimate of one core's capacity.
+- ceiling.mint-floor: the least a durable, DPoP-bound mint can do, as a bare Hono app (\`startMintFloor\` in bench/tokens-child.ts): read the frame's JSON body, check the \`DPoP\` proof's ES256 signature by its own key (imported once per key), the key's thumbprint, sign one Ed25519 token, insert one row into SQLite (WAL, \`synchronous = NORMAL\`, group-committed per event-loop turn, as the passport's store) before answering. No nonce, replay cache, claim checks, refresh state, logging or security headers: a lower bound for passport.mint. Same requests as passport.mint but for the refresh chain (a fixed body; a fresh proof by lane i's key each time).
 - oidc.*: node-oidc-provider 9.13.3, client_credentials with \`client_secret_basic\`; opaque access token (in-memory adapter), or with \`resource=${OIDC_JWT_RESOURCE}\` an EdDSA (Ed25519) JWT access token. Introspection of an opaque token. oidc.token.jwt.dpop: the JWT grant with an ES256 DPoP proof on every request (one key per lane, a fresh \`jti\` each time, signed by the load generator): the provider verifies it and binds the token (\`token_type: DPoP\`), the proof work the passport's mint also does.
 
 ## In-process (one child on one core; Ed25519 tokens, ES256 proofs)

@@ -45,7 +45,7 @@ export function fedcmRoutes(deps: AppDeps): Hono {
   for (const path of ['/.well-known/web-identity', '/fedcm/*']) {
     app.use(path, async (c, next) => {
       await next()
-      c.header('Cross-Origin-Resource-Policy', 'cross-origin')
+      c.res.headers.set('Cross-Origin-Resource-Policy', 'cross-origin') // not c.header(): see request-context.ts
     })
   }
 
