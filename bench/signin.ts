@@ -7,9 +7,9 @@ import {
 import { clientFinal, clientFirstBare, clientNonce } from '../passport-frame/src/sign-in/scram.ts'
 import { openSealed, wrapContentKey } from '../passport-frame/src/sign-in/sealed.ts'
 import { createApp } from '../passport-server/src/app.ts'
-import { hashPassword } from '../passport-server/src/auth/password.ts'
-import { hashScramPassword } from '../passport-server/src/auth/scram.ts'
 import { resolveConfig } from '../passport-server/src/config.ts'
+import { hashPassword } from '../passport-server/src/crypto/password.ts'
+import { hashScramPassword } from '../passport-server/src/crypto/scram.ts'
 import { createSignInExchange } from '../passport-server/src/live/sign-in-exchange.ts'
 import {
   authorizeRequest,

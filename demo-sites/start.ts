@@ -1,13 +1,13 @@
 import type { Server as HttpServer } from 'node:http'
 import path from 'node:path'
 import { serve } from '@hono/node-server'
+import type { Clock } from '../passport-server/src/clock.ts'
+import { resolveConfig } from '../passport-server/src/config.ts'
 import {
   type MasterKey,
   masterKeyFrom,
   readOrCreateMasterKeyFile,
-} from '../passport-server/src/auth/master-key.ts'
-import type { Clock } from '../passport-server/src/clock.ts'
-import { resolveConfig } from '../passport-server/src/config.ts'
+} from '../passport-server/src/crypto/master-key.ts'
 import { consoleLogger, silentLogger } from '../passport-server/src/deps.ts'
 import type { Logger } from '../passport-server/src/errors.ts'
 import { guardServer, installLastResortHandlers } from '../passport-server/src/guard.ts'

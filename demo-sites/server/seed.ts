@@ -1,4 +1,4 @@
-import { hashScramPassword } from '../../passport-server/src/auth/scram.ts'
+import { hashScramPassword } from '../../passport-server/src/crypto/scram.ts'
 import type { AppDeps } from '../../passport-server/src/deps.ts'
 import { ensureSite, type RegisteredSite } from '../../passport-server/src/services/registry.ts'
 

@@ -1,6 +1,6 @@
 import { beforeEach, describe, expect, it } from 'vitest'
-import { verifyPassword } from './auth/password.ts'
 import { CLI_USAGE, type CliIo, runCli } from './cli.ts'
+import { verifyPassword } from './crypto/password.ts'
 import type { SessionEndEvent } from './events/bus.ts'
 import { authenticateSite, resolveAuthkey } from './services/registry.ts'
 import { startSession } from './services/sessions.ts'

@@ -1,6 +1,6 @@
 import path from 'node:path'
 import { parseArgs } from 'node:util'
-import type { MasterKey } from './auth/master-key.ts'
+import type { MasterKey } from './crypto/master-key.ts'
 import type { AppDeps } from './deps.ts'
 import { PassportError } from './errors.ts'
 import { fetchPresence, type PresenceAnswer } from './observability/cli-presence.ts'

@@ -1,7 +1,7 @@
 import path from 'node:path'
-import { masterKeyFrom, NO_MASTER_KEY_MESSAGE } from './auth/master-key.ts'
 import { runCli } from './cli.ts'
 import { resolveConfig } from './config.ts'
+import { masterKeyFrom, NO_MASTER_KEY_MESSAGE } from './crypto/master-key.ts'
 import { consoleLogger, silentLogger } from './deps.ts'
 import { installLastResortHandlers } from './guard.ts'
 import { managementFromEnv } from './observability/management-env.ts'

@@ -1,5 +1,5 @@
 import type { Hono } from 'hono'
-import { pkceChallenge, randomSecret } from './auth/random.ts'
+import { pkceChallenge, randomSecret } from './crypto/random.ts'
 import { defaultFrameKey, type TestFrameKey } from './test-dpop.ts'
 import { TEST_ISSUER } from './test-support.ts'
 

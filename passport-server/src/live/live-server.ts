@@ -14,8 +14,8 @@ import {
   type LiveRefreshNow,
   type LiveWelcome,
 } from '../../../passport-frame/src/protocol/live.ts'
-import { randomSecret } from '../auth/random.ts'
 import { systemClock } from '../clock.ts'
+import { randomSecret } from '../crypto/random.ts'
 import type { AppDeps } from '../deps.ts'
 import { errorFields } from '../errors.ts'
 import type { ApprovalPrompt, SessionEndEvent } from '../events/bus.ts'

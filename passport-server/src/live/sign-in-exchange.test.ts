@@ -7,8 +7,8 @@ import {
 import { clientFinal, clientFirstBare, clientNonce } from '../../../passport-frame/src/sign-in/scram.ts'
 import { openSealed, type SealedPurpose, wrapContentKey } from '../../../passport-frame/src/sign-in/sealed.ts'
 import { createApp } from '../app.ts'
-import { hashScramPassword, parseScramCredential } from '../auth/scram.ts'
 import { resolveConfig } from '../config.ts'
+import { hashScramPassword, parseScramCredential } from '../crypto/scram.ts'
 import { ACCOUNT_FREE_FAILURES, ADDRESS_MAX_FAILURES } from '../services/login-throttle.ts'
 import { issueSignInTicket, redeemSignInTicket } from '../services/sign-in-tickets.ts'
 import {

@@ -16,7 +16,7 @@ import {
   parseScramCredential,
   type ScramCredential,
   verifyClientProof,
-} from '../auth/scram.ts'
+} from '../crypto/scram.ts'
 import type { AppDeps } from '../deps.ts'
 import { loginThrottleOf } from '../services/login-throttle.ts'
 import { allowsLoginMode } from '../services/registry.ts'

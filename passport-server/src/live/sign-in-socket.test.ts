@@ -15,7 +15,7 @@ import {
   clientNonce,
 } from '../../../passport-frame/src/sign-in/scram.ts'
 import { wrapContentKey } from '../../../passport-frame/src/sign-in/sealed.ts'
-import { hashScramPassword } from '../auth/scram.ts'
+import { hashScramPassword } from '../crypto/scram.ts'
 import { registerSite } from '../services/registry.ts'
 import { EVIL_ORIGIN, startTestServer } from '../test-support.ts'
 

@@ -1,6 +1,6 @@
 import type { Context } from 'hono'
 import { getCookie, setCookie } from 'hono/cookie'
-import { randomSecret, sameSecret } from '../auth/random.ts'
+import { randomSecret, sameSecret } from '../crypto/random.ts'
 import type { AppDeps } from '../deps.ts'
 import { renderErrorPage } from '../pages/login-page.ts'
 import { sendPage } from '../pages/send-page.ts'

@@ -6,9 +6,9 @@ import { createApp } from '../app.ts'
 import { fixedClock } from '../clock.ts'
 import { resolveConfig } from '../config.ts'
 import type { AppDeps } from '../deps.ts'
-import { startEventLogTail } from '../events/log-tail.ts'
-import { publishEvents } from '../events/record.ts'
 import { createDeps } from '../server.ts'
+import { startEventLogTail } from '../services/log-tail.ts'
+import { publishEvents } from '../services/session-events.ts'
 import { frameApi, signIn } from '../test-flows.ts'
 import {
   ALL_LOGIN_MODES,

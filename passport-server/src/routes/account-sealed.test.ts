@@ -8,7 +8,7 @@ import {
   newCredential,
 } from '../../../passport-frame/src/sign-in/scram.ts'
 import { openSealed, type SealedPurpose, wrapContentKey } from '../../../passport-frame/src/sign-in/sealed.ts'
-import { verifyPassword } from '../auth/password.ts'
+import { verifyPassword } from '../crypto/password.ts'
 import { createSignInExchange } from '../live/sign-in-exchange.ts'
 import {
   authorizeRequest,

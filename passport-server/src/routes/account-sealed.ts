@@ -1,6 +1,6 @@
 import { type Context, Hono } from 'hono'
 import { getCookie } from 'hono/cookie'
-import { encodeScramCredential, type ScramCredential } from '../auth/scram.ts'
+import { encodeScramCredential, type ScramCredential } from '../crypto/scram.ts'
 import type { AppDeps } from '../deps.ts'
 import { pendingPrompts } from '../services/device-approval.ts'
 import { createPasskeys, type Passkeys } from '../services/passkeys.ts'

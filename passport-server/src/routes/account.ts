@@ -6,7 +6,6 @@ import { type DeviceRow, renderAccountPage } from '../pages/account-page.ts'
 import { renderErrorPage } from '../pages/login-page.ts'
 import { passkeyScriptUrl } from '../pages/passkey-parts.ts'
 import { sendPage } from '../pages/send-page.ts'
-import { describeUserAgent } from '../pages/user-agent.ts'
 import {
   type DecisionOutcome,
   type DeviceApprovals,
@@ -16,6 +15,7 @@ import {
 } from '../services/device-approval.ts'
 import { createPasskeys } from '../services/passkeys.ts'
 import { endSession } from '../services/sessions.ts'
+import { describeUserAgent } from '../services/user-agent.ts'
 import type { SessionRecord, SignInMethod } from '../store/types.ts'
 import { passkeyAccountRoutes } from './passkeys.ts'
 import { sessionFromCookies } from './session-cookies.ts'

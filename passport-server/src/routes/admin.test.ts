@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { randomSecret } from '../auth/random.ts'
+import { randomSecret } from '../crypto/random.ts'
 import type { LiveCommand, SessionEndEvent } from '../events/bus.ts'
 import { CSRF_COOKIE } from '../middleware/csrf.ts'
 import { listAudit, purgeAudit, recordAudit } from '../services/audit.ts'

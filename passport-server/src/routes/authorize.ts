@@ -1,12 +1,12 @@
 import { type Context, Hono } from 'hono'
-import { isLegacyHash, verifyPassword } from '../auth/password.ts'
-import { randomSecret } from '../auth/random.ts'
+import { isLegacyHash, verifyPassword } from '../crypto/password.ts'
+import { randomSecret } from '../crypto/random.ts'
 import {
   decoyCredential,
   deriveScramCredential,
   encodeScramCredential,
   hashScramPassword,
-} from '../auth/scram.ts'
+} from '../crypto/scram.ts'
 import type { AppDeps } from '../deps.ts'
 import { readForm } from '../middleware/body.ts'
 import { issueCsrf, refuseForeignPost } from '../middleware/csrf.ts'

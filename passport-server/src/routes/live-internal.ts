@@ -1,5 +1,5 @@
 import { Hono } from 'hono'
-import { sameSecret } from '../auth/random.ts'
+import { sameSecret } from '../crypto/random.ts'
 import type { AppDeps } from '../deps.ts'
 import { PassportError } from '../errors.ts'
 import { readJsonObject, requireString } from '../middleware/body.ts'

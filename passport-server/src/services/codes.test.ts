@@ -1,5 +1,5 @@
 import { beforeEach, describe, expect, it } from 'vitest'
-import { pkceChallenge, randomSecret, sha256 } from '../auth/random.ts'
+import { pkceChallenge, randomSecret, sha256 } from '../crypto/random.ts'
 import { PassportError } from '../errors.ts'
 import type { SessionRecord, SiteRecord } from '../store/types.ts'
 import { addSite, addUser, createTestDeps, NEWS_ORIGIN, T0, type TestDeps } from '../test-support.ts'

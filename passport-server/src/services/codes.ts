@@ -1,4 +1,4 @@
-import { pkceChallenge, randomSecret, sameSecret, sha256 } from '../auth/random.ts'
+import { pkceChallenge, randomSecret, sameSecret, sha256 } from '../crypto/random.ts'
 import type { AppDeps } from '../deps.ts'
 import { PassportError } from '../errors.ts'
 import type { CodeRecord, SessionRecord, SiteRecord } from '../store/types.ts'

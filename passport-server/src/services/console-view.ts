@@ -1,8 +1,8 @@
 import type { ConsoleSessionRow, ConsoleSiteRow } from '../../../passport-frame/src/protocol/console.ts'
 import type { AppDeps } from '../deps.ts'
-import { describeUserAgent } from '../pages/user-agent.ts'
 import type { SessionRecord, SiteRecord, TokenRecord, UserRecord } from '../store/types.ts'
 import { isSessionLive } from './sessions.ts'
+import { describeUserAgent } from './user-agent.ts'
 
 /**
  * What the console's sessions and monitoring views show: every live device (passport session)

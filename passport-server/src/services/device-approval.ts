@@ -1,8 +1,7 @@
 import { randomBytes, randomInt } from 'node:crypto'
-import { randomSecret, sha256 } from '../auth/random.ts'
+import { randomSecret, sha256 } from '../crypto/random.ts'
 import type { AppDeps } from '../deps.ts'
 import type { ApprovalNotice, ApprovalPrompt } from '../events/bus.ts'
-import { describeUserAgent } from '../pages/user-agent.ts'
 import type { ApprovalRecord, SessionRecord, SiteRecord } from '../store/types.ts'
 import { recordAudit } from './audit.ts'
 import { countersOf } from './counters.ts'
@@ -10,6 +9,7 @@ import { createSharedRateWindow } from './rate-window.ts'
 import { allowsLoginMode } from './registry.ts'
 import { isSessionLive } from './sessions.ts'
 import { createTimedBlock } from './timed-block.ts'
+import { describeUserAgent } from './user-agent.ts'
 
 /**
  * "Sign in with another device" with number matching (seed 001).

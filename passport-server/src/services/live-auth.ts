@@ -1,5 +1,5 @@
 import { LIVE_PATH } from '../../../passport-frame/src/protocol/live.ts'
-import { sameSecret } from '../auth/random.ts'
+import { sameSecret } from '../crypto/random.ts'
 import type { AppDeps } from '../deps.ts'
 import { verifyDpopProof } from '../tokens/dpop.ts'
 import { checkSiteToken } from './token-status.ts'

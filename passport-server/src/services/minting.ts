@@ -1,8 +1,7 @@
 import { createHmac, createSecretKey, type KeyObject } from 'node:crypto'
-import { randomSecret, sha256, timeOrderedId } from '../auth/random.ts'
+import { randomSecret, sha256, timeOrderedId } from '../crypto/random.ts'
 import type { AppDeps } from '../deps.ts'
 import { PassportError } from '../errors.ts'
-import { publishEvents } from '../events/record.ts'
 import type {
   RefreshFamilyRecord,
   RefreshRecord,
@@ -15,6 +14,7 @@ import type {
 } from '../store/types.ts'
 import { signSiteToken } from '../tokens/site-token.ts'
 import { recordAudit } from './audit.ts'
+import { publishEvents } from './session-events.ts'
 import { isSessionLive } from './sessions.ts'
 import { recordSiteLoss } from './site-access.ts'
 

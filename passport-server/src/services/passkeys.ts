@@ -15,7 +15,7 @@ import {
   isoBase64URL,
   parseAuthenticatorData,
 } from '@simplewebauthn/server/helpers'
-import { sameSecret, sha256 } from '../auth/random.ts'
+import { sameSecret, sha256 } from '../crypto/random.ts'
 import type { AppDeps } from '../deps.ts'
 import type { PasskeyChallengeRecord, PasskeyRecord, SessionRecord, UserRecord } from '../store/types.ts'
 

@@ -82,7 +82,15 @@ describe('shared counters in Redis (two instances)', () => {
     await counters.claimOnce('dpop_jti:x.y', 1_000)
     const admin = new Redis(SHARED_REDIS_URL)
     try {
-      const keys = (await admin.scan('0', 'MATCH', `${prefix}*`, 'COUNT', 1000))[1]
+      // The whole cursor: one SCAN call looks at ~COUNT slots only, so on a Redis that holds
+      // other work's keys a single call can miss some of ours.
+      const keys: string[] = []
+      let cursor = '0'
+      do {
+        const [next, found] = await admin.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
+        keys.push(...found)
+        cursor = next
+      } while (cursor !== '0')
       expect(keys.length).toBe(4) // address window, failures, lock, claim
       for (const key of keys) {
         expect(key).not.toMatch(/carol|192\.0\.2\.7/)

@@ -1,4 +1,4 @@
-import { randomSecret } from '../auth/random.ts'
+import { randomSecret } from '../crypto/random.ts'
 import type { AppDeps } from '../deps.ts'
 
 /**

@@ -1,5 +1,5 @@
 import { beforeEach, describe, expect, it } from 'vitest'
-import { sha256 } from '../auth/random.ts'
+import { sha256 } from '../crypto/random.ts'
 import { PassportError } from '../errors.ts'
 import type { SessionEndEvent } from '../events/bus.ts'
 import type { SessionRecord, SiteRecord } from '../store/types.ts'

@@ -1,9 +1,8 @@
 import type { EndReason } from '../../../passport-frame/src/protocol/codes.ts'
-import { sameSecret, sha256 } from '../auth/random.ts'
-import { openForHolder, sealForHolder } from '../auth/seal.ts'
+import { sameSecret, sha256 } from '../crypto/random.ts'
+import { openForHolder, sealForHolder } from '../crypto/seal.ts'
 import type { AppDeps } from '../deps.ts'
 import { PassportError } from '../errors.ts'
-import { publishEvents } from '../events/record.ts'
 import type { RefreshRecord, SessionEventRecord, SessionRecord, SiteRecord, StoreTx } from '../store/types.ts'
 import {
   familyCredential,
@@ -13,6 +12,7 @@ import {
   parseFamilyCredential,
   rebuildFamilyAnswer,
 } from './minting.ts'
+import { publishEvents } from './session-events.ts'
 import { isSessionLive } from './sessions.ts'
 import { loseSite, recordSiteLoss } from './site-access.ts'
 

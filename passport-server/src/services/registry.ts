@@ -1,5 +1,5 @@
 import { parseExactOrigin } from '../../../passport-frame/src/protocol/origins.ts'
-import { randomSecret, sameSecret, sha256 } from '../auth/random.ts'
+import { randomSecret, sameSecret, sha256 } from '../crypto/random.ts'
 import type { AppDeps } from '../deps.ts'
 import { PassportError } from '../errors.ts'
 import type { SiteRecord } from '../store/types.ts'

@@ -1,4 +1,4 @@
-import { sameSecret, sha256 } from '../auth/random.ts'
+import { sameSecret, sha256 } from '../crypto/random.ts'
 import type { AppDeps } from '../deps.ts'
 import type { SiteRecord } from '../store/types.ts'
 import { verifySiteToken } from '../tokens/site-token.ts'

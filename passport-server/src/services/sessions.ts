@@ -1,10 +1,10 @@
 import type { EndReason } from '../../../passport-frame/src/protocol/codes.ts'
-import { randomSecret, sha256 } from '../auth/random.ts'
 import type { ResolvedConfig } from '../config.ts'
+import { randomSecret, sha256 } from '../crypto/random.ts'
 import type { AppDeps } from '../deps.ts'
-import { publishEvents, recordEvent } from '../events/record.ts'
 import type { SessionRecord, SignInMethod } from '../store/types.ts'
 import { recordAudit } from './audit.ts'
+import { publishEvents, recordEvent } from './session-events.ts'
 
 /**
  * The passport session is the browser's sign-in on the passport origin. Two cookies carry the

@@ -1,6 +1,6 @@
 import type { AppDeps } from '../deps.ts'
-import { publishEvents, recordEvent } from '../events/record.ts'
 import type { SessionEventRecord, StoreTx } from '../store/types.ts'
+import { publishEvents, recordEvent } from './session-events.ts'
 
 /** A device (its session) losing one site, and why. */
 export interface SiteLoss {

@@ -1,6 +1,6 @@
 import type { AppDeps } from '../deps.ts'
-import { publishEvents, recordEvent } from '../events/record.ts'
 import type { SessionEventRecord } from '../store/types.ts'
+import { publishEvents, recordEvent } from './session-events.ts'
 
 /**
  * `site remove`: the site is gone for its users too, at once. In one transaction its live

@@ -1,5 +1,5 @@
 import type { EndReason } from '../../../passport-frame/src/protocol/codes.ts'
-import { sameSecret, sha256 } from '../auth/random.ts'
+import { sameSecret, sha256 } from '../crypto/random.ts'
 import type { AppDeps } from '../deps.ts'
 import type { StoredToken, TokenHolder, TokenRecord } from '../store/types.ts'
 import {

@@ -1,4 +1,4 @@
-import { hashScramPassword } from '../auth/scram.ts'
+import { hashScramPassword } from '../crypto/scram.ts'
 import type { AppDeps } from '../deps.ts'
 import { PassportError } from '../errors.ts'
 import type { UserRecord } from '../store/types.ts'

@@ -1,7 +1,7 @@
 import fs from 'node:fs'
 import { DatabaseSync, type SQLOutputValue } from 'node:sqlite'
 import pg from 'pg'
-import { isSealedSecret, type MasterKey, openSecret } from '../auth/master-key.ts'
+import { isSealedSecret, type MasterKey, openSecret } from '../crypto/master-key.ts'
 import { PassportError } from '../errors.ts'
 import { migrate as migratePostgres } from './postgres/schema.ts'
 import { openSqliteStore } from './sqlite.ts'

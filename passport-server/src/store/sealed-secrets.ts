@@ -1,4 +1,4 @@
-import { isSealedSecret, type MasterKey, openSecret, sealSecret } from '../auth/master-key.ts'
+import { isSealedSecret, type MasterKey, openSecret, sealSecret } from '../crypto/master-key.ts'
 import type { SecretRepo, Store } from './types.ts'
 
 /**

@@ -1,6 +1,6 @@
 import type { AppDeps } from '../deps.ts'
+import type { SessionEndEvent } from '../events/bus.ts'
 import type { SessionEventRecord, StoreTx } from '../store/types.ts'
-import type { SessionEndEvent } from './bus.ts'
 
 /**
  * Every end of a session or of a site's access is written to the durable event log inside the

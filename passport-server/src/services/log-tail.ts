@@ -1,7 +1,7 @@
 import type { AppDeps } from '../deps.ts'
+import { isLogFollowingBus, type SessionEndEvent } from '../events/bus.ts'
 import { repeatEvery, runGuarded } from '../guard.ts'
-import { isLogFollowingBus, type SessionEndEvent } from './bus.ts'
-import { sessionEndEvent } from './record.ts'
+import { sessionEndEvent } from './session-events.ts'
 
 const BATCH = 500
 

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest'
+import type { SessionEndEvent } from '../events/bus.ts'
 import { addUser, createTestDeps } from '../test-support.ts'
-import type { SessionEndEvent } from './bus.ts'
 import { startEventLogTail } from './log-tail.ts'
-import { publishEvents } from './record.ts'
+import { publishEvents } from './session-events.ts'
 
 describe('event log tail', () => {
   it('J3: publishes events another process logged, once, and not the ones published here', async () => {
