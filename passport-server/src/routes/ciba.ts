@@ -2,11 +2,11 @@ import { type Context, Hono } from 'hono'
 import type { AppDeps } from '../deps.ts'
 import { readForm } from '../middleware/body.ts'
 import { APPROVAL_TTL_MS, type DeviceApprovals } from '../services/device-approval.ts'
+import { issueIdToken } from '../services/id-tokens.ts'
 import { mintSiteToken } from '../services/minting.ts'
 import { allowsLoginMode, authenticateSite } from '../services/registry.ts'
 import { startSession } from '../services/sessions.ts'
 import type { SiteRecord } from '../store/types.ts'
-import { signIdToken } from '../tokens/id-token.ts'
 import { clientAddress } from './client-address.ts'
 import type { TokenGrant } from './token.ts'
 
@@ -133,13 +133,10 @@ export function cibaRoutes(
       access_token: minted.token,
       token_type: 'Bearer',
       expires_in: Math.max(0, Math.floor((minted.expiresAt - now) / 1000)),
-      id_token: await signIdToken(deps.keys, {
-        issuer: deps.config.issuer,
-        clientId: site.id,
+      id_token: await issueIdToken(deps, {
+        siteId: site.id,
         userId: approval.userId,
         authTimeMs: approval.decidedAt ?? now,
-        issuedAtMs: now,
-        expiresAtMs: now + 5 * 60_000,
       }),
     })
   }

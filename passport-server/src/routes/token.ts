@@ -3,17 +3,14 @@ import type { AppDeps } from '../deps.ts'
 import { PassportError } from '../errors.ts'
 import { readForm } from '../middleware/body.ts'
 import { redeemCode } from '../services/codes.ts'
+import { issueIdToken } from '../services/id-tokens.ts'
 import { mintSiteToken } from '../services/minting.ts'
 import { refreshSiteBackendGrant } from '../services/refresh.ts'
 import { authenticateClient } from '../services/registry.ts'
 import type { SiteRecord } from '../store/types.ts'
-import { signIdToken } from '../tokens/id-token.ts'
 import { CIBA_GRANT_TYPE } from './ciba.ts'
 
 export type TokenGrant = (c: Context, site: SiteRecord, form: Record<string, string>) => Promise<Response>
-
-/** How long an ID token from the token endpoint may be presented (it is read at once). */
-const ID_TOKEN_TTL_MS = 5 * 60_000
 
 /**
  * The standard token endpoint for site backends, authenticated by the site's client
@@ -56,13 +53,10 @@ export function tokenRoutes(deps: AppDeps, cibaGrant: TokenGrant): Hono {
       expires_in: Math.max(0, Math.floor((minted.expiresAt - now) / 1000)),
       refresh_token: minted.refreshToken,
       scope: 'openid',
-      id_token: await signIdToken(deps.keys, {
-        issuer: deps.config.issuer,
-        clientId: site.id,
+      id_token: await issueIdToken(deps, {
+        siteId: site.id,
         userId: user.id,
         authTimeMs: session.createdAt,
-        issuedAtMs: now,
-        expiresAtMs: now + ID_TOKEN_TTL_MS,
         claims: { sid: session.id, preferred_username: user.username, name: user.name },
       }),
     })
