@@ -33,6 +33,11 @@ export type Role = 'server' | 'client'
 const CHILD_DEADLINE_MS = Number(process.env.BENCH_CHILD_DEADLINE_MS ?? 10 * 60_000)
 export interface Usage {
   cpuUs: number
+  /** The kernel's part of `cpuUs` (syscalls: sockets to PostgreSQL, Redis and the clients). */
+  systemUs: number
+  /** Context switches: waits that blocked (voluntary), and preemptions (involuntary). */
+  voluntarySwitches: number
+  involuntarySwitches: number
   now: string
 }
 
@@ -47,8 +52,14 @@ const SITE_ORIGINS: Record<SiteId, string> = {
 
 const now = () => process.hrtime.bigint()
 const usage = (): Usage => {
-  const u = process.cpuUsage()
-  return { cpuUs: u.user + u.system, now: String(now()) }
+  const u = process.resourceUsage()
+  return {
+    cpuUs: u.userCPUTime + u.systemCPUTime,
+    systemUs: u.systemCPUTime,
+    voluntarySwitches: u.voluntaryContextSwitches,
+    involuntarySwitches: u.involuntaryContextSwitches,
+    now: String(now()),
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -61,6 +61,8 @@ export interface ScaleOptions {
   effMs: number
   concurrency: number
   familiesPerLane: number
+  /** Setups measured beyond the three of the target (`BENCH_SCALE_EXTRA_SETUPS`): `pg-redis-1`, `pg-2`. */
+  extraSetups: Setup[]
   adminUrl: string
   redisUrl: string
   budgetS: number
@@ -81,6 +83,9 @@ export function scaleOptionsFromEnv(env = process.env): ScaleOptions {
     effMs: n('BENCH_SCALE_HTTP_MS', 3000),
     concurrency: n('BENCH_SCALE_CONCURRENCY', 32),
     familiesPerLane: n('BENCH_SCALE_FAMILIES_PER_LANE', 24),
+    extraSetups: (env.BENCH_SCALE_EXTRA_SETUPS ?? '')
+      .split(',')
+      .filter((x): x is Setup => x === 'pg-redis-1' || x === 'pg-2'),
     adminUrl: env.BENCH_SCALE_PG_URL ?? 'postgres://root@127.0.0.1:5432/test',
     redisUrl: env.BENCH_SCALE_REDIS_URL ?? 'redis://127.0.0.1:6379',
     budgetS: n('BENCH_SCALE_BUDGET_S', 540),
@@ -649,7 +654,13 @@ async function socketsPart(
 // ---------------------------------------------------------------------------------------------
 // part 2: efficiency, mints and refreshes per server CPU-second
 
-export type Setup = 'sqlite-1' | 'pg-1' | 'pg-redis-2'
+/**
+ * `pg-redis-1` (1 instance with Redis) and `pg-2` (2 instances on PostgreSQL alone, counters in
+ * each process: not a deployment, a measurement) split the 2-instance cost into what Redis adds
+ * and what a second process on the same core adds.
+ */
+export type Setup = 'sqlite-1' | 'pg-1' | 'pg-redis-2' | 'pg-redis-1' | 'pg-2'
+const SETUPS: Setup[] = ['sqlite-1', 'pg-1', 'pg-redis-1', 'pg-2', 'pg-redis-2']
 export type TokenCase = 'mint' | 'refresh'
 
 export interface EfficiencySample {
@@ -665,6 +676,11 @@ export interface EfficiencySample {
   /** Plus the PostgreSQL backends of the setup's database (none on SQLite). */
   pgCpuUs: number
   reqPerServerPgCpuS: number
+  /** The kernel's part of `serverCpuUs`. */
+  serverSystemUs: number
+  /** Context switches of the setup's instances: blocking waits, and preemptions. */
+  voluntarySwitches: number
+  involuntarySwitches: number
   /** Redis's CPU over the case (shared with others on this machine: indicative only). */
   redisCpuUs: number
   /** Answers 503 (the store gave up on a conflict) and made again: not counted in \`ok\`. */
@@ -687,6 +703,9 @@ export interface EfficiencyResult {
       reqPerServerPgCpuS: number
       serverCpuUsPerReq: number
       pgCpuUsPerReq: number
+      systemUsPerReq: number
+      switchesPerReq: number
+      preemptionsPerReq: number
     }
   >
   ratios: { name: string; target: number | null; median: number; perRound: number[] }[]
@@ -703,15 +722,22 @@ async function efficiencyPart(
   cores: { server: number | null; client: number | null },
   cleanups: (() => Promise<void>)[],
 ): Promise<EfficiencyResult> {
-  const pg1 = await createDatabase(o.adminUrl, 'pg1')
-  cleanups.push(pg1.drop)
-  const pg2 = await createDatabase(o.adminUrl, 'pg2')
-  cleanups.push(pg2.drop)
+  const setups = SETUPS.filter((x) => ['sqlite-1', 'pg-1', 'pg-redis-2', ...o.extraSetups].includes(x))
+  const dbs = new Map<Setup, OwnDatabase>()
+  for (const setup of setups) {
+    if (setup === 'sqlite-1') continue
+    const db = await createDatabase(o.adminUrl, setup.replaceAll('-', ''))
+    cleanups.push(db.drop)
+    dbs.set(setup, db)
+  }
   const prefix = `passport-bench-scale-${randomBytes(4).toString('hex')}:`
   cleanups.push(() => dropRedisKeys(o.redisUrl, prefix))
   const masterKey = randomBytes(32).toString('base64')
   const redis = new Redis(o.redisUrl, { maxRetriesPerRequest: 1 })
   cleanups.push(async () => redis.disconnect())
+  // BENCH_SCALE_CPU_PROF=dir: a V8 CPU profile of every instance, written when it exits.
+  const prof = process.env.BENCH_SCALE_CPU_PROF
+  const flags = prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : []
 
   interface Deployment {
     setup: Setup
@@ -720,12 +746,14 @@ async function efficiencyPart(
     infos: ServerInfo[]
   }
   const deploy = async (setup: Setup): Promise<Deployment> => {
-    const db = setup === 'sqlite-1' ? null : setup === 'pg-1' ? pg1 : pg2
-    const count = setup === 'pg-redis-2' ? 2 : 1
-    const servers = Array.from({ length: count }, () => child('server', cores.server))
+    const db = dbs.get(setup) ?? null
+    const count = setup.endsWith('-2') ? 2 : 1
+    const withRedis = setup.startsWith('pg-redis')
+    const servers = Array.from({ length: count }, () => child('server', cores.server, flags))
     const startOf = (i: number): ServerStart => ({
       ...(db ? { databaseUrl: db.url } : {}),
-      ...(setup === 'pg-redis-2' ? { redisUrl: o.redisUrl, redisKeyPrefix: prefix } : {}),
+      // Each Redis setup its own prefix: their keys never meet.
+      ...(withRedis ? { redisUrl: o.redisUrl, redisKeyPrefix: `${prefix}${setup}:` } : {}),
       masterKey,
       seed: i === 0,
       sidBase: i * 10_000_000,
@@ -735,7 +763,8 @@ async function efficiencyPart(
       infos.push(await (servers[i] as Child).call<ServerInfo>('start', startOf(i)))
     return { setup, db, servers, infos }
   }
-  const deployments = [await deploy('sqlite-1'), await deploy('pg-1'), await deploy('pg-redis-2')]
+  const deployments: Deployment[] = []
+  for (const setup of setups) deployments.push(await deploy(setup))
   const load = child('load' as Role, cores.client, [], TOKENS_CHILD)
 
   const families = o.concurrency * o.familiesPerLane
@@ -804,7 +833,7 @@ async function efficiencyPart(
   // The planner's statistics, as a deployment in service has them: on tables it has never
   // analyzed PostgreSQL plans sequential scans, whose SERIALIZABLE read locks cover whole tables,
   // and concurrent refreshes of different sessions then conflict and are retried (see part 1).
-  const analyze = () => Promise.all([pg1, pg2].map((db) => adminQuery(db.url, 'ANALYZE')))
+  const analyze = () => Promise.all([...dbs.values()].map((db) => adminQuery(db.url, 'ANALYZE')))
   await analyze()
   let tx0: Record<string, { commits: number; rollbacks: number }> = {}
   const cases = deployments.flatMap((d) => (['mint', 'refresh'] as const).map((c) => ({ d, c })))
@@ -819,11 +848,12 @@ async function efficiencyPart(
       const redis0 = await redisCpuUs(redis)
       const res = await load.call<LoadResult>('run', spec)
       const cpu1 = await Promise.all(d.servers.map((s) => s.call<Usage>('usage')))
-      const pg1cpu = d.db ? await pgBackendCpuUs(o.adminUrl, d.db.name) : 0
+      const pgCpu1 = d.db ? await pgBackendCpuUs(o.adminUrl, d.db.name) : 0
       const redis1 = await redisCpuUs(redis)
       if (res.bad > 0) throw new Error(`${c} on ${d.setup}: ${res.bad} bad answers, first: ${res.firstBad}`)
-      const serverCpuUs = cpu1.reduce((n, u, i) => n + u.cpuUs - (cpu0[i] as Usage).cpuUs, 0)
-      const pgCpuUs = Math.max(0, pg1cpu - pg0)
+      const delta = (f: (u: Usage) => number) => cpu1.reduce((n, u, i) => n + f(u) - f(cpu0[i] as Usage), 0)
+      const serverCpuUs = delta((u) => u.cpuUs)
+      const pgCpuUs = Math.max(0, pgCpu1 - pg0)
       const answered = res.ok + res.drained
       const sample: EfficiencySample = {
         round: r,
@@ -833,6 +863,9 @@ async function efficiencyPart(
         windowMs: res.windowMs,
         reqPerSec: round(res.ok / (res.windowMs / 1000), 0),
         serverCpuUs,
+        serverSystemUs: delta((u) => u.systemUs),
+        voluntarySwitches: delta((u) => u.voluntarySwitches),
+        involuntarySwitches: delta((u) => u.involuntarySwitches),
         reqPerServerCpuS: round(answered / (serverCpuUs / 1e6), 0),
         pgCpuUs,
         reqPerServerPgCpuS: round(answered / ((serverCpuUs + pgCpuUs) / 1e6), 0),
@@ -850,19 +883,14 @@ async function efficiencyPart(
       await analyze()
       tx0 = Object.fromEntries(
         await Promise.all(
-          [pg1, pg2].map(async (db) => [db.name, await pgTransactions(o.adminUrl, db.name)] as const),
+          [...dbs.values()].map(async (db) => [db.name, await pgTransactions(o.adminUrl, db.name)] as const),
         ),
       )
     }
   }
   const transactions = Object.fromEntries(
     await Promise.all(
-      (
-        [
-          ['pg-1', pg1],
-          ['pg-redis-2', pg2],
-        ] as const
-      ).map(async ([setup, db]) => {
+      [...dbs.entries()].map(async ([setup, db]) => {
         const t = await pgTransactions(o.adminUrl, db.name)
         const t0 = tx0[db.name] ?? { commits: 0, rollbacks: 0 }
         return [setup, { commits: t.commits - t0.commits, rollbacks: t.rollbacks - t0.rollbacks }] as const
@@ -882,6 +910,9 @@ async function efficiencyPart(
       reqPerServerPgCpuS: med(xs.map((x) => x.reqPerServerPgCpuS)),
       serverCpuUsPerReq: med(xs.map((x) => x.serverCpuUs / (x.ok || 1))),
       pgCpuUsPerReq: med(xs.map((x) => x.pgCpuUs / (x.ok || 1))),
+      systemUsPerReq: med(xs.map((x) => x.serverSystemUs / (x.ok || 1))),
+      switchesPerReq: med(xs.map((x) => x.voluntarySwitches / (x.ok || 1))),
+      preemptionsPerReq: med(xs.map((x) => x.involuntarySwitches / (x.ok || 1))),
     }
   }
   const ratio = (
@@ -946,6 +977,29 @@ async function efficiencyPart(
       perAllCpu,
     ),
     ratio(`${c}: 1 instance PG / 1 instance SQLite, wall (req/s)`, null, ['pg-1', c], ['sqlite-1', c], wall),
+    // The split of the 2-instance cost, when the extra setups ran: Redis alone, a second process alone.
+    ...(setups.includes('pg-redis-1')
+      ? [
+          ratio(
+            `${c}: 1 instance PG + Redis / 1 instance PG, per passport CPU-s`,
+            null,
+            ['pg-redis-1', c],
+            ['pg-1', c],
+            perCpu,
+          ),
+        ]
+      : []),
+    ...(setups.includes('pg-2')
+      ? [
+          ratio(
+            `${c}: 2 instances PG (no Redis) / 1 instance PG, per passport CPU-s`,
+            null,
+            ['pg-2', c],
+            ['pg-1', c],
+            perCpu,
+          ),
+        ]
+      : []),
   ])
   return {
     rounds: o.effRounds,
@@ -1111,14 +1165,16 @@ export function scaleMarkdown(r: ScaleResult, meta: string): string {
     'sqlite-1': '1 instance, SQLite file',
     'pg-1': '1 instance, PostgreSQL',
     'pg-redis-2': '2 instances, PostgreSQL + Redis',
+    'pg-redis-1': '1 instance, PostgreSQL + Redis',
+    'pg-2': '2 instances, PostgreSQL, no Redis (measurement only)',
   }
   const effRows = e
     ? (['mint', 'refresh'] as const)
         .flatMap((c) =>
-          (['sqlite-1', 'pg-1', 'pg-redis-2'] as const).map((setup) => {
+          SETUPS.map((setup) => {
             const m = e.medians[`${c}.${setup}`]
             if (!m) return ''
-            return `| ${c} | ${setupText[setup]} | ${fmt(m.reqPerSec)} | ${fmt(m.reqPerServerCpuS)} | ${fmt(m.serverCpuUsPerReq)} | ${setup === 'sqlite-1' ? '—' : fmt(m.pgCpuUsPerReq)} | ${fmt(m.reqPerServerPgCpuS)} |`
+            return `| ${c} | ${setupText[setup]} | ${fmt(m.reqPerSec)} | ${fmt(m.reqPerServerCpuS)} | ${fmt(m.serverCpuUsPerReq)} | ${m.systemUsPerReq === undefined ? '—' : fmt(m.systemUsPerReq)} | ${m.switchesPerReq === undefined ? '—' : `${m.switchesPerReq.toFixed(2)} / ${m.preemptionsPerReq.toFixed(2)}`} | ${setup === 'sqlite-1' ? '—' : fmt(m.pgCpuUsPerReq)} | ${fmt(m.reqPerServerPgCpuS)} |`
           }),
         )
         .join('\n')
@@ -1153,7 +1209,7 @@ export function scaleMarkdown(r: ScaleResult, meta: string): string {
         .join(', ')
     : '—'
   const unavailableText = e
-    ? (['sqlite-1', 'pg-1', 'pg-redis-2'] as const)
+    ? SETUPS.filter((setup) => e.samples.some((x) => x.setup === setup))
         .map(
           (setup) =>
             `${setup} ${fmt(e.samples.filter((x) => x.setup === setup).reduce((n, x) => n + x.unavailable, 0))}`,
@@ -1218,12 +1274,18 @@ Load average during the part: ${s.loadDuring.join('; ')}.`
 
 ${
   e
-    ? `Same run, same rounds: ${e.rounds} rounds (after a warm-up round) of every case once, in shuffled order, ${e.windowMs / 1000} s each, ${e.concurrency} requests in flight, the load generator of \`bench/tokens.ts\` (\`bench/tokens-child.ts\`, role \`load\`; lane i sends to instance i mod n). **mint**: the frame's refresh, \`POST /api/frame/token\` (\`grant_type=refresh_token\`, frame headers, a DPoP proof by the family's key with the server's nonce), chained per family as in \`bench/tokens.ts\`; **refresh**: a site backend's \`POST /token\` (\`grant_type=refresh_token\`, client_secret_basic), chained the same way. ${e.concurrency * r.options.familiesPerLane} families per case and setup, ${r.options.familiesPerLane} per lane, one user and session per lane (one device's requests follow one another; 32 lanes on one session would make every refresh update the same session row at once, which on PostgreSQL's SERIALIZABLE is a conflict storm rather than a deployment). Answers 503 \`temporarily_unavailable\` (the store gave up after its retries; nothing changed) are made again with the same credential, as a frame does, and counted: ${unavailableText}. Setups, all alive for the whole part, idle when not measured: ${Object.values(setupText).join('; ')} (its own database each, one Redis prefix). "Passport CPU" is the sum of \`process.cpuUsage()\` over the setup's instances; "+ PostgreSQL" adds the CPU of the PostgreSQL backends connected to the setup's database (\`/proc/<pid>/stat\`; SQLite's work is inside the passport process already). Redis's own CPU per request in the 2-instance setup (Redis is shared with other work here, so indicative only): ${redisPerReq}. Load generator's CPU: ${sampleLoad}.
+    ? `Same run, same rounds: ${e.rounds} rounds (after a warm-up round) of every case once, in shuffled order, ${e.windowMs / 1000} s each, ${e.concurrency} requests in flight, the load generator of \`bench/tokens.ts\` (\`bench/tokens-child.ts\`, role \`load\`; lane i sends to instance i mod n). **mint**: the frame's refresh, \`POST /api/frame/token\` (\`grant_type=refresh_token\`, frame headers, a DPoP proof by the family's key with the server's nonce), chained per family as in \`bench/tokens.ts\`; **refresh**: a site backend's \`POST /token\` (\`grant_type=refresh_token\`, client_secret_basic), chained the same way. ${e.concurrency * r.options.familiesPerLane} families per case and setup, ${r.options.familiesPerLane} per lane, one user and session per lane (one device's requests follow one another; 32 lanes on one session would make every refresh update the same session row at once, which on PostgreSQL's SERIALIZABLE is a conflict storm rather than a deployment). Answers 503 \`temporarily_unavailable\` (the store gave up after its retries; nothing changed) are made again with the same credential, as a frame does, and counted: ${unavailableText}. Setups, all alive for the whole part, idle when not measured: ${SETUPS.filter(
+        (setup) => e.samples.some((x) => x.setup === setup),
+      )
+        .map((setup) => setupText[setup])
+        .join(
+          '; ',
+        )} (its own database each, its own Redis prefix). "Passport CPU" is the sum of user + system CPU (\`process.resourceUsage()\`) over the setup's instances, the kernel's part and the context switches shown apart; "+ PostgreSQL" adds the CPU of the PostgreSQL backends connected to the setup's database (\`/proc/<pid>/stat\`; SQLite's work is inside the passport process already). Redis's own CPU per request in the 2-instance setup (Redis is shared with other work here, so indicative only): ${redisPerReq}. Load generator's CPU: ${sampleLoad}.
 
 Medians over rounds:
 
-| case | setup | req/s | req per passport CPU-s | passport CPU µs/req | PostgreSQL backend CPU µs/req | req per (passport + PostgreSQL) CPU-s |
-|---|---|---|---|---|---|---|
+| case | setup | req/s | req per passport CPU-s | passport CPU µs/req | of which kernel µs/req | passport blocking waits / preemptions per req | PostgreSQL backend CPU µs/req | req per (passport + PostgreSQL) CPU-s |
+|---|---|---|---|---|---|---|---|---|
 ${effRows}
 
 Both PostgreSQL databases were \`ANALYZE\`d after seeding and after the warm-up round (a deployment in service has its statistics; see the findings in bench/README.md, "scale"). PostgreSQL transactions over the measured rounds, committed / rolled back: ${Object.entries(

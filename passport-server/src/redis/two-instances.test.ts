@@ -1,6 +1,8 @@
+import { createHash } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { resolveConfig } from '../config.ts'
@@ -11,6 +13,7 @@ import { SESSION_COOKIE, startSession } from '../services/sessions.ts'
 import { defaultFrameKey } from '../test-dpop.ts'
 import { frameApi, signIn } from '../test-flows.ts'
 import { addSite, addUser, freePort, testMasterKey } from '../test-support.ts'
+import { closeRedis } from './client.ts'
 import { deleteKeys, SHARED_REDIS_URL, uniquePrefix, waitFor } from './test-redis.ts'
 
 /**
@@ -134,5 +137,49 @@ describe('two instances sharing Redis', () => {
     )
     expect(Date.now() - started).toBeLessThan(1_000)
     console.close()
+  })
+
+  /**
+   * Issue 15 (efficiency): a frame request's proof is spent and its key counted in one script,
+   * not a `SET NX` and then an `INCR` script one round trip after the other.
+   */
+  it('a frame request spends its proof and counts its key in one Redis command; the proof replayed on B is refused and counts nothing', async () => {
+    const carol = await addUser(a.deps, 'carol')
+    const blog = await addSite(a.deps, { id: 'blog', origins: [issuer] })
+    const { token } = await signIn(a.app, blog, carol, new Map(), issuer)
+    const windowKey = `${keyPrefix}c:w:${createHash('sha256')
+      .update(`frame_key:${defaultFrameKey.jkt}`)
+      .digest('base64url')
+      .slice(0, 27)}`
+    const reader = new Redis(SHARED_REDIS_URL)
+    const monitor = await new Redis(SHARED_REDIS_URL).monitor()
+    // Commands this passport sent for its counters (not those a script ran inside Redis).
+    const sent: string[][] = []
+    monitor.on('monitor', (_time: string, args: string[], source: string) => {
+      if (source !== 'lua' && args.some((x) => x.startsWith(`${keyPrefix}c:`))) sent.push(args)
+    })
+    try {
+      const counted = Number(await reader.get(windowKey))
+      await new Promise((r) => setTimeout(r, 100))
+      sent.length = 0
+      const proof = defaultFrameKey.proof({
+        url: `${issuer}/api/frame/check`,
+        nonce: defaultFrameKey.nonce,
+        accessToken: token,
+      })
+      const check = (server: PassportServer) =>
+        frameApi(server.app, 'check', { authkey: blog.authkey, token }, { Origin: issuer }, { proof })
+      expect((await check(a)).status).toBe(200)
+      await waitFor(() => sent.length > 0, 2_000, 'the command in MONITOR')
+      await new Promise((r) => setTimeout(r, 200))
+      expect(sent).toHaveLength(1)
+      const replayed = await check(b)
+      expect(replayed.status).toBe(401)
+      expect(await replayed.json()).toMatchObject({ error: 'invalid_dpop_proof' })
+      expect(Number(await reader.get(windowKey))).toBe(counted + 1)
+    } finally {
+      monitor.disconnect()
+      await closeRedis(reader)
+    }
   })
 })

@@ -32,6 +32,17 @@ export interface CounterStore {
    * let through).
    */
   claimOnce(key: string, ttlMs: number): Promise<ClaimResult>
+  /**
+   * `claimOnce(claimKey)`, then, only if claimed, `increment(windowKey)`: a request's proof is
+   * spent and counted against its key's limit together (with Redis, one round trip; a replay
+   * counts nothing, so replaying a captured proof cannot use up its owner's limit).
+   */
+  claimThenIncrement(
+    claimKey: string,
+    ttlMs: number,
+    windowKey: string,
+    windowMs: number,
+  ): Promise<{ claim: ClaimResult; window: WindowCount | null }>
 }
 
 const MAX_KEYS = 100_000
@@ -57,7 +68,7 @@ export function createMemoryCounters(clock: Clock, maxClaims = MAX_CLAIMS): Coun
     if (entry) windows.delete(key)
     return null
   }
-  return {
+  const store: CounterStore = {
     async increment(key, windowMs) {
       const now = clock.now()
       let entry = open(key, now)
@@ -99,7 +110,12 @@ export function createMemoryCounters(clock: Clock, maxClaims = MAX_CLAIMS): Coun
       claims.set(key, now + ttlMs)
       return 'claimed'
     },
+    async claimThenIncrement(claimKey, ttlMs, windowKey, windowMs) {
+      const claim = await store.claimOnce(claimKey, ttlMs)
+      return { claim, window: claim === 'claimed' ? await store.increment(windowKey, windowMs) : null }
+    },
   }
+  return store
 }
 
 /** The counters of `deps`: shared ones when the deployment has them, else this process's own. */

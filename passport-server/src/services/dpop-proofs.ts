@@ -9,6 +9,7 @@ import {
   verifyDpopProof,
 } from '../tokens/dpop.ts'
 import { countersOf } from './counters.ts'
+import { createSharedRateWindow, type RateDecision, type SharedRateWindow } from './rate-window.ts'
 
 /** A server nonce is good for the window it was made in and the next one (5 to 10 minutes). */
 export const NONCE_WINDOW_MS = 5 * 60_000
@@ -19,6 +20,15 @@ const NONCE_SECRET = 'dpop_nonce_key'
 /** A proof that passed: the thumbprint of the key that made it. */
 export interface ProvenKey {
   jkt: string
+  /** The key's rate limit, when the check was asked to count the proof against one. */
+  rate?: RateDecision
+}
+
+/** A limit on the requests one key may make: `limit` per `windowMs`, across instances. */
+export interface KeyRateLimit {
+  name: string
+  limit: number
+  windowMs: number
 }
 
 export type DpopProofs = ReturnType<typeof createDpopProofs>
@@ -70,6 +80,16 @@ export function createDpopProofs(deps: Pick<AppDeps, 'store' | 'clock' | 'config
   }
 
   const spent = countersOf(deps)
+  /** Per-key windows in the same counters as the claims: spent and counted in one step. */
+  const keyWindows = new Map<string, SharedRateWindow>()
+  const keyWindow = (l: KeyRateLimit) => {
+    let w = keyWindows.get(l.name)
+    if (!w) {
+      w = createSharedRateWindow(spent, l.name, l.limit, l.windowMs)
+      keyWindows.set(l.name, w)
+    }
+    return w
+  }
 
   const currentNonce = () => nonceFor(Math.floor(deps.clock.now() / NONCE_WINDOW_MS))
   const isFreshNonce = async (nonce: string) => {
@@ -87,12 +107,15 @@ export function createDpopProofs(deps: Pick<AppDeps, 'store' | 'clock' | 'config
     /**
      * Checks a proof for an HTTP request to the passport (`htu` = the issuer + `path`) and
      * spends its `jti`. Requires a fresh server nonce unless `dpopNonceRequired` is off.
+     * With `perKey`, a proof spent here (never a replayed one) is also counted against its key's
+     * limit, in the same round trip to the counters (`rate` in the answer).
      */
     async check(input: {
       proof: string | undefined
       method: string
       path: string
       accessToken?: string
+      perKey?: KeyRateLimit
     }): Promise<ProvenKey> {
       const now = deps.clock.now()
       const nonceRequired = deps.config.dpopNonceRequired
@@ -111,16 +134,17 @@ export function createDpopProofs(deps: Pick<AppDeps, 'store' | 'clock' | 'config
         throw new PassportError('use_dpop_nonce', 'send the proof again with the nonce in DPoP-Nonce')
       }
       // Long enough that the same proof is stale (nonce, or `iat`) before it is forgotten.
-      const claim = await spent.claimOnce(
-        `dpop_jti:${result.jkt}.${result.jti}`,
-        nonceRequired ? REMEMBER_PROOF_MS : PROOF_MAX_AGE_MS + PROOF_MAX_FUTURE_MS,
-      )
+      const claimKey = `dpop_jti:${result.jkt}.${result.jti}`
+      const rememberMs = nonceRequired ? REMEMBER_PROOF_MS : PROOF_MAX_AGE_MS + PROOF_MAX_FUTURE_MS
+      const { claim, decision: rate } = input.perKey
+        ? await keyWindow(input.perKey).takeAfterClaim(claimKey, rememberMs, result.jkt)
+        : { claim: await spent.claimOnce(claimKey, rememberMs), decision: null }
       if (claim === 'replayed') return refuse('replayed', input.path)
       if (claim === 'full') {
         deps.log('dpop_replay_cache_full', {})
         throw new PassportError('temporarily_unavailable', 'too many requests in flight; try again')
       }
-      return { jkt: result.jkt }
+      return rate ? { jkt: result.jkt, rate } : { jkt: result.jkt }
     },
   }
 }

@@ -1,5 +1,5 @@
 import type { Clock } from '../clock.ts'
-import type { CounterStore, WindowCount } from './counters.ts'
+import type { ClaimResult, CounterStore, WindowCount } from './counters.ts'
 
 const MAX_KEYS = 100_000
 
@@ -85,6 +85,19 @@ export function createSharedRateWindow(
     async take(key: string): Promise<RateDecision> {
       const w = await counters.increment(keyOf(key), windowMs)
       return w.count > limit ? refusal(w) : { allowed: true }
+    },
+    /**
+     * Claims `claimKey` once (a DPoP proof's `jti`) and, only if that is its first use, counts one
+     * event for `key`: the decision is null when the claim was refused (nothing counted).
+     */
+    async takeAfterClaim(
+      claimKey: string,
+      ttlMs: number,
+      key: string,
+    ): Promise<{ claim: ClaimResult; decision: RateDecision | null }> {
+      const { claim, window } = await counters.claimThenIncrement(claimKey, ttlMs, keyOf(key), windowMs)
+      if (window === null) return { claim, decision: null }
+      return { claim, decision: window.count > limit ? refusal(window) : { allowed: true } }
     },
     /** Whether `key` is still under its limit, counting nothing (for limits on failures). */
     async check(key: string): Promise<RateDecision> {

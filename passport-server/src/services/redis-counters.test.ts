@@ -74,6 +74,21 @@ describe('shared counters in Redis (two instances)', () => {
     expect(await b.claimOnce('dpop_jti:k.j2', 600_000)).toBe('claimed')
   })
 
+  it('a proof claimed and its key counted in one step: counted across instances, and only when the claim is new', async () => {
+    const [a, b] = [await instance(), await instance()]
+    const spend = (on: CounterStore, jti: string) =>
+      on.claimThenIncrement(`dpop_jti:k.${jti}`, 600_000, 'frame_key:k', 60_000)
+    expect(await spend(a, 't1')).toMatchObject({ claim: 'claimed', window: { count: 1 } })
+    // Spent on A: refused on B, and the replay counts nothing against the key.
+    expect(await spend(b, 't1')).toEqual({ claim: 'replayed', window: null })
+    const second = await spend(b, 't2')
+    expect(second).toMatchObject({ claim: 'claimed', window: { count: 2 } })
+    expect(second.window?.resetInMs).toBeGreaterThan(55_000)
+    // The same claims and windows as claimOnce and increment.
+    expect(await a.claimOnce('dpop_jti:k.t2', 600_000)).toBe('replayed')
+    expect(await a.increment('frame_key:k', 60_000)).toMatchObject({ count: 3 })
+  })
+
   it('every key expires by itself and names no user or address', async () => {
     const prefix = uniquePrefix()
     const counters = await instance(SHARED_REDIS_URL, prefix)
@@ -115,6 +130,15 @@ describe('shared counters in Redis (two instances)', () => {
     expect((await window.check('10.1.1.1')).allowed).toBe(false)
     expect(await block.retryAfterSeconds('x')).toBe(60)
   })
+
+  it('Redis gone: proofs this instance spent stay spent, and its count of the key goes on', async () => {
+    const a = await instance()
+    const spend = (jti: string) => a.claimThenIncrement(`dpop_jti:g.${jti}`, 600_000, 'frame_key:g', 60_000)
+    expect(await spend('1')).toMatchObject({ claim: 'claimed', window: { count: 1 } })
+    ;(connections[0] as Redis).disconnect()
+    expect(await spend('1')).toEqual({ claim: 'replayed', window: null })
+    expect(await spend('2')).toEqual({ claim: 'claimed', window: { count: 2, resetInMs: 60_000 } })
+  })
 })
 
 describe('shared counters without Redis (fail-safe: per instance)', () => {
@@ -128,6 +152,14 @@ describe('shared counters without Redis (fail-safe: per instance)', () => {
     expect(await throttle.check('dave', '10.0.0.1')).toMatchObject({ allowed: false, scope: 'account' })
     expect(await a.claimOnce('dpop_jti:k.j', 1_000)).toBe('claimed')
     expect(await a.claimOnce('dpop_jti:k.j', 1_000)).toBe('replayed')
+    expect(await a.claimThenIncrement('dpop_jti:k.i', 1_000, 'frame_key:k', 60_000)).toEqual({
+      claim: 'claimed',
+      window: { count: 1, resetInMs: 60_000 },
+    })
+    expect(await a.claimThenIncrement('dpop_jti:k.i', 1_000, 'frame_key:k', 60_000)).toEqual({
+      claim: 'replayed',
+      window: null,
+    })
     expect(Date.now() - started).toBeLessThan(100)
   })
 })
