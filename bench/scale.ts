@@ -63,6 +63,12 @@ export interface ScaleOptions {
   familiesPerLane: number
   /** Setups measured beyond the three of the target (`BENCH_SCALE_EXTRA_SETUPS`): `pg-redis-1`, `pg-2`. */
   extraSetups: Setup[]
+  /**
+   * `BENCH_SCALE_CORES=spread`: in the efficiency part, instance i on core i mod 2 and the load
+   * generator unpinned, so two instances do not time-slice one core as no deployment makes them
+   * (default `shared`: every instance on core 0, the load generator on core 1).
+   */
+  spreadCores: boolean
   adminUrl: string
   redisUrl: string
   budgetS: number
@@ -86,6 +92,7 @@ export function scaleOptionsFromEnv(env = process.env): ScaleOptions {
     extraSetups: (env.BENCH_SCALE_EXTRA_SETUPS ?? '')
       .split(',')
       .filter((x): x is Setup => x === 'pg-redis-1' || x === 'pg-2'),
+    spreadCores: env.BENCH_SCALE_CORES === 'spread',
     adminUrl: env.BENCH_SCALE_PG_URL ?? 'postgres://root@127.0.0.1:5432/test',
     redisUrl: env.BENCH_SCALE_REDIS_URL ?? 'redis://127.0.0.1:6379',
     budgetS: n('BENCH_SCALE_BUDGET_S', 540),
@@ -749,7 +756,8 @@ async function efficiencyPart(
     const db = dbs.get(setup) ?? null
     const count = setup.endsWith('-2') ? 2 : 1
     const withRedis = setup.startsWith('pg-redis')
-    const servers = Array.from({ length: count }, () => child('server', cores.server, flags))
+    const coreOf = (i: number) => (o.spreadCores && cores.server !== null ? i % 2 : cores.server)
+    const servers = Array.from({ length: count }, (_, i) => child('server', coreOf(i), flags))
     const startOf = (i: number): ServerStart => ({
       ...(db ? { databaseUrl: db.url } : {}),
       // Each Redis setup its own prefix: their keys never meet.
@@ -765,7 +773,7 @@ async function efficiencyPart(
   }
   const deployments: Deployment[] = []
   for (const setup of setups) deployments.push(await deploy(setup))
-  const load = child('load' as Role, cores.client, [], TOKENS_CHILD)
+  const load = child('load' as Role, o.spreadCores ? null : cores.client, [], TOKENS_CHILD)
 
   const families = o.concurrency * o.familiesPerLane
   // One user and one session per lane, holding that lane's families (a lane's requests follow one
@@ -1224,7 +1232,7 @@ export function scaleMarkdown(r: ScaleResult, meta: string): string {
     .join('\n')
   return `# Scale-out: live sockets across instances, efficiency per CPU-second, faults (issue 15)
 
-${meta} Load average (\`/proc/loadavg\`) at the start: ${r.uptime.start}; at the end: ${r.uptime.end}. Pinned: part 1 no (three instances and the socket clients share both cores); part 2 ${r.pinned ? 'yes (passport instances on core 0, the load generator on core 1, as in `bench/tokens.ts`; PostgreSQL and Redis unpinned)' : 'no (taskset or a second core missing)'}. Run took ${r.seconds} s.
+${meta} Load average (\`/proc/loadavg\`) at the start: ${r.uptime.start}; at the end: ${r.uptime.end}. Pinned: part 1 no (three instances and the socket clients share both cores); part 2 ${r.pinned ? (r.options.spreadCores ? 'spread (`BENCH_SCALE_CORES=spread`: instance i on core i mod 2, so a 2-instance setup has a core per instance; the load generator, PostgreSQL and Redis unpinned)' : 'yes (passport instances on core 0, the load generator on core 1, as in `bench/tokens.ts`; PostgreSQL and Redis unpinned)') : 'no (taskset or a second core missing)'}. Run took ${r.seconds} s.
 
 ## Targets
 
