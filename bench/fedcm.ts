@@ -25,8 +25,10 @@ import { round, shuffled, summarize } from './stats.ts'
  * sample also counts the tab's top-level navigations (the `goto` itself is one) and the FedCM
  * dialogs the browser showed there.
  */
-type CaseName = 'connected' | 'hop' | 'chooser'
-const CASES: CaseName[] = ['connected', 'hop', 'chooser']
+type CaseName = 'connected' | 'hop' | 'chooser' | 'connected-before' | 'hop-before'
+const MAIN_CASES: CaseName[] = ['connected', 'hop', 'chooser']
+/** With `beforeDir`: the connected and hop cases on another checkout's code, in the same rounds. */
+const BEFORE_CASES: CaseName[] = ['connected-before', 'hop-before']
 
 interface Sample {
   wallMs: number
@@ -37,8 +39,14 @@ interface Sample {
 export interface FedcmBenchOptions {
   rounds: number
   warmup: number
-  /** Ten consecutive ports from here: a plain demo and a FedCM one. */
+  /** Ten consecutive ports from here: a plain demo and a FedCM one (twenty with `beforeDir`). */
   portBase: number
+  /**
+   * Another checkout of the repository, built (\`npm run build\` there), whose demo runs beside
+   * this one: its connected and hop cases join the same shuffled rounds, so "before" and "after"
+   * share the machine's noise (as bench/before.ts does for the token benchmarks).
+   */
+  beforeDir?: string
 }
 
 export function fedcmOptionsFromEnv(): FedcmBenchOptions {
@@ -46,6 +54,9 @@ export function fedcmOptionsFromEnv(): FedcmBenchOptions {
     rounds: Number(process.env.BENCH_FEDCM_ROUNDS ?? 15),
     warmup: Number(process.env.BENCH_FEDCM_WARMUP ?? 1),
     portBase: Number(process.env.BENCH_FEDCM_PORT_BASE ?? 19180),
+    ...(process.env.BENCH_FEDCM_BEFORE_DIR
+      ? { beforeDir: path.resolve(process.env.BENCH_FEDCM_BEFORE_DIR) }
+      : {}),
   }
 }
 
@@ -90,47 +101,72 @@ async function passwordSignIn(page: Page, site: string): Promise<void> {
   await page.getByText('Signed in as alice').waitFor({ timeout: 15_000 })
 }
 
-export async function runFedcmBench(options: FedcmBenchOptions) {
-  const base = options.portBase
-  const dataDirs = [0, 1].map(() => fs.mkdtempSync(path.join(os.tmpdir(), 'passport-bench-fedcm-')))
+type Demo = Awaited<ReturnType<typeof startDemo>>
+
+/** A plain demo and a FedCM one on ten ports from `base`, with `start` (this checkout's or another's). */
+async function startDemos(start: typeof startDemo, base: number, dataDirs: string[]) {
+  const dirs = [0, 1].map(() => fs.mkdtempSync(path.join(os.tmpdir(), 'passport-bench-fedcm-')))
+  dataDirs.push(...dirs)
   // The demo users' SCRAM cost only slows the untimed sign-ins; nothing timed derives a key.
-  const plain = await startDemo({
+  const plain = await start({
     ports: { passport: base, news: base + 1, shop: base + 2, docs: base + 3 },
-    dataDir: dataDirs[0] as string,
+    dataDir: dirs[0] as string,
     quiet: true,
     scramIterations: 10_000,
   })
-  const fedcm = await startDemo({
+  const fedcm = await start({
     ports: { passport: base + 5, news: base + 6, shop: base + 7, docs: base + 8 },
-    dataDir: dataDirs[1] as string,
+    dataDir: dirs[1] as string,
     quiet: true,
     scramIterations: 10_000,
     fedcm: true,
   })
-  const site = (demo: typeof plain, name: 'news' | 'shop' | 'docs') => `${demo.urls[name]}/`
+  return { plain, fedcm }
+}
 
-  const cases: Record<CaseName, (context: BrowserContext) => Promise<Sample>> = {
-    connected: async (context) => {
-      // Shop connected: the passport chosen in Chromium's dialog there once. (This tab's FedCM
-      // dialogs are answered too: after the sign-out, News's Sign-in meets Chromium's "sign in to
-      // the passport" dialog, which it closes, and the SDK goes on to the passport's page.)
-      const first = (await watchedTab(context)).page
-      await passwordSignIn(first, site(fedcm, 'docs'))
-      const shop = await watchedTab(context)
-      await shop.page.goto(site(fedcm, 'shop'))
-      await shop.page.getByText('Signed in as alice').waitFor({ timeout: 15_000 })
-      // Signed out everywhere, then in again on News (its Sign-in: no passport session, so the
-      // passport's page).
-      await shop.page.getByRole('button', { name: 'Sign out' }).click()
-      await shop.page.getByText('You are not signed in.').waitFor({ timeout: 15_000 })
-      await shop.page.close()
-      await passwordSignIn(first, site(fedcm, 'news'))
-      return timeNewTab(context, site(fedcm, 'shop'))
-    },
-    hop: async (context) => {
-      await passwordSignIn(await context.newPage(), site(plain, 'news'))
-      return timeNewTab(context, site(plain, 'shop'))
-    },
+export async function runFedcmBench(options: FedcmBenchOptions) {
+  const dataDirs: string[] = []
+  const demos: Demo[] = []
+  const { plain, fedcm } = await startDemos(startDemo, options.portBase, dataDirs)
+  demos.push(plain, fedcm)
+  let before: { plain: Demo; fedcm: Demo } | null = null
+  if (options.beforeDir) {
+    const other = (await import(path.join(options.beforeDir, 'demo-sites/start.ts'))) as {
+      startDemo: typeof startDemo
+    }
+    before = await startDemos(other.startDemo, options.portBase + 10, dataDirs)
+    demos.push(before.plain, before.fedcm)
+  }
+  const CASES = before ? [...MAIN_CASES, ...BEFORE_CASES] : MAIN_CASES
+  const site = (demo: Demo, name: 'news' | 'shop' | 'docs') => `${demo.urls[name]}/`
+
+  const connectedCase = (fedcm: Demo) => async (context: BrowserContext) => {
+    // Shop connected: the passport chosen in Chromium's dialog there once. (This tab's FedCM
+    // dialogs are answered too: after the sign-out, News's Sign-in meets Chromium's "sign in to
+    // the passport" dialog, which it closes, and the SDK goes on to the passport's page.)
+    const first = (await watchedTab(context)).page
+    await passwordSignIn(first, site(fedcm, 'docs'))
+    const shop = await watchedTab(context)
+    await shop.page.goto(site(fedcm, 'shop'))
+    await shop.page.getByText('Signed in as alice').waitFor({ timeout: 15_000 })
+    // Signed out everywhere, then in again on News (its Sign-in: no passport session, so the
+    // passport's page).
+    await shop.page.getByRole('button', { name: 'Sign out' }).click()
+    await shop.page.getByText('You are not signed in.').waitFor({ timeout: 15_000 })
+    await shop.page.close()
+    await passwordSignIn(first, site(fedcm, 'news'))
+    return timeNewTab(context, site(fedcm, 'shop'))
+  }
+  const hopCase = (plain: Demo) => async (context: BrowserContext) => {
+    await passwordSignIn(await context.newPage(), site(plain, 'news'))
+    return timeNewTab(context, site(plain, 'shop'))
+  }
+  const cases: Partial<Record<CaseName, (context: BrowserContext) => Promise<Sample>>> = {
+    connected: connectedCase(fedcm),
+    hop: hopCase(plain),
+    ...(before
+      ? { 'connected-before': connectedCase(before.fedcm), 'hop-before': hopCase(before.plain) }
+      : {}),
     chooser: async (context) => {
       await passwordSignIn(await context.newPage(), site(fedcm, 'docs'))
       return timeNewTab(context, site(fedcm, 'shop'))
@@ -154,7 +190,7 @@ export async function runFedcmBench(options: FedcmBenchOptions) {
       for (const name of shuffled(CASES)) {
         const context = await launchProfile('blocked')
         try {
-          thisRound[name] = await cases[name](context)
+          thisRound[name] = await (cases[name] as (context: BrowserContext) => Promise<Sample>)(context)
         } finally {
           await context.close()
         }
@@ -167,8 +203,7 @@ export async function runFedcmBench(options: FedcmBenchOptions) {
       )
     }
   } finally {
-    await plain.close()
-    await fedcm.close()
+    for (const demo of demos) await demo.close()
     for (const dir of dataDirs) fs.rmSync(dir, { recursive: true, force: true })
   }
   const uptimeAfter = uptime()
@@ -188,19 +223,33 @@ export async function runFedcmBench(options: FedcmBenchOptions) {
     dialogCounts: Object.fromEntries(
       CASES.map((c) => [c, summarize(rounds.map((r) => r[c].dialogs.length))]),
     ),
-    ratios: { 'connected/hop': ratio('connected', 'hop'), 'chooser/hop': ratio('chooser', 'hop') },
+    ratios: {
+      'connected/hop': ratio('connected', 'hop'),
+      'chooser/hop': ratio('chooser', 'hop'),
+      ...(before
+        ? {
+            'connected/hop before': ratio('connected-before', 'hop-before'),
+            'connected after/before': ratio('connected', 'connected-before'),
+            'hop after/before': ratio('hop', 'hop-before'),
+          }
+        : {}),
+    },
+    cases: CASES,
+    beforeDir: options.beforeDir ?? null,
     raw: rounds,
   }
 }
 
 export function fedcmMarkdown(result: Awaited<ReturnType<typeof runFedcmBench>>, meta: string): string {
-  const { wall, navigations, dialogs, dialogCounts, ratios } = result
+  const { wall, navigations, dialogs, dialogCounts, ratios, cases } = result
   const x = (v: { median: number; p90: number }) =>
     `${(v.median / 100).toFixed(2)}× (p90 ${(v.p90 / 100).toFixed(2)}×)`
   const label: Record<CaseName, string> = {
     connected: 'connected: Shop FedCM-connected before, user just signed in again on News',
     hop: 'hop: Shop never visited, no FedCM (silent top-level hop)',
     chooser: "chooser: Shop never visited, FedCM (Chromium's chooser, answered at once over CDP)",
+    'connected-before': `connected, ${result.beforeDir}'s code`,
+    'hop-before': `hop, ${result.beforeDir}'s code`,
   }
   const row = (c: CaseName) =>
     `| ${label[c]} | ${wall[c]?.n} | ${wall[c]?.median} | ${wall[c]?.p90} | ${navigations[c]?.median} | ${dialogCounts[c]?.median} (${dialogs[c]}) |`
@@ -213,12 +262,12 @@ ${meta}
 
 Timer: just before \`page.goto\` in a new tab until Playwright sees "Signed in as alice". Headless
 Debian Chromium, third-party cookies blocked, partitioning on, a fresh profile per sample; the
-three cases in the same shuffled rounds (bench/fedcm.ts). Navigations count the tab's top-level
+cases in the same shuffled rounds (bench/fedcm.ts). Navigations count the tab's top-level
 navigations, the \`goto\` included.
 
 | case | n | wall median ms | wall p90 ms | navigations (median) | FedCM dialogs (median; kinds) |
 |---|---|---|---|---|---|
-${CASES.map(row).join('\n')}
+${cases.map(row).join('\n')}
 
 Ratios, median of per-round ratios (the machine is shared: compare these, not the raw times):
 
@@ -226,6 +275,10 @@ Ratios, median of per-round ratios (the machine is shared: compare these, not th
 |---|---|---|
 | connected/hop | ${x(ratios['connected/hop'])} | ≤ 0.5× |
 | chooser/hop | ${x(ratios['chooser/hop'])} | |
+${Object.entries(ratios)
+  .filter(([name]) => name !== 'connected/hop' && name !== 'chooser/hop')
+  .map(([name, v]) => `| ${name} | ${x(v)} | |`)
+  .join('\n')}
 
 What it does not show: a site the user never chose the passport on in this browser cannot be
 signed in with no dialog and no navigation on Chromium (its rule for silent sign-in is the

@@ -45,7 +45,9 @@ export function createDemoSiteApp(options: DemoSiteOptions): Hono {
   const template = readFileSync(path.join(options.distDir, options.id, 'index.html'), 'utf8')
   const sdkTags =
     options.sdk === 'script'
-      ? `<script src="${escapeAttr(options.passportOrigin)}/passport.js" data-authkey="${escapeAttr(options.authkey)}"${options.fedcm ? ' data-fedcm="true"' : ''}></script>`
+      ? // The page calls `authHeaders()` as soon as it is signed in: its code (the SDK's extras)
+        // is fetched beside the frame, not after the token (README, "Adding it to a site").
+        `<script src="${escapeAttr(options.passportOrigin)}/passport.js" data-authkey="${escapeAttr(options.authkey)}"${options.fedcm ? ' data-fedcm="true"' : ''}></script><link rel="modulepreload" href="${escapeAttr(options.passportOrigin)}/passport-extras.mjs">`
       : `<meta name="passport-origin" content="${escapeAttr(options.passportOrigin)}"><meta name="passport-authkey" content="${escapeAttr(options.authkey)}">${options.fedcm ? '<meta name="passport-fedcm" content="true">' : ''}`
   const page = template.replace('<!-- passport-sdk -->', sdkTags)
   const csp = [

@@ -1,4 +1,4 @@
-import { createPassport } from '../../passport-frame/src/embed/index.ts'
+import { createPassport, preloadExtras } from '../../passport-frame/src/embed/index.ts'
 import { mountDemo } from '../shared/demo-app.ts'
 
 // Shop uses the SDK as an ES module, bundled into its own page script.
@@ -8,4 +8,6 @@ const passport = createPassport({
   passportOrigin: meta('passport-origin'),
   fedcm: meta('passport-fedcm') === 'true',
 })
+// The page asks for `authHeaders()` as soon as it is signed in: its code comes beside the frame.
+preloadExtras()
 mountDemo(passport, document.getElementById('app') as HTMLElement)

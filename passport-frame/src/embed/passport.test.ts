@@ -548,6 +548,33 @@ describe('token injection while a request is pending (A8)', () => {
   })
 })
 
+describe('the first question (issue 17: one round trip less before the token)', () => {
+  it('goes to the frame right behind the hello, before the frame has answered it', async () => {
+    const env = setup({ canSeeCookies: async () => true })
+    seedSilentAttempt(env.browser, 1_000) // no silent trip: the frame is asked at once
+    const p = start(env)
+    const seen: string[] = []
+    const type = (event: MessageEvent) => (event.data as { type: string }).type
+    env.frames[0]?.addEventListener('message', (event) => seen.push(`frame got ${type(event)}`))
+    env.browser.window.addEventListener('message', (event) => seen.push(`page got ${type(event)}`))
+    await expect(p.ready).resolves.toMatchObject({ status: 'signed_in' })
+    expect(seen.slice(0, 3)).toEqual(['frame got hello', 'frame got token_request', 'page got ready'])
+    expect(env.api.tokenFromSession).toHaveBeenCalledOnce()
+  })
+
+  it('is refused, not retried, when the frame refuses the hello', async () => {
+    const env = setup({ canSeeCookies: async () => true })
+    env.browser.localStorage.setItem('passport:shop:silent_at', String(Date.now() - 1_000))
+    // A page whose authkey names another site than the frame it loads: the frame answers the
+    // hello with invalid_authkey and every question after it with invalid_request (never a token).
+    browser = env.browser
+    passport = createPassport({ authkey: fakeAuthkey('shop'), passportOrigin: PASSPORT })
+    await expect(passport.ready).resolves.toEqual({ status: 'signed_out', reason: null })
+    expect(env.api.tokenFromSession).not.toHaveBeenCalled()
+    expect(env.browser.document.iframes.map((f) => f.removed)).toEqual([false])
+  })
+})
+
 /** A window of the passport origin that is not the SDK's iframe (e.g. a popup the attacker opened). */
 function installEvilSender(b: FakeBrowser) {
   const other = { postMessage() {} }

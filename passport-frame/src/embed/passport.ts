@@ -113,7 +113,6 @@ export function createPassport(options: PassportOptions): Passport {
   // local clock never makes a live token look dead or a dead one look alive.
   let current: { token: string; deadline: number } | null = null
   let frame: FrameClient | null = null
-  let hello: Promise<FrameReply> | null = null
   let destroyed = false
 
   const setState = (next: PassportState) => {
@@ -157,19 +156,18 @@ export function createPassport(options: PassportOptions): Passport {
         },
       })
       frame = created
-      // A frame that did not answer hello (it loaded while the passport was down) never will:
-      // drop it, so that the next question loads a fresh one.
-      hello = created.request({ type: 'hello', authkey: options.authkey }).catch((err: unknown) => {
-        if (frame === created) {
+      // The first question goes right behind the hello, not after its answer (one round trip
+      // less before the first token, issue 17): the frame takes a page's messages in order. A
+      // frame that did not answer hello (it loaded while the passport was down) never will: drop
+      // it, so that the next question loads a fresh one (its pending questions fail `timeout`).
+      created.request({ type: 'hello', authkey: options.authkey }).catch((err: PassportClientError) => {
+        if (frame === created && err.code === 'timeout') {
           created.destroy()
           frame = null
-          hello = null
         }
-        throw err
       })
     }
-    const client = frame
-    return (hello as Promise<FrameReply>).then(() => client.request(body))
+    return frame.request(body)
   }
 
   /** Top-level trip to the passport; `silent` asks it to answer at once, never with a form. */
@@ -399,7 +397,6 @@ export function createPassport(options: PassportOptions): Passport {
       window.removeEventListener('storage', onStorage)
       frame?.destroy()
       frame = null
-      hello = null
       listeners.clear()
     },
   }

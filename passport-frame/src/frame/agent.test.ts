@@ -780,6 +780,34 @@ describe('the passport-wide shared state (FedCM-connected sites, issue 17)', () 
     return { harness, announce, news: (n: SharedNews) => onNews?.(n) }
   }
 
+  it('a token request of a frame holding storage access goes to the passport without asking the browser again', async () => {
+    // Storage access granted means the passport's cookie goes with the request: asking the
+    // browser once more is a round trip the token would wait for (issue 17).
+    const { harness } = connected()
+    await harness.send(hello())
+    await harness.send(tokenRequest())
+    expect(harness.canSeeCookies).not.toHaveBeenCalled()
+    expect(harness.api.tokenFromSession).toHaveBeenCalledWith(authkey)
+    expect(harness.replies().at(-1)?.message).toMatchObject({
+      type: 'token_response',
+      id: 't1',
+      token: 'tok-from-session',
+    })
+  })
+
+  it('a FedCM frame the browser gave no storage access asks whether it sees cookies, and takes no token', async () => {
+    const harness = setup({ connectShared: async () => null })
+    await harness.send(hello())
+    await harness.send(tokenRequest())
+    expect(harness.canSeeCookies).toHaveBeenCalledOnce()
+    expect(harness.api.tokenFromSession).not.toHaveBeenCalled()
+    expect(harness.replies().at(-1)?.message).toMatchObject({
+      type: 'error',
+      id: 't1',
+      code: 'login_required',
+    })
+  })
+
   it('a sign-in made on another connected site is taken up from the session and told to the page', async () => {
     const { harness, news } = connected()
     await harness.send(hello())

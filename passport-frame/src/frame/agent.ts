@@ -323,8 +323,9 @@ export function createFrameAgent(deps: FrameAgentDeps): void {
           }
           // With third-party cookies allowed the frame can sign in from the passport session
           // directly; where they are blocked it does not even try (no pointless request).
-          await shared // storage access (FedCM-connected sites) comes before the question
-          if (!(await deps.canSeeCookies())) {
+          // Storage access (FedCM-connected sites) comes before the question; a frame that holds
+          // it sends the passport's cookie, so the browser need not be asked again (issue 17).
+          if (!(await shared) && !(await deps.canSeeCookies())) {
             replyError(origin, msg.id, 'login_required')
             return
           }

@@ -6,9 +6,9 @@ import { connectSharedState, type SharedNews } from './shared-state.ts'
 function fakeDoc(granted: boolean, shared: Storage) {
   return {
     hasStorageAccess: vi.fn(async () => false),
-    requestStorageAccess: vi.fn(async (types?: { localStorage?: boolean }) => {
+    requestStorageAccess: vi.fn(async (types: { cookies?: boolean; localStorage?: boolean }) => {
       if (!granted) throw new DOMException('requestStorageAccess not allowed', 'NotAllowedError')
-      return types?.localStorage ? { localStorage: shared } : undefined
+      return types.localStorage ? { localStorage: shared } : undefined
     }),
   }
 }
@@ -19,6 +19,14 @@ describe('connectSharedState', () => {
   it('takes nothing where the browser gives no access (no FedCM sign-in on this site)', async () => {
     const doc = fakeDoc(false, new MemoryStorage())
     expect(await connectSharedState({ doc, onNews: () => {} })).toBeNull()
+  })
+
+  it("asks the browser once, for the passport's cookie and its storage together", async () => {
+    // Each call is a round trip to the browser, and the frame's token request waits for them (issue 17).
+    const doc = fakeDoc(true, new MemoryStorage())
+    expect(await connectSharedState({ doc, onNews: () => {} })).not.toBeNull()
+    expect(doc.requestStorageAccess.mock.calls).toEqual([[{ cookies: true, localStorage: true }]])
+    expect(doc.hasStorageAccess).not.toHaveBeenCalled()
   })
 
   it('carries news between two connected sites within a poll, and never echoes its own', async () => {

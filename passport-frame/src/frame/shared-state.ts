@@ -58,8 +58,11 @@ export interface SharedState {
   announce(news: SharedNews): void
 }
 
-type StorageAccessDocument = Pick<Document, 'hasStorageAccess'> & {
-  requestStorageAccess(types?: { localStorage?: boolean }): Promise<{ localStorage?: Storage } | undefined>
+interface StorageAccessDocument {
+  requestStorageAccess(types: {
+    cookies?: boolean
+    localStorage?: boolean
+  }): Promise<{ localStorage?: Storage } | undefined>
 }
 
 const KEY = 'passport:shared'
@@ -76,9 +79,9 @@ export async function connectSharedState(input: {
   try {
     // Without a click in this hidden frame, the browser grants only what a FedCM sign-in on this
     // site allows (the `storage-access` permission still reads "prompt" then); else it refuses,
-    // silently: no prompt can appear.
-    if (!(await doc.hasStorageAccess())) await doc.requestStorageAccess()
-    storage = (await doc.requestStorageAccess({ localStorage: true }))?.localStorage ?? null
+    // silently: no prompt can appear. One call for the passport's cookie and its storage: each
+    // call is a round trip to the browser, and the frame's token request waits for this (issue 17).
+    storage = (await doc.requestStorageAccess({ cookies: true, localStorage: true }))?.localStorage ?? null
   } catch {
     return null
   }
