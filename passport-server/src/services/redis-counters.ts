@@ -5,15 +5,17 @@ import { logSafely } from '../guard.ts'
 import type { Redis } from '../redis/client.ts'
 import { type ClaimResult, type CounterStore, createMemoryCounters } from './counters.ts'
 
-/** INCR, and start the window's expiry if it has none: one atomic step, so no key lives forever. */
-const INCREMENT = `
-local n = redis.call('INCR', KEYS[1])
-local ttl = redis.call('PTTL', KEYS[1])
+/** A window's step in Lua: INCR, and start its expiry if it has none (one atomic step, so no key lives forever). */
+const incrementWindow = (key: string, windowMs: string) => `
+local n = redis.call('INCR', ${key})
+local ttl = redis.call('PTTL', ${key})
 if ttl < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  ttl = tonumber(ARGV[1])
+  redis.call('PEXPIRE', ${key}, ${windowMs})
+  ttl = tonumber(${windowMs})
 end
 return {n, ttl}`
+
+const INCREMENT = incrementWindow('KEYS[1]', 'ARGV[1]')
 
 const PEEK = `
 local n = redis.call('GET', KEYS[1])
@@ -21,18 +23,12 @@ if not n then return false end
 return {tonumber(n), redis.call('PTTL', KEYS[1])}`
 
 /**
- * A DPoP proof's claim (`SET NX PX`) and, only if it was new, its key's window (as INCREMENT):
+ * A DPoP proof's claim (`SET NX PX`) and, only if it was new, its key's window (INCREMENT's step):
  * one command per frame request instead of two round trips one after the other. False: replayed.
  */
 const CLAIM_THEN_INCREMENT = `
 if not redis.call('SET', KEYS[1], '1', 'PX', ARGV[1], 'NX') then return false end
-local n = redis.call('INCR', KEYS[2])
-local ttl = redis.call('PTTL', KEYS[2])
-if ttl < 0 then
-  redis.call('PEXPIRE', KEYS[2], ARGV[2])
-  ttl = tonumber(ARGV[2])
-end
-return {n, ttl}`
+${incrementWindow('KEYS[2]', 'ARGV[2]')}`
 
 const SKIP_AFTER_FAILURE_MS = 2_000
 
