@@ -5,6 +5,7 @@ import type { AppDeps } from '../deps.ts'
 import { PassportError } from '../errors.ts'
 import type { RefreshRecord, SessionEventRecord, SessionRecord, SiteRecord, StoreTx } from '../store/types.ts'
 import {
+  type FamilySpec,
   familyCredential,
   familyKeyOf,
   type MintedGrant,
@@ -14,7 +15,7 @@ import {
 } from './minting.ts'
 import { publishEvents } from './session-events.ts'
 import { isSessionLive } from './sessions.ts'
-import { loseSite, recordSiteLoss } from './site-access.ts'
+import { loseSite, recordSiteLoss, type SiteLoss } from './site-access.ts'
 
 const REFRESH_TOKEN = /^[A-Za-z0-9_-]{43}$/
 
@@ -107,17 +108,41 @@ async function rotateGrant(
     return session
   }
 
+  /** The family's next generation, minted for the live session behind `current`; else the refusal. */
+  const mintNext = async (
+    tx: StoreTx,
+    current: { sessionId: string; idleExpiresAt: number; absoluteExpiresAt: number; jkt: string | null },
+    family: FamilySpec,
+  ): Promise<Outcome | Awaited<ReturnType<typeof mintInTransaction>>> => {
+    const session = await sessionFor(tx, current)
+    if (!('userId' in session)) return session
+    return mintInTransaction(deps, tx, {
+      familyKey,
+      site,
+      session,
+      now,
+      newSignIn: false,
+      jkt: current.jkt,
+      family,
+    })
+  }
+
   /**
    * A copy of a used credential in use: the device loses the site (its family among its
    * credentials there), and is told even if, against the checks above, nothing was left live.
    */
   const revokeOnReuse = async (tx: StoreTx, family: FamilyOf): Promise<Outcome> => {
-    const loss = { sessionId: family.sessionId, userId: family.userId, siteId: site.id, at: now }
-    const event = await loseSite(tx, { ...loss, reason: 'revoked' })
+    const loss: SiteLoss = {
+      sessionId: family.sessionId,
+      userId: family.userId,
+      siteId: site.id,
+      reason: 'revoked',
+      at: now,
+    }
     return {
       kind: 'reuse',
       record: family,
-      event: event ?? (await recordSiteLoss(tx, { ...loss, reason: 'revoked' })),
+      event: (await loseSite(tx, loss)) ?? (await recordSiteLoss(tx, loss)),
     }
   }
 
@@ -141,24 +166,15 @@ async function rotateGrant(
         return { kind: 'replay', body: await rebuildFamilyAnswer(deps, familyKey, site, family) }
       }
       // Unused, or used past the grace window: the family's current generation is rotated.
-      const session = await sessionFor(tx, family)
-      if (!('userId' in session)) return session
-      const { grant, replaced } = await mintInTransaction(deps, tx, {
-        familyKey,
-        site,
-        session,
-        now,
-        newSignIn: false,
-        jkt: family.jkt,
-        family: {
-          kind: 'advance',
-          from: family.generation,
-          familyId: family.familyId,
-          generation: family.generation + 1,
-          absoluteExpiresAt: family.absoluteExpiresAt,
-        },
+      const minted = await mintNext(tx, family, {
+        kind: 'advance',
+        from: family.generation,
+        familyId: family.familyId,
+        generation: family.generation + 1,
+        absoluteExpiresAt: family.absoluteExpiresAt,
       })
-      return { kind: 'rotated', grant, replaced, record: family }
+      if (!('grant' in minted)) return minted
+      return { kind: 'rotated', grant: minted.grant, replaced: minted.replaced, record: family }
     }
 
     // A family of an older server: a row per credential, as that server kept it.
@@ -175,23 +191,14 @@ async function rotateGrant(
 
     /** Mints the successor of `current` (the presented credential, or the family's newest). */
     const rotate = async (current: RefreshRecord, sealFor: string | null): Promise<Outcome> => {
-      const session = await sessionFor(tx, current)
-      if (!('userId' in session)) return session
-
-      const { grant, replaced } = await mintInTransaction(deps, tx, {
-        familyKey,
-        site,
-        session,
-        now,
-        newSignIn: false,
-        jkt: current.jkt,
-        family: {
-          kind: 'legacy',
-          familyId: current.familyId,
-          generation: current.generation + 1,
-          absoluteExpiresAt: current.absoluteExpiresAt,
-        },
+      const minted = await mintNext(tx, current, {
+        kind: 'legacy',
+        familyId: current.familyId,
+        generation: current.generation + 1,
+        absoluteExpiresAt: current.absoluteExpiresAt,
       })
+      if (!('grant' in minted)) return minted
+      const { grant, replaced } = minted
       const swapped = await tx.refresh.markRotated(
         current.hash,
         now,
