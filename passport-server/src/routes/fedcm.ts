@@ -215,7 +215,11 @@ export function fedcmRoutes(deps: AppDeps): Hono {
     const checked = await checkSiteRequest(c, 'disconnect', form)
     if (checked instanceof Response) return checked
     const { site, session, origin } = checked
-    await disconnectSite(deps, site, session)
+    // `IdentityCredential.disconnect()`: the user took the site's access back. This device
+    // loses the site as on a revocation (its tokens and refresh credentials there end, its open
+    // tabs are told) and is not signed in there again silently.
+    await endSiteAccess(deps, { sessionId: session.id, userId: session.userId }, site.id)
+    deps.log('fedcm_disconnect', { site: site.id, user: session.userId })
     corsHeaders(c, origin)
     return c.json({ account_id: session.userId })
   })
@@ -252,18 +256,4 @@ function corsHeaders(c: Context, origin: string): void {
   c.header('Access-Control-Allow-Origin', origin)
   c.header('Access-Control-Allow-Credentials', 'true')
   c.header('Vary', 'Origin')
-}
-
-/**
- * `IdentityCredential.disconnect()`: the user took the site's access back. This device loses
- * the site as on a revocation (its tokens and refresh credentials for the site end, its open
- * tabs are told) and is not signed in there again silently.
- */
-async function disconnectSite(
-  deps: Pick<AppDeps, 'store' | 'clock' | 'events' | 'log'>,
-  site: SiteRecord,
-  session: SessionRecord,
-): Promise<void> {
-  await endSiteAccess(deps, { sessionId: session.id, userId: session.userId }, site.id)
-  deps.log('fedcm_disconnect', { site: site.id, user: session.userId })
 }
