@@ -346,18 +346,23 @@ function servedAt(server: http.Server) {
 /** A bare Hono app on `@hono/node-server`, served as the passport serves its app. */
 async function startBareHono() {
   const { Hono } = await import('hono')
-  const { serve } = await import('@hono/node-server')
   const app = new Hono()
   app.post('/', async (c) => {
     await c.req.text()
     return c.json({ ok: true }) // BARE_ANSWER
   })
+  return servedAt(await listenHono(app))
+}
+
+/** A Hono app on `@hono/node-server` on a free loopback port, as the passport serves its app. */
+async function listenHono(app: { fetch: (request: Request) => Response | Promise<Response> }) {
+  const { serve } = await import('@hono/node-server')
   const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }) as http.Server
   await new Promise<void>((resolve, reject) => {
     server.once('listening', () => resolve())
     server.once('error', reject)
   })
-  return servedAt(server)
+  return server
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -378,7 +383,6 @@ const FLOOR_TOKEN_HEADER = Buffer.from(JSON.stringify({ alg: 'EdDSA', typ: 'at+j
  */
 async function startMintFloor() {
   const { Hono } = await import('hono')
-  const { serve } = await import('@hono/node-server')
   const { DatabaseSync } = await import('node:sqlite')
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'passport-mint-floor-'))
   const db = new DatabaseSync(path.join(dir, 'floor.sqlite'))
@@ -441,12 +445,7 @@ async function startMintFloor() {
     await durable(jti, known.jkt, now)
     return c.json({ access_token: token, token_type: 'DPoP', expires_in: 600 })
   })
-  const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }) as http.Server
-  await new Promise<void>((resolve, reject) => {
-    server.once('listening', () => resolve())
-    server.once('error', reject)
-  })
-  const served = servedAt(server)
+  const served = servedAt(await listenHono(app))
   return {
     info: served.info,
     close: async () => {
