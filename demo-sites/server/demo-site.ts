@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
-import { serveStatic } from '@hono/node-server/serve-static'
 import { Hono } from 'hono'
 import { backchannelLogout, requirePassport } from '../../passport-server/site-sdk/hono.ts'
 import { createSiteVerifier } from '../../passport-server/site-sdk/verify.ts'
+import { hashedAssets } from './hashed-assets.ts'
 
 export interface DemoSiteOptions {
   id: string
@@ -67,7 +67,7 @@ export function createDemoSiteApp(options: DemoSiteOptions): Hono {
     c.header('Link', `<${options.passportOrigin}>; rel=preconnect`)
     return c.html(page)
   })
-  app.use('/assets/*', serveStatic({ root: options.distDir }))
+  app.use('/assets/*', hashedAssets(options.distDir))
 
   // OIDC back-channel logout: the passport tells this backend when a session ends; the verifier
   // then refuses that session's tokens here at once, whatever else happens.

@@ -1,11 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
-import { serveStatic } from '@hono/node-server/serve-static'
 import { Hono } from 'hono'
 import { type PassportSessionEnv, passportSession } from '../../passport-server/site-sdk/hono.ts'
 import { renderSignedIn, renderSignedOut } from '../docs/sign-in-html.ts'
 import { SIGNED_OUT_MESSAGES } from '../shared/messages.ts'
+import { hashedAssets } from './hashed-assets.ts'
 
 export interface DocsSiteOptions {
   /** Public origin of this site, e.g. http://docs.localhost:8083. */
@@ -66,7 +66,7 @@ export function createDocsSiteApp(options: DocsSiteOptions): Hono<PassportSessio
     "base-uri 'none'",
   ].join('; ')
 
-  app.use('/assets/*', serveStatic({ root: options.distDir }))
+  app.use('/assets/*', hashedAssets(options.distDir))
   app.use(
     passportSession({
       issuer: options.passportOrigin,

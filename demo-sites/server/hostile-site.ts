@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
-import { serveStatic } from '@hono/node-server/serve-static'
 import { Hono } from 'hono'
+import { hashedAssets } from './hashed-assets.ts'
 
 /**
  * evil.localhost: registered nowhere. Its page embeds the passport frame of News with News's
@@ -19,6 +19,6 @@ export function createHostileSiteApp(options: {
     `<meta name="passport-origin" content="${options.passportOrigin}"><meta name="passport-authkey" content="${options.newsAuthkey}">`,
   )
   app.get('/', (c) => c.html(page))
-  app.use('/assets/*', serveStatic({ root: options.distDir }))
+  app.use('/assets/*', hashedAssets(options.distDir))
   return app
 }
