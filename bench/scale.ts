@@ -69,6 +69,12 @@ export interface ScaleOptions {
    * (default `shared`: every instance on core 0, the load generator on core 1).
    */
   spreadCores: boolean
+  /**
+   * `BENCH_SCALE_LOAD=per-instance`: a setup of n instances gets n × \`concurrency\` requests in
+   * flight (each instance as busy as the single one; adding an instance to take more load), instead
+   * of the default \`total\` (the same \`concurrency\` spread over the instances, each half as busy).
+   */
+  perInstanceLoad: boolean
   adminUrl: string
   redisUrl: string
   budgetS: number
@@ -93,6 +99,7 @@ export function scaleOptionsFromEnv(env = process.env): ScaleOptions {
       .split(',')
       .filter((x): x is Setup => x === 'pg-redis-1' || x === 'pg-2'),
     spreadCores: env.BENCH_SCALE_CORES === 'spread',
+    perInstanceLoad: env.BENCH_SCALE_LOAD === 'per-instance',
     adminUrl: env.BENCH_SCALE_PG_URL ?? 'postgres://root@127.0.0.1:5432/test',
     redisUrl: env.BENCH_SCALE_REDIS_URL ?? 'redis://127.0.0.1:6379',
     budgetS: n('BENCH_SCALE_BUDGET_S', 540),
@@ -775,7 +782,8 @@ async function efficiencyPart(
   for (const setup of setups) deployments.push(await deploy(setup))
   const load = child('load' as Role, o.spreadCores ? null : cores.client, [], TOKENS_CHILD)
 
-  const families = o.concurrency * o.familiesPerLane
+  /** Requests in flight for a setup: the same for all, or \`concurrency\` per instance. */
+  const lanesOf = (d: Deployment) => (o.perInstanceLoad ? o.concurrency * d.servers.length : o.concurrency)
   // One user and one session per lane, holding that lane's families (a lane's requests follow one
   // another, as one device's do): the lanes never touch the same session row at once.
   const familiesPerLane = async (server: Child, jkts: (string | null)[]) => {
@@ -796,6 +804,7 @@ async function efficiencyPart(
     const urls = d.infos.map((i) => i.url)
     // Frame mints: each family bound to its key (the load generator's, which signs the proofs).
     const mintName = `mint.${d.setup}`
+    const families = lanesOf(d) * o.familiesPerLane
     const jkts = await load.call<string[]>('frameKeys', { name: mintName, count: families })
     const mintSeeds = await familiesPerLane(d.servers[0] as Child, jkts)
     specs.set(mintName, {
@@ -811,7 +820,7 @@ async function efficiencyPart(
       },
       dpop: { keys: mintName, htu: `${BENCH_ISSUER}/api/frame/token` },
       expect: '"access_token"',
-      concurrency: o.concurrency,
+      concurrency: lanesOf(d),
       durationMs: o.effMs,
       retryUnavailable: true,
     })
@@ -832,7 +841,7 @@ async function efficiencyPart(
       mode: 'chain',
       chain: { body: 'form', authkey: '', seeds: refreshSeeds, familiesPerLane: o.familiesPerLane },
       expect: '"access_token"',
-      concurrency: o.concurrency,
+      concurrency: lanesOf(d),
       durationMs: o.effMs,
       retryUnavailable: true,
     })
@@ -1282,7 +1291,7 @@ Load average during the part: ${s.loadDuring.join('; ')}.`
 
 ${
   e
-    ? `Same run, same rounds: ${e.rounds} rounds (after a warm-up round) of every case once, in shuffled order, ${e.windowMs / 1000} s each, ${e.concurrency} requests in flight, the load generator of \`bench/tokens.ts\` (\`bench/tokens-child.ts\`, role \`load\`; lane i sends to instance i mod n). **mint**: the frame's refresh, \`POST /api/frame/token\` (\`grant_type=refresh_token\`, frame headers, a DPoP proof by the family's key with the server's nonce), chained per family as in \`bench/tokens.ts\`; **refresh**: a site backend's \`POST /token\` (\`grant_type=refresh_token\`, client_secret_basic), chained the same way. ${e.concurrency * r.options.familiesPerLane} families per case and setup, ${r.options.familiesPerLane} per lane, one user and session per lane (one device's requests follow one another; 32 lanes on one session would make every refresh update the same session row at once, which on PostgreSQL's SERIALIZABLE is a conflict storm rather than a deployment). Answers 503 \`temporarily_unavailable\` (the store gave up after its retries; nothing changed) are made again with the same credential, as a frame does, and counted: ${unavailableText}. Setups, all alive for the whole part, idle when not measured: ${SETUPS.filter(
+    ? `Same run, same rounds: ${e.rounds} rounds (after a warm-up round) of every case once, in shuffled order, ${e.windowMs / 1000} s each, ${e.concurrency} requests in flight${r.options.perInstanceLoad ? ' per instance (`BENCH_SCALE_LOAD=per-instance`: a 2-instance setup gets twice the requests in flight, each instance as busy as the single one)' : ' per setup, whatever its instances'}, the load generator of \`bench/tokens.ts\` (\`bench/tokens-child.ts\`, role \`load\`; lane i sends to instance i mod n). **mint**: the frame's refresh, \`POST /api/frame/token\` (\`grant_type=refresh_token\`, frame headers, a DPoP proof by the family's key with the server's nonce), chained per family as in \`bench/tokens.ts\`; **refresh**: a site backend's \`POST /token\` (\`grant_type=refresh_token\`, client_secret_basic), chained the same way. ${e.concurrency * r.options.familiesPerLane} families per case and ${r.options.perInstanceLoad ? 'instance' : 'setup'}, ${r.options.familiesPerLane} per lane, one user and session per lane (one device's requests follow one another; 32 lanes on one session would make every refresh update the same session row at once, which on PostgreSQL's SERIALIZABLE is a conflict storm rather than a deployment). Answers 503 \`temporarily_unavailable\` (the store gave up after its retries; nothing changed) are made again with the same credential, as a frame does, and counted: ${unavailableText}. Setups, all alive for the whole part, idle when not measured: ${SETUPS.filter(
         (setup) => e.samples.some((x) => x.setup === setup),
       )
         .map((setup) => setupText[setup])
