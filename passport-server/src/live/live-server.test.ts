@@ -585,6 +585,49 @@ describe('live channel: a throw or a reset costs one socket, never the process (
     }
   })
 
+  test('close() ends a socket still challenged at once, not after its answer time', async () => {
+    const apart = await startWith(slowRefusal)
+    try {
+      const silent = await connect({ site: 'news', answer: () => null }, apart.base) // never answers
+      apart.close()
+      // Terminated (1006) by close(), not closed with CLOSE_UNAUTHENTICATED 5 s later: an upgraded
+      // socket left open keeps the HTTP server's close() waiting for the browser to go.
+      expect((await silent.closed).code).toBe(1006)
+    } finally {
+      apart.close()
+    }
+  })
+
+  test('a socket whose answer is being checked when close() runs is ended, never welcomed', async () => {
+    const real = createStoreLiveAuthenticator(deps)
+    let checked: () => void = () => {}
+    const answerChecked = new Promise<void>((resolve) => {
+      checked = resolve
+    })
+    let release: () => void = () => {}
+    const apart = await startWith({
+      // A real yes, held back until the test lets it go (after close()).
+      authenticate: async (input) => {
+        const binding = await real.authenticate(input)
+        checked()
+        return new Promise((resolve) => {
+          release = () => resolve(binding)
+        })
+      },
+    })
+    try {
+      const { token } = await signIn(server.app, news, alice, new Map(), issuer)
+      const socket = await connect({ site: 'news', token }, apart.base)
+      await answerChecked
+      apart.close()
+      release()
+      expect((await socket.closed).code).toBe(1006)
+      expect(socket.messages.some((m) => m.type === 'welcome')).toBe(false)
+    } finally {
+      apart.close()
+    }
+  })
+
   test('an authenticator that throws ends that socket only', async () => {
     const apart = await startWith({
       authenticate: () => {
