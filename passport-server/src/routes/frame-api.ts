@@ -1,4 +1,4 @@
-import { type Context, Hono } from 'hono'
+import { type Context, Hono, type MiddlewareHandler } from 'hono'
 import { sameSecret } from '../crypto/random.ts'
 import type { AppDeps } from '../deps.ts'
 import { PassportError } from '../errors.ts'
@@ -30,8 +30,15 @@ const DPOP_AUTHORIZATION = /^DPoP ([A-Za-z0-9_.-]{1,2048})$/
  * `DPoP-Nonce`. A missing, invalid, replayed or foreign-key proof is `401 invalid_dpop_proof`
  * (`use_dpop_nonce` for a stale nonce) and changes nothing.
  */
-export function frameApiRoutes(deps: AppDeps, approvals: DeviceApprovals, proofs: DpopProofs): Hono {
-  const app = new Hono()
+/** What `namedSite` leaves for a handler: the request's JSON body and the site its authkey names. */
+type FrameEnv = { Variables: { body: Record<string, unknown>; site: SiteRecord } }
+
+export function frameApiRoutes(
+  deps: AppDeps,
+  approvals: DeviceApprovals,
+  proofs: DpopProofs,
+): Hono<FrameEnv> {
+  const app = new Hono<FrameEnv>()
   // Shared across instances (with Redis): one device's requests are spread over all of them.
   // Counted with the proof's claim (one round trip to Redis per request, not two).
   const perKey = { name: 'frame_key', limit: REQUESTS_PER_KEY_PER_MINUTE, windowMs: 60_000 }
@@ -49,6 +56,18 @@ export function frameApiRoutes(deps: AppDeps, approvals: DeviceApprovals, proofs
     c.header('DPoP-Nonce', await proofs.currentNonce())
     await next()
   })
+
+  /**
+   * Every frame call names its site by the page's authkey, in a JSON body: read and checked
+   * against the registry once, here, before the handler (an unknown or void authkey is
+   * `invalid_authkey` and nothing else is looked at).
+   */
+  const namedSite: MiddlewareHandler<FrameEnv> = async (c, next) => {
+    const body = await readJsonObject(c)
+    c.set('body', body)
+    c.set('site', await resolveAuthkey(deps, body.authkey))
+    await next()
+  }
 
   /** Checks the request's proof (over `accessToken` when one is sent) and counts it for its key. */
   const prove = async (c: Context, accessToken?: string): Promise<string> => {
@@ -92,10 +111,9 @@ export function frameApiRoutes(deps: AppDeps, approvals: DeviceApprovals, proofs
     c.body(body, 200, { 'Content-Type': 'application/json; charset=UTF-8' })
   const tokenResponse = (c: Context, minted: MintedGrant) => grantResponse(c, minted.body)
 
-  app.post('/api/frame/token', async (c) => {
-    const body = await readJsonObject(c)
+  app.post('/api/frame/token', namedSite, async (c) => {
+    const { body, site } = c.var
     const grantType = requireString(body, 'grant_type', 64)
-    const site = await resolveAuthkey(deps, body.authkey)
 
     if (grantType === 'authorization_code') {
       // The sign-in binds to whichever key proves possession here: the frame's, made before.
@@ -143,9 +161,8 @@ export function frameApiRoutes(deps: AppDeps, approvals: DeviceApprovals, proofs
     throw new PassportError('invalid_request', 'unsupported grant_type')
   })
 
-  app.post('/api/frame/check', async (c) => {
-    const body = await readJsonObject(c)
-    const site = await resolveAuthkey(deps, body.authkey)
+  app.post('/api/frame/check', namedSite, async (c) => {
+    const { site } = c.var
     const { token } = await boundToken(c, site)
     return c.json(statusBody(await checkSiteToken(deps, token, site.id), deps.clock.now()))
   })
@@ -156,9 +173,8 @@ export function frameApiRoutes(deps: AppDeps, approvals: DeviceApprovals, proofs
    * token for this site, bound to its key; a dead token (the device's own session ended) is
    * refused before the request is looked at.
    */
-  app.post('/api/frame/approval', async (c) => {
-    const body = await readJsonObject(c)
-    const site = await resolveAuthkey(deps, body.authkey)
+  app.post('/api/frame/approval', namedSite, async (c) => {
+    const { body, site } = c.var
     const approvalId = requireString(body, 'approval_id', 64)
     const answer = readAnswer(body.code, body.deny)
     if (!answer) throw new PassportError('invalid_request', 'send either code (two digits) or deny: true')
@@ -188,9 +204,8 @@ export function frameApiRoutes(deps: AppDeps, approvals: DeviceApprovals, proofs
    * (`invalid_request`), a dead token (`invalid_token`), another user's request, or one no
    * longer open (410 `gone`: the same answer for both, so ids cannot be probed).
    */
-  app.post('/api/frame/approval/details', async (c) => {
-    const body = await readJsonObject(c)
-    const site = await resolveAuthkey(deps, body.authkey)
+  app.post('/api/frame/approval/details', namedSite, async (c) => {
+    const { body, site } = c.var
     const approvalId = requireString(body, 'approval_id', 64)
     const seal = requireString(body, 'seal', 4096)
     const { token } = await boundToken(c, site)
@@ -216,9 +231,8 @@ export function frameApiRoutes(deps: AppDeps, approvals: DeviceApprovals, proofs
     })
   })
 
-  app.post('/api/frame/logout', async (c) => {
-    const body = await readJsonObject(c)
-    const site = await resolveAuthkey(deps, body.authkey)
+  app.post('/api/frame/logout', namedSite, async (c) => {
+    const { site } = c.var
     // A replaced, revoked or recently expired token still names its session well enough to
     // sign it out, proven by the key of its sign-in; its row is kept a day past expiry.
     const { row } = await boundToken(c, site)

@@ -3,9 +3,7 @@ import { sameSecret } from '../crypto/random.ts'
 import type { AppDeps } from '../deps.ts'
 import { PassportError } from '../errors.ts'
 import { readJsonObject, requireString } from '../middleware/body.ts'
-import { createStoreLiveAuthenticator } from '../services/live-auth.ts'
-import { MAX_PROOF_LENGTH } from '../tokens/dpop.ts'
-import { MAX_TOKEN_LENGTH } from '../tokens/site-token.ts'
+import { createStoreLiveAuthenticator, LIVE_CREDENTIAL_LIMITS } from '../services/live-auth.ts'
 
 /**
  * Socket authentication for a WebSocket server that runs apart from the passport: it sends its
@@ -27,8 +25,8 @@ export function liveInternalRoutes(deps: AppDeps): Hono {
     }
     const body = await readJsonObject(c)
     const binding = await authenticator.authenticate({
-      token: requireString(body, 'token', MAX_TOKEN_LENGTH),
-      proof: requireString(body, 'proof', MAX_PROOF_LENGTH),
+      token: requireString(body, 'token', LIVE_CREDENTIAL_LIMITS.token),
+      proof: requireString(body, 'proof', LIVE_CREDENTIAL_LIMITS.proof),
       nonce: requireString(body, 'nonce', 128),
       siteId: requireString(body, 'site', 64),
     })

@@ -1,6 +1,6 @@
 import { Hono } from 'hono'
 import type { AppDeps } from '../deps.ts'
-import { SIGNING_ALG } from '../tokens/keys.ts'
+import { TOKEN_SIGNING_ALG } from '../services/id-tokens.ts'
 import { CIBA_GRANT_TYPE } from './ciba.ts'
 
 /**
@@ -36,9 +36,9 @@ export function wellKnownRoutes(deps: AppDeps): Hono {
     backchannel_user_code_parameter_supported: false,
     code_challenge_methods_supported: ['S256'],
     subject_types_supported: ['public'],
-    id_token_signing_alg_values_supported: [SIGNING_ALG],
+    id_token_signing_alg_values_supported: [TOKEN_SIGNING_ALG],
     // Site-bound access tokens are RFC 9068 JWTs (`typ: at+jwt`), `aud` = the site id.
-    access_token_signing_alg_values_supported: [SIGNING_ALG],
+    access_token_signing_alg_values_supported: [TOKEN_SIGNING_ALG],
   }
   for (const path of ['/.well-known/openid-configuration', '/.well-known/oauth-authorization-server']) {
     app.get(path, (c) => {

@@ -1,5 +1,9 @@
 import type { AppDeps } from '../deps.ts'
 import { signIdToken } from '../tokens/id-token.ts'
+import { SIGNING_ALG } from '../tokens/keys.ts'
+
+/** The one algorithm this passport signs its tokens with (ID and site tokens): what discovery states. */
+export const TOKEN_SIGNING_ALG = SIGNING_ALG
 
 /** An ID token is read once, at the exchange that hands it out, and never kept: short-lived. */
 export const ID_TOKEN_TTL_MS = 5 * 60_000

@@ -1,7 +1,8 @@
 import { LIVE_PATH } from '../../../passport-frame/src/protocol/live.ts'
 import { sameSecret } from '../crypto/random.ts'
 import type { AppDeps } from '../deps.ts'
-import { verifyDpopProof } from '../tokens/dpop.ts'
+import { MAX_PROOF_LENGTH, verifyDpopProof } from '../tokens/dpop.ts'
+import { MAX_TOKEN_LENGTH } from '../tokens/site-token.ts'
 import { checkSiteToken } from './token-status.ts'
 
 /** Who a live connection belongs to, established from its proof and token. */
@@ -25,6 +26,9 @@ export interface LiveCredentials {
 export interface LiveAuthenticator {
   authenticate(input: LiveCredentials): Promise<LiveBinding | null>
 }
+
+/** The longest token and proof a socket's answer may carry (longer ones are refused unread). */
+export const LIVE_CREDENTIAL_LIMITS = { token: MAX_TOKEN_LENGTH, proof: MAX_PROOF_LENGTH } as const
 
 /** The `htu` of a socket proof: the passport's live URL, ws: or wss: like the issuer. */
 export const liveProofUrl = (issuer: string) => `${issuer.replace(/^http/, 'ws')}${LIVE_PATH}`
