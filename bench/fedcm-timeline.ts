@@ -1,9 +1,9 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import type { BrowserContext, Page } from '@playwright/test'
 import { launchProfile } from '../demo-sites/e2e/browser-profile.ts'
 import { startDemo } from '../demo-sites/start.ts'
+import { passwordSignIn, watchedTab } from './fedcm.ts'
 
 /**
  * Where the time of issue 17's benchmark goes: a timeline of one case of `bench/fedcm.ts`, step by
@@ -65,29 +65,6 @@ const RECORDER = `(() => {
   }
 })()`
 
-async function watchedTab(context: BrowserContext): Promise<Page> {
-  const page = await context.newPage()
-  const cdp = await context.newCDPSession(page)
-  await cdp.send('FedCm.enable', { disableRejectionDelay: true })
-  cdp.on('FedCm.dialogShown', (event) => {
-    if (event.dialogType === 'AutoReauthn') return
-    if (event.dialogType === 'AccountChooser')
-      cdp.send('FedCm.selectAccount', { dialogId: event.dialogId, accountIndex: 0 }).catch(() => {})
-    else cdp.send('FedCm.dismissDialog', { dialogId: event.dialogId }).catch(() => {})
-  })
-  return page
-}
-
-async function passwordSignIn(page: Page, url: string): Promise<void> {
-  await page.goto(url)
-  await page.getByText('You are not signed in.').waitFor({ timeout: 15_000 })
-  await page.getByRole('button', { name: 'Sign in', exact: true }).click()
-  await page.getByLabel('Username', { exact: true }).fill('alice')
-  await page.getByLabel('Password', { exact: true }).fill('alice-password-1')
-  await page.getByRole('button', { name: 'Sign in', exact: true }).click()
-  await page.getByText('Signed in as alice').waitFor({ timeout: 15_000 })
-}
-
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'passport-bench-timeline-'))
 const demo = await startDemo({
   ports: { passport: base, news: base + 1, shop: base + 2, docs: base + 3 },
@@ -103,11 +80,11 @@ try {
     const context = await launchProfile('blocked')
     try {
       // The same untimed set-up as bench/fedcm.ts.
-      const first = await watchedTab(context)
+      const first = (await watchedTab(context)).page
       if (caseName === 'hop') await passwordSignIn(first, site('news'))
       else {
         await passwordSignIn(first, site('docs'))
-        const shop = await watchedTab(context)
+        const shop = (await watchedTab(context)).page
         await shop.goto(site('shop'))
         await shop.getByText('Signed in as alice').waitFor({ timeout: 15_000 })
         await shop.getByRole('button', { name: 'Sign out' }).click()
@@ -115,7 +92,7 @@ try {
         await shop.close()
         await passwordSignIn(first, site('news'))
       }
-      const page = await watchedTab(context)
+      const { page } = await watchedTab(context)
       await page.addInitScript(RECORDER)
       const t0 = Date.now()
       await page.goto(site('shop'), { waitUntil: 'commit' })

@@ -63,7 +63,7 @@ export function fedcmOptionsFromEnv(): FedcmBenchOptions {
 }
 
 /** A tab whose FedCM dialogs are answered with the first account; its navigations counted. */
-async function watchedTab(context: BrowserContext) {
+export async function watchedTab(context: BrowserContext) {
   const page = await context.newPage()
   const cdp = await context.newCDPSession(page)
   const dialogs: string[] = []
@@ -115,7 +115,7 @@ async function timeNewTab(context: BrowserContext, url: string): Promise<Sample>
 }
 
 /** Untimed: a password sign-in at the passport from `site`'s Sign-in button. */
-async function passwordSignIn(page: Page, site: string): Promise<void> {
+export async function passwordSignIn(page: Page, site: string): Promise<void> {
   await page.goto(site)
   await page.getByText('You are not signed in.').waitFor({ timeout: 15_000 })
   await page.getByRole('button', { name: 'Sign in', exact: true }).click()
