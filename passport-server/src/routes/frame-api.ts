@@ -19,6 +19,9 @@ import { clearSessionCookies, sessionFromCookies } from './session-cookies.ts'
 const REQUESTS_PER_KEY_PER_MINUTE = 60
 const DPOP_AUTHORIZATION = /^DPoP ([A-Za-z0-9_.-]{1,2048})$/
 
+/** What `namedSite` leaves for a handler: the request's JSON body and the site its authkey names. */
+type FrameEnv = { Variables: { body: Record<string, unknown>; site: SiteRecord } }
+
 /**
  * The frame's API. Only the passport's own frame may call it, and it proves that by what never
  * leaves the frame: every request carries a DPoP proof (RFC 9449) by the frame's
@@ -30,9 +33,6 @@ const DPOP_AUTHORIZATION = /^DPoP ([A-Za-z0-9_.-]{1,2048})$/
  * `DPoP-Nonce`. A missing, invalid, replayed or foreign-key proof is `401 invalid_dpop_proof`
  * (`use_dpop_nonce` for a stale nonce) and changes nothing.
  */
-/** What `namedSite` leaves for a handler: the request's JSON body and the site its authkey names. */
-type FrameEnv = { Variables: { body: Record<string, unknown>; site: SiteRecord } }
-
 export function frameApiRoutes(
   deps: AppDeps,
   approvals: DeviceApprovals,
