@@ -142,8 +142,6 @@ export function attachLiveServer(input: {
   const byUser = new Map<string, Set<Connection>>()
   let total = 0
   let draining = false
-  /** Closed: a socket whose answer was still being checked is ended, never welcomed (close() waits on none). */
-  let closed = false
   /** Sockets still answering their challenge: they hold a descriptor too. */
   let unauthenticated = 0
   const connectsByAddress = createRateWindow(
@@ -371,7 +369,6 @@ export function attachLiveServer(input: {
           if (!answer) return fail('malformed_auth')
           authenticator.authenticate({ ...answer, nonce, siteId }).then((binding) => {
             if (ws.readyState !== ws.OPEN) return
-            if (closed) return ws.terminate()
             if (!binding) return fail('invalid_proof_or_token')
             if ((byUser.get(binding.userId)?.size ?? 0) >= limits.maxConnectionsPerUser) {
               deps.log('ws_closed', { reason: 'too_many_connections', user: binding.userId })
@@ -436,13 +433,13 @@ export function attachLiveServer(input: {
 
   return {
     close: () => {
-      closed = true
       stopHeartbeat()
       unsubscribe()
       unsubscribeApprovals()
       unsubscribeCommands()
-      // Every socket, also those still challenged or being checked: an upgraded socket left open
-      // keeps the HTTP server's close() waiting until the browser goes (a test's afterEach hung).
+      // Every socket, also those still challenged or being checked (a check that answers later
+      // finds its socket no longer open and leaves it): an upgraded socket left open keeps the
+      // HTTP server's close() waiting until the browser goes (a test's afterEach hung).
       for (const ws of wss.clients) ws.terminate()
       wss.close()
     },
