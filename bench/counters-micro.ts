@@ -15,6 +15,7 @@ import { fixedClock } from '../passport-server/src/clock.ts'
 import { closeRedis, openRedis } from '../passport-server/src/redis/client.ts'
 import { createSharedRateWindow } from '../passport-server/src/services/rate-window.ts'
 import { createRedisCounters } from '../passport-server/src/services/redis-counters.ts'
+import { dropRedisKeys } from './scale.ts'
 
 const ops = Number(process.env.MICRO_OPS ?? 20_000)
 const rounds = Number(process.env.MICRO_ROUNDS ?? 4)
@@ -70,10 +71,5 @@ for (let r = 0; r < rounds; r++) {
   const one = await measure(variants.one)
   process.stdout.write(`round ${r}: two commands ${two}; one script ${one} (per request)\n`)
 }
-let cursor = '0'
-do {
-  const [nextCursor, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
-  cursor = nextCursor
-  if (keys.length > 0) await redis.del(...keys)
-} while (cursor !== '0')
+await dropRedisKeys(url, prefix)
 await closeRedis(redis)

@@ -3,7 +3,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { launchProfile } from '../demo-sites/e2e/browser-profile.ts'
 import { startDemo } from '../demo-sites/start.ts'
-import { passwordSignIn, watchedTab } from './fedcm.ts'
+import { SET_UP, watchedTab } from './fedcm.ts'
 
 /**
  * Where the time of issue 17's benchmark goes: a timeline of one case of `bench/fedcm.ts`, step by
@@ -79,19 +79,7 @@ try {
   for (let i = 0; i < samples; i++) {
     const context = await launchProfile('blocked')
     try {
-      // The same untimed set-up as bench/fedcm.ts.
-      const first = (await watchedTab(context)).page
-      if (caseName === 'hop') await passwordSignIn(first, site('news'))
-      else {
-        await passwordSignIn(first, site('docs'))
-        const shop = (await watchedTab(context)).page
-        await shop.goto(site('shop'))
-        await shop.getByText('Signed in as alice').waitFor({ timeout: 15_000 })
-        await shop.getByRole('button', { name: 'Sign out' }).click()
-        await shop.getByText('You are not signed in.').waitFor({ timeout: 15_000 })
-        await shop.close()
-        await passwordSignIn(first, site('news'))
-      }
+      await SET_UP[caseName](context, demo) // the same untimed set-up as bench/fedcm.ts
       const { page } = await watchedTab(context)
       await page.addInitScript(RECORDER)
       const t0 = Date.now()

@@ -86,7 +86,8 @@ export async function watchedTab(context: BrowserContext) {
  * In every document of the timed tab's top frame: the moment (system clock, ms) the page's own
  * code puts the signed-in text in its DOM. A MutationObserver's callback runs right after the
  * change, before any painting; Playwright's \`waitFor\` notices the same text later, by polling
- * from another process (~45 ms later at the median on a quiet machine, for every case alike).
+ * from another process (on a quiet machine ~30–40 ms later in the connected case, ~70–90 ms in the
+ * hop, whose navigations it follows too).
  */
 const SIGNED_IN_PROBE = `(() => {
   if (window !== window.top) return
@@ -126,6 +127,35 @@ export async function passwordSignIn(page: Page, site: string): Promise<void> {
 }
 
 type Demo = Awaited<ReturnType<typeof startDemo>>
+const siteOf = (demo: Demo, name: 'news' | 'shop' | 'docs') => `${demo.urls[name]}/`
+
+/**
+ * The untimed part of each case, on `demo` (the FedCM demo for `connected` and `chooser`, the
+ * plain one for `hop`); the timed part then opens Shop in a new tab.
+ */
+export const SET_UP: Record<
+  'connected' | 'hop' | 'chooser',
+  (context: BrowserContext, demo: Demo) => Promise<void>
+> = {
+  connected: async (context, demo) => {
+    // Shop connected: the passport chosen in Chromium's dialog there once. (This tab's FedCM
+    // dialogs are answered too: after the sign-out, News's Sign-in meets Chromium's "sign in to
+    // the passport" dialog, which it closes, and the SDK goes on to the passport's page.)
+    const first = (await watchedTab(context)).page
+    await passwordSignIn(first, siteOf(demo, 'docs'))
+    const shop = await watchedTab(context)
+    await shop.page.goto(siteOf(demo, 'shop'))
+    await shop.page.getByText('Signed in as alice').waitFor({ timeout: 15_000 })
+    // Signed out everywhere, then in again on News (its Sign-in: no passport session, so the
+    // passport's page).
+    await shop.page.getByRole('button', { name: 'Sign out' }).click()
+    await shop.page.getByText('You are not signed in.').waitFor({ timeout: 15_000 })
+    await shop.page.close()
+    await passwordSignIn(first, siteOf(demo, 'news'))
+  },
+  hop: async (context, demo) => passwordSignIn(await context.newPage(), siteOf(demo, 'news')),
+  chooser: async (context, demo) => passwordSignIn(await context.newPage(), siteOf(demo, 'docs')),
+}
 
 /** A plain demo and a FedCM one on ten ports from `base`, with `start` (this checkout's or another's). */
 async function startDemos(start: typeof startDemo, base: number, dataDirs: string[]) {
@@ -162,39 +192,18 @@ export async function runFedcmBench(options: FedcmBenchOptions) {
     demos.push(before.plain, before.fedcm)
   }
   const CASES = before ? [...MAIN_CASES, ...BEFORE_CASES] : MAIN_CASES
-  const site = (demo: Demo, name: 'news' | 'shop' | 'docs') => `${demo.urls[name]}/`
-
-  const connectedCase = (fedcm: Demo) => async (context: BrowserContext) => {
-    // Shop connected: the passport chosen in Chromium's dialog there once. (This tab's FedCM
-    // dialogs are answered too: after the sign-out, News's Sign-in meets Chromium's "sign in to
-    // the passport" dialog, which it closes, and the SDK goes on to the passport's page.)
-    const first = (await watchedTab(context)).page
-    await passwordSignIn(first, site(fedcm, 'docs'))
-    const shop = await watchedTab(context)
-    await shop.page.goto(site(fedcm, 'shop'))
-    await shop.page.getByText('Signed in as alice').waitFor({ timeout: 15_000 })
-    // Signed out everywhere, then in again on News (its Sign-in: no passport session, so the
-    // passport's page).
-    await shop.page.getByRole('button', { name: 'Sign out' }).click()
-    await shop.page.getByText('You are not signed in.').waitFor({ timeout: 15_000 })
-    await shop.page.close()
-    await passwordSignIn(first, site(fedcm, 'news'))
-    return timeNewTab(context, site(fedcm, 'shop'))
-  }
-  const hopCase = (plain: Demo) => async (context: BrowserContext) => {
-    await passwordSignIn(await context.newPage(), site(plain, 'news'))
-    return timeNewTab(context, site(plain, 'shop'))
+  /** A case: its set-up on `demo`, then Shop timed in a new tab. */
+  const timed = (kind: keyof typeof SET_UP, demo: Demo) => async (context: BrowserContext) => {
+    await SET_UP[kind](context, demo)
+    return timeNewTab(context, siteOf(demo, 'shop'))
   }
   const cases: Partial<Record<CaseName, (context: BrowserContext) => Promise<Sample>>> = {
-    connected: connectedCase(fedcm),
-    hop: hopCase(plain),
+    connected: timed('connected', fedcm),
+    hop: timed('hop', plain),
+    chooser: timed('chooser', fedcm),
     ...(before
-      ? { 'connected-before': connectedCase(before.fedcm), 'hop-before': hopCase(before.plain) }
+      ? { 'connected-before': timed('connected', before.fedcm), 'hop-before': timed('hop', before.plain) }
       : {}),
-    chooser: async (context) => {
-      await passwordSignIn(await context.newPage(), site(fedcm, 'docs'))
-      return timeNewTab(context, site(fedcm, 'shop'))
-    },
   }
 
   const load = () => os.loadavg().map((x) => x.toFixed(2))

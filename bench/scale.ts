@@ -209,7 +209,8 @@ async function redisCpuUs(redis: Redis): Promise<number> {
   return (get('used_cpu_user') + get('used_cpu_sys')) * 1e6
 }
 
-async function dropRedisKeys(redisUrl: string, prefix: string) {
+/** Deletes every key under `prefix` (SCAN, never KEYS or FLUSH*), on a connection of its own. */
+export async function dropRedisKeys(redisUrl: string, prefix: string) {
   const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 })
   try {
     await redis.connect()
