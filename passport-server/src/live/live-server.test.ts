@@ -513,6 +513,8 @@ describe('live channel: sign-in requests from another device', () => {
   })
 })
 
+const HEARTBEAT_SOCKETS = 10
+
 describe('live channel: a throw or a reset costs one socket, never the process (@see issue 14)', () => {
   /** A live server apart, with the authenticator, logger and limits the test gives. */
   async function startWith(
@@ -713,6 +715,42 @@ describe('live channel: a throw or a reset costs one socket, never the process (
       })
     } finally {
       send.mockRestore()
+      apart.close()
+    }
+  })
+
+  test('the heartbeat spreads its pings over its period instead of pinging every socket at once', async () => {
+    const apart = await startWith(createStoreLiveAuthenticator(deps), deps.log, { heartbeatMs: 400 })
+    const { token } = await signIn(server.app, news, alice, new Map(), issuer)
+    const sockets = []
+    for (let i = 0; i < HEARTBEAT_SOCKETS; i++)
+      sockets.push(await connect({ site: 'news', token }, apart.base))
+    const firstPing: number[] = []
+    for (const s of sockets) s.ws.once('ping', () => firstPing.push(Date.now()))
+    try {
+      await until(() => firstPing.length === sockets.length, 2_000)
+      // One slice a tick (40 ms here): ten sockets' first pings span most of the period; all at
+      // once they arrived within a few ms. Each is still pinged once a period (next test).
+      expect(Math.max(...firstPing) - Math.min(...firstPing)).toBeGreaterThanOrEqual(200)
+    } finally {
+      for (const s of sockets) s.ws.close()
+      apart.close()
+    }
+  })
+
+  test('each socket is still pinged every period: one that stops answering is ended, the others stay', async () => {
+    const apart = await startWith(createStoreLiveAuthenticator(deps), deps.log, { heartbeatMs: 200 })
+    const { token } = await signIn(server.app, news, alice, new Map(), issuer)
+    const sockets = []
+    for (let i = 0; i < 3; i++) sockets.push(await connect({ site: 'news', token }, apart.base))
+    const [silent, ...answering] = sockets as [Opened, ...Opened[]]
+    ;(silent.ws as unknown as { pong: () => void }).pong = () => {} // answers no ping from now on
+    try {
+      expect((await silent.closed).code).toBe(1006) // terminated by the heartbeat
+      await new Promise((r) => setTimeout(r, 500)) // more than two periods
+      expect(answering.map((s) => s.ws.readyState)).toEqual([WebSocket.OPEN, WebSocket.OPEN])
+    } finally {
+      for (const s of sockets) s.ws.close()
       apart.close()
     }
   })

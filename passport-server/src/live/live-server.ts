@@ -97,10 +97,19 @@ const approvalRequest = (p: ApprovalPrompt, conn: Connection): LiveMessage => ({
   same_network: p.address === conn.address,
 })
 
+/**
+ * The heartbeat pings one slice of the sockets each tenth of its period: every socket still once
+ * a period, never all at once (16,000 pings in one tick, then their pongs, held an instance's
+ * event loop long enough to delay its requests by over a second: bench/README.md, "scale").
+ */
+const HEARTBEAT_SLICES = 10
+
 interface Connection {
   ws: WebSocket
   binding: LiveBinding
   alive: boolean
+  /** Which tick of the heartbeat's period pings this socket. */
+  slot: number
   /** The TCP peer (a proxy's address behind one), compared with a sign-in request's. */
   address: string
 }
@@ -142,6 +151,7 @@ export function attachLiveServer(input: {
   const byUser = new Map<string, Set<Connection>>()
   let total = 0
   let draining = false
+  let slots = 0
   /** Sockets still answering their challenge: they hold a descriptor too. */
   let unauthenticated = 0
   const connectsByAddress = createRateWindow(
@@ -239,7 +249,7 @@ export function attachLiveServer(input: {
     resumeFrom: number | null,
     address: string,
   ) => {
-    const conn: Connection = { ws, binding, alive: true, address }
+    const conn: Connection = { ws, binding, alive: true, address, slot: slots++ % HEARTBEAT_SLICES }
     join(bySession, binding.sessionId, conn)
     join(byUser, binding.userId, conn)
     total += 1
@@ -427,8 +437,10 @@ export function attachLiveServer(input: {
     },
     (conn) => conn.ws.terminate(),
   )
-  const stopHeartbeat = repeatEvery(deps.log, 'live_heartbeat', limits.heartbeatMs, () => {
-    for (const set of bySession.values()) for (const conn of set) beat(conn)
+  let tick = 0
+  const stopHeartbeat = repeatEvery(deps.log, 'live_heartbeat', limits.heartbeatMs / HEARTBEAT_SLICES, () => {
+    const slot = tick++ % HEARTBEAT_SLICES
+    for (const set of bySession.values()) for (const conn of set) if (conn.slot === slot) beat(conn)
   })
 
   return {
