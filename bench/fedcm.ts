@@ -5,6 +5,7 @@ import path from 'node:path'
 import type { BrowserContext, Page } from '@playwright/test'
 import { launchProfile } from '../demo-sites/e2e/browser-profile.ts'
 import { startDemo } from '../demo-sites/start.ts'
+import { type Floor, startFloor } from './fedcm-floor.ts'
 import { round, shuffled, summarize } from './stats.ts'
 
 /**
@@ -20,13 +21,26 @@ import { round, shuffled, summarize } from './stats.ts'
  *   passport's /authorize → Shop), as in `npm run bench -- hop`.
  * - `chooser`: Shop never visited, FedCM on: Chromium's account chooser, answered over CDP the
  *   moment it shows (a person adds their own reaction time), no navigation.
+ * - `floor-connected` and `floor-hop`: the physical floor of the first two, the same shapes with
+ *   nothing of the passport in them (bare pages, a bare cross-site frame, one signed token, one API
+ *   call; bench/fedcm-floor.ts), with the same history in the profile: what the browser alone costs,
+ *   so that the goal can be read against what any implementation of the two shapes could reach.
  *
- * Timer: just before `page.goto` in the new tab until Playwright sees "Signed in as alice". Each
- * sample also counts the tab's top-level navigations (the `goto` itself is one) and the FedCM
- * dialogs the browser showed there.
+ * Timers: just before `page.goto` in the new tab until the page writes "Signed in as alice"
+ * (`page`), and until Playwright sees it (`wall`). Each sample also counts the tab's top-level
+ * navigations (the `goto` itself is one; the hop's clean-up of the URL fragment is one too) and
+ * the FedCM dialogs the browser showed there.
  */
-type CaseName = 'connected' | 'hop' | 'chooser' | 'connected-before' | 'hop-before'
-const MAIN_CASES: CaseName[] = ['connected', 'hop', 'chooser']
+type CaseName =
+  | 'connected'
+  | 'hop'
+  | 'chooser'
+  | 'floor-connected'
+  | 'floor-hop'
+  | 'connected-before'
+  | 'hop-before'
+/** The floor cases: the same two shapes with nothing of the passport in them (bench/fedcm-floor.ts). */
+const MAIN_CASES: CaseName[] = ['connected', 'hop', 'chooser', 'floor-connected', 'floor-hop']
 /** With `beforeDir`: the connected and hop cases on another checkout's code, in the same rounds. */
 const BEFORE_CASES: CaseName[] = ['connected-before', 'hop-before']
 
@@ -41,7 +55,10 @@ interface Sample {
 export interface FedcmBenchOptions {
   rounds: number
   warmup: number
-  /** Ten consecutive ports from here: a plain demo and a FedCM one (twenty with `beforeDir`). */
+  /**
+   * Ports from here: a plain demo and a FedCM one on the first ten, `beforeDir`'s on the next ten,
+   * the floor's two servers on `portBase + 20` and `+ 21`.
+   */
   portBase: number
   /**
    * Another checkout of the repository, built (\`npm run build\` there), whose demo runs beside
@@ -157,6 +174,24 @@ export const SET_UP: Record<
   chooser: async (context, demo) => passwordSignIn(await context.newPage(), siteOf(demo, 'docs')),
 }
 
+/**
+ * A floor case (bench/fedcm-floor.ts), with the history of its real twin: untimed, `connected`
+ * has shown Shop's floor page once in a tab since closed (the real case chose the passport there),
+ * and both then leave a News tab on the floor page open (the real cases leave one with the
+ * passport's frame); timed, Shop's `path` in a new tab.
+ */
+const timedFloor = (floor: Floor, path: '/connected' | '/hop') => async (context: BrowserContext) => {
+  const show = async (host: 'news' | 'shop') => {
+    const tab = await context.newPage()
+    await tab.goto(floor.url(host, '/connected'))
+    await tab.getByText('Signed in as alice').waitFor({ timeout: 15_000 })
+    return tab
+  }
+  if (path === '/connected') await (await show('shop')).close()
+  await show('news')
+  return timeNewTab(context, floor.url('shop', path))
+}
+
 /** A plain demo and a FedCM one on ten ports from `base`, with `start` (this checkout's or another's). */
 async function startDemos(start: typeof startDemo, base: number, dataDirs: string[]) {
   const dirs = [0, 1].map(() => fs.mkdtempSync(path.join(os.tmpdir(), 'passport-bench-fedcm-')))
@@ -191,6 +226,7 @@ export async function runFedcmBench(options: FedcmBenchOptions) {
     before = await startDemos(other.startDemo, options.portBase + 10, dataDirs)
     demos.push(before.plain, before.fedcm)
   }
+  const floor = await startFloor(options.portBase + 20)
   const CASES = before ? [...MAIN_CASES, ...BEFORE_CASES] : MAIN_CASES
   /** A case: its set-up on `demo`, then Shop timed in a new tab. */
   const timed = (kind: keyof typeof SET_UP, demo: Demo) => async (context: BrowserContext) => {
@@ -201,6 +237,8 @@ export async function runFedcmBench(options: FedcmBenchOptions) {
     connected: timed('connected', fedcm),
     hop: timed('hop', plain),
     chooser: timed('chooser', fedcm),
+    'floor-connected': timedFloor(floor, '/connected'),
+    'floor-hop': timedFloor(floor, '/hop'),
     ...(before
       ? { 'connected-before': timed('connected', before.fedcm), 'hop-before': timed('hop', before.plain) }
       : {}),
@@ -237,6 +275,7 @@ export async function runFedcmBench(options: FedcmBenchOptions) {
     }
   } finally {
     for (const demo of demos) await demo.close()
+    await floor.close()
     for (const dir of dataDirs) fs.rmSync(dir, { recursive: true, force: true })
   }
   const uptimeAfter = uptime()
@@ -264,6 +303,9 @@ export async function runFedcmBench(options: FedcmBenchOptions) {
         [
           ['connected/hop', 'connected', 'hop'],
           ['chooser/hop', 'chooser', 'hop'],
+          ['floor connected/hop', 'floor-connected', 'floor-hop'],
+          ['connected/floor', 'connected', 'floor-connected'],
+          ['hop/floor', 'hop', 'floor-hop'],
           ...(before
             ? ([
                 ['connected/hop before', 'connected-before', 'hop-before'],
@@ -288,6 +330,9 @@ export function fedcmMarkdown(result: Awaited<ReturnType<typeof runFedcmBench>>,
     connected: 'connected: Shop FedCM-connected before, user just signed in again on News',
     hop: 'hop: Shop never visited, no FedCM (silent top-level hop)',
     chooser: "chooser: Shop never visited, FedCM (Chromium's chooser, answered at once over CDP)",
+    'floor-connected':
+      'floor connected: a bare page, a bare cross-site frame, one signed token, one API call',
+    'floor-hop': 'floor hop: a bare page, a 302 at the passport origin, then the floor connected page',
     'connected-before': `connected, ${result.beforeDir}'s code`,
     'hop-before': `hop, ${result.beforeDir}'s code`,
   }
@@ -302,8 +347,9 @@ ${meta}
 
 Timers, both from just before \`page.goto\` in a new tab: **page**, until the page's own code put
 "Signed in as alice" in its DOM (a MutationObserver in the tab's top frame, on the machine's
-clock: the moment the user is signed in there); **wall**, until Playwright sees that text (its
-polling from another process adds ~45 ms to every case alike). Headless Debian Chromium,
+clock: the moment the user is signed in there); **wall**, until Playwright sees that text (it
+polls from another process: 30–40 ms later in the connected case, 70–90 ms in the hop, whose
+navigations it follows too). Headless Debian Chromium,
 third-party cookies blocked, partitioning on, a fresh profile per sample; the cases in the same
 shuffled rounds (bench/fedcm.ts). Navigations count the tab's top-level navigations, the
 \`goto\` included.
@@ -321,6 +367,12 @@ ${Object.entries(ratios)
     ([name, v]) => `| ${name} | ${x(v.page)} | ${x(v.wall)} | ${name === 'connected/hop' ? '≤ 0.5×' : ''} |`,
   )
   .join('\n')}
+
+The floor rows are the two shapes with nothing of the passport in them (bench/fedcm-floor.ts):
+a bare page whose inline script adds a bare cross-site frame, which fetches one signed token and
+posts it back, and one call to the site's backend; the floor hop first goes through a bare 302 at
+the passport origin. Their ratio is the goal's ratio with the browser's costs alone;
+\`connected/floor\` and \`hop/floor\` are what the passport adds to each.
 
 What it does not show: a site the user never chose the passport on in this browser cannot be
 signed in with no dialog and no navigation on Chromium (its rule for silent sign-in is the

@@ -18,7 +18,7 @@ import { runTokensBench, tokensMarkdown, tokensOptionsFromEnv } from './tokens.t
  * BENCH_LIVE_HOLD_MS (35000), BENCH_LIVE_BUDGET_S (300), BENCH_LIVE_PARTS (auth,latency,capacity).
  * signin: BENCH_SIGNIN_ROUNDS (15), BENCH_SIGNIN_WARMUP (1), BENCH_SIGNIN_ITERATIONS (600000),
  * BENCH_SIGNIN_SCRYPT_COST (32768).
- * fedcm: BENCH_FEDCM_ROUNDS (15), BENCH_FEDCM_WARMUP (1), BENCH_FEDCM_PORT_BASE (19180; ten ports).
+ * fedcm: BENCH_FEDCM_ROUNDS (15), BENCH_FEDCM_WARMUP (1), BENCH_FEDCM_PORT_BASE (19180; up to 22 ports from there).
  * scale (only when named: `npm run bench -- scale`): see bench/scale.ts and bench/README.md (BENCH_SCALE_*).
  * BENCH_RESULTS_TAG=x writes bench/results/<name>-x.md/.json instead: a partial run (a subset of
  * cases or parts) then leaves the full results where they are.
