@@ -8,10 +8,11 @@ import type { AddressInfo } from 'node:net'
  * measured in the same rounds as the real cases.
  *
  * - floor `connected`: a page on the site's origin whose inline script adds a cross-site iframe
- *   from the "passport" origin; on the iframe's `load` it posts one message; the frame's inline
- *   script makes one request to its own origin, which signs one token (ES256, node:crypto), and
- *   posts the token back; the page makes one request to its own backend and writes "Signed in as
- *   alice". No SDK, no bundle, no DPoP key or proof, no storage access, no store, no cookie.
+ *   from the "passport" origin; the frame's inline script, as it starts, makes one request to its
+ *   own origin, which signs one token (ES256, node:crypto), and posts the token to the page (it
+ *   waits for no message: less than any real frame, which must learn which page asks); the page
+ *   makes one request to its own backend and writes "Signed in as alice". No SDK, no bundle, no
+ *   DPoP key or proof, no storage access, no store, no cookie.
  * - floor `hop`: the site's page navigates to the passport origin at once (inline script), which
  *   answers 302 back to the site; the return page is the floor `connected` page.
  *
@@ -38,8 +39,7 @@ export async function startFloor(base: number): Promise<Floor> {
 const P = ${JSON.stringify(passport)}
 const frame = document.createElement('iframe')
 frame.style.display = 'none'
-frame.src = P + '/frame'
-frame.onload = () => frame.contentWindow.postMessage({ type: 'token_request' }, P)
+frame.src = P + '/frame?for=' + encodeURIComponent(location.origin)
 addEventListener('message', async (event) => {
   if (event.origin !== P) return
   const res = await fetch('/api/me', { headers: { Authorization: 'Bearer ' + event.data.token } })
@@ -51,10 +51,9 @@ document.body.append(frame)
 location.replace(${JSON.stringify(`${passport}/authorize`)} + '?return=' + encodeURIComponent(location.origin + '/connected'))
 </script>`
   const frame = `<!doctype html><meta charset="utf-8"><title>floor frame</title><script>
-addEventListener('message', async (event) => {
-  const res = await fetch('/token', { method: 'POST' })
-  parent.postMessage(await res.json(), event.origin)
-})
+fetch('/token', { method: 'POST' })
+  .then((res) => res.json())
+  .then((token) => parent.postMessage(token, new URLSearchParams(location.search).get('for')))
 </script>`
 
   const html = (res: http.ServerResponse, body: string) => {

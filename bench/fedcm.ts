@@ -369,8 +369,8 @@ ${Object.entries(ratios)
   .join('\n')}
 
 The floor rows are the two shapes with nothing of the passport in them (bench/fedcm-floor.ts):
-a bare page whose inline script adds a bare cross-site frame, which fetches one signed token and
-posts it back, and one call to the site's backend; the floor hop first goes through a bare 302 at
+a bare page whose inline script adds a bare cross-site frame, which fetches one signed token as
+it starts and posts it to the page (asked by no message), and one call to the site's backend; the floor hop first goes through a bare 302 at
 the passport origin. Their ratio is the goal's ratio with the browser's costs alone;
 \`connected/floor\` and \`hop/floor\` are what the passport adds to each.
 
