@@ -42,7 +42,10 @@ interface Watched {
 }
 
 /** A tab whose FedCM dialogs are answered with the first account, its navigations counted. */
-async function watchedPage(context: BrowserContext, answer = true): Promise<Watched> {
+async function watchedPage(
+  context: BrowserContext,
+  { chooseAccount = true, continueToSignIn = false } = {},
+): Promise<Watched> {
   const page = await context.newPage()
   const cdp = await context.newCDPSession(page)
   const dialogs: string[] = []
@@ -50,11 +53,19 @@ async function watchedPage(context: BrowserContext, answer = true): Promise<Watc
   await cdp.send('FedCm.enable', { disableRejectionDelay: true })
   cdp.on('FedCm.dialogShown', (event) => {
     dialogs.push(event.dialogType)
-    // A dialog without accounts (the passport signed out: "sign in to passport?") is closed. The
-    // notice of an automatic sign-in (`AutoReauthn`) is left alone: closing it cancels the sign-in.
+    // A dialog without accounts (the passport signed out: "sign in to passport?") is closed
+    // unless asked to go on to `login_url`. The notice of an automatic sign-in (`AutoReauthn`)
+    // is left alone: closing it cancels the sign-in.
     if (event.dialogType === 'AutoReauthn') return
-    if (answer && event.dialogType === 'AccountChooser')
+    if (chooseAccount && event.dialogType === 'AccountChooser')
       cdp.send('FedCm.selectAccount', { dialogId: event.dialogId, accountIndex: 0 }).catch(() => {})
+    else if (continueToSignIn && event.dialogType === 'ConfirmIdpLogin')
+      cdp
+        .send('FedCm.clickDialogButton', {
+          dialogId: event.dialogId,
+          dialogButton: 'ConfirmIdpLoginContinue',
+        })
+        .catch(() => {})
     else cdp.send('FedCm.dismissDialog', { dialogId: event.dialogId }).catch(() => {})
   })
   let first = true
@@ -191,6 +202,36 @@ test('a Shop tab opened signed out picks up a sign-in made on News within a seco
   expect(waiting.navigations.length).toBe(settled)
 })
 
+test('the browser still thinks the passport signed in, the passport does not: the "sign in to the passport" dialog answered Continue opens login_url, which closes itself, and the tab goes on to the passport\'s sign-in, no dead end', async ({
+  browserContext,
+}) => {
+  // A password sign-in on News (a top-level passport page: the browser records "logged in"),
+  // then a sign-out through News's frame, which has no storage access here: the browser keeps
+  // its "logged in" record while the passport has no session (as after a session expiry).
+  const tab = await watchedPage(browserContext, { continueToSignIn: true })
+  await signIn(tab.page, urls.news, 'alice', 'alice-password-1')
+  await expect(status(tab.page)).toHaveText('Signed in as alice')
+  await tab.page.getByRole('button', { name: 'Sign out' }).click()
+  await expect(status(tab.page)).toHaveText('You are not signed in.')
+  expect(tab.dialogs).toEqual([])
+
+  const popup = browserContext.waitForEvent('page')
+  await tab.page.getByRole('button', { name: 'Sign in', exact: true }).click()
+  // The accounts come back 401: the browser's own dialog, answered Continue, opens its pop-up
+  // at the passport's login_url ...
+  const opened = await popup
+  expect(new URL(opened.url()).pathname).toBe('/fedcm/sign-in')
+  expect(tab.dialogs).toEqual(['ConfirmIdpLogin'])
+  // ... which closes itself at once (IdentityProvider.close) ...
+  await expect.poll(() => opened.isClosed(), { timeout: 5_000 }).toBe(true)
+  // ... and the site's tab goes on to the passport's sign-in page, which comes back signed in.
+  await expect(tab.page).toHaveURL(/passport\.localhost.*\/authorize/)
+  await tab.page.getByLabel('Username', { exact: true }).fill('alice')
+  await tab.page.getByLabel('Password', { exact: true }).fill('alice-password-1')
+  await tab.page.getByRole('button', { name: 'Sign in', exact: true }).click()
+  await expect(status(tab.page)).toHaveText('Signed in as alice')
+})
+
 test('a sign-out on Shop reaches News with the live channel blocked', async ({ browserContext }) => {
   await browserContext.routeWebSocket(/\/live/, (ws) => ws.close())
   const { news, shop } = await connectBoth(browserContext)
@@ -251,7 +292,7 @@ test('disconnect: after IdentityCredential.disconnect the site is not auto-grant
   // The passport ended this device's sign-in on News (pushed to the tab) ...
   await expect(status(news.page)).toHaveText('You are not signed in.')
   // ... and the browser no longer lets News's passport frame in unprompted.
-  const again = await watchedPage(browserContext, false)
+  const again = await watchedPage(browserContext, { chooseAccount: false })
   await again.page.goto(urls.news)
   await expect(status(again.page)).toHaveText('You are not signed in.')
   expect(await frameStorageAccess(again.page)).toBe(false)

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { describe, expect, test } from 'vitest'
 import { runCli } from '../cli.ts'
 import { validateSiteInput } from '../services/registry.ts'
@@ -96,6 +97,25 @@ describe('FedCM discovery', () => {
       disconnect_endpoint: `${TEST_ISSUER}/fedcm/disconnect`,
       login_url: `${TEST_ISSUER}/fedcm/sign-in`,
     })
+  })
+})
+
+describe('GET /fedcm/sign-in (login_url)', () => {
+  test('closes the pop-up with IdentityProvider.close(), a script its CSP allows by hash alone', async () => {
+    const { app } = await createTestWorld()
+    const res = await app.request('/fedcm/sign-in')
+    expect(res.status).toBe(200)
+    expect(res.headers.get('Cache-Control')).toBe('no-store')
+    const html = await res.text()
+    const script = /<script>([^<]*)<\/script>/.exec(html)?.[1] ?? ''
+    expect(script).toContain('IdentityProvider.close()')
+    const csp = res.headers.get('Content-Security-Policy') ?? ''
+    const hash = createHash('sha256').update(script).digest('base64')
+    expect(csp).toContain(`script-src 'sha256-${hash}'`)
+    expect(csp).not.toContain('unsafe-inline')
+    expect(csp).toContain("frame-ancestors 'none'")
+    // Where no script runs, the text says what to do.
+    expect(html).toContain("press the site's Sign-in button again")
   })
 })
 

@@ -1,7 +1,7 @@
 import { type Context, Hono } from 'hono'
 import type { AppDeps } from '../deps.ts'
 import { readForm } from '../middleware/body.ts'
-import { renderErrorPage } from '../pages/login-page.ts'
+import { renderFedcmLoginPage } from '../pages/fedcm-login-page.ts'
 import { sendPage } from '../pages/send-page.ts'
 import { issueCode } from '../services/codes.ts'
 import { endSiteAccess } from '../services/site-access.ts'
@@ -224,15 +224,10 @@ export function fedcmRoutes(deps: AppDeps): Hono {
     return c.json({ account_id: session.userId })
   })
 
-  // Where the browser sends a signed-out user who pressed a FedCM button. Signing in needs a
-  // site to come back to, so the page points there (the SDK falls back to the redirect anyway).
-  app.get(FEDCM_PATHS.login, (c) =>
-    sendPage(
-      c,
-      renderErrorPage('Sign in from the site you were on: its Sign-in button brings you here.'),
-      200,
-    ),
-  )
+  // Where the browser's "sign in to the passport" dialog sends a signed-out user who pressed a
+  // FedCM button. The page closes itself (the pop-up has no site to come back to) and the SDK
+  // falls back to the redirect, which has.
+  app.get(FEDCM_PATHS.login, (c) => sendPage(c, renderFedcmLoginPage()))
 
   return app
 }
