@@ -764,6 +764,34 @@ describe('FedCM (issue 17)', () => {
     expect(env.browser.location.navigations).toEqual([])
   })
 
+  it("fedcmOnLoad 'silent': a first visit asks FedCM only silently (no chooser), then the silent hop", async () => {
+    const env = setup()
+    const get = withFedcm(env, async () => ({ token: 'chooser-code' }))
+    start(env, { fedcm: true, fedcmOnLoad: 'silent' })
+    await waitFor(() => expect(env.browser.location.navigations).toHaveLength(1))
+    expect(get.mock.calls.map((c) => (c[0] as { mediation: string }).mediation)).toEqual(['silent'])
+    expect(env.browser.location.navigations[0]?.url).toContain('prompt=none')
+    expect(env.api.exchangeCode).not.toHaveBeenCalled()
+  })
+
+  it("fedcmOnLoad 'silent': a returning site is still signed in on load without a dialog, and login() still shows the chooser", async () => {
+    const env = setup()
+    const get = withFedcm(
+      env,
+      async () => ({ token: 'chooser-code' }),
+      async () => ({ token: 'auto-code' }),
+    )
+    const p = start(env, { fedcm: true, fedcmOnLoad: 'silent' })
+    expect((await p.ready).status).toBe('signed_in')
+    expect(env.api.exchangeCode.mock.calls[0]?.[1]).toBe('auto-code')
+    await p.login({ mode: 'fedcm' })
+    expect(get.mock.calls.map((c) => (c[0] as { mediation: string }).mediation)).toEqual([
+      'silent',
+      'optional',
+    ])
+    expect(env.browser.location.navigations).toEqual([])
+  })
+
   it('a signed-out page within the silent limit: a returning site is signed in by FedCM without a dialog (silent), never the chooser', async () => {
     const env = setup()
     const get = withFedcm(

@@ -38,6 +38,13 @@ export interface PassportOptions {
    * own "Continue as" dialog with no navigation (docs/fedcm.md). Default false.
    */
   fedcm?: boolean
+  /**
+   * With `fedcm`, the FedCM request a page load makes when no sign-in is known here: `optional`
+   * (default) may show the browser's account chooser; `silent` never shows any browser UI (it
+   * signs in only on a site the user chose the passport on before, else the silent hop follows),
+   * so the chooser waits for `login({ mode: 'fedcm' })`. Script tag: `data-fedcm-on-load="silent"`.
+   */
+  fedcmOnLoad?: 'optional' | 'silent'
 }
 
 export type PassportState =
@@ -276,7 +283,7 @@ export function createPassport(options: PassportOptions): Passport {
     }
     if (callback) {
       // A FedCM site's frame tells a signed-out page of a sign-in made on another such site.
-      if (fedcmUsable) ask({ type: 'token_request' }).then(signedIn, () => undefined)
+      if (fedcmUsable) takeToken()
       return signedOut(isEndReason(callback.reason) ? callback.reason : null)
     }
 
@@ -310,7 +317,7 @@ export function createPassport(options: PassportOptions): Passport {
         return signedIn(await ask({ type: 'token_request' }))
       } catch {}
       store.markSilentAttempt(Date.now())
-      const viaFedcm = await signInWithFedcm('optional')
+      const viaFedcm = await signInWithFedcm(options.fedcmOnLoad === 'silent' ? 'silent' : 'optional')
       if (viaFedcm) return viaFedcm
     }
     // No sign-in known here: one silent trip, at most once per `silentRetrySeconds` for this

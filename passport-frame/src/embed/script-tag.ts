@@ -10,15 +10,16 @@ declare global {
 // so it runs while the page is still parsing and can leave for the passport before anything
 // else loads. The passport origin is where this file came from.
 const script = document.currentScript as HTMLScriptElement | null
-const authkey = script?.dataset.authkey
-if (script && authkey) {
+const data = script?.dataset
+if (script && data?.authkey) {
   window.passport = createPassport({
-    authkey,
+    authkey: data.authkey,
     passportOrigin: new URL(script.src).origin,
-    ...(script.dataset.redirectUri ? { redirectUri: script.dataset.redirectUri } : {}),
-    ...(script.dataset.silent === 'false' ? { silent: false } : {}),
-    ...(script.dataset.fedcm === 'true' ? { fedcm: true } : {}),
+    ...(data.redirectUri ? { redirectUri: data.redirectUri } : {}),
+    silent: data.silent !== 'false',
+    fedcm: data.fedcm === 'true',
+    fedcmOnLoad: data.fedcmOnLoad === 'silent' ? 'silent' : 'optional',
   })
 } else {
-  console.error('[passport] passport.js needs a data-authkey attribute on its <script> tag')
+  console.error('[passport] passport.js needs data-authkey on its <script> tag')
 }
