@@ -47,7 +47,12 @@ async function serveBlog(authkey: string): Promise<() => Promise<void>> {
     res.end(html)
   })
   await new Promise<void>((resolve) => server.listen(portBase + 8, '127.0.0.1', resolve))
-  return () => new Promise<void>((resolve) => server.close(() => resolve()))
+  // The browser keeps its connection open: without closing it, close() waits a minute for it.
+  return () =>
+    new Promise<void>((resolve) => {
+      server.close(() => resolve())
+      server.closeAllConnections()
+    })
 }
 
 test.describe('operator console', () => {
