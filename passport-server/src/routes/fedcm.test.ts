@@ -119,6 +119,20 @@ describe('GET /fedcm/sign-in (login_url)', () => {
   })
 })
 
+describe('Storage Access Headers on the frame page', () => {
+  test("a FedCM site's frame loaded with its grant inactive is told to activate it; nothing else is", async () => {
+    const { app } = await fedcmWorld()
+    const frame = (site: string, state?: string) =>
+      app.request(`/frame/${site}`, state ? { headers: { 'Sec-Fetch-Storage-Access': state } } : {})
+    expect((await frame('news', 'inactive')).headers.get('Activate-Storage-Access')).toBe('load')
+    // Already active, no grant, or a browser without the header: nothing to ask.
+    for (const state of ['active', 'none', undefined])
+      expect((await frame('news', state)).headers.get('Activate-Storage-Access')).toBeNull()
+    // A site that did not opt in to FedCM is never asked to use the passport's own storage.
+    expect((await frame('docs', 'inactive')).headers.get('Activate-Storage-Access')).toBeNull()
+  })
+})
+
 describe('GET /fedcm/accounts', () => {
   test('lists the signed-in user for the browser, and nobody without a session', async () => {
     const { app, jar, alice } = await fedcmWorld()
